@@ -1,0 +1,265 @@
+//! The boundary benchmark: what it costs to move a batch of records into a
+//! Wasm component and back, per encoding (`cargo bench -p eddy --bench boundary`).
+//!
+//! Every row runs the same map, `x -> x * 3 + 1` over values that are ASCII
+//! decimal `u64`s, on the same records, so the rows differ only in how the
+//! records cross the boundary:
+//!
+//! - `typed`: one call `map-typed(list<rec>) -> list<rec>` (benches/wit);
+//! - `packed`: one call `map-packed(list<u8>) -> list<u8>` over the framing of
+//!   wit/README.md, which is what Eddy's `operator.process` carries;
+//! - `sdk`: Eddy's real path, `eddy::runtime::Instance::process` on the
+//!   `bench-ops` component (SDK decode, serde_json, the user closure, encode).
+//!
+//! The components come from `./dev build`; `EDDY_COMPONENTS` overrides where
+//! they are looked for. MB/s always counts the packed bytes of the input, so
+//! the rows are comparable whatever crosses the boundary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context as _, Result};
+use eddy::runtime::{Runtime, SandboxConfig, SubtaskInfo, VertexKind};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+mod bindings {
+    wasmtime::component::bindgen!({ path: "../benches/wit", world: "boundary" });
+}
+use bindings::{Boundary, Rec};
+
+/// Measured runs per row; the median is reported.
+const RUNS: usize = 7;
+/// Minimum length of one run: long enough that timer and scheduler noise vanish.
+const RUN_TIME: Duration = Duration::from_millis(300);
+/// Warm-up before the runs: caches, branch predictors, the guest allocator's free lists.
+const WARM_UP: Duration = Duration::from_millis(200);
+/// The batch size of the headline rows.
+const BATCH: usize = 1024;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("boundary benchmark failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let dir = components_dir();
+    let boundary_wasm = dir.join("boundary_guest.wasm");
+    let sdk_wasm = dir.join("bench_ops.wasm");
+    let missing: Vec<_> = [&boundary_wasm, &sdk_wasm].into_iter().filter(|p| !p.exists()).collect();
+    if !missing.is_empty() {
+        for p in &missing {
+            eprintln!("missing component {}", p.display());
+        }
+        eprintln!("build the components first: ./dev build (or set EDDY_COMPONENTS to where they are)");
+        std::process::exit(2);
+    }
+
+    let mut bench = BoundaryBench::new(&std::fs::read(&boundary_wasm)?)?;
+    let mut sdk = SdkBench::new(&std::fs::read(&sdk_wasm)?)?;
+
+    println!("boundary benchmark: same map (x*3+1 on decimal u64 values) per row, {RUNS} runs of >= {RUN_TIME:?}, medians");
+    println!("records: no key, a timestamp, a value of up to 9 digits; MB/s = packed input bytes (10^6/s)");
+    println!();
+    println!("{:<8} {:>6} {:>14} {:>10}", "path", "batch", "records/s", "MB/s");
+
+    let row = |name: &str, batch: usize, m: Measurement| {
+        println!("{:<8} {:>6} {:>12.2} M {:>10.1}", name, batch, m.records_per_s / 1e6, m.bytes_per_s / 1e6);
+        m
+    };
+
+    let typed = row("typed", BATCH, bench.typed(BATCH)?);
+    let packed = row("packed", BATCH, bench.packed(BATCH)?);
+    let via_sdk = row("sdk", BATCH, sdk.measure(BATCH)?);
+    // One call per record: what a per-record boundary (no batching) would cost.
+    row("typed", 1, bench.typed(1)?);
+    for n in [64, 256, 4096] {
+        row("packed", n, bench.packed(n)?);
+    }
+
+    println!();
+    println!("packed/typed at {BATCH}: {:.2}x", packed.records_per_s / typed.records_per_s);
+    println!("sdk/packed at {BATCH}:   {:.2}x", via_sdk.records_per_s / packed.records_per_s);
+    Ok(())
+}
+
+/// `EDDY_COMPONENTS`, else the component profile's output of this workspace.
+fn components_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("EDDY_COMPONENTS") {
+        return dir.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("wasm32-wasip2/component")
+}
+
+/// The value of record `i`: spread over 1 to 9 digits, as real data would be,
+/// so that parsing and formatting do not see one fixed length.
+fn value(i: usize) -> u64 {
+    (i as u64).wrapping_mul(2_654_435_761) % 1_000_000_000
+}
+
+fn timestamp(i: usize) -> i64 {
+    1_700_000_000_000 + i as i64
+}
+
+/// `n` records in the packed framing of wit/README.md.
+fn packed_batch(n: usize) -> Vec<u8> {
+    let mut batch = Vec::new();
+    for i in 0..n {
+        eddy::framing::push(&mut batch, None, value(i).to_string().as_bytes(), Some(timestamp(i)));
+    }
+    batch
+}
+
+/// The same `n` records, typed.
+fn typed_batch(n: usize) -> Vec<Rec> {
+    (0..n).map(|i| Rec { key: None, value: value(i).to_string().into_bytes(), timestamp: Some(timestamp(i)) }).collect()
+}
+
+fn expected(i: usize) -> Vec<u8> {
+    value(i).wrapping_mul(3).wrapping_add(1).to_string().into_bytes()
+}
+
+/// Checks a packed output of the map over `packed_batch(n)`, so that no row
+/// is fast because it is wrong.
+fn check_packed(out: &[u8], n: usize) -> Result<()> {
+    let mut count = 0;
+    for (i, rec) in eddy::framing::records(out).enumerate() {
+        let rec = rec.map_err(|e| anyhow::anyhow!("malformed output batch: {e}"))?;
+        ensure!(rec.value == expected(i), "record {i}: got {:?}", String::from_utf8_lossy(rec.value));
+        ensure!(rec.timestamp == Some(timestamp(i)), "record {i}: timestamp {:?}", rec.timestamp);
+        count += 1;
+    }
+    ensure!(count == n, "{count} records out of {n}");
+    Ok(())
+}
+
+struct Measurement {
+    records_per_s: f64,
+    bytes_per_s: f64,
+}
+
+/// Calls `call` (one batch of `records` records, `bytes` packed bytes) in a
+/// loop: a warm-up, then `RUNS` timed runs; returns the medians.
+fn measure(records: usize, bytes: usize, mut call: impl FnMut() -> Result<()>) -> Result<Measurement> {
+    let mut loop_for = |time: Duration| -> Result<f64> {
+        let started = Instant::now();
+        let mut calls = 0u64;
+        // Check the clock every few calls only, so small batches do not time the clock.
+        while started.elapsed() < time {
+            for _ in 0..16 {
+                call()?;
+            }
+            calls += 16;
+        }
+        Ok(calls as f64 / started.elapsed().as_secs_f64())
+    };
+    loop_for(WARM_UP)?;
+    let mut rates = (0..RUNS).map(|_| loop_for(RUN_TIME)).collect::<Result<Vec<f64>>>()?;
+    rates.sort_by(f64::total_cmp);
+    let calls_per_s = rates[RUNS / 2];
+    Ok(Measurement { records_per_s: calls_per_s * records as f64, bytes_per_s: calls_per_s * bytes as f64 })
+}
+
+/// The store data of the typed/packed component. Rust's std in a
+/// wasm32-wasip2 component imports a little WASI (stderr for panics, the
+/// environment) even though the world imports nothing, so it is linked, with
+/// nothing granted.
+struct Ctx {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for Ctx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The `typed` and `packed` rows: a plain engine, no sandbox limits, no epoch
+/// interruption, so that only the boundary and the map are measured.
+struct BoundaryBench {
+    store: Store<Ctx>,
+    boundary: Boundary,
+}
+
+impl BoundaryBench {
+    fn new(wasm: &[u8]) -> Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&config)?;
+        let component = Component::new(&engine, wasm).context("compiling boundary_guest.wasm")?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        let mut store = Store::new(&engine, Ctx { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
+        let boundary = Boundary::instantiate(&mut store, &component, &linker).context("instantiating boundary_guest.wasm")?;
+        Ok(Self { store, boundary })
+    }
+
+    fn typed(&mut self, n: usize) -> Result<Measurement> {
+        let input = typed_batch(n);
+        let out = self.boundary.call_map_typed(&mut self.store, &input)?;
+        ensure!(out.len() == n, "map-typed returned {} records out of {n}", out.len());
+        for (i, rec) in out.iter().enumerate() {
+            ensure!(rec.value == expected(i) && rec.timestamp == Some(timestamp(i)) && rec.key.is_none(), "map-typed: record {i} is wrong");
+        }
+        let bytes = packed_batch(n).len();
+        // The output is dropped inside the loop: freeing what the host lifted
+        // is part of the typed encoding's cost.
+        measure(n, bytes, || self.boundary.call_map_typed(&mut self.store, &input).map(drop))
+    }
+
+    fn packed(&mut self, n: usize) -> Result<Measurement> {
+        let input = packed_batch(n);
+        check_packed(&self.boundary.call_map_packed(&mut self.store, &input)?, n).context("map-packed")?;
+        measure(n, input.len(), || self.boundary.call_map_packed(&mut self.store, &input).map(drop))
+    }
+}
+
+/// The `sdk` row: Eddy's runtime (sandbox, epoch deadline, host imports) and
+/// the SDK's operator, exactly as a task runs a `wasm` vertex.
+struct SdkBench {
+    instance: eddy::runtime::Instance,
+}
+
+impl SdkBench {
+    fn new(wasm: &[u8]) -> Result<Self> {
+        const ENTRY: &str = "map-u64";
+        let runtime = Runtime::new(SandboxConfig::default(), None)?;
+        let module = runtime.load("bench_ops.wasm", wasm)?;
+        // Ask the planner which registry entry the map is rather than
+        // hard-coding it: the job function may gain vertices.
+        let graph = module.plan(ENTRY, &[])?;
+        let index = graph
+            .vertices
+            .iter()
+            .find_map(|v| match v.kind {
+                VertexKind::Wasm(n) if v.name == ENTRY => Some(n),
+                _ => None,
+            })
+            .with_context(|| format!("bench_ops.wasm: no wasm vertex named {ENTRY:?} in the plan of {ENTRY:?}"))?;
+        let mut instance = module.instantiate("map", None)?;
+        instance.open(ENTRY, &[], &[index], SubtaskInfo { index: 0, parallelism: 1, max_parallelism: 128 })?;
+        Ok(Self { instance })
+    }
+
+    fn measure(&mut self, n: usize) -> Result<Measurement> {
+        // JSON numbers are their decimal text, so the packed input is the same bytes.
+        let input = packed_batch(n);
+        let out = self.instance.process(&input)?;
+        if let Err(e) = check_packed(&out, n) {
+            bail!("bench_ops.wasm map-u64: {e:#}");
+        }
+        measure(n, input.len(), || self.instance.process(&input).map(drop).map_err(Into::into))
+    }
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Benchmarks. Called by `./dev bench [--flink] [MB]` after the build.
+#  1. word count over ../shared/bench/gen_text.py text (default 100 MB) at
+#     parallelism 2 on the embedded cluster: median of 3 runs, words/s;
+#     with --flink, Apache Flink's word count on the same file in the same run;
+#  2. the Wasm boundary benchmark (packed vs typed batches, the SDK map operator).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+flink=no
+mb=100
+for a in "$@"; do
+  case "$a" in
+    --flink) flink=yes ;;
+    *) mb=$a ;;
+  esac
+done
+target=${CARGO_TARGET_DIR:-$PWD/target}
+eddy=$target/release/eddy
+wasm=$target/wasm32-wasip2/component/wordcount.wasm
+shared=../shared/bench
+mkdir -p "$target/bench"
+text=$target/bench/text-$mb.txt
+if [ ! -f "$text" ]; then
+  echo "==> generating $mb MB of text"
+  python3 "$shared/gen_text.py" "$mb" "$text"
+fi
+words=$(wc -w < "$text")
+now() { python3 -c 'import time; print(time.time())'; }
+
+echo "==> Eddy word count, $mb MB ($words words), parallelism 2, 3 runs"
+times=()
+for i in 1 2 3; do
+  out=$(mktemp -d)
+  start=$(now)
+  "$eddy" run -p 2 -c word-count "$wasm" --input "$text" --output "$out/counts" 2>/dev/null
+  end=$(now)
+  rm -rf "$out"
+  times+=("$(python3 -c "print($end - $start)")")
+  printf '   run %d: %.3f s\n' "$i" "${times[-1]}"
+done
+python3 - "$words" "${times[@]}" <<'PY'
+import statistics, sys
+words, times = int(sys.argv[1]), [float(t) for t in sys.argv[2:]]
+m = statistics.median(times)
+print(f"eddy: median {m:.3f} s, {words / m / 1e6:.2f} M words/s")
+PY
+
+if [ "$flink" = yes ]; then
+  echo "==> Apache Flink word count, same file, parallelism 2 (see $shared/README.md)"
+  "$shared/flink/run.sh" "$text" 2 streaming
+fi
+
+echo "==> boundary benchmark"
+cargo bench --quiet -p eddy --bench boundary

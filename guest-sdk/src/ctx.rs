@@ -1,0 +1,343 @@
+//! What user functions see at run time: contexts to emit records, keyed state, and the host's
+//! log and counters.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::bindings::eddy::stream::host;
+use crate::bindings::eddy::stream::types::Level as WitLevel;
+use crate::ops::{decode_json, encode_json};
+
+/// Severity of a log line written with [`log`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// Very fine-grained detail.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something unexpected but recoverable.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl From<Level> for WitLevel {
+    fn from(l: Level) -> WitLevel {
+        match l {
+            Level::Trace => WitLevel::Trace,
+            Level::Debug => WitLevel::Debug,
+            Level::Info => WitLevel::Info,
+            Level::Warn => WitLevel::Warn,
+            Level::Error => WitLevel::Error,
+        }
+    }
+}
+
+/// Writes a line into the task's log (host import `log`). Usable from any user function,
+/// including plain `map` closures that have no context.
+pub fn log(level: Level, message: &str) {
+    host::log(level.into(), message);
+}
+
+/// [`log`] at [`Level::Info`].
+pub fn info(message: &str) {
+    log(Level::Info, message);
+}
+
+/// Adds `delta` to this subtask's counter `name`, shown in the job's metrics.
+pub fn counter(name: &str, delta: u64) {
+    host::counter_add(name, delta);
+}
+
+/// Which key the host's state functions currently apply to, and which key the record being
+/// processed has. Setting the host key costs a boundary crossing, so it happens lazily: only
+/// when user code touches state and the record's key differs from the last one set.
+#[derive(Default)]
+struct KeyTracker {
+    record: Option<Vec<u8>>,
+    host: Option<Vec<u8>>,
+}
+
+thread_local! {
+    static KEYS: RefCell<KeyTracker> = RefCell::new(KeyTracker::default());
+}
+
+/// Makes `key` the key of the record about to be processed by a keyed operator.
+pub(crate) fn set_record_key(key: &[u8]) {
+    KEYS.with(|k| {
+        let mut k = k.borrow_mut();
+        match &mut k.record {
+            Some(buf) => {
+                buf.clear();
+                buf.extend_from_slice(key);
+            }
+            None => k.record = Some(key.to_vec()),
+        }
+    });
+}
+
+/// Forgets which key the host has, so the next state access sets it again. Called at the
+/// start of every export call: the host owns its current key between calls.
+pub(crate) fn reset_host_key() {
+    KEYS.with(|k| k.borrow_mut().host = None);
+}
+
+fn with_record_key<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+    KEYS.with(|k| {
+        let k = k.borrow();
+        f(k.record
+            .as_deref()
+            .expect("keyed state used outside a keyed operator"))
+    })
+}
+
+/// Ensures the host's state functions apply to the current record's key.
+fn ensure_host_key() -> Result<(), String> {
+    KEYS.with(|k| {
+        let mut k = k.borrow_mut();
+        let k = &mut *k;
+        let Some(record) = k.record.as_deref() else {
+            return Err(
+                "keyed state is only available in a keyed operator (after key_by)".to_string(),
+            );
+        };
+        if k.host.as_deref() != Some(record) {
+            host::set_current_key(record)?;
+            match &mut k.host {
+                Some(h) => {
+                    h.clear();
+                    h.extend_from_slice(record);
+                }
+                None => k.host = Some(record.to_vec()),
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The context of a non-keyed `process` function: emit with [`Ctx::collect`].
+///
+/// Emitted values are buffered and sent downstream after the function returns, so they
+/// keep the input record's key and timestamp.
+pub struct Ctx<O> {
+    pub(crate) out: Vec<O>,
+    pub(crate) timestamp: Option<i64>,
+}
+
+impl<O> Ctx<O> {
+    pub(crate) fn new() -> Self {
+        Ctx {
+            out: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    /// Emits `value` downstream.
+    pub fn collect(&mut self, value: O) {
+        self.out.push(value);
+    }
+
+    /// The event time of the record being processed, if it has one.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+
+    /// Writes a line into the task's log.
+    pub fn log(&self, level: Level, message: &str) {
+        log(level, message);
+    }
+
+    /// Logs at info level.
+    pub fn info(&self, message: &str) {
+        info(message);
+    }
+
+    /// Adds `delta` to this subtask's counter `name`.
+    pub fn counter(&self, name: &str, delta: u64) {
+        counter(name, delta);
+    }
+}
+
+/// The context of a keyed `process` function: a [`Ctx`] (through `Deref`) plus the record's
+/// key and state scoped to that key.
+pub struct KeyedCtx<K, O> {
+    pub(crate) ctx: Ctx<O>,
+    pub(crate) _key: PhantomData<fn() -> K>,
+}
+
+impl<K, O> std::ops::Deref for KeyedCtx<K, O> {
+    type Target = Ctx<O>;
+    fn deref(&self) -> &Ctx<O> {
+        &self.ctx
+    }
+}
+
+impl<K, O> std::ops::DerefMut for KeyedCtx<K, O> {
+    fn deref_mut(&mut self) -> &mut Ctx<O> {
+        &mut self.ctx
+    }
+}
+
+impl<K: DeserializeOwned, O> KeyedCtx<K, O> {
+    /// The key of the record being processed, decoded from the record key.
+    ///
+    /// # Panics
+    /// If the record key is not the JSON of a `K`. `key_by` produced it from a `K`, so this
+    /// only happens if the host delivers foreign keys; it traps with the decode error.
+    pub fn key(&self) -> K {
+        with_record_key(|k| decode_json(k)).unwrap_or_else(|e| panic!("record key: {e}"))
+    }
+}
+
+impl<K, O> KeyedCtx<K, O> {
+    /// Value state `name` of the current key.
+    pub fn value_state<S: Serialize + DeserializeOwned>(&self, name: &str) -> ValueState<S> {
+        ValueState {
+            name: name.to_string(),
+            _s: PhantomData,
+        }
+    }
+
+    /// List state `name` of the current key.
+    pub fn list_state<S: Serialize + DeserializeOwned>(&self, name: &str) -> ListState<S> {
+        ListState {
+            name: name.to_string(),
+            _s: PhantomData,
+        }
+    }
+
+    /// Map state `name` of the current key.
+    pub fn map_state<MK, MV>(&self, name: &str) -> MapState<MK, MV>
+    where
+        MK: Serialize + DeserializeOwned,
+        MV: Serialize + DeserializeOwned,
+    {
+        MapState {
+            name: name.to_string(),
+            _s: PhantomData,
+        }
+    }
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    encode_json(&mut buf, value)?;
+    Ok(buf)
+}
+
+fn state_decode<T: DeserializeOwned>(state: &str, bytes: &[u8]) -> Result<T, String> {
+    decode_json(bytes).map_err(|e| format!("state '{state}': {e}"))
+}
+
+/// One JSON value per key, kept by the host. Handles are cheap; the key they apply to is
+/// the record's being processed when they are used.
+#[derive(Debug, Clone)]
+pub struct ValueState<S> {
+    name: String,
+    _s: PhantomData<fn() -> S>,
+}
+
+impl<S: Serialize + DeserializeOwned> ValueState<S> {
+    /// The value, or `None` if never set (or cleared).
+    pub fn get(&self) -> Result<Option<S>, String> {
+        ensure_host_key()?;
+        host::value_get(&self.name)
+            .map(|b| state_decode(&self.name, &b))
+            .transpose()
+    }
+
+    /// Replaces the value.
+    pub fn set(&self, value: &S) -> Result<(), String> {
+        ensure_host_key()?;
+        host::value_set(&self.name, &to_json(value)?);
+        Ok(())
+    }
+
+    /// Removes the value.
+    pub fn clear(&self) -> Result<(), String> {
+        ensure_host_key()?;
+        host::value_clear(&self.name);
+        Ok(())
+    }
+}
+
+/// An append-only list of JSON values per key, kept by the host.
+#[derive(Debug, Clone)]
+pub struct ListState<S> {
+    name: String,
+    _s: PhantomData<fn() -> S>,
+}
+
+impl<S: Serialize + DeserializeOwned> ListState<S> {
+    /// All elements, oldest first.
+    pub fn get(&self) -> Result<Vec<S>, String> {
+        ensure_host_key()?;
+        host::list_get(&self.name)
+            .iter()
+            .map(|b| state_decode(&self.name, b))
+            .collect()
+    }
+
+    /// Appends an element.
+    pub fn add(&self, value: &S) -> Result<(), String> {
+        ensure_host_key()?;
+        host::list_add(&self.name, &to_json(value)?);
+        Ok(())
+    }
+
+    /// Removes all elements.
+    pub fn clear(&self) -> Result<(), String> {
+        ensure_host_key()?;
+        host::list_clear(&self.name);
+        Ok(())
+    }
+}
+
+/// A map of JSON keys to JSON values per key, kept by the host.
+#[derive(Debug, Clone)]
+pub struct MapState<MK, MV> {
+    name: String,
+    _s: PhantomData<fn() -> (MK, MV)>,
+}
+
+impl<MK, MV> MapState<MK, MV>
+where
+    MK: Serialize + DeserializeOwned,
+    MV: Serialize + DeserializeOwned,
+{
+    /// The value under `key`, if any.
+    pub fn get(&self, key: &MK) -> Result<Option<MV>, String> {
+        ensure_host_key()?;
+        host::map_get(&self.name, &to_json(key)?)
+            .map(|b| state_decode(&self.name, &b))
+            .transpose()
+    }
+
+    /// Sets the value under `key`.
+    pub fn put(&self, key: &MK, value: &MV) -> Result<(), String> {
+        ensure_host_key()?;
+        host::map_put(&self.name, &to_json(key)?, &to_json(value)?);
+        Ok(())
+    }
+
+    /// Removes `key`.
+    pub fn remove(&self, key: &MK) -> Result<(), String> {
+        ensure_host_key()?;
+        host::map_remove(&self.name, &to_json(key)?);
+        Ok(())
+    }
+
+    /// All entries, in the host's order.
+    pub fn entries(&self) -> Result<Vec<(MK, MV)>, String> {
+        ensure_host_key()?;
+        host::map_entries(&self.name)
+            .iter()
+            .map(|(k, v)| Ok((state_decode(&self.name, k)?, state_decode(&self.name, v)?)))
+            .collect()
+    }
+}

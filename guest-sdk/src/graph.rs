@@ -1,0 +1,851 @@
+//! The DataStream builder: `Env`, `Stream`, `KeyedStream` and sinks.
+//!
+//! Running a job function against an [`Env`] records two things at once: the job graph that
+//! the planner returns, and the registry of user operators (`wasm(n)` vertices) that
+//! `operator.open` selects from. Because both come from the same deterministic run, registry
+//! index `n` means the same function in the planner and in every operator instance. Building
+//! never calls host imports, so graphs can be built and tested natively.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::rc::Rc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::bindings::eddy::stream::types::{
+    Aggregate, AggregateKind, Edge, FieldRef, JobGraph, Partitioning, SocketSource, Vertex,
+    VertexKind,
+};
+use crate::ctx::{set_record_key, Ctx, KeyedCtx, ValueState};
+use crate::frame::Record;
+use crate::ops::{decode_json, encode_json, Emit, FnOp, Operator};
+
+/// What a job function built: the graph and the operator registry.
+pub(crate) struct Built {
+    pub graph: JobGraph,
+    pub registry: Vec<Box<dyn Operator>>,
+}
+
+#[derive(Default)]
+struct State {
+    name: String,
+    vertices: Vec<Vertex>,
+    edges: Vec<Edge>,
+    parallelism: Option<u32>,
+    max_parallelism: Option<u32>,
+    registry: Vec<Box<dyn Operator>>,
+    errors: Vec<String>,
+}
+
+type Shared = Rc<RefCell<State>>;
+
+fn add_vertex(g: &Shared, name: &str, kind: VertexKind, input: Option<(u32, Partitioning)>) -> u32 {
+    let mut s = g.borrow_mut();
+    let id = s.vertices.len() as u32;
+    s.vertices.push(Vertex {
+        id,
+        name: name.to_string(),
+        uid: None,
+        kind,
+        parallelism: None,
+        slot_sharing_group: None,
+        keyed: false,
+        per_key_updates: false,
+    });
+    if let Some((source, partitioning)) = input {
+        s.edges.push(Edge {
+            source,
+            target: id,
+            partitioning,
+        });
+    }
+    id
+}
+
+fn add_operator(g: &Shared, name: &str, op: Box<dyn Operator>, input: (u32, Partitioning)) -> u32 {
+    let index = {
+        let mut s = g.borrow_mut();
+        s.registry.push(op);
+        (s.registry.len() - 1) as u32
+    };
+    add_vertex(g, name, VertexKind::Wasm(index), Some(input))
+}
+
+fn with_vertex(g: &Shared, id: u32, f: impl FnOnce(&mut Vertex)) {
+    f(&mut g.borrow_mut().vertices[id as usize]);
+}
+
+/// Boxes a closure as an operator; the signature bound makes closures higher-ranked over
+/// the record's lifetime.
+fn op<F>(f: F) -> Box<dyn Operator>
+where
+    F: FnMut(Record<'_>, &mut dyn Emit) -> Result<(), String> + 'static,
+{
+    Box::new(FnOp(f))
+}
+
+/// The execution environment a job function builds its pipeline on, like Flink's
+/// `StreamExecutionEnvironment`.
+pub struct Env {
+    g: Shared,
+}
+
+impl Env {
+    /// A fresh environment for job `name` (the planner uses the entry name).
+    pub fn new(name: impl Into<String>) -> Env {
+        Env {
+            g: Rc::new(RefCell::new(State {
+                name: name.into(),
+                ..State::default()
+            })),
+        }
+    }
+
+    fn source<T>(&mut self, name: &str, kind: VertexKind, parallelism: Option<u32>) -> Stream<T> {
+        let id = add_vertex(&self.g, name, kind, None);
+        with_vertex(&self.g, id, |v| v.parallelism = parallelism);
+        Stream::new(self.g.clone(), id)
+    }
+
+    /// Lines of a text socket, as `String`s (parallelism 1, unbounded).
+    pub fn socket_text_stream(&mut self, host: impl Into<String>, port: u16) -> Stream<String> {
+        let kind = VertexKind::SocketSource(SocketSource {
+            host: host.into(),
+            port,
+        });
+        self.source("Socket Source", kind, Some(1))
+    }
+
+    /// Lines of a text file, as `String`s (bounded; split across subtasks by the host).
+    pub fn read_text_file(&mut self, path: impl Into<String>) -> Stream<String> {
+        self.source("File Source", VertexKind::FileSource(path.into()), None)
+    }
+
+    /// A fixed collection of values (parallelism 1, bounded).
+    pub fn from_elements<T: Serialize>(&mut self, elements: Vec<T>) -> Stream<T> {
+        let mut encoded = Vec::with_capacity(elements.len());
+        for e in &elements {
+            let mut buf = Vec::new();
+            match encode_json(&mut buf, e) {
+                Ok(()) => encoded.push(buf),
+                Err(err) => self
+                    .g
+                    .borrow_mut()
+                    .errors
+                    .push(format!("from_elements: {err}")),
+            }
+        }
+        self.source(
+            "Elements Source",
+            VertexKind::ElementsSource(encoded),
+            Some(1),
+        )
+    }
+
+    /// `f(0), f(1), …, f(n-1)`: a host-side sequence source of `0..n` (split across
+    /// subtasks) followed by a chained map applying `f` in the guest.
+    pub fn generate<T, F>(&mut self, n: u64, f: F) -> Stream<T>
+    where
+        T: Serialize + 'static,
+        F: Fn(u64) -> T + 'static,
+    {
+        let source: Stream<u64> =
+            self.source("Sequence Source", VertexKind::SequenceSource(n), None);
+        source.map(f)
+    }
+
+    /// Default parallelism of the job's vertices.
+    pub fn set_parallelism(&mut self, parallelism: u32) -> &mut Self {
+        self.g.borrow_mut().parallelism = Some(parallelism);
+        self
+    }
+
+    /// Number of key groups: the upper bound for rescaling keyed state.
+    pub fn set_max_parallelism(&mut self, max_parallelism: u32) -> &mut Self {
+        self.g.borrow_mut().max_parallelism = Some(max_parallelism);
+        self
+    }
+
+    /// The job's name (defaults to the entry name).
+    pub fn set_job_name(&mut self, name: impl Into<String>) -> &mut Self {
+        self.g.borrow_mut().name = name.into();
+        self
+    }
+
+    /// Finishes building. Forward edges between vertices whose parallelisms are both known
+    /// and differ become rebalance edges, as Flink does, because subtask `i` to subtask `i`
+    /// cannot work there.
+    pub(crate) fn finish(self) -> Result<Built, String> {
+        let mut s = std::mem::take(&mut *self.g.borrow_mut());
+        if let Some(e) = s.errors.first() {
+            return Err(e.clone());
+        }
+        if s.vertices.is_empty() {
+            return Err(format!("job '{}' defines no operators", s.name));
+        }
+        let default = s.parallelism;
+        let effective = |v: &Vertex| v.parallelism.or(default);
+        for i in 0..s.edges.len() {
+            let e = &s.edges[i];
+            if matches!(e.partitioning, Partitioning::Forward) {
+                let (a, b) = (
+                    effective(&s.vertices[e.source as usize]),
+                    effective(&s.vertices[e.target as usize]),
+                );
+                if let (Some(a), Some(b)) = (a, b) {
+                    if a != b {
+                        s.edges[i].partitioning = Partitioning::Rebalance;
+                    }
+                }
+            }
+        }
+        Ok(Built {
+            graph: JobGraph {
+                name: s.name,
+                vertices: s.vertices,
+                edges: s.edges,
+                parallelism: s.parallelism,
+                max_parallelism: s.max_parallelism,
+            },
+            registry: s.registry,
+        })
+    }
+}
+
+/// Which part of a value a built-in aggregate (`sum`, `min`, `max`) reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    /// The value itself is the number.
+    Whole,
+    /// Element `n` of a tuple (JSON array).
+    Index(u32),
+    /// Member `name` of a struct (JSON object).
+    Name(String),
+}
+
+impl From<u32> for Field {
+    fn from(i: u32) -> Field {
+        Field::Index(i)
+    }
+}
+
+impl From<usize> for Field {
+    fn from(i: usize) -> Field {
+        Field::Index(u32::try_from(i).unwrap_or(u32::MAX))
+    }
+}
+
+/// So that a bare literal such as `sum(1)` compiles (integer literals default to `i32`). A
+/// negative index maps to `u32::MAX`, an element no tuple has, which the host reports.
+impl From<i32> for Field {
+    fn from(i: i32) -> Field {
+        Field::Index(u32::try_from(i).unwrap_or(u32::MAX))
+    }
+}
+
+impl From<&str> for Field {
+    fn from(name: &str) -> Field {
+        Field::Name(name.to_string())
+    }
+}
+
+impl From<String> for Field {
+    fn from(name: String) -> Field {
+        Field::Name(name)
+    }
+}
+
+impl From<Field> for FieldRef {
+    fn from(f: Field) -> FieldRef {
+        match f {
+            Field::Whole => FieldRef::Whole,
+            Field::Index(i) => FieldRef::Index(i),
+            Field::Name(n) => FieldRef::Name(n),
+        }
+    }
+}
+
+macro_rules! vertex_setters {
+    () => {
+        /// Names the last vertex (shown in plans, logs and errors).
+        pub fn name(self, name: impl Into<String>) -> Self {
+            let name = name.into();
+            with_vertex(&self.g, self.vertex, |v| v.name = name);
+            self
+        }
+
+        /// Gives the last vertex a stable identity for its state across job versions.
+        pub fn uid(self, uid: impl Into<String>) -> Self {
+            let uid = uid.into();
+            with_vertex(&self.g, self.vertex, |v| v.uid = Some(uid));
+            self
+        }
+
+        /// Overrides the job's parallelism for the last vertex.
+        pub fn set_parallelism(self, parallelism: u32) -> Self {
+            with_vertex(&self.g, self.vertex, |v| v.parallelism = Some(parallelism));
+            self
+        }
+
+        /// Puts the last vertex into slot-sharing group `group` (default: "default").
+        pub fn slot_sharing_group(self, group: impl Into<String>) -> Self {
+            let group = group.into();
+            with_vertex(&self.g, self.vertex, |v| v.slot_sharing_group = Some(group));
+            self
+        }
+    };
+}
+
+/// A stream of `T` values, each carried as JSON between operators.
+pub struct Stream<T> {
+    g: Shared,
+    vertex: u32,
+    /// How the next operator connects to this one.
+    edge: Partitioning,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Stream<T> {
+    fn new(g: Shared, vertex: u32) -> Self {
+        Stream {
+            g,
+            vertex,
+            edge: Partitioning::Forward,
+            _t: PhantomData,
+        }
+    }
+
+    fn input(&self) -> (u32, Partitioning) {
+        (self.vertex, self.edge)
+    }
+
+    vertex_setters!();
+
+    /// Sends records round-robin to the next operator's subtasks (to even out skew).
+    pub fn rebalance(mut self) -> Self {
+        self.edge = Partitioning::Rebalance;
+        self
+    }
+
+    /// Sends every record to every subtask of the next operator.
+    pub fn broadcast(mut self) -> Self {
+        self.edge = Partitioning::Broadcast;
+        self
+    }
+
+    /// Prints each value to the task's stdout (strings raw, anything else as JSON).
+    pub fn print(self) -> DataSink {
+        let vertex = add_vertex(
+            &self.g,
+            "Print Sink",
+            VertexKind::PrintSink,
+            Some(self.input()),
+        );
+        DataSink { g: self.g, vertex }
+    }
+
+    /// Writes each value as a line into part files under directory `path`.
+    pub fn write_text_file(self, path: impl Into<String>) -> DataSink {
+        let vertex = add_vertex(
+            &self.g,
+            "File Sink",
+            VertexKind::FileSink(path.into()),
+            Some(self.input()),
+        );
+        DataSink { g: self.g, vertex }
+    }
+
+    fn then<O>(self, name: &str, op: Box<dyn Operator>) -> Stream<O> {
+        let vertex = add_operator(&self.g, name, op, self.input());
+        Stream::new(self.g, vertex)
+    }
+}
+
+impl<T: DeserializeOwned + 'static> Stream<T> {
+    /// One output per input.
+    pub fn map<O, F>(self, f: F) -> Stream<O>
+    where
+        O: Serialize + 'static,
+        F: Fn(T) -> O + 'static,
+    {
+        let mut buf = Vec::new();
+        self.then(
+            "Map",
+            op(move |r, out| {
+                let o = f(decode_json(r.value)?);
+                encode_json(&mut buf, &o)?;
+                out.emit(Record { value: &buf, ..r })
+            }),
+        )
+    }
+
+    /// Any number of outputs per input.
+    pub fn flat_map<O, I, F>(self, f: F) -> Stream<O>
+    where
+        O: Serialize + 'static,
+        I: IntoIterator<Item = O>,
+        F: Fn(T) -> I + 'static,
+    {
+        let mut buf = Vec::new();
+        self.then(
+            "FlatMap",
+            op(move |r, out| {
+                for o in f(decode_json(r.value)?) {
+                    encode_json(&mut buf, &o)?;
+                    out.emit(Record { value: &buf, ..r })?;
+                }
+                Ok(())
+            }),
+        )
+    }
+
+    /// Keeps the values for which `f` holds (forwarding their bytes unchanged).
+    pub fn filter<F>(self, f: F) -> Stream<T>
+    where
+        F: Fn(&T) -> bool + 'static,
+    {
+        self.then(
+            "Filter",
+            op(move |r, out| {
+                let v: T = decode_json(r.value)?;
+                if f(&v) {
+                    out.emit(r)
+                } else {
+                    Ok(())
+                }
+            }),
+        )
+    }
+
+    /// A general function: emits through `ctx.collect`, may fail with an error message.
+    pub fn process<O, F>(self, f: F) -> Stream<O>
+    where
+        O: Serialize + 'static,
+        F: Fn(&mut Ctx<O>, T) -> Result<(), String> + 'static,
+    {
+        let mut ctx = Ctx::new();
+        let mut buf = Vec::new();
+        self.then(
+            "Process",
+            op(move |r, out| {
+                let v = decode_json(r.value)?;
+                ctx.out.clear();
+                ctx.timestamp = r.timestamp;
+                f(&mut ctx, v)?;
+                for o in ctx.out.drain(..) {
+                    encode_json(&mut buf, &o)?;
+                    out.emit(Record { value: &buf, ..r })?;
+                }
+                Ok(())
+            }),
+        )
+    }
+
+    /// Partitions by `f(value)`: sets each record's key to the key's JSON; the next
+    /// operator is connected by a hash edge so that one subtask sees all of a key.
+    pub fn key_by<K, F>(self, f: F) -> KeyedStream<T, K>
+    where
+        K: Serialize + 'static,
+        F: Fn(&T) -> K + 'static,
+    {
+        let mut buf = Vec::new();
+        let stream: Stream<T> = self.then(
+            "KeyBy",
+            op(move |r, out| {
+                let v: T = decode_json(r.value)?;
+                encode_json(&mut buf, &f(&v))?;
+                out.emit(Record {
+                    key: Some(&buf),
+                    ..r
+                })
+            }),
+        );
+        KeyedStream {
+            g: stream.g,
+            vertex: stream.vertex,
+            _t: PhantomData,
+        }
+    }
+}
+
+/// A stream partitioned by a key of type `K`; its operators may use keyed state.
+pub struct KeyedStream<T, K> {
+    g: Shared,
+    vertex: u32,
+    _t: PhantomData<fn() -> (T, K)>,
+}
+
+impl<T, K> KeyedStream<T, K> {
+    vertex_setters!();
+
+    fn then_keyed<O>(self, name: &str, kind: VertexKind, per_key_updates: bool) -> Stream<O> {
+        let id = add_vertex(&self.g, name, kind, Some((self.vertex, Partitioning::Hash)));
+        let keyed = matches!(kind_of(&self.g, id), VertexKind::Wasm(_));
+        with_vertex(&self.g, id, |v| {
+            v.keyed = keyed;
+            v.per_key_updates = per_key_updates;
+        });
+        Stream::new(self.g, id)
+    }
+
+    fn aggregate<O>(self, name: &str, kind: AggregateKind, field: Field) -> Stream<O> {
+        self.then_keyed(
+            name,
+            VertexKind::Aggregate(Aggregate {
+                kind,
+                field: field.into(),
+            }),
+            false,
+        )
+    }
+
+    /// Running sum of `field` per key (built into the host): emits the key's first record
+    /// with the field replaced by the sum.
+    pub fn sum(self, field: impl Into<Field>) -> Stream<T> {
+        self.aggregate("Sum", AggregateKind::Sum, field.into())
+    }
+
+    /// Running minimum of `field` per key (built into the host).
+    pub fn min(self, field: impl Into<Field>) -> Stream<T> {
+        self.aggregate("Min", AggregateKind::Min, field.into())
+    }
+
+    /// Running maximum of `field` per key (built into the host).
+    pub fn max(self, field: impl Into<Field>) -> Stream<T> {
+        self.aggregate("Max", AggregateKind::Max, field.into())
+    }
+
+    /// Running count per key (built into the host): emits `(key, n)`.
+    pub fn count(self) -> Stream<(K, u64)> {
+        self.aggregate("Count", AggregateKind::Count, Field::Whole)
+    }
+}
+
+fn kind_of(g: &Shared, id: u32) -> VertexKind {
+    g.borrow().vertices[id as usize].kind.clone()
+}
+
+fn keyed_record_key<'a>(r: &Record<'a>) -> Result<&'a [u8], String> {
+    r.key.ok_or_else(|| {
+        "keyed operator received a record without a key (is its input a key_by?)".to_string()
+    })
+}
+
+impl<T, K> KeyedStream<T, K>
+where
+    T: Serialize + DeserializeOwned + 'static,
+    K: DeserializeOwned + 'static,
+{
+    fn keyed_operator<O>(
+        self,
+        name: &str,
+        op: Box<dyn Operator>,
+        per_key_updates: bool,
+    ) -> Stream<O> {
+        let index = {
+            let mut s = self.g.borrow_mut();
+            s.registry.push(op);
+            (s.registry.len() - 1) as u32
+        };
+        self.then_keyed(name, VertexKind::Wasm(index), per_key_updates)
+    }
+
+    /// A general keyed function: `ctx.key()`, keyed state, and `ctx.collect`. Outputs keep
+    /// the input's key.
+    pub fn process<O, F>(self, f: F) -> Stream<O>
+    where
+        O: Serialize + 'static,
+        F: Fn(&mut KeyedCtx<K, O>, T) -> Result<(), String> + 'static,
+    {
+        let mut ctx = KeyedCtx {
+            ctx: Ctx::new(),
+            _key: PhantomData,
+        };
+        let mut buf = Vec::new();
+        self.keyed_operator(
+            "Process",
+            op(move |r, out| {
+                set_record_key(keyed_record_key(&r)?);
+                let v = decode_json(r.value)?;
+                ctx.ctx.out.clear();
+                ctx.ctx.timestamp = r.timestamp;
+                f(&mut ctx, v)?;
+                for o in ctx.ctx.out.drain(..) {
+                    encode_json(&mut buf, &o)?;
+                    out.emit(Record { value: &buf, ..r })?;
+                }
+                Ok(())
+            }),
+            false,
+        )
+    }
+
+    /// Folds each key's values with `f` (state `__reduce`) and emits the running result for
+    /// every input, as Flink's `reduce` does.
+    pub fn reduce<F>(self, f: F) -> Stream<T>
+    where
+        F: Fn(T, T) -> T + 'static,
+    {
+        let state: ValueState<T> = KeyedCtx::<K, ()> {
+            ctx: Ctx::new(),
+            _key: PhantomData,
+        }
+        .value_state("__reduce");
+        let mut buf = Vec::new();
+        self.keyed_operator(
+            "Reduce",
+            op(move |r, out| {
+                set_record_key(keyed_record_key(&r)?);
+                let v: T = decode_json(r.value)?;
+                let next = match state.get()? {
+                    Some(acc) => f(acc, v),
+                    None => v,
+                };
+                state.set(&next)?;
+                encode_json(&mut buf, &next)?;
+                out.emit(Record { value: &buf, ..r })
+            }),
+            true,
+        )
+    }
+}
+
+/// A sink vertex; only its settings can still be changed.
+pub struct DataSink {
+    g: Shared,
+    vertex: u32,
+}
+
+impl DataSink {
+    vertex_setters!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame;
+
+    fn edges(b: &Built) -> Vec<(u32, u32, Partitioning)> {
+        b.graph
+            .edges
+            .iter()
+            .map(|e| (e.source, e.target, e.partitioning))
+            .collect()
+    }
+
+    fn names(b: &Built) -> Vec<&str> {
+        b.graph.vertices.iter().map(|v| v.name.as_str()).collect()
+    }
+
+    #[test]
+    fn word_count_shape() {
+        let mut env = Env::new("wc");
+        let counts = env
+            .read_text_file("in.txt")
+            .flat_map(|line: String| {
+                crate::text::words(&line)
+                    .map(|w| (w, 1i64))
+                    .collect::<Vec<_>>()
+            })
+            .name("tokenize")
+            .key_by(|(w, _): &(String, i64)| w.clone())
+            .sum(1)
+            .name("count")
+            .map(|(w, n): (String, i64)| format!("{w} {n}"));
+        counts.print().set_parallelism(1);
+        let b = env.finish().unwrap();
+        assert_eq!(b.graph.name, "wc");
+        assert_eq!(
+            names(&b),
+            [
+                "File Source",
+                "tokenize",
+                "KeyBy",
+                "count",
+                "Map",
+                "Print Sink"
+            ]
+        );
+        use Partitioning::*;
+        assert_eq!(
+            edges(&b),
+            [
+                (0, 1, Forward),
+                (1, 2, Forward),
+                (2, 3, Hash),
+                (3, 4, Forward),
+                (4, 5, Forward)
+            ]
+        );
+        let kinds: Vec<_> = b.graph.vertices.iter().map(|v| v.kind.clone()).collect();
+        assert!(matches!(kinds[0], VertexKind::FileSource(ref p) if p == "in.txt"));
+        assert!(matches!(kinds[1], VertexKind::Wasm(0)));
+        assert!(matches!(kinds[2], VertexKind::Wasm(1)));
+        assert!(matches!(
+            kinds[3],
+            VertexKind::Aggregate(Aggregate {
+                kind: AggregateKind::Sum,
+                field: FieldRef::Index(1)
+            })
+        ));
+        assert!(matches!(kinds[4], VertexKind::Wasm(2)));
+        assert!(matches!(kinds[5], VertexKind::PrintSink));
+        assert_eq!(b.registry.len(), 3);
+        assert!(
+            !b.graph.vertices[3].keyed,
+            "host aggregates read no guest state"
+        );
+        assert_eq!(b.graph.vertices[5].parallelism, Some(1));
+        assert!(b.graph.ids_are_sequential());
+    }
+
+    #[test]
+    fn sources_settings_and_keyed_ops() {
+        let mut env = Env::new("x");
+        env.set_parallelism(4)
+            .set_max_parallelism(64)
+            .set_job_name("named");
+        env.socket_text_stream("h", 9)
+            .map(|s: String| s.len() as u64)
+            .uid("len")
+            .slot_sharing_group("g")
+            .rebalance()
+            .filter(|n: &u64| *n > 0)
+            .key_by(|n: &u64| n % 2)
+            .reduce(|a: u64, b: u64| a + b)
+            .write_text_file("/out");
+        env.from_elements(vec![("a".to_string(), 1i64)])
+            .key_by(|(k, _): &(String, i64)| k.clone())
+            .process(
+                |ctx: &mut KeyedCtx<String, String>, (_, v): (String, i64)| {
+                    ctx.collect(v.to_string());
+                    Ok(())
+                },
+            )
+            .print();
+        let b = env.finish().unwrap();
+        let g = &b.graph;
+        assert_eq!(
+            (g.name.as_str(), g.parallelism, g.max_parallelism),
+            ("named", Some(4), Some(64))
+        );
+        assert_eq!(
+            names(&b),
+            [
+                "Socket Source",
+                "Map",
+                "Filter",
+                "KeyBy",
+                "Reduce",
+                "File Sink",
+                "Elements Source",
+                "KeyBy",
+                "Process",
+                "Print Sink"
+            ]
+        );
+        assert!(
+            matches!(&g.vertices[0].kind, VertexKind::SocketSource(s) if s.host == "h" && s.port == 9)
+        );
+        assert_eq!(g.vertices[0].parallelism, Some(1));
+        assert_eq!(g.vertices[1].uid.as_deref(), Some("len"));
+        assert_eq!(g.vertices[1].slot_sharing_group.as_deref(), Some("g"));
+        let reduce = &g.vertices[4];
+        assert!(reduce.keyed && reduce.per_key_updates);
+        let process = &g.vertices[8];
+        assert!(process.keyed && !process.per_key_updates);
+        assert!(
+            matches!(&g.vertices[6].kind, VertexKind::ElementsSource(e) if e == &[b"[\"a\",1]".to_vec()])
+        );
+        use Partitioning::*;
+        assert_eq!(
+            edges(&b),
+            [
+                (0, 1, Rebalance), // parallelism 1 -> 4: forward is impossible
+                (1, 2, Rebalance),
+                (2, 3, Forward),
+                (3, 4, Hash),
+                (4, 5, Forward),
+                (6, 7, Rebalance),
+                (7, 8, Hash),
+                (8, 9, Forward),
+            ]
+        );
+    }
+
+    #[test]
+    fn generate_and_aggregates() {
+        let mut env = Env::new("g");
+        let keyed = env
+            .generate(10, |i| (i % 3, i))
+            .key_by(|(k, _): &(u64, u64)| *k);
+        keyed.count().print();
+        let b = env.finish().unwrap();
+        assert_eq!(
+            names(&b),
+            ["Sequence Source", "Map", "KeyBy", "Count", "Print Sink"]
+        );
+        assert!(matches!(
+            b.graph.vertices[0].kind,
+            VertexKind::SequenceSource(10)
+        ));
+        assert!(matches!(
+            b.graph.vertices[3].kind,
+            VertexKind::Aggregate(Aggregate {
+                kind: AggregateKind::Count,
+                field: FieldRef::Whole
+            })
+        ));
+        assert_eq!(Field::from("f"), Field::Name("f".into()));
+        assert_eq!(Field::from(2usize), Field::Index(2));
+        assert_eq!(Field::from(-1), Field::Index(u32::MAX));
+    }
+
+    #[test]
+    fn empty_job_is_an_error() {
+        assert!(Env::new("e")
+            .finish()
+            .err()
+            .unwrap()
+            .contains("no operators"));
+    }
+
+    #[test]
+    fn operators_run_natively() {
+        let mut env = Env::new("ops");
+        env.generate(0, |i| i * 2)
+            .flat_map(|x: u64| vec![x, x + 1])
+            .filter(|x: &u64| x % 2 == 1)
+            .key_by(|x: &u64| format!("k{x}"))
+            .sum(Field::Whole);
+        let mut b = env.finish().unwrap();
+        let mut ops = std::mem::take(&mut b.registry);
+        assert_eq!(ops.len(), 4);
+        let input = frame::encode_all([Record {
+            key: None,
+            timestamp: Some(5),
+            value: b"3",
+        }]);
+        let mut out = Vec::new();
+        crate::ops::run_batch(&mut ops, &input, &mut out).unwrap();
+        let recs: Vec<_> = frame::decode(&out).collect::<Result<_, _>>().unwrap();
+        assert_eq!(
+            recs,
+            [Record {
+                key: Some(b"\"k7\""),
+                timestamp: Some(5),
+                value: b"7"
+            }]
+        );
+    }
+
+    impl JobGraph {
+        fn ids_are_sequential(&self) -> bool {
+            self.vertices
+                .iter()
+                .enumerate()
+                .all(|(i, v)| v.id == i as u32)
+        }
+    }
+}

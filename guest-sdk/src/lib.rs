@@ -1,0 +1,86 @@
+//! # eddy-sdk: Eddy jobs in Rust
+//!
+//! An Eddy job is a WebAssembly component for the `eddy:stream/job` world (`wit/eddy.wit`).
+//! This crate lets you write one the way you would write a Flink DataStream job: a plain
+//! function builds a pipeline on an [`Env`], and [`entries!`] exports it.
+//!
+//! ```ignore
+//! use eddy_sdk::prelude::*;
+//!
+//! fn lengths(env: &mut Env, args: &Args) -> Result<(), String> {
+//!     env.read_text_file(args.required("input")?).map(|l: String| l.len()).print();
+//!     Ok(())
+//! }
+//! eddy_sdk::entries! { "lengths" => lengths }
+//! ```
+//!
+//! The same job function runs in two places, which is why it must be deterministic:
+//! the planner runs it to return the graph, and every operator instance re-runs it to
+//! rebuild the registry of user functions and pick the ones the host assigned to it (a
+//! chain of `wasm(n)` vertices, fused into one call per batch).
+#![deny(missing_docs)]
+
+pub mod args;
+mod ctx;
+pub mod frame;
+mod graph;
+mod ops;
+mod runtime;
+pub mod text;
+
+/// Bindings generated from `wit/eddy.wit`; used by [`entries!`], not meant for job code.
+#[doc(hidden)]
+#[allow(missing_docs, clippy::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "job",
+        pub_export_macro: true,
+        default_bindings_module: "eddy_sdk::bindings",
+    });
+}
+
+pub use args::Args;
+pub use ctx::{counter, info, log, Ctx, KeyedCtx, Level, ListState, MapState, ValueState};
+pub use graph::{DataSink, Env, Field, KeyedStream, Stream};
+pub use runtime::{Component, JobEntries, JobFn};
+
+/// Everything a job function needs: `use eddy_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::args::Args;
+    pub use crate::ctx::{
+        counter, info, log, Ctx, KeyedCtx, Level, ListState, MapState, ValueState,
+    };
+    pub use crate::graph::{DataSink, Env, Field, KeyedStream, Stream};
+}
+
+/// Exports job functions as the component's entries, by name:
+///
+/// ```ignore
+/// eddy_sdk::entries! {
+///     "word-count" => word_count,
+///     "stream-word-count" => stream_word_count,
+/// }
+/// ```
+///
+/// Each function has the type [`JobFn`]. Use it once, in the root of a `cdylib` crate
+/// built for `wasm32-wasip2`.
+#[macro_export]
+macro_rules! entries {
+    ($($name:literal => $job:path),+ $(,)?) => {
+        #[doc(hidden)]
+        pub struct __EddyJob;
+
+        impl $crate::JobEntries for __EddyJob {
+            const ENTRIES: &'static [(&'static str, $crate::JobFn)] = &[$(($name, $job as $crate::JobFn)),+];
+        }
+
+        #[doc(hidden)]
+        pub type __EddyComponent = $crate::Component<__EddyJob>;
+
+        // Only wasm has the component exports; natively (e.g. `cargo test --workspace`) the
+        // export names, which contain `:` and `/`, would break the shared-library link.
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::export!(__EddyComponent with_types_in $crate::bindings);
+    };
+}

@@ -1,0 +1,11 @@
+//! Sources and sinks. They run natively in the host: the host opens the
+//! sockets and files, never the guest.
+
+mod sinks;
+mod sources;
+
+pub use sinks::{FileSink, PrintSink};
+pub use sources::{create_source, Source};
+
+/// Records per batch that a source aims for, in bytes.
+pub(crate) const SOURCE_BATCH_BYTES: usize = 64 * 1024;

@@ -1,0 +1,155 @@
+//! The packed batch framing of `wit/README.md`: records laid back to back in
+//! one byte buffer, the unit that crosses the Wasm boundary and the channels.
+
+use thiserror::Error;
+
+const HAS_KEY: u8 = 1;
+const HAS_TIMESTAMP: u8 = 2;
+
+/// A batch that does not follow the framing.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum FramingError {
+    /// The bytes end inside a record.
+    #[error("batch ends inside a record at byte {0}")]
+    Truncated(usize),
+    /// Flag bits that the framing does not define.
+    #[error("record at byte {offset} has unknown flags {flags:#04x}")]
+    UnknownFlags {
+        /// Where the record starts.
+        offset: usize,
+        /// The flags byte.
+        flags: u8,
+    },
+}
+
+/// One record, borrowed from its batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// The JSON of the key, set by `key_by`.
+    pub key: Option<&'a [u8]>,
+    /// The JSON of the value.
+    pub value: &'a [u8],
+    /// Event time in milliseconds.
+    pub timestamp: Option<i64>,
+    /// The record's own bytes inside the batch, to forward it without re-encoding.
+    pub raw: &'a [u8],
+}
+
+/// Iterates the records of a packed batch.
+pub struct Records<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+/// Reads the records of `bytes`.
+pub fn records(bytes: &[u8]) -> Records<'_> {
+    Records { bytes, pos: 0 }
+}
+
+impl<'a> Records<'a> {
+    fn take(&mut self, n: usize, start: usize) -> Result<&'a [u8], FramingError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or(FramingError::Truncated(start))?;
+        let slice = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(slice)
+    }
+
+    fn take_len_prefixed(&mut self, start: usize) -> Result<&'a [u8], FramingError> {
+        let len = u32::from_le_bytes(self.take(4, start)?.try_into().unwrap());
+        self.take(len as usize, start)
+    }
+
+    fn next_record(&mut self) -> Result<Record<'a>, FramingError> {
+        let start = self.pos;
+        let flags = self.take(1, start)?[0];
+        if flags & !(HAS_KEY | HAS_TIMESTAMP) != 0 {
+            return Err(FramingError::UnknownFlags { offset: start, flags });
+        }
+        let timestamp = if flags & HAS_TIMESTAMP != 0 {
+            Some(i64::from_le_bytes(self.take(8, start)?.try_into().unwrap()))
+        } else {
+            None
+        };
+        let key = if flags & HAS_KEY != 0 { Some(self.take_len_prefixed(start)?) } else { None };
+        let value = self.take_len_prefixed(start)?;
+        Ok(Record { key, value, timestamp, raw: &self.bytes[start..self.pos] })
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<Record<'a>, FramingError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.bytes.len() {
+            return None;
+        }
+        let item = self.next_record();
+        if item.is_err() {
+            self.pos = self.bytes.len();
+        }
+        Some(item)
+    }
+}
+
+/// Appends a record to a packed batch.
+pub fn push(batch: &mut Vec<u8>, key: Option<&[u8]>, value: &[u8], timestamp: Option<i64>) {
+    push_with(batch, key, timestamp, |buf| buf.extend_from_slice(value));
+}
+
+/// Appends a record whose value `write_value` writes straight into the batch,
+/// so sources encode without an intermediate buffer.
+pub fn push_with(
+    batch: &mut Vec<u8>,
+    key: Option<&[u8]>,
+    timestamp: Option<i64>,
+    write_value: impl FnOnce(&mut Vec<u8>),
+) {
+    let flags = key.map_or(0, |_| HAS_KEY) | timestamp.map_or(0, |_| HAS_TIMESTAMP);
+    batch.push(flags);
+    if let Some(ts) = timestamp {
+        batch.extend_from_slice(&ts.to_le_bytes());
+    }
+    if let Some(key) = key {
+        batch.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        batch.extend_from_slice(key);
+    }
+    let len_at = batch.len();
+    batch.extend_from_slice(&[0; 4]);
+    write_value(batch);
+    let len = (batch.len() - len_at - 4) as u32;
+    batch[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_all_field_combinations() {
+        let mut b = Vec::new();
+        push(&mut b, None, b"1", None);
+        push(&mut b, Some(b"\"k\""), b"[\"k\",1]", Some(-5));
+        push(&mut b, None, b"", Some(7));
+        let got: Vec<_> = records(&b).map(Result::unwrap).collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!((got[0].key, got[0].value, got[0].timestamp), (None, &b"1"[..], None));
+        assert_eq!(got[1].key, Some(&b"\"k\""[..]));
+        assert_eq!(got[1].timestamp, Some(-5));
+        assert_eq!(got[2].value, b"");
+        let raw: Vec<u8> = got.iter().flat_map(|r| r.raw.iter().copied()).collect();
+        assert_eq!(raw, b);
+    }
+
+    #[test]
+    fn rejects_truncated_and_unknown_flags() {
+        let mut b = Vec::new();
+        push(&mut b, Some(b"key"), b"value", None);
+        for cut in 1..b.len() {
+            let err = records(&b[..cut]).find_map(Result::err);
+            assert_eq!(err, Some(FramingError::Truncated(0)), "cut at {cut}");
+        }
+        let err = records(&[0x80, 0, 0, 0, 0]).next().unwrap().unwrap_err();
+        assert_eq!(err.to_string(), "record at byte 0 has unknown flags 0x80");
+    }
+}

@@ -1,0 +1,209 @@
+//! The little JSON the host itself reads and writes: text lines as JSON
+//! strings (sources), values as text (sinks), and number fields (aggregates).
+//! Everything else about values belongs to the SDKs.
+
+use serde_json::Value;
+
+/// Writes `text` as a JSON string. Bytes that are not UTF-8 become U+FFFD.
+pub fn write_string(out: &mut Vec<u8>, text: &[u8]) {
+    out.push(b'"');
+    match std::str::from_utf8(text) {
+        Ok(s) => escape_into(out, s),
+        Err(_) => escape_into(out, &String::from_utf8_lossy(text)),
+    }
+    out.push(b'"');
+}
+
+fn escape_into(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// Writes a value as a sink shows it: a JSON string as its raw text, any
+/// other value as its JSON.
+pub fn write_as_text(out: &mut Vec<u8>, value: &[u8]) {
+    if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
+        let inner = &value[1..value.len() - 1];
+        if !inner.contains(&b'\\') {
+            out.extend_from_slice(inner);
+            return;
+        }
+        if let Ok(s) = serde_json::from_slice::<String>(value) {
+            out.extend_from_slice(s.as_bytes());
+            return;
+        }
+    }
+    out.extend_from_slice(value);
+}
+
+/// A number read from a value, kept integral while every input is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Number {
+    /// A JSON number without fraction or exponent that fits `i64`.
+    Int(i64),
+    /// Any other JSON number.
+    Float(f64),
+}
+
+impl Number {
+    /// Parses the text of one JSON number.
+    pub fn parse(text: &[u8]) -> Option<Number> {
+        let s = std::str::from_utf8(text).ok()?;
+        if let Ok(i) = s.parse::<i64>() {
+            return Some(Number::Int(i));
+        }
+        serde_json::from_str::<serde_json::Number>(s).ok()?.as_f64().map(Number::Float)
+    }
+
+    /// `self + other`, falling back to floating point on overflow.
+    pub fn add(self, other: Number) -> Number {
+        match (self, other) {
+            (Number::Int(a), Number::Int(b)) => {
+                a.checked_add(b).map_or(Number::Float(a as f64 + b as f64), Number::Int)
+            }
+            (a, b) => Number::Float(a.as_f64() + b.as_f64()),
+        }
+    }
+
+    /// The value as `f64`, for comparisons across kinds.
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Number::Int(i) => i as f64,
+            Number::Float(f) => f,
+        }
+    }
+
+    /// The JSON value of the number.
+    pub fn to_json(self) -> Value {
+        match self {
+            Number::Int(i) => Value::from(i),
+            Number::Float(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+        }
+    }
+}
+
+/// The text of element `index` of a top-level JSON array, found by scanning
+/// (no allocation): the hot path of built-in aggregates over tuples.
+pub fn array_element(value: &[u8], index: u32) -> Option<&[u8]> {
+    let mut i = skip_ws(value, 0);
+    if value.get(i) != Some(&b'[') {
+        return None;
+    }
+    i += 1;
+    let mut n = 0;
+    loop {
+        i = skip_ws(value, i);
+        let start = i;
+        i = skip_value(value, i)?;
+        if n == index {
+            return Some(&value[start..i]);
+        }
+        i = skip_ws(value, i);
+        match value.get(i)? {
+            b',' => i += 1,
+            _ => return None,
+        }
+        n += 1;
+    }
+}
+
+fn skip_ws(v: &[u8], mut i: usize) -> usize {
+    while matches!(v.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+        i += 1;
+    }
+    i
+}
+
+/// Returns the index just past the JSON value starting at `i`.
+fn skip_value(v: &[u8], mut i: usize) -> Option<usize> {
+    match *v.get(i)? {
+        b'"' => {
+            i += 1;
+            loop {
+                match *v.get(i)? {
+                    b'\\' => i += 2,
+                    b'"' => return Some(i + 1),
+                    _ => i += 1,
+                }
+            }
+        }
+        b'[' | b'{' => {
+            let mut depth = 0usize;
+            loop {
+                match *v.get(i)? {
+                    b'"' => {
+                        i = skip_value(v, i)?;
+                        continue;
+                    }
+                    b'[' | b'{' => depth += 1,
+                    b']' | b'}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            while !matches!(v.get(i), None | Some(b',' | b']' | b'}' | b' ' | b'\n' | b'\r' | b'\t')) {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_round_trip_through_serde() {
+        for s in ["plain", "quote \" back \\ tab\t", "ctl \u{1}\u{1f}", "café Über", ""] {
+            let mut out = Vec::new();
+            write_string(&mut out, s.as_bytes());
+            assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), s);
+            let mut text = Vec::new();
+            write_as_text(&mut text, &out);
+            assert_eq!(text, s.as_bytes());
+        }
+        let mut out = Vec::new();
+        write_string(&mut out, b"bad \xff byte");
+        assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), "bad \u{fffd} byte");
+    }
+
+    #[test]
+    fn finds_array_elements() {
+        let v = br#"[ "a,\"]" , {"x":[1,2]}, 42 ,-1.5e3]"#;
+        assert_eq!(array_element(v, 0), Some(&br#""a,\"]""#[..]));
+        assert_eq!(array_element(v, 1), Some(&br#"{"x":[1,2]}"#[..]));
+        assert_eq!(array_element(v, 2), Some(&b"42"[..]));
+        assert_eq!(array_element(v, 3), Some(&b"-1.5e3"[..]));
+        assert_eq!(array_element(v, 4), None);
+        assert_eq!(array_element(b"7", 0), None);
+        assert_eq!(Number::parse(b"-1.5e3"), Some(Number::Float(-1500.0)));
+        assert_eq!(Number::Int(i64::MAX).add(Number::Int(1)), Number::Float(i64::MAX as f64 + 1.0));
+    }
+}

@@ -1,0 +1,356 @@
+//! From the planner's `JobGraph` to what runs: validated vertices, operator
+//! chains (tasks), the edges between chains and the slots that hold them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use thiserror::Error;
+
+use crate::keys::DEFAULT_MAX_PARALLELISM;
+use crate::runtime::{AggregateKind, FieldRef, JobGraph, Partitioning, Vertex, VertexKind};
+
+/// Largest parallelism of one operator.
+pub const MAX_PARALLELISM_LIMIT: u32 = 32_768;
+/// Largest graph a planner may return; bigger ones are refused, not run.
+const MAX_VERTICES: usize = 10_000;
+
+/// A job graph that cannot run.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum PlanError {
+    /// No vertex at all.
+    #[error("the job has no operators")]
+    Empty,
+    /// Too many vertices.
+    #[error("the job has {0} operators, more than the limit of {MAX_VERTICES}")]
+    TooLarge(usize),
+    /// Two vertices with one id.
+    #[error("two operators have id {0}")]
+    DuplicateId(u32),
+    /// An edge to or from nowhere.
+    #[error("an edge refers to operator id {0}, which does not exist")]
+    UnknownVertex(u32),
+    /// The edges form a cycle.
+    #[error("the job graph has a cycle through '{0}'")]
+    Cycle(String),
+    /// A source with an input.
+    #[error("source '{0}' cannot have an input")]
+    SourceWithInput(String),
+    /// An operator that nothing feeds.
+    #[error("operator '{0}' has no input")]
+    NoInput(String),
+    /// A sink with an output.
+    #[error("sink '{0}' cannot have an output")]
+    SinkWithOutput(String),
+    /// A keyed operator whose input is not partitioned by key.
+    #[error("operator '{0}' needs a keyed input (key_by before it)")]
+    NotKeyed(String),
+    /// Parallelism 0 or past the limits.
+    #[error("operator '{name}' has parallelism {parallelism}; it must be between 1 and {max}")]
+    BadParallelism {
+        /// The operator.
+        name: String,
+        /// What it asked for.
+        parallelism: u32,
+        /// The bound (max parallelism of the job).
+        max: u32,
+    },
+    /// A non-parallel source asked for more than one subtask.
+    #[error("'{0}' is not a parallel source; its parallelism must be 1")]
+    NonParallelSource(String),
+    /// Max parallelism out of range.
+    #[error("max parallelism {0} must be between 1 and {MAX_PARALLELISM_LIMIT}")]
+    BadMaxParallelism(u32),
+}
+
+/// One task: operators chained by forward edges into one thread per subtask.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    /// Vertex indices (into `ExecutionPlan::vertices`), head first.
+    pub vertices: Vec<usize>,
+    /// Subtasks of every vertex of the chain.
+    pub parallelism: u32,
+    /// Slot-sharing group.
+    pub group: String,
+}
+
+/// A data edge between two chains.
+#[derive(Debug, Clone)]
+pub struct ChainEdge {
+    /// Index of the upstream chain.
+    pub source: usize,
+    /// Index of the downstream chain.
+    pub target: usize,
+    /// How records are routed (forward only between equal parallelism).
+    pub partitioning: Partitioning,
+}
+
+/// One slot and the subtasks it holds: `(chain, subtask)`.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    /// Slot-sharing group the slot serves.
+    pub group: String,
+    /// Subtasks placed in it.
+    pub subtasks: Vec<(usize, u32)>,
+}
+
+/// A validated job, ready to deploy.
+#[derive(Debug, Clone)]
+pub struct ExecutionPlan {
+    /// The job's name.
+    pub name: String,
+    /// Every source ends, so the job ends; keyed aggregates then emit only
+    /// final results (Flink's batch execution mode).
+    pub bounded: bool,
+    /// Number of key groups.
+    pub max_parallelism: u32,
+    /// The planner's vertices in topological order.
+    pub vertices: Vec<Vertex>,
+    /// Parallelism of each vertex.
+    pub parallelism: Vec<u32>,
+    /// The tasks.
+    pub chains: Vec<Chain>,
+    /// Data edges between chains.
+    pub edges: Vec<ChainEdge>,
+    /// Where subtasks run.
+    pub slots: Vec<Slot>,
+}
+
+fn is_source(kind: &VertexKind) -> bool {
+    matches!(
+        kind,
+        VertexKind::SocketSource(_) | VertexKind::FileSource(_) | VertexKind::ElementsSource(_) | VertexKind::SequenceSource(_)
+    )
+}
+
+fn is_sink(kind: &VertexKind) -> bool {
+    matches!(kind, VertexKind::PrintSink | VertexKind::FileSink(_))
+}
+
+/// The slot-sharing group every operator is in unless it names another.
+pub const DEFAULT_GROUP: &str = "default";
+
+impl ExecutionPlan {
+    /// Validates `graph` and plans it; `default_parallelism` is the client's `-p`.
+    pub fn new(graph: JobGraph, default_parallelism: u32) -> Result<ExecutionPlan, PlanError> {
+        let n = graph.vertices.len();
+        if n == 0 {
+            return Err(PlanError::Empty);
+        }
+        if n > MAX_VERTICES {
+            return Err(PlanError::TooLarge(n));
+        }
+        let max_parallelism = graph.max_parallelism.unwrap_or(DEFAULT_MAX_PARALLELISM);
+        if !(1..=MAX_PARALLELISM_LIMIT).contains(&max_parallelism) {
+            return Err(PlanError::BadMaxParallelism(max_parallelism));
+        }
+        let mut index = HashMap::new();
+        for (i, v) in graph.vertices.iter().enumerate() {
+            if index.insert(v.id, i).is_some() {
+                return Err(PlanError::DuplicateId(v.id));
+            }
+        }
+        let mut edges = Vec::new();
+        for e in &graph.edges {
+            let s = *index.get(&e.source).ok_or(PlanError::UnknownVertex(e.source))?;
+            let t = *index.get(&e.target).ok_or(PlanError::UnknownVertex(e.target))?;
+            edges.push((s, t, e.partitioning));
+        }
+        let order = topological_order(&graph.vertices, &edges)?;
+        // Renumber vertices in topological order.
+        let mut position = vec![0; n];
+        for (pos, &i) in order.iter().enumerate() {
+            position[i] = pos;
+        }
+        let mut slots: Vec<Option<Vertex>> = graph.vertices.into_iter().map(Some).collect();
+        let vertices: Vec<Vertex> = order.iter().map(|&i| slots[i].take().unwrap()).collect();
+        let edges: Vec<(usize, usize, Partitioning)> =
+            edges.into_iter().map(|(s, t, p)| (position[s], position[t], p)).collect();
+
+        let job_default = graph.parallelism.unwrap_or(default_parallelism).max(1);
+        let mut parallelism = Vec::with_capacity(n);
+        for v in &vertices {
+            let non_parallel = matches!(v.kind, VertexKind::SocketSource(_) | VertexKind::ElementsSource(_));
+            let p = match (v.parallelism, non_parallel) {
+                (Some(p), true) if p != 1 => return Err(PlanError::NonParallelSource(v.name.clone())),
+                (_, true) => 1,
+                (Some(p), false) => p,
+                (None, false) => job_default.min(max_parallelism),
+            };
+            if p == 0 || p > max_parallelism {
+                return Err(PlanError::BadParallelism { name: v.name.clone(), parallelism: p, max: max_parallelism });
+            }
+            parallelism.push(p);
+        }
+
+        let inputs = |i: usize| edges.iter().filter(move |e| e.1 == i);
+        for (i, v) in vertices.iter().enumerate() {
+            let has_input = inputs(i).next().is_some();
+            if is_source(&v.kind) && has_input {
+                return Err(PlanError::SourceWithInput(v.name.clone()));
+            }
+            if !is_source(&v.kind) && !has_input {
+                return Err(PlanError::NoInput(v.name.clone()));
+            }
+            if is_sink(&v.kind) && edges.iter().any(|e| e.0 == i) {
+                return Err(PlanError::SinkWithOutput(v.name.clone()));
+            }
+            let keyed = v.keyed || matches!(v.kind, VertexKind::Aggregate(_));
+            if keyed && inputs(i).any(|e| e.2 != Partitioning::Hash) {
+                return Err(PlanError::NotKeyed(v.name.clone()));
+            }
+        }
+
+        let group = |v: &Vertex| v.slot_sharing_group.clone().unwrap_or_else(|| DEFAULT_GROUP.into());
+        let out_degree = |i: usize| edges.iter().filter(|e| e.0 == i).count();
+        let in_degree = |i: usize| edges.iter().filter(|e| e.1 == i).count();
+        let chained = |&(s, t, p): &(usize, usize, Partitioning)| {
+            p == Partitioning::Forward
+                && parallelism[s] == parallelism[t]
+                && group(&vertices[s]) == group(&vertices[t])
+                && out_degree(s) == 1
+                && in_degree(t) == 1
+        };
+        let mut chain_of = vec![usize::MAX; n];
+        let mut chains: Vec<Chain> = Vec::new();
+        for i in 0..n {
+            let upstream = edges.iter().find(|e| e.1 == i && chained(e));
+            match upstream {
+                Some(&(s, _, _)) => {
+                    let c = chain_of[s];
+                    chains[c].vertices.push(i);
+                    chain_of[i] = c;
+                }
+                None => {
+                    chain_of[i] = chains.len();
+                    chains.push(Chain { vertices: vec![i], parallelism: parallelism[i], group: group(&vertices[i]) });
+                }
+            }
+        }
+        let chain_edges = edges
+            .iter()
+            .filter(|e| !chained(e))
+            .map(|&(s, t, p)| {
+                let p = if p == Partitioning::Forward && parallelism[s] != parallelism[t] { Partitioning::Rebalance } else { p };
+                ChainEdge { source: chain_of[s], target: chain_of[t], partitioning: p }
+            })
+            .collect();
+
+        let bounded = vertices.iter().filter(|v| is_source(&v.kind)).all(|v| !matches!(v.kind, VertexKind::SocketSource(_)));
+        let slots = assign_slots(&chains);
+        Ok(ExecutionPlan { name: graph.name, bounded, max_parallelism, vertices, parallelism, chains, edges: chain_edges, slots })
+    }
+
+    /// The name of a chain: its operators' names joined by arrows.
+    pub fn chain_name(&self, chain: usize) -> String {
+        let names: Vec<&str> = self.chains[chain].vertices.iter().map(|&v| self.vertices[v].name.as_str()).collect();
+        names.join(" -> ")
+    }
+}
+
+/// Slot sharing: each group gets as many slots as its widest chain, and slot
+/// `s` of a group holds subtask `s` of every chain of the group.
+fn assign_slots(chains: &[Chain]) -> Vec<Slot> {
+    let mut groups: BTreeMap<(usize, &str), Vec<usize>> = BTreeMap::new();
+    let mut first_seen: HashMap<&str, usize> = HashMap::new();
+    for (c, chain) in chains.iter().enumerate() {
+        let order = *first_seen.entry(chain.group.as_str()).or_insert(c);
+        groups.entry((order, chain.group.as_str())).or_default().push(c);
+    }
+    let mut slots = Vec::new();
+    for ((_, group), members) in groups {
+        let width = members.iter().map(|&c| chains[c].parallelism).max().unwrap_or(0);
+        for s in 0..width {
+            let subtasks = members.iter().filter(|&&c| s < chains[c].parallelism).map(|&c| (c, s)).collect();
+            slots.push(Slot { group: group.to_string(), subtasks });
+        }
+    }
+    slots
+}
+
+fn topological_order(vertices: &[Vertex], edges: &[(usize, usize, Partitioning)]) -> Result<Vec<usize>, PlanError> {
+    let n = vertices.len();
+    let mut in_deg = vec![0usize; n];
+    for e in edges {
+        in_deg[e.1] += 1;
+    }
+    // Kahn's algorithm, lowest index first, so plans are stable.
+    let mut ready: std::collections::BTreeSet<usize> = (0..n).filter(|&i| in_deg[i] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for e in edges.iter().filter(|e| e.0 == i) {
+            in_deg[e.1] -= 1;
+            if in_deg[e.1] == 0 {
+                ready.insert(e.1);
+            }
+        }
+    }
+    match (0..n).find(|&i| in_deg[i] > 0) {
+        Some(i) => Err(PlanError::Cycle(vertices[i].name.clone())),
+        None => Ok(order),
+    }
+}
+
+fn partitioning_name(p: Partitioning) -> &'static str {
+    match p {
+        Partitioning::Forward => "forward",
+        Partitioning::Hash => "hash",
+        Partitioning::Rebalance => "rebalance",
+        Partitioning::Broadcast => "broadcast",
+    }
+}
+
+fn describe(kind: &VertexKind) -> String {
+    match kind {
+        VertexKind::SocketSource(s) => format!("socket source {}:{}", s.host, s.port),
+        VertexKind::FileSource(p) => format!("file source {p}"),
+        VertexKind::ElementsSource(e) => format!("elements source ({} records)", e.len()),
+        VertexKind::SequenceSource(n) => format!("sequence source 0..{n}"),
+        VertexKind::Wasm(i) => format!("wasm operator #{i}"),
+        VertexKind::Aggregate(a) => {
+            let kind = match a.kind {
+                AggregateKind::Sum => "sum",
+                AggregateKind::Min => "min",
+                AggregateKind::Max => "max",
+                AggregateKind::Count => "count",
+            };
+            match &a.field {
+                FieldRef::Whole => format!("built-in keyed {kind}"),
+                FieldRef::Index(i) => format!("built-in keyed {kind} of field {i}"),
+                FieldRef::Name(n) => format!("built-in keyed {kind} of field '{n}'"),
+            }
+        }
+        VertexKind::PrintSink => "print sink".into(),
+        VertexKind::FileSink(p) => format!("file sink {p}"),
+    }
+}
+
+impl fmt::Display for ExecutionPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = if self.bounded { "bounded" } else { "unbounded" };
+        writeln!(f, "job '{}' ({mode}), max parallelism {}", self.name, self.max_parallelism)?;
+        writeln!(f, "operators:")?;
+        for (i, v) in self.vertices.iter().enumerate() {
+            let uid = v.uid.as_deref().map(|u| format!(" uid={u}")).unwrap_or_default();
+            writeln!(f, "  [{i}] {:<20} p={:<3} {}{uid}", v.name, self.parallelism[i], describe(&v.kind))?;
+        }
+        writeln!(f, "tasks (chains):")?;
+        for (c, chain) in self.chains.iter().enumerate() {
+            writeln!(f, "  task {c}: {}  p={} group={}", self.chain_name(c), chain.parallelism, chain.group)?;
+        }
+        writeln!(f, "edges:")?;
+        for e in &self.edges {
+            writeln!(f, "  task {} -> task {}: {}", e.source, e.target, partitioning_name(e.partitioning))?;
+        }
+        writeln!(f, "slots: {}", self.slots.len())?;
+        for (s, slot) in self.slots.iter().enumerate() {
+            let held: Vec<String> = slot
+                .subtasks
+                .iter()
+                .map(|&(c, i)| format!("task {c} [{}/{}]", i + 1, self.chains[c].parallelism))
+                .collect();
+            writeln!(f, "  slot {s} ({}): {}", slot.group, held.join(", "))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,151 @@
+//! The `host` imports of the `job` world: logging, counters and keyed state
+//! of the current key.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::bindings::eddy::stream::{host, types};
+use crate::keys;
+use crate::state::KeyedState;
+
+/// Which keys an instance may touch: those of its subtask's key groups.
+#[derive(Debug, Clone)]
+pub struct KeyScope {
+    /// Key groups owned by the subtask.
+    pub key_groups: Range<u32>,
+    /// Number of key groups of the job.
+    pub max_parallelism: u32,
+}
+
+/// What the host imports of one instance act on.
+pub struct HostState {
+    /// Operator name, for log lines.
+    operator: Arc<str>,
+    /// `None` where keyed state is not allowed (planner, non-keyed chains).
+    scope: Option<KeyScope>,
+    /// The key that state calls apply to, set by `set-current-key`.
+    current_key: Option<Vec<u8>>,
+    /// The keyed state of this subtask.
+    state: KeyedState,
+    /// Counters added to by the guest, reported with the job's metrics.
+    pub(crate) counters: BTreeMap<String, u64>,
+}
+
+impl HostState {
+    /// Host state for `operator`, with keyed state allowed in `scope`.
+    pub fn new(operator: &str, scope: Option<KeyScope>) -> Self {
+        HostState {
+            operator: operator.into(),
+            scope,
+            current_key: None,
+            state: KeyedState::default(),
+            counters: BTreeMap::new(),
+        }
+    }
+
+    fn key(&self) -> wasmtime::Result<&[u8]> {
+        match &self.current_key {
+            Some(k) => Ok(k),
+            None => wasmtime::bail!("keyed state used before set-current-key"),
+        }
+    }
+
+    /// The current key and the state to change, borrowed apart.
+    fn key_and_state(&mut self) -> wasmtime::Result<(&[u8], &mut KeyedState)> {
+        match &self.current_key {
+            Some(k) => Ok((k, &mut self.state)),
+            None => wasmtime::bail!("keyed state used before set-current-key"),
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: types::Level, message: String) -> wasmtime::Result<()> {
+        let op = &*self.operator;
+        match level {
+            types::Level::Trace => tracing::trace!(target: "eddy::guest", operator = op, "{message}"),
+            types::Level::Debug => tracing::debug!(target: "eddy::guest", operator = op, "{message}"),
+            types::Level::Info => tracing::info!(target: "eddy::guest", operator = op, "{message}"),
+            types::Level::Warn => tracing::warn!(target: "eddy::guest", operator = op, "{message}"),
+            types::Level::Error => tracing::error!(target: "eddy::guest", operator = op, "{message}"),
+        }
+        Ok(())
+    }
+
+    fn counter_add(&mut self, name: String, delta: u64) -> wasmtime::Result<()> {
+        let c = self.counters.entry(name).or_default();
+        *c = c.saturating_add(delta);
+        Ok(())
+    }
+
+    fn set_current_key(&mut self, key: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
+        let Some(scope) = &self.scope else {
+            return Ok(Err("keyed state is only available on a keyed stream (after key_by)".into()));
+        };
+        let group = keys::key_group(&key, scope.max_parallelism);
+        if !scope.key_groups.contains(&group) {
+            return Ok(Err(format!(
+                "key {} is in key group {group}, not owned by this subtask (key groups {:?})",
+                String::from_utf8_lossy(&key),
+                scope.key_groups
+            )));
+        }
+        self.current_key = Some(key);
+        Ok(Ok(()))
+    }
+
+    fn value_get(&mut self, state: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(self.state.value_get(self.key()?, &state))
+    }
+
+    fn value_set(&mut self, state: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        let (key, store) = self.key_and_state()?;
+        store.value_set(key, &state, value);
+        Ok(())
+    }
+
+    fn value_clear(&mut self, state: String) -> wasmtime::Result<()> {
+        let (key, store) = self.key_and_state()?;
+        store.remove(key, &state);
+        Ok(())
+    }
+
+    fn list_get(&mut self, state: String) -> wasmtime::Result<Vec<Vec<u8>>> {
+        Ok(self.state.list_get(self.key()?, &state))
+    }
+
+    fn list_add(&mut self, state: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        let (key, store) = self.key_and_state()?;
+        store.list_add(key, &state, value);
+        Ok(())
+    }
+
+    fn list_clear(&mut self, state: String) -> wasmtime::Result<()> {
+        let (key, store) = self.key_and_state()?;
+        store.remove(key, &state);
+        Ok(())
+    }
+
+    fn map_get(&mut self, state: String, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(self.state.map_get(self.key()?, &state, &key))
+    }
+
+    fn map_put(&mut self, state: String, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+        let (current, store) = self.key_and_state()?;
+        store.map_put(current, &state, key, value);
+        Ok(())
+    }
+
+    fn map_remove(&mut self, state: String, key: Vec<u8>) -> wasmtime::Result<()> {
+        let (current, store) = self.key_and_state()?;
+        store.map_remove(current, &state, &key);
+        Ok(())
+    }
+
+    fn map_entries(&mut self, state: String) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        Ok(self.state.map_entries(self.key()?, &state))
+    }
+}

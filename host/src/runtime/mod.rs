@@ -1,0 +1,357 @@
+//! The Wasm runtime: one wasmtime `Engine` per process, components compiled
+//! once per digest (and cached on disk), one sandboxed `Store` per instance.
+
+mod host_api;
+mod sandbox;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+use thiserror::Error;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, Trap};
+
+pub use host_api::{HostState, KeyScope};
+pub use sandbox::{SandboxConfig, StoreState};
+
+/// Host bindings generated from `wit/eddy.wit`; the WIT documents them.
+#[allow(missing_docs)]
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "job",
+        imports: { default: trappable },
+    });
+}
+
+pub use bindings::eddy::stream::types::{
+    Aggregate, AggregateKind, Edge, FieldRef, JobGraph, Partitioning, SocketSource, SubtaskInfo, Vertex, VertexKind,
+};
+
+/// The world every job component must implement.
+pub const WORLD: &str = "eddy:stream/job@0.1.0";
+
+/// How often the CPU deadline clock ticks; call timeouts are multiples of it.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Why a component could not be loaded.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    /// Not even Wasm.
+    #[error("{0} is not a WebAssembly component (no \\0asm header)")]
+    NotWasm(String),
+    /// A core module, as `wasm32-unknown-unknown` or `wasm32-wasip1` produce.
+    #[error("{0} is a core WebAssembly module, not a component; build it for wasm32-wasip2")]
+    CoreModule(String),
+    /// Malformed bytes, such as a truncated file.
+    #[error("{name} is not a valid component: {cause}")]
+    Invalid {
+        /// The module's name.
+        name: String,
+        /// What wasmtime found wrong.
+        cause: String,
+    },
+    /// A component for some other world.
+    #[error("{name} does not implement the {WORLD} world: {cause}")]
+    WrongWorld {
+        /// The module's name.
+        name: String,
+        /// The import or export that does not fit.
+        cause: String,
+    },
+}
+
+/// Why a call into a guest failed.
+#[derive(Debug, Error)]
+pub enum GuestError {
+    /// The guest returned an error.
+    #[error("{0}")]
+    Returned(String),
+    /// A growth of linear memory past the sandbox's cap.
+    #[error("exceeded its memory limit of {0} MiB")]
+    MemoryLimit(u64),
+    /// The call ran past the CPU deadline.
+    #[error("did not return within the call timeout of {0:?} (an endless loop?)")]
+    Deadline(Duration),
+    /// A trap: a panic, an `unreachable`, an out-of-bounds access.
+    #[error("trapped: {trap}{}", stderr_suffix(.stderr))]
+    Trap {
+        /// The trap's message.
+        trap: String,
+        /// The guest's last stderr lines, where a panic message lands.
+        stderr: Vec<String>,
+    },
+}
+
+fn stderr_suffix(lines: &[String]) -> String {
+    let useful: Vec<&str> = lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
+    if useful.is_empty() {
+        String::new()
+    } else {
+        format!(" (guest stderr: {})", useful.join(" | "))
+    }
+}
+
+/// The sha256 of a module's bytes: its identity everywhere in Eddy.
+pub fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The process-wide Wasm runtime.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    /// WASI (no files, no network) and the `host` imports.
+    linker: Linker<StoreState>,
+    /// Where compiled code is kept across runs; `None` disables the disk cache.
+    cache_dir: Option<PathBuf>,
+    /// Modules compiled in this process, by digest: compile once, never per subtask.
+    modules: Mutex<HashMap<String, Module>>,
+    /// Limits applied to every instance.
+    sandbox: SandboxConfig,
+}
+
+impl Runtime {
+    /// A runtime whose compiled code is cached under `cache_dir`.
+    pub fn new(sandbox: SandboxConfig, cache_dir: Option<PathBuf>) -> anyhow::Result<Runtime> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        bindings::Job::add_to_linker::<StoreState, HasSelf<HostState>>(&mut linker, |s| &mut s.host)?;
+        spawn_epoch_ticker(&engine);
+        let inner = RuntimeInner { engine, linker, cache_dir, modules: Mutex::new(HashMap::new()), sandbox };
+        Ok(Runtime { inner: Arc::new(inner) })
+    }
+
+    /// The sandbox limits of this runtime.
+    pub fn sandbox(&self) -> &SandboxConfig {
+        &self.inner.sandbox
+    }
+
+    /// Loads a component: validated against the world, compiled at most once.
+    #[tracing::instrument(skip(self, bytes), fields(bytes = bytes.len()))]
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Module, LoadError> {
+        let digest = digest(bytes);
+        if let Some(m) = self.inner.modules.lock().unwrap().get(&digest) {
+            return Ok(m.clone());
+        }
+        if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+            return Err(LoadError::NotWasm(name.into()));
+        }
+        if bytes[4..8] == [1, 0, 0, 0] {
+            return Err(LoadError::CoreModule(name.into()));
+        }
+        let component = self.compile(name, &digest, bytes)?;
+        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld { name: name.into(), cause: one_line(&e) };
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(wrong_world)?;
+        let pre = bindings::JobPre::new(pre).map_err(wrong_world)?;
+        let module = Module { inner: Arc::new(ModuleInner { name: name.into(), digest: digest.clone(), pre }), runtime: self.clone() };
+        self.inner.modules.lock().unwrap().insert(digest, module.clone());
+        Ok(module)
+    }
+
+    fn compile(&self, name: &str, digest: &str, bytes: &[u8]) -> Result<Component, LoadError> {
+        let invalid = |e: wasmtime::Error| LoadError::Invalid { name: name.into(), cause: one_line(&e) };
+        let Some(dir) = &self.inner.cache_dir else {
+            return Component::new(&self.inner.engine, bytes).map_err(invalid);
+        };
+        let path = dir.join(format!("{digest}-{}.cwasm", self.engine_fingerprint()));
+        if path.exists() {
+            // SAFETY: the file was written by `Component::serialize` of this
+            // engine configuration (its fingerprint is in the name) into the
+            // user's own cache directory.
+            match unsafe { Component::deserialize_file(&self.inner.engine, &path) } {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable compiled cache entry: {e}"),
+            }
+        }
+        let started = std::time::Instant::now();
+        let component = Component::new(&self.inner.engine, bytes).map_err(invalid)?;
+        tracing::debug!(module = name, elapsed = ?started.elapsed(), "compiled");
+        if let Err(e) = write_cache(&path, &component) {
+            tracing::warn!(path = %path.display(), "cannot cache compiled code: {e}");
+        }
+        Ok(component)
+    }
+
+    fn engine_fingerprint(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.inner.engine.precompile_compatibility_hash().hash(&mut h);
+        env!("CARGO_PKG_VERSION").hash(&mut h);
+        format!("{:016x}", h.finish())
+    }
+}
+
+fn write_cache(path: &Path, component: &Component) -> anyhow::Result<()> {
+    std::fs::create_dir_all(path.parent().unwrap())?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, component.serialize()?)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("eddy-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawn epoch thread");
+}
+
+/// An error on one line, its causes joined.
+pub(crate) fn one_line(e: &wasmtime::Error) -> String {
+    let chain: Vec<String> = e.chain().map(|c| c.to_string().replace('\n', " ")).collect();
+    let mut out: Vec<String> = Vec::new();
+    for c in chain {
+        if !out.iter().any(|o| o.contains(&c)) {
+            out.push(c);
+        }
+    }
+    out.join(": ")
+}
+
+/// A loaded, validated, compiled component.
+#[derive(Clone)]
+pub struct Module {
+    inner: Arc<ModuleInner>,
+    runtime: Runtime,
+}
+
+struct ModuleInner {
+    name: String,
+    digest: String,
+    /// Imports resolved once; each instance only allocates its store.
+    pre: bindings::JobPre<StoreState>,
+}
+
+impl Module {
+    /// The name the module was loaded under (its file name).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The sha256 of its bytes.
+    pub fn digest(&self) -> &str {
+        &self.inner.digest
+    }
+
+    /// A new sandboxed instance; `scope` allows keyed state.
+    pub fn instantiate(&self, operator: &str, scope: Option<KeyScope>) -> Result<Instance, GuestError> {
+        let sandbox = &self.runtime.inner.sandbox;
+        let state = StoreState::new(operator, sandbox, HostState::new(operator, scope));
+        let mut store = Store::new(&self.runtime.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        let mut instance = Instance { store, job: None, call_timeout: sandbox.call_timeout, memory_limit: sandbox.memory_limit_bytes };
+        let job = instance.guard(|store, pre: &bindings::JobPre<StoreState>| pre.instantiate(store).map(Ok), &self.inner.pre)?;
+        instance.job = Some(job);
+        Ok(instance)
+    }
+
+    /// The entry names the component offers.
+    pub fn entries(&self) -> Result<Vec<String>, GuestError> {
+        let mut i = self.instantiate("planner", None)?;
+        i.call(|job, store| job.eddy_stream_planner().call_entries(store).map(Ok))
+    }
+
+    /// Runs the planner of `entry`.
+    pub fn plan(&self, entry: &str, args: &[String]) -> Result<JobGraph, GuestError> {
+        let mut i = self.instantiate("planner", None)?;
+        i.call(|job, store| job.eddy_stream_planner().call_plan(store, entry, args))
+    }
+}
+
+/// One guest instance with its own store.
+pub struct Instance {
+    store: Store<StoreState>,
+    job: Option<bindings::Job>,
+    call_timeout: Duration,
+    memory_limit: u64,
+}
+
+impl Instance {
+    /// Runs `f` under the CPU deadline and turns traps into `GuestError`s.
+    fn guard<A, R>(
+        &mut self,
+        f: impl FnOnce(&mut Store<StoreState>, A) -> wasmtime::Result<Result<R, String>>,
+        arg: A,
+    ) -> Result<R, GuestError> {
+        let ticks = (self.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        self.store.set_epoch_deadline(ticks);
+        match f(&mut self.store, arg) {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(msg)) => Err(GuestError::Returned(msg)),
+            Err(e) => Err(self.classify(e)),
+        }
+    }
+
+    fn classify(&mut self, e: wasmtime::Error) -> GuestError {
+        if self.store.data().limiter.exceeded {
+            return GuestError::MemoryLimit(self.memory_limit >> 20);
+        }
+        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return GuestError::Deadline(self.call_timeout);
+        }
+        tracing::debug!("guest trap: {e:?}");
+        // The trap itself, without the wasm backtrace that wasmtime attaches.
+        let trap = match e.downcast_ref::<Trap>() {
+            Some(t) => t.to_string(),
+            None => e.root_cause().to_string(),
+        };
+        GuestError::Trap { trap, stderr: self.store.data().stderr.recent() }
+    }
+
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&bindings::Job, &mut Store<StoreState>) -> wasmtime::Result<Result<R, String>>,
+    ) -> Result<R, GuestError> {
+        let job = self.job.take().expect("instance used after a failed instantiation");
+        let result = self.guard(|store, job: &bindings::Job| f(job, store), &job);
+        self.job = Some(job);
+        result
+    }
+
+    /// `operator.open`: selects the fused chain `operators` of `entry`.
+    pub fn open(&mut self, entry: &str, args: &[String], operators: &[u32], subtask: SubtaskInfo) -> Result<(), GuestError> {
+        self.call(|job, s| job.eddy_stream_operator().call_open(s, entry, args, operators, subtask))
+    }
+
+    /// `operator.process`: one batch in, the emitted batch out.
+    #[allow(clippy::ptr_arg)] // the bindings take the list as `&Vec<u8>`
+    pub fn process(&mut self, batch: &Vec<u8>) -> Result<Vec<u8>, GuestError> {
+        self.call(|job, s| job.eddy_stream_operator().call_process(s, batch))
+    }
+
+    /// `operator.on-watermark`.
+    pub fn on_watermark(&mut self, watermark: i64) -> Result<Vec<u8>, GuestError> {
+        self.call(|job, s| job.eddy_stream_operator().call_on_watermark(s, watermark))
+    }
+
+    /// `operator.close`.
+    pub fn close(&mut self) -> Result<Vec<u8>, GuestError> {
+        self.call(|job, s| job.eddy_stream_operator().call_close(s))
+    }
+
+    /// The counters the guest added to.
+    pub fn counters(&self) -> &std::collections::BTreeMap<String, u64> {
+        &self.store.data().host.counters
+    }
+}

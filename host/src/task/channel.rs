@@ -1,0 +1,125 @@
+//! In-memory channels between tasks: bounded, so a slow consumer
+//! back-pressures its producers, and carrying control events in-band.
+
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError};
+
+use super::{JobSignals, TaskError};
+
+/// What flows through a channel.
+#[derive(Debug)]
+pub enum Event {
+    /// A packed batch of records.
+    Data(Vec<u8>),
+    /// Event time of this channel advanced to the value (ms).
+    Watermark(i64),
+    /// The channel's producer ended.
+    End,
+}
+
+/// How long a blocked send waits before looking at the cancel flag again.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+
+/// The sending end of one channel into a task's input gate.
+#[derive(Clone)]
+pub struct Sender {
+    /// The gate's queue, shared by all its channels.
+    tx: crossbeam_channel::Sender<(u32, Event)>,
+    /// This channel's index in the gate.
+    channel: u32,
+}
+
+impl Sender {
+    /// Sends, blocking while the gate is full (back-pressure), until the job is cancelled.
+    pub fn send(&self, mut event: Event, signals: &JobSignals) -> Result<(), TaskError> {
+        loop {
+            match self.tx.send_timeout((self.channel, event), CANCEL_POLL) {
+                Ok(()) => return Ok(()),
+                Err(SendTimeoutError::Timeout((_, e))) if !signals.cancelled() => event = e,
+                Err(_) => return Err(TaskError::Cancelled),
+            }
+        }
+    }
+}
+
+/// A task's inputs: every upstream subtask's channel, merged into one queue.
+pub struct InputGate {
+    rx: Receiver<(u32, Event)>,
+    /// Latest watermark of each channel.
+    watermarks: Vec<i64>,
+    /// Channels that have ended.
+    ended: Vec<bool>,
+    /// Channels still open.
+    open: usize,
+    /// The watermark last reported (minimum over channels).
+    current: i64,
+}
+
+/// What the gate hands to its task.
+#[derive(Debug)]
+pub enum GateEvent {
+    /// Nothing arrived before the timeout.
+    Idle,
+    /// Records.
+    Data(Vec<u8>),
+    /// The minimum watermark over all channels advanced.
+    Watermark(i64),
+    /// Every channel ended.
+    End,
+}
+
+/// A gate with `channels` channels and room for `capacity` events; returns
+/// the gate and one sender per channel.
+pub fn channel(channels: u32, capacity: usize) -> (InputGate, Vec<Sender>) {
+    let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+    let senders = (0..channels).map(|channel| Sender { tx: tx.clone(), channel }).collect();
+    let n = channels as usize;
+    let gate = InputGate { rx, watermarks: vec![i64::MIN; n], ended: vec![false; n], open: n, current: i64::MIN };
+    (gate, senders)
+}
+
+impl InputGate {
+    /// The next event, waiting at most `timeout`.
+    pub fn next(&mut self, timeout: Duration, signals: &JobSignals) -> Result<GateEvent, TaskError> {
+        if self.open == 0 {
+            return Ok(GateEvent::End);
+        }
+        let wait = timeout.min(CANCEL_POLL);
+        let (channel, event) = match self.rx.recv_timeout(wait) {
+            Ok(x) => x,
+            Err(RecvTimeoutError::Timeout) if !signals.cancelled() => return Ok(GateEvent::Idle),
+            Err(_) => return Err(TaskError::Cancelled),
+        };
+        let c = channel as usize;
+        match event {
+            Event::Data(batch) => Ok(GateEvent::Data(batch)),
+            Event::Watermark(wm) => {
+                self.watermarks[c] = self.watermarks[c].max(wm);
+                Ok(self.advance())
+            }
+            Event::End => {
+                if !self.ended[c] {
+                    self.ended[c] = true;
+                    self.open -= 1;
+                }
+                if self.open == 0 {
+                    return Ok(GateEvent::End);
+                }
+                Ok(self.advance())
+            }
+        }
+    }
+
+    /// The minimum watermark over the channels still open, if it advanced.
+    fn advance(&mut self) -> GateEvent {
+        let min = (0..self.watermarks.len()).filter(|&c| !self.ended[c]).map(|c| self.watermarks[c]).min();
+        match min {
+            Some(wm) if wm > self.current => {
+                self.current = wm;
+                GateEvent::Watermark(wm)
+            }
+            _ => GateEvent::Idle,
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Tasks: one OS thread per subtask of an operator chain, reading its input
+//! gate (or running its source), pushing batches through the chain, and
+//! writing the results to its output channels.
+
+mod channel;
+mod operators;
+mod output;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+
+pub use channel::{channel, Event, GateEvent, InputGate, Sender};
+pub use operators::{build_chain, Chain, ChainContext, Operator};
+pub use output::{Output, OutputEdge};
+
+use crate::connectors::Source;
+use crate::framing::FramingError;
+use crate::runtime::GuestError;
+
+/// Why a task stopped before its input ended.
+#[derive(Debug, Error)]
+pub enum TaskError {
+    /// User code failed.
+    #[error("operator '{operator}' (subtask {subtask}/{parallelism}) {source}")]
+    Operator {
+        /// The operator (or fused operators) that failed.
+        operator: String,
+        /// 1-based subtask index.
+        subtask: u32,
+        /// Parallelism of the operator.
+        parallelism: u32,
+        /// What went wrong in the guest.
+        source: GuestError,
+    },
+    /// A malformed batch from user code.
+    #[error("operator '{operator}' emitted a malformed batch: {source}")]
+    Framing {
+        /// The operator whose output was malformed.
+        operator: String,
+        /// The framing error.
+        source: FramingError,
+    },
+    /// A built-in operator could not read a record.
+    #[error("operator '{operator}': {message}")]
+    Record {
+        /// The built-in operator.
+        operator: String,
+        /// What was wrong with the record.
+        message: String,
+    },
+    /// A source or sink failed on I/O.
+    #[error("{what}: {source}")]
+    Io {
+        /// What the connector was doing.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Another task failed or the job was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Flags shared by every task of one job.
+#[derive(Debug, Default)]
+pub struct JobSignals {
+    /// Abort now: another task failed or the job was cancelled.
+    pub cancel: AtomicBool,
+    /// Sources end their input gracefully (Ctrl-C on an unbounded job).
+    pub stop: AtomicBool,
+}
+
+impl JobSignals {
+    /// Whether the job is being torn down.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Whether sources should end their input.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.cancelled()
+    }
+}
+
+/// Where a task's records come from.
+pub enum Head {
+    /// A source connector, run in the task thread.
+    Source(Box<dyn Source>),
+    /// Channels from upstream tasks.
+    Input(InputGate),
+}
+
+/// Counts a task reports when it ends.
+#[derive(Debug, Default, Clone)]
+pub struct TaskMetrics {
+    /// Records its source emitted.
+    pub records_in: u64,
+    /// Records its sink wrote.
+    pub records_out: u64,
+    /// Counters added to by user code.
+    pub counters: std::collections::BTreeMap<String, u64>,
+}
+
+/// One subtask of a chain, ready to run.
+pub struct Task {
+    /// "chain name (i/p)", for logs.
+    pub name: String,
+    /// Its records' origin.
+    pub head: Head,
+    /// Its operators.
+    pub chain: Chain,
+    /// Its downstream channels.
+    pub output: Output,
+    /// Cancellation and stop flags of the job.
+    pub signals: Arc<JobSignals>,
+}
+
+/// What a source calls to hand over its records.
+pub struct SourceContext<'a> {
+    chain: &'a mut Chain,
+    output: &'a mut Output,
+    signals: &'a JobSignals,
+    emitted: u64,
+}
+
+impl SourceContext<'_> {
+    /// Pushes a batch of `records` records through the chain.
+    pub fn emit(&mut self, batch: Vec<u8>, records: u64) -> Result<(), TaskError> {
+        self.emitted += records;
+        let out = self.chain.process(batch)?;
+        self.output.write(&out, self.signals)?;
+        self.output.flush_if_due(self.signals)
+    }
+
+    /// Lets buffered output go when the buffer timeout passed.
+    pub fn idle(&mut self) -> Result<(), TaskError> {
+        if self.signals.cancelled() {
+            return Err(TaskError::Cancelled);
+        }
+        self.output.flush_if_due(self.signals)
+    }
+
+    /// Whether the source should end now.
+    pub fn should_stop(&self) -> bool {
+        self.signals.stopping()
+    }
+
+    /// The buffer timeout, which bounds how long a source may block.
+    pub fn buffer_timeout(&self) -> Duration {
+        self.output.buffer_timeout()
+    }
+}
+
+impl Task {
+    /// Runs the task to the end of its input.
+    pub fn run(mut self) -> Result<TaskMetrics, TaskError> {
+        let _span = tracing::debug_span!("task", name = %self.name).entered();
+        let mut metrics = TaskMetrics::default();
+        match &mut self.head {
+            Head::Source(source) => {
+                let mut ctx =
+                    SourceContext { chain: &mut self.chain, output: &mut self.output, signals: &self.signals, emitted: 0 };
+                source.run(&mut ctx)?;
+                metrics.records_in = ctx.emitted;
+                self.end_of_input(i64::MAX)?;
+            }
+            Head::Input(gate) => loop {
+                match gate.next(self.output.until_flush(), &self.signals)? {
+                    GateEvent::Idle => self.output.flush_if_due(&self.signals)?,
+                    GateEvent::Data(batch) => {
+                        let out = self.chain.process(batch)?;
+                        self.output.write(&out, &self.signals)?;
+                        self.output.flush_if_due(&self.signals)?;
+                    }
+                    GateEvent::Watermark(wm) => {
+                        let out = self.chain.watermark(wm)?;
+                        self.output.write(&out, &self.signals)?;
+                        self.output.broadcast(Event::Watermark(wm), &self.signals)?;
+                    }
+                    GateEvent::End => {
+                        self.end_of_input(i64::MAX)?;
+                        break;
+                    }
+                }
+            },
+        }
+        metrics.records_out = self.chain.records_written();
+        metrics.counters = self.chain.counters();
+        Ok(metrics)
+    }
+
+    /// Final watermark, the chain's last records, then end-of-stream downstream.
+    fn end_of_input(&mut self, watermark: i64) -> Result<(), TaskError> {
+        let out = self.chain.watermark(watermark)?;
+        self.output.write(&out, &self.signals)?;
+        let out = self.chain.finish()?;
+        self.output.write(&out, &self.signals)?;
+        self.output.broadcast(Event::Watermark(watermark), &self.signals)?;
+        self.output.broadcast(Event::End, &self.signals)?;
+        Ok(())
+    }
+}

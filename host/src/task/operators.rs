@@ -1,0 +1,380 @@
+//! The operators of a chain as a task runs them: fused Wasm calls, built-in
+//! keyed aggregates and sinks, each taking a packed batch and returning one.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::TaskError;
+use crate::connectors;
+use crate::framing::{self, Record};
+use crate::json::{self, Number};
+use crate::keys;
+use crate::plan::ExecutionPlan;
+use crate::runtime::{Aggregate, AggregateKind, FieldRef, Instance, KeyScope, Module, SubtaskInfo, VertexKind};
+
+/// One operator of a chain.
+pub trait Operator: Send {
+    /// Processes a batch, returning what it emits.
+    fn process(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, TaskError>;
+    /// Event time advanced; returns what it emits.
+    fn watermark(&mut self, _watermark: i64) -> Result<Vec<u8>, TaskError> {
+        Ok(Vec::new())
+    }
+    /// The input ended; returns the last records.
+    fn finish(&mut self) -> Result<Vec<u8>, TaskError> {
+        Ok(Vec::new())
+    }
+    /// Records written out of the job, for sinks.
+    fn records_written(&self) -> u64 {
+        0
+    }
+    /// Counters of user code.
+    fn counters(&self) -> BTreeMap<String, u64> {
+        BTreeMap::new()
+    }
+}
+
+/// The operators of one subtask of a chain, head first.
+pub struct Chain {
+    ops: Vec<Box<dyn Operator>>,
+}
+
+impl Chain {
+    fn run_from(&mut self, start: usize, mut batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
+        for op in &mut self.ops[start..] {
+            if batch.is_empty() {
+                break;
+            }
+            batch = op.process(batch)?;
+        }
+        Ok(batch)
+    }
+
+    /// Runs a batch through the chain.
+    pub fn process(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
+        self.run_from(0, batch)
+    }
+
+    /// Tells every operator, in order, that event time advanced.
+    pub fn watermark(&mut self, watermark: i64) -> Result<Vec<u8>, TaskError> {
+        self.each_in_order(|op| op.watermark(watermark))
+    }
+
+    /// Ends every operator, in order, so each one's last records reach the next.
+    pub fn finish(&mut self) -> Result<Vec<u8>, TaskError> {
+        self.each_in_order(|op| op.finish())
+    }
+
+    fn each_in_order(
+        &mut self,
+        mut f: impl FnMut(&mut dyn Operator) -> Result<Vec<u8>, TaskError>,
+    ) -> Result<Vec<u8>, TaskError> {
+        let mut out = Vec::new();
+        for i in 0..self.ops.len() {
+            let emitted = f(self.ops[i].as_mut())?;
+            out.extend(self.run_from(i + 1, emitted)?);
+        }
+        Ok(out)
+    }
+
+    /// Records the chain's sinks wrote.
+    pub fn records_written(&self) -> u64 {
+        self.ops.iter().map(|o| o.records_written()).sum()
+    }
+
+    /// User counters of the chain's Wasm operators.
+    pub fn counters(&self) -> BTreeMap<String, u64> {
+        let mut all = BTreeMap::new();
+        for op in &self.ops {
+            for (k, v) in op.counters() {
+                *all.entry(k).or_insert(0) += v;
+            }
+        }
+        all
+    }
+}
+
+/// What building a chain's operators needs.
+pub struct ChainContext<'a> {
+    /// The job.
+    pub plan: &'a ExecutionPlan,
+    /// The job's component.
+    pub module: &'a Module,
+    /// The entry the job was planned from.
+    pub entry: &'a str,
+    /// The job arguments.
+    pub args: &'a [String],
+}
+
+/// Builds subtask `subtask` of chain `chain`, fusing consecutive Wasm
+/// operators into one instance (one guest call per batch for all of them).
+pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Chain, TaskError> {
+    let plan = ctx.plan;
+    let c = &plan.chains[chain];
+    let info = SubtaskInfo { index: subtask, parallelism: c.parallelism, max_parallelism: plan.max_parallelism };
+    let mut ops: Vec<Box<dyn Operator>> = Vec::new();
+    let mut fused: Vec<usize> = Vec::new();
+    let flush_fused = |fused: &mut Vec<usize>, ops: &mut Vec<Box<dyn Operator>>| -> Result<(), TaskError> {
+        if !fused.is_empty() {
+            ops.push(Box::new(WasmOperator::open(ctx, fused, info)?));
+            fused.clear();
+        }
+        Ok(())
+    };
+    for &v in &c.vertices {
+        let vertex = &plan.vertices[v];
+        match &vertex.kind {
+            VertexKind::Wasm(_) => {
+                fused.push(v);
+                if vertex.per_key_updates && plan.bounded {
+                    flush_fused(&mut fused, &mut ops)?;
+                    ops.push(Box::new(LastPerKey::default()));
+                }
+            }
+            kind => {
+                flush_fused(&mut fused, &mut ops)?;
+                match kind {
+                    VertexKind::Aggregate(a) => {
+                        ops.push(Box::new(AggregateOp::new(vertex.name.clone(), a.clone(), !plan.bounded)))
+                    }
+                    VertexKind::PrintSink => ops.push(Box::new(connectors::PrintSink::new(info))),
+                    VertexKind::FileSink(dir) => ops.push(Box::new(connectors::FileSink::create(dir, info)?)),
+                    // Sources head their chain and are run by the task, not as operators.
+                    _ => {}
+                }
+            }
+        }
+    }
+    flush_fused(&mut fused, &mut ops)?;
+    Ok(Chain { ops })
+}
+
+/// Consecutive Wasm operators of a chain, in one sandboxed instance.
+struct WasmOperator {
+    name: String,
+    subtask: SubtaskInfo,
+    instance: Instance,
+}
+
+impl WasmOperator {
+    fn open(ctx: &ChainContext, vertices: &[usize], subtask: SubtaskInfo) -> Result<Self, TaskError> {
+        let plan = ctx.plan;
+        let names: Vec<&str> = vertices.iter().map(|&v| plan.vertices[v].name.as_str()).collect();
+        let name = names.join(" -> ");
+        let indices: Vec<u32> = vertices
+            .iter()
+            .map(|&v| match plan.vertices[v].kind {
+                VertexKind::Wasm(i) => i,
+                _ => unreachable!("only wasm vertices are fused"),
+            })
+            .collect();
+        let keyed = vertices.iter().any(|&v| plan.vertices[v].keyed);
+        let scope = keyed.then(|| KeyScope {
+            key_groups: keys::key_group_range(subtask.index, subtask.parallelism, subtask.max_parallelism),
+            max_parallelism: subtask.max_parallelism,
+        });
+        let mut op = WasmOperator {
+            instance: ctx.module.instantiate(&name, scope).map_err(|e| fail(&name, subtask, e))?,
+            name,
+            subtask,
+        };
+        op.instance.open(ctx.entry, ctx.args, &indices, subtask).map_err(|e| fail(&op.name, subtask, e))?;
+        Ok(op)
+    }
+
+    fn check(&self, result: Result<Vec<u8>, crate::runtime::GuestError>) -> Result<Vec<u8>, TaskError> {
+        let batch = result.map_err(|e| fail(&self.name, self.subtask, e))?;
+        if let Some(Err(source)) = framing::records(&batch).find(Result::is_err) {
+            return Err(TaskError::Framing { operator: self.name.clone(), source });
+        }
+        Ok(batch)
+    }
+}
+
+fn fail(name: &str, subtask: SubtaskInfo, source: crate::runtime::GuestError) -> TaskError {
+    TaskError::Operator { operator: name.into(), subtask: subtask.index + 1, parallelism: subtask.parallelism, source }
+}
+
+impl Operator for WasmOperator {
+    fn process(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
+        let out = self.instance.process(&batch);
+        self.check(out)
+    }
+
+    fn watermark(&mut self, watermark: i64) -> Result<Vec<u8>, TaskError> {
+        let out = self.instance.on_watermark(watermark);
+        self.check(out)
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>, TaskError> {
+        let out = self.instance.close();
+        self.check(out)
+    }
+
+    fn counters(&self) -> BTreeMap<String, u64> {
+        self.instance.counters().clone()
+    }
+}
+
+/// Keeps the last record of each key and emits them when the input ends: a
+/// keyed reduce in a bounded job shows only final results.
+#[derive(Default)]
+struct LastPerKey {
+    index: HashMap<Vec<u8>, usize>,
+    records: Vec<Vec<u8>>,
+}
+
+impl Operator for LastPerKey {
+    fn process(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
+        for record in framing::records(&batch) {
+            let record = record.map_err(|source| TaskError::Framing { operator: "reduce".into(), source })?;
+            let key = record.key.unwrap_or_default();
+            match self.index.get(key) {
+                Some(&i) => self.records[i] = record.raw.to_vec(),
+                None => {
+                    self.index.insert(key.to_vec(), self.records.len());
+                    self.records.push(record.raw.to_vec());
+                }
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>, TaskError> {
+        self.index.clear();
+        Ok(std::mem::take(&mut self.records).concat())
+    }
+}
+
+/// The running aggregate of one key.
+struct KeyAggregate {
+    /// The first record's value, whose field the aggregate replaces.
+    first: Vec<u8>,
+    /// Latest timestamp seen.
+    timestamp: Option<i64>,
+    /// Sum, minimum or maximum so far.
+    acc: Number,
+    /// Records seen.
+    count: u64,
+}
+
+/// A built-in keyed aggregate (sum, min, max, count), run natively.
+struct AggregateOp {
+    name: String,
+    spec: Aggregate,
+    /// Emit the updated result for every record (unbounded jobs) rather than
+    /// only each key's final one.
+    emit_updates: bool,
+    index: HashMap<Vec<u8>, usize>,
+    keys: Vec<(Vec<u8>, KeyAggregate)>,
+}
+
+impl AggregateOp {
+    fn new(name: String, spec: Aggregate, emit_updates: bool) -> Self {
+        AggregateOp { name, spec, emit_updates, index: HashMap::new(), keys: Vec::new() }
+    }
+
+    fn error(&self, message: String) -> TaskError {
+        TaskError::Record { operator: self.name.clone(), message }
+    }
+
+    fn field<'v>(&self, value: &'v [u8]) -> Result<Number, TaskError> {
+        let text: std::borrow::Cow<'v, [u8]> = match &self.spec.field {
+            FieldRef::Whole => value.into(),
+            FieldRef::Index(i) => json::array_element(value, *i)
+                .ok_or_else(|| self.error(format!("value {} has no element {i}", String::from_utf8_lossy(value))))?
+                .into(),
+            FieldRef::Name(n) => {
+                let v: serde_json::Value = serde_json::from_slice(value)
+                    .map_err(|e| self.error(format!("value is not JSON: {e}")))?;
+                let f = v.get(n).ok_or_else(|| self.error(format!("value {v} has no field '{n}'")))?;
+                f.to_string().into_bytes().into()
+            }
+        };
+        Number::parse(&text).ok_or_else(|| {
+            self.error(format!("field {:?} of {} is not a number", self.spec.field, String::from_utf8_lossy(value)))
+        })
+    }
+
+    fn update(&mut self, record: Record) -> Result<usize, TaskError> {
+        let key = record.key.ok_or_else(|| self.error("record has no key".into()))?;
+        let n = match self.spec.kind {
+            AggregateKind::Count => Number::Int(1),
+            _ => self.field(record.value)?,
+        };
+        let slot = match self.index.get(key) {
+            Some(&i) => i,
+            None => {
+                let first = KeyAggregate { first: record.value.to_vec(), timestamp: record.timestamp, acc: n, count: 1 };
+                self.index.insert(key.to_vec(), self.keys.len());
+                self.keys.push((key.to_vec(), first));
+                return Ok(self.keys.len() - 1);
+            }
+        };
+        let agg = &mut self.keys[slot].1;
+        agg.count += 1;
+        agg.timestamp = record.timestamp.or(agg.timestamp);
+        agg.acc = match self.spec.kind {
+            AggregateKind::Sum | AggregateKind::Count => agg.acc.add(n),
+            AggregateKind::Min if n.as_f64() < agg.acc.as_f64() => n,
+            AggregateKind::Max if n.as_f64() > agg.acc.as_f64() => n,
+            _ => agg.acc,
+        };
+        Ok(slot)
+    }
+
+    fn emit(&self, slot: usize, out: &mut Vec<u8>) -> Result<(), TaskError> {
+        let (key, agg) = &self.keys[slot];
+        let value = match (&self.spec.kind, &self.spec.field) {
+            (AggregateKind::Count, _) => {
+                let mut v = Vec::with_capacity(key.len() + 24);
+                v.push(b'[');
+                v.extend_from_slice(key);
+                v.push(b',');
+                v.extend_from_slice(agg.count.to_string().as_bytes());
+                v.push(b']');
+                v
+            }
+            (_, FieldRef::Whole) => agg.acc.to_json().to_string().into_bytes(),
+            (_, FieldRef::Index(i)) => {
+                // Splice the number into the first value's bytes.
+                let old = json::array_element(&agg.first, *i).expect("field checked on update");
+                let start = old.as_ptr() as usize - agg.first.as_ptr() as usize;
+                let mut v = agg.first[..start].to_vec();
+                v.extend_from_slice(agg.acc.to_json().to_string().as_bytes());
+                v.extend_from_slice(&agg.first[start + old.len()..]);
+                v
+            }
+            (_, FieldRef::Name(n)) => {
+                let mut v: serde_json::Value = serde_json::from_slice(&agg.first).expect("checked on update");
+                v[n.as_str()] = agg.acc.to_json();
+                v.to_string().into_bytes()
+            }
+        };
+        framing::push(out, Some(key), &value, agg.timestamp);
+        Ok(())
+    }
+}
+
+impl Operator for AggregateOp {
+    fn process(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
+        let mut out = Vec::new();
+        for record in framing::records(&batch) {
+            let record = record.map_err(|source| TaskError::Framing { operator: self.name.clone(), source })?;
+            let slot = self.update(record)?;
+            if self.emit_updates {
+                self.emit(slot, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>, TaskError> {
+        let mut out = Vec::new();
+        if !self.emit_updates {
+            for slot in 0..self.keys.len() {
+                self.emit(slot, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+}

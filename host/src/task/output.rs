@@ -1,0 +1,146 @@
+//! A task's output: per downstream channel a buffer, filled by the edge's
+//! partitioning and sent when it is full or the buffer timeout passed.
+
+use std::time::{Duration, Instant};
+
+use super::{Event, JobSignals, Sender, TaskError};
+use crate::framing;
+use crate::keys;
+use crate::runtime::Partitioning;
+
+/// A buffer is sent once it holds this many bytes.
+pub const FLUSH_BYTES: usize = 32 * 1024;
+
+/// One outgoing edge of a task: its routing and a buffer per target subtask.
+pub struct OutputEdge {
+    /// How records choose a target.
+    partitioning: Partitioning,
+    /// One sender per target subtask (a single one for forward edges).
+    targets: Vec<Sender>,
+    /// Records waiting for each target.
+    buffers: Vec<Vec<u8>>,
+    /// Number of key groups, for hash routing.
+    max_parallelism: u32,
+    /// Next target of round-robin routing.
+    next: usize,
+    /// Name of the operator writing, for errors about its records.
+    operator: String,
+}
+
+impl OutputEdge {
+    /// An edge to `targets` (for a forward edge, just the matching subtask).
+    pub fn new(partitioning: Partitioning, targets: Vec<Sender>, max_parallelism: u32, operator: String) -> Self {
+        let buffers = targets.iter().map(|_| Vec::new()).collect();
+        OutputEdge { partitioning, targets, buffers, max_parallelism, next: 0, operator }
+    }
+
+    fn route(&mut self, batch: &[u8]) -> Result<(), TaskError> {
+        let framing_err = |source| TaskError::Framing { operator: self.operator.clone(), source };
+        match self.partitioning {
+            Partitioning::Forward => self.buffers[0].extend_from_slice(batch),
+            Partitioning::Broadcast => self.buffers.iter_mut().for_each(|b| b.extend_from_slice(batch)),
+            Partitioning::Rebalance => {
+                for record in framing::records(batch) {
+                    let record = record.map_err(framing_err)?;
+                    self.buffers[self.next].extend_from_slice(record.raw);
+                    self.next = (self.next + 1) % self.buffers.len();
+                }
+            }
+            Partitioning::Hash => {
+                let p = self.buffers.len() as u32;
+                for record in framing::records(batch) {
+                    let record = record.map_err(framing_err)?;
+                    let Some(key) = record.key else {
+                        return Err(TaskError::Record {
+                            operator: self.operator.clone(),
+                            message: "emitted a record without a key onto a keyed edge".into(),
+                        });
+                    };
+                    let group = keys::key_group(key, self.max_parallelism);
+                    let target = keys::subtask_for_key_group(group, p, self.max_parallelism) as usize;
+                    self.buffers[target].extend_from_slice(record.raw);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// All outgoing edges of a task.
+pub struct Output {
+    edges: Vec<OutputEdge>,
+    /// Longest time a record waits in a buffer.
+    buffer_timeout: Duration,
+    /// When the buffers were last sent.
+    last_flush: Instant,
+}
+
+impl Output {
+    /// An output over `edges` that flushes at least every `buffer_timeout`.
+    pub fn new(edges: Vec<OutputEdge>, buffer_timeout: Duration) -> Self {
+        Output { edges, buffer_timeout, last_flush: Instant::now() }
+    }
+
+    /// The buffer timeout.
+    pub fn buffer_timeout(&self) -> Duration {
+        self.buffer_timeout
+    }
+
+    /// Routes a batch into the buffers, sending those that are full.
+    pub fn write(&mut self, batch: &[u8], signals: &JobSignals) -> Result<(), TaskError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for edge in &mut self.edges {
+            edge.route(batch)?;
+            for (buf, target) in edge.buffers.iter_mut().zip(&edge.targets) {
+                if buf.len() >= FLUSH_BYTES {
+                    target.send(Event::Data(std::mem::take(buf)), signals)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Time left until the buffer timeout asks for a flush.
+    pub fn until_flush(&self) -> Duration {
+        self.buffer_timeout.saturating_sub(self.last_flush.elapsed())
+    }
+
+    /// Sends every non-empty buffer if the buffer timeout passed.
+    pub fn flush_if_due(&mut self, signals: &JobSignals) -> Result<(), TaskError> {
+        if self.last_flush.elapsed() >= self.buffer_timeout {
+            self.flush(signals)?;
+        }
+        Ok(())
+    }
+
+    /// Sends every non-empty buffer.
+    pub fn flush(&mut self, signals: &JobSignals) -> Result<(), TaskError> {
+        for edge in &mut self.edges {
+            for (buf, target) in edge.buffers.iter_mut().zip(&edge.targets) {
+                if !buf.is_empty() {
+                    target.send(Event::Data(std::mem::take(buf)), signals)?;
+                }
+            }
+        }
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+
+    /// Flushes, then sends a control event to every target.
+    pub fn broadcast(&mut self, event: Event, signals: &JobSignals) -> Result<(), TaskError> {
+        self.flush(signals)?;
+        for edge in &self.edges {
+            for target in &edge.targets {
+                let copy = match &event {
+                    Event::Watermark(w) => Event::Watermark(*w),
+                    Event::End => Event::End,
+                    Event::Data(d) => Event::Data(d.clone()),
+                };
+                target.send(copy, signals)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,111 @@
+//! Shared helpers of the integration tests: the `eddy` binary, the example
+//! components (built once per run by `./dev test`), and reference results.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `eddy` binary of this build, with a compile cache shared by the tests.
+pub fn eddy() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eddy"));
+    cmd.env("EDDY_CACHE_DIR", target_dir().join("test-compile-cache"));
+    cmd.env_remove("EDDY_LOG");
+    cmd
+}
+
+fn target_dir() -> PathBuf {
+    // CARGO_BIN_EXE_eddy is <target>/release/eddy.
+    Path::new(env!("CARGO_BIN_EXE_eddy")).parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// A component built by `./dev build`.
+pub fn component(name: &str) -> PathBuf {
+    let dir = std::env::var_os("EDDY_COMPONENTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("wasm32-wasip2/component"));
+    let path = dir.join(format!("{}.wasm", name.replace('-', "_")));
+    let alt = dir.join(format!("{name}.wasm"));
+    if path.exists() {
+        path
+    } else if alt.exists() {
+        alt
+    } else {
+        panic!("component {} not found in {}: build the components with `./dev build`", name, dir.display())
+    }
+}
+
+/// Runs eddy with `args`; returns its output whatever the exit status.
+pub fn run(args: &[&str]) -> Output {
+    eddy().args(args).output().expect("eddy runs")
+}
+
+/// Runs eddy and expects success; returns stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "eddy {args:?} failed with {}:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Runs eddy and expects it to fail with exit code 1 (not a crash);
+/// returns stderr.
+pub fn run_err(args: &[&str]) -> String {
+    let out = run(args);
+    assert_eq!(out.status.code(), Some(1), "eddy {args:?} should fail cleanly; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stderr).expect("utf-8 stderr")
+}
+
+/// The last line of stderr that starts with "error: ".
+pub fn error_line(stderr: &str) -> &str {
+    stderr.lines().rev().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line in:\n{stderr}"))
+}
+
+/// Word counts, computed independently of Eddy: maximal runs of Unicode
+/// alphanumeric characters, lower-cased.
+pub fn reference_counts(text: &[u8]) -> BTreeMap<String, u64> {
+    let text = String::from_utf8_lossy(text);
+    let mut counts = BTreeMap::new();
+    let mut word = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_alphanumeric() {
+            word.push(c);
+        } else if !word.is_empty() {
+            *counts.entry(word.to_lowercase()).or_insert(0) += 1;
+            word.clear();
+        }
+    }
+    counts
+}
+
+/// Parses `word count` lines (optionally prefixed by `N> `) into a map,
+/// failing on a word seen twice.
+pub fn parse_counts(lines: impl IntoIterator<Item = String>) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for line in lines {
+        let line = match line.split_once("> ") {
+            Some((p, rest)) if p.chars().all(|c| c.is_ascii_digit()) => rest.to_string(),
+            _ => line,
+        };
+        let (word, n) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a `word count` line: {line:?}"));
+        let n: u64 = n.parse().unwrap_or_else(|_| panic!("bad count in {line:?}"));
+        assert!(counts.insert(word.to_string(), n).is_none(), "word {word:?} reported twice");
+    }
+    counts
+}
+
+/// Reads every `part-*` file under `dir` as lines.
+pub fn read_parts(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("part-") && !name.ends_with(".inprogress"), "unexpected file {name}");
+        lines.extend(std::fs::read_to_string(&path).unwrap().lines().map(String::from));
+    }
+    lines
+}

@@ -1,0 +1,166 @@
+//! Word count, end to end: the `wordcount` example component run by the
+//! `eddy` binary on the embedded cluster, against an independent count.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Text no one tuned for: every line ending, punctuation, accents (composed
+/// and combining), other scripts, digits, blank and very long lines, tabs,
+/// a byte-order mark and bytes that are not UTF-8.
+fn awkward_text() -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice("\u{feff}The quick brown fox — jumps over the lazy dog.\r\n".as_bytes());
+    t.extend_from_slice(b"\r\n\n   \t \n");
+    t.extend_from_slice("Café, CAFÉ, cafe\u{301}; naïve Über-straße ÜBER\rmac line\r".as_bytes());
+    t.extend_from_slice("Σίσυφος ΣΊΣΥΦΟΣ 東京 東京都 Москва москва\n".as_bytes());
+    t.extend_from_slice(b"don't stop_believing: x2 2x 42 4,2 3.14 e-mail e_mail\n");
+    t.extend_from_slice(b"bad bytes \xff\xfe here\xc3 and \x80there\n");
+    t.extend_from_slice("emoji 🙂fox🙂 ½ ² Ⅻ İstanbul ǅemal\n".as_bytes());
+    let mut long = String::new();
+    for i in 0..60_000 {
+        long.push_str(["alpha", "Beta", "GAMMA", "delta42"][i % 4]);
+        long.push_str([" ", ", ", "--", "\t"][i % 3]);
+    }
+    t.extend_from_slice(long.as_bytes());
+    t.extend_from_slice(b"\n");
+    for i in 0..3000 {
+        writeln!(t, "line {i} of the fox text: the end? no; THE END!").unwrap();
+    }
+    t.extend_from_slice(b"no newline at the end");
+    t
+}
+
+#[test]
+fn word_count_equals_reference_at_parallelism_1_2_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.txt");
+    let text = awkward_text();
+    std::fs::write(&input, &text).unwrap();
+    let expected = reference_counts(&text);
+    assert!(expected.len() > 40 && expected["fox"] == 3002, "reference looks wrong: {expected:?}");
+    let wasm = component("wordcount");
+    for p in ["1", "2", "4"] {
+        let out = dir.path().join(format!("out-p{p}"));
+        run_ok(&[
+            "run", "-p", p, "-c", "word-count", wasm.to_str().unwrap(),
+            "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(),
+        ]);
+        let parts = std::fs::read_dir(&out).unwrap().count();
+        assert_eq!(parts.to_string(), p, "one part file per sink subtask");
+        assert_eq!(parse_counts(read_parts(&out)), expected, "parallelism {p}");
+    }
+    // Without --output the counts go to stdout (prefixed "N> " at p > 1).
+    let stdout = run_ok(&["run", "-p", "2", "-c", "word-count", wasm.to_str().unwrap(), "--input", input.to_str().unwrap()]);
+    assert_eq!(parse_counts(stdout.lines().map(String::from)), expected);
+}
+
+#[test]
+fn word_count_of_the_shipped_sample() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/wordcount/sample.txt");
+    let text = std::fs::read(sample).unwrap();
+    let stdout = run_ok(&["run", "-c", "word-count", component("wordcount").to_str().unwrap(), "--input", sample]);
+    assert_eq!(parse_counts(stdout.lines().map(String::from)), reference_counts(&text));
+}
+
+#[test]
+fn missing_input_file_is_a_clear_error() {
+    let err = run_err(&["run", "-c", "word-count", component("wordcount").to_str().unwrap(), "--input", "/no/such/file.txt"]);
+    assert!(error_line(&err).contains("cannot read /no/such/file.txt"), "{err}");
+}
+
+/// Reads eddy's stdout lines on a thread, so the test can wait with a deadline.
+fn line_reader(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn expect_lines(rx: &mpsc::Receiver<String>, wanted: &[&str], within: Duration) {
+    let deadline = Instant::now() + within;
+    let mut missing: Vec<&str> = wanted.to_vec();
+    let mut seen = Vec::new();
+    while !missing.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                missing.retain(|w| *w != line);
+                seen.push(line);
+            }
+            Err(_) => panic!("still waiting for {missing:?} after {within:?}; saw {seen:?}"),
+        }
+    }
+}
+
+#[test]
+fn stream_word_count_prints_updates_as_lines_arrive() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let mut child = eddy()
+        .args(["run", "-c", "stream-word-count", component("wordcount").to_str().unwrap(), "--host", "127.0.0.1", "--port", &port])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = line_reader(child.stdout.take().unwrap());
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.write_all(b"Hello world\r\n").unwrap();
+    // The counts appear while the job runs, not at its end.
+    expect_lines(&rx, &["hello 1", "world 1"], Duration::from_secs(10));
+    conn.write_all(b"hello AGAIN, hello\n").unwrap();
+    expect_lines(&rx, &["hello 2", "again 1", "hello 3"], Duration::from_secs(10));
+    // The peer closing the socket ends the input: the job finishes cleanly.
+    drop(conn);
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+}
+
+#[test]
+fn stream_word_count_stops_cleanly_on_interrupt() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let mut child = eddy()
+        .args(["run", "-c", "stream-word-count", component("wordcount").to_str().unwrap(), "--host", "127.0.0.1", "--port", &port])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = line_reader(child.stdout.take().unwrap());
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.write_all(b"one two two\n").unwrap();
+    expect_lines(&rx, &["one 1", "two 2"], Duration::from_secs(10));
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "interrupted job should exit 0, got {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "job did not stop within 10 s of Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn unreachable_socket_is_a_clear_error() {
+    // Bind then drop, so the port is almost certainly closed.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let err = run_err(&["run", "-c", "stream-word-count", component("wordcount").to_str().unwrap(), "--host", "127.0.0.1", "--port", &port]);
+    let line = error_line(&err);
+    assert!(line.contains(&format!("socket source 127.0.0.1:{port}: cannot connect")), "{line}");
+}
