@@ -170,6 +170,9 @@ fn measure(records: usize, bytes: usize, mut call: impl FnMut() -> Result<()>) -
     Ok(Measurement { records_per_s: calls_per_s * records as f64, bytes_per_s: calls_per_s * bytes as f64 })
 }
 
+// wasmtime 48 has its own error type; `?` converts it into anyhow's, the
+// combinators (`context`, closures returning `Result`) need it done by hand.
+
 /// The store data of the typed/packed component. Rust's std in a
 /// wasm32-wasip2 component imports a little WASI (stderr for panics, the
 /// environment) even though the world imports nothing, so it is linked, with
@@ -198,11 +201,11 @@ impl BoundaryBench {
         config.wasm_component_model(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
         let engine = Engine::new(&config)?;
-        let component = Component::new(&engine, wasm).context("compiling boundary_guest.wasm")?;
+        let component = Component::new(&engine, wasm).map_err(anyhow::Error::from).context("compiling boundary_guest.wasm")?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         let mut store = Store::new(&engine, Ctx { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
-        let boundary = Boundary::instantiate(&mut store, &component, &linker).context("instantiating boundary_guest.wasm")?;
+        let boundary = Boundary::instantiate(&mut store, &component, &linker).map_err(anyhow::Error::from).context("instantiating boundary_guest.wasm")?;
         Ok(Self { store, boundary })
     }
 
@@ -216,13 +219,13 @@ impl BoundaryBench {
         let bytes = packed_batch(n).len();
         // The output is dropped inside the loop: freeing what the host lifted
         // is part of the typed encoding's cost.
-        measure(n, bytes, || self.boundary.call_map_typed(&mut self.store, &input).map(drop))
+        measure(n, bytes, || Ok(drop(self.boundary.call_map_typed(&mut self.store, &input)?)))
     }
 
     fn packed(&mut self, n: usize) -> Result<Measurement> {
         let input = packed_batch(n);
         check_packed(&self.boundary.call_map_packed(&mut self.store, &input)?, n).context("map-packed")?;
-        measure(n, input.len(), || self.boundary.call_map_packed(&mut self.store, &input).map(drop))
+        measure(n, input.len(), || Ok(drop(self.boundary.call_map_packed(&mut self.store, &input)?)))
     }
 }
 

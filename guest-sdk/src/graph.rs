@@ -450,6 +450,7 @@ impl<T: DeserializeOwned + 'static> Stream<T> {
         F: Fn(&T) -> K + 'static,
     {
         let mut buf = Vec::new();
+        let upstream = self.vertex;
         let stream: Stream<T> = self.then(
             "KeyBy",
             op(move |r, out| {
@@ -461,6 +462,17 @@ impl<T: DeserializeOwned + 'static> Stream<T> {
                 })
             }),
         );
+        // The key selector belongs with its input, as in Flink (where it runs in the input's
+        // partitioner): same parallelism and group, so it is chained and per-key order holds.
+        let (parallelism, group) = {
+            let g = stream.g.borrow();
+            let up = &g.vertices[upstream as usize];
+            (up.parallelism, up.slot_sharing_group.clone())
+        };
+        with_vertex(&stream.g, stream.vertex, |v| {
+            v.parallelism = parallelism;
+            v.slot_sharing_group = group;
+        });
         KeyedStream {
             g: stream.g,
             vertex: stream.vertex,
@@ -767,7 +779,7 @@ mod tests {
                 (2, 3, Forward),
                 (3, 4, Hash),
                 (4, 5, Forward),
-                (6, 7, Rebalance),
+                (6, 7, Forward), // key_by takes its input's parallelism: chained
                 (7, 8, Hash),
                 (8, 9, Forward),
             ]

@@ -84,3 +84,8 @@ macro_rules! entries {
         $crate::bindings::export!(__EddyComponent with_types_in $crate::bindings);
     };
 }
+
+/// The README's job example, compiled and checked by `cargo test` so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
