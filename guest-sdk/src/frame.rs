@@ -42,21 +42,43 @@ impl<'a> Record<'a> {
 #[inline]
 pub fn encode(out: &mut Vec<u8>, record: &Record<'_>) {
     out.reserve(record.encoded_len());
+    put_header(out, record.key, record.timestamp);
+    put_bytes(out, record.value);
+}
+
+/// Flags, timestamp and key: everything of a record before its value.
+#[inline]
+fn put_header(out: &mut Vec<u8>, key: Option<&[u8]>, timestamp: Option<i64>) {
     let mut flags = 0u8;
-    if record.key.is_some() {
+    if key.is_some() {
         flags |= FLAG_KEY;
     }
-    if record.timestamp.is_some() {
+    if timestamp.is_some() {
         flags |= FLAG_TIMESTAMP;
     }
     out.push(flags);
-    if let Some(ts) = record.timestamp {
+    if let Some(ts) = timestamp {
         out.extend_from_slice(&ts.to_le_bytes());
     }
-    if let Some(key) = record.key {
+    if let Some(key) = key {
         put_bytes(out, key);
     }
-    put_bytes(out, record.value);
+}
+
+/// Appends one record whose value `write_value` appends to `out` directly (no copy).
+pub fn encode_with(
+    out: &mut Vec<u8>,
+    key: Option<&[u8]>,
+    timestamp: Option<i64>,
+    write_value: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+) -> Result<(), String> {
+    put_header(out, key, timestamp);
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    write_value(out)?;
+    let len = u32::try_from(out.len() - at - 4).map_err(|_| "record value longer than 4 GiB".to_string())?;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
 }
 
 #[inline]

@@ -18,8 +18,7 @@ use crate::bindings::eddy::stream::types::{
     VertexKind,
 };
 use crate::ctx::{set_record_key, Ctx, KeyedCtx, ValueState};
-use crate::frame::Record;
-use crate::ops::{decode_json, encode_json, Emit, FnOp, Operator};
+use crate::ops::{encode_json, Emit, FnOp, Item, Operator, Value};
 
 /// What a job function built: the graph and the operator registry.
 pub(crate) struct Built {
@@ -80,7 +79,7 @@ fn with_vertex(g: &Shared, id: u32, f: impl FnOnce(&mut Vertex)) {
 /// the record's lifetime.
 fn op<F>(f: F) -> Box<dyn Operator>
 where
-    F: FnMut(Record<'_>, &mut dyn Emit) -> Result<(), String> + 'static,
+    F: FnMut(Item<'_>, &mut dyn Emit) -> Result<(), String> + 'static,
 {
     Box::new(FnOp(f))
 }
@@ -362,20 +361,18 @@ impl<T> Stream<T> {
     }
 }
 
-impl<T: DeserializeOwned + 'static> Stream<T> {
+impl<T: Serialize + DeserializeOwned + 'static> Stream<T> {
     /// One output per input.
     pub fn map<O, F>(self, f: F) -> Stream<O>
     where
         O: Serialize + 'static,
         F: Fn(T) -> O + 'static,
     {
-        let mut buf = Vec::new();
         self.then(
             "Map",
-            op(move |r, out| {
-                let o = f(decode_json(r.value)?);
-                encode_json(&mut buf, &o)?;
-                out.emit(Record { value: &buf, ..r })
+            op(move |mut r, out| {
+                let o = f(r.value.take()?);
+                out.emit(r.with(Value::Typed(&mut Some(o))))
             }),
         )
     }
@@ -387,13 +384,11 @@ impl<T: DeserializeOwned + 'static> Stream<T> {
         I: IntoIterator<Item = O>,
         F: Fn(T) -> I + 'static,
     {
-        let mut buf = Vec::new();
         self.then(
             "FlatMap",
-            op(move |r, out| {
-                for o in f(decode_json(r.value)?) {
-                    encode_json(&mut buf, &o)?;
-                    out.emit(Record { value: &buf, ..r })?;
+            op(move |mut r, out| {
+                for o in f(r.value.take()?) {
+                    out.emit(r.with(Value::Typed(&mut Some(o))))?;
                 }
                 Ok(())
             }),
@@ -407,12 +402,15 @@ impl<T: DeserializeOwned + 'static> Stream<T> {
     {
         self.then(
             "Filter",
-            op(move |r, out| {
-                let v: T = decode_json(r.value)?;
-                if f(&v) {
-                    out.emit(r)
-                } else {
-                    Ok(())
+            op(move |mut r, out| {
+                let v: T = r.value.take()?;
+                if !f(&v) {
+                    return Ok(());
+                }
+                match r.value {
+                    // Unchanged bytes need no encoding.
+                    Value::Json(bytes) => out.emit(r.with(Value::Json(bytes))),
+                    Value::Typed(_) => out.emit(r.with(Value::Typed(&mut Some(v)))),
                 }
             }),
         )
@@ -425,17 +423,15 @@ impl<T: DeserializeOwned + 'static> Stream<T> {
         F: Fn(&mut Ctx<O>, T) -> Result<(), String> + 'static,
     {
         let mut ctx = Ctx::new();
-        let mut buf = Vec::new();
         self.then(
             "Process",
-            op(move |r, out| {
-                let v = decode_json(r.value)?;
+            op(move |mut r, out| {
+                let v = r.value.take()?;
                 ctx.out.clear();
                 ctx.timestamp = r.timestamp;
                 f(&mut ctx, v)?;
                 for o in ctx.out.drain(..) {
-                    encode_json(&mut buf, &o)?;
-                    out.emit(Record { value: &buf, ..r })?;
+                    out.emit(r.with(Value::Typed(&mut Some(o))))?;
                 }
                 Ok(())
             }),
@@ -453,13 +449,16 @@ impl<T: DeserializeOwned + 'static> Stream<T> {
         let upstream = self.vertex;
         let stream: Stream<T> = self.then(
             "KeyBy",
-            op(move |r, out| {
-                let v: T = decode_json(r.value)?;
+            op(move |mut r, out| {
+                let v: T = r.value.take()?;
                 encode_json(&mut buf, &f(&v))?;
-                out.emit(Record {
-                    key: Some(&buf),
-                    ..r
-                })
+                let timestamp = r.timestamp;
+                let value = match r.value {
+                    // Unchanged bytes need no encoding.
+                    Value::Json(bytes) => Value::Json(bytes),
+                    Value::Typed(_) => Value::Typed(&mut Some(v)),
+                };
+                out.emit(Item { key: Some(&buf), timestamp, value })
             }),
         );
         // The key selector belongs with its input, as in Flink (where it runs in the input's
@@ -538,7 +537,7 @@ fn kind_of(g: &Shared, id: u32) -> VertexKind {
     g.borrow().vertices[id as usize].kind.clone()
 }
 
-fn keyed_record_key<'a>(r: &Record<'a>) -> Result<&'a [u8], String> {
+fn keyed_record_key<'a>(r: &Item<'a>) -> Result<&'a [u8], String> {
     r.key.ok_or_else(|| {
         "keyed operator received a record without a key (is its input a key_by?)".to_string()
     })
@@ -574,18 +573,16 @@ where
             ctx: Ctx::new(),
             _key: PhantomData,
         };
-        let mut buf = Vec::new();
         self.keyed_operator(
             "Process",
-            op(move |r, out| {
+            op(move |mut r, out| {
                 set_record_key(keyed_record_key(&r)?);
-                let v = decode_json(r.value)?;
+                let v = r.value.take()?;
                 ctx.ctx.out.clear();
                 ctx.ctx.timestamp = r.timestamp;
                 f(&mut ctx, v)?;
                 for o in ctx.ctx.out.drain(..) {
-                    encode_json(&mut buf, &o)?;
-                    out.emit(Record { value: &buf, ..r })?;
+                    out.emit(r.with(Value::Typed(&mut Some(o))))?;
                 }
                 Ok(())
             }),
@@ -604,19 +601,17 @@ where
             _key: PhantomData,
         }
         .value_state("__reduce");
-        let mut buf = Vec::new();
         self.keyed_operator(
             "Reduce",
-            op(move |r, out| {
+            op(move |mut r, out| {
                 set_record_key(keyed_record_key(&r)?);
-                let v: T = decode_json(r.value)?;
+                let v: T = r.value.take()?;
                 let next = match state.get()? {
                     Some(acc) => f(acc, v),
                     None => v,
                 };
                 state.set(&next)?;
-                encode_json(&mut buf, &next)?;
-                out.emit(Record { value: &buf, ..r })
+                out.emit(r.with(Value::Typed(&mut Some(next))))
             }),
             true,
         )
@@ -636,6 +631,7 @@ impl DataSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::Record;
     use crate::frame;
 
     fn edges(b: &Built) -> Vec<(u32, u32, Partitioning)> {

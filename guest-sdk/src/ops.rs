@@ -1,18 +1,93 @@
 //! Type-erased operators and their fusion into a chain.
 //!
-//! The builder turns each typed user function into a `Box<dyn Operator>` over JSON bytes, so
-//! the registry can hold operators of any types and `open` can fuse any selection of them.
+//! The registry holds each typed user function as a `Box<dyn Operator>`, so `open` can fuse
+//! any selection of them. Between fused operators a value travels as the Rust value the
+//! upstream operator produced ([`Value::Typed`]); it is encoded to JSON only where it leaves
+//! the chain, and decoded only where it enters it. A record therefore pays for JSON once per
+//! chain, not once per operator.
+
+use std::any::{Any, TypeId};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::frame::{self, Record};
 
+/// A value inside a fused chain.
+pub(crate) enum Value<'a> {
+    /// The JSON bytes the value arrived as (from the host).
+    Json(&'a [u8]),
+    /// A value an upstream operator of this chain produced, not yet encoded.
+    Typed(&'a mut dyn TypedValue),
+}
+
+/// A Rust value that can still be encoded, or moved out as its concrete type.
+pub(crate) trait TypedValue {
+    /// Appends the value's JSON to `buf`.
+    fn encode(&self, buf: &mut Vec<u8>) -> Result<(), String>;
+    /// The `Option<T>` holding the value, for [`Value::take`].
+    fn as_any(&mut self) -> &mut dyn Any;
+}
+
+impl<T: Serialize + 'static> TypedValue for Option<T> {
+    fn encode(&self, buf: &mut Vec<u8>) -> Result<(), String> {
+        let value = self.as_ref().ok_or("value used after it was moved on")?;
+        serde_json::to_writer(&mut *buf, value)
+            .map_err(|e| format!("cannot encode {} as JSON: {e}", std::any::type_name::<T>()))
+    }
+
+    fn as_any(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+impl Value<'_> {
+    /// The value as a `T`: moved out if an upstream operator produced a `T`, decoded from
+    /// JSON otherwise (also when the upstream type differs, e.g. `u32` read as `u64`).
+    pub(crate) fn take<T: DeserializeOwned + 'static>(&mut self) -> Result<T, String> {
+        match self {
+            Value::Json(bytes) => decode_value(bytes),
+            Value::Typed(v) => {
+                if let Some(slot) = v.as_any().downcast_mut::<Option<T>>() {
+                    return slot.take().ok_or_else(|| "value used after it was moved on".to_string());
+                }
+                let mut buf = Vec::new();
+                v.encode(&mut buf)?;
+                decode_json(&buf)
+            }
+        }
+    }
+}
+
+/// One record inside a fused chain.
+pub(crate) struct Item<'a> {
+    /// The key (JSON), set by `key_by`.
+    pub key: Option<&'a [u8]>,
+    /// Event time in milliseconds.
+    pub timestamp: Option<i64>,
+    /// The value.
+    pub value: Value<'a>,
+}
+
+impl<'a> Item<'a> {
+    /// A record with this one's key and timestamp and a new value.
+    #[inline]
+    pub fn with<'b>(&self, value: Value<'b>) -> Item<'b>
+    where
+        'a: 'b,
+    {
+        Item { key: self.key, timestamp: self.timestamp, value }
+    }
+}
+
 /// Receives the records an operator emits.
 pub(crate) trait Emit {
-    fn emit(&mut self, record: Record<'_>) -> Result<(), String>;
+    fn emit(&mut self, item: Item<'_>) -> Result<(), String>;
 }
 
 /// One registry entry: a user function over records.
 pub(crate) trait Operator {
-    fn process(&mut self, record: Record<'_>, out: &mut dyn Emit) -> Result<(), String>;
+    fn process(&mut self, item: Item<'_>, out: &mut dyn Emit) -> Result<(), String>;
 
     /// Event time advanced; operators without timers have nothing to emit.
     fn on_watermark(&mut self, _watermark: i64, _out: &mut dyn Emit) -> Result<(), String> {
@@ -30,11 +105,11 @@ pub(crate) struct FnOp<F>(pub F);
 
 impl<F> Operator for FnOp<F>
 where
-    F: FnMut(Record<'_>, &mut dyn Emit) -> Result<(), String>,
+    F: FnMut(Item<'_>, &mut dyn Emit) -> Result<(), String>,
 {
     #[inline]
-    fn process(&mut self, record: Record<'_>, out: &mut dyn Emit) -> Result<(), String> {
-        (self.0)(record, out)
+    fn process(&mut self, item: Item<'_>, out: &mut dyn Emit) -> Result<(), String> {
+        (self.0)(item, out)
     }
 }
 
@@ -47,19 +122,16 @@ pub(crate) struct Chain<'a> {
 
 impl Emit for Chain<'_> {
     #[inline]
-    fn emit(&mut self, record: Record<'_>) -> Result<(), String> {
+    fn emit(&mut self, item: Item<'_>) -> Result<(), String> {
         match self.rest.split_first_mut() {
-            None => {
-                frame::encode(self.out, &record);
-                Ok(())
-            }
-            Some((op, rest)) => op.process(
-                record,
-                &mut Chain {
-                    rest,
-                    out: self.out,
-                },
-            ),
+            None => match item.value {
+                Value::Json(value) => {
+                    frame::encode(self.out, &Record { key: item.key, timestamp: item.timestamp, value });
+                    Ok(())
+                }
+                Value::Typed(v) => frame::encode_with(self.out, item.key, item.timestamp, |buf| v.encode(buf)),
+            },
+            Some((op, rest)) => op.process(item, &mut Chain { rest, out: self.out }),
         }
     }
 }
@@ -71,7 +143,9 @@ pub(crate) fn run_batch(
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
     for record in frame::decode(input) {
-        Chain { rest: ops, out }.emit(record?)?;
+        let r = record?;
+        let item = Item { key: r.key, timestamp: r.timestamp, value: Value::Json(r.value) };
+        Chain { rest: ops, out }.emit(item)?;
     }
     Ok(())
 }
@@ -101,7 +175,7 @@ pub(crate) fn run_close(ops: &mut [Box<dyn Operator>], out: &mut Vec<u8>) -> Res
 /// Decodes a JSON value, naming the expected type in the error so a type mismatch between
 /// vertices is diagnosable from the host's log.
 #[inline]
-pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+pub(crate) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     serde_json::from_slice(bytes).map_err(|e| {
         format!(
             "cannot decode {} from {:?}: {e}",
@@ -109,6 +183,33 @@ pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Resul
             String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
         )
     })
+}
+
+/// [`decode_json`], except that strings without escapes (every plain text line of a
+/// source, mostly) skip the JSON parser.
+#[inline]
+fn decode_value<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, String> {
+    if TypeId::of::<T>() == TypeId::of::<String>() {
+        if let Some(s) = plain_json_string(bytes) {
+            let mut slot: Option<T> = None;
+            if let Some(string_slot) = (&mut slot as &mut dyn Any).downcast_mut::<Option<String>>() {
+                *string_slot = Some(s.to_owned());
+            }
+            if let Some(v) = slot {
+                return Ok(v);
+            }
+        }
+    }
+    decode_json(bytes)
+}
+
+/// The text of a JSON string that has no escapes (and so no control characters), if it is one.
+fn plain_json_string(bytes: &[u8]) -> Option<&str> {
+    let inner = bytes.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if inner.iter().any(|&b| b == b'\\' || b == b'"' || b < 0x20) {
+        return None;
+    }
+    std::str::from_utf8(inner).ok()
 }
 
 /// Encodes a JSON value into `buf` (cleared first), reusing its allocation.
@@ -127,18 +228,17 @@ mod tests {
     use super::*;
 
     fn add(n: i64) -> Box<dyn Operator> {
-        let mut buf = Vec::new();
-        Box::new(FnOp(move |r: Record<'_>, out: &mut dyn Emit| {
-            let v: i64 = decode_json(r.value)?;
-            encode_json(&mut buf, &(v + n))?;
-            out.emit(Record { value: &buf, ..r })
+        Box::new(FnOp(move |mut r: Item<'_>, out: &mut dyn Emit| {
+            let v: i64 = r.value.take()?;
+            out.emit(r.with(Value::Typed(&mut Some(v + n))))
         }))
     }
 
     fn dup() -> Box<dyn Operator> {
-        Box::new(FnOp(|r: Record<'_>, out: &mut dyn Emit| {
-            out.emit(r)?;
-            out.emit(r)
+        Box::new(FnOp(|mut r: Item<'_>, out: &mut dyn Emit| {
+            let v: i64 = r.value.take()?;
+            out.emit(r.with(Value::Typed(&mut Some(v))))?;
+            out.emit(r.with(Value::Typed(&mut Some(v))))
         }))
     }
 

@@ -1,7 +1,11 @@
 //! The operators of a chain as a task runs them: fused Wasm calls, built-in
 //! keyed aggregates and sinks, each taking a packed batch and returning one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+// Keys are chosen by users, but a job only hurts itself with colliding keys: a fast
+// non-keyed hash is the right trade for the per-record lookups here.
+use rustc_hash::FxHashMap as HashMap;
 
 use super::TaskError;
 use crate::connectors;
@@ -270,7 +274,7 @@ struct AggregateOp {
 
 impl AggregateOp {
     fn new(name: String, spec: Aggregate, emit_updates: bool) -> Self {
-        AggregateOp { name, spec, emit_updates, index: HashMap::new(), keys: Vec::new() }
+        AggregateOp { name, spec, emit_updates, index: HashMap::default(), keys: Vec::new() }
     }
 
     fn error(&self, message: String) -> TaskError {
