@@ -235,13 +235,13 @@ impl BoundaryBench {
         let bytes = packed_batch(n).len();
         // The output is dropped inside the loop: freeing what the host lifted
         // is part of the typed encoding's cost.
-        measure(n, bytes, || Ok(drop(self.boundary.call_map_typed(&mut self.store, &input)?)))
+        measure(n, bytes, || self.boundary.call_map_typed(&mut self.store, &input).map(drop).map_err(anyhow::Error::from))
     }
 
     fn packed(&mut self, n: usize) -> Result<Measurement> {
         let input = packed_batch(n);
         check_packed(&self.boundary.call_map_packed(&mut self.store, &input)?, n).context("map-packed")?;
-        measure(n, input.len(), || Ok(drop(self.boundary.call_map_packed(&mut self.store, &input)?)))
+        measure(n, input.len(), || self.boundary.call_map_packed(&mut self.store, &input).map(drop).map_err(anyhow::Error::from))
     }
 }
 

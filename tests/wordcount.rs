@@ -164,3 +164,12 @@ fn unreachable_socket_is_a_clear_error() {
     let line = error_line(&err);
     assert!(line.contains(&format!("socket source 127.0.0.1:{port}: cannot connect")), "{line}");
 }
+
+#[test]
+fn an_oversized_line_is_refused_not_buffered() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("one-line.txt");
+    std::fs::write(&input, vec![b'a'; (16 << 20) + 10]).unwrap();
+    let err = run_err(&["run", "-c", "word-count", component("wordcount").to_str().unwrap(), "--input", input.to_str().unwrap()]);
+    assert!(error_line(&err).ends_with("one-line.txt at byte 0: a line is longer than 16 MiB"), "{err}");
+}

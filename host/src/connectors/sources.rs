@@ -6,7 +6,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::SOURCE_BATCH_BYTES;
+use super::{MAX_LINE_BYTES, SOURCE_BATCH_BYTES};
 use crate::framing;
 use crate::json;
 use crate::runtime::{SocketSource, VertexKind};
@@ -46,6 +46,11 @@ fn push_lines(batch: &mut Vec<u8>, line: &[u8]) -> u64 {
     n
 }
 
+fn line_too_long(place: String) -> TaskError {
+    let message = format!("a line is longer than {} MiB", MAX_LINE_BYTES >> 20);
+    TaskError::Io { what: place, source: std::io::Error::new(ErrorKind::InvalidData, message) }
+}
+
 struct FileTextSource {
     path: PathBuf,
     subtask: u32,
@@ -76,9 +81,12 @@ impl Source for FileTextSource {
         let mut records = 0;
         while pos < end {
             line.clear();
-            let n = reader.read_until(b'\n', &mut line).map_err(what)?;
+            let n = (&mut reader).take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut line).map_err(what)?;
             if n == 0 {
                 break;
+            }
+            if line.len() > MAX_LINE_BYTES {
+                return Err(line_too_long(format!("{} at byte {pos}", self.path.display())));
             }
             pos += n as u64;
             records += push_lines(&mut batch, &line);
@@ -134,6 +142,9 @@ impl Source for SocketTextSource {
                 Ok(0) => break,
                 Ok(n) => {
                     pending.extend_from_slice(&buf[..n]);
+                    if pending.len() > MAX_LINE_BYTES && !pending.contains(&b'\n') {
+                        return Err(line_too_long(format!("socket source {target}")));
+                    }
                     let cut = pending.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
                     if cut > 0 {
                         let mut batch = Vec::with_capacity(cut + 64);
