@@ -1,5 +1,6 @@
 //! The `eddy` command line.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,9 +26,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a job: plan ENTRY of the component with the job arguments and
-    /// execute it (on the embedded cluster). Bounded jobs end when their
-    /// input does; unbounded ones run until Ctrl-C, which ends the sources
-    /// and flushes the sinks.
+    /// execute it, on the cluster given by `-m` (or EDDY_JOBMANAGER) or else
+    /// on the embedded cluster. Embedded, bounded jobs end when their input
+    /// does; unbounded ones run until Ctrl-C, which ends the sources and
+    /// flushes the sinks. On a cluster, `eddy run` uploads the component,
+    /// submits the job and follows it until it ends; Ctrl-C leaves it running.
     #[command(arg_required_else_help = true)]
     Run(RunArgs),
     /// Print the plan of a job: operators, parallelism, chains, edges, slots.
@@ -36,6 +39,151 @@ pub enum Command {
     /// List the entries (jobs) a component offers.
     #[command(arg_required_else_help = true)]
     Entries(EntriesArgs),
+    /// Run a JobManager: the HTTP API for clients and the QUIC endpoint that
+    /// TaskManagers register with. Creates the cluster CA on first start.
+    Jobmanager(JobManagerArgs),
+    /// Run a TaskManager: registers its slots with the JobManager and runs
+    /// the subtasks deployed to them.
+    #[command(arg_required_else_help = true)]
+    Taskmanager(TaskManagerArgs),
+    /// List the jobs of a cluster: id, status, name.
+    List(ConnectArgs),
+    /// Cancel a job on a cluster.
+    #[command(arg_required_else_help = true)]
+    Cancel(CancelArgs),
+    /// Upload a component to a cluster (unless it has it) and print its id.
+    #[command(arg_required_else_help = true)]
+    Upload(UploadArgs),
+    /// List the TaskManagers of a cluster and their slots.
+    Taskmanagers(ConnectArgs),
+    /// Start or stop a cluster of background processes on this machine.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+/// How to reach a cluster's JobManager.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The JobManager's HTTP address (its `--bind`).
+    #[arg(short = 'm', long, value_name = "HOST:PORT", env = "EDDY_JOBMANAGER", default_value = "127.0.0.1:8081")]
+    pub jobmanager: String,
+    /// Send this token (`Authorization: Bearer TOKEN`).
+    #[arg(long, env = "EDDY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// `eddy cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The job's id (as `eddy run` and `eddy list` print it).
+    #[arg(value_name = "JOB")]
+    pub job: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectArgs,
+}
+
+/// `eddy upload`.
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// The job component (`.wasm`).
+    #[arg(value_name = "JOB.wasm")]
+    pub component: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectArgs,
+}
+
+/// `eddy cluster`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Start a JobManager and TaskManagers in the background (like Flink's
+    /// start-cluster.sh) and print the address to pass to `eddy run -m`.
+    Start(ClusterStartArgs),
+    /// Stop the processes `eddy cluster start` started.
+    Stop(ClusterStopArgs),
+}
+
+/// `eddy cluster start`.
+#[derive(Debug, Args)]
+pub struct ClusterStartArgs {
+    /// Number of TaskManagers.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub taskmanagers: u32,
+    /// Task slots per TaskManager.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub slots: u32,
+    /// The cluster's directory: JobManager state, CA, pids, logs
+    /// [default: ~/.local/share/eddy/local-cluster].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Declare a TaskManager lost after this many seconds without a heartbeat.
+    #[arg(long, value_name = "SECONDS")]
+    pub heartbeat_timeout: Option<f64>,
+    /// Make the JobManager require this token on every HTTP request.
+    #[arg(long, env = "EDDY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// `eddy cluster stop`.
+#[derive(Debug, Args)]
+pub struct ClusterStopArgs {
+    /// The cluster's directory [default: ~/.local/share/eddy/local-cluster].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `eddy jobmanager`.
+#[derive(Debug, Args)]
+pub struct JobManagerArgs {
+    /// A TOML file with any of these settings (flags override it), e.g. `bind = "0.0.0.0:8081"`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address of the HTTP API (what clients pass to `-m`) [default: 127.0.0.1:8081].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+    /// Address of the cluster's QUIC endpoint (what TaskManagers pass to `--jobmanager`) [default: 127.0.0.1:6123].
+    #[arg(long, value_name = "ADDR")]
+    pub rpc_bind: Option<SocketAddr>,
+    /// Where uploaded modules and the cluster CA are kept [default: ~/.local/share/eddy/cluster].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Require this token (`Authorization: Bearer TOKEN`) on every HTTP request.
+    #[arg(long, env = "EDDY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Declare a TaskManager lost after this many seconds without a heartbeat [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub heartbeat_timeout: Option<f64>,
+    /// Fail a job that waited this many seconds for free slots [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    pub slot_timeout: Option<f64>,
+    /// Largest component accepted by `POST /jars/upload`, in MiB [default: 256].
+    #[arg(long, value_name = "MiB")]
+    pub max_upload: Option<u64>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub runtime: RuntimeArgs,
+}
+
+/// `eddy taskmanager`.
+#[derive(Debug, Args)]
+pub struct TaskManagerArgs {
+    /// The JobManager's QUIC address (its `--rpc-bind`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub jobmanager: String,
+    /// Number of task slots offered.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub slots: u32,
+    /// Address of this TaskManager's data endpoint (port 0: any free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub bind: SocketAddr,
+    /// Directory with the cluster CA (`ca.pem`, `ca.key`), as the JobManager's state directory has it
+    /// [default: ~/.local/share/eddy/cluster].
+    #[arg(long, value_name = "DIR")]
+    pub cluster_dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub runtime: RuntimeArgs,
 }
 
 /// Which job: component, entry and arguments.
@@ -76,9 +224,15 @@ pub struct RuntimeArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Run on the embedded cluster in this process (the default while no
-    /// cluster is configured).
+    /// cluster is configured), even if EDDY_JOBMANAGER is set.
     #[arg(long)]
     pub local: bool,
+    /// Submit the job to the cluster whose JobManager's HTTP API is at HOST:PORT.
+    #[arg(short = 'm', long, value_name = "HOST:PORT", env = "EDDY_JOBMANAGER")]
+    pub jobmanager: Option<String>,
+    /// Send this token to the JobManager (`Authorization: Bearer TOKEN`).
+    #[arg(long, env = "EDDY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Longest time a record waits in an output buffer before it is sent,
     /// in milliseconds: lower means lower latency, higher fuller batches.
     #[arg(long, value_name = "MS", default_value_t = 10)]
@@ -114,7 +268,8 @@ pub struct EntriesArgs {
 }
 
 impl RuntimeArgs {
-    fn runtime(&self) -> anyhow::Result<Runtime> {
+    /// The Wasm runtime these flags describe.
+    pub fn runtime(&self) -> anyhow::Result<Runtime> {
         if !(self.call_timeout > 0.0 && self.call_timeout <= 86_400.0) {
             anyhow::bail!("--call-timeout must be between 0 and 86400 seconds, not {}", self.call_timeout);
         }
@@ -125,6 +280,15 @@ impl RuntimeArgs {
         let cache = if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_dir) };
         Runtime::new(sandbox, cache)
     }
+}
+
+/// Where a cluster keeps its state (modules, CA) unless told otherwise.
+pub fn default_state_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("eddy/cluster")
 }
 
 fn default_cache_dir() -> Option<PathBuf> {
@@ -140,6 +304,15 @@ fn read_component(path: &Path) -> anyhow::Result<(String, Vec<u8>)> {
     Ok((name, bytes))
 }
 
+/// Resolves `HOST:PORT` to one socket address.
+pub fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    addr.to_socket_addrs()
+        .with_context(|| format!("cannot resolve {addr} (expected HOST:PORT)"))?
+        .next()
+        .with_context(|| format!("{addr} resolves to no address"))
+}
+
 /// Runs the command; errors reach `main`, which prints them on one line.
 pub fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -150,11 +323,87 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 println!("{e}");
             }
         }
+        Command::Jobmanager(a) => {
+            let runtime = a.runtime.runtime()?;
+            let config = crate::jobmanager::JobManagerConfig::from_args(&a)?;
+            crate::jobmanager::run(config, runtime)?;
+        }
+        Command::Taskmanager(a) => {
+            let runtime = a.runtime.runtime()?;
+            let jobmanager = resolve(&a.jobmanager)?;
+            let config = crate::taskmanager::TaskManagerConfig {
+                jobmanager,
+                slots: a.slots,
+                bind: a.bind,
+                cluster_dir: a.cluster_dir.clone().unwrap_or_else(default_state_dir),
+            };
+            crate::taskmanager::run(config, runtime)?;
+        }
         Command::Info(a) => {
             let (name, bytes) = read_component(&a.job.component)?;
             let cluster = LocalCluster::new(a.runtime.runtime()?);
             let (_, plan) = cluster.plan(&name, &bytes, &a.job.entry, &a.job.job_args, a.job.parallelism)?;
             print!("{plan}");
+        }
+        Command::Run(a) if !a.local && a.jobmanager.as_deref().is_some_and(|m| !m.trim().is_empty()) => {
+            let addr = a.jobmanager.as_deref().unwrap_or_default();
+            run_on_cluster(addr, a.token.clone(), &a.job)?;
+        }
+        Command::List(c) => {
+            let jobs = connect(&c)?.jobs()?;
+            print!("{}", crate::client::jobs_table(&jobs));
+        }
+        Command::Taskmanagers(c) => {
+            let tms = connect(&c)?.taskmanagers()?;
+            print!("{}", crate::client::taskmanagers_table(&tms));
+        }
+        Command::Cancel(a) => {
+            connect(&a.connect)?.cancel(&a.job)?;
+            println!("Cancelled job {}", a.job);
+        }
+        Command::Upload(a) => {
+            let (name, bytes) = read_component(&a.component)?;
+            let up = connect(&a.connect)?.upload(&name, &bytes)?;
+            if up.uploaded {
+                eprintln!("Uploaded {name}");
+            } else {
+                eprintln!("{name} is already on the cluster");
+            }
+            println!("{}", up.digest);
+        }
+        Command::Cluster(ClusterCommand::Start(a)) => {
+            let dir = a.state_dir.clone().unwrap_or_else(crate::cluster_cmd::default_dir);
+            let options = crate::cluster_cmd::StartOptions {
+                dir: dir.clone(),
+                taskmanagers: a.taskmanagers,
+                slots: a.slots,
+                heartbeat_timeout: a.heartbeat_timeout,
+                token: a.token.clone(),
+            };
+            let jm = crate::cluster_cmd::start(&options)?;
+            let stop = match &a.state_dir {
+                Some(d) => format!("eddy cluster stop --state-dir {}", d.display()),
+                None => "eddy cluster stop".to_string(),
+            };
+            println!("Cluster started: eddy run -m {} -c ENTRY JOB.wasm ...", jm.http);
+            println!(
+                "  {} TaskManager(s) with {} slot(s) each; TaskManagers connect to {}; logs in {}",
+                a.taskmanagers,
+                a.slots,
+                jm.rpc,
+                dir.join("log").display()
+            );
+            println!("  stop it with: {stop}");
+            println!("{}", jm.http);
+        }
+        Command::Cluster(ClusterCommand::Stop(a)) => {
+            let dir = a.state_dir.clone().unwrap_or_else(crate::cluster_cmd::default_dir);
+            let n = crate::cluster_cmd::stop(&dir)?;
+            if n == 0 {
+                println!("Stopped 0 processes (no cluster was running from {})", dir.display());
+            } else {
+                println!("Stopped {n} process{} of the cluster in {}", if n == 1 { "" } else { "es" }, dir.display());
+            }
         }
         Command::Run(a) => {
             let (name, bytes) = read_component(&a.job.component)?;
@@ -195,4 +444,91 @@ fn install_ctrl_c(signals: &Arc<JobSignals>) {
         }
         eprintln!("stopping: ending sources and flushing sinks (Ctrl-C again to exit now)");
     });
+}
+
+fn connect(c: &ConnectArgs) -> anyhow::Result<crate::client::Client> {
+    Ok(crate::client::Client::new(&c.jobmanager, c.token.clone())?)
+}
+
+/// How often `eddy run -m` asks for the job's status.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How often it prints the progress of a running job, at most.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
+/// How long it keeps trying while the JobManager cannot be reached.
+const UNREACHABLE_GRACE: Duration = Duration::from_secs(10);
+
+/// `eddy run -m`: uploads the component (unless the cluster has it), submits
+/// the job and follows it until it ends.
+fn run_on_cluster(addr: &str, token: Option<String>, job: &JobArgs) -> anyhow::Result<()> {
+    use crate::client::ClientError;
+    let client = crate::client::Client::new(addr, token)?;
+    let (name, bytes) = read_component(&job.component)?;
+    let up = client.upload(&name, &bytes)?;
+    if up.uploaded {
+        println!("Uploaded {name} as {}", up.digest);
+    } else {
+        println!("{name} is already on the cluster ({})", up.digest);
+    }
+    let id = client.run(&up.digest, &job.entry, &job.job_args, job.parallelism)?;
+    println!("Job has been submitted with JobID {id}");
+    {
+        let (id, addr) = (id.clone(), addr.to_string());
+        let _ = ctrlc::set_handler(move || {
+            eprintln!("\nJob {id} keeps running on the cluster (eddy cancel -m {addr} {id} cancels it)");
+            std::process::exit(130);
+        });
+    }
+    let submitted = std::time::Instant::now();
+    let mut waiting_said = false;
+    let mut last_progress = std::time::Instant::now();
+    let mut unreachable_since: Option<std::time::Instant> = None;
+    loop {
+        let state = match client.job(&id) {
+            Ok(j) => {
+                unreachable_since = None;
+                j
+            }
+            Err(e @ (ClientError::Unreachable { .. } | ClientError::Connection { .. })) => {
+                let since = *unreachable_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > UNREACHABLE_GRACE {
+                    return Err(anyhow::Error::new(e).context(format!("lost track of job {id}")));
+                }
+                std::thread::sleep(POLL_INTERVAL);
+                continue;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot follow job {id}"))),
+        };
+        let counts = (state.records_in.unwrap_or(0), state.records_out.unwrap_or(0));
+        match state.status.as_str() {
+            "CREATED" => {
+                if !waiting_said {
+                    println!("waiting for slots");
+                    waiting_said = true;
+                }
+                last_progress = std::time::Instant::now();
+            }
+            "RUNNING" => {
+                if state.bounded != Some(false) && last_progress.elapsed() >= PROGRESS_INTERVAL {
+                    println!("running: {} records in, {} records out", counts.0, counts.1);
+                    last_progress = std::time::Instant::now();
+                }
+            }
+            "FINISHED" => {
+                let ms = state
+                    .duration
+                    .filter(|d| *d >= 0)
+                    .or_else(|| Some(state.end_time? - state.start_time?).filter(|d| *d >= 0))
+                    .map_or_else(|| submitted.elapsed().as_secs_f64(), |d| d as f64 / 1000.0);
+                println!("Job {id} finished in {ms:.3} s: {} records in, {} records out", counts.0, counts.1);
+                return Ok(());
+            }
+            "FAILED" => {
+                let why = state.failure.as_deref().filter(|f| !f.trim().is_empty()).unwrap_or("no reason given");
+                anyhow::bail!("job {id} failed: {why}");
+            }
+            "CANCELED" | "CANCELLED" => anyhow::bail!("job {id} was cancelled"),
+            _ => {}
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
 }

@@ -14,12 +14,19 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod client;
+pub mod cluster_cmd;
 pub mod connectors;
+pub mod deploy;
 pub mod framing;
+pub mod jobmanager;
 pub mod json;
 pub mod keys;
 pub mod local;
+pub mod net;
 pub mod plan;
+pub mod protocol;
 pub mod runtime;
 pub mod state;
 pub mod task;
+pub mod taskmanager;

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::connectors::create_source;
+pub use crate::deploy::JobOptions;
+use crate::deploy;
 use crate::plan::{ExecutionPlan, PlanError};
-use crate::runtime::{GuestError, LoadError, Module, Partitioning, Runtime};
-use crate::task::{self, build_chain, ChainContext, Head, JobSignals, Output, OutputEdge, Task, TaskError, TaskMetrics};
+use crate::runtime::{GuestError, LoadError, Module, Runtime};
+use crate::task::{JobSignals, TaskError, TaskMetrics};
 
 /// Why a job did not run to its end.
 #[derive(Debug, Error)]
@@ -31,25 +32,6 @@ pub enum JobError {
     /// A task failed; the job was cancelled.
     #[error("job failed: {0}")]
     Task(#[from] TaskError),
-}
-
-/// Settings of one job run.
-#[derive(Debug, Clone)]
-pub struct JobOptions {
-    /// Default parallelism (the client's `-p`).
-    pub parallelism: u32,
-    /// Longest time a record waits in an output buffer: lower is lower
-    /// latency, higher is fewer, fuller batches.
-    pub buffer_timeout: Duration,
-    /// Batches a task's input gate holds per input channel before its
-    /// producers block (back-pressure).
-    pub channel_capacity: usize,
-}
-
-impl Default for JobOptions {
-    fn default() -> Self {
-        JobOptions { parallelism: 1, buffer_timeout: Duration::from_millis(10), channel_capacity: 4 }
-    }
 }
 
 /// What a finished job reports.
@@ -103,112 +85,40 @@ impl LocalCluster {
         signals: Arc<JobSignals>,
     ) -> Result<JobSummary, JobError> {
         let started = Instant::now();
-        let tasks = wire(plan, options);
-        let (done_tx, done_rx) = crossbeam_channel::unbounded::<Result<TaskMetrics, TaskError>>();
-        let count = tasks.len();
-        std::thread::scope(|scope| {
-            for (chain, subtask, head, output) in tasks {
-                let done = done_tx.clone();
-                let signals = signals.clone();
-                let name = format!("{} ({}/{})", plan.chain_name(chain), subtask + 1, plan.chains[chain].parallelism);
-                let ctx = ChainContext { plan, module, entry, args };
-                std::thread::Builder::new()
-                    .name(format!("task-{chain}-{subtask}"))
-                    .spawn_scoped(scope, move || {
-                        let result = build_chain(&ctx, chain, subtask)
-                            .and_then(|chain| Task { name, head, chain, output, signals: signals.clone() }.run());
-                        if result.is_err() {
-                            signals.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        let _ = done.send(result);
-                    })
-                    .expect("spawn task thread");
-            }
-            drop(done_tx);
-            let mut summary = JobSummary { name: plan.name.clone(), ..Default::default() };
-            let mut failure: Option<TaskError> = None;
-            for result in done_rx.iter().take(count) {
-                match result {
-                    Ok(m) => {
-                        summary.records_in += m.records_in;
-                        summary.records_out += m.records_out;
-                        for (k, v) in m.counters {
-                            *summary.counters.entry(k).or_default() += v;
-                        }
-                    }
-                    // The root cause, not the cancellations it caused.
-                    Err(TaskError::Cancelled) => {}
-                    Err(e) => {
-                        tracing::debug!("task failed: {e}");
-                        failure.get_or_insert(e);
-                    }
+        let plan = Arc::new(plan.clone());
+        let wiring = deploy::wire(&plan, options, |_, _| true, |_, _, _| unreachable!("every subtask is local"));
+        let count = wiring.subtasks.len();
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        deploy::spawn(wiring.subtasks, &plan, module, entry, args, &signals, done_tx);
+        let mut summary = JobSummary { name: plan.name.clone(), ..Default::default() };
+        let mut failure: Option<TaskError> = None;
+        for (_, _, result) in done_rx.iter().take(count) {
+            match result {
+                Ok(m) => summary.add(&m),
+                // The root cause, not the cancellations it caused.
+                Err(TaskError::Cancelled) => {}
+                Err(e) => {
+                    tracing::debug!("task failed: {e}");
+                    failure.get_or_insert(e);
                 }
             }
-            summary.duration = started.elapsed();
-            match failure {
-                Some(e) => Err(e.into()),
-                None if signals.cancelled() => Err(TaskError::Cancelled.into()),
-                None => Ok(summary),
-            }
-        })
+        }
+        summary.duration = started.elapsed();
+        match failure {
+            Some(e) => Err(e.into()),
+            None if signals.cancelled() => Err(TaskError::Cancelled.into()),
+            None => Ok(summary),
+        }
     }
 }
 
-/// Creates every channel of the job and returns, per subtask, its head
-/// (source or input gate) and its output.
-fn wire(plan: &ExecutionPlan, options: &JobOptions) -> Vec<(usize, u32, Head, Output)> {
-    let chains = &plan.chains;
-    // Channel ids at each target subtask's gate, per edge and upstream subtask.
-    let mut channels_at: Vec<Vec<u32>> = chains.iter().map(|c| vec![0; c.parallelism as usize]).collect();
-    let mut channel_id: Vec<Vec<Vec<u32>>> = Vec::new(); // [edge][upstream][target]
-    for e in &plan.edges {
-        let (ps, pt) = (chains[e.source].parallelism, chains[e.target].parallelism);
-        let mut ids = vec![vec![u32::MAX; pt as usize]; ps as usize];
-        for u in 0..ps {
-            for t in 0..pt {
-                if e.partitioning != Partitioning::Forward || u == t {
-                    ids[u as usize][t as usize] = channels_at[e.target][t as usize];
-                    channels_at[e.target][t as usize] += 1;
-                }
-            }
-        }
-        channel_id.push(ids);
-    }
-    let mut gates: Vec<Vec<Option<task::InputGate>>> = Vec::new();
-    let mut senders: Vec<Vec<Vec<task::Sender>>> = Vec::new(); // [chain][subtask][channel]
-    for (c, chain) in chains.iter().enumerate() {
-        let mut g = Vec::new();
-        let mut s = Vec::new();
-        for t in 0..chain.parallelism as usize {
-            let n = channels_at[c][t];
-            let (gate, tx) = task::channel(n, n as usize * options.channel_capacity);
-            g.push((n > 0).then_some(gate));
-            s.push(tx);
-        }
-        gates.push(g);
-        senders.push(s);
-    }
-    let mut tasks = Vec::new();
-    for (c, chain) in chains.iter().enumerate() {
-        for u in 0..chain.parallelism {
-            let mut edges = Vec::new();
-            for (ei, e) in plan.edges.iter().enumerate().filter(|(_, e)| e.source == c) {
-                let targets: Vec<task::Sender> = (0..chains[e.target].parallelism)
-                    .filter(|&t| channel_id[ei][u as usize][t as usize] != u32::MAX)
-                    .map(|t| senders[e.target][t as usize][channel_id[ei][u as usize][t as usize] as usize].clone())
-                    .collect();
-                let last = *chain.vertices.last().unwrap();
-                edges.push(OutputEdge::new(e.partitioning, targets, plan.max_parallelism, plan.vertices[last].name.clone()));
-            }
-            let head = match gates[c][u as usize].take() {
-                Some(gate) => Head::Input(gate),
-                None => {
-                    let head_vertex = &plan.vertices[chain.vertices[0]];
-                    Head::Source(create_source(&head_vertex.kind, u, chain.parallelism))
-                }
-            };
-            tasks.push((c, u, head, Output::new(edges, options.buffer_timeout)));
+impl JobSummary {
+    /// Adds a finished subtask's metrics.
+    pub fn add(&mut self, m: &TaskMetrics) {
+        self.records_in += m.records_in;
+        self.records_out += m.records_out;
+        for (k, v) in &m.counters {
+            *self.counters.entry(k.clone()).or_default() += v;
         }
     }
-    tasks
 }

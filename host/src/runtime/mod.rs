@@ -24,6 +24,8 @@ pub(crate) mod bindings {
         path: "../wit",
         world: "job",
         imports: { default: trappable },
+        // The JobManager ships job graphs to TaskManagers.
+        additional_derives: [serde::Serialize, serde::Deserialize],
     });
 }
 

@@ -21,24 +21,47 @@ pub enum Event {
 /// How long a blocked send waits before looking at the cancel flag again.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
 
+/// A channel to a gate in another process (a QUIC stream), provided by the TaskManager.
+pub trait RemoteSend: Send {
+    /// Sends, blocking under back-pressure, until the job is cancelled.
+    fn send(&mut self, event: Event, signals: &JobSignals) -> Result<(), TaskError>;
+}
+
 /// The sending end of one channel into a task's input gate.
-#[derive(Clone)]
-pub struct Sender {
-    /// The gate's queue, shared by all its channels.
-    tx: crossbeam_channel::Sender<(u32, Event)>,
-    /// This channel's index in the gate.
-    channel: u32,
+pub enum Sender {
+    /// A gate in this process.
+    Local {
+        /// The gate's queue, shared by all its channels.
+        tx: crossbeam_channel::Sender<(u32, Event)>,
+        /// This channel's index in the gate.
+        channel: u32,
+    },
+    /// A gate in another TaskManager.
+    Remote(Box<dyn RemoteSend>),
 }
 
 impl Sender {
     /// Sends, blocking while the gate is full (back-pressure), until the job is cancelled.
-    pub fn send(&self, mut event: Event, signals: &JobSignals) -> Result<(), TaskError> {
-        loop {
-            match self.tx.send_timeout((self.channel, event), CANCEL_POLL) {
-                Ok(()) => return Ok(()),
-                Err(SendTimeoutError::Timeout((_, e))) if !signals.cancelled() => event = e,
-                Err(_) => return Err(TaskError::Cancelled),
-            }
+    pub fn send(&mut self, event: Event, signals: &JobSignals) -> Result<(), TaskError> {
+        match self {
+            Sender::Local { tx, channel } => send_local(tx, *channel, event, signals),
+            Sender::Remote(remote) => remote.send(event, signals),
+        }
+    }
+}
+
+/// Sends into a local gate, waking up now and then to notice cancellation.
+pub fn send_local(
+    tx: &crossbeam_channel::Sender<(u32, Event)>,
+    channel: u32,
+    mut event: Event,
+    signals: &JobSignals,
+) -> Result<(), TaskError> {
+    loop {
+        match tx.send_timeout((channel, event), CANCEL_POLL) {
+            Ok(()) => return Ok(()),
+            Err(SendTimeoutError::Timeout((_, e))) if !signals.cancelled() => event = e,
+            Err(_) => return Err(TaskError::Cancelled),
         }
     }
 }
@@ -70,13 +93,12 @@ pub enum GateEvent {
 }
 
 /// A gate with `channels` channels and room for `capacity` events; returns
-/// the gate and one sender per channel.
-pub fn channel(channels: u32, capacity: usize) -> (InputGate, Vec<Sender>) {
+/// the gate and the queue its channels' senders push into.
+pub fn channel(channels: u32, capacity: usize) -> (InputGate, crossbeam_channel::Sender<(u32, Event)>) {
     let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
-    let senders = (0..channels).map(|channel| Sender { tx: tx.clone(), channel }).collect();
     let n = channels as usize;
     let gate = InputGate { rx, watermarks: vec![i64::MIN; n], ended: vec![false; n], open: n, current: i64::MIN };
-    (gate, senders)
+    (gate, tx)
 }
 
 impl InputGate {

@@ -93,7 +93,7 @@ impl Output {
         }
         for edge in &mut self.edges {
             edge.route(batch)?;
-            for (buf, target) in edge.buffers.iter_mut().zip(&edge.targets) {
+            for (buf, target) in edge.buffers.iter_mut().zip(&mut edge.targets) {
                 if buf.len() >= FLUSH_BYTES {
                     target.send(Event::Data(std::mem::take(buf)), signals)?;
                 }
@@ -118,7 +118,7 @@ impl Output {
     /// Sends every non-empty buffer.
     pub fn flush(&mut self, signals: &JobSignals) -> Result<(), TaskError> {
         for edge in &mut self.edges {
-            for (buf, target) in edge.buffers.iter_mut().zip(&edge.targets) {
+            for (buf, target) in edge.buffers.iter_mut().zip(&mut edge.targets) {
                 if !buf.is_empty() {
                     target.send(Event::Data(std::mem::take(buf)), signals)?;
                 }
@@ -131,8 +131,8 @@ impl Output {
     /// Flushes, then sends a control event to every target.
     pub fn broadcast(&mut self, event: Event, signals: &JobSignals) -> Result<(), TaskError> {
         self.flush(signals)?;
-        for edge in &self.edges {
-            for target in &edge.targets {
+        for edge in &mut self.edges {
+            for target in &mut edge.targets {
                 let copy = match &event {
                     Event::Watermark(w) => Event::Watermark(*w),
                     Event::End => Event::End,

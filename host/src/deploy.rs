@@ -1,0 +1,173 @@
+//! From a plan to running task threads: the channel layout of a job, the
+//! wiring of the subtasks that run in this process, and their threads. The
+//! embedded cluster runs every subtask here; a TaskManager runs those placed
+//! in its slots and reaches the others through [`RemoteSend`] channels.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::connectors::create_source;
+use crate::plan::ExecutionPlan;
+use crate::runtime::{Module, Partitioning};
+use crate::task::{self, build_chain, ChainContext, Event, Head, JobSignals, Output, OutputEdge, Sender, Task, TaskError, TaskMetrics};
+
+/// Runtime settings of a job's tasks.
+#[derive(Debug, Clone)]
+pub struct JobOptions {
+    /// Default parallelism (the client's `-p`).
+    pub parallelism: u32,
+    /// Longest time a record waits in an output buffer: lower is lower
+    /// latency, higher is fewer, fuller batches.
+    pub buffer_timeout: Duration,
+    /// Batches a task's input gate holds per input channel before its
+    /// producers block (back-pressure).
+    pub channel_capacity: usize,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions { parallelism: 1, buffer_timeout: Duration::from_millis(10), channel_capacity: 4 }
+    }
+}
+
+/// Which channel of which gate each producer writes to. Every node computes
+/// the same layout from the same plan, so channel numbers agree across hosts.
+pub struct ChannelLayout {
+    /// `[chain edge][upstream subtask][downstream subtask]` → channel, if connected.
+    ids: Vec<Vec<Vec<Option<u32>>>>,
+    /// `[chain][subtask]` → number of channels of its gate.
+    counts: Vec<Vec<u32>>,
+}
+
+impl ChannelLayout {
+    /// The layout of `plan`: forward edges connect subtask `i` to `i`, the
+    /// others every upstream subtask to every downstream one.
+    pub fn new(plan: &ExecutionPlan) -> Self {
+        let chains = &plan.chains;
+        let mut counts: Vec<Vec<u32>> = chains.iter().map(|c| vec![0; c.parallelism as usize]).collect();
+        let mut ids = Vec::new();
+        for e in &plan.edges {
+            let (ps, pt) = (chains[e.source].parallelism, chains[e.target].parallelism);
+            let mut edge = vec![vec![None; pt as usize]; ps as usize];
+            for u in 0..ps as usize {
+                for t in 0..pt as usize {
+                    if e.partitioning != Partitioning::Forward || u == t {
+                        edge[u][t] = Some(counts[e.target][t]);
+                        counts[e.target][t] += 1;
+                    }
+                }
+            }
+            ids.push(edge);
+        }
+        ChannelLayout { ids, counts }
+    }
+
+    /// Channels of the gate of `subtask` of `chain`.
+    pub fn gate_size(&self, chain: usize, subtask: u32) -> u32 {
+        self.counts[chain][subtask as usize]
+    }
+}
+
+/// One wired subtask, ready to become a thread.
+pub struct Subtask {
+    /// Chain index.
+    pub chain: usize,
+    /// Subtask index.
+    pub subtask: u32,
+    head: Head,
+    output: Output,
+}
+
+/// The subtasks of a job that run in this process, and the queues of their
+/// gates (for channels arriving from other processes).
+pub struct Wiring {
+    /// Subtasks to run here.
+    pub subtasks: Vec<Subtask>,
+    /// `(chain, subtask)` → its gate's queue.
+    pub gates: HashMap<(usize, u32), crossbeam_channel::Sender<(u32, Event)>>,
+}
+
+/// Wires the subtasks for which `is_local(chain, subtask)` holds; channels to
+/// other subtasks come from `remote(chain, subtask, channel)`.
+pub fn wire(
+    plan: &ExecutionPlan,
+    options: &JobOptions,
+    is_local: impl Fn(usize, u32) -> bool,
+    mut remote: impl FnMut(usize, u32, u32) -> Sender,
+) -> Wiring {
+    let layout = ChannelLayout::new(plan);
+    let chains = &plan.chains;
+    let mut gates = HashMap::new();
+    let mut heads = HashMap::new();
+    for (c, chain) in chains.iter().enumerate() {
+        for t in 0..chain.parallelism {
+            let n = layout.gate_size(c, t);
+            if is_local(c, t) && n > 0 {
+                let (gate, tx) = task::channel(n, n as usize * options.channel_capacity);
+                gates.insert((c, t), tx);
+                heads.insert((c, t), gate);
+            }
+        }
+    }
+    let mut subtasks = Vec::new();
+    for (c, chain) in chains.iter().enumerate() {
+        for u in 0..chain.parallelism {
+            if !is_local(c, u) {
+                continue;
+            }
+            let mut edges = Vec::new();
+            for (ei, e) in plan.edges.iter().enumerate().filter(|(_, e)| e.source == c) {
+                let targets: Vec<Sender> = (0..chains[e.target].parallelism)
+                    .filter_map(|t| layout.ids[ei][u as usize][t as usize].map(|ch| (t, ch)))
+                    .map(|(t, ch)| match gates.get(&(e.target, t)) {
+                        Some(tx) => Sender::Local { tx: tx.clone(), channel: ch },
+                        None => remote(e.target, t, ch),
+                    })
+                    .collect();
+                let last = *chain.vertices.last().unwrap();
+                edges.push(OutputEdge::new(e.partitioning, targets, plan.max_parallelism, plan.vertices[last].name.clone()));
+            }
+            let head = match heads.remove(&(c, u)) {
+                Some(gate) => Head::Input(gate),
+                None => Head::Source(create_source(&plan.vertices[chain.vertices[0]].kind, u, chain.parallelism)),
+            };
+            subtasks.push(Subtask { chain: c, subtask: u, head, output: Output::new(edges, options.buffer_timeout) });
+        }
+    }
+    Wiring { subtasks, gates }
+}
+
+/// What a finished subtask reports.
+pub type SubtaskResult = (usize, u32, Result<TaskMetrics, TaskError>);
+
+/// Starts one thread per subtask; each reports its result on `done`. The
+/// first failure sets the job's cancel flag, which stops the others.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn(
+    subtasks: Vec<Subtask>,
+    plan: &Arc<ExecutionPlan>,
+    module: &Module,
+    entry: &str,
+    args: &[String],
+    signals: &Arc<JobSignals>,
+    done: crossbeam_channel::Sender<SubtaskResult>,
+) {
+    for Subtask { chain, subtask, head, output } in subtasks {
+        let (plan, module, signals, done) = (plan.clone(), module.clone(), signals.clone(), done.clone());
+        let (entry, args) = (entry.to_string(), args.to_vec());
+        let name = format!("{} ({}/{})", plan.chain_name(chain), subtask + 1, plan.chains[chain].parallelism);
+        std::thread::Builder::new()
+            .name(format!("task-{chain}-{subtask}"))
+            .spawn(move || {
+                let ctx = ChainContext { plan: &plan, module: &module, entry: &entry, args: &args };
+                let result = build_chain(&ctx, chain, subtask)
+                    .and_then(|chain| Task { name, head, chain, output, signals: signals.clone() }.run());
+                if result.is_err() {
+                    signals.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                let _ = done.send((chain, subtask, result));
+            })
+            .expect("spawn task thread");
+    }
+}

@@ -1,0 +1,344 @@
+//! A job's life on the cluster: CREATED (planned, waiting for slots) →
+//! RUNNING (slots allocated, subtasks deployed and started) → FINISHED, or
+//! FAILED / CANCELED, which free the slots and cancel what still runs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use super::{JobManager, State};
+use crate::net::codec;
+use crate::plan::ExecutionPlan;
+use crate::protocol::{Ack, Deployment, ToTaskManager};
+use crate::runtime::JobGraph;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    /// Planned; waiting for enough free slots.
+    Created,
+    /// Deployed (or being deployed) to its TaskManagers.
+    Running,
+    /// Every subtask ended.
+    Finished,
+    /// A subtask or a TaskManager failed; `failure` says which and why.
+    Failed,
+    /// Cancelled by a client.
+    Canceled,
+}
+
+/// A submitted job.
+pub struct Job {
+    /// `job-N`.
+    pub id: String,
+    /// The plan's name.
+    pub name: String,
+    /// Entry of the component.
+    pub entry: String,
+    /// Job arguments.
+    pub args: Vec<String>,
+    /// Module digest.
+    pub digest: String,
+    /// Default parallelism it was planned with.
+    pub parallelism: u32,
+    /// Output buffer timeout of its tasks, in milliseconds.
+    pub buffer_timeout_ms: u64,
+    /// Its status.
+    pub status: JobStatus,
+    /// The planner's graph, shipped to TaskManagers.
+    pub graph: JobGraph,
+    /// The plan derived from it.
+    pub plan: Arc<ExecutionPlan>,
+    /// `[chain][subtask]` → (TaskManager id, slot index), once scheduled.
+    pub placement: Vec<Vec<(String, usize)>>,
+    /// Subtasks that have not reported their end.
+    pub remaining: usize,
+    /// Why it failed.
+    pub failure: Option<String>,
+    /// Records read by sources / written by sinks, of ended subtasks.
+    pub records: (u64, u64),
+    /// When it was submitted (for the slot timeout).
+    pub submitted: Instant,
+    /// Wall-clock start and end, for the API.
+    pub started: SystemTime,
+    /// When it ended.
+    pub ended: Option<SystemTime>,
+}
+
+impl Job {
+    /// Still CREATED or RUNNING.
+    pub fn is_active(&self) -> bool {
+        matches!(self.status, JobStatus::Created | JobStatus::Running)
+    }
+
+    /// Whether a subtask of the job is placed on TaskManager `tm`.
+    pub fn uses(&self, tm: &str) -> bool {
+        self.placement.iter().flatten().any(|(t, _)| t == tm)
+    }
+
+    fn taskmanagers(&self) -> Vec<String> {
+        let mut tms: Vec<String> = self.placement.iter().flatten().map(|(t, _)| t.clone()).collect();
+        tms.sort();
+        tms.dedup();
+        tms
+    }
+}
+
+/// Frees the slots a job holds.
+fn free_slots(state: &mut State, job: &str) {
+    for tm in state.taskmanagers.values_mut() {
+        for slot in tm.slots.iter_mut() {
+            if slot.as_deref() == Some(job) {
+                *slot = None;
+            }
+        }
+    }
+}
+
+impl JobManager {
+    /// Plans `entry` of module `digest` and queues the job for slots.
+    pub async fn submit(
+        self: &Arc<Self>,
+        digest: &str,
+        entry: &str,
+        args: Vec<String>,
+        parallelism: u32,
+    ) -> Result<String, (u16, String)> {
+        let (name, bytes) = {
+            let state = self.state.lock().unwrap();
+            let info = state.modules.get(digest).ok_or((404, format!("no jar with id {digest}")))?;
+            let bytes = state.modules.bytes(digest).unwrap().map_err(|e| (500, format!("cannot read module: {e}")))?;
+            (info.name.clone(), bytes)
+        };
+        let runtime = self.runtime.clone();
+        let (e, a) = (entry.to_string(), args.clone());
+        let planned = tokio::task::spawn_blocking(move || -> Result<(JobGraph, ExecutionPlan), String> {
+            let module = runtime.load(&name, &bytes).map_err(|e| e.to_string())?;
+            let graph = module.plan(&e, &a).map_err(|err| format!("planning entry '{e}' failed: {err}"))?;
+            let plan = ExecutionPlan::new(graph.clone(), parallelism).map_err(|err| format!("invalid job graph: {err}"))?;
+            Ok((graph, plan))
+        })
+        .await
+        .map_err(|e| (500, e.to_string()))?
+        .map_err(|e| (400, e))?;
+        let (graph, plan) = planned;
+        let id = {
+            let mut state = self.state.lock().unwrap();
+            let id = self.new_job_id(&mut state);
+            let remaining = plan.chains.iter().map(|c| c.parallelism as usize).sum();
+            let job = Job {
+                id: id.clone(),
+                name: plan.name.clone(),
+                entry: entry.into(),
+                args,
+                digest: digest.into(),
+                parallelism,
+                buffer_timeout_ms: 10,
+                status: JobStatus::Created,
+                graph,
+                plan: Arc::new(plan),
+                placement: Vec::new(),
+                remaining,
+                failure: None,
+                records: (0, 0),
+                submitted: Instant::now(),
+                started: SystemTime::now(),
+                ended: None,
+            };
+            tracing::info!(job = %id, name = %job.name, slots = job.plan.slots.len(), "job submitted");
+            state.jobs.insert(id.clone(), job);
+            id
+        };
+        self.schedule_waiting();
+        Ok(id)
+    }
+
+    /// Gives free slots to waiting jobs, oldest first, and fails those that
+    /// waited past the slot timeout.
+    pub fn schedule_waiting(self: &Arc<Self>) {
+        let timeout = Duration::from_secs_f64(self.config.slot_timeout);
+        let mut deploy = Vec::new();
+        let mut expired = Vec::new();
+        {
+            let mut state = self.state.lock().unwrap();
+            let waiting: Vec<String> =
+                state.jobs.values().filter(|j| j.status == JobStatus::Created).map(|j| j.id.clone()).collect();
+            for id in waiting {
+                let needed = state.jobs[&id].plan.slots.len();
+                let free: usize = state.taskmanagers.values().map(|t| t.free_slots()).sum();
+                if free < needed {
+                    if state.jobs[&id].submitted.elapsed() > timeout {
+                        let total: usize = state.taskmanagers.values().map(|t| t.slots.len()).sum();
+                        expired.push((id, format!(
+                            "not enough slots: the job needs {needed}, the cluster has {free} free of {total} after waiting {timeout:?}"
+                        )));
+                    }
+                    continue;
+                }
+                // Fill TaskManagers in id order, slot by slot.
+                let mut places = Vec::with_capacity(needed);
+                'outer: for tm in state.taskmanagers.values_mut() {
+                    for (i, slot) in tm.slots.iter_mut().enumerate() {
+                        if places.len() == needed {
+                            break 'outer;
+                        }
+                        if slot.is_none() {
+                            *slot = Some(id.clone());
+                            places.push((tm.id.clone(), i));
+                        }
+                    }
+                }
+                let job = state.jobs.get_mut(&id).unwrap();
+                let mut placement: Vec<Vec<(String, usize)>> =
+                    job.plan.chains.iter().map(|c| vec![(String::new(), 0); c.parallelism as usize]).collect();
+                for (slot, place) in job.plan.slots.iter().zip(&places) {
+                    for &(chain, subtask) in &slot.subtasks {
+                        placement[chain][subtask as usize] = place.clone();
+                    }
+                }
+                job.placement = placement;
+                job.status = JobStatus::Running;
+                job.started = SystemTime::now();
+                deploy.push(id);
+            }
+        }
+        for (id, why) in expired {
+            self.fail_job(&id, why);
+        }
+        for id in deploy {
+            let jm = self.clone();
+            tokio::spawn(async move { jm.deploy(&id).await });
+        }
+    }
+
+    /// Deploys a scheduled job to its TaskManagers, then starts it on all of them.
+    async fn deploy(self: &Arc<Self>, id: &str) {
+        let (deployment, connections) = {
+            let state = self.state.lock().unwrap();
+            let Some(job) = state.jobs.get(id) else { return };
+            let tms = job.taskmanagers();
+            let mut peers = BTreeMap::new();
+            let mut connections = Vec::new();
+            for tm in &tms {
+                match state.taskmanagers.get(tm) {
+                    Some(entry) => {
+                        peers.insert(tm.clone(), entry.data_addr);
+                        connections.push((tm.clone(), entry.connection.clone()));
+                    }
+                    None => {
+                        drop(state);
+                        self.fail_job(id, format!("TaskManager {tm} left before the job was deployed"));
+                        return;
+                    }
+                }
+            }
+            let deployment = Deployment {
+                job: id.into(),
+                digest: job.digest.clone(),
+                entry: job.entry.clone(),
+                args: job.args.clone(),
+                graph: job.graph.clone(),
+                parallelism: job.parallelism,
+                buffer_timeout_ms: job.buffer_timeout_ms,
+                placement: job.placement.iter().map(|c| c.iter().map(|(tm, _)| tm.clone()).collect()).collect(),
+                peers,
+            };
+            (deployment, connections)
+        };
+        let command = ToTaskManager::Deploy(Box::new(deployment));
+        for (tm, conn) in &connections {
+            if let Err(e) = command_to(conn, &command).await {
+                self.fail_job(id, format!("deploying to TaskManager {tm} failed: {e}"));
+                return;
+            }
+        }
+        for (tm, conn) in &connections {
+            if let Err(e) = command_to(conn, &ToTaskManager::Start { job: id.into() }).await {
+                self.fail_job(id, format!("starting on TaskManager {tm} failed: {e}"));
+                return;
+            }
+        }
+        tracing::info!(job = id, taskmanagers = connections.len(), "job deployed and started");
+    }
+
+    /// A subtask reported its end.
+    pub fn task_done(self: &Arc<Self>, job: &str, result: Result<(u64, u64), String>) {
+        let failure = {
+            let mut state = self.state.lock().unwrap();
+            let Some(j) = state.jobs.get_mut(job) else { return };
+            j.remaining = j.remaining.saturating_sub(1);
+            match result {
+                Ok((i, o)) => {
+                    j.records.0 += i;
+                    j.records.1 += o;
+                    if j.remaining == 0 && j.status == JobStatus::Running {
+                        j.status = JobStatus::Finished;
+                        j.ended = Some(SystemTime::now());
+                        tracing::info!(job, "job finished");
+                        free_slots(&mut state, job);
+                    }
+                    None
+                }
+                // Cancellations follow a failure already reported, or a cancel.
+                Err(e) if e == "cancelled" => None,
+                Err(e) => Some(e),
+            }
+        };
+        if let Some(e) = failure {
+            self.fail_job(job, e);
+        }
+    }
+
+    /// Fails a job (if still active), frees its slots and cancels its subtasks.
+    pub fn fail_job(self: &Arc<Self>, id: &str, why: String) {
+        self.end_job(id, JobStatus::Failed, Some(why));
+    }
+
+    /// Cancels a job at a client's request; false if it is unknown.
+    pub fn cancel_job(self: &Arc<Self>, id: &str) -> bool {
+        if !self.state.lock().unwrap().jobs.contains_key(id) {
+            return false;
+        }
+        self.end_job(id, JobStatus::Canceled, None);
+        true
+    }
+
+    fn end_job(self: &Arc<Self>, id: &str, status: JobStatus, failure: Option<String>) {
+        let connections = {
+            let mut state = self.state.lock().unwrap();
+            let Some(job) = state.jobs.get_mut(id) else { return };
+            if !job.is_active() {
+                return;
+            }
+            match &failure {
+                Some(why) => tracing::warn!(job = id, "job failed: {why}"),
+                None => tracing::info!(job = id, "job cancelled"),
+            }
+            job.status = status;
+            job.failure = failure;
+            job.ended = Some(SystemTime::now());
+            let tms = job.taskmanagers();
+            free_slots(&mut state, id);
+            tms.iter().filter_map(|t| state.taskmanagers.get(t)).map(|t| t.connection.clone()).collect::<Vec<_>>()
+        };
+        for conn in connections {
+            let command = ToTaskManager::Cancel { job: id.into() };
+            tokio::spawn(async move {
+                if let Err(e) = command_to(&conn, &command).await {
+                    tracing::debug!("cancel not delivered: {e}");
+                }
+            });
+        }
+    }
+}
+
+/// Sends a command to a TaskManager and waits for its acknowledgement.
+async fn command_to(conn: &quinn::Connection, command: &ToTaskManager) -> anyhow::Result<()> {
+    let ack: Ack = tokio::time::timeout(Duration::from_secs(60), codec::call(conn, command))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within 60 s"))??;
+    ack.map_err(|e| anyhow::anyhow!(e))
+}

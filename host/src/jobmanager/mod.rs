@@ -1,0 +1,204 @@
+//! The JobManager: keeps the modules, the TaskManagers and their slots, and
+//! the jobs; plans jobs, places their subtasks in slots, deploys them, and
+//! watches heartbeats. Clients reach it over HTTP (`http.rs`), TaskManagers
+//! over QUIC (`rpc.rs`); a job's life is in `job.rs`.
+
+mod http;
+mod job;
+mod modules;
+mod rpc;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::cli::JobManagerArgs;
+use crate::net::ClusterCa;
+use crate::runtime::Runtime;
+
+pub use job::{Job, JobStatus};
+pub use modules::{ModuleInfo, ModuleStore};
+
+/// Settings of a JobManager; `eddy jobmanager --help` explains each.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JobManagerConfig {
+    /// HTTP API address.
+    pub bind: SocketAddr,
+    /// QUIC endpoint address.
+    pub rpc_bind: SocketAddr,
+    /// Modules, CA, and the address file.
+    pub state_dir: PathBuf,
+    /// Bearer token required on HTTP requests.
+    pub token: Option<String>,
+    /// Seconds without heartbeat before a TaskManager is lost.
+    pub heartbeat_timeout: f64,
+    /// Seconds a job may wait for slots.
+    pub slot_timeout: f64,
+    /// Largest upload, in MiB.
+    pub max_upload: u64,
+}
+
+/// The optional settings of a `--config` file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ConfigFile {
+    bind: Option<SocketAddr>,
+    rpc_bind: Option<SocketAddr>,
+    state_dir: Option<PathBuf>,
+    token: Option<String>,
+    heartbeat_timeout: Option<f64>,
+    slot_timeout: Option<f64>,
+    max_upload: Option<u64>,
+}
+
+impl JobManagerConfig {
+    /// Flags over the config file over defaults.
+    pub fn from_args(a: &JobManagerArgs) -> anyhow::Result<Self> {
+        let file: ConfigFile = match &a.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?
+            }
+            None => ConfigFile::default(),
+        };
+        let config = JobManagerConfig {
+            bind: a.bind.or(file.bind).unwrap_or_else(|| "127.0.0.1:8081".parse().unwrap()),
+            rpc_bind: a.rpc_bind.or(file.rpc_bind).unwrap_or_else(|| "127.0.0.1:6123".parse().unwrap()),
+            state_dir: a.state_dir.clone().or(file.state_dir).unwrap_or_else(crate::cli::default_state_dir),
+            token: a.token.clone().or(file.token),
+            heartbeat_timeout: a.heartbeat_timeout.or(file.heartbeat_timeout).unwrap_or(10.0),
+            slot_timeout: a.slot_timeout.or(file.slot_timeout).unwrap_or(300.0),
+            max_upload: a.max_upload.or(file.max_upload).unwrap_or(256),
+        };
+        for (name, v) in [("heartbeat-timeout", config.heartbeat_timeout), ("slot-timeout", config.slot_timeout)] {
+            if !(v > 0.0 && v < 1e7) {
+                anyhow::bail!("{name} must be a positive number of seconds, not {v}");
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// A registered TaskManager.
+pub struct TaskManagerEntry {
+    /// Its id (`tm-1`, …).
+    pub id: String,
+    /// Its data endpoint, for other TaskManagers.
+    pub data_addr: SocketAddr,
+    /// Its slots: the job holding each, if any.
+    pub slots: Vec<Option<String>>,
+    /// When it last heartbeat.
+    pub last_heartbeat: Instant,
+    /// Tasks it said are running.
+    pub running_tasks: u32,
+    /// The connection it registered on; commands go over it.
+    pub connection: quinn::Connection,
+}
+
+impl TaskManagerEntry {
+    fn free_slots(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_none()).count()
+    }
+}
+
+/// Everything the JobManager knows, behind one lock (never held across an await).
+pub struct State {
+    /// Registered TaskManagers by id.
+    pub taskmanagers: BTreeMap<String, TaskManagerEntry>,
+    /// Jobs by id.
+    pub jobs: BTreeMap<String, Job>,
+    /// Uploaded modules.
+    pub modules: ModuleStore,
+    next_taskmanager: u64,
+    next_job: u64,
+}
+
+/// The shared core of the JobManager.
+pub struct JobManager {
+    /// Settings.
+    pub config: JobManagerConfig,
+    /// The Wasm runtime: validates uploads and runs planners.
+    pub runtime: Runtime,
+    /// The state.
+    pub state: Mutex<State>,
+}
+
+/// Runs a JobManager until the process is killed.
+pub fn run(config: JobManagerConfig, runtime: Runtime) -> anyhow::Result<()> {
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
+    tokio.block_on(serve(config, runtime))
+}
+
+async fn serve(config: JobManagerConfig, runtime: Runtime) -> anyhow::Result<()> {
+    let ca = ClusterCa::load_or_create(&config.state_dir)?;
+    let identity = ca.issue()?;
+    let endpoint = crate::net::endpoint(config.rpc_bind, &identity)?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot bind the HTTP API to {}", config.bind))?;
+    let modules = ModuleStore::open(config.state_dir.join("modules"), &runtime)
+        .with_context(|| format!("cannot open the module store in {}", config.state_dir.display()))?;
+    let http_addr = listener.local_addr()?;
+    let rpc_addr = endpoint.local_addr()?;
+    let state = State { taskmanagers: BTreeMap::new(), jobs: BTreeMap::new(), modules, next_taskmanager: 1, next_job: 1 };
+    let jm = Arc::new(JobManager { config: config.clone(), runtime, state: Mutex::new(state) });
+    let address_file = config.state_dir.join("jobmanager.json");
+    let addresses = serde_json::json!({"http": http_addr.to_string(), "rpc": rpc_addr.to_string(), "pid": std::process::id()});
+    std::fs::write(&address_file, addresses.to_string())
+        .with_context(|| format!("cannot write {}", address_file.display()))?;
+    eprintln!("JobManager: HTTP API on {http_addr}, cluster endpoint (QUIC) on {rpc_addr}, state in {}", config.state_dir.display());
+    tokio::spawn(rpc::accept(jm.clone(), endpoint));
+    tokio::spawn(watch(jm.clone()));
+    http::serve(jm, listener).await
+}
+
+/// Every 200 ms: declare silent TaskManagers lost, schedule waiting jobs,
+/// fail those that waited too long.
+async fn watch(jm: Arc<JobManager>) {
+    let timeout = Duration::from_secs_f64(jm.config.heartbeat_timeout);
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let lost: Vec<String> = {
+            let state = jm.state.lock().unwrap();
+            state.taskmanagers.values().filter(|t| t.last_heartbeat.elapsed() > timeout).map(|t| t.id.clone()).collect()
+        };
+        for id in lost {
+            jm.lose_taskmanager(&id, &format!("no heartbeat for {timeout:?}"));
+        }
+        jm.schedule_waiting();
+    }
+}
+
+impl JobManager {
+    /// Removes a TaskManager and fails the jobs that had subtasks on it.
+    pub fn lose_taskmanager(self: &Arc<Self>, id: &str, why: &str) {
+        let affected: Vec<String> = {
+            let mut state = self.state.lock().unwrap();
+            let Some(tm) = state.taskmanagers.remove(id) else { return };
+            tracing::warn!(taskmanager = id, addr = %tm.data_addr, "TaskManager lost: {why}");
+            tm.connection.close(0u32.into(), b"declared lost");
+            state.jobs.values().filter(|j| j.is_active() && j.uses(id)).map(|j| j.id.clone()).collect()
+        };
+        for job in affected {
+            self.fail_job(&job, format!("TaskManager {id} was lost: {why}"));
+        }
+    }
+
+    fn new_taskmanager_id(&self, state: &mut State) -> String {
+        let id = format!("tm-{}", state.next_taskmanager);
+        state.next_taskmanager += 1;
+        id
+    }
+
+    fn new_job_id(&self, state: &mut State) -> String {
+        let id = format!("job-{}", state.next_job);
+        state.next_job += 1;
+        id
+    }
+}

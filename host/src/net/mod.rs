@@ -1,0 +1,26 @@
+//! Cluster networking: QUIC endpoints with mutual TLS, and the length-prefixed
+//! JSON messages that the JobManager and TaskManagers exchange.
+
+pub mod codec;
+pub mod tls;
+
+use std::net::SocketAddr;
+
+pub use tls::{ClusterCa, NodeIdentity, TlsError};
+
+/// A QUIC endpoint that both accepts and opens cluster connections.
+pub fn endpoint(bind: SocketAddr, identity: &NodeIdentity) -> anyhow::Result<quinn::Endpoint> {
+    let mut endpoint = quinn::Endpoint::server(identity.server_config()?, bind)
+        .map_err(|e| anyhow::anyhow!("cannot bind QUIC endpoint {bind}: {e}"))?;
+    endpoint.set_default_client_config(identity.client_config()?);
+    Ok(endpoint)
+}
+
+/// Connects to a cluster peer; the TLS handshake proves both are members.
+pub async fn connect(endpoint: &quinn::Endpoint, addr: SocketAddr) -> anyhow::Result<quinn::Connection> {
+    let connecting = endpoint.connect(addr, tls::CLUSTER_NAME)?;
+    let connection = tokio::time::timeout(std::time::Duration::from_secs(10), connecting)
+        .await
+        .map_err(|_| anyhow::anyhow!("connecting to {addr} timed out"))??;
+    Ok(connection)
+}

@@ -1,0 +1,119 @@
+//! What the JobManager and TaskManagers say to each other over QUIC.
+//!
+//! TaskManager → JobManager: `Register` (bidirectional stream, answered with
+//! `Registered`), then `Heartbeat`s and `TaskDone`s (one unidirectional stream
+//! each), and `GetModule` (answered with the raw module bytes).
+//! JobManager → TaskManager: `Deploy`, `Start`, `Cancel` (bidirectional
+//! streams, answered with `Ack`). TaskManager → TaskManager: one
+//! unidirectional stream per data channel, opened with a [`ChannelHeader`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::JobGraph;
+
+/// A message from a TaskManager.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToJobManager {
+    /// A new TaskManager offers its slots.
+    Register {
+        /// Number of slots.
+        slots: u32,
+        /// Where its data endpoint accepts other TaskManagers.
+        data_addr: SocketAddr,
+    },
+    /// It is alive; with per-task statistics.
+    Heartbeat {
+        /// Its id.
+        id: String,
+        /// Tasks running now.
+        running_tasks: u32,
+        /// Records read by its sources and written by its sinks so far, per job.
+        records: BTreeMap<String, (u64, u64)>,
+    },
+    /// A task ended.
+    TaskDone {
+        /// Its id.
+        id: String,
+        /// The job.
+        job: String,
+        /// The chain (task) index.
+        chain: usize,
+        /// The subtask index.
+        subtask: u32,
+        /// Records in/out, or why it failed.
+        result: Result<(u64, u64), String>,
+    },
+    /// Send me the module with this digest.
+    GetModule {
+        /// sha256 hex.
+        digest: String,
+    },
+}
+
+/// The JobManager's answer to `Register`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Registered {
+    /// The id the TaskManager is known by.
+    pub id: String,
+    /// How often to heartbeat, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+}
+
+/// A command to a TaskManager.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToTaskManager {
+    /// Prepare the subtasks of a job placed in your slots; open their gates.
+    Deploy(Box<Deployment>),
+    /// Start the job's subtasks (every TaskManager has deployed).
+    Start {
+        /// The job.
+        job: String,
+    },
+    /// Cancel the job's subtasks and free their slots.
+    Cancel {
+        /// The job.
+        job: String,
+    },
+}
+
+/// The answer to a command.
+pub type Ack = Result<(), String>;
+
+/// Everything a TaskManager needs to run its part of a job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Job id.
+    pub job: String,
+    /// Module digest (fetched with `GetModule` if not cached).
+    pub digest: String,
+    /// Entry of the component.
+    pub entry: String,
+    /// Job arguments.
+    pub args: Vec<String>,
+    /// The planner's graph; every node derives the same plan from it.
+    pub graph: JobGraph,
+    /// Default parallelism the job was planned with.
+    pub parallelism: u32,
+    /// Output buffer timeout, in milliseconds.
+    pub buffer_timeout_ms: u64,
+    /// For each chain, for each subtask: the TaskManager id running it.
+    pub placement: Vec<Vec<String>>,
+    /// Data addresses of the TaskManagers involved.
+    pub peers: BTreeMap<String, SocketAddr>,
+}
+
+/// First bytes of a data stream: which gate and channel it feeds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChannelHeader {
+    /// Job id.
+    pub job: String,
+    /// Target chain.
+    pub chain: usize,
+    /// Target subtask.
+    pub subtask: u32,
+    /// Channel index in the target's input gate.
+    pub channel: u32,
+}

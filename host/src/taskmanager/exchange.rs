@@ -1,0 +1,166 @@
+//! Records between TaskManagers: one QUIC connection per TaskManager pair,
+//! one unidirectional stream per channel. A stream starts with a
+//! [`ChannelHeader`] and carries events framed as `tag: u8` (0 data,
+//! 1 watermark, 2 end), `len: u32` LE, payload. Back-pressure is QUIC's flow
+//! control: a full gate stops the reader, the stream window fills, and the
+//! writer's `write_all` waits.
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::TaskManager;
+use crate::net::codec;
+use crate::protocol::ChannelHeader;
+use crate::task::{send_local, Event, JobSignals, RemoteSend, TaskError};
+
+/// How often a blocked writer looks at the job's cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+/// How long a data stream may wait for its gate (the peer's deploy racing ours).
+const GATE_WAIT: Duration = Duration::from_secs(30);
+
+fn frame(event: &Event) -> Vec<u8> {
+    let (tag, payload): (u8, &[u8]) = match event {
+        Event::Data(batch) => (0, batch),
+        Event::Watermark(_) => (1, &[]),
+        Event::End => (2, &[]),
+    };
+    let mut out = Vec::with_capacity(5 + payload.len() + 8);
+    out.push(tag);
+    match event {
+        Event::Watermark(w) => {
+            out.extend_from_slice(&8u32.to_le_bytes());
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        _ => {
+            out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            out.extend_from_slice(payload);
+        }
+    }
+    out
+}
+
+/// A channel to a gate on another TaskManager.
+pub(super) struct QuicChannel {
+    tm: Arc<TaskManager>,
+    peer: SocketAddr,
+    header: ChannelHeader,
+    /// Opened on the first send.
+    stream: Option<quinn::SendStream>,
+}
+
+impl QuicChannel {
+    pub(super) fn new(tm: Arc<TaskManager>, peer: SocketAddr, header: ChannelHeader) -> Self {
+        QuicChannel { tm, peer, header, stream: None }
+    }
+
+    fn io(&self, e: impl std::fmt::Display) -> TaskError {
+        TaskError::Io {
+            what: format!("data channel to {} (task {} subtask {})", self.peer, self.header.chain, self.header.subtask + 1),
+            source: std::io::Error::other(e.to_string()),
+        }
+    }
+}
+
+impl RemoteSend for QuicChannel {
+    fn send(&mut self, event: Event, signals: &JobSignals) -> Result<(), TaskError> {
+        let bytes = frame(&event);
+        let end = matches!(event, Event::End);
+        let handle = self.tm.handle.clone();
+        handle.block_on(async {
+            if self.stream.is_none() {
+                let conn = self.tm.peer(self.peer).await.map_err(|e| self.io(e))?;
+                let mut stream = conn.open_uni().await.map_err(|e| self.io(e))?;
+                codec::write(&mut stream, &self.header).await.map_err(|e| self.io(e))?;
+                self.stream = Some(stream);
+            }
+            let stream = self.stream.as_mut().unwrap();
+            let mut write = pin!(stream.write_all(&bytes));
+            loop {
+                tokio::select! {
+                    r = &mut write => break r.map_err(|e| TaskError::Io {
+                        what: format!("data channel to {}", self.peer),
+                        source: std::io::Error::other(e.to_string()),
+                    }),
+                    _ = tokio::time::sleep(CANCEL_POLL) => if signals.cancelled() {
+                        return Err(TaskError::Cancelled);
+                    }
+                }
+            }
+        })?;
+        if end {
+            if let Some(mut s) = self.stream.take() {
+                let _ = s.finish();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A channel whose TaskManager has no known address (a broken deployment).
+pub(super) struct Unreachable(pub String);
+
+impl RemoteSend for Unreachable {
+    fn send(&mut self, _: Event, _: &JobSignals) -> Result<(), TaskError> {
+        Err(TaskError::Io { what: format!("TaskManager {}", self.0), source: std::io::Error::other("no address") })
+    }
+}
+
+/// Accepts peer connections and their data streams.
+pub(super) async fn accept(tm: Arc<TaskManager>) {
+    while let Some(incoming) = tm.endpoint.accept().await {
+        let tm = tm.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            let conn = match incoming.await {
+                Ok(c) => c,
+                Err(e) => return tracing::warn!(%remote, "refused a cluster connection: {e}"),
+            };
+            while let Ok(recv) = conn.accept_uni().await {
+                let tm = tm.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = serve_channel(&tm, recv) {
+                        tracing::debug!(%remote, "data stream ended: {e}");
+                    }
+                });
+            }
+        });
+    }
+}
+
+/// Moves one stream's events into its gate, blocking when the gate is full.
+fn serve_channel(tm: &TaskManager, mut recv: quinn::RecvStream) -> anyhow::Result<()> {
+    let handle = tm.handle.clone();
+    let header: ChannelHeader =
+        handle.block_on(codec::read(&mut recv))?.ok_or_else(|| anyhow::anyhow!("stream without header"))?;
+    let key = (header.job.clone(), header.chain, header.subtask);
+    let started = Instant::now();
+    let (tx, signals) = loop {
+        let tx = tm.gates.lock().unwrap().get(&key).cloned();
+        if let (Some(tx), Some(signals)) = (tx, tm.signals(&header.job)) {
+            break (tx, signals);
+        }
+        anyhow::ensure!(started.elapsed() < GATE_WAIT, "no gate for {key:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    loop {
+        let mut head = [0u8; 5];
+        handle.block_on(recv.read_exact(&mut head))?;
+        let len = u32::from_le_bytes(head[1..5].try_into().unwrap()) as usize;
+        anyhow::ensure!(len <= codec::MAX_MESSAGE, "frame of {len} bytes");
+        let mut payload = vec![0u8; len];
+        handle.block_on(recv.read_exact(&mut payload))?;
+        let event = match head[0] {
+            0 => Event::Data(payload),
+            1 => Event::Watermark(i64::from_le_bytes(payload.as_slice().try_into()?)),
+            2 => Event::End,
+            t => anyhow::bail!("unknown frame tag {t}"),
+        };
+        let end = matches!(event, Event::End);
+        send_local(&tx, header.channel, event, &signals).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if end {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The TaskManager: registers its slots with the JobManager, heartbeats,
+//! runs the subtasks deployed to it (one thread each, as in the embedded
+//! cluster), and exchanges records with other TaskManagers (`exchange.rs`).
+
+mod exchange;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::deploy::{self, JobOptions, Subtask};
+use crate::net::{self, codec, ClusterCa};
+use crate::plan::ExecutionPlan;
+use crate::protocol::{Ack, Deployment, Registered, ToJobManager, ToTaskManager};
+use crate::runtime::{Module, Runtime};
+use crate::task::{Event, JobSignals, Sender, TaskError};
+
+/// Settings of a TaskManager; `eddy taskmanager --help` explains each.
+#[derive(Debug, Clone)]
+pub struct TaskManagerConfig {
+    /// The JobManager's QUIC address.
+    pub jobmanager: SocketAddr,
+    /// Slots offered.
+    pub slots: u32,
+    /// Data endpoint address.
+    pub bind: SocketAddr,
+    /// Where the cluster CA is.
+    pub cluster_dir: PathBuf,
+}
+
+/// A job's part on this TaskManager.
+struct LocalJob {
+    /// Cancels its subtasks.
+    signals: Arc<JobSignals>,
+    /// Deployed but not started: subtasks and what running them needs.
+    pending: Option<(Vec<Subtask>, Arc<ExecutionPlan>, Module, Deployment)>,
+}
+
+/// The TaskManager's shared state.
+pub(crate) struct TaskManager {
+    /// Its id, given by the JobManager.
+    id: String,
+    runtime: Runtime,
+    /// The connection to the JobManager.
+    jobmanager: quinn::Connection,
+    /// The QUIC endpoint for data (and for connecting to peers).
+    endpoint: quinn::Endpoint,
+    /// The tokio runtime, for task threads that block on network I/O.
+    handle: tokio::runtime::Handle,
+    /// Modules by digest, loaded once.
+    modules: Mutex<HashMap<String, Module>>,
+    /// Jobs with subtasks here.
+    jobs: Mutex<HashMap<String, LocalJob>>,
+    /// Gates of local subtasks, for data streams from peers: (job, chain, subtask).
+    gates: Mutex<HashMap<(String, usize, u32), crossbeam_channel::Sender<(u32, Event)>>>,
+    /// One connection per peer TaskManager.
+    peers: tokio::sync::Mutex<HashMap<SocketAddr, quinn::Connection>>,
+    /// Subtasks running now.
+    running: AtomicU32,
+}
+
+/// Runs a TaskManager until its JobManager connection is lost for good or the process is killed.
+pub fn run(config: TaskManagerConfig, runtime: Runtime) -> anyhow::Result<()> {
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
+    let handle = tokio.handle().clone();
+    tokio.block_on(serve(config, runtime, handle))
+}
+
+async fn serve(config: TaskManagerConfig, runtime: Runtime, handle: tokio::runtime::Handle) -> anyhow::Result<()> {
+    let ca = ClusterCa::load(&config.cluster_dir)?;
+    let identity = ca.issue()?;
+    let endpoint = net::endpoint(config.bind, &identity)?;
+    let data_addr = endpoint.local_addr()?;
+    let jobmanager = net::connect(&endpoint, config.jobmanager)
+        .await
+        .with_context(|| format!("cannot connect to the JobManager at {}", config.jobmanager))?;
+    let registered: Registered = codec::call(&jobmanager, &ToJobManager::Register { slots: config.slots, data_addr })
+        .await
+        .with_context(|| format!("the JobManager at {} did not accept the registration", config.jobmanager))?;
+    eprintln!("TaskManager {}: {} slots, data endpoint {data_addr}, JobManager {}", registered.id, config.slots, config.jobmanager);
+    let tm = Arc::new(TaskManager {
+        id: registered.id,
+        runtime,
+        jobmanager: jobmanager.clone(),
+        endpoint: endpoint.clone(),
+        handle,
+        modules: Mutex::new(HashMap::new()),
+        jobs: Mutex::new(HashMap::new()),
+        gates: Mutex::new(HashMap::new()),
+        peers: tokio::sync::Mutex::new(HashMap::new()),
+        running: AtomicU32::new(0),
+    });
+    tokio::spawn(exchange::accept(tm.clone()));
+    tokio::spawn(heartbeat(tm.clone(), Duration::from_millis(registered.heartbeat_interval_ms)));
+    loop {
+        let (mut send, mut recv) = match jobmanager.accept_bi().await {
+            Ok(s) => s,
+            Err(e) => anyhow::bail!("lost the JobManager at {}: {e}", config.jobmanager),
+        };
+        let tm = tm.clone();
+        tokio::spawn(async move {
+            let ack: Ack = match codec::read::<ToTaskManager>(&mut recv).await {
+                Ok(Some(command)) => tm.command(command).await,
+                Ok(None) => return,
+                Err(e) => Err(format!("bad command: {e}")),
+            };
+            let _ = codec::write(&mut send, &ack).await;
+            let _ = send.finish();
+        });
+    }
+}
+
+async fn heartbeat(tm: Arc<TaskManager>, interval: Duration) {
+    loop {
+        let beat = ToJobManager::Heartbeat {
+            id: tm.id.clone(),
+            running_tasks: tm.running.load(Ordering::Relaxed),
+            records: BTreeMap::new(),
+        };
+        if let Err(e) = tm.tell_jobmanager(&beat).await {
+            tracing::warn!("heartbeat failed: {e}");
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+impl TaskManager {
+    /// Sends a one-way message to the JobManager.
+    async fn tell_jobmanager(&self, message: &ToJobManager) -> anyhow::Result<()> {
+        let mut send = self.jobmanager.open_uni().await?;
+        codec::write(&mut send, message).await?;
+        send.finish()?;
+        Ok(())
+    }
+
+    async fn command(self: &Arc<Self>, command: ToTaskManager) -> Ack {
+        match command {
+            ToTaskManager::Deploy(d) => self.deploy(*d).await.map_err(|e| format!("{e:#}")),
+            ToTaskManager::Start { job } => self.start(&job),
+            ToTaskManager::Cancel { job } => {
+                self.cancel(&job);
+                Ok(())
+            }
+        }
+    }
+
+    async fn module(&self, digest: &str) -> anyhow::Result<Module> {
+        if let Some(m) = self.modules.lock().unwrap().get(digest) {
+            return Ok(m.clone());
+        }
+        let (mut send, mut recv) = self.jobmanager.open_bi().await?;
+        codec::write(&mut send, &ToJobManager::GetModule { digest: digest.into() }).await?;
+        send.finish()?;
+        let bytes = recv.read_to_end(codec::MAX_MESSAGE).await.context("downloading the module")?;
+        anyhow::ensure!(crate::runtime::digest(&bytes) == digest, "the module downloaded does not match digest {digest}");
+        let runtime = self.runtime.clone();
+        let name = format!("{}.wasm", &digest[..12]);
+        let module = tokio::task::spawn_blocking(move || runtime.load(&name, &bytes)).await??;
+        self.modules.lock().unwrap().insert(digest.into(), module.clone());
+        Ok(module)
+    }
+
+    /// Wires the job's local subtasks and opens their gates; starts nothing yet.
+    async fn deploy(self: &Arc<Self>, d: Deployment) -> anyhow::Result<()> {
+        let module = self.module(&d.digest).await?;
+        let plan = Arc::new(ExecutionPlan::new(d.graph.clone(), d.parallelism)?);
+        anyhow::ensure!(
+            d.placement.len() == plan.chains.len()
+                && d.placement.iter().zip(&plan.chains).all(|(p, c)| p.len() == c.parallelism as usize),
+            "the placement does not fit the plan"
+        );
+        let options = JobOptions {
+            parallelism: d.parallelism,
+            buffer_timeout: Duration::from_millis(d.buffer_timeout_ms),
+            ..JobOptions::default()
+        };
+        let me = self.id.clone();
+        let is_local = |c: usize, t: u32| d.placement[c][t as usize] == me;
+        let mut missing_peer = None;
+        let remote = |c: usize, t: u32, channel: u32| {
+            let owner = &d.placement[c][t as usize];
+            let Some(&addr) = d.peers.get(owner) else {
+                missing_peer = Some(owner.clone());
+                return Sender::Remote(Box::new(exchange::Unreachable(owner.clone())));
+            };
+            let header = crate::protocol::ChannelHeader { job: d.job.clone(), chain: c, subtask: t, channel };
+            Sender::Remote(Box::new(exchange::QuicChannel::new(self.clone(), addr, header)))
+        };
+        let wiring = deploy::wire(&plan, &options, is_local, remote);
+        if let Some(peer) = missing_peer {
+            anyhow::bail!("no address for TaskManager {peer}");
+        }
+        {
+            let mut gates = self.gates.lock().unwrap();
+            for ((c, t), tx) in wiring.gates {
+                gates.insert((d.job.clone(), c, t), tx);
+            }
+        }
+        let job = LocalJob { signals: Arc::new(JobSignals::default()), pending: Some((wiring.subtasks, plan, module, d.clone())) };
+        self.jobs.lock().unwrap().insert(d.job.clone(), job);
+        tracing::info!(job = %d.job, "deployed");
+        Ok(())
+    }
+
+    fn start(self: &Arc<Self>, job: &str) -> Ack {
+        let (subtasks, plan, module, d, signals) = {
+            let mut jobs = self.jobs.lock().unwrap();
+            let local = jobs.get_mut(job).ok_or_else(|| format!("job {job} is not deployed here"))?;
+            let (subtasks, plan, module, d) = local.pending.take().ok_or_else(|| format!("job {job} already started"))?;
+            (subtasks, plan, module, d, local.signals.clone())
+        };
+        let count = subtasks.len();
+        self.running.fetch_add(count as u32, Ordering::Relaxed);
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        deploy::spawn(subtasks, &plan, &module, &d.entry, &d.args, &signals, done_tx);
+        let tm = self.clone();
+        let job = job.to_string();
+        // Reports each subtask's end to the JobManager.
+        std::thread::spawn(move || {
+            for (chain, subtask, result) in done_rx.iter().take(count) {
+                tm.running.fetch_sub(1, Ordering::Relaxed);
+                let result = match result {
+                    Ok(m) => Ok((m.records_in, m.records_out)),
+                    Err(TaskError::Cancelled) => Err("cancelled".to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = &result {
+                    if e != "cancelled" {
+                        tracing::warn!(job, chain, subtask, "subtask failed: {e}");
+                    }
+                }
+                let message = ToJobManager::TaskDone { id: tm.id.clone(), job: job.clone(), chain, subtask, result };
+                let tm2 = tm.clone();
+                tm.handle.spawn(async move {
+                    if let Err(e) = tm2.tell_jobmanager(&message).await {
+                        tracing::warn!("cannot report a task's end: {e}");
+                    }
+                });
+            }
+            tm.forget(&job);
+        });
+        Ok(())
+    }
+
+    fn cancel(&self, job: &str) {
+        let jobs = self.jobs.lock().unwrap();
+        if let Some(local) = jobs.get(job) {
+            local.signals.cancel.store(true, Ordering::Relaxed);
+        }
+        drop(jobs);
+        // A job cancelled before it started has no threads to clean up after it.
+        let never_started = self.jobs.lock().unwrap().get(job).is_some_and(|j| j.pending.is_some());
+        if never_started {
+            self.forget(job);
+        }
+    }
+
+    /// Drops what the TaskManager kept of a job.
+    fn forget(&self, job: &str) {
+        self.jobs.lock().unwrap().remove(job);
+        self.gates.lock().unwrap().retain(|(j, _, _), _| j != job);
+    }
+
+    /// The connection to a peer TaskManager, opened once.
+    async fn peer(&self, addr: SocketAddr) -> anyhow::Result<quinn::Connection> {
+        let mut peers = self.peers.lock().await;
+        if let Some(c) = peers.get(&addr) {
+            if c.close_reason().is_none() {
+                return Ok(c.clone());
+            }
+        }
+        let conn = net::connect(&self.endpoint, addr).await?;
+        peers.insert(addr, conn.clone());
+        Ok(conn)
+    }
+
+    /// The signals of a job, if it is here.
+    fn signals(&self, job: &str) -> Option<Arc<JobSignals>> {
+        self.jobs.lock().unwrap().get(job).map(|j| j.signals.clone())
+    }
+}
