@@ -3,7 +3,9 @@
 #  1. word count over ../shared/bench/gen_text.py text (default 100 MB) at
 #     parallelism 2 on the embedded cluster: median of 3 runs, words/s;
 #     with --flink, Apache Flink's word count on the same file in the same run;
-#  2. the Wasm boundary benchmark (packed vs typed batches, the SDK map operator).
+#  2. the exchange benchmark: 100-byte records over QUIC between two TaskManager
+#     processes vs in memory (benches/exchange.py);
+#  3. the Wasm boundary benchmark (packed vs typed batches, the SDK map operator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flink=no
@@ -49,6 +51,9 @@ if [ "$flink" = yes ]; then
   echo "==> Apache Flink word count, same file, parallelism 2 (see $shared/README.md)"
   "$shared/flink/run.sh" "$text" 2 streaming
 fi
+
+echo "==> exchange benchmark (QUIC vs in-memory channel)"
+python3 benches/exchange.py "$eddy" "$target/wasm32-wasip2/component/bench_ops.wasm"
 
 echo "==> boundary benchmark"
 cargo bench --quiet -p eddy --bench boundary

@@ -507,11 +507,9 @@ fn run_on_cluster(addr: &str, token: Option<String>, job: &JobArgs) -> anyhow::R
                 }
                 last_progress = std::time::Instant::now();
             }
-            "RUNNING" => {
-                if state.bounded != Some(false) && last_progress.elapsed() >= PROGRESS_INTERVAL {
-                    println!("running: {} records in, {} records out", counts.0, counts.1);
-                    last_progress = std::time::Instant::now();
-                }
+            "RUNNING" if state.bounded != Some(false) && last_progress.elapsed() >= PROGRESS_INTERVAL => {
+                println!("running: {} records in, {} records out", counts.0, counts.1);
+                last_progress = std::time::Instant::now();
             }
             "FINISHED" => {
                 let ms = state

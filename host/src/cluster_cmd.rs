@@ -350,7 +350,11 @@ mod tests {
         let pid = child.id();
         let dir = tempfile::tempdir().unwrap();
         write_pids(dir.path(), &[pid]).unwrap();
-        assert!(is_alive(pid));
+        let t = Instant::now();
+        while !is_alive(pid) && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(is_alive(pid), "{:?}", std::fs::read(format!("/proc/{pid}/cmdline")));
         // Reap it when it dies so that it does not linger as a zombie.
         let reaper = std::thread::spawn(move || {
             let mut child = child;

@@ -17,25 +17,39 @@ pub fn write_string(out: &mut Vec<u8>, text: &[u8]) {
 fn escape_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
+    while let Some(i) = next_escape(bytes, start) {
         out.extend_from_slice(&bytes[start..i]);
-        if escape.is_empty() {
-            out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
-        } else {
-            out.extend_from_slice(escape);
+        match bytes[i] {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
         }
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// The index of the first byte at or after `from` that JSON must escape (`"`, `\`, or
+/// a control character), eight bytes at a time: text sources escape every line.
+fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let needs = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
+    let mut i = from;
+    while i + 8 <= bytes.len() {
+        let x = u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap());
+        let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+        // A byte below 0x20 (ASCII only: bytes >= 0x80 are masked out), or equal to '"' or '\'.
+        let low = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+        if low | zero_byte(x ^ (ONES * u64::from(b'"'))) | zero_byte(x ^ (ONES * u64::from(b'\\'))) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    bytes[i..].iter().position(|&b| needs(b)).map(|p| p + i)
 }
 
 /// Writes a value as a sink shows it: a JSON string as its raw text, any
@@ -192,6 +206,20 @@ mod tests {
         let mut out = Vec::new();
         write_string(&mut out, b"bad \xff byte");
         assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), "bad \u{fffd} byte");
+    }
+
+    #[test]
+    fn escapes_at_every_position_of_long_strings() {
+        for special in ['"', '\\', '\n', '\u{0}', '\u{1f}', 'é', '\u{7f}'] {
+            for at in 0..24 {
+                let mut text: String = "abcdefghijklmnopqrstuvwxyz".chars().take(at).collect();
+                text.push(special);
+                text.push_str("tail of some length");
+                let mut out = Vec::new();
+                write_string(&mut out, text.as_bytes());
+                assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), text, "{special:?} at {at}");
+            }
+        }
     }
 
     #[test]

@@ -26,6 +26,22 @@ fn map_u64(env: &mut Env, args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// `exchange --input FILE --output DIR [--split]`: the lines of FILE (100-byte records in
+/// the benchmark) over one rebalance channel into a file sink; no user code at all, so the
+/// channel and the host's connectors are what is measured. With `--split` the sink is in
+/// slot-sharing group "sink", so on a cluster of one-slot TaskManagers the channel crosses
+/// QUIC; without it both ends share a slot and the channel stays in memory. The exchange
+/// benchmark (`benches/exchange.py`) times both.
+fn exchange(env: &mut Env, args: &Args) -> Result<(), String> {
+    let input = args.required("input")?;
+    let output = args.required("output")?;
+    let group = if args.has("split") { "sink" } else { "default" };
+    env.set_parallelism(1);
+    env.read_text_file(input).rebalance().write_text_file(output).slot_sharing_group(group);
+    Ok(())
+}
+
 eddy_sdk::entries! {
     "map-u64" => map_u64,
+    "exchange" => exchange,
 }

@@ -38,6 +38,10 @@ pub fn create_source(kind: &VertexKind, subtask: u32, parallelism: u32) -> Box<d
 fn push_lines(batch: &mut Vec<u8>, line: &[u8]) -> u64 {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if !line.contains(&b'\r') {
+        framing::push_with(batch, None, None, |buf| json::write_string(buf, line));
+        return 1;
+    }
     let mut n = 0;
     for part in line.split(|&b| b == b'\r') {
         framing::push_with(batch, None, None, |buf| json::write_string(buf, part));

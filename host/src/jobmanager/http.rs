@@ -160,6 +160,7 @@ async fn get_job(State(jm): State<Shared>, Path(id): Path<String>) -> Response {
         "name": j.name,
         "entry": j.entry,
         "status": j.status,
+        "bounded": plan.bounded,
         "parallelism": j.parallelism,
         "start-time": millis(j.started),
         "end-time": j.ended.map(millis),

@@ -150,7 +150,10 @@ async fn serve(config: JobManagerConfig, runtime: Runtime) -> anyhow::Result<()>
     let jm = Arc::new(JobManager { config: config.clone(), runtime, state: Mutex::new(state) });
     let address_file = config.state_dir.join("jobmanager.json");
     let addresses = serde_json::json!({"http": http_addr.to_string(), "rpc": rpc_addr.to_string(), "pid": std::process::id()});
-    std::fs::write(&address_file, addresses.to_string())
+    // Written whole, then renamed, so that readers never see half of it.
+    let tmp = address_file.with_extension("json.tmp");
+    std::fs::write(&tmp, addresses.to_string())
+        .and_then(|_| std::fs::rename(&tmp, &address_file))
         .with_context(|| format!("cannot write {}", address_file.display()))?;
     eprintln!("JobManager: HTTP API on {http_addr}, cluster endpoint (QUIC) on {rpc_addr}, state in {}", config.state_dir.display());
     tokio::spawn(rpc::accept(jm.clone(), endpoint));

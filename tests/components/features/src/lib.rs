@@ -137,6 +137,23 @@ fn parallel(env: &mut Env, _: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// `slow --delay-ms D`: an endless fast source feeding, across slot-sharing groups (so
+/// across TaskManagers when each has one slot), an operator that sleeps D ms per record.
+/// Only back-pressure keeps the source from filling memory.
+fn slow(env: &mut Env, args: &Args) -> Result<(), String> {
+    let delay: u64 = args.parse_or("delay-ms", 1)?;
+    env.set_parallelism(1);
+    env.generate(u64::MAX, |i| format!("{i:0>90}"))
+        .rebalance()
+        .filter(move |_: &String| {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+            false
+        })
+        .name("slow")
+        .slot_sharing_group("slow");
+    Ok(())
+}
+
 eddy_sdk::entries! {
     "elements" => elements,
     "generate" => generate,
@@ -147,4 +164,5 @@ eddy_sdk::entries! {
     "max" => max,
     "count" => count,
     "parallel" => parallel,
+    "slow" => slow,
 }

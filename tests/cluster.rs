@@ -1,0 +1,290 @@
+//! The distributed runtime with real processes on 127.0.0.1: one
+//! `eddy jobmanager`, TaskManagers as separate `eddy taskmanager` processes,
+//! clients through the CLI and the HTTP API.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// A JobManager and its TaskManagers, killed when dropped.
+struct Cluster {
+    dir: tempfile::TempDir,
+    http: String,
+    rpc: String,
+    /// The API token, if the JobManager requires one.
+    token: Option<String>,
+    jobmanager: Child,
+    taskmanagers: Vec<Child>,
+}
+
+impl Cluster {
+    fn start(taskmanagers: usize, slots: u32, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("jobmanager.log")).unwrap();
+        let mut args = vec!["jobmanager", "--bind", "127.0.0.1:0", "--rpc-bind", "127.0.0.1:0", "--state-dir"];
+        let state = dir.path().to_str().unwrap().to_string();
+        args.push(&state);
+        args.extend_from_slice(extra);
+        let jobmanager = eddy().args(&args).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let addr_file = dir.path().join("jobmanager.json");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !addr_file.exists() {
+            assert!(Instant::now() < deadline, "JobManager did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let addrs: Value = serde_json::from_str(&std::fs::read_to_string(&addr_file).unwrap()).unwrap();
+        let mut cluster = Cluster {
+            http: addrs["http"].as_str().unwrap().to_string(),
+            rpc: addrs["rpc"].as_str().unwrap().to_string(),
+            token: extra.iter().position(|a| *a == "--token").map(|i| extra[i + 1].to_string()),
+            dir,
+            jobmanager,
+            taskmanagers: Vec::new(),
+        };
+        for _ in 0..taskmanagers {
+            cluster.add_taskmanager(slots);
+        }
+        cluster.wait_for(|c| c.get("/taskmanagers")["taskmanagers"].as_array().unwrap().len() == taskmanagers, "registration");
+        cluster
+    }
+
+    fn add_taskmanager(&mut self, slots: u32) {
+        let i = self.taskmanagers.len() + 1;
+        let log = std::fs::File::create(self.dir.path().join(format!("taskmanager-{i}.log"))).unwrap();
+        let child = eddy()
+            .args(["taskmanager", "--jobmanager", &self.rpc, "--slots", &slots.to_string(), "--cluster-dir"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.taskmanagers.push(child);
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let mut request = ureq::get(&format!("http://{}{path}", self.http));
+        if let Some(token) = &self.token {
+            request = request.header("authorization", &format!("Bearer {token}"));
+        }
+        let mut resp = request.call().unwrap();
+        resp.body_mut().read_json().unwrap()
+    }
+
+    fn upload(&self, wasm: &Path) -> String {
+        let bytes = std::fs::read(wasm).unwrap();
+        let mut resp = ureq::post(&format!("http://{}/jars/upload?name=x.wasm", self.http))
+            .header("content-type", "application/wasm")
+            .send(&bytes[..])
+            .unwrap();
+        let v: Value = resp.body_mut().read_json().unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    fn submit(&self, jar: &str, entry: &str, args: &[&str], parallelism: u32) -> String {
+        let body = serde_json::json!({ "entry": entry, "args": args, "parallelism": parallelism });
+        let mut resp = ureq::post(&format!("http://{}/jars/{jar}/run", self.http)).send_json(&body).unwrap();
+        let v: Value = resp.body_mut().read_json().unwrap();
+        v["jobid"].as_str().unwrap().to_string()
+    }
+
+    fn job(&self, id: &str) -> Value {
+        self.get(&format!("/jobs/{id}"))
+    }
+
+    fn wait_for(&self, mut done: impl FnMut(&Cluster) -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; JobManager log:\n{}", self.log("jobmanager.log"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_status(&self, job: &str, status: &str) -> Value {
+        let mut last = Value::Null;
+        self.wait_for(
+            |c| {
+                last = c.job(job);
+                last["status"] == status
+            },
+            &format!("{job} to be {status}"),
+        );
+        last
+    }
+
+    fn free_slots(&self) -> Vec<u64> {
+        let tms = self.get("/taskmanagers");
+        tms["taskmanagers"].as_array().unwrap().iter().map(|t| t["freeSlots"].as_u64().unwrap()).collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.taskmanagers.iter_mut().chain(std::iter::once(&mut self.jobmanager)) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn word_count_input(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let mut text = Vec::new();
+    for i in 0..20_000 {
+        text.extend_from_slice(format!("Line {i}: the quick brown fox, the LAZY dog — café {}\r\n", i % 97).as_bytes());
+    }
+    let input = dir.join("input.txt");
+    std::fs::write(&input, &text).unwrap();
+    (input, text)
+}
+
+#[test]
+fn word_count_on_two_taskmanagers_equals_the_reference_and_the_embedded_cluster() {
+    let cluster = Cluster::start(2, 2, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let (input, text) = word_count_input(work.path());
+    let wasm = component("wordcount");
+    let out = work.path().join("cluster-out");
+    let stdout = run_ok(&[
+        "run", "-m", &cluster.http, "-p", "4", "-c", "word-count", wasm.to_str().unwrap(),
+        "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(),
+    ]);
+    let job = stdout.lines().find_map(|l| l.strip_prefix("Job has been submitted with JobID ")).expect(&stdout).to_string();
+    let expected = reference_counts(&text);
+    assert_eq!(parse_counts(read_parts(&out)), expected);
+
+    // Subtasks were spread over both TaskManagers' slots, and the API says where.
+    let details = cluster.job(&job);
+    assert_eq!(details["status"], "FINISHED");
+    let mut places = std::collections::BTreeSet::new();
+    for task in details["tasks"].as_array().unwrap() {
+        for s in task["subtasks"].as_array().unwrap() {
+            places.insert((s["taskmanager"].as_str().unwrap().to_string(), s["slot"].as_u64().unwrap()));
+        }
+    }
+    let expected_places: std::collections::BTreeSet<_> =
+        [("tm-1", 0), ("tm-1", 1), ("tm-2", 0), ("tm-2", 1)].iter().map(|(t, s)| (t.to_string(), *s)).collect();
+    assert_eq!(places, expected_places);
+    assert_eq!(cluster.free_slots(), [2, 2], "a finished job frees its slots");
+
+    // The embedded cluster gives the same files' content.
+    let local = work.path().join("local-out");
+    run_ok(&["run", "-p", "4", "-c", "word-count", wasm.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", local.to_str().unwrap()]);
+    let (mut a, mut b) = (read_parts(&out), read_parts(&local));
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+
+    // A second run of the same bytes does not upload again.
+    let again = run_ok(&["run", "-m", &cluster.http, "-c", "word-count", wasm.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", work.path().join("o2").to_str().unwrap()]);
+    assert!(again.contains("already on the cluster"), "{again}");
+    assert_eq!(cluster.get("/jars")["files"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_slow_operator_back_pressures_the_source_across_taskmanagers() {
+    // One slot each: the source's group lands on tm-1, the slow group on tm-2.
+    let cluster = Cluster::start(2, 1, &[]);
+    let jar = cluster.upload(&component("features"));
+    let job = cluster.submit(&jar, "slow", &["--delay-ms", "2"], 1);
+    cluster.wait_status(&job, "RUNNING");
+    let details = cluster.job(&job);
+    let tms: Vec<&str> = details["tasks"].as_array().unwrap().iter().map(|t| t["subtasks"][0]["taskmanager"].as_str().unwrap()).collect();
+    assert_eq!(tms, ["tm-1", "tm-2"], "source and slow operator run on different TaskManagers");
+    // The source could produce hundreds of MB a second; back-pressure must hold both
+    // TaskManagers' memory at a bound while the job runs.
+    let pids: Vec<u32> = cluster.taskmanagers.iter().map(|c| c.id()).collect();
+    let mut peak = vec![0u64; 2];
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(200));
+        for (p, pid) in peak.iter_mut().zip(&pids) {
+            *p = (*p).max(rss_kib(*pid));
+        }
+    }
+    assert_eq!(cluster.job(&job)["status"], "RUNNING");
+    for (i, p) in peak.iter().enumerate() {
+        assert!(*p < 200 * 1024, "TaskManager {} grew to {} MiB under back-pressure", i + 1, p / 1024);
+    }
+    // Cancelling frees the slots.
+    assert_eq!(cluster.free_slots(), [0, 0]);
+    let out = run_ok(&["cancel", "-m", &cluster.http, &job]);
+    assert!(out.contains(&job), "{out}");
+    cluster.wait_status(&job, "CANCELED");
+    cluster.wait_for(|c| c.free_slots() == [1, 1], "slots to be freed");
+}
+
+#[test]
+fn a_killed_taskmanager_fails_the_job_and_the_cluster_runs_the_next_one() {
+    let mut cluster = Cluster::start(2, 1, &["--heartbeat-timeout", "2"]);
+    let jar = cluster.upload(&component("features"));
+    let job = cluster.submit(&jar, "slow", &[], 1);
+    cluster.wait_status(&job, "RUNNING");
+    std::thread::sleep(Duration::from_millis(500));
+    let killed_at = Instant::now();
+    cluster.taskmanagers[1].kill().unwrap(); // SIGKILL
+    let details = cluster.wait_status(&job, "FAILED");
+    let failure = details["failure"].as_str().unwrap();
+    assert!(failure.contains("TaskManager tm-2 was lost"), "{failure}");
+    assert!(killed_at.elapsed() < Duration::from_secs(10), "failure took {:?}", killed_at.elapsed());
+
+    // The JobManager and tm-1 are still up, and run the next job on tm-1's slot.
+    assert_eq!(cluster.free_slots(), [1]);
+    let work = tempfile::tempdir().unwrap();
+    let (input, text) = word_count_input(work.path());
+    let out = work.path().join("out");
+    run_ok(&["run", "-m", &cluster.http, "-c", "word-count", component("wordcount").to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    assert_eq!(parse_counts(read_parts(&out)), reference_counts(&text));
+}
+
+#[test]
+fn peers_without_the_cluster_certificate_bad_uploads_and_missing_slots_are_refused() {
+    let cluster = Cluster::start(1, 1, &["--token", "s3cret", "--slot-timeout", "1"]);
+    // A TaskManager whose certificate comes from another CA cannot join.
+    let alien = tempfile::tempdir().unwrap();
+    eddy::net::ClusterCa::load_or_create(alien.path()).unwrap();
+    let out = eddy()
+        .args(["taskmanager", "--jobmanager", &cluster.rpc, "--cluster-dir"])
+        .arg(alien.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(error_line(&err).starts_with(&format!("error: cannot connect to the JobManager at {}", cluster.rpc)), "{err}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(cluster.log("jobmanager.log").contains("refused a cluster connection"), "{}", cluster.log("jobmanager.log"));
+
+    // The API wants the token.
+    let denied = ureq::get(&format!("http://{}/overview", cluster.http)).call();
+    assert!(matches!(denied, Err(ureq::Error::StatusCode(401))), "{denied:?}");
+    let with = ["-m", cluster.http.as_str(), "--token", "s3cret"];
+    let tms = run_ok(&[&["taskmanagers"][..], &with].concat());
+    assert!(tms.contains("tm-1") && !tms.contains("tm-2"), "{tms}");
+
+    // An invalid upload is refused with the reason.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.wasm");
+    std::fs::write(&bad, b"\0asm\x0d\0\x01\0garbage").unwrap();
+    let err = run_err(&[&["upload"][..], &with, &[bad.to_str().unwrap()]].concat());
+    assert!(error_line(&err).contains("bad.wasm is not a valid component"), "{err}");
+
+    // A job that needs more slots than the cluster has fails after the slot timeout.
+    let wasm = component("wordcount");
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "a b\n").unwrap();
+    let err = run_err(&[&["run"][..], &with, &["-p", "3", "-c", "word-count", wasm.to_str().unwrap(), "--input", input.to_str().unwrap()]].concat());
+    assert!(error_line(&err).contains("not enough slots: the job needs 3, the cluster has 1 free of 1"), "{err}");
+}
