@@ -11,8 +11,13 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
+/// Clusters of these tests run one at a time: several at once would starve each
+/// other's heartbeats on a 2-core machine and make timing assertions meaningless.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A JobManager and its TaskManagers, killed when dropped.
 struct Cluster {
+    _serial: std::sync::MutexGuard<'static, ()>,
     dir: tempfile::TempDir,
     http: String,
     rpc: String,
@@ -24,6 +29,7 @@ struct Cluster {
 
 impl Cluster {
     fn start(taskmanagers: usize, slots: u32, extra: &[&str]) -> Cluster {
+        let serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(dir.path().join("jobmanager.log")).unwrap();
         let mut args = vec!["jobmanager", "--bind", "127.0.0.1:0", "--rpc-bind", "127.0.0.1:0", "--state-dir"];
@@ -40,6 +46,7 @@ impl Cluster {
         std::thread::sleep(Duration::from_millis(50));
         let addrs: Value = serde_json::from_str(&std::fs::read_to_string(&addr_file).unwrap()).unwrap();
         let mut cluster = Cluster {
+            _serial: serial,
             http: addrs["http"].as_str().unwrap().to_string(),
             rpc: addrs["rpc"].as_str().unwrap().to_string(),
             token: extra.iter().position(|a| *a == "--token").map(|i| extra[i + 1].to_string()),
@@ -47,10 +54,11 @@ impl Cluster {
             jobmanager,
             taskmanagers: Vec::new(),
         };
-        for _ in 0..taskmanagers {
+        // One at a time, so that process i registers as tm-(i+1).
+        for i in 1..=taskmanagers {
             cluster.add_taskmanager(slots);
+            cluster.wait_for(|c| c.get("/taskmanagers")["taskmanagers"].as_array().unwrap().len() == i, "registration");
         }
-        cluster.wait_for(|c| c.get("/taskmanagers")["taskmanagers"].as_array().unwrap().len() == taskmanagers, "registration");
         cluster
     }
 
@@ -229,7 +237,7 @@ fn a_slow_operator_back_pressures_the_source_across_taskmanagers() {
 
 #[test]
 fn a_killed_taskmanager_fails_the_job_and_the_cluster_runs_the_next_one() {
-    let mut cluster = Cluster::start(2, 1, &["--heartbeat-timeout", "2"]);
+    let mut cluster = Cluster::start(2, 1, &["--heartbeat-timeout", "3"]);
     let jar = cluster.upload(&component("features"));
     let job = cluster.submit(&jar, "slow", &[], 1);
     cluster.wait_status(&job, "RUNNING");

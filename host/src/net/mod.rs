@@ -10,11 +10,8 @@ pub use tls::{ClusterCa, NodeIdentity, TlsError};
 
 /// A QUIC endpoint that both accepts and opens cluster connections.
 pub fn endpoint(bind: SocketAddr, identity: &NodeIdentity) -> anyhow::Result<quinn::Endpoint> {
-    let socket = std::net::UdpSocket::bind(bind).map_err(|e| anyhow::anyhow!("cannot bind QUIC endpoint {bind}: {e}"))?;
-    let mut config = quinn::EndpointConfig::default();
-    config.max_udp_payload_size(tls::MAX_UDP_PAYLOAD)?;
-    let runtime = quinn::default_runtime().ok_or_else(|| anyhow::anyhow!("no async runtime"))?;
-    let mut endpoint = quinn::Endpoint::new(config, Some(identity.server_config()?), socket, runtime)?;
+    let mut endpoint = quinn::Endpoint::server(identity.server_config()?, bind)
+        .map_err(|e| anyhow::anyhow!("cannot bind QUIC endpoint {bind}: {e}"))?;
     endpoint.set_default_client_config(identity.client_config()?);
     Ok(endpoint)
 }

@@ -12,8 +12,6 @@ use thiserror::Error;
 /// The name every node's certificate carries and every client expects: the
 /// CA, not the address, is what identifies a cluster member.
 pub const CLUSTER_NAME: &str = "eddy-cluster";
-/// Largest UDP payload an endpoint sends or accepts (the IPv4 maximum).
-pub const MAX_UDP_PAYLOAD: u16 = 65_527;
 /// ALPN of Eddy's QUIC protocol.
 const ALPN: &[u8] = b"eddy/1";
 
@@ -182,11 +180,6 @@ fn transport() -> quinn::TransportConfig {
     t.max_concurrent_uni_streams(quinn::VarInt::from_u32(4096));
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(1024));
     t.keep_alive_interval(Some(std::time::Duration::from_secs(2)));
-    // Path MTU discovery may grow packets past Ethernet's 1500 bytes where the path
-    // allows (loopback, jumbo frames): fewer packets, fewer syscalls per MB.
-    let mut mtu = quinn::MtuDiscoveryConfig::default();
-    mtu.upper_bound(MAX_UDP_PAYLOAD);
-    t.mtu_discovery_config(Some(mtu));
     t.max_idle_timeout(Some(quinn::VarInt::from_u32(30_000).into()));
     t
 }
