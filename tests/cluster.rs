@@ -187,6 +187,9 @@ fn word_count_on_two_taskmanagers_equals_the_reference_and_the_embedded_cluster(
     let expected_places: std::collections::BTreeSet<_> =
         [("tm-1", 0), ("tm-1", 1), ("tm-2", 0), ("tm-2", 1)].iter().map(|(t, s)| (t.to_string(), *s)).collect();
     assert_eq!(places, expected_places);
+    let info = run_ok(&["info", "-m", &cluster.http, "--job", &job]);
+    assert!(info.starts_with(&format!("job {job} 'word-count': FINISHED\ntask 0: File Source -> tokenize -> KeyBy\n")), "{info}");
+    assert!(info.contains("  subtask 1/4: tm-1 slot 0\n") && info.contains("tm-2 slot 1"), "{info}");
     assert_eq!(cluster.free_slots(), [2, 2], "a finished job frees its slots");
 
     // The embedded cluster gives the same files' content.
@@ -295,4 +298,29 @@ fn peers_without_the_cluster_certificate_bad_uploads_and_missing_slots_are_refus
     std::fs::write(&input, "a b\n").unwrap();
     let err = run_err(&[&["run"][..], &with, &["-p", "3", "-c", "word-count", wasm.to_str().unwrap(), "--input", input.to_str().unwrap()]].concat());
     assert!(error_line(&err).contains("not enough slots: the job needs 3, the cluster has 1 free of 1"), "{err}");
+}
+
+#[test]
+fn cluster_start_runs_processes_that_run_jobs_and_cluster_stop_ends_them() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().to_str().unwrap();
+    let out = run_ok(&["cluster", "start", "--taskmanagers", "2", "--slots", "1", "--state-dir", dir]);
+    let http = out.lines().last().unwrap().trim().to_string();
+    let work = tempfile::tempdir().unwrap();
+    let (input, text) = word_count_input(work.path());
+    let counts = work.path().join("out");
+    let result = std::panic::catch_unwind(|| {
+        let tms = run_ok(&["taskmanagers", "-m", &http]);
+        assert!(tms.contains("tm-1") && tms.contains("tm-2"), "{tms}");
+        run_ok(&["run", "-m", &http, "-p", "2", "-c", "word-count", component("wordcount").to_str().unwrap(),
+            "--input", input.to_str().unwrap(), "--output", counts.to_str().unwrap()]);
+        assert_eq!(parse_counts(read_parts(&counts)), reference_counts(&text));
+        let list = run_ok(&["list", "-m", &http]);
+        assert!(list.contains("FINISHED"), "{list}");
+    });
+    let stopped = run_ok(&["cluster", "stop", "--state-dir", dir]);
+    assert!(stopped.contains("Stopped 3 process"), "{stopped}");
+    result.unwrap();
+    assert!(run(&["list", "-m", &http]).status.code() == Some(1), "the JobManager is gone");
 }

@@ -245,12 +245,28 @@ pub struct RunArgs {
     pub runtime: RuntimeArgs,
 }
 
-/// `eddy info`.
+/// `eddy info`: a component's plan, or where a cluster job's subtasks run.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
+    /// Show job JOB of the cluster at `-m` instead: its tasks and, for each subtask, the
+    /// TaskManager and slot that hold it.
+    #[arg(long, value_name = "JOB", conflicts_with_all = ["entry", "component"])]
+    pub job: Option<String>,
+    /// The job's entry in the component.
+    #[arg(short = 'c', long = "entry", value_name = "ENTRY", required_unless_present = "job")]
+    pub entry: Option<String>,
+    /// Default parallelism of operators that do not set their own.
+    #[arg(short = 'p', long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=32768))]
+    pub parallelism: u32,
+    /// The job component (`.wasm`).
+    #[arg(value_name = "JOB.wasm", required_unless_present = "job")]
+    pub component: Option<PathBuf>,
+    /// Arguments for the job's planner.
+    #[arg(value_name = "JOB ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub job_args: Vec<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub job: JobArgs,
+    pub connect: ConnectArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub runtime: RuntimeArgs,
@@ -339,12 +355,19 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             };
             crate::taskmanager::run(config, runtime)?;
         }
-        Command::Info(a) => {
-            let (name, bytes) = read_component(&a.job.component)?;
-            let cluster = LocalCluster::new(a.runtime.runtime()?);
-            let (_, plan) = cluster.plan(&name, &bytes, &a.job.entry, &a.job.job_args, a.job.parallelism)?;
-            print!("{plan}");
-        }
+        Command::Info(a) => match (&a.job, &a.entry, &a.component) {
+            (Some(job), _, _) => {
+                let client = crate::client::Client::new(&a.connect.jobmanager, a.connect.token.clone())?;
+                print!("{}", crate::client::format_placement(&client.job_details(job)?));
+            }
+            (None, Some(entry), Some(component)) => {
+                let (name, bytes) = read_component(component)?;
+                let cluster = LocalCluster::new(a.runtime.runtime()?);
+                let (_, plan) = cluster.plan(&name, &bytes, entry, &a.job_args, a.parallelism)?;
+                print!("{plan}");
+            }
+            _ => anyhow::bail!("eddy info needs -c ENTRY and a component, or --job JOB"),
+        },
         Command::Run(a) if !a.local && a.jobmanager.as_deref().is_some_and(|m| !m.trim().is_empty()) => {
             let addr = a.jobmanager.as_deref().unwrap_or_default();
             run_on_cluster(addr, a.token.clone(), &a.job)?;

@@ -154,6 +154,10 @@ async fn get_job(State(jm): State<Shared>, Path(id): Path<String>) -> Response {
             json!({ "task": c, "name": plan.chain_name(c), "subtasks": subtasks })
         })
         .collect();
+    let waiting = (j.status == JobStatus::Created).then(|| {
+        let free: usize = state.taskmanagers.values().map(|t| t.free_slots()).sum();
+        format!("waiting for slots: needs {}, {free} free", plan.slots.len())
+    });
     let end = j.ended.unwrap_or_else(SystemTime::now);
     Json(json!({
         "jid": j.id,
@@ -166,6 +170,7 @@ async fn get_job(State(jm): State<Shared>, Path(id): Path<String>) -> Response {
         "end-time": j.ended.map(millis),
         "duration": end.duration_since(j.started).map(|d| d.as_millis() as u64).unwrap_or(0),
         "failure": j.failure,
+        "waiting": waiting,
         "records-in": j.records.0,
         "records-out": j.records.1,
         "vertices": vertices,
