@@ -2,14 +2,20 @@
 """Exchange benchmark: 100-byte records over one channel between two TaskManager
 processes (QUIC) and the same job with both ends in one TaskManager (in memory).
 
-usage: benches/exchange.py EDDY BENCH_OPS_WASM [N]
+usage: benches/exchange.py EDDY BENCH_OPS_WASM [N] [--wordcount TEXT WORDCOUNT_WASM]
 Writes N lines of 100 bytes, starts its own cluster (one JobManager, two one-slot
 TaskManagers) on 127.0.0.1, runs bench-ops' `exchange` job (file source -> rebalance
 channel -> file sink) three times per path and prints medians."""
 import json, statistics, subprocess, sys, tempfile, time, urllib.request, os
 
-eddy, wasm = sys.argv[1], sys.argv[2]
-n = int(sys.argv[3]) if len(sys.argv) > 3 else 5_000_000
+argv = sys.argv[1:]
+wordcount = None
+if "--wordcount" in argv:
+    i = argv.index("--wordcount")
+    wordcount = (argv[i + 1], argv[i + 2])
+    del argv[i:i + 3]
+eddy, wasm = argv[0], argv[1]
+n = int(argv[2]) if len(argv) > 2 else 5_000_000
 state = tempfile.mkdtemp(prefix="eddy-exchange-")
 lines = os.path.join(state, "lines.txt")
 with open(lines, "w") as f:
@@ -40,16 +46,19 @@ try:
         time.sleep(0.05)
     jar = http("POST", "/jars/upload?name=bench_ops.wasm", open(wasm, "rb").read(), "application/wasm")["id"]
 
+    def wait(job):
+        while True:
+            j = http("GET", f"/jobs/{job}")
+            if j["status"] not in ("CREATED", "RUNNING"):
+                assert j["status"] == "FINISHED", j
+                return j
+            time.sleep(0.05)
+
     def run(split):
         out = tempfile.mkdtemp(prefix="out-", dir=state)
         args = ["--input", lines, "--output", out] + (["--split"] if split else [])
         job = http("POST", f"/jars/{jar}/run", json.dumps({"entry": "exchange", "args": args, "parallelism": 1}).encode())["jobid"]
-        while True:
-            j = http("GET", f"/jobs/{job}")
-            if j["status"] not in ("CREATED", "RUNNING"):
-                break
-            time.sleep(0.05)
-        assert j["status"] == "FINISHED", j
+        j = wait(job)
         places = {s["taskmanager"] for t in j["tasks"] for s in t["subtasks"]}
         assert len(places) == (2 if split else 1), places
         assert j["records-out"] == n, j
@@ -65,6 +74,24 @@ try:
         print(f"  {name:<30} {t:7.3f} s  {n / t / 1e6:6.2f} M records/s  {n * 100 / t / 1e6:7.1f} MB/s")
     mem, quic = rows["in-memory (one TaskManager)"], rows["QUIC (two TaskManagers)"]
     print(f"  QUIC / in-memory throughput: {mem / quic:.2f}")
+
+    if wordcount:
+        # Word count at parallelism 2: one subtask per TaskManager vs the embedded cluster.
+        text, wc_wasm = wordcount
+        wc_jar = http("POST", "/jars/upload?name=wordcount.wasm", open(wc_wasm, "rb").read(), "application/wasm")["id"]
+        cluster_times, local_times = [], []
+        for _ in range(3):
+            out = tempfile.mkdtemp(prefix="wc-", dir=state)
+            body = {"entry": "word-count", "args": ["--input", text, "--output", out], "parallelism": 2}
+            j = wait(http("POST", f"/jars/{wc_jar}/run", json.dumps(body).encode())["jobid"])
+            cluster_times.append(j["duration"] / 1000.0)
+            out = tempfile.mkdtemp(prefix="wc-local-", dir=state)
+            started = time.time()
+            subprocess.run([eddy, "run", "-p", "2", "-c", "word-count", wc_wasm, "--input", text, "--output", out],
+                           check=True, stderr=subprocess.DEVNULL)
+            local_times.append(time.time() - started)
+        c, l = statistics.median(cluster_times), statistics.median(local_times)
+        print(f"word count, parallelism 2: two TaskManagers {c:.3f} s, embedded {l:.3f} s, ratio {c / l:.2f}")
 finally:
     for p in procs:
         p.kill()

@@ -53,7 +53,7 @@ if [ "$flink" = yes ]; then
 fi
 
 echo "==> exchange benchmark (QUIC vs in-memory channel)"
-python3 benches/exchange.py "$eddy" "$target/wasm32-wasip2/component/bench_ops.wasm"
+python3 benches/exchange.py "$eddy" "$target/wasm32-wasip2/component/bench_ops.wasm" 5000000 --wordcount "$text" "$wasm"
 
 echo "==> boundary benchmark"
 cargo bench --quiet -p eddy --bench boundary
