@@ -219,7 +219,7 @@ fn a_slow_operator_back_pressures_the_source_across_taskmanagers() {
     // The source could produce hundreds of MB a second; back-pressure must hold both
     // TaskManagers' memory at a bound while the job runs.
     let pids: Vec<u32> = cluster.taskmanagers.iter().map(|c| c.id()).collect();
-    let mut peak = vec![0u64; 2];
+    let mut peak = [0u64; 2];
     for _ in 0..30 {
         std::thread::sleep(Duration::from_millis(200));
         for (p, pid) in peak.iter_mut().zip(&pids) {

@@ -104,8 +104,9 @@ fn expect_lines(rx: &mpsc::Receiver<String>, wanted: &[&str], within: Duration) 
     }
 }
 
-#[test]
-fn stream_word_count_prints_updates_as_lines_arrive() {
+/// Starts `stream-word-count` against a socket of the test's; returns the process, its
+/// stdout lines and the accepted connection.
+fn stream_word_count() -> (std::process::Child, mpsc::Receiver<String>, std::net::TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     let mut child = eddy()
@@ -115,7 +116,13 @@ fn stream_word_count_prints_updates_as_lines_arrive() {
         .spawn()
         .unwrap();
     let rx = line_reader(child.stdout.take().unwrap());
-    let (mut conn, _) = listener.accept().unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    (child, rx, conn)
+}
+
+#[test]
+fn stream_word_count_prints_updates_as_lines_arrive() {
+    let (mut child, rx, mut conn) = stream_word_count();
     conn.write_all(b"Hello world\r\n").unwrap();
     // The counts appear while the job runs, not at its end.
     expect_lines(&rx, &["hello 1", "world 1"], Duration::from_secs(10));
@@ -131,16 +138,7 @@ fn stream_word_count_prints_updates_as_lines_arrive() {
 
 #[test]
 fn stream_word_count_stops_cleanly_on_interrupt() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port().to_string();
-    let mut child = eddy()
-        .args(["run", "-c", "stream-word-count", component("wordcount").to_str().unwrap(), "--host", "127.0.0.1", "--port", &port])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = line_reader(child.stdout.take().unwrap());
-    let (mut conn, _) = listener.accept().unwrap();
+    let (mut child, rx, mut conn) = stream_word_count();
     conn.write_all(b"one two two\n").unwrap();
     expect_lines(&rx, &["one 1", "two 2"], Duration::from_secs(10));
     let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();

@@ -543,6 +543,30 @@ pub fn taskmanagers_table(tms: &[TaskManager]) -> String {
     table(&["ID", "DATA ADDRESS", "SLOTS", "FREE", "LAST HEARTBEAT"], &rows)
 }
 
+/// A job's tasks and where each subtask runs, from `GET /jobs/{id}`:
+/// `task 0: File Source -> tokenize -> KeyBy` then `  subtask 1/2: tm-1 slot 0`.
+pub fn format_placement(job: &Value) -> String {
+    let mut out = format!(
+        "job {} '{}': {}\n",
+        job["jid"].as_str().unwrap_or("?"),
+        job["name"].as_str().unwrap_or(""),
+        job["status"].as_str().unwrap_or("?")
+    );
+    for task in job["tasks"].as_array().into_iter().flatten() {
+        let subtasks = task["subtasks"].as_array().cloned().unwrap_or_default();
+        out.push_str(&format!("task {}: {}\n", task["task"], task["name"].as_str().unwrap_or("")));
+        for s in &subtasks {
+            let place = match (s["taskmanager"].as_str(), s["slot"].as_u64()) {
+                (Some(tm), Some(slot)) => format!("{tm} slot {slot}"),
+                _ => "not placed yet".to_string(),
+            };
+            let i = s["subtask"].as_u64().unwrap_or(0) + 1;
+            out.push_str(&format!("  subtask {i}/{}: {place}\n", subtasks.len()));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -729,28 +753,4 @@ mod tests {
         let (head, _) = rx.recv().unwrap();
         assert!(head.starts_with("DELETE /jobs/j1 HTTP/1.1"), "{head}");
     }
-}
-
-/// A job's tasks and where each subtask runs, from `GET /jobs/{id}`:
-/// `task 0: File Source -> tokenize -> KeyBy` then `  subtask 1/2: tm-1 slot 0`.
-pub fn format_placement(job: &Value) -> String {
-    let mut out = format!(
-        "job {} '{}': {}\n",
-        job["jid"].as_str().unwrap_or("?"),
-        job["name"].as_str().unwrap_or(""),
-        job["status"].as_str().unwrap_or("?")
-    );
-    for task in job["tasks"].as_array().into_iter().flatten() {
-        let subtasks = task["subtasks"].as_array().cloned().unwrap_or_default();
-        out.push_str(&format!("task {}: {}\n", task["task"], task["name"].as_str().unwrap_or("")));
-        for s in &subtasks {
-            let place = match (s["taskmanager"].as_str(), s["slot"].as_u64()) {
-                (Some(tm), Some(slot)) => format!("{tm} slot {slot}"),
-                _ => "not placed yet".to_string(),
-            };
-            let i = s["subtask"].as_u64().unwrap_or(0) + 1;
-            out.push_str(&format!("  subtask {i}/{}: {place}\n", subtasks.len()));
-        }
-    }
-    out
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::connectors::create_source;
 use crate::plan::ExecutionPlan;
 use crate::runtime::{Module, Partitioning};
-use crate::task::{self, build_chain, ChainContext, Event, Head, JobSignals, Output, OutputEdge, Sender, Task, TaskError, TaskMetrics};
+use crate::task::{self, build_chain, ChainContext, GateQueue, Head, JobSignals, Output, OutputEdge, Sender, Task, TaskError, TaskMetrics};
 
 /// Runtime settings of a job's tasks.
 #[derive(Debug, Clone)]
@@ -50,10 +50,10 @@ impl ChannelLayout {
         for e in &plan.edges {
             let (ps, pt) = (chains[e.source].parallelism, chains[e.target].parallelism);
             let mut edge = vec![vec![None; pt as usize]; ps as usize];
-            for u in 0..ps as usize {
-                for t in 0..pt as usize {
+            for (u, row) in edge.iter_mut().enumerate() {
+                for (t, id) in row.iter_mut().enumerate() {
                     if e.partitioning != Partitioning::Forward || u == t {
-                        edge[u][t] = Some(counts[e.target][t]);
+                        *id = Some(counts[e.target][t]);
                         counts[e.target][t] += 1;
                     }
                 }
@@ -85,7 +85,7 @@ pub struct Wiring {
     /// Subtasks to run here.
     pub subtasks: Vec<Subtask>,
     /// `(chain, subtask)` → its gate's queue.
-    pub gates: HashMap<(usize, u32), crossbeam_channel::Sender<(u32, Event)>>,
+    pub gates: HashMap<(usize, u32), GateQueue>,
 }
 
 /// Wires the subtasks for which `is_local(chain, subtask)` holds; channels to

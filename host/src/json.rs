@@ -89,7 +89,7 @@ impl Number {
     }
 
     /// `self + other`, falling back to floating point on overflow.
-    pub fn add(self, other: Number) -> Number {
+    pub fn plus(self, other: Number) -> Number {
         match (self, other) {
             (Number::Int(a), Number::Int(b)) => {
                 a.checked_add(b).map_or(Number::Float(a as f64 + b as f64), Number::Int)
@@ -232,6 +232,6 @@ mod tests {
         assert_eq!(array_element(v, 4), None);
         assert_eq!(array_element(b"7", 0), None);
         assert_eq!(Number::parse(b"-1.5e3"), Some(Number::Float(-1500.0)));
-        assert_eq!(Number::Int(i64::MAX).add(Number::Int(1)), Number::Float(i64::MAX as f64 + 1.0));
+        assert_eq!(Number::Int(i64::MAX).plus(Number::Int(1)), Number::Float(i64::MAX as f64 + 1.0));
     }
 }

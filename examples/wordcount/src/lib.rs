@@ -4,26 +4,27 @@
 //! - `stream-word-count [--host H] [--port P]`: running counts of the lines of a socket
 //!   (try `nc -lk 7777`).
 //!
-//! Both print (or write) `word count` lines, one per update of a word's count.
+//! Both print (or write) `word count` lines: `word-count` each word's final count,
+//! `stream-word-count` every update of a count as lines arrive.
 
 use eddy_sdk::prelude::*;
 
-/// Splits lines into `(word, 1)` pairs; shared by both entries so they count alike.
-fn tokenize(line: String) -> Vec<(String, i64)> {
-    eddy_sdk::text::words(&line).map(|w| (w, 1i64)).collect()
-}
-
-fn word_count(env: &mut Env, args: &Args) -> Result<(), String> {
-    let input = args.required("input")?;
-    let counts = env
-        .read_text_file(input)
-        .flat_map(tokenize)
+/// The counting both entries share: lines in, `word count` lines out, one per update of a
+/// word's count (in a bounded job, only each word's final count).
+fn count_words(lines: Stream<String>) -> Stream<String> {
+    lines
+        .flat_map(|line: String| eddy_sdk::text::words(&line).map(|w| (w, 1i64)).collect::<Vec<_>>())
         .name("tokenize")
         .key_by(|(word, _): &(String, i64)| word.clone())
         .sum(1)
         .name("count")
         .map(|(word, n): (String, i64)| format!("{word} {n}"))
-        .name("format");
+        .name("format")
+}
+
+fn word_count(env: &mut Env, args: &Args) -> Result<(), String> {
+    let input = args.required("input")?;
+    let counts = count_words(env.read_text_file(input));
     match args.get("output") {
         Some(path) => counts.write_text_file(path),
         None => counts.print(),
@@ -35,15 +36,7 @@ fn stream_word_count(env: &mut Env, args: &Args) -> Result<(), String> {
     let host = args.get_or("host", "localhost");
     let port: u16 = args.parse_or("port", 7777)?;
     env.set_job_name(format!("stream word count ({host}:{port})"));
-    env.socket_text_stream(host, port)
-        .flat_map(tokenize)
-        .name("tokenize")
-        .key_by(|(word, _): &(String, i64)| word.clone())
-        .sum(1)
-        .name("count")
-        .map(|(word, n): (String, i64)| format!("{word} {n}"))
-        .name("format")
-        .print();
+    count_words(env.socket_text_stream(host, port)).print();
     Ok(())
 }
 

@@ -21,6 +21,9 @@ pub enum Event {
 /// How long a blocked send waits before looking at the cancel flag again.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
 
+/// The queue of a task's input gate, which all its channels' senders push into.
+pub type GateQueue = crossbeam_channel::Sender<(u32, Event)>;
+
 /// A channel to a gate in another process (a QUIC stream), provided by the TaskManager.
 pub trait RemoteSend: Send {
     /// Sends, blocking under back-pressure, until the job is cancelled.
@@ -32,7 +35,7 @@ pub enum Sender {
     /// A gate in this process.
     Local {
         /// The gate's queue, shared by all its channels.
-        tx: crossbeam_channel::Sender<(u32, Event)>,
+        tx: GateQueue,
         /// This channel's index in the gate.
         channel: u32,
     },
@@ -52,7 +55,7 @@ impl Sender {
 
 /// Sends into a local gate, waking up now and then to notice cancellation.
 pub fn send_local(
-    tx: &crossbeam_channel::Sender<(u32, Event)>,
+    tx: &GateQueue,
     channel: u32,
     mut event: Event,
     signals: &JobSignals,
@@ -94,7 +97,7 @@ pub enum GateEvent {
 
 /// A gate with `channels` channels and room for `capacity` events; returns
 /// the gate and the queue its channels' senders push into.
-pub fn channel(channels: u32, capacity: usize) -> (InputGate, crossbeam_channel::Sender<(u32, Event)>) {
+pub fn channel(channels: u32, capacity: usize) -> (InputGate, GateQueue) {
     let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
     let n = channels as usize;
     let gate = InputGate { rx, watermarks: vec![i64::MIN; n], ended: vec![false; n], open: n, current: i64::MIN };

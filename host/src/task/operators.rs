@@ -318,7 +318,7 @@ impl AggregateOp {
         agg.count += 1;
         agg.timestamp = record.timestamp.or(agg.timestamp);
         agg.acc = match self.spec.kind {
-            AggregateKind::Sum | AggregateKind::Count => agg.acc.add(n),
+            AggregateKind::Sum | AggregateKind::Count => agg.acc.plus(n),
             AggregateKind::Min if n.as_f64() < agg.acc.as_f64() => n,
             AggregateKind::Max if n.as_f64() > agg.acc.as_f64() => n,
             _ => agg.acc,

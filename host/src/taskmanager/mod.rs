@@ -18,7 +18,7 @@ use crate::net::{self, codec, ClusterCa};
 use crate::plan::ExecutionPlan;
 use crate::protocol::{Ack, Deployment, Registered, ToJobManager, ToTaskManager};
 use crate::runtime::{Module, Runtime};
-use crate::task::{Event, JobSignals, Sender, TaskError};
+use crate::task::{GateQueue, JobSignals, Sender, TaskError};
 
 /// Settings of a TaskManager; `eddy taskmanager --help` explains each.
 #[derive(Debug, Clone)]
@@ -57,7 +57,7 @@ pub(crate) struct TaskManager {
     /// Jobs with subtasks here.
     jobs: Mutex<HashMap<String, LocalJob>>,
     /// Gates of local subtasks, for data streams from peers: (job, chain, subtask).
-    gates: Mutex<HashMap<(String, usize, u32), crossbeam_channel::Sender<(u32, Event)>>>,
+    gates: Mutex<HashMap<(String, usize, u32), GateQueue>>,
     /// One connection per peer TaskManager.
     peers: tokio::sync::Mutex<HashMap<SocketAddr, quinn::Connection>>,
     /// Subtasks running now.
