@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::connectors::create_source;
 use crate::plan::ExecutionPlan;
 use crate::runtime::{Module, Partitioning};
-use crate::task::{self, build_chain, ChainContext, GateQueue, Head, JobSignals, Output, OutputEdge, Sender, Task, TaskError, TaskMetrics};
+use crate::task::{self, build_chain, ChainContext, GateQueue, Head, LiveCounts, JobSignals, Output, OutputEdge, Sender, Task, TaskError, TaskMetrics};
 
 /// Runtime settings of a job's tasks.
 #[derive(Debug, Clone)]
@@ -142,7 +142,8 @@ pub fn wire(
 pub type SubtaskResult = (usize, u32, Result<TaskMetrics, TaskError>);
 
 /// Starts one thread per subtask; each reports its result on `done`. The
-/// first failure sets the job's cancel flag, which stops the others.
+/// first failure sets the job's cancel flag, which stops the others. Returns
+/// the subtasks' live counts.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn(
     subtasks: Vec<Subtask>,
@@ -152,8 +153,11 @@ pub fn spawn(
     args: &[String],
     signals: &Arc<JobSignals>,
     done: crossbeam_channel::Sender<SubtaskResult>,
-) {
+) -> Vec<Arc<LiveCounts>> {
+    let mut all = Vec::with_capacity(subtasks.len());
     for Subtask { chain, subtask, head, output } in subtasks {
+        let live = Arc::new(LiveCounts::default());
+        all.push(live.clone());
         let (plan, module, signals, done) = (plan.clone(), module.clone(), signals.clone(), done.clone());
         let (entry, args) = (entry.to_string(), args.to_vec());
         let name = format!("{} ({}/{})", plan.chain_name(chain), subtask + 1, plan.chains[chain].parallelism);
@@ -162,7 +166,7 @@ pub fn spawn(
             .spawn(move || {
                 let ctx = ChainContext { plan: &plan, module: &module, entry: &entry, args: &args };
                 let result = build_chain(&ctx, chain, subtask)
-                    .and_then(|chain| Task { name, head, chain, output, signals: signals.clone() }.run());
+                    .and_then(|chain| Task { name, head, chain, output, signals: signals.clone(), live }.run());
                 if result.is_err() {
                     signals.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
@@ -170,4 +174,5 @@ pub fn spawn(
             })
             .expect("spawn task thread");
     }
+    all
 }

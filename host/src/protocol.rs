@@ -30,7 +30,8 @@ pub enum ToJobManager {
         id: String,
         /// Tasks running now.
         running_tasks: u32,
-        /// Records read by its sources and written by its sinks so far, per job.
+        /// Records read by its sources and written by its sinks so far, per job
+        /// (the per-task statistics, summed over the job's subtasks here).
         records: BTreeMap<String, (u64, u64)>,
     },
     /// A task ended.

@@ -171,8 +171,8 @@ async fn get_job(State(jm): State<Shared>, Path(id): Path<String>) -> Response {
         "duration": end.duration_since(j.started).map(|d| d.as_millis() as u64).unwrap_or(0),
         "failure": j.failure,
         "waiting": waiting,
-        "records-in": j.records.0,
-        "records-out": j.records.1,
+        "records-in": j.progress().0,
+        "records-out": j.progress().1,
         "vertices": vertices,
         "tasks": tasks,
     }))

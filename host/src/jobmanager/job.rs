@@ -60,6 +60,8 @@ pub struct Job {
     pub failure: Option<String>,
     /// Records read by sources / written by sinks, of ended subtasks.
     pub records: (u64, u64),
+    /// The same of all subtasks so far, per TaskManager, from heartbeats.
+    pub live: BTreeMap<String, (u64, u64)>,
     /// When it was submitted (for the slot timeout).
     pub submitted: Instant,
     /// Wall-clock start and end, for the API.
@@ -77,6 +79,15 @@ impl Job {
     /// Whether a subtask of the job is placed on TaskManager `tm`.
     pub fn uses(&self, tm: &str) -> bool {
         self.placement.iter().flatten().any(|(t, _)| t == tm)
+    }
+
+    /// Records read and written so far: final counts once ended, heartbeats' while running.
+    pub fn progress(&self) -> (u64, u64) {
+        if self.status == JobStatus::Running {
+            self.live.values().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+        } else {
+            self.records
+        }
     }
 
     fn taskmanagers(&self) -> Vec<String> {
@@ -144,6 +155,7 @@ impl JobManager {
                 remaining,
                 failure: None,
                 records: (0, 0),
+                live: BTreeMap::new(),
                 submitted: Instant::now(),
                 started: SystemTime::now(),
                 ended: None,

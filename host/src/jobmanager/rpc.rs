@@ -72,10 +72,16 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection) {
             uni = conn.accept_uni() => {
                 let Ok(mut recv) = uni else { break };
                 match codec::read::<ToJobManager>(&mut recv).await {
-                    Ok(Some(ToJobManager::Heartbeat { id: tm, running_tasks, .. })) => {
-                        if let Some(entry) = jm.state.lock().unwrap().taskmanagers.get_mut(&tm) {
+                    Ok(Some(ToJobManager::Heartbeat { id: tm, running_tasks, records })) => {
+                        let mut state = jm.state.lock().unwrap();
+                        if let Some(entry) = state.taskmanagers.get_mut(&tm) {
                             entry.last_heartbeat = Instant::now();
                             entry.running_tasks = running_tasks;
+                        }
+                        for (job, counts) in records {
+                            if let Some(j) = state.jobs.get_mut(&job) {
+                                j.live.insert(tm.clone(), counts);
+                            }
                         }
                     }
                     Ok(Some(ToJobManager::TaskDone { job, result, .. })) => jm.task_done(&job, result),

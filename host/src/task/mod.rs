@@ -6,7 +6,7 @@ mod channel;
 mod operators;
 mod output;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,6 +104,22 @@ pub struct TaskMetrics {
     pub counters: std::collections::BTreeMap<String, u64>,
 }
 
+/// Records a running task has read and written so far, for heartbeats and progress.
+#[derive(Debug, Default)]
+pub struct LiveCounts {
+    /// Records its source emitted.
+    pub records_in: AtomicU64,
+    /// Records its sinks wrote.
+    pub records_out: AtomicU64,
+}
+
+impl LiveCounts {
+    /// `(records in, records out)` now.
+    pub fn get(&self) -> (u64, u64) {
+        (self.records_in.load(Ordering::Relaxed), self.records_out.load(Ordering::Relaxed))
+    }
+}
+
 /// One subtask of a chain, ready to run.
 pub struct Task {
     /// "chain name (i/p)", for logs.
@@ -116,6 +132,8 @@ pub struct Task {
     pub output: Output,
     /// Cancellation and stop flags of the job.
     pub signals: Arc<JobSignals>,
+    /// Its progress, readable while it runs.
+    pub live: Arc<LiveCounts>,
 }
 
 /// What a source calls to hand over its records.
@@ -123,14 +141,15 @@ pub struct SourceContext<'a> {
     chain: &'a mut Chain,
     output: &'a mut Output,
     signals: &'a JobSignals,
-    emitted: u64,
+    live: &'a LiveCounts,
 }
 
 impl SourceContext<'_> {
     /// Pushes a batch of `records` records through the chain.
     pub fn emit(&mut self, batch: Vec<u8>, records: u64) -> Result<(), TaskError> {
-        self.emitted += records;
+        self.live.records_in.fetch_add(records, Ordering::Relaxed);
         let out = self.chain.process(batch)?;
+        self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
         self.output.write(&out, self.signals)?;
         self.output.flush_if_due(self.signals)
     }
@@ -162,9 +181,8 @@ impl Task {
         match &mut self.head {
             Head::Source(source) => {
                 let mut ctx =
-                    SourceContext { chain: &mut self.chain, output: &mut self.output, signals: &self.signals, emitted: 0 };
+                    SourceContext { chain: &mut self.chain, output: &mut self.output, signals: &self.signals, live: &self.live };
                 source.run(&mut ctx)?;
-                metrics.records_in = ctx.emitted;
                 self.end_of_input(i64::MAX)?;
             }
             Head::Input(gate) => loop {
@@ -172,6 +190,7 @@ impl Task {
                     GateEvent::Idle => self.output.flush_if_due(&self.signals)?,
                     GateEvent::Data(batch) => {
                         let out = self.chain.process(batch)?;
+                        self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
                         self.output.write(&out, &self.signals)?;
                         self.output.flush_if_due(&self.signals)?;
                     }
@@ -187,7 +206,8 @@ impl Task {
                 }
             },
         }
-        metrics.records_out = self.chain.records_written();
+        self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
+        (metrics.records_in, metrics.records_out) = self.live.get();
         metrics.counters = self.chain.counters();
         Ok(metrics)
     }

@@ -4,7 +4,7 @@
 
 mod exchange;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -18,7 +18,7 @@ use crate::net::{self, codec, ClusterCa};
 use crate::plan::ExecutionPlan;
 use crate::protocol::{Ack, Deployment, Registered, ToJobManager, ToTaskManager};
 use crate::runtime::{Module, Runtime};
-use crate::task::{GateQueue, JobSignals, Sender, TaskError};
+use crate::task::{GateQueue, JobSignals, LiveCounts, Sender, TaskError};
 
 /// Settings of a TaskManager; `eddy taskmanager --help` explains each.
 #[derive(Debug, Clone)]
@@ -39,6 +39,8 @@ struct LocalJob {
     signals: Arc<JobSignals>,
     /// Deployed but not started: subtasks and what running them needs.
     pending: Option<(Vec<Subtask>, Arc<ExecutionPlan>, Module, Deployment)>,
+    /// Progress of its started subtasks, for heartbeats.
+    live: Vec<Arc<LiveCounts>>,
 }
 
 /// The TaskManager's shared state.
@@ -117,11 +119,17 @@ async fn serve(config: TaskManagerConfig, runtime: Runtime, handle: tokio::runti
 
 async fn heartbeat(tm: Arc<TaskManager>, interval: Duration) {
     loop {
-        let beat = ToJobManager::Heartbeat {
-            id: tm.id.clone(),
-            running_tasks: tm.running.load(Ordering::Relaxed),
-            records: BTreeMap::new(),
-        };
+        let records = tm
+            .jobs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(job, local)| {
+                let sum = local.live.iter().map(|l| l.get()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+                (job.clone(), sum)
+            })
+            .collect();
+        let beat = ToJobManager::Heartbeat { id: tm.id.clone(), running_tasks: tm.running.load(Ordering::Relaxed), records };
         if let Err(e) = tm.tell_jobmanager(&beat).await {
             tracing::warn!("heartbeat failed: {e}");
         }
@@ -201,7 +209,11 @@ impl TaskManager {
                 gates.insert((d.job.clone(), c, t), tx);
             }
         }
-        let job = LocalJob { signals: Arc::new(JobSignals::default()), pending: Some((wiring.subtasks, plan, module, d.clone())) };
+        let job = LocalJob {
+            signals: Arc::new(JobSignals::default()),
+            pending: Some((wiring.subtasks, plan, module, d.clone())),
+            live: Vec::new(),
+        };
         self.jobs.lock().unwrap().insert(d.job.clone(), job);
         tracing::info!(job = %d.job, "deployed");
         Ok(())
@@ -217,7 +229,10 @@ impl TaskManager {
         let count = subtasks.len();
         self.running.fetch_add(count as u32, Ordering::Relaxed);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        deploy::spawn(subtasks, &plan, &module, &d.entry, &d.args, &signals, done_tx);
+        let live = deploy::spawn(subtasks, &plan, &module, &d.entry, &d.args, &signals, done_tx);
+        if let Some(local) = self.jobs.lock().unwrap().get_mut(job) {
+            local.live = live;
+        }
         let tm = self.clone();
         let job = job.to_string();
         // Reports each subtask's end to the JobManager.
