@@ -40,6 +40,11 @@ pub mod bindings {
     });
 }
 
+/// The component's allocator (feature `fast-alloc`, on by default); single-threaded wasm only.
+#[cfg(all(feature = "fast-alloc", target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 pub use args::Args;
 pub use ctx::{counter, info, log, Ctx, KeyedCtx, Level, ListState, MapState, ValueState};
 pub use graph::{DataSink, Env, Field, KeyedStream, Stream};

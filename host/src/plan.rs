@@ -7,7 +7,7 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::keys::DEFAULT_MAX_PARALLELISM;
-use crate::runtime::{AggregateKind, FieldRef, JobGraph, Partitioning, Vertex, VertexKind};
+use crate::runtime::{Aggregate, AggregateKind, FieldRef, JobGraph, Partitioning, Vertex, VertexKind};
 
 /// Largest parallelism of one operator.
 pub const MAX_PARALLELISM_LIMIT: u32 = 32_768;
@@ -71,6 +71,12 @@ pub struct Chain {
     pub parallelism: u32,
     /// Slot-sharing group.
     pub group: String,
+    /// A partial aggregate run at the end of this chain, before the hash
+    /// exchange into that aggregate (bounded jobs only): each subtask sends one
+    /// record per key instead of one per input record.
+    pub combine: Option<Aggregate>,
+    /// The aggregate heading this chain receives partial aggregates.
+    pub combined_input: bool,
 }
 
 /// A data edge between two chains.
@@ -222,11 +228,17 @@ impl ExecutionPlan {
                 }
                 None => {
                     chain_of[i] = chains.len();
-                    chains.push(Chain { vertices: vec![i], parallelism: parallelism[i], group: group(&vertices[i]) });
+                    chains.push(Chain {
+                        vertices: vec![i],
+                        parallelism: parallelism[i],
+                        group: group(&vertices[i]),
+                        combine: None,
+                        combined_input: false,
+                    });
                 }
             }
         }
-        let chain_edges = edges
+        let chain_edges: Vec<ChainEdge> = edges
             .iter()
             .filter(|e| !chained(e))
             .map(|&(s, t, p)| {
@@ -236,6 +248,18 @@ impl ExecutionPlan {
             .collect();
 
         let bounded = vertices.iter().filter(|v| is_source(&v.kind)).all(|v| !matches!(v.kind, VertexKind::SocketSource(_)));
+        if bounded {
+            // A built-in aggregate fed by one chain whose only output it is: combine upstream.
+            for t in 0..chains.len() {
+                let VertexKind::Aggregate(aggregate) = &vertices[chains[t].vertices[0]].kind else { continue };
+                let inputs: Vec<&ChainEdge> = chain_edges.iter().filter(|e| e.target == t).collect();
+                let [input] = inputs[..] else { continue };
+                if chain_edges.iter().filter(|e| e.source == input.source).count() == 1 {
+                    chains[input.source].combine = Some(aggregate.clone());
+                    chains[t].combined_input = true;
+                }
+            }
+        }
         let slots = assign_slots(&chains);
         Ok(ExecutionPlan { name: graph.name, bounded, max_parallelism, vertices, parallelism, chains, edges: chain_edges, slots })
     }
@@ -300,6 +324,20 @@ fn partitioning_name(p: Partitioning) -> &'static str {
     }
 }
 
+fn aggregate_name(a: &Aggregate) -> String {
+    let kind = match a.kind {
+        AggregateKind::Sum => "sum",
+        AggregateKind::Min => "min",
+        AggregateKind::Max => "max",
+        AggregateKind::Count => "count",
+    };
+    match &a.field {
+        FieldRef::Whole => kind.to_string(),
+        FieldRef::Index(i) => format!("{kind} of field {i}"),
+        FieldRef::Name(n) => format!("{kind} of field '{n}'"),
+    }
+}
+
 fn describe(kind: &VertexKind) -> String {
     match kind {
         VertexKind::SocketSource(s) => format!("socket source {}:{}", s.host, s.port),
@@ -307,19 +345,7 @@ fn describe(kind: &VertexKind) -> String {
         VertexKind::ElementsSource(e) => format!("elements source ({} records)", e.len()),
         VertexKind::SequenceSource(n) => format!("sequence source 0..{n}"),
         VertexKind::Wasm(i) => format!("wasm operator #{i}"),
-        VertexKind::Aggregate(a) => {
-            let kind = match a.kind {
-                AggregateKind::Sum => "sum",
-                AggregateKind::Min => "min",
-                AggregateKind::Max => "max",
-                AggregateKind::Count => "count",
-            };
-            match &a.field {
-                FieldRef::Whole => format!("built-in keyed {kind}"),
-                FieldRef::Index(i) => format!("built-in keyed {kind} of field {i}"),
-                FieldRef::Name(n) => format!("built-in keyed {kind} of field '{n}'"),
-            }
-        }
+        VertexKind::Aggregate(a) => format!("built-in keyed {}", aggregate_name(a)),
         VertexKind::PrintSink => "print sink".into(),
         VertexKind::FileSink(p) => format!("file sink {p}"),
     }
@@ -336,7 +362,8 @@ impl fmt::Display for ExecutionPlan {
         }
         writeln!(f, "tasks (chains):")?;
         for (c, chain) in self.chains.iter().enumerate() {
-            writeln!(f, "  task {c}: {}  p={} group={}", self.chain_name(c), chain.parallelism, chain.group)?;
+            let combine = chain.combine.as_ref().map(|a| format!(" (+ partial {})", aggregate_name(a))).unwrap_or_default();
+            writeln!(f, "  task {c}: {}{combine}  p={} group={}", self.chain_name(c), chain.parallelism, chain.group)?;
         }
         writeln!(f, "edges:")?;
         for e in &self.edges {

@@ -138,7 +138,8 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
                 flush_fused(&mut fused, &mut ops)?;
                 match kind {
                     VertexKind::Aggregate(a) => {
-                        ops.push(Box::new(AggregateOp::new(vertex.name.clone(), a.clone(), !plan.bounded)))
+                        let input = if c.combined_input { Input::Partials } else { Input::Records };
+                        ops.push(Box::new(AggregateOp::new(vertex.name.clone(), a.clone(), !plan.bounded, input)))
                     }
                     VertexKind::PrintSink => ops.push(Box::new(connectors::PrintSink::new(info))),
                     VertexKind::FileSink(dir) => ops.push(Box::new(connectors::FileSink::create(dir, info)?)),
@@ -149,6 +150,9 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
         }
     }
     flush_fused(&mut fused, &mut ops)?;
+    if let Some(a) = &c.combine {
+        ops.push(Box::new(AggregateOp::new(format!("partial {}", plan.chain_name(chain)), a.clone(), false, Input::Records)));
+    }
     Ok(Chain { ops })
 }
 
@@ -255,10 +259,17 @@ struct KeyAggregate {
     first: Vec<u8>,
     /// Latest timestamp seen.
     timestamp: Option<i64>,
-    /// Sum, minimum or maximum so far.
+    /// Sum, minimum, maximum or count so far.
     acc: Number,
-    /// Records seen.
-    count: u64,
+}
+
+/// What an aggregate's input records are.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// The job's records.
+    Records,
+    /// Partial aggregates of upstream combiners: a count arrives as `[key, n]`.
+    Partials,
 }
 
 /// A built-in keyed aggregate (sum, min, max, count), run natively.
@@ -268,13 +279,14 @@ struct AggregateOp {
     /// Emit the updated result for every record (unbounded jobs) rather than
     /// only each key's final one.
     emit_updates: bool,
+    input: Input,
     index: HashMap<Vec<u8>, usize>,
     keys: Vec<(Vec<u8>, KeyAggregate)>,
 }
 
 impl AggregateOp {
-    fn new(name: String, spec: Aggregate, emit_updates: bool) -> Self {
-        AggregateOp { name, spec, emit_updates, index: HashMap::default(), keys: Vec::new() }
+    fn new(name: String, spec: Aggregate, emit_updates: bool, input: Input) -> Self {
+        AggregateOp { name, spec, emit_updates, input, index: HashMap::default(), keys: Vec::new() }
     }
 
     fn error(&self, message: String) -> TaskError {
@@ -301,21 +313,23 @@ impl AggregateOp {
 
     fn update(&mut self, record: Record) -> Result<usize, TaskError> {
         let key = record.key.ok_or_else(|| self.error("record has no key".into()))?;
-        let n = match self.spec.kind {
-            AggregateKind::Count => Number::Int(1),
+        let n = match (self.spec.kind, self.input) {
+            (AggregateKind::Count, Input::Records) => Number::Int(1),
+            (AggregateKind::Count, Input::Partials) => json::array_element(record.value, 1)
+                .and_then(Number::parse)
+                .ok_or_else(|| self.error(format!("partial count {} is not [key, n]", String::from_utf8_lossy(record.value))))?,
             _ => self.field(record.value)?,
         };
         let slot = match self.index.get(key) {
             Some(&i) => i,
             None => {
-                let first = KeyAggregate { first: record.value.to_vec(), timestamp: record.timestamp, acc: n, count: 1 };
+                let first = KeyAggregate { first: record.value.to_vec(), timestamp: record.timestamp, acc: n };
                 self.index.insert(key.to_vec(), self.keys.len());
                 self.keys.push((key.to_vec(), first));
                 return Ok(self.keys.len() - 1);
             }
         };
         let agg = &mut self.keys[slot].1;
-        agg.count += 1;
         agg.timestamp = record.timestamp.or(agg.timestamp);
         agg.acc = match self.spec.kind {
             AggregateKind::Sum | AggregateKind::Count => agg.acc.plus(n),
@@ -334,7 +348,7 @@ impl AggregateOp {
                 v.push(b'[');
                 v.extend_from_slice(key);
                 v.push(b',');
-                v.extend_from_slice(agg.count.to_string().as_bytes());
+                v.extend_from_slice(agg.acc.to_json().to_string().as_bytes());
                 v.push(b']');
                 v
             }
