@@ -98,6 +98,12 @@ fn built_in_min_max_count() {
     assert_eq!(features("min", &[], &[]).lines().collect::<Vec<_>>(), min);
     assert_eq!(features("max", &[], &[]).lines().collect::<Vec<_>>(), max);
     assert_eq!(features("count", &[], &[]).lines().collect::<Vec<_>>(), count);
+    // At parallelism 2 partial counts are combined before the exchange, then merged.
+    let mut got: Vec<String> = features("count", &["-p", "2"], &[]).lines().map(|l| strip_prefix(l).to_string()).collect();
+    got.sort();
+    let mut want = count.clone();
+    want.sort();
+    assert_eq!(got, want);
     let err = run_err(&["run", "-c", "min-max-count", component("features").to_str().unwrap(), "--agg", "median"]);
     assert_eq!(error_line(&err), "error: planning entry 'min-max-count' failed: unknown --agg 'median'; expected min, max or count");
 }
