@@ -295,6 +295,12 @@ fn peers_without_the_cluster_certificate_bad_uploads_and_missing_slots_are_refus
     let err = run_err(&[&["upload"][..], &with, &[bad.to_str().unwrap()]].concat());
     assert!(error_line(&err).contains("bad.wasm is not a valid component"), "{err}");
 
+    // A trapping operator fails its job with the operator's name and message; the
+    // TaskManager stays up (the next run below reaches the slot check).
+    let err = run_err(&[&["run"][..], &with, &["-c", "trap", component("hostile").to_str().unwrap()]].concat());
+    let line = error_line(&err);
+    assert!(line.contains("operator 'explode' (subtask 1/1) trapped") && line.contains("boom on purpose"), "{err}");
+
     // A job that needs more slots than the cluster has fails after the slot timeout.
     let wasm = component("wordcount");
     let input = dir.path().join("in.txt");
