@@ -13,12 +13,12 @@ use eddy_sdk::prelude::*;
 /// word's count (in a bounded job, only each word's final count).
 fn count_words(lines: Stream<String>) -> Stream<String> {
     lines
-        .flat_map(|line: String| eddy_sdk::text::words(&line).map(|w| (w, 1i64)).collect::<Vec<_>>())
+        .flat_map(|line: String| eddy_sdk::text::words(&line).collect::<Vec<_>>())
         .name("tokenize")
-        .key_by(|(word, _): &(String, i64)| word.clone())
-        .sum(1)
+        .key_by(|word: &String| word.clone())
+        .count()
         .name("count")
-        .map(|(word, n): (String, i64)| format!("{word} {n}"))
+        .map(|(word, n): (String, u64)| format!("{word} {n}"))
         .name("format")
 }
 
