@@ -434,7 +434,6 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             let job = &a.job;
             let (module, plan) = cluster.plan(&name, &bytes, &job.entry, &job.job_args, job.parallelism)?;
             let options = JobOptions {
-                parallelism: job.parallelism,
                 buffer_timeout: Duration::from_millis(a.buffer_timeout),
                 ..JobOptions::default()
             };

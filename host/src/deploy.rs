@@ -15,8 +15,6 @@ use crate::task::{self, build_chain, ChainContext, GateQueue, Head, LiveCounts, 
 /// Runtime settings of a job's tasks.
 #[derive(Debug, Clone)]
 pub struct JobOptions {
-    /// Default parallelism (the client's `-p`).
-    pub parallelism: u32,
     /// Longest time a record waits in an output buffer: lower is lower
     /// latency, higher is fewer, fuller batches.
     pub buffer_timeout: Duration,
@@ -27,7 +25,7 @@ pub struct JobOptions {
 
 impl Default for JobOptions {
     fn default() -> Self {
-        JobOptions { parallelism: 1, buffer_timeout: Duration::from_millis(10), channel_capacity: 4 }
+        JobOptions { buffer_timeout: Duration::from_millis(10), channel_capacity: 4 }
     }
 }
 

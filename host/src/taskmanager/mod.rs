@@ -183,7 +183,6 @@ impl TaskManager {
             "the placement does not fit the plan"
         );
         let options = JobOptions {
-            parallelism: d.parallelism,
             buffer_timeout: Duration::from_millis(d.buffer_timeout_ms),
             ..JobOptions::default()
         };
