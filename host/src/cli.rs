@@ -370,7 +370,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Run(a) if !a.local && a.jobmanager.as_deref().is_some_and(|m| !m.trim().is_empty()) => {
             let addr = a.jobmanager.as_deref().unwrap_or_default();
-            run_on_cluster(addr, a.token.clone(), &a.job)?;
+            run_on_cluster(addr, a.token.clone(), &a.job, a.buffer_timeout)?;
         }
         Command::List(c) => {
             let jobs = connect(&c)?.jobs()?;
@@ -481,7 +481,7 @@ const UNREACHABLE_GRACE: Duration = Duration::from_secs(10);
 
 /// `eddy run -m`: uploads the component (unless the cluster has it), submits
 /// the job and follows it until it ends.
-fn run_on_cluster(addr: &str, token: Option<String>, job: &JobArgs) -> anyhow::Result<()> {
+fn run_on_cluster(addr: &str, token: Option<String>, job: &JobArgs, buffer_timeout_ms: u64) -> anyhow::Result<()> {
     use crate::client::ClientError;
     let client = crate::client::Client::new(addr, token)?;
     let (name, bytes) = read_component(&job.component)?;
@@ -491,7 +491,8 @@ fn run_on_cluster(addr: &str, token: Option<String>, job: &JobArgs) -> anyhow::R
     } else {
         println!("{name} is already on the cluster ({})", up.digest);
     }
-    let id = client.run(&up.digest, &job.entry, &job.job_args, job.parallelism)?;
+    let settings = crate::client::RunSettings { parallelism: job.parallelism, buffer_timeout_ms };
+    let id = client.run(&up.digest, &job.entry, &job.job_args, settings)?;
     println!("Job has been submitted with JobID {id}");
     {
         let (id, addr) = (id.clone(), addr.to_string());

@@ -425,8 +425,8 @@ impl Client {
     }
 
     /// Submits a job: `POST /jars/{digest}/run`. Answers the job id.
-    pub fn run(&self, digest: &str, entry: &str, args: &[String], parallelism: u32) -> Result<String, ClientError> {
-        let body = run_body(entry, args, parallelism);
+    pub fn run(&self, digest: &str, entry: &str, args: &[String], settings: RunSettings) -> Result<String, ClientError> {
+        let body = run_body(entry, args, settings);
         let answer: RunAnswer = self.call("POST", &format!("/jars/{}/run", encode(digest)), Body::Json(&body))?;
         Ok(answer.jobid)
     }
@@ -475,8 +475,22 @@ pub fn upload_path(name: &str) -> String {
 }
 
 /// The body of `POST /jars/{id}/run`.
-pub fn run_body(entry: &str, args: &[String], parallelism: u32) -> Value {
-    serde_json::json!({ "entry": entry, "args": args, "parallelism": parallelism })
+pub fn run_body(entry: &str, args: &[String], settings: RunSettings) -> Value {
+    serde_json::json!({
+        "entry": entry,
+        "args": args,
+        "parallelism": settings.parallelism,
+        "buffer-timeout-ms": settings.buffer_timeout_ms,
+    })
+}
+
+/// How a job submitted with [`Client::run`] runs.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSettings {
+    /// Default parallelism (`-p`).
+    pub parallelism: u32,
+    /// Output buffer timeout of its tasks, in milliseconds (`--buffer-timeout`).
+    pub buffer_timeout_ms: u64,
 }
 
 fn check(status: u16, text: &str) -> Result<(), ClientError> {
@@ -633,8 +647,9 @@ mod tests {
     fn paths() {
         assert_eq!(upload_path("my job.wasm"), "/jars/upload?name=my%20job.wasm");
         assert_eq!(encode("a/b?c&d=é"), "a%2Fb%3Fc%26d%3D%C3%A9");
-        let body = run_body("word-count", &["--input".into(), "f".into()], 4);
-        assert_eq!(body, serde_json::json!({"entry": "word-count", "args": ["--input", "f"], "parallelism": 4}));
+        let body = run_body("word-count", &["--input".into(), "f".into()], RunSettings { parallelism: 4, buffer_timeout_ms: 10 });
+        let want = serde_json::json!({"entry": "word-count", "args": ["--input", "f"], "parallelism": 4, "buffer-timeout-ms": 10});
+        assert_eq!(body, want);
     }
 
     #[test]
@@ -703,7 +718,7 @@ mod tests {
         ]);
         let c = Client::new(&addr, None).unwrap();
         assert_eq!(c.jobs().unwrap_err().to_string(), "missing or wrong token");
-        let e = c.run("abc", "nope", &[], 1).unwrap_err();
+        let e = c.run("abc", "nope", &[], RunSettings { parallelism: 1, buffer_timeout_ms: 10 }).unwrap_err();
         assert_eq!(e.to_string(), "the JobManager refused the request: unknown entry nope");
         assert_eq!(e.status(), Some(400));
         assert_eq!(c.cancel("j").unwrap_err().to_string(), "the JobManager failed: boom");

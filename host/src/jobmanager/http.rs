@@ -97,6 +97,8 @@ struct RunRequest {
     #[serde(default)]
     args: Vec<String>,
     parallelism: Option<u32>,
+    #[serde(rename = "buffer-timeout-ms")]
+    buffer_timeout_ms: Option<u64>,
 }
 
 async fn run_jar(State(jm): State<Shared>, Path(id): Path<String>, Json(req): Json<RunRequest>) -> Response {
@@ -104,7 +106,8 @@ async fn run_jar(State(jm): State<Shared>, Path(id): Path<String>, Json(req): Js
     if !(1..=crate::plan::MAX_PARALLELISM_LIMIT).contains(&parallelism) {
         return error(StatusCode::BAD_REQUEST, format!("parallelism {parallelism} is out of range"));
     }
-    match jm.submit(&id, &req.entry, req.args, parallelism).await {
+    let buffer_timeout_ms = req.buffer_timeout_ms.unwrap_or(10).min(60_000);
+    match jm.submit(&id, &req.entry, req.args, parallelism, buffer_timeout_ms).await {
         Ok(job) => Json(json!({ "jobid": job })).into_response(),
         Err((status, message)) => error(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), message),
     }

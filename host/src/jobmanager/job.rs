@@ -117,6 +117,7 @@ impl JobManager {
         entry: &str,
         args: Vec<String>,
         parallelism: u32,
+        buffer_timeout_ms: u64,
     ) -> Result<String, (u16, String)> {
         let (name, bytes) = {
             let state = self.state.lock().unwrap();
@@ -147,7 +148,7 @@ impl JobManager {
                 args,
                 digest: digest.into(),
                 parallelism,
-                buffer_timeout_ms: 10,
+                buffer_timeout_ms,
                 status: JobStatus::Created,
                 graph,
                 plan: Arc::new(plan),
