@@ -44,14 +44,30 @@ pub enum ToJobManager {
         chain: usize,
         /// The subtask index.
         subtask: u32,
-        /// Records in/out, or why it failed.
-        result: Result<(u64, u64), String>,
+        /// How it ended.
+        outcome: TaskOutcome,
     },
     /// Send me the module with this digest.
     GetModule {
         /// sha256 hex.
         digest: String,
     },
+}
+
+/// How a subtask ended.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum TaskOutcome {
+    /// Its input ended.
+    Finished {
+        /// Records its source emitted.
+        records_in: u64,
+        /// Records its sinks wrote.
+        records_out: u64,
+    },
+    /// It failed; the one-line reason.
+    Failed(String),
+    /// The job was cancelled (after a failure elsewhere, or by a client).
+    Cancelled,
 }
 
 /// The JobManager's answer to `Register`.

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{JobManager, State};
 use crate::net::codec;
 use crate::plan::ExecutionPlan;
-use crate::protocol::{Ack, Deployment, ToTaskManager};
+use crate::protocol::{Ack, Deployment, TaskOutcome, ToTaskManager};
 use crate::runtime::JobGraph;
 
 /// Where a job is in its life.
@@ -278,15 +278,15 @@ impl JobManager {
     }
 
     /// A subtask reported its end.
-    pub fn task_done(self: &Arc<Self>, job: &str, result: Result<(u64, u64), String>) {
+    pub fn task_done(self: &Arc<Self>, job: &str, outcome: TaskOutcome) {
         let failure = {
             let mut state = self.state.lock().unwrap();
             let Some(j) = state.jobs.get_mut(job) else { return };
             j.remaining = j.remaining.saturating_sub(1);
-            match result {
-                Ok((i, o)) => {
-                    j.records.0 += i;
-                    j.records.1 += o;
+            match outcome {
+                TaskOutcome::Finished { records_in, records_out } => {
+                    j.records.0 += records_in;
+                    j.records.1 += records_out;
                     if j.remaining == 0 && j.status == JobStatus::Running {
                         j.status = JobStatus::Finished;
                         j.ended = Some(SystemTime::now());
@@ -296,8 +296,8 @@ impl JobManager {
                     None
                 }
                 // Cancellations follow a failure already reported, or a cancel.
-                Err(e) if e == "cancelled" => None,
-                Err(e) => Some(e),
+                TaskOutcome::Cancelled => None,
+                TaskOutcome::Failed(e) => Some(e),
             }
         };
         if let Some(e) = failure {

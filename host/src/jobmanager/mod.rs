@@ -131,7 +131,7 @@ pub struct JobManager {
 
 /// Runs a JobManager until the process is killed.
 pub fn run(config: JobManagerConfig, runtime: Runtime) -> anyhow::Result<()> {
-    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
+    let tokio = crate::net::runtime()?;
     tokio.block_on(serve(config, runtime))
 }
 

@@ -84,7 +84,7 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection) {
                             }
                         }
                     }
-                    Ok(Some(ToJobManager::TaskDone { job, result, .. })) => jm.task_done(&job, result),
+                    Ok(Some(ToJobManager::TaskDone { job, outcome, .. })) => jm.task_done(&job, outcome),
                     Ok(other) => tracing::warn!("unexpected message {other:?}"),
                     Err(e) => tracing::warn!("bad message from {}: {e}", conn.remote_address()),
                 }

@@ -8,6 +8,12 @@ use std::net::SocketAddr;
 
 pub use tls::{ClusterCa, NodeIdentity, TlsError};
 
+/// The async runtime of a cluster process: networking only (tasks run on their
+/// own threads), so two workers are enough.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()
+}
+
 /// A QUIC endpoint that both accepts and opens cluster connections.
 pub fn endpoint(bind: SocketAddr, identity: &NodeIdentity) -> anyhow::Result<quinn::Endpoint> {
     let mut endpoint = quinn::Endpoint::server(identity.server_config()?, bind)

@@ -19,7 +19,7 @@ pub enum Event {
 }
 
 /// How long a blocked send waits before looking at the cancel flag again.
-const CANCEL_POLL: Duration = Duration::from_millis(50);
+pub const CANCEL_POLL: Duration = Duration::from_millis(50);
 
 /// The queue of a task's input gate, which all its channels' senders push into.
 pub type GateQueue = crossbeam_channel::Sender<(u32, Event)>;

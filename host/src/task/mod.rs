@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-pub use channel::{channel, send_local, Event, GateEvent, GateQueue, InputGate, RemoteSend, Sender};
+pub use channel::{channel, send_local, Event, CANCEL_POLL, GateEvent, GateQueue, InputGate, RemoteSend, Sender};
 pub use operators::{build_chain, Chain, ChainContext, Operator};
 pub use output::{Output, OutputEdge};
 

@@ -13,10 +13,8 @@ use std::time::{Duration, Instant};
 use super::TaskManager;
 use crate::net::codec;
 use crate::protocol::ChannelHeader;
-use crate::task::{send_local, Event, JobSignals, RemoteSend, TaskError};
+use crate::task::{send_local, Event, JobSignals, RemoteSend, TaskError, CANCEL_POLL};
 
-/// How often a blocked writer looks at the job's cancel flag.
-const CANCEL_POLL: Duration = Duration::from_millis(50);
 /// How long a data stream may wait for its gate (the peer's deploy racing ours).
 const GATE_WAIT: Duration = Duration::from_secs(30);
 
@@ -55,11 +53,13 @@ impl QuicChannel {
         QuicChannel { tm, peer, header, stream: None }
     }
 
-    fn io(&self, e: impl std::fmt::Display) -> TaskError {
-        TaskError::Io {
-            what: format!("data channel to {} (task {} subtask {})", self.peer, self.header.chain, self.header.subtask + 1),
-            source: std::io::Error::other(e.to_string()),
-        }
+}
+
+/// A failure of the data channel to `peer` feeding `header`'s gate.
+fn channel_error(peer: SocketAddr, header: &ChannelHeader, e: impl std::fmt::Display) -> TaskError {
+    TaskError::Io {
+        what: format!("data channel to {peer} (task {} subtask {})", header.chain, header.subtask + 1),
+        source: std::io::Error::other(e.to_string()),
     }
 }
 
@@ -68,21 +68,20 @@ impl RemoteSend for QuicChannel {
         let bytes = frame(&event);
         let end = matches!(event, Event::End);
         let handle = self.tm.handle.clone();
+        let (peer, header) = (self.peer, &self.header);
+        let error = |e: &dyn std::fmt::Display| channel_error(peer, header, e);
         handle.block_on(async {
             if self.stream.is_none() {
-                let conn = self.tm.peer(self.peer).await.map_err(|e| self.io(e))?;
-                let mut stream = conn.open_uni().await.map_err(|e| self.io(e))?;
-                codec::write(&mut stream, &self.header).await.map_err(|e| self.io(e))?;
+                let conn = self.tm.peer(peer).await.map_err(|e| error(&e))?;
+                let mut stream = conn.open_uni().await.map_err(|e| error(&e))?;
+                codec::write(&mut stream, header).await.map_err(|e| error(&e))?;
                 self.stream = Some(stream);
             }
             let stream = self.stream.as_mut().unwrap();
             let mut write = pin!(stream.write_all(&bytes));
             loop {
                 tokio::select! {
-                    r = &mut write => break r.map_err(|e| TaskError::Io {
-                        what: format!("data channel to {}", self.peer),
-                        source: std::io::Error::other(e.to_string()),
-                    }),
+                    r = &mut write => break r.map_err(|e| error(&e)),
                     _ = tokio::time::sleep(CANCEL_POLL) => if signals.cancelled() {
                         return Err(TaskError::Cancelled);
                     }
@@ -95,15 +94,6 @@ impl RemoteSend for QuicChannel {
             }
         }
         Ok(())
-    }
-}
-
-/// A channel whose TaskManager has no known address (a broken deployment).
-pub(super) struct Unreachable(pub String);
-
-impl RemoteSend for Unreachable {
-    fn send(&mut self, _: Event, _: &JobSignals) -> Result<(), TaskError> {
-        Err(TaskError::Io { what: format!("TaskManager {}", self.0), source: std::io::Error::other("no address") })
     }
 }
 

@@ -16,7 +16,7 @@ use anyhow::Context;
 use crate::deploy::{self, JobOptions, Subtask};
 use crate::net::{self, codec, ClusterCa};
 use crate::plan::ExecutionPlan;
-use crate::protocol::{Ack, Deployment, Registered, ToJobManager, ToTaskManager};
+use crate::protocol::{Ack, ChannelHeader, Deployment, Registered, TaskOutcome, ToJobManager, ToTaskManager};
 use crate::runtime::{Module, Runtime};
 use crate::task::{GateQueue, JobSignals, LiveCounts, Sender, TaskError};
 
@@ -68,7 +68,7 @@ pub(crate) struct TaskManager {
 
 /// Runs a TaskManager until its JobManager connection is lost for good or the process is killed.
 pub fn run(config: TaskManagerConfig, runtime: Runtime) -> anyhow::Result<()> {
-    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
+    let tokio = net::runtime()?;
     let handle = tokio.handle().clone();
     tokio.block_on(serve(config, runtime, handle))
 }
@@ -187,21 +187,16 @@ impl TaskManager {
             ..JobOptions::default()
         };
         let me = self.id.clone();
+        if let Some(peer) = d.placement.iter().flatten().find(|tm| **tm != me && !d.peers.contains_key(*tm)) {
+            anyhow::bail!("no address for TaskManager {peer}");
+        }
         let is_local = |c: usize, t: u32| d.placement[c][t as usize] == me;
-        let mut missing_peer = None;
         let remote = |c: usize, t: u32, channel: u32| {
-            let owner = &d.placement[c][t as usize];
-            let Some(&addr) = d.peers.get(owner) else {
-                missing_peer = Some(owner.clone());
-                return Sender::Remote(Box::new(exchange::Unreachable(owner.clone())));
-            };
-            let header = crate::protocol::ChannelHeader { job: d.job.clone(), chain: c, subtask: t, channel };
+            let addr = d.peers[&d.placement[c][t as usize]];
+            let header = ChannelHeader { job: d.job.clone(), chain: c, subtask: t, channel };
             Sender::Remote(Box::new(exchange::QuicChannel::new(self.clone(), addr, header)))
         };
         let wiring = deploy::wire(&plan, &options, is_local, remote);
-        if let Some(peer) = missing_peer {
-            anyhow::bail!("no address for TaskManager {peer}");
-        }
         {
             let mut gates = self.gates.lock().unwrap();
             for ((c, t), tx) in wiring.gates {
@@ -238,17 +233,15 @@ impl TaskManager {
         std::thread::spawn(move || {
             for (chain, subtask, result) in done_rx.iter().take(count) {
                 tm.running.fetch_sub(1, Ordering::Relaxed);
-                let result = match result {
-                    Ok(m) => Ok((m.records_in, m.records_out)),
-                    Err(TaskError::Cancelled) => Err("cancelled".to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                if let Err(e) = &result {
-                    if e != "cancelled" {
+                let outcome = match result {
+                    Ok(m) => TaskOutcome::Finished { records_in: m.records_in, records_out: m.records_out },
+                    Err(TaskError::Cancelled) => TaskOutcome::Cancelled,
+                    Err(e) => {
                         tracing::warn!(job, chain, subtask, "subtask failed: {e}");
+                        TaskOutcome::Failed(e.to_string())
                     }
-                }
-                let message = ToJobManager::TaskDone { id: tm.id.clone(), job: job.clone(), chain, subtask, result };
+                };
+                let message = ToJobManager::TaskDone { id: tm.id.clone(), job: job.clone(), chain, subtask, outcome };
                 let tm2 = tm.clone();
                 tm.handle.spawn(async move {
                     if let Err(e) = tm2.tell_jobmanager(&message).await {
@@ -262,13 +255,14 @@ impl TaskManager {
     }
 
     fn cancel(&self, job: &str) {
-        let jobs = self.jobs.lock().unwrap();
-        if let Some(local) = jobs.get(job) {
-            local.signals.cancel.store(true, Ordering::Relaxed);
-        }
-        drop(jobs);
-        // A job cancelled before it started has no threads to clean up after it.
-        let never_started = self.jobs.lock().unwrap().get(job).is_some_and(|j| j.pending.is_some());
+        let never_started = match self.jobs.lock().unwrap().get(job) {
+            Some(local) => {
+                local.signals.cancel.store(true, Ordering::Relaxed);
+                local.pending.is_some()
+            }
+            None => false,
+        };
+        // A job cancelled before it started has no threads that would clean up after it.
         if never_started {
             self.forget(job);
         }
