@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap as HashMap;
 
 use super::TaskError;
+use crate::checkpoint::OperatorState;
 use crate::connectors;
 use crate::framing::{self, Record};
 use crate::json::{self, Number};
@@ -34,6 +35,18 @@ pub trait Operator: Send {
     /// Counters of user code.
     fn counters(&self) -> BTreeMap<String, u64> {
         BTreeMap::new()
+    }
+    /// Its state for checkpoint `checkpoint`, taken between two batches.
+    fn snapshot(&mut self, _checkpoint: u64) -> Result<OperatorState, TaskError> {
+        Ok(OperatorState::default())
+    }
+    /// Takes back the state of a snapshot (only keys of its key groups), before any input.
+    fn restore(&mut self, _state: OperatorState) -> Result<(), TaskError> {
+        Ok(())
+    }
+    /// Checkpoint `checkpoint` completed on every task (two-phase sinks commit here).
+    fn checkpoint_complete(&mut self, _checkpoint: u64) -> Result<(), TaskError> {
+        Ok(())
     }
 }
 
