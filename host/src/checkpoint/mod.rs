@@ -20,3 +20,56 @@ impl OperatorState {
         self.keyed.is_empty() && self.items.is_empty()
     }
 }
+
+pub mod coordinator;
+pub mod snapshot;
+pub mod storage;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use coordinator::{Completed, Coordinator, SavepointRequest};
+pub use storage::{CheckpointStorage, DirStorage, Restored, RestoreError, TaskHandle};
+
+/// The marker a checkpoint sends through the dataflow: a task snapshots
+/// when it has received it on every input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Barrier {
+    /// Checkpoint id, increasing.
+    pub id: u64,
+    /// A stop-with-savepoint: after it, tasks end without draining their input.
+    pub stop: bool,
+}
+
+/// Whether barriers are aligned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Channels that delivered the barrier wait for the others: each record
+    /// is in the state exactly once.
+    #[default]
+    ExactlyOnce,
+    /// No waiting: after a restore, records that passed a barrier early are
+    /// counted again.
+    AtLeastOnce,
+}
+
+/// Checkpoint settings of a job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointConfig {
+    /// Time between periodic checkpoints; none: only savepoints.
+    pub interval: Option<Duration>,
+    /// Barrier alignment.
+    pub mode: Mode,
+    /// Completed periodic checkpoints to keep.
+    pub retained: usize,
+    /// A checkpoint not complete after this long is abandoned.
+    pub timeout: Duration,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig { interval: None, mode: Mode::ExactlyOnce, retained: 1, timeout: coordinator::DEFAULT_TIMEOUT }
+    }
+}

@@ -1,0 +1,263 @@
+//! Checkpoint storage: where tasks write their snapshots and the coordinator
+//! the `_metadata` that marks a checkpoint complete. A directory for now (on
+//! a filesystem every TaskManager shares); an S3-compatible store can come
+//! behind the same trait.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::snapshot::{self, TaskState};
+use super::OperatorState;
+use crate::keys;
+
+/// The file that makes a checkpoint directory a completed checkpoint.
+pub const METADATA: &str = "_metadata";
+
+/// One task's part of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskHandle {
+    /// Chain (task) index in the plan.
+    pub chain: usize,
+    /// Subtask index.
+    pub subtask: u32,
+    /// File name inside the checkpoint directory.
+    pub file: String,
+    /// Size of the file.
+    pub bytes: u64,
+}
+
+/// What `_metadata` says about a completed checkpoint or savepoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Job that took it.
+    pub job: String,
+    /// Checkpoint id.
+    pub checkpoint: u64,
+    /// Taken on request (kept until deleted by hand) rather than periodically.
+    pub savepoint: bool,
+    /// Unix time of completion, in milliseconds.
+    pub completed_ms: u64,
+    /// Key groups of the job; a resumed job must keep the same number.
+    pub max_parallelism: u32,
+    /// Every task's file.
+    pub tasks: Vec<TaskHandle>,
+}
+
+/// Where a job's checkpoints are kept.
+pub trait CheckpointStorage: Send + Sync {
+    /// Stores a task's snapshot of checkpoint `checkpoint`.
+    fn write_task(&self, checkpoint: u64, chain: usize, subtask: u32, state: &TaskState) -> io::Result<TaskHandle>;
+    /// Marks checkpoint `meta.checkpoint` complete; returns its location.
+    fn complete(&self, meta: &Metadata) -> io::Result<PathBuf>;
+    /// Deletes a checkpoint (superseded, or aborted).
+    fn discard(&self, checkpoint: u64);
+}
+
+/// Checkpoints as directories `chk-<id>` under one directory per job.
+#[derive(Debug, Clone)]
+pub struct DirStorage {
+    root: PathBuf,
+}
+
+impl DirStorage {
+    /// Storage under `root` (the job's own directory).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DirStorage { root: root.into() }
+    }
+
+    /// The directory of checkpoint `id`.
+    pub fn path(&self, id: u64) -> PathBuf {
+        self.root.join(format!("chk-{id}"))
+    }
+}
+
+impl CheckpointStorage for DirStorage {
+    fn write_task(&self, checkpoint: u64, chain: usize, subtask: u32, state: &TaskState) -> io::Result<TaskHandle> {
+        let dir = self.path(checkpoint);
+        std::fs::create_dir_all(&dir)?;
+        let file = format!("task-{chain}-{subtask}");
+        let bytes = snapshot::write(&dir.join(&file), state)?;
+        Ok(TaskHandle { chain, subtask, file, bytes })
+    }
+
+    fn complete(&self, meta: &Metadata) -> io::Result<PathBuf> {
+        let dir = self.path(meta.checkpoint);
+        std::fs::create_dir_all(&dir)?;
+        write_metadata(&dir, meta)?;
+        Ok(dir)
+    }
+
+    fn discard(&self, checkpoint: u64) {
+        let _ = std::fs::remove_dir_all(self.path(checkpoint));
+    }
+}
+
+/// Writes `_metadata` whole, then renames it into place: a reader sees a complete checkpoint or none.
+fn write_metadata(dir: &Path, meta: &Metadata) -> io::Result<()> {
+    let tmp = dir.join("_metadata.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(meta)?)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join(METADATA))
+}
+
+/// Moves a completed checkpoint to `target` (a savepoint the user keeps):
+/// a rename when possible, else a copy.
+pub fn relocate(from: &Path, target: &Path, meta: &Metadata) -> io::Result<()> {
+    if target.join(METADATA).exists() {
+        return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} already holds a savepoint", target.display())));
+    }
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if std::fs::rename(from, target).is_ok() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(target)?;
+    for t in &meta.tasks {
+        std::fs::copy(from.join(&t.file), target.join(&t.file))?;
+    }
+    write_metadata(target, meta)?;
+    let _ = std::fs::remove_dir_all(from);
+    Ok(())
+}
+
+/// Why a job cannot resume from a checkpoint or savepoint.
+#[derive(Debug, Error)]
+pub enum RestoreError {
+    /// No `_metadata`: not a completed checkpoint.
+    #[error("{0} is not a completed checkpoint or savepoint (no _metadata)")]
+    NotACheckpoint(String),
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The job's key groups differ from the snapshot's.
+    #[error("the savepoint has {saved} key groups but the job has {job}; max parallelism cannot change")]
+    MaxParallelism {
+        /// In the snapshot.
+        saved: u32,
+        /// In the job.
+        job: u32,
+    },
+}
+
+/// A completed checkpoint, read back to restore a job (at any parallelism).
+#[derive(Debug)]
+pub struct Restored {
+    /// Its metadata.
+    pub meta: Metadata,
+    /// Where it is.
+    pub location: PathBuf,
+    /// Each task's states, in (chain, subtask) order.
+    tasks: Vec<(TaskHandle, TaskState)>,
+}
+
+impl Restored {
+    /// Reads the checkpoint at `location`.
+    pub fn load(location: &Path) -> Result<Self, RestoreError> {
+        let meta_path = location.join(METADATA);
+        if !meta_path.exists() {
+            return Err(RestoreError::NotACheckpoint(location.display().to_string()));
+        }
+        let read_err = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| RestoreError::Read { path, source }
+        };
+        let text = std::fs::read(&meta_path).map_err(read_err(&meta_path))?;
+        let meta: Metadata = serde_json::from_slice(&text)
+            .map_err(|e| read_err(&meta_path)(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+        let mut tasks = Vec::with_capacity(meta.tasks.len());
+        let mut handles = meta.tasks.clone();
+        handles.sort_by_key(|t| (t.chain, t.subtask));
+        for t in handles {
+            let path = location.join(&t.file);
+            let state = snapshot::read(&path).map_err(read_err(&path))?;
+            tasks.push((t, state));
+        }
+        Ok(Restored { meta, location: location.to_path_buf(), tasks })
+    }
+
+    /// Checks that a job with `max_parallelism` key groups can resume from it.
+    pub fn check(&self, max_parallelism: u32) -> Result<(), RestoreError> {
+        if self.meta.max_parallelism != max_parallelism {
+            return Err(RestoreError::MaxParallelism { saved: self.meta.max_parallelism, job: max_parallelism });
+        }
+        Ok(())
+    }
+
+    /// The state of operator `uid` for subtask `subtask` of `parallelism`:
+    /// the keys of its key groups, and every `parallelism`-th item.
+    pub fn state_for(&self, uid: &str, subtask: u32, parallelism: u32) -> OperatorState {
+        let groups = keys::key_group_range(subtask, parallelism, self.meta.max_parallelism);
+        let mut out = OperatorState::default();
+        let mut item = 0u64;
+        for (_, state) in &self.tasks {
+            for (_, op) in state.iter().filter(|(u, _)| u == uid) {
+                for (k, v) in &op.keyed {
+                    if groups.contains(&keys::key_group(k, self.meta.max_parallelism)) {
+                        out.keyed.push((k.clone(), v.clone()));
+                    }
+                }
+                for it in &op.items {
+                    if item % u64::from(parallelism) == u64::from(subtask) {
+                        out.items.push(it.clone());
+                    }
+                    item += 1;
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyed(keys: &[&str]) -> OperatorState {
+        OperatorState { keyed: keys.iter().map(|k| (k.as_bytes().to_vec(), b"v".to_vec())).collect(), items: Vec::new() }
+    }
+
+    #[test]
+    fn rescaling_moves_key_groups_and_spreads_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = DirStorage::new(dir.path());
+        let all: Vec<String> = (0..50).map(|i| format!("\"k{i}\"")).collect();
+        let mut handles = Vec::new();
+        // Two subtasks, each holding the keys of its key groups and one split.
+        for s in 0..2u32 {
+            let range = keys::key_group_range(s, 2, 128);
+            let mine: Vec<&str> = all.iter().map(|k| k.as_str()).filter(|k| range.contains(&keys::key_group(k.as_bytes(), 128))).collect();
+            let mut op = keyed(&mine);
+            op.items.push(vec![s as u8]);
+            handles.push(storage.write_task(7, 0, s, &vec![("op".into(), op)]).unwrap());
+        }
+        let meta = Metadata { job: "j".into(), checkpoint: 7, savepoint: false, completed_ms: 0, max_parallelism: 128, tasks: handles };
+        let location = storage.complete(&meta).unwrap();
+        let restored = Restored::load(&location).unwrap();
+        for p in [1u32, 3] {
+            let mut keys_seen = Vec::new();
+            let mut items = 0;
+            for s in 0..p {
+                let st = restored.state_for("op", s, p);
+                items += st.items.len();
+                keys_seen.extend(st.keyed.into_iter().map(|(k, _)| String::from_utf8(k).unwrap()));
+            }
+            keys_seen.sort();
+            let mut expected = all.clone();
+            expected.sort();
+            assert_eq!(keys_seen, expected, "parallelism {p}");
+            assert_eq!(items, 2);
+        }
+        assert!(restored.state_for("other", 0, 1).is_empty());
+        assert!(matches!(restored.check(64), Err(RestoreError::MaxParallelism { .. })));
+        assert!(matches!(Restored::load(dir.path()), Err(RestoreError::NotACheckpoint(_))));
+    }
+}
