@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::bindings::eddy::stream::types::{
     Aggregate, AggregateKind, Edge, FieldRef, JobGraph, Partitioning, SocketSource, Vertex,
-    VertexKind,
+    Sequence, VertexKind,
 };
 use crate::ctx::{set_record_key, Ctx, KeyedCtx, ValueState};
 use crate::ops::{encode_json, Emit, FnOp, Item, Operator, Value};
@@ -149,9 +149,22 @@ impl Env {
         T: Serialize + 'static,
         F: Fn(u64) -> T + 'static,
     {
-        let source: Stream<u64> =
-            self.source("Sequence Source", VertexKind::SequenceSource(n), None);
-        source.map(f)
+        self.sequence(n, None).map(f)
+    }
+
+    /// Like [`Env::generate`], but emitting at most `per_second` records per
+    /// second in all (for tests and demos of long-running jobs).
+    pub fn generate_at_rate<T, F>(&mut self, n: u64, per_second: u64, f: F) -> Stream<T>
+    where
+        T: Serialize + 'static,
+        F: Fn(u64) -> T + 'static,
+    {
+        self.sequence(n, Some(per_second)).map(f)
+    }
+
+    fn sequence(&mut self, count: u64, per_second: Option<u64>) -> Stream<u64> {
+        let kind = VertexKind::SequenceSource(Sequence { count, per_second });
+        self.source("Sequence Source", kind, None)
     }
 
     /// Default parallelism of the job's vertices.
@@ -303,6 +316,13 @@ pub struct Stream<T> {
     /// How the next operator connects to this one.
     edge: Partitioning,
     _t: PhantomData<fn() -> T>,
+}
+
+/// A stream may feed several operators: each clone starts another branch.
+impl<T> Clone for Stream<T> {
+    fn clone(&self) -> Self {
+        Stream { g: self.g.clone(), vertex: self.vertex, edge: self.edge, _t: PhantomData }
+    }
 }
 
 impl<T> Stream<T> {
@@ -796,7 +816,7 @@ mod tests {
         );
         assert!(matches!(
             b.graph.vertices[0].kind,
-            VertexKind::SequenceSource(10)
+            VertexKind::SequenceSource(Sequence { count: 10, per_second: None })
         ));
         assert!(matches!(
             b.graph.vertices[3].kind,

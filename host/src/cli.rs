@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::local::{JobOptions, LocalCluster};
+use crate::checkpoint::{CheckpointConfig, Mode, Restored};
+use crate::jobmanager::RestartStrategy;
+use crate::local::{CheckpointSettings, JobOptions, LocalCluster};
 use crate::runtime::{Runtime, SandboxConfig};
 use crate::task::JobSignals;
 
@@ -56,6 +58,14 @@ pub enum Command {
     Upload(UploadArgs),
     /// List the TaskManagers of a cluster and their slots.
     Taskmanagers(ConnectArgs),
+    /// Take a savepoint of a running job (into DIR, or the job's checkpoint
+    /// directory) and print where it is; resume from it with `eddy run -s`.
+    #[command(arg_required_else_help = true)]
+    Savepoint(SavepointArgs),
+    /// Stop a job gracefully: with `--savepoint`, take a savepoint, commit
+    /// the sinks' output up to it and end the job without draining it.
+    #[command(arg_required_else_help = true)]
+    Stop(StopArgs),
     /// Start or stop a cluster of background processes on this machine.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -81,6 +91,79 @@ pub struct CancelArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub connect: ConnectArgs,
+}
+
+/// `eddy savepoint`.
+#[derive(Debug, Args)]
+pub struct SavepointArgs {
+    /// The job's id.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+    /// Directory to put the savepoint in (must be reachable by every TaskManager's host).
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectArgs,
+}
+
+/// `eddy stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Take a savepoint first (required: a stop without one is `eddy cancel`).
+    #[arg(long)]
+    pub savepoint: bool,
+    /// The job's id.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+    /// Directory to put the savepoint in.
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectArgs,
+}
+
+/// Checkpoints, recovery and savepoints of a job.
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// Take a checkpoint every DURATION (like 500ms, 1s, 1m); off by default.
+    #[arg(long, value_name = "DURATION", value_parser = crate::jobmanager::parse_duration)]
+    pub checkpoint_interval: Option<Duration>,
+    /// `exactly-once` aligns barriers, so each record counts once after a
+    /// recovery; `at-least-once` does not wait for alignment (lower latency,
+    /// but records may count twice after a recovery).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "exactly-once")]
+    pub checkpointing_mode: Mode,
+    /// Completed checkpoints to keep (older ones are deleted).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub checkpoints_retained: u64,
+    /// Where checkpoints are written [embedded default: ./eddy-checkpoints;
+    /// on a cluster: the JobManager's --checkpoint-dir].
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// What a cluster does when a task fails or a TaskManager is lost: none,
+    /// fixed-delay:ATTEMPTS:DELAY, exponential-delay:INITIAL:MAX or
+    /// failure-rate:MAX_FAILURES:INTERVAL:DELAY [default: exponential-delay:1s:1m
+    /// with checkpoints, none without].
+    #[arg(long, value_name = "STRATEGY")]
+    pub restart_strategy: Option<RestartStrategy>,
+    /// Resume from a savepoint or a retained checkpoint (its directory);
+    /// keyed state moves to the new parallelism, operators match by uid.
+    #[arg(short = 's', long = "from-savepoint", value_name = "PATH")]
+    pub from_savepoint: Option<PathBuf>,
+}
+
+impl CheckpointArgs {
+    /// The checkpoint settings, if checkpoints are on.
+    pub fn config(&self) -> Option<CheckpointConfig> {
+        self.checkpoint_interval.map(|i| CheckpointConfig {
+            interval: Some(i),
+            mode: self.checkpointing_mode,
+            retained: self.checkpoints_retained as usize,
+            ..CheckpointConfig::default()
+        })
+    }
 }
 
 /// `eddy upload`.
@@ -151,9 +234,16 @@ pub struct JobManagerArgs {
     /// Require this token (`Authorization: Bearer TOKEN`) on every HTTP request.
     #[arg(long, env = "EDDY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Declare a TaskManager lost after this many seconds without a heartbeat [default: 10].
+    /// Declare a TaskManager lost after this many seconds without a
+    /// heartbeat (they beat every 0.5 s); lower means faster recovery, but
+    /// a TaskManager stalled that long is taken for dead [default: 3].
     #[arg(long, value_name = "SECONDS")]
     pub heartbeat_timeout: Option<f64>,
+    /// Where jobs' checkpoints go, one directory per job; every TaskManager
+    /// must reach it at the same path (a shared filesystem)
+    /// [default: STATE_DIR/checkpoints].
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
     /// Fail a job that waited this many seconds for free slots [default: 300].
     #[arg(long, value_name = "SECONDS")]
     pub slot_timeout: Option<f64>,
@@ -237,6 +327,9 @@ pub struct RunArgs {
     /// in milliseconds: lower means lower latency, higher fuller batches.
     #[arg(long, value_name = "MS", default_value_t = 10)]
     pub buffer_timeout: u64,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub checkpoints: CheckpointArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub job: JobArgs,
@@ -370,7 +463,16 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Run(a) if !a.local && a.jobmanager.as_deref().is_some_and(|m| !m.trim().is_empty()) => {
             let addr = a.jobmanager.as_deref().unwrap_or_default();
-            run_on_cluster(addr, a.token.clone(), &a.job, a.buffer_timeout)?;
+            let c = &a.checkpoints;
+            let settings = crate::client::RunSettings {
+                parallelism: a.job.parallelism,
+                buffer_timeout_ms: a.buffer_timeout,
+                checkpoint: c.config(),
+                checkpoint_dir: c.checkpoint_dir.as_ref().map(|d| absolute(d)).transpose()?,
+                restart_strategy: c.restart_strategy.clone(),
+                savepoint: c.from_savepoint.as_ref().map(|d| absolute(d)).transpose()?,
+            };
+            run_on_cluster(addr, a.token.clone(), &a.job, settings)?;
         }
         Command::List(c) => {
             let jobs = connect(&c)?.jobs()?;
@@ -379,6 +481,17 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Taskmanagers(c) => {
             let tms = connect(&c)?.taskmanagers()?;
             print!("{}", crate::client::taskmanagers_table(&tms));
+        }
+        Command::Savepoint(a) => {
+            let dir = a.dir.as_ref().map(|d| absolute(d)).transpose()?;
+            let location = connect(&a.connect)?.savepoint(&a.job, dir.as_deref(), false)?;
+            println!("Savepoint completed: {location}");
+        }
+        Command::Stop(a) => {
+            anyhow::ensure!(a.savepoint, "eddy stop needs --savepoint (eddy cancel stops a job without one)");
+            let dir = a.dir.as_ref().map(|d| absolute(d)).transpose()?;
+            let location = connect(&a.connect)?.savepoint(&a.job, dir.as_deref(), true)?;
+            println!("Job {} stopped with savepoint {location}", a.job);
         }
         Command::Cancel(a) => {
             connect(&a.connect)?.cancel(&a.job)?;
@@ -433,14 +546,32 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             let cluster = LocalCluster::new(a.runtime.runtime()?);
             let job = &a.job;
             let (module, plan) = cluster.plan(&name, &bytes, &job.entry, &job.job_args, job.parallelism)?;
+            let c = &a.checkpoints;
+            anyhow::ensure!(c.restart_strategy.is_none(), "--restart-strategy applies to jobs on a cluster (-m); the embedded cluster does not restart jobs");
+            let restore = match &c.from_savepoint {
+                Some(path) => {
+                    let r = Restored::load(path)?;
+                    r.check(plan.max_parallelism)?;
+                    eprintln!("Resuming from {} (checkpoint {})", path.display(), r.meta.checkpoint);
+                    Some(Arc::new(r))
+                }
+                None => None,
+            };
+            let run_id = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis());
             let options = JobOptions {
                 buffer_timeout: Duration::from_millis(a.buffer_timeout),
+                restore,
+                run_id: run_id.clone(),
                 ..JobOptions::default()
             };
+            let checkpoints = c.config().map(|config| CheckpointSettings {
+                config,
+                dir: c.checkpoint_dir.clone().unwrap_or_else(|| PathBuf::from("eddy-checkpoints")).join(format!("{}-{run_id}", plan.name.replace(['/', ' '], "_"))),
+            });
             let signals = Arc::new(JobSignals::default());
             install_ctrl_c(&signals);
             eprintln!("Running job '{}' ({} tasks in {} slots) on the embedded cluster", plan.name, plan.chains.len(), plan.slots.len());
-            let summary = cluster.execute(&module, &plan, &job.entry, &job.job_args, &options, signals)?;
+            let summary = cluster.execute(&module, &plan, &job.entry, &job.job_args, &options, checkpoints.as_ref(), signals)?;
             eprintln!(
                 "Job '{}' finished in {:.3} s: {} records in, {} records out",
                 summary.name,
@@ -450,6 +581,9 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             );
             for (k, v) in &summary.counters {
                 eprintln!("  counter {k} = {v}");
+            }
+            if let Some(c) = &summary.checkpoints {
+                eprintln!("  checkpoints: {} completed, {} failed, latest {}", c["completed"], c["failed"], c["latest"]);
             }
         }
     }
@@ -468,6 +602,11 @@ fn install_ctrl_c(signals: &Arc<JobSignals>) {
     });
 }
 
+/// Paths sent to a cluster must not depend on the client's working directory.
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("bad path {}", path.display()))
+}
+
 fn connect(c: &ConnectArgs) -> anyhow::Result<crate::client::Client> {
     Ok(crate::client::Client::new(&c.jobmanager, c.token.clone())?)
 }
@@ -481,7 +620,7 @@ const UNREACHABLE_GRACE: Duration = Duration::from_secs(10);
 
 /// `eddy run -m`: uploads the component (unless the cluster has it), submits
 /// the job and follows it until it ends.
-fn run_on_cluster(addr: &str, token: Option<String>, job: &JobArgs, buffer_timeout_ms: u64) -> anyhow::Result<()> {
+fn run_on_cluster(addr: &str, token: Option<String>, job: &JobArgs, settings: crate::client::RunSettings) -> anyhow::Result<()> {
     use crate::client::ClientError;
     let client = crate::client::Client::new(addr, token)?;
     let (name, bytes) = read_component(&job.component)?;
@@ -491,7 +630,6 @@ fn run_on_cluster(addr: &str, token: Option<String>, job: &JobArgs, buffer_timeo
     } else {
         println!("{name} is already on the cluster ({})", up.digest);
     }
-    let settings = crate::client::RunSettings { parallelism: job.parallelism, buffer_timeout_ms };
     let id = client.run(&up.digest, &job.entry, &job.job_args, settings)?;
     println!("Job has been submitted with JobID {id}");
     {

@@ -446,6 +446,14 @@ impl Client {
         self.call::<JobsAnswer>("GET", "/jobs", Body::None).map(|a| a.jobs)
     }
 
+    /// Takes a savepoint (and with `stop`, ends the job after it): `POST
+    /// /jobs/{id}/savepoints`, which answers once it completed; returns its location.
+    pub fn savepoint(&self, id: &str, dir: Option<&std::path::Path>, stop: bool) -> Result<String, ClientError> {
+        let body = serde_json::json!({ "target-directory": dir.map(|d| d.display().to_string()), "stop": stop });
+        let answer: Value = self.call("POST", &format!("/jobs/{}/savepoints", encode(id)), Body::Json(&body))?;
+        answer["location"].as_str().map(str::to_string).ok_or_else(|| ClientError::BadResponse("no location in the answer".into()))
+    }
+
     /// Cancels a job: `DELETE /jobs/{id}`.
     pub fn cancel(&self, id: &str) -> Result<(), ClientError> {
         let (status, text) = self.request("DELETE", &format!("/jobs/{}", encode(id)), Body::None)?;
@@ -476,21 +484,44 @@ pub fn upload_path(name: &str) -> String {
 
 /// The body of `POST /jars/{id}/run`.
 pub fn run_body(entry: &str, args: &[String], settings: RunSettings) -> Value {
-    serde_json::json!({
+    let mut body = serde_json::json!({
         "entry": entry,
         "args": args,
         "parallelism": settings.parallelism,
         "buffer-timeout-ms": settings.buffer_timeout_ms,
-    })
+    });
+    if let Some(c) = &settings.checkpoint {
+        body["checkpoint-interval-ms"] = c.interval.map(|i| i.as_millis() as u64).into();
+        body["checkpointing-mode"] = serde_json::to_value(c.mode).unwrap();
+        body["checkpoints-retained"] = c.retained.into();
+    }
+    if let Some(d) = &settings.checkpoint_dir {
+        body["checkpoint-dir"] = d.display().to_string().into();
+    }
+    if let Some(r) = &settings.restart_strategy {
+        body["restart-strategy"] = serde_json::to_value(r).unwrap();
+    }
+    if let Some(s) = &settings.savepoint {
+        body["savepointPath"] = s.display().to_string().into();
+    }
+    body
 }
 
 /// How a job submitted with [`Client::run`] runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct RunSettings {
     /// Default parallelism (`-p`).
     pub parallelism: u32,
     /// Output buffer timeout of its tasks, in milliseconds (`--buffer-timeout`).
     pub buffer_timeout_ms: u64,
+    /// Periodic checkpoints, if on.
+    pub checkpoint: Option<crate::checkpoint::CheckpointConfig>,
+    /// Where its checkpoints go, instead of the JobManager's default.
+    pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// What to do on failures, instead of the default.
+    pub restart_strategy: Option<crate::jobmanager::RestartStrategy>,
+    /// Savepoint or checkpoint to resume from.
+    pub savepoint: Option<std::path::PathBuf>,
 }
 
 fn check(status: u16, text: &str) -> Result<(), ClientError> {
@@ -647,7 +678,7 @@ mod tests {
     fn paths() {
         assert_eq!(upload_path("my job.wasm"), "/jars/upload?name=my%20job.wasm");
         assert_eq!(encode("a/b?c&d=é"), "a%2Fb%3Fc%26d%3D%C3%A9");
-        let body = run_body("word-count", &["--input".into(), "f".into()], RunSettings { parallelism: 4, buffer_timeout_ms: 10 });
+        let body = run_body("word-count", &["--input".into(), "f".into()], RunSettings { parallelism: 4, buffer_timeout_ms: 10, ..Default::default() });
         let want = serde_json::json!({"entry": "word-count", "args": ["--input", "f"], "parallelism": 4, "buffer-timeout-ms": 10});
         assert_eq!(body, want);
     }
@@ -718,7 +749,7 @@ mod tests {
         ]);
         let c = Client::new(&addr, None).unwrap();
         assert_eq!(c.jobs().unwrap_err().to_string(), "missing or wrong token");
-        let e = c.run("abc", "nope", &[], RunSettings { parallelism: 1, buffer_timeout_ms: 10 }).unwrap_err();
+        let e = c.run("abc", "nope", &[], RunSettings { parallelism: 1, buffer_timeout_ms: 10, ..Default::default() }).unwrap_err();
         assert_eq!(e.to_string(), "the JobManager refused the request: unknown entry nope");
         assert_eq!(e.status(), Some(400));
         assert_eq!(c.cancel("j").unwrap_err().to_string(), "the JobManager failed: boom");

@@ -10,7 +10,11 @@ use std::time::Duration;
 use crate::connectors::create_source;
 use crate::plan::ExecutionPlan;
 use crate::runtime::{Module, Partitioning};
-use crate::task::{self, build_chain, ChainContext, GateQueue, Head, LiveCounts, JobSignals, Output, OutputEdge, Sender, Task, TaskError, TaskMetrics};
+use crate::checkpoint::{Mode, Restored};
+use crate::task::{
+    self, build_chain, vertex_uid, ChainContext, Checkpointing, GateQueue, Head, JobSignals, LiveCounts, Output, OutputEdge,
+    Sender, Task, TaskCheckpoints, TaskError, TaskMetrics,
+};
 
 /// Runtime settings of a job's tasks.
 #[derive(Debug, Clone)]
@@ -21,11 +25,27 @@ pub struct JobOptions {
     /// Batches a task's input gate holds per input channel before its
     /// producers block (back-pressure).
     pub channel_capacity: usize,
+    /// Barrier alignment at input gates.
+    pub mode: Mode,
+    /// Where tasks write snapshots and send acknowledgements; none when the
+    /// job takes no checkpoints or savepoints.
+    pub checkpointing: Option<Checkpointing>,
+    /// The checkpoint or savepoint the job resumes from.
+    pub restore: Option<Arc<Restored>>,
+    /// Unique per run (job and attempt), for names of files it writes.
+    pub run_id: String,
 }
 
 impl Default for JobOptions {
     fn default() -> Self {
-        JobOptions { buffer_timeout: Duration::from_millis(10), channel_capacity: 4 }
+        JobOptions {
+            buffer_timeout: Duration::from_millis(10),
+            channel_capacity: 4,
+            mode: Mode::ExactlyOnce,
+            checkpointing: None,
+            restore: None,
+            run_id: "0".into(),
+        }
     }
 }
 
@@ -93,7 +113,7 @@ pub fn wire(
     options: &JobOptions,
     is_local: impl Fn(usize, u32) -> bool,
     mut remote: impl FnMut(usize, u32, u32) -> Sender,
-) -> Wiring {
+) -> Result<Wiring, TaskError> {
     let layout = ChannelLayout::new(plan);
     let chains = &plan.chains;
     let mut gates = HashMap::new();
@@ -102,7 +122,7 @@ pub fn wire(
         for t in 0..chain.parallelism {
             let n = layout.gate_size(c, t);
             if is_local(c, t) && n > 0 {
-                let (gate, tx) = task::channel(n, n as usize * options.channel_capacity);
+                let (gate, tx) = task::channel(n, n as usize * options.channel_capacity, options.mode);
                 gates.insert((c, t), tx);
                 heads.insert((c, t), gate);
             }
@@ -128,12 +148,22 @@ pub fn wire(
             }
             let head = match heads.remove(&(c, u)) {
                 Some(gate) => Head::Input(gate),
-                None => Head::Source(create_source(&plan.vertices[chain.vertices[0]].kind, u, chain.parallelism)),
+                None => {
+                    let vertex = &plan.vertices[chain.vertices[0]];
+                    let mut source = create_source(&vertex.kind, u, chain.parallelism);
+                    let uid = vertex_uid(vertex);
+                    if let Some(r) = options.restore.as_ref().filter(|r| r.contains(&uid)) {
+                        if let Err(e) = source.restore(r.state_for(&uid, u, chain.parallelism).items) {
+                            return Err(TaskError::Record { operator: vertex.name.clone(), message: e });
+                        }
+                    }
+                    Head::Source(source)
+                }
             };
             subtasks.push(Subtask { chain: c, subtask: u, head, output: Output::new(edges, options.buffer_timeout) });
         }
     }
-    Wiring { subtasks, gates }
+    Ok(Wiring { subtasks, gates })
 }
 
 /// What a finished subtask reports.
@@ -149,6 +179,7 @@ pub fn spawn(
     module: &Module,
     entry: &str,
     args: &[String],
+    options: &JobOptions,
     signals: &Arc<JobSignals>,
     done: crossbeam_channel::Sender<SubtaskResult>,
 ) -> Vec<Arc<LiveCounts>> {
@@ -157,14 +188,25 @@ pub fn spawn(
         let live = Arc::new(LiveCounts::default());
         all.push(live.clone());
         let (plan, module, signals, done) = (plan.clone(), module.clone(), signals.clone(), done.clone());
-        let (entry, args) = (entry.to_string(), args.to_vec());
+        let (entry, args, options) = (entry.to_string(), args.to_vec(), options.clone());
         let name = format!("{} ({}/{})", plan.chain_name(chain), subtask + 1, plan.chains[chain].parallelism);
+        let source_uid = vertex_uid(&plan.vertices[plan.chains[chain].vertices[0]]);
         std::thread::Builder::new()
             .name(format!("task-{chain}-{subtask}"))
             .spawn(move || {
-                let ctx = ChainContext { plan: &plan, module: &module, entry: &entry, args: &args };
-                let result = build_chain(&ctx, chain, subtask)
-                    .and_then(|chain| Task { name, head, chain, output, signals: signals.clone(), live }.run());
+                let ctx = ChainContext {
+                    plan: &plan,
+                    module: &module,
+                    entry: &entry,
+                    args: &args,
+                    restore: options.restore.as_deref(),
+                    run_id: &options.run_id,
+                    checkpointing: options.checkpointing.is_some(),
+                };
+                let checkpoints = TaskCheckpoints::new(options.checkpointing.clone(), chain, subtask);
+                let result = build_chain(&ctx, chain, subtask).and_then(|chain| {
+                    Task { name, head, chain, output, signals: signals.clone(), live, checkpoints, source_uid }.run()
+                });
                 if result.is_err() {
                     signals.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
                 }

@@ -10,7 +10,8 @@ pub use crate::deploy::JobOptions;
 use crate::deploy;
 use crate::plan::{ExecutionPlan, PlanError};
 use crate::runtime::{GuestError, LoadError, Module, Runtime};
-use crate::task::{JobSignals, TaskError, TaskMetrics};
+use crate::checkpoint::{CheckpointConfig, Coordinator, DirStorage, RestoreError};
+use crate::task::{Checkpointing, JobSignals, TaskAck, TaskError, TaskMetrics};
 
 /// Why a job did not run to its end.
 #[derive(Debug, Error)]
@@ -32,6 +33,9 @@ pub enum JobError {
     /// A task failed; the job was cancelled.
     #[error("job failed: {0}")]
     Task(#[from] TaskError),
+    /// The checkpoint or savepoint to resume from cannot be used.
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
 }
 
 /// What a finished job reports.
@@ -47,6 +51,17 @@ pub struct JobSummary {
     pub records_out: u64,
     /// User counters, summed over subtasks.
     pub counters: std::collections::BTreeMap<String, u64>,
+    /// Checkpoint counts and history, when the job took checkpoints.
+    pub checkpoints: Option<serde_json::Value>,
+}
+
+/// Periodic checkpoints of an embedded job.
+#[derive(Debug, Clone)]
+pub struct CheckpointSettings {
+    /// Interval, mode, retention.
+    pub config: CheckpointConfig,
+    /// Where checkpoints are written.
+    pub dir: std::path::PathBuf,
 }
 
 /// An in-process cluster sized to each job.
@@ -74,7 +89,11 @@ impl LocalCluster {
     }
 
     /// Runs a planned job to its end; `signals.stop` ends its sources early.
+    /// With `checkpoints`, a coordinator here takes periodic checkpoints into
+    /// its directory (a failure still fails the job: the embedded cluster
+    /// does not restart jobs; resume one with `options.restore`).
     #[tracing::instrument(skip_all, fields(job = %plan.name))]
+    #[allow(clippy::too_many_arguments)]
     pub fn execute(
         &self,
         module: &Module,
@@ -82,27 +101,64 @@ impl LocalCluster {
         entry: &str,
         args: &[String],
         options: &JobOptions,
+        checkpoints: Option<&CheckpointSettings>,
         signals: Arc<JobSignals>,
     ) -> Result<JobSummary, JobError> {
         let started = Instant::now();
         let plan = Arc::new(plan.clone());
-        let wiring = deploy::wire(&plan, options, |_, _| true, |_, _, _| unreachable!("every subtask is local"));
+        let mut options = options.clone();
+        let (ack_tx, ack_rx) = crossbeam_channel::unbounded::<TaskAck>();
+        let mut coordinator = checkpoints.map(|c| {
+            let storage = DirStorage::new(&c.dir);
+            let tasks = plan.chains.iter().enumerate().flat_map(|(i, ch)| (0..ch.parallelism).map(move |s| (i, s))).collect();
+            options.mode = c.config.mode;
+            options.checkpointing = Some(Checkpointing {
+                storage: Arc::new(storage.clone()),
+                acks: Arc::new(move |ack| {
+                    let _ = ack_tx.send(ack);
+                }),
+            });
+            let restored = options.restore.as_ref().map(|r| (r.meta.checkpoint, r.location.clone()));
+            Coordinator::new(&plan.name, c.config.clone(), storage, tasks, plan.max_parallelism, restored)
+        });
+        let wiring = deploy::wire(&plan, &options, |_, _| true, |_, _, _| unreachable!("every subtask is local"))?;
         let count = wiring.subtasks.len();
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        deploy::spawn(wiring.subtasks, &plan, module, entry, args, &signals, done_tx);
+        deploy::spawn(wiring.subtasks, &plan, module, entry, args, &options, &signals, done_tx);
         let mut summary = JobSummary { name: plan.name.clone(), ..Default::default() };
         let mut failure: Option<TaskError> = None;
-        for (_, _, result) in done_rx.iter().take(count) {
-            match result {
-                Ok(m) => summary.add(&m),
-                // The root cause, not the cancellations it caused.
-                Err(TaskError::Cancelled) => {}
-                Err(e) => {
-                    tracing::debug!("task failed: {e}");
-                    failure.get_or_insert(e);
+        let mut ended = 0;
+        while ended < count {
+            crossbeam_channel::select! {
+                recv(done_rx) -> done => {
+                    let Ok((_, _, result)) = done else { break };
+                    ended += 1;
+                    match result {
+                        Ok(m) => summary.add(&m),
+                        // The root cause, not the cancellations it caused.
+                        Err(TaskError::Cancelled) => {}
+                        Err(e) => {
+                            tracing::debug!("task failed: {e}");
+                            failure.get_or_insert(e);
+                        }
+                    }
+                    if let Some(c) = &mut coordinator {
+                        c.task_finished();
+                    }
                 }
+                recv(ack_rx) -> ack => {
+                    let (Ok(ack), Some(c)) = (ack, &mut coordinator) else { continue };
+                    if let Some(done) = c.ack(ack.checkpoint, ack.chain, ack.subtask, ack.result) {
+                        signals.checkpoint_completed(done.barrier.id);
+                    }
+                }
+                default(Duration::from_millis(10)) => {}
+            }
+            if let Some(barrier) = coordinator.as_mut().and_then(|c| c.poll()) {
+                signals.trigger_checkpoint(barrier);
             }
         }
+        summary.checkpoints = coordinator.map(|c| c.view());
         summary.duration = started.elapsed();
         match failure {
             Some(e) => Err(e.into()),

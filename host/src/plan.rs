@@ -343,7 +343,10 @@ fn describe(kind: &VertexKind) -> String {
         VertexKind::SocketSource(s) => format!("socket source {}:{}", s.host, s.port),
         VertexKind::FileSource(p) => format!("file source {p}"),
         VertexKind::ElementsSource(e) => format!("elements source ({} records)", e.len()),
-        VertexKind::SequenceSource(n) => format!("sequence source 0..{n}"),
+        VertexKind::SequenceSource(s) => match s.per_second {
+            Some(r) => format!("sequence source 0..{} at {r}/s", s.count),
+            None => format!("sequence source 0..{}", s.count),
+        },
         VertexKind::Wasm(i) => format!("wasm operator #{i}"),
         VertexKind::Aggregate(a) => format!("built-in keyed {}", aggregate_name(a)),
         VertexKind::PrintSink => "print sink".into(),

@@ -12,6 +12,9 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use std::path::PathBuf;
+
+use crate::checkpoint::{Barrier, Mode, TaskHandle};
 use crate::runtime::JobGraph;
 
 /// A message from a TaskManager.
@@ -46,6 +49,19 @@ pub enum ToJobManager {
         subtask: u32,
         /// How it ended.
         outcome: TaskOutcome,
+    },
+    /// A task wrote its snapshot of a checkpoint (or could not).
+    CheckpointAck {
+        /// The job (execution id).
+        job: String,
+        /// The chain.
+        chain: usize,
+        /// The subtask.
+        subtask: u32,
+        /// The checkpoint.
+        checkpoint: u64,
+        /// Its snapshot, or why it failed.
+        result: Result<TaskHandle, String>,
     },
     /// Send me the module with this digest.
     GetModule {
@@ -94,12 +110,27 @@ pub enum ToTaskManager {
         /// The job.
         job: String,
     },
+    /// Inject this barrier at the job's sources here.
+    TriggerCheckpoint {
+        /// The job.
+        job: String,
+        /// The barrier.
+        barrier: Barrier,
+    },
+    /// A checkpoint completed on every task: sinks may commit.
+    CheckpointComplete {
+        /// The job.
+        job: String,
+        /// The checkpoint.
+        checkpoint: u64,
+    },
 }
 
 /// The answer to a command.
 pub type Ack = Result<(), String>;
 
-/// Everything a TaskManager needs to run its part of a job.
+/// Everything a TaskManager needs to run its part of a job. `job` is the
+/// execution id `JOB@ATTEMPT`: a restarted job's new tasks never meet the old ones.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Deployment {
     /// Job id.
@@ -120,6 +151,12 @@ pub struct Deployment {
     pub placement: Vec<Vec<String>>,
     /// Data addresses of the TaskManagers involved.
     pub peers: BTreeMap<String, SocketAddr>,
+    /// Barrier alignment.
+    pub mode: Mode,
+    /// Where its tasks write snapshots; none if the job takes no checkpoints.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// The checkpoint or savepoint its tasks restore from.
+    pub restore: Option<PathBuf>,
 }
 
 /// First bytes of a data stream: which gate and channel it feeds.

@@ -114,10 +114,85 @@ impl KeyedState {
         }
     }
 
+    /// Every key's states, one encoded entry per key, for a snapshot.
+    pub fn snapshot(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.by_key.iter().map(|(k, states)| (k.clone(), encode(states))).collect()
+    }
+
+    /// Adds the entries of a snapshot.
+    pub fn restore(&mut self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String> {
+        for (k, v) in entries {
+            let states = decode(&v).ok_or_else(|| format!("corrupt keyed state for key {}", String::from_utf8_lossy(&k)))?;
+            self.by_key.insert(k, states);
+        }
+        Ok(())
+    }
+
     /// How many keys hold some state.
     pub fn key_count(&self) -> usize {
         self.by_key.len()
     }
+}
+
+fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// One key's states: `name, kind (0 value, 1 list, 2 map), contents`, length-prefixed.
+fn encode(states: &HashMap<String, Cell>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, cell) in states {
+        put(&mut out, name.as_bytes());
+        match cell {
+            Cell::Value(v) => {
+                out.push(0);
+                put(&mut out, v);
+            }
+            Cell::List(l) => {
+                out.push(1);
+                out.extend_from_slice(&(l.len() as u32).to_le_bytes());
+                l.iter().for_each(|v| put(&mut out, v));
+            }
+            Cell::Map(m) => {
+                out.push(2);
+                out.extend_from_slice(&(m.len() as u32).to_le_bytes());
+                for (k, v) in m {
+                    put(&mut out, k);
+                    put(&mut out, v);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn decode(mut input: &[u8]) -> Option<HashMap<String, Cell>> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = (b.get(..n)?, b.get(n..)?);
+        *b = tail;
+        Some(head)
+    }
+    fn len(b: &mut &[u8]) -> Option<usize> {
+        Some(u32::from_le_bytes(take(b, 4)?.try_into().ok()?) as usize)
+    }
+    fn bytes(b: &mut &[u8]) -> Option<Vec<u8>> {
+        let n = len(b)?;
+        Some(take(b, n)?.to_vec())
+    }
+    let b = &mut input;
+    let mut states = HashMap::new();
+    while !b.is_empty() {
+        let name = String::from_utf8(bytes(b)?).ok()?;
+        let cell = match take(b, 1)?[0] {
+            0 => Cell::Value(bytes(b)?),
+            1 => Cell::List((0..len(b)?).map(|_| bytes(b)).collect::<Option<_>>()?),
+            2 => Cell::Map((0..len(b)?).map(|_| Some((bytes(b)?, bytes(b)?))).collect::<Option<_>>()?),
+            _ => return None,
+        };
+        states.insert(name, cell);
+    }
+    Some(states)
 }
 
 #[cfg(test)]
@@ -137,6 +212,10 @@ mod tests {
         assert_eq!(s.map_entries(b"b", "m"), vec![(b"k".to_vec(), b"2".to_vec())]);
         s.map_remove(b"b", "m", b"k");
         assert_eq!(s.map_get(b"b", "m", b"k"), None);
+        let mut copy = KeyedState::default();
+        copy.restore(s.snapshot()).unwrap();
+        assert_eq!(copy.list_get(b"a", "l"), vec![b"x".to_vec(), b"y".to_vec()]);
+        assert_eq!(copy.value_get(b"a", "v"), Some(b"1".to_vec()));
         s.remove(b"a", "v");
         s.remove(b"a", "l");
         assert_eq!(s.key_count(), 1);

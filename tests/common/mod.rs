@@ -2,6 +2,8 @@
 //! components (built once per run by `./dev test`), and reference results.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -98,12 +100,16 @@ pub fn parse_counts(lines: impl IntoIterator<Item = String>) -> BTreeMap<String,
     counts
 }
 
-/// Reads every `part-*` file under `dir` as lines.
+/// Reads every committed `part-*` file under `dir` as lines (hidden
+/// in-progress files a failed attempt left behind are not output).
 pub fn read_parts(dir: &Path) -> Vec<String> {
     let mut lines = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
         assert!(name.starts_with("part-") && !name.ends_with(".inprogress"), "unexpected file {name}");
         lines.extend(std::fs::read_to_string(&path).unwrap().lines().map(String::from));
     }

@@ -192,6 +192,11 @@ impl Restored {
         Ok(())
     }
 
+    /// Whether some task saved state under operator `uid`.
+    pub fn contains(&self, uid: &str) -> bool {
+        self.tasks.iter().any(|(_, state)| state.iter().any(|(u, _)| u == uid))
+    }
+
     /// The state of operator `uid` for subtask `subtask` of `parallelism`:
     /// the keys of its key groups, and every `parallelism`-th item.
     pub fn state_for(&self, uid: &str, subtask: u32, parallelism: u32) -> OperatorState {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::framing;
 use crate::json;
 use crate::runtime::SubtaskInfo;
+use crate::checkpoint::OperatorState;
 use crate::task::{Operator, TaskError};
 
 /// Renders a batch's values as lines, with an optional prefix each.
@@ -52,46 +53,136 @@ impl Operator for PrintSink {
     }
 }
 
-/// Writes values as lines into `DIR/part-<subtask>`, first as
-/// `part-<subtask>.inprogress`, renamed when the input ends: a failed job
-/// leaves no file that looks complete.
+/// Writes values as lines into part files under a directory.
+///
+/// Without checkpoints, subtask `i` writes `part-<i>.inprogress` and renames
+/// it to `part-<i>` when its input ends: a failed job leaves no file that
+/// looks complete. With checkpoints it is a two-phase commit: records go to
+/// a hidden `.part-<i>-<run>-<n>.inprogress` file; a checkpoint barrier
+/// closes the file and records it as pending in the snapshot; when that
+/// checkpoint completes everywhere the file is renamed to `part-<i>-<run>-<n>`.
+/// A restore commits the pending files of the checkpoint it starts from, so
+/// output after a recovery has neither gaps nor duplicates. (In-progress
+/// files of a failed attempt are left behind, hidden, as Flink's are.)
 pub struct FileSink {
-    file: BufWriter<File>,
-    pending: PathBuf,
-    done: PathBuf,
+    dir: PathBuf,
+    subtask: u32,
+    /// The file being written: its writer, its in-progress path and final path.
+    current: Option<(BufWriter<File>, PathBuf, PathBuf)>,
+    /// Two-phase mode: this run's id, and the number of the next part file.
+    run: Option<(String, u64)>,
+    /// Closed files waiting for their checkpoint: `(checkpoint, in-progress, final)`.
+    pending: Vec<(u64, PathBuf, PathBuf)>,
     written: u64,
 }
 
 impl FileSink {
-    /// Creates the directory and the in-progress part file of `subtask`.
-    pub fn create(dir: &str, subtask: SubtaskInfo) -> Result<Self, TaskError> {
-        let dir = Path::new(dir);
-        let io = |source| TaskError::Io { what: format!("file sink {}", dir.display()), source };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let done = dir.join(format!("part-{}", subtask.index));
-        let pending = dir.join(format!("part-{}.inprogress", subtask.index));
-        let file = BufWriter::with_capacity(1 << 16, File::create(&pending).map_err(io)?);
-        Ok(FileSink { file, pending, done, written: 0 })
+    /// The sink of `subtask` in `dir`; `run` (a unique id of this run) turns on two-phase commits.
+    pub fn create(dir: &str, subtask: SubtaskInfo, run: Option<&str>) -> Result<Self, TaskError> {
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).map_err(|source| TaskError::Io { what: format!("file sink {}", dir.display()), source })?;
+        Ok(FileSink {
+            dir,
+            subtask: subtask.index,
+            current: None,
+            run: run.map(|r| (r.to_string(), 0)),
+            pending: Vec::new(),
+            written: 0,
+        })
     }
 
-    fn io(&self) -> impl Fn(std::io::Error) -> TaskError + '_ {
-        move |source| TaskError::Io { what: format!("file sink {}", self.pending.display()), source }
+    fn io(path: &Path) -> impl Fn(std::io::Error) -> TaskError + '_ {
+        move |source| TaskError::Io { what: format!("file sink {}", path.display()), source }
+    }
+
+    /// The open part file, opened on first use.
+    fn file(&mut self) -> Result<&mut BufWriter<File>, TaskError> {
+        if self.current.is_none() {
+            let (pending, done) = match &mut self.run {
+                None => {
+                    let name = format!("part-{}", self.subtask);
+                    (self.dir.join(format!("{name}.inprogress")), self.dir.join(name))
+                }
+                Some((run, n)) => {
+                    let name = format!("part-{}-{run}-{n}", self.subtask);
+                    *n += 1;
+                    (self.dir.join(format!(".{name}.inprogress")), self.dir.join(name))
+                }
+            };
+            let file = File::create(&pending).map_err(Self::io(&pending))?;
+            self.current = Some((BufWriter::with_capacity(1 << 16, file), pending, done));
+        }
+        Ok(&mut self.current.as_mut().unwrap().0)
+    }
+
+    /// Flushes and syncs the open file; returns its paths.
+    fn close_file(&mut self) -> Result<Option<(PathBuf, PathBuf)>, TaskError> {
+        let Some((mut w, pending, done)) = self.current.take() else { return Ok(None) };
+        w.flush().and_then(|_| w.get_ref().sync_all()).map_err(Self::io(&pending))?;
+        Ok(Some((pending, done)))
+    }
+}
+
+/// Renames a finished part file to its final name; done already if only the final one exists.
+fn commit(pending: &Path, done: &Path) -> Result<(), TaskError> {
+    match std::fs::rename(pending, done) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && done.exists() => Ok(()),
+        r => r.map_err(FileSink::io(pending)),
     }
 }
 
 impl Operator for FileSink {
     fn process(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
         let (text, n) = render(&batch, b"", "File Sink")?;
-        self.file.write_all(&text).map_err(self.io())?;
+        let file = self.file()?;
+        file.write_all(&text).map_err(|source| TaskError::Io { what: "file sink".into(), source })?;
         self.written += n;
         Ok(Vec::new())
     }
 
     fn finish(&mut self) -> Result<Vec<u8>, TaskError> {
-        self.file.flush().map_err(self.io())?;
-        self.file.get_ref().sync_all().map_err(self.io())?;
-        std::fs::rename(&self.pending, &self.done).map_err(self.io())?;
+        // Without checkpoints an empty input still leaves an (empty) part file.
+        if self.run.is_none() {
+            self.file()?;
+        }
+        for (_, pending, done) in std::mem::take(&mut self.pending) {
+            commit(&pending, &done)?;
+        }
+        if let Some((pending, done)) = self.close_file()? {
+            commit(&pending, &done)?;
+        }
         Ok(Vec::new())
+    }
+
+    fn snapshot(&mut self, checkpoint: u64) -> Result<OperatorState, TaskError> {
+        if let Some((pending, done)) = self.close_file()? {
+            self.pending.push((checkpoint, pending, done));
+        }
+        let items = self
+            .pending
+            .iter()
+            .map(|(_, p, d)| serde_json::to_vec(&(p, d)).expect("paths serialize"))
+            .collect();
+        Ok(OperatorState { keyed: Vec::new(), items })
+    }
+
+    fn checkpoint_complete(&mut self, checkpoint: u64) -> Result<(), TaskError> {
+        let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|(c, _, _)| *c <= checkpoint);
+        self.pending = later;
+        for (_, pending, done) in ready {
+            commit(&pending, &done)?;
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, state: OperatorState) -> Result<(), TaskError> {
+        // The checkpoint restored from is complete: what it left pending is committed.
+        for item in state.items {
+            let (pending, done): (PathBuf, PathBuf) = serde_json::from_slice(&item)
+                .map_err(|e| TaskError::Record { operator: "File Sink".into(), message: format!("corrupt sink state in the checkpoint: {e}") })?;
+            commit(&pending, &done)?;
+        }
+        Ok(())
     }
 
     fn records_written(&self) -> u64 {

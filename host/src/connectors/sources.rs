@@ -13,21 +13,46 @@ use crate::runtime::{SocketSource, VertexKind};
 use crate::task::{SourceContext, TaskError};
 
 /// A source, run in its task's thread.
+///
+/// A replayable source describes what it has left to read as splits (its
+/// checkpointed position); on restore it gets back some of the splits of the
+/// old subtasks, spread over the new ones, and reads only those.
 pub trait Source: Send {
     /// Emits records until the input ends or the job stops.
     fn run(&mut self, ctx: &mut SourceContext) -> Result<(), TaskError>;
+    /// Replaces what is left to read by the splits of a snapshot.
+    fn restore(&mut self, splits: Vec<Vec<u8>>) -> Result<(), String>;
+}
+
+/// Subtask `i` of `p` takes the `i`-th of `p` equal parts of `0..n`.
+fn share(n: u64, subtask: u32, parallelism: u32) -> (u64, u64) {
+    let (i, p, n) = (u128::from(subtask), u128::from(parallelism), u128::from(n));
+    ((n * i / p) as u64, (n * (i + 1) / p) as u64)
+}
+
+fn decode_splits<T: serde::de::DeserializeOwned>(splits: Vec<Vec<u8>>) -> Result<Vec<T>, String> {
+    splits.iter().map(|s| serde_json::from_slice(s).map_err(|e| format!("corrupt source position in the checkpoint: {e}"))).collect()
+}
+
+fn encode_splits<T: serde::Serialize>(splits: &[T]) -> Vec<Vec<u8>> {
+    splits.iter().map(|s| serde_json::to_vec(s).expect("splits serialize")).collect()
 }
 
 /// The source of a source vertex, for subtask `subtask` of `parallelism`.
 pub fn create_source(kind: &VertexKind, subtask: u32, parallelism: u32) -> Box<dyn Source> {
     match kind {
         VertexKind::SocketSource(s) => Box::new(SocketTextSource { addr: s.clone() }),
-        VertexKind::FileSource(path) => Box::new(FileTextSource { path: path.into(), subtask, parallelism }),
-        VertexKind::ElementsSource(values) => Box::new(ElementsSource { values: values.clone() }),
-        VertexKind::SequenceSource(n) => {
-            let (i, p) = (u128::from(subtask), u128::from(parallelism));
-            let n128 = u128::from(*n);
-            Box::new(SequenceSource { from: (n128 * i / p) as u64, to: (n128 * (i + 1) / p) as u64 })
+        VertexKind::FileSource(path) => {
+            let path = PathBuf::from(path);
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let (start, end) = share(len, subtask, parallelism);
+            Box::new(FileTextSource { path, splits: vec![FileSplit { start, end, mid_line: start > 0 }].into() })
+        }
+        VertexKind::ElementsSource(values) => Box::new(ElementsSource { values: values.clone(), next: Some(0) }),
+        VertexKind::SequenceSource(seq) => {
+            let (from, to) = share(seq.count, subtask, parallelism);
+            let rate = seq.per_second.map(|r| (r / u64::from(parallelism)).max(1));
+            Box::new(SequenceSource { splits: vec![(from, to)].into(), rate })
         }
         _ => unreachable!("not a source: {kind:?}"),
     }
@@ -55,35 +80,40 @@ fn line_too_long(place: String) -> TaskError {
     TaskError::Io { what: place, source: std::io::Error::new(ErrorKind::InvalidData, message) }
 }
 
-struct FileTextSource {
-    path: PathBuf,
-    subtask: u32,
-    parallelism: u32,
+/// A byte range of a file: the lines that start in `start..end`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct FileSplit {
+    start: u64,
+    end: u64,
+    /// `start` may be inside a line, which belongs to the range before.
+    mid_line: bool,
 }
 
-impl Source for FileTextSource {
-    /// Subtask `i` reads the lines that start in byte range `i` of `p` equal ranges.
-    fn run(&mut self, ctx: &mut SourceContext) -> Result<(), TaskError> {
+struct FileTextSource {
+    path: PathBuf,
+    /// What is left to read, the split being read first.
+    splits: std::collections::VecDeque<FileSplit>,
+}
+
+impl FileTextSource {
+    fn read_split(&mut self, ctx: &mut SourceContext) -> Result<bool, TaskError> {
         let what = |e| TaskError::Io { what: format!("cannot read {}", self.path.display()), source: e };
+        let split = self.splits[0].clone();
         let mut file = File::open(&self.path).map_err(what)?;
-        let len = file.metadata().map_err(what)?.len();
-        let (i, p) = (u128::from(self.subtask), u128::from(self.parallelism));
-        let start = (u128::from(len) * i / p) as u64;
-        let end = (u128::from(len) * (i + 1) / p) as u64;
-        let mut pos = start;
-        if start > 0 {
+        let mut pos = split.start;
+        if split.mid_line {
             // A line belongs to the range its first byte is in: skip a line begun before.
-            file.seek(SeekFrom::Start(start - 1)).map_err(what)?;
+            file.seek(SeekFrom::Start(pos - 1)).map_err(what)?;
             let mut reader = BufReader::new(&mut file);
             let mut skipped = Vec::new();
-            pos = start - 1 + reader.read_until(b'\n', &mut skipped).map_err(what)? as u64;
+            pos = pos - 1 + reader.read_until(b'\n', &mut skipped).map_err(what)? as u64;
         }
         file.seek(SeekFrom::Start(pos)).map_err(what)?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut line = Vec::new();
         let mut batch = Vec::with_capacity(SOURCE_BATCH_BYTES + 4096);
         let mut records = 0;
-        while pos < end {
+        while pos < split.end {
             line.clear();
             let n = (&mut reader).take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut line).map_err(what)?;
             if n == 0 {
@@ -96,14 +126,32 @@ impl Source for FileTextSource {
             records += push_lines(&mut batch, &line);
             if batch.len() >= SOURCE_BATCH_BYTES {
                 ctx.emit(std::mem::take(&mut batch), std::mem::take(&mut records))?;
-                if ctx.should_stop() {
-                    return Ok(());
+                self.splits[0] = FileSplit { start: pos, end: split.end, mid_line: false };
+                if !ctx.checkpoint(|| encode_splits(self.splits.make_contiguous()))? || ctx.should_stop() {
+                    return Ok(false);
                 }
             }
         }
         if !batch.is_empty() {
             ctx.emit(batch, records)?;
         }
+        self.splits.pop_front();
+        ctx.checkpoint(|| encode_splits(self.splits.make_contiguous()))
+    }
+}
+
+impl Source for FileTextSource {
+    fn run(&mut self, ctx: &mut SourceContext) -> Result<(), TaskError> {
+        while !self.splits.is_empty() {
+            if !self.read_split(ctx)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, splits: Vec<Vec<u8>>) -> Result<(), String> {
+        self.splits = decode_splits(splits)?.into();
         Ok(())
     }
 }
@@ -158,7 +206,10 @@ impl Source for SocketTextSource {
                     }
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
-                    ctx.idle()?
+                    ctx.idle()?;
+                    if !ctx.checkpoint(Vec::new)? {
+                        return Ok(());
+                    }
                 }
                 Err(e) => return Err(io("read failed")(e)),
             }
@@ -170,51 +221,91 @@ impl Source for SocketTextSource {
         }
         Ok(())
     }
-}
 
-struct ElementsSource {
-    values: Vec<Vec<u8>>,
-}
-
-impl Source for ElementsSource {
-    fn run(&mut self, ctx: &mut SourceContext) -> Result<(), TaskError> {
-        let mut batch = Vec::new();
-        let mut records = 0;
-        for v in &self.values {
-            framing::push(&mut batch, None, v, None);
-            records += 1;
-            if batch.len() >= SOURCE_BATCH_BYTES {
-                ctx.emit(std::mem::take(&mut batch), std::mem::take(&mut records))?;
-            }
-        }
-        if !batch.is_empty() {
-            ctx.emit(batch, records)?;
-        }
+    /// A socket cannot be replayed: after a restore it reads on from whatever
+    /// the peer sends next (at-most-once).
+    fn restore(&mut self, _splits: Vec<Vec<u8>>) -> Result<(), String> {
         Ok(())
     }
 }
 
+struct ElementsSource {
+    values: Vec<Vec<u8>>,
+    /// Index of the next value to emit; none once all were (a restored subtask that got no split).
+    next: Option<usize>,
+}
+
+impl Source for ElementsSource {
+    fn run(&mut self, ctx: &mut SourceContext) -> Result<(), TaskError> {
+        let Some(mut i) = self.next else { return Ok(()) };
+        let mut batch = Vec::new();
+        let mut records = 0;
+        while i < self.values.len() {
+            framing::push(&mut batch, None, &self.values[i], None);
+            records += 1;
+            i += 1;
+            if batch.len() >= SOURCE_BATCH_BYTES || i == self.values.len() {
+                ctx.emit(std::mem::take(&mut batch), std::mem::take(&mut records))?;
+                if !ctx.checkpoint(|| encode_splits(&[i]))? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, splits: Vec<Vec<u8>>) -> Result<(), String> {
+        self.next = decode_splits::<usize>(splits)?.first().copied();
+        Ok(())
+    }
+}
+
+/// The numbers of `from..to` ranges, optionally at a fixed rate.
 struct SequenceSource {
-    from: u64,
-    to: u64,
+    /// Ranges left to emit, the current one first.
+    splits: std::collections::VecDeque<(u64, u64)>,
+    /// Records per second of this subtask, if limited.
+    rate: Option<u64>,
 }
 
 impl Source for SequenceSource {
     fn run(&mut self, ctx: &mut SourceContext) -> Result<(), TaskError> {
-        const PER_BATCH: u64 = 4096;
-        let mut i = self.from;
-        while i < self.to {
-            let end = (i + PER_BATCH).min(self.to);
-            let mut batch = Vec::with_capacity(((end - i) * 16) as usize);
-            for n in i..end {
+        let per_batch = self.rate.map_or(4096, |r| (r / 20).clamp(1, 4096));
+        let started = std::time::Instant::now();
+        let mut emitted = 0u64;
+        while let Some(&(from, to)) = self.splits.front() {
+            let end = (from + per_batch).min(to);
+            let mut batch = Vec::with_capacity(((end - from) * 16) as usize);
+            for n in from..end {
                 framing::push_with(&mut batch, None, None, |b| b.extend_from_slice(n.to_string().as_bytes()));
             }
-            ctx.emit(batch, end - i)?;
-            if ctx.should_stop() {
+            ctx.emit(batch, end - from)?;
+            emitted += end - from;
+            if end == to {
+                self.splits.pop_front();
+            } else {
+                self.splits[0].0 = end;
+            }
+            if !ctx.checkpoint(|| encode_splits(self.splits.make_contiguous()))? || ctx.should_stop() {
                 break;
             }
-            i = end;
+            if let Some(rate) = self.rate {
+                // Sleep until this many records are due, in short naps that keep checkpoints flowing.
+                let due = std::time::Duration::from_secs_f64(emitted as f64 / rate as f64);
+                while started.elapsed() < due {
+                    std::thread::sleep((due - started.elapsed()).min(std::time::Duration::from_millis(5)));
+                    ctx.idle()?;
+                    if !ctx.checkpoint(|| encode_splits(self.splits.make_contiguous()))? {
+                        return Ok(());
+                    }
+                }
+            }
         }
+        Ok(())
+    }
+
+    fn restore(&mut self, splits: Vec<Vec<u8>>) -> Result<(), String> {
+        self.splits = decode_splits(splits)?.into();
         Ok(())
     }
 }

@@ -1,7 +1,8 @@
 //! The HTTP API for clients, shaped like Flink's REST API (docs/http-api.md).
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -13,7 +14,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{JobManager, JobStatus, ModuleStore};
+use super::{JobManager, JobSettings, JobStatus, ModuleStore, RestartStrategy};
+use crate::checkpoint::{CheckpointConfig, Mode};
 use crate::runtime::digest as eddy_digest;
 
 type Shared = Arc<JobManager>;
@@ -33,6 +35,7 @@ pub async fn serve(jm: Shared, listener: tokio::net::TcpListener) -> anyhow::Res
         .route("/jars/{id}/run", post(run_jar))
         .route("/jobs", get(list_jobs))
         .route("/jobs/{id}", get(get_job).patch(cancel_job).delete(cancel_job))
+        .route("/jobs/{id}/savepoints", post(savepoint))
         .route("/taskmanagers", get(taskmanagers))
         .route("/overview", get(overview))
         .layer(DefaultBodyLimit::max(limit))
@@ -92,13 +95,20 @@ async fn get_jar(State(jm): State<Shared>, Path(id): Path<String>) -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
 struct RunRequest {
     entry: String,
     #[serde(default)]
     args: Vec<String>,
     parallelism: Option<u32>,
-    #[serde(rename = "buffer-timeout-ms")]
     buffer_timeout_ms: Option<u64>,
+    checkpoint_interval_ms: Option<u64>,
+    checkpointing_mode: Option<Mode>,
+    checkpoints_retained: Option<usize>,
+    checkpoint_dir: Option<PathBuf>,
+    restart_strategy: Option<RestartStrategy>,
+    #[serde(rename = "savepointPath")]
+    savepoint_path: Option<PathBuf>,
 }
 
 async fn run_jar(State(jm): State<Shared>, Path(id): Path<String>, Json(req): Json<RunRequest>) -> Response {
@@ -106,8 +116,25 @@ async fn run_jar(State(jm): State<Shared>, Path(id): Path<String>, Json(req): Js
     if !(1..=crate::plan::MAX_PARALLELISM_LIMIT).contains(&parallelism) {
         return error(StatusCode::BAD_REQUEST, format!("parallelism {parallelism} is out of range"));
     }
-    let buffer_timeout_ms = req.buffer_timeout_ms.unwrap_or(10).min(60_000);
-    match jm.submit(&id, &req.entry, req.args, parallelism, buffer_timeout_ms).await {
+    if req.checkpoint_interval_ms == Some(0) {
+        return error(StatusCode::BAD_REQUEST, "checkpoint-interval-ms must be positive");
+    }
+    let checkpoint = CheckpointConfig {
+        interval: req.checkpoint_interval_ms.map(Duration::from_millis),
+        mode: req.checkpointing_mode.unwrap_or_default(),
+        retained: req.checkpoints_retained.unwrap_or(1).clamp(1, 1000),
+        ..CheckpointConfig::default()
+    };
+    let restart = req.restart_strategy.unwrap_or_else(|| RestartStrategy::default_for(checkpoint.interval.is_some()));
+    let settings = JobSettings {
+        parallelism,
+        buffer_timeout_ms: req.buffer_timeout_ms.unwrap_or(10).min(60_000),
+        checkpoint,
+        checkpoint_dir: req.checkpoint_dir.unwrap_or_else(|| jm.config.checkpoint_dir.clone()),
+        restart,
+        savepoint: req.savepoint_path,
+    };
+    match jm.submit(&id, &req.entry, req.args, settings).await {
         Ok(job) => Json(json!({ "jobid": job })).into_response(),
         Err((status, message)) => error(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), message),
     }
@@ -168,18 +195,39 @@ async fn get_job(State(jm): State<Shared>, Path(id): Path<String>) -> Response {
         "entry": j.entry,
         "status": j.status,
         "bounded": plan.bounded,
-        "parallelism": j.parallelism,
+        "parallelism": j.settings.parallelism,
         "start-time": millis(j.started),
         "end-time": j.ended.map(millis),
         "duration": end.duration_since(j.started).map(|d| d.as_millis() as u64).unwrap_or(0),
         "failure": j.failure,
         "waiting": waiting,
+        "attempt": j.attempt,
+        "restarts": j.attempt,
+        "restart-strategy": j.settings.restart,
+        "exceptions": j.exceptions.iter().map(|(t, why)| json!({ "timestamp": millis(*t), "exception": why })).collect::<Vec<_>>(),
+        "checkpoints": j.coordinator.view(),
         "records-in": j.progress().0,
         "records-out": j.progress().1,
         "vertices": vertices,
         "tasks": tasks,
     }))
     .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct SavepointBody {
+    target_directory: Option<PathBuf>,
+    #[serde(default)]
+    stop: bool,
+}
+
+/// Unlike Flink's, answers when the savepoint completed rather than with a trigger id to poll.
+async fn savepoint(State(jm): State<Shared>, Path(id): Path<String>, Json(body): Json<SavepointBody>) -> Response {
+    match jm.savepoint(&id, body.target_directory, body.stop).await {
+        Ok(location) => Json(json!({ "location": location.display().to_string() })).into_response(),
+        Err((status, message)) => error(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message),
+    }
 }
 
 async fn cancel_job(State(jm): State<Shared>, Path(id): Path<String>) -> Response {

@@ -3,12 +3,14 @@
 //! FAILED / CANCELED, which free the slots and cancel what still runs.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::{JobManager, State};
+use super::{JobManager, RestartStrategy, State};
+use crate::checkpoint::{CheckpointConfig, Coordinator, DirStorage, Restored};
 use crate::net::codec;
 use crate::plan::ExecutionPlan;
 use crate::protocol::{Ack, Deployment, TaskOutcome, ToTaskManager};
@@ -22,12 +24,32 @@ pub enum JobStatus {
     Created,
     /// Deployed (or being deployed) to its TaskManagers.
     Running,
+    /// A task failed; the job waits for its restart delay, then is scheduled
+    /// again and resumes from its latest checkpoint.
+    Restarting,
     /// Every subtask ended.
     Finished,
     /// A subtask or a TaskManager failed; `failure` says which and why.
     Failed,
     /// Cancelled by a client.
     Canceled,
+}
+
+/// How a job is checkpointed, restarted and resumed (the run request's settings).
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// Default parallelism it is planned with.
+    pub parallelism: u32,
+    /// Output buffer timeout of its tasks, in milliseconds.
+    pub buffer_timeout_ms: u64,
+    /// Periodic checkpoints (interval none: savepoints only).
+    pub checkpoint: CheckpointConfig,
+    /// Directory under which its checkpoints go (`<dir>/<job id>`).
+    pub checkpoint_dir: PathBuf,
+    /// What to do when it fails.
+    pub restart: RestartStrategy,
+    /// The savepoint it starts from.
+    pub savepoint: Option<PathBuf>,
 }
 
 /// A submitted job.
@@ -42,10 +64,8 @@ pub struct Job {
     pub args: Vec<String>,
     /// Module digest.
     pub digest: String,
-    /// Default parallelism it was planned with.
-    pub parallelism: u32,
-    /// Output buffer timeout of its tasks, in milliseconds.
-    pub buffer_timeout_ms: u64,
+    /// Its settings.
+    pub settings: JobSettings,
     /// Its status.
     pub status: JobStatus,
     /// The planner's graph, shipped to TaskManagers.
@@ -68,12 +88,32 @@ pub struct Job {
     pub started: SystemTime,
     /// When it ended.
     pub ended: Option<SystemTime>,
+    /// Which execution runs: 0 at first, one more after each restart.
+    pub attempt: u32,
+    /// Its subtasks have all been started (checkpoints may be triggered).
+    pub deployed: bool,
+    /// When recent failures happened, for the failure-rate strategy.
+    pub failures: Vec<Instant>,
+    /// Recent failures, newest last: (when, why).
+    pub exceptions: Vec<(SystemTime, String)>,
+    /// Its checkpoints.
+    pub coordinator: Coordinator,
 }
 
 impl Job {
-    /// Still CREATED or RUNNING.
+    /// Still CREATED, RUNNING or RESTARTING.
     pub fn is_active(&self) -> bool {
-        matches!(self.status, JobStatus::Created | JobStatus::Running)
+        matches!(self.status, JobStatus::Created | JobStatus::Running | JobStatus::Restarting)
+    }
+
+    /// The id its current tasks run under on TaskManagers: `JOB@ATTEMPT`.
+    pub fn execution(&self) -> String {
+        format!("{}@{}", self.id, self.attempt)
+    }
+
+    /// Every subtask, as the coordinator expects acknowledgements from.
+    fn all_tasks(plan: &ExecutionPlan) -> Vec<(usize, u32)> {
+        plan.chains.iter().enumerate().flat_map(|(c, ch)| (0..ch.parallelism).map(move |s| (c, s))).collect()
     }
 
     /// Whether a subtask of the job is placed on TaskManager `tm`.
@@ -90,7 +130,7 @@ impl Job {
         }
     }
 
-    fn taskmanagers(&self) -> Vec<String> {
+    pub(super) fn taskmanagers(&self) -> Vec<String> {
         let mut tms: Vec<String> = self.placement.iter().flatten().map(|(t, _)| t.clone()).collect();
         tms.sort();
         tms.dedup();
@@ -99,7 +139,7 @@ impl Job {
 }
 
 /// Frees the slots a job holds.
-fn free_slots(state: &mut State, job: &str) {
+pub(super) fn free_slots(state: &mut State, job: &str) {
     for tm in state.taskmanagers.values_mut() {
         for slot in tm.slots.iter_mut() {
             if slot.as_deref() == Some(job) {
@@ -116,9 +156,9 @@ impl JobManager {
         digest: &str,
         entry: &str,
         args: Vec<String>,
-        parallelism: u32,
-        buffer_timeout_ms: u64,
+        settings: JobSettings,
     ) -> Result<String, (u16, String)> {
+        let parallelism = settings.parallelism;
         let (name, bytes) = {
             let state = self.state.lock().unwrap();
             let info = state.modules.get(digest).ok_or((404, format!("no jar with id {digest}")))?;
@@ -127,28 +167,41 @@ impl JobManager {
         };
         let runtime = self.runtime.clone();
         let (e, a) = (entry.to_string(), args.clone());
-        let planned = tokio::task::spawn_blocking(move || -> Result<(JobGraph, ExecutionPlan), String> {
+        let savepoint = settings.savepoint.clone();
+        let planned = tokio::task::spawn_blocking(move || -> Result<(JobGraph, ExecutionPlan, Option<u64>), String> {
             let module = runtime.load(&name, &bytes).map_err(|e| e.to_string())?;
             let graph = module.plan(&e, &a).map_err(|err| format!("planning entry '{e}' failed: {err}"))?;
             let plan = ExecutionPlan::new(graph.clone(), parallelism).map_err(|err| format!("invalid job graph: {err}"))?;
-            Ok((graph, plan))
+            // Checked here so that a bad savepoint is refused at submission, not on a TaskManager.
+            let restored_id = match &savepoint {
+                Some(path) => {
+                    let r = Restored::load(path).map_err(|e| e.to_string())?;
+                    r.check(plan.max_parallelism).map_err(|e| e.to_string())?;
+                    Some(r.meta.checkpoint)
+                }
+                None => None,
+            };
+            Ok((graph, plan, restored_id))
         })
         .await
         .map_err(|e| (500, e.to_string()))?
         .map_err(|e| (400, e))?;
-        let (graph, plan) = planned;
+        let (graph, plan, restored_id) = planned;
         let id = {
             let mut state = self.state.lock().unwrap();
             let id = self.new_job_id(&mut state);
             let remaining = plan.chains.iter().map(|c| c.parallelism as usize).sum();
+            let storage = DirStorage::new(settings.checkpoint_dir.join(&id));
+            let restored = restored_id.zip(settings.savepoint.clone());
+            let coordinator =
+                Coordinator::new(&id, settings.checkpoint.clone(), storage, Job::all_tasks(&plan), plan.max_parallelism, restored);
             let job = Job {
                 id: id.clone(),
                 name: plan.name.clone(),
                 entry: entry.into(),
                 args,
                 digest: digest.into(),
-                parallelism,
-                buffer_timeout_ms,
+                settings,
                 status: JobStatus::Created,
                 graph,
                 plan: Arc::new(plan),
@@ -160,6 +213,11 @@ impl JobManager {
                 submitted: Instant::now(),
                 started: SystemTime::now(),
                 ended: None,
+                attempt: 0,
+                deployed: false,
+                failures: Vec::new(),
+                exceptions: Vec::new(),
+                coordinator,
             };
             tracing::info!(job = %id, name = %job.name, slots = job.plan.slots.len(), "job submitted");
             state.jobs.insert(id.clone(), job);
@@ -249,18 +307,22 @@ impl JobManager {
                 }
             }
             let deployment = Deployment {
-                job: id.into(),
+                job: job.execution(),
                 digest: job.digest.clone(),
                 entry: job.entry.clone(),
                 args: job.args.clone(),
                 graph: job.graph.clone(),
-                parallelism: job.parallelism,
-                buffer_timeout_ms: job.buffer_timeout_ms,
+                parallelism: job.settings.parallelism,
+                buffer_timeout_ms: job.settings.buffer_timeout_ms,
                 placement: job.placement.iter().map(|c| c.iter().map(|(tm, _)| tm.clone()).collect()).collect(),
                 peers,
+                mode: job.settings.checkpoint.mode,
+                checkpoint_dir: Some(job.settings.checkpoint_dir.join(&job.id)),
+                restore: job.coordinator.latest().map(Path::to_path_buf),
             };
             (deployment, connections)
         };
+        let exec = deployment.job.clone();
         let command = ToTaskManager::Deploy(Box::new(deployment));
         for (tm, conn) in &connections {
             if let Err(e) = command_to(conn, &command).await {
@@ -269,16 +331,22 @@ impl JobManager {
             }
         }
         for (tm, conn) in &connections {
-            if let Err(e) = command_to(conn, &ToTaskManager::Start { job: id.into() }).await {
+            if let Err(e) = command_to(conn, &ToTaskManager::Start { job: exec.clone() }).await {
                 self.fail_job(id, format!("starting on TaskManager {tm} failed: {e}"));
                 return;
             }
         }
-        tracing::info!(job = id, taskmanagers = connections.len(), "job deployed and started");
+        if let Some(job) = self.state.lock().unwrap().jobs.get_mut(id).filter(|j| j.execution() == exec) {
+            job.deployed = true;
+            job.coordinator.restarted();
+        }
+        tracing::info!(job = id, execution = %exec, taskmanagers = connections.len(), "job deployed and started");
     }
 
-    /// A subtask reported its end.
-    pub fn task_done(self: &Arc<Self>, job: &str, outcome: TaskOutcome) {
+    /// A subtask of execution `exec` reported its end.
+    pub fn task_done(self: &Arc<Self>, exec: &str, outcome: TaskOutcome) {
+        let Some(job) = self.current(exec) else { return };
+        let job = job.as_str();
         let failure = {
             let mut state = self.state.lock().unwrap();
             let Some(j) = state.jobs.get_mut(job) else { return };
@@ -287,6 +355,7 @@ impl JobManager {
                 TaskOutcome::Finished { records_in, records_out } => {
                     j.records.0 += records_in;
                     j.records.1 += records_out;
+                    j.coordinator.task_finished();
                     if j.remaining == 0 && j.status == JobStatus::Running {
                         j.status = JobStatus::Finished;
                         j.ended = Some(SystemTime::now());
@@ -305,9 +374,21 @@ impl JobManager {
         }
     }
 
-    /// Fails a job (if still active), frees its slots and cancels its subtasks.
+    /// The job of execution `exec` (`JOB@ATTEMPT`), if that is its current attempt.
+    pub fn current(&self, exec: &str) -> Option<String> {
+        let (job, attempt) = exec.rsplit_once('@')?;
+        let state = self.state.lock().unwrap();
+        let j = state.jobs.get(job)?;
+        (j.attempt.to_string() == attempt).then(|| job.to_string())
+    }
+
+    /// A task failed or a TaskManager was lost: restarts the job if its
+    /// strategy allows (see `recovery.rs`), else fails it, frees its slots
+    /// and cancels its subtasks.
     pub fn fail_job(self: &Arc<Self>, id: &str, why: String) {
-        self.end_job(id, JobStatus::Failed, Some(why));
+        if !self.restart_job(id, &why) {
+            self.end_job(id, JobStatus::Failed, Some(why));
+        }
     }
 
     /// Cancels a job at a client's request; false if it is unknown.
@@ -320,7 +401,7 @@ impl JobManager {
     }
 
     fn end_job(self: &Arc<Self>, id: &str, status: JobStatus, failure: Option<String>) {
-        let connections = {
+        let (exec, connections) = {
             let mut state = self.state.lock().unwrap();
             let Some(job) = state.jobs.get_mut(id) else { return };
             if !job.is_active() {
@@ -331,14 +412,16 @@ impl JobManager {
                 None => tracing::info!(job = id, "job cancelled"),
             }
             job.status = status;
-            job.failure = failure;
             job.ended = Some(SystemTime::now());
+            job.coordinator.shutdown(failure.as_deref().unwrap_or("cancelled"));
+            job.failure = failure;
+            let exec = job.execution();
             let tms = job.taskmanagers();
             free_slots(&mut state, id);
-            tms.iter().filter_map(|t| state.taskmanagers.get(t)).map(|t| t.connection.clone()).collect::<Vec<_>>()
+            (exec, tms.iter().filter_map(|t| state.taskmanagers.get(t)).map(|t| t.connection.clone()).collect::<Vec<_>>())
         };
         for conn in connections {
-            let command = ToTaskManager::Cancel { job: id.into() };
+            let command = ToTaskManager::Cancel { job: exec.clone() };
             tokio::spawn(async move {
                 if let Err(e) = command_to(&conn, &command).await {
                     tracing::debug!("cancel not delivered: {e}");
@@ -349,7 +432,7 @@ impl JobManager {
 }
 
 /// Sends a command to a TaskManager and waits for its acknowledgement.
-async fn command_to(conn: &quinn::Connection, command: &ToTaskManager) -> anyhow::Result<()> {
+pub(super) async fn command_to(conn: &quinn::Connection, command: &ToTaskManager) -> anyhow::Result<()> {
     let ack: Ack = tokio::time::timeout(Duration::from_secs(60), codec::call(conn, command))
         .await
         .map_err(|_| anyhow::anyhow!("no answer within 60 s"))??;

@@ -3,9 +3,12 @@
 //! watches heartbeats. Clients reach it over HTTP (`http.rs`), TaskManagers
 //! over QUIC (`rpc.rs`); a job's life is in `job.rs`.
 
+mod checkpoints;
 mod http;
 mod job;
 mod modules;
+mod recovery;
+mod restart;
 mod rpc;
 
 use std::collections::BTreeMap;
@@ -21,8 +24,9 @@ use crate::cli::JobManagerArgs;
 use crate::net::ClusterCa;
 use crate::runtime::Runtime;
 
-pub use job::{Job, JobStatus};
+pub use job::{Job, JobSettings, JobStatus};
 pub use modules::{ModuleInfo, ModuleStore};
+pub use restart::{parse_duration, RestartStrategy};
 
 /// Settings of a JobManager; `eddy jobmanager --help` explains each.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +46,8 @@ pub struct JobManagerConfig {
     pub slot_timeout: f64,
     /// Largest upload, in MiB.
     pub max_upload: u64,
+    /// Where jobs' checkpoints go unless a job names another directory.
+    pub checkpoint_dir: PathBuf,
 }
 
 /// The optional settings of a `--config` file.
@@ -55,6 +61,7 @@ struct ConfigFile {
     heartbeat_timeout: Option<f64>,
     slot_timeout: Option<f64>,
     max_upload: Option<u64>,
+    checkpoint_dir: Option<PathBuf>,
 }
 
 impl JobManagerConfig {
@@ -72,10 +79,14 @@ impl JobManagerConfig {
             rpc_bind: a.rpc_bind.or(file.rpc_bind).unwrap_or_else(|| "127.0.0.1:6123".parse().unwrap()),
             state_dir: a.state_dir.clone().or(file.state_dir).unwrap_or_else(crate::cli::default_state_dir),
             token: a.token.clone().or(file.token),
-            heartbeat_timeout: a.heartbeat_timeout.or(file.heartbeat_timeout).unwrap_or(10.0),
+            heartbeat_timeout: a.heartbeat_timeout.or(file.heartbeat_timeout).unwrap_or(3.0),
             slot_timeout: a.slot_timeout.or(file.slot_timeout).unwrap_or(300.0),
             max_upload: a.max_upload.or(file.max_upload).unwrap_or(256),
+            checkpoint_dir: PathBuf::new(),
         };
+        let mut config = config;
+        config.checkpoint_dir =
+            a.checkpoint_dir.clone().or(file.checkpoint_dir).unwrap_or_else(|| config.state_dir.join("checkpoints"));
         for (name, v) in [("heartbeat-timeout", config.heartbeat_timeout), ("slot-timeout", config.slot_timeout)] {
             if !(v > 0.0 && v < 1e7) {
                 anyhow::bail!("{name} must be a positive number of seconds, not {v}");
@@ -158,6 +169,7 @@ async fn serve(config: JobManagerConfig, runtime: Runtime) -> anyhow::Result<()>
     eprintln!("JobManager: HTTP API on {http_addr}, cluster endpoint (QUIC) on {rpc_addr}, state in {}", config.state_dir.display());
     tokio::spawn(rpc::accept(jm.clone(), endpoint));
     tokio::spawn(watch(jm.clone()));
+    tokio::spawn(checkpoints::trigger_loop(jm.clone()));
     http::serve(jm, listener).await
 }
 

@@ -78,13 +78,17 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection) {
                             entry.last_heartbeat = Instant::now();
                             entry.running_tasks = running_tasks;
                         }
-                        for (job, counts) in records {
-                            if let Some(j) = state.jobs.get_mut(&job) {
+                        for (exec, counts) in records {
+                            let Some((job, attempt)) = exec.rsplit_once('@') else { continue };
+                            if let Some(j) = state.jobs.get_mut(job).filter(|j| j.attempt.to_string() == attempt) {
                                 j.live.insert(tm.clone(), counts);
                             }
                         }
                     }
                     Ok(Some(ToJobManager::TaskDone { job, outcome, .. })) => jm.task_done(&job, outcome),
+                    Ok(Some(ToJobManager::CheckpointAck { job, chain, subtask, checkpoint, result })) => {
+                        jm.checkpoint_ack(&job, chain, subtask, checkpoint, result)
+                    }
                     Ok(other) => tracing::warn!("unexpected message {other:?}"),
                     Err(e) => tracing::warn!("bad message from {}: {e}", conn.remote_address()),
                 }

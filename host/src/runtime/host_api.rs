@@ -44,6 +44,11 @@ impl HostState {
         }
     }
 
+    /// The keyed state, for snapshots and restores.
+    pub fn state_mut(&mut self) -> &mut KeyedState {
+        &mut self.state
+    }
+
     fn key(&self) -> wasmtime::Result<&[u8]> {
         match &self.current_key {
             Some(k) => Ok(k),

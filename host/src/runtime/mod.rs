@@ -356,4 +356,9 @@ impl Instance {
     pub fn counters(&self) -> &std::collections::BTreeMap<String, u64> {
         &self.store.data().host.counters
     }
+
+    /// The keyed state the guest reaches through the host imports.
+    pub fn keyed_state(&mut self) -> &mut crate::state::KeyedState {
+        self.store.data_mut().host.state_mut()
+    }
 }

@@ -1,19 +1,23 @@
 //! In-memory channels between tasks: bounded, so a slow consumer
 //! back-pressures its producers, and carrying control events in-band.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError};
 
 use super::{JobSignals, TaskError};
+use crate::checkpoint::{Barrier, Mode};
 
 /// What flows through a channel.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Event {
     /// A packed batch of records.
     Data(Vec<u8>),
     /// Event time of this channel advanced to the value (ms).
     Watermark(i64),
+    /// A checkpoint barrier: everything before it is in the checkpoint.
+    Barrier(Barrier),
     /// The channel's producer ended.
     End,
 }
@@ -80,6 +84,14 @@ pub struct InputGate {
     open: usize,
     /// The watermark last reported (minimum over channels).
     current: i64,
+    /// Whether channels that delivered a barrier wait for the others.
+    mode: Mode,
+    /// The barrier being aligned and the channels that delivered it.
+    aligning: Option<(Barrier, Vec<bool>)>,
+    /// Events held back from aligned channels (exactly-once), in arrival order.
+    blocked: VecDeque<(u32, Event)>,
+    /// Held-back events to hand out before reading the queue again.
+    replay: VecDeque<(u32, Event)>,
 }
 
 /// What the gate hands to its task.
@@ -91,16 +103,28 @@ pub enum GateEvent {
     Data(Vec<u8>),
     /// The minimum watermark over all channels advanced.
     Watermark(i64),
+    /// Every open channel delivered this barrier.
+    Barrier(Barrier),
     /// Every channel ended.
     End,
 }
 
-/// A gate with `channels` channels and room for `capacity` events; returns
-/// the gate and the queue its channels' senders push into.
-pub fn channel(channels: u32, capacity: usize) -> (InputGate, GateQueue) {
+/// A gate with `channels` channels and room for `capacity` events, aligning
+/// barriers per `mode`; returns the gate and the queue its channels' senders push into.
+pub fn channel(channels: u32, capacity: usize, mode: Mode) -> (InputGate, GateQueue) {
     let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
     let n = channels as usize;
-    let gate = InputGate { rx, watermarks: vec![i64::MIN; n], ended: vec![false; n], open: n, current: i64::MIN };
+    let gate = InputGate {
+        rx,
+        watermarks: vec![i64::MIN; n],
+        ended: vec![false; n],
+        open: n,
+        current: i64::MIN,
+        mode,
+        aligning: None,
+        blocked: VecDeque::new(),
+        replay: VecDeque::new(),
+    };
     (gate, tx)
 }
 
@@ -110,15 +134,28 @@ impl InputGate {
         if self.open == 0 {
             return Ok(GateEvent::End);
         }
-        let wait = timeout.min(CANCEL_POLL);
-        let (channel, event) = match self.rx.recv_timeout(wait) {
-            Ok(x) => x,
-            Err(RecvTimeoutError::Timeout) if !signals.cancelled() => return Ok(GateEvent::Idle),
-            Err(_) => return Err(TaskError::Cancelled),
+        let (channel, event) = match self.replay.pop_front() {
+            Some(x) => x,
+            None => match self.rx.recv_timeout(timeout.min(CANCEL_POLL)) {
+                Ok(x) => x,
+                Err(RecvTimeoutError::Timeout) if !signals.cancelled() => return Ok(GateEvent::Idle),
+                Err(_) => return Err(TaskError::Cancelled),
+            },
         };
         let c = channel as usize;
+        if self.mode == Mode::ExactlyOnce && self.aligning.as_ref().is_some_and(|(_, got)| got[c]) {
+            // This channel is past the barrier: its records belong to the next checkpoint.
+            self.blocked.push_back((channel, event));
+            return Ok(GateEvent::Idle);
+        }
         match event {
             Event::Data(batch) => Ok(GateEvent::Data(batch)),
+            Event::Barrier(b) => {
+                let n = self.ended.len();
+                let (_, got) = self.aligning.get_or_insert_with(|| (b, vec![false; n]));
+                got[c] = true;
+                Ok(self.aligned())
+            }
             Event::Watermark(wm) => {
                 self.watermarks[c] = self.watermarks[c].max(wm);
                 Ok(self.advance())
@@ -131,9 +168,27 @@ impl InputGate {
                 if self.open == 0 {
                     return Ok(GateEvent::End);
                 }
-                Ok(self.advance())
+                match self.aligned() {
+                    GateEvent::Idle => Ok(self.advance()),
+                    barrier => Ok(barrier),
+                }
             }
         }
+    }
+
+    /// The barrier being aligned, once every open channel delivered it;
+    /// the held-back events are then handed out again.
+    fn aligned(&mut self) -> GateEvent {
+        let Some((barrier, got)) = &self.aligning else { return GateEvent::Idle };
+        if (0..got.len()).any(|c| !got[c] && !self.ended[c]) {
+            return GateEvent::Idle;
+        }
+        let barrier = *barrier;
+        self.aligning = None;
+        let mut replay = std::mem::take(&mut self.blocked);
+        replay.append(&mut self.replay);
+        self.replay = replay;
+        GateEvent::Barrier(barrier)
     }
 
     /// The minimum watermark over the channels still open, if it advanced.

@@ -3,6 +3,7 @@
 //! writing the results to its output channels.
 
 mod channel;
+mod checkpointing;
 mod operators;
 mod output;
 
@@ -13,9 +14,11 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use channel::{channel, send_local, Event, CANCEL_POLL, GateEvent, GateQueue, InputGate, RemoteSend, Sender};
-pub use operators::{build_chain, Chain, ChainContext, Operator};
+pub use checkpointing::{AckSink, Checkpointing, TaskAck, TaskCheckpoints};
+pub use operators::{build_chain, vertex_uid, Chain, ChainContext, Operator};
 pub use output::{Output, OutputEdge};
 
+use crate::checkpoint::Barrier;
 use crate::connectors::Source;
 use crate::framing::FramingError;
 use crate::runtime::GuestError;
@@ -71,6 +74,12 @@ pub struct JobSignals {
     pub cancel: AtomicBool,
     /// Sources end their input gracefully (Ctrl-C on an unbounded job).
     pub stop: AtomicBool,
+    /// The latest checkpoint sources are asked to inject (0: none yet).
+    pub checkpoint_trigger: AtomicU64,
+    /// The id of a stop-with-savepoint checkpoint, once one is triggered.
+    pub stop_checkpoint: AtomicU64,
+    /// The latest checkpoint that completed on every task.
+    pub checkpoint_committed: AtomicU64,
 }
 
 impl JobSignals {
@@ -82,6 +91,19 @@ impl JobSignals {
     /// Whether sources should end their input.
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed) || self.cancelled()
+    }
+
+    /// Asks the sources to inject `barrier`.
+    pub fn trigger_checkpoint(&self, barrier: Barrier) {
+        if barrier.stop {
+            self.stop_checkpoint.store(barrier.id, Ordering::Release);
+        }
+        self.checkpoint_trigger.fetch_max(barrier.id, Ordering::AcqRel);
+    }
+
+    /// Checkpoint `id` completed: sinks may commit what it covers.
+    pub fn checkpoint_completed(&self, id: u64) {
+        self.checkpoint_committed.fetch_max(id, Ordering::AcqRel);
     }
 }
 
@@ -134,6 +156,10 @@ pub struct Task {
     pub signals: Arc<JobSignals>,
     /// Its progress, readable while it runs.
     pub live: Arc<LiveCounts>,
+    /// Its part in checkpoints.
+    pub checkpoints: TaskCheckpoints,
+    /// The uid under which a source's position is snapshotted.
+    pub source_uid: String,
 }
 
 /// What a source calls to hand over its records.
@@ -142,6 +168,8 @@ pub struct SourceContext<'a> {
     output: &'a mut Output,
     signals: &'a JobSignals,
     live: &'a LiveCounts,
+    checkpoints: &'a mut TaskCheckpoints,
+    uid: &'a str,
 }
 
 impl SourceContext<'_> {
@@ -151,7 +179,8 @@ impl SourceContext<'_> {
         let out = self.chain.process(batch)?;
         self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
         self.output.write(&out, self.signals)?;
-        self.output.flush_if_due(self.signals)
+        self.output.flush_if_due(self.signals)?;
+        self.checkpoints.notify(self.chain, self.signals)
     }
 
     /// Lets buffered output go when the buffer timeout passed.
@@ -159,12 +188,25 @@ impl SourceContext<'_> {
         if self.signals.cancelled() {
             return Err(TaskError::Cancelled);
         }
-        self.output.flush_if_due(self.signals)
+        self.output.flush_if_due(self.signals)?;
+        self.checkpoints.notify(self.chain, self.signals)
+    }
+
+    /// Takes a checkpoint if one was triggered, with `position` (the
+    /// source's state after what it emitted so far). Call it between
+    /// batches; returns false when the source must end now, undrained
+    /// (it passed a stop-with-savepoint barrier).
+    pub fn checkpoint(&mut self, position: impl FnOnce() -> Vec<Vec<u8>>) -> Result<bool, TaskError> {
+        if let Some(barrier) = self.checkpoints.due(self.signals) {
+            let source = Some((self.uid.to_string(), position()));
+            self.checkpoints.snapshot(barrier, self.chain, self.output, self.signals, source)?;
+        }
+        Ok(self.checkpoints.stopped.is_none())
     }
 
     /// Whether the source should end now.
     pub fn should_stop(&self) -> bool {
-        self.signals.stopping()
+        self.signals.stopping() || self.checkpoints.stopped.is_some()
     }
 
     /// The buffer timeout, which bounds how long a source may block.
@@ -180,14 +222,29 @@ impl Task {
         let mut metrics = TaskMetrics::default();
         match &mut self.head {
             Head::Source(source) => {
-                let mut ctx =
-                    SourceContext { chain: &mut self.chain, output: &mut self.output, signals: &self.signals, live: &self.live };
+                let mut ctx = SourceContext {
+                    chain: &mut self.chain,
+                    output: &mut self.output,
+                    signals: &self.signals,
+                    live: &self.live,
+                    checkpoints: &mut self.checkpoints,
+                    uid: &self.source_uid,
+                };
                 source.run(&mut ctx)?;
-                self.end_of_input(i64::MAX)?;
+                if self.checkpoints.stopped.is_none() {
+                    self.end_of_input(i64::MAX)?;
+                }
             }
             Head::Input(gate) => loop {
+                self.checkpoints.notify(&mut self.chain, &self.signals)?;
                 match gate.next(self.output.until_flush(), &self.signals)? {
                     GateEvent::Idle => self.output.flush_if_due(&self.signals)?,
+                    GateEvent::Barrier(barrier) => {
+                        self.checkpoints.snapshot(barrier, &mut self.chain, &mut self.output, &self.signals, None)?;
+                        if barrier.stop {
+                            break;
+                        }
+                    }
                     GateEvent::Data(batch) => {
                         let out = self.chain.process(batch)?;
                         self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
@@ -206,6 +263,7 @@ impl Task {
                 }
             },
         }
+        self.checkpoints.await_stop(&mut self.chain, &self.signals)?;
         self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
         (metrics.records_in, metrics.records_out) = self.live.get();
         metrics.counters = self.chain.counters();

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap as HashMap;
 
 use super::TaskError;
-use crate::checkpoint::OperatorState;
+use crate::checkpoint::snapshot::TaskState;
+use crate::checkpoint::{OperatorState, Restored};
 use crate::connectors;
 use crate::framing::{self, Record};
 use crate::json::{self, Number};
@@ -36,6 +37,11 @@ pub trait Operator: Send {
     fn counters(&self) -> BTreeMap<String, u64> {
         BTreeMap::new()
     }
+    /// Records to send before a checkpoint barrier (a combiner's partials,
+    /// which it then forgets, so that it keeps no state across barriers).
+    fn prepare_snapshot(&mut self) -> Result<Vec<u8>, TaskError> {
+        Ok(Vec::new())
+    }
     /// Its state for checkpoint `checkpoint`, taken between two batches.
     fn snapshot(&mut self, _checkpoint: u64) -> Result<OperatorState, TaskError> {
         Ok(OperatorState::default())
@@ -53,6 +59,8 @@ pub trait Operator: Send {
 /// The operators of one subtask of a chain, head first.
 pub struct Chain {
     ops: Vec<Box<dyn Operator>>,
+    /// Each operator's uid, naming its state in snapshots.
+    uids: Vec<String>,
 }
 
 impl Chain {
@@ -93,6 +101,25 @@ impl Chain {
         Ok(out)
     }
 
+    /// The operators' states for checkpoint `checkpoint`, and the records to
+    /// send before its barrier.
+    pub fn snapshot(&mut self, checkpoint: u64) -> Result<(TaskState, Vec<u8>), TaskError> {
+        let emitted = self.each_in_order(|op| op.prepare_snapshot())?;
+        let mut state = Vec::new();
+        for (op, uid) in self.ops.iter_mut().zip(&self.uids) {
+            let s = op.snapshot(checkpoint)?;
+            if !s.is_empty() {
+                state.push((uid.clone(), s));
+            }
+        }
+        Ok((state, emitted))
+    }
+
+    /// Checkpoint `checkpoint` completed everywhere.
+    pub fn checkpoint_complete(&mut self, checkpoint: u64) -> Result<(), TaskError> {
+        self.ops.iter_mut().try_for_each(|op| op.checkpoint_complete(checkpoint))
+    }
+
     /// Records the chain's sinks wrote.
     pub fn records_written(&self) -> u64 {
         self.ops.iter().map(|o| o.records_written()).sum()
@@ -120,6 +147,17 @@ pub struct ChainContext<'a> {
     pub entry: &'a str,
     /// The job arguments.
     pub args: &'a [String],
+    /// The checkpoint or savepoint the job resumes from.
+    pub restore: Option<&'a Restored>,
+    /// Names this run's output files apart from other runs' (two-phase sinks).
+    pub run_id: &'a str,
+    /// Whether the job takes checkpoints (sinks then commit on them).
+    pub checkpointing: bool,
+}
+
+/// The uid naming a vertex's state: its own, or one derived from its id.
+pub fn vertex_uid(vertex: &crate::runtime::Vertex) -> String {
+    vertex.uid.clone().unwrap_or_else(|| format!("vertex-{}", vertex.id))
 }
 
 /// Builds subtask `subtask` of chain `chain`, fusing consecutive Wasm
@@ -128,45 +166,64 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
     let plan = ctx.plan;
     let c = &plan.chains[chain];
     let info = SubtaskInfo { index: subtask, parallelism: c.parallelism, max_parallelism: plan.max_parallelism };
-    let mut ops: Vec<Box<dyn Operator>> = Vec::new();
+    let mut chain_ops = Chain { ops: Vec::new(), uids: Vec::new() };
     let mut fused: Vec<usize> = Vec::new();
-    let flush_fused = |fused: &mut Vec<usize>, ops: &mut Vec<Box<dyn Operator>>| -> Result<(), TaskError> {
+    let mut add = |chain_ops: &mut Chain, uid: String, mut op: Box<dyn Operator>| -> Result<(), TaskError> {
+        if let Some(r) = ctx.restore {
+            op.restore(r.state_for(&uid, subtask, c.parallelism))?;
+        }
+        chain_ops.ops.push(op);
+        chain_ops.uids.push(uid);
+        Ok(())
+    };
+    let flush_fused = |fused: &mut Vec<usize>, chain_ops: &mut Chain, add: &mut dyn FnMut(&mut Chain, String, Box<dyn Operator>) -> Result<(), TaskError>| -> Result<(), TaskError> {
         if !fused.is_empty() {
-            ops.push(Box::new(WasmOperator::open(ctx, fused, info)?));
+            // The instance's keyed state belongs to its keyed operator.
+            let owner = fused.iter().copied().find(|&v| plan.vertices[v].keyed).unwrap_or(fused[0]);
+            add(chain_ops, vertex_uid(&plan.vertices[owner]), Box::new(WasmOperator::open(ctx, fused, info)?))?;
             fused.clear();
         }
         Ok(())
     };
     for &v in &c.vertices {
         let vertex = &plan.vertices[v];
+        let uid = vertex_uid(vertex);
         match &vertex.kind {
             VertexKind::Wasm(_) => {
                 fused.push(v);
                 if vertex.per_key_updates && plan.bounded {
-                    flush_fused(&mut fused, &mut ops)?;
-                    ops.push(Box::new(LastPerKey::default()));
+                    flush_fused(&mut fused, &mut chain_ops, &mut add)?;
+                    add(&mut chain_ops, format!("{uid}/last"), Box::new(LastPerKey::default()))?;
                 }
             }
             kind => {
-                flush_fused(&mut fused, &mut ops)?;
-                match kind {
+                flush_fused(&mut fused, &mut chain_ops, &mut add)?;
+                let op: Box<dyn Operator> = match kind {
                     VertexKind::Aggregate(a) => {
                         let input = if c.combined_input { Input::Partials } else { Input::Records };
-                        ops.push(Box::new(AggregateOp::new(vertex.name.clone(), a.clone(), !plan.bounded, input)))
+                        Box::new(AggregateOp::new(vertex.name.clone(), a.clone(), !plan.bounded, input))
                     }
-                    VertexKind::PrintSink => ops.push(Box::new(connectors::PrintSink::new(info))),
-                    VertexKind::FileSink(dir) => ops.push(Box::new(connectors::FileSink::create(dir, info)?)),
+                    VertexKind::PrintSink => Box::new(connectors::PrintSink::new(info)),
+                    VertexKind::FileSink(dir) => {
+                        let run = ctx.checkpointing.then_some(ctx.run_id);
+                        Box::new(connectors::FileSink::create(dir, info, run)?)
+                    }
                     // Sources head their chain and are run by the task, not as operators.
-                    _ => {}
-                }
+                    _ => continue,
+                };
+                add(&mut chain_ops, uid, op)?;
             }
         }
     }
-    flush_fused(&mut fused, &mut ops)?;
+    flush_fused(&mut fused, &mut chain_ops, &mut add)?;
     if let Some(a) = &c.combine {
-        ops.push(Box::new(AggregateOp::new(format!("partial {}", plan.chain_name(chain)), a.clone(), false, Input::Records)));
+        let name = format!("partial {}", plan.chain_name(chain));
+        let uid = format!("{}/combine", vertex_uid(&plan.vertices[*c.vertices.last().unwrap()]));
+        let mut combiner = AggregateOp::new(name, a.clone(), false, Input::Records);
+        combiner.combiner = true;
+        add(&mut chain_ops, uid, Box::new(combiner))?;
     }
-    Ok(Chain { ops })
+    Ok(chain_ops)
 }
 
 /// Consecutive Wasm operators of a chain, in one sandboxed instance.
@@ -234,6 +291,14 @@ impl Operator for WasmOperator {
     fn counters(&self) -> BTreeMap<String, u64> {
         self.instance.counters().clone()
     }
+
+    fn snapshot(&mut self, _checkpoint: u64) -> Result<OperatorState, TaskError> {
+        Ok(OperatorState { keyed: self.instance.keyed_state().snapshot(), items: Vec::new() })
+    }
+
+    fn restore(&mut self, state: OperatorState) -> Result<(), TaskError> {
+        self.instance.keyed_state().restore(state.keyed).map_err(|message| TaskError::Record { operator: self.name.clone(), message })
+    }
 }
 
 /// Keeps the last record of each key and emits them when the input ends: a
@@ -264,6 +329,19 @@ impl Operator for LastPerKey {
         self.index.clear();
         Ok(std::mem::take(&mut self.records).concat())
     }
+
+    fn snapshot(&mut self, _checkpoint: u64) -> Result<OperatorState, TaskError> {
+        let keyed = self.index.iter().map(|(k, &i)| (k.clone(), self.records[i].clone())).collect();
+        Ok(OperatorState { keyed, items: Vec::new() })
+    }
+
+    fn restore(&mut self, state: OperatorState) -> Result<(), TaskError> {
+        for (key, record) in state.keyed {
+            self.index.insert(key, self.records.len());
+            self.records.push(record);
+        }
+        Ok(())
+    }
 }
 
 /// The running aggregate of one key.
@@ -293,13 +371,16 @@ struct AggregateOp {
     /// only each key's final one.
     emit_updates: bool,
     input: Input,
+    /// Pre-aggregates upstream of the exchange: its partials leave before
+    /// each barrier, so it holds no state of its own in checkpoints.
+    combiner: bool,
     index: HashMap<Vec<u8>, usize>,
     keys: Vec<(Vec<u8>, KeyAggregate)>,
 }
 
 impl AggregateOp {
     fn new(name: String, spec: Aggregate, emit_updates: bool, input: Input) -> Self {
-        AggregateOp { name, spec, emit_updates, input, index: HashMap::default(), keys: Vec::new() }
+        AggregateOp { name, spec, emit_updates, input, combiner: false, index: HashMap::default(), keys: Vec::new() }
     }
 
     fn error(&self, message: String) -> TaskError {
@@ -407,5 +488,55 @@ impl Operator for AggregateOp {
             }
         }
         Ok(out)
+    }
+
+    fn prepare_snapshot(&mut self) -> Result<Vec<u8>, TaskError> {
+        if !self.combiner {
+            return Ok(Vec::new());
+        }
+        let out = self.finish()?;
+        self.index.clear();
+        self.keys.clear();
+        Ok(out)
+    }
+
+    fn snapshot(&mut self, _checkpoint: u64) -> Result<OperatorState, TaskError> {
+        let keyed = self
+            .keys
+            .iter()
+            .map(|(key, agg)| {
+                let acc = agg.acc.to_json().to_string();
+                let mut v = Vec::with_capacity(agg.first.len() + acc.len() + 13);
+                match agg.timestamp {
+                    Some(ts) => {
+                        v.push(1);
+                        v.extend_from_slice(&ts.to_le_bytes());
+                    }
+                    None => v.push(0),
+                }
+                v.extend_from_slice(&(agg.first.len() as u32).to_le_bytes());
+                v.extend_from_slice(&agg.first);
+                v.extend_from_slice(acc.as_bytes());
+                (key.clone(), v)
+            })
+            .collect();
+        Ok(OperatorState { keyed, items: Vec::new() })
+    }
+
+    fn restore(&mut self, state: OperatorState) -> Result<(), TaskError> {
+        for (key, v) in state.keyed {
+            let corrupt = || self.error("corrupt aggregate state in the checkpoint".into());
+            let (timestamp, rest) = match v.first() {
+                Some(1) if v.len() >= 9 => (Some(i64::from_le_bytes(v[1..9].try_into().unwrap())), &v[9..]),
+                Some(0) => (None, &v[1..]),
+                _ => return Err(corrupt()),
+            };
+            let len = rest.get(..4).map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize).ok_or_else(corrupt)?;
+            let first = rest.get(4..4 + len).ok_or_else(corrupt)?.to_vec();
+            let acc = Number::parse(&rest[4 + len..]).ok_or_else(corrupt)?;
+            self.index.insert(key.clone(), self.keys.len());
+            self.keys.push((key, KeyAggregate { first, timestamp, acc }));
+        }
+        Ok(())
     }
 }

@@ -133,12 +133,7 @@ impl Output {
         self.flush(signals)?;
         for edge in &mut self.edges {
             for target in &mut edge.targets {
-                let copy = match &event {
-                    Event::Watermark(w) => Event::Watermark(*w),
-                    Event::End => Event::End,
-                    Event::Data(d) => Event::Data(d.clone()),
-                };
-                target.send(copy, signals)?;
+                target.send(event.clone(), signals)?;
             }
         }
         Ok(())

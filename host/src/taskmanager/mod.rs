@@ -18,7 +18,8 @@ use crate::net::{self, codec, ClusterCa};
 use crate::plan::ExecutionPlan;
 use crate::protocol::{Ack, ChannelHeader, Deployment, Registered, TaskOutcome, ToJobManager, ToTaskManager};
 use crate::runtime::{Module, Runtime};
-use crate::task::{GateQueue, JobSignals, LiveCounts, Sender, TaskError};
+use crate::checkpoint::{DirStorage, Restored};
+use crate::task::{AckSink, Checkpointing, GateQueue, JobSignals, LiveCounts, Sender, TaskAck, TaskError};
 
 /// Settings of a TaskManager; `eddy taskmanager --help` explains each.
 #[derive(Debug, Clone)]
@@ -38,7 +39,7 @@ struct LocalJob {
     /// Cancels its subtasks.
     signals: Arc<JobSignals>,
     /// Deployed but not started: subtasks and what running them needs.
-    pending: Option<(Vec<Subtask>, Arc<ExecutionPlan>, Module, Deployment)>,
+    pending: Option<(Vec<Subtask>, Arc<ExecutionPlan>, Module, Deployment, JobOptions)>,
     /// Progress of its started subtasks, for heartbeats.
     live: Vec<Arc<LiveCounts>>,
 }
@@ -154,6 +155,16 @@ impl TaskManager {
                 self.cancel(&job);
                 Ok(())
             }
+            ToTaskManager::TriggerCheckpoint { job, barrier } => {
+                self.signals(&job).ok_or_else(|| format!("job {job} is not here"))?.trigger_checkpoint(barrier);
+                Ok(())
+            }
+            ToTaskManager::CheckpointComplete { job, checkpoint } => {
+                if let Some(s) = self.signals(&job) {
+                    s.checkpoint_completed(checkpoint);
+                }
+                Ok(())
+            }
         }
     }
 
@@ -182,8 +193,36 @@ impl TaskManager {
                 && d.placement.iter().zip(&plan.chains).all(|(p, c)| p.len() == c.parallelism as usize),
             "the placement does not fit the plan"
         );
+        let restore = match d.restore.clone() {
+            Some(path) => Some(Arc::new(tokio::task::spawn_blocking(move || Restored::load(&path)).await??)),
+            None => None,
+        };
+        let checkpointing = d.checkpoint_dir.as_ref().map(|dir| {
+            let tm = self.clone();
+            let job = d.job.clone();
+            let acks: AckSink = Arc::new(move |ack: TaskAck| {
+                let message = ToJobManager::CheckpointAck {
+                    job: job.clone(),
+                    chain: ack.chain,
+                    subtask: ack.subtask,
+                    checkpoint: ack.checkpoint,
+                    result: ack.result,
+                };
+                let tm2 = tm.clone();
+                tm.handle.spawn(async move {
+                    if let Err(e) = tm2.tell_jobmanager(&message).await {
+                        tracing::warn!("cannot acknowledge a checkpoint: {e}");
+                    }
+                });
+            });
+            Checkpointing { storage: Arc::new(DirStorage::new(dir)), acks }
+        });
         let options = JobOptions {
             buffer_timeout: Duration::from_millis(d.buffer_timeout_ms),
+            mode: d.mode,
+            checkpointing,
+            restore,
+            run_id: d.job.replace('@', "."),
             ..JobOptions::default()
         };
         let me = self.id.clone();
@@ -196,7 +235,7 @@ impl TaskManager {
             let header = ChannelHeader { job: d.job.clone(), chain: c, subtask: t, channel };
             Sender::Remote(Box::new(exchange::QuicChannel::new(self.clone(), addr, header)))
         };
-        let wiring = deploy::wire(&plan, &options, is_local, remote);
+        let wiring = deploy::wire(&plan, &options, is_local, remote)?;
         {
             let mut gates = self.gates.lock().unwrap();
             for ((c, t), tx) in wiring.gates {
@@ -205,7 +244,7 @@ impl TaskManager {
         }
         let job = LocalJob {
             signals: Arc::new(JobSignals::default()),
-            pending: Some((wiring.subtasks, plan, module, d.clone())),
+            pending: Some((wiring.subtasks, plan, module, d.clone(), options)),
             live: Vec::new(),
         };
         self.jobs.lock().unwrap().insert(d.job.clone(), job);
@@ -214,16 +253,16 @@ impl TaskManager {
     }
 
     fn start(self: &Arc<Self>, job: &str) -> Ack {
-        let (subtasks, plan, module, d, signals) = {
+        let (subtasks, plan, module, d, options, signals) = {
             let mut jobs = self.jobs.lock().unwrap();
             let local = jobs.get_mut(job).ok_or_else(|| format!("job {job} is not deployed here"))?;
-            let (subtasks, plan, module, d) = local.pending.take().ok_or_else(|| format!("job {job} already started"))?;
-            (subtasks, plan, module, d, local.signals.clone())
+            let (subtasks, plan, module, d, options) = local.pending.take().ok_or_else(|| format!("job {job} already started"))?;
+            (subtasks, plan, module, d, options, local.signals.clone())
         };
         let count = subtasks.len();
         self.running.fetch_add(count as u32, Ordering::Relaxed);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        let live = deploy::spawn(subtasks, &plan, &module, &d.entry, &d.args, &signals, done_tx);
+        let live = deploy::spawn(subtasks, &plan, &module, &d.entry, &d.args, &options, &signals, done_tx);
         if let Some(local) = self.jobs.lock().unwrap().get_mut(job) {
             local.live = live;
         }

@@ -1,0 +1,148 @@
+//! A JobManager and TaskManagers as real processes on 127.0.0.1, for the
+//! cluster tests.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::eddy;
+
+/// Clusters of these tests run one at a time: several at once would starve each
+/// other's heartbeats on a 2-core machine and make timing assertions meaningless.
+pub static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A JobManager and its TaskManagers, killed when dropped.
+pub struct Cluster {
+    _serial: std::sync::MutexGuard<'static, ()>,
+    pub dir: tempfile::TempDir,
+    pub http: String,
+    pub rpc: String,
+    /// The API token, if the JobManager requires one.
+    pub token: Option<String>,
+    pub jobmanager: Child,
+    pub taskmanagers: Vec<Child>,
+}
+
+impl Cluster {
+    pub fn start(taskmanagers: usize, slots: u32, extra: &[&str]) -> Cluster {
+        let serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("jobmanager.log")).unwrap();
+        let mut args = vec!["jobmanager", "--bind", "127.0.0.1:0", "--rpc-bind", "127.0.0.1:0", "--state-dir"];
+        let state = dir.path().to_str().unwrap().to_string();
+        args.push(&state);
+        args.extend_from_slice(extra);
+        let jobmanager = eddy().args(&args).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let addr_file = dir.path().join("jobmanager.json");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !addr_file.exists() {
+            assert!(Instant::now() < deadline, "JobManager did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let addrs: Value = serde_json::from_str(&std::fs::read_to_string(&addr_file).unwrap()).unwrap();
+        let mut cluster = Cluster {
+            _serial: serial,
+            http: addrs["http"].as_str().unwrap().to_string(),
+            rpc: addrs["rpc"].as_str().unwrap().to_string(),
+            token: extra.iter().position(|a| *a == "--token").map(|i| extra[i + 1].to_string()),
+            dir,
+            jobmanager,
+            taskmanagers: Vec::new(),
+        };
+        // One at a time, so that process i registers as tm-(i+1).
+        for i in 1..=taskmanagers {
+            cluster.add_taskmanager(slots);
+            cluster.wait_for(|c| c.get("/taskmanagers")["taskmanagers"].as_array().unwrap().len() == i, "registration");
+        }
+        cluster
+    }
+
+    pub fn add_taskmanager(&mut self, slots: u32) {
+        let i = self.taskmanagers.len() + 1;
+        let log = std::fs::File::create(self.dir.path().join(format!("taskmanager-{i}.log"))).unwrap();
+        let child = eddy()
+            .args(["taskmanager", "--jobmanager", &self.rpc, "--slots", &slots.to_string(), "--cluster-dir"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.taskmanagers.push(child);
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        let mut request = ureq::get(&format!("http://{}{path}", self.http));
+        if let Some(token) = &self.token {
+            request = request.header("authorization", &format!("Bearer {token}"));
+        }
+        let mut resp = request.call().unwrap();
+        resp.body_mut().read_json().unwrap()
+    }
+
+    pub fn upload(&self, wasm: &Path) -> String {
+        let bytes = std::fs::read(wasm).unwrap();
+        let mut resp = ureq::post(&format!("http://{}/jars/upload?name=x.wasm", self.http))
+            .header("content-type", "application/wasm")
+            .send(&bytes[..])
+            .unwrap();
+        let v: Value = resp.body_mut().read_json().unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    pub fn submit(&self, jar: &str, entry: &str, args: &[&str], parallelism: u32) -> String {
+        self.submit_with(jar, serde_json::json!({ "entry": entry, "args": args, "parallelism": parallelism }))
+    }
+
+    /// `POST /jars/{jar}/run` with a request body of its own (checkpoint settings, savepoint).
+    pub fn submit_with(&self, jar: &str, body: Value) -> String {
+        let mut resp = ureq::post(&format!("http://{}/jars/{jar}/run", self.http)).send_json(&body).unwrap();
+        let v: Value = resp.body_mut().read_json().unwrap();
+        v["jobid"].as_str().unwrap().to_string()
+    }
+
+    pub fn job(&self, id: &str) -> Value {
+        self.get(&format!("/jobs/{id}"))
+    }
+
+    pub fn wait_for(&self, mut done: impl FnMut(&Cluster) -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; JobManager log:\n{}", self.log("jobmanager.log"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn wait_status(&self, job: &str, status: &str) -> Value {
+        let mut last = Value::Null;
+        self.wait_for(
+            |c| {
+                last = c.job(job);
+                last["status"] == status
+            },
+            &format!("{job} to be {status}"),
+        );
+        last
+    }
+
+    pub fn free_slots(&self) -> Vec<u64> {
+        let tms = self.get("/taskmanagers");
+        tms["taskmanagers"].as_array().unwrap().iter().map(|t| t["freeSlots"].as_u64().unwrap()).collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.taskmanagers.iter_mut().chain(std::iter::once(&mut self.jobmanager)) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
