@@ -5,7 +5,9 @@
 #     with --flink, Apache Flink's word count on the same file in the same run;
 #  2. the exchange benchmark: 100-byte records over QUIC between two TaskManager
 #     processes vs in memory (benches/exchange.py);
-#  3. the Wasm boundary benchmark (packed vs typed batches, the SDK map operator).
+#  3. checkpoints (benches/checkpoint.py): word count with and without 1 s
+#     checkpoints, the time to checkpoint ~1 GiB of keyed state, recovery time;
+#  4. the Wasm boundary benchmark (packed vs typed batches, the SDK map operator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flink=no
@@ -54,6 +56,8 @@ fi
 
 echo "==> exchange benchmark (QUIC vs in-memory channel)"
 python3 benches/exchange.py "$eddy" "$target/wasm32-wasip2/component/bench_ops.wasm" 5000000 --wordcount "$text" "$wasm"
+
+python3 benches/checkpoint.py "$eddy" "$wasm" "$target/wasm32-wasip2/component/stateful.wasm" "$text"
 
 echo "==> boundary benchmark"
 cargo bench --quiet -p eddy --bench boundary

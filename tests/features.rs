@@ -146,3 +146,25 @@ fn guest_logs_and_counters_reach_the_host() {
     assert!(stderr.contains("guest stdout line"), "guest stdout is captured into the log: {stderr}");
     assert!(stderr.contains("counter seen = 3"), "{stderr}");
 }
+
+/// Keyed timers in both time domains and state time-to-live, with the
+/// in-memory and the on-disk (redb) state backend alike.
+#[test]
+fn timers_and_state_ttl_on_both_backends() {
+    let wasm = component("stateful");
+    let dir = tempfile::tempdir().unwrap();
+    let disk = format!("disk:{}", dir.path().display());
+    for backend in ["memory", disk.as_str()] {
+        let out = run_ok(&["run", "--local", "--state-backend", backend, "-c", "timers", wasm.to_str().unwrap(), "--n", "21", "--rate", "20"]);
+        let mut lines: Vec<&str> = out.lines().collect();
+        lines.sort_unstable();
+        let mut expected: Vec<String> = Vec::new();
+        for k in 0..3 {
+            expected.push(format!("event {k} 1000 count=7"));
+            expected.extend((0..6).map(|_| format!("expired {k}")));
+            expected.push(format!("processing {k}"));
+        }
+        expected.sort();
+        assert_eq!(lines, expected, "state backend {backend}");
+    }
+}

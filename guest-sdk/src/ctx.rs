@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::bindings::eddy::stream::host;
 use crate::bindings::eddy::stream::types::Level as WitLevel;
+pub use crate::bindings::eddy::stream::types::TimeDomain;
 use crate::ops::{decode_json, encode_json};
 
 /// Severity of a log line written with [`log`].
@@ -194,7 +195,56 @@ impl<K: DeserializeOwned, O> KeyedCtx<K, O> {
     }
 }
 
+/// A timer that fired, as an `on_timer` function sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timer {
+    /// The time it was registered for, in ms.
+    pub timestamp: i64,
+    /// Whether event time (the watermark) or processing time (the wall clock) reached it.
+    pub domain: TimeDomain,
+}
+
 impl<K, O> KeyedCtx<K, O> {
+    /// Calls `on_timer` (see [`crate::KeyedStream::process_with_timers`]) once
+    /// the watermark reaches `timestamp`. Timers are per key and timestamp;
+    /// they are checkpointed with the key's state.
+    pub fn register_event_time_timer(&self, timestamp: i64) -> Result<(), String> {
+        ensure_host_key()?;
+        host::register_timer(TimeDomain::EventTime, timestamp);
+        Ok(())
+    }
+
+    /// Calls `on_timer` once the wall clock reaches `timestamp` (ms since the Unix epoch).
+    pub fn register_processing_time_timer(&self, timestamp: i64) -> Result<(), String> {
+        ensure_host_key()?;
+        host::register_timer(TimeDomain::ProcessingTime, timestamp);
+        Ok(())
+    }
+
+    /// Deletes an event-time timer of the current key.
+    pub fn delete_event_time_timer(&self, timestamp: i64) -> Result<(), String> {
+        ensure_host_key()?;
+        host::delete_timer(TimeDomain::EventTime, timestamp);
+        Ok(())
+    }
+
+    /// Deletes a processing-time timer of the current key.
+    pub fn delete_processing_time_timer(&self, timestamp: i64) -> Result<(), String> {
+        ensure_host_key()?;
+        host::delete_timer(TimeDomain::ProcessingTime, timestamp);
+        Ok(())
+    }
+
+    /// The subtask's current watermark (`i64::MIN` before the first one).
+    pub fn current_watermark(&self) -> i64 {
+        host::current_watermark()
+    }
+
+    /// The wall clock, in ms since the Unix epoch.
+    pub fn current_processing_time(&self) -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    }
+
     /// Value state `name` of the current key.
     pub fn value_state<S: Serialize + DeserializeOwned>(&self, name: &str) -> ValueState<S> {
         ValueState {
@@ -242,7 +292,18 @@ pub struct ValueState<S> {
     _s: PhantomData<fn() -> S>,
 }
 
+/// Time-to-live of a state: entries not written for `ttl` read as absent.
+fn set_ttl(name: &str, ttl: std::time::Duration) {
+    host::state_ttl(name, Some(ttl.as_millis() as u64));
+}
+
 impl<S: Serialize + DeserializeOwned> ValueState<S> {
+    /// Lets the value expire `ttl` after it was last set (processing time, for every key).
+    pub fn with_ttl(self, ttl: std::time::Duration) -> Self {
+        set_ttl(&self.name, ttl);
+        self
+    }
+
     /// The value, or `None` if never set (or cleared).
     pub fn get(&self) -> Result<Option<S>, String> {
         ensure_host_key()?;
@@ -274,6 +335,12 @@ pub struct ListState<S> {
 }
 
 impl<S: Serialize + DeserializeOwned> ListState<S> {
+    /// Lets the whole list expire `ttl` after it was last added to.
+    pub fn with_ttl(self, ttl: std::time::Duration) -> Self {
+        set_ttl(&self.name, ttl);
+        self
+    }
+
     /// All elements, oldest first.
     pub fn get(&self) -> Result<Vec<S>, String> {
         ensure_host_key()?;
@@ -310,6 +377,12 @@ where
     MK: Serialize + DeserializeOwned,
     MV: Serialize + DeserializeOwned,
 {
+    /// Lets each entry expire `ttl` after it was last put.
+    pub fn with_ttl(self, ttl: std::time::Duration) -> Self {
+        set_ttl(&self.name, ttl);
+        self
+    }
+
     /// The value under `key`, if any.
     pub fn get(&self, key: &MK) -> Result<Option<MV>, String> {
         ensure_host_key()?;

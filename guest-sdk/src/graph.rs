@@ -17,7 +17,7 @@ use crate::bindings::eddy::stream::types::{
     Aggregate, AggregateKind, Edge, FieldRef, JobGraph, Partitioning, SocketSource, Vertex,
     Sequence, VertexKind,
 };
-use crate::ctx::{set_record_key, Ctx, KeyedCtx, ValueState};
+use crate::ctx::{set_record_key, Ctx, KeyedCtx, TimeDomain, Timer, ValueState};
 use crate::ops::{encode_json, Emit, FnOp, Item, Operator, Value};
 
 /// What a job function built: the graph and the operator registry.
@@ -553,6 +553,46 @@ impl<T, K> KeyedStream<T, K> {
     }
 }
 
+/// A keyed process function with timers.
+struct TimerProcess<K, T, O, F, G> {
+    ctx: KeyedCtx<K, O>,
+    process: F,
+    on_timer: G,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<K, T, O, F, G> Operator for TimerProcess<K, T, O, F, G>
+where
+    T: DeserializeOwned + 'static,
+    O: Serialize + 'static,
+    F: Fn(&mut KeyedCtx<K, O>, T) -> Result<(), String>,
+    G: Fn(&mut KeyedCtx<K, O>, Timer) -> Result<(), String>,
+{
+    fn process(&mut self, mut r: Item<'_>, out: &mut dyn Emit) -> Result<(), String> {
+        set_record_key(keyed_record_key(&r)?);
+        let v = r.value.take()?;
+        self.ctx.ctx.out.clear();
+        self.ctx.ctx.timestamp = r.timestamp;
+        (self.process)(&mut self.ctx, v)?;
+        for o in self.ctx.ctx.out.drain(..) {
+            out.emit(r.with(Value::Typed(&mut Some(o))))?;
+        }
+        Ok(())
+    }
+
+    fn on_timer(&mut self, key: &[u8], timer: Timer, out: &mut dyn Emit) -> Result<(), String> {
+        set_record_key(key);
+        self.ctx.ctx.out.clear();
+        let timestamp = (timer.domain == TimeDomain::EventTime).then_some(timer.timestamp);
+        self.ctx.ctx.timestamp = timestamp;
+        (self.on_timer)(&mut self.ctx, timer)?;
+        for o in self.ctx.ctx.out.drain(..) {
+            out.emit(Item { key: Some(key), timestamp, value: Value::Typed(&mut Some(o)) })?;
+        }
+        Ok(())
+    }
+}
+
 fn kind_of(g: &Shared, id: u32) -> VertexKind {
     g.borrow().vertices[id as usize].kind.clone()
 }
@@ -608,6 +648,20 @@ where
             }),
             false,
         )
+    }
+
+    /// Like [`KeyedStream::process`], plus `on_timer`, called when a timer
+    /// the key registered (`ctx.register_event_time_timer`, …) fires, with
+    /// that key current (as Flink's `KeyedProcessFunction.onTimer`). Its
+    /// outputs carry the key, and for event-time timers the timer's time.
+    pub fn process_with_timers<O, F, G>(self, f: F, on_timer: G) -> Stream<O>
+    where
+        O: Serialize + 'static,
+        F: Fn(&mut KeyedCtx<K, O>, T) -> Result<(), String> + 'static,
+        G: Fn(&mut KeyedCtx<K, O>, Timer) -> Result<(), String> + 'static,
+    {
+        let op = TimerProcess { ctx: KeyedCtx { ctx: Ctx::new(), _key: PhantomData }, process: f, on_timer, _t: PhantomData };
+        self.keyed_operator("Process", Box::new(op), false)
     }
 
     /// Folds each key's values with `f` (state `__reduce`) and emits the running result for

@@ -46,7 +46,7 @@ pub mod bindings {
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 pub use args::Args;
-pub use ctx::{counter, info, log, Ctx, KeyedCtx, Level, ListState, MapState, ValueState};
+pub use ctx::{counter, info, log, Ctx, KeyedCtx, Level, ListState, MapState, TimeDomain, Timer, ValueState};
 pub use graph::{DataSink, Env, Field, KeyedStream, Stream};
 pub use runtime::{Component, JobEntries, JobFn};
 
@@ -54,7 +54,7 @@ pub use runtime::{Component, JobEntries, JobFn};
 pub mod prelude {
     pub use crate::args::Args;
     pub use crate::ctx::{
-        counter, info, log, Ctx, KeyedCtx, Level, ListState, MapState, ValueState,
+        counter, info, log, Ctx, KeyedCtx, Level, ListState, MapState, TimeDomain, Timer, ValueState,
     };
     pub use crate::graph::{DataSink, Env, Field, KeyedStream, Stream};
 }

@@ -98,6 +98,11 @@ pub(crate) trait Operator {
     fn close(&mut self, _out: &mut dyn Emit) -> Result<(), String> {
         Ok(())
     }
+
+    /// A timer of `key` fired; only operators that register timers act on it.
+    fn on_timer(&mut self, _key: &[u8], _timer: crate::ctx::Timer, _out: &mut dyn Emit) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// An operator made of a closure, which is all the current builder needs.
@@ -159,6 +164,20 @@ pub(crate) fn run_watermark(
     for i in 0..ops.len() {
         let (head, rest) = ops[i..].split_first_mut().expect("non-empty");
         head.on_watermark(watermark, &mut Chain { rest, out })?;
+    }
+    Ok(())
+}
+
+/// Hands a fired timer to each operator, first to last; emissions flow downstream.
+pub(crate) fn run_timer(
+    ops: &mut [Box<dyn Operator>],
+    key: &[u8],
+    timer: crate::ctx::Timer,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    for i in 0..ops.len() {
+        let (head, rest) = ops[i..].split_first_mut().expect("non-empty");
+        head.on_timer(key, timer, &mut Chain { rest, out })?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use crate::args::Args;
-use crate::bindings::eddy::stream::types::{JobGraph, SubtaskInfo};
+use crate::bindings::eddy::stream::types::{JobGraph, SubtaskInfo, TimeDomain};
 use crate::bindings::exports::eddy::stream::{operator, planner};
 use crate::ctx::reset_host_key;
 use crate::graph::{Built, Env};
@@ -149,9 +149,9 @@ impl<J: JobEntries> operator::Guest for Component<J> {
         with_instance(|i, out| ops::run_watermark(&mut i.ops, watermark, out), 0)
     }
 
-    fn on_timer(_key: Vec<u8>, _timestamp: i64) -> Result<Vec<u8>, String> {
-        // No operator registers timers yet.
-        with_instance(|_, _| Ok(()), 0)
+    fn on_timer(key: Vec<u8>, timestamp: i64, domain: TimeDomain) -> Result<Vec<u8>, String> {
+        let timer = crate::ctx::Timer { timestamp, domain };
+        with_instance(|i, out| ops::run_timer(&mut i.ops, &key, timer, out), 0)
     }
 
     fn close() -> Result<Vec<u8>, String> {

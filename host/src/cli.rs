@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::checkpoint::{CheckpointConfig, Mode, Restored};
 use crate::jobmanager::RestartStrategy;
+use crate::state::BackendKind;
 use crate::local::{CheckpointSettings, JobOptions, LocalCluster};
 use crate::runtime::{Runtime, SandboxConfig};
 use crate::task::JobSignals;
@@ -148,6 +149,11 @@ pub struct CheckpointArgs {
     /// with checkpoints, none without].
     #[arg(long, value_name = "STRATEGY")]
     pub restart_strategy: Option<RestartStrategy>,
+    /// Where keyed state of Wasm operators lives: `memory` (fastest), or
+    /// `disk` / `disk:DIR` (an embedded redb database per subtask, for state
+    /// larger than memory; a path local to each TaskManager).
+    #[arg(long, value_name = "BACKEND", default_value = "memory")]
+    pub state_backend: BackendKind,
     /// Resume from a savepoint or a retained checkpoint (its directory);
     /// keyed state moves to the new parallelism, operators match by uid.
     #[arg(short = 's', long = "from-savepoint", value_name = "PATH")]
@@ -471,6 +477,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 checkpoint_dir: c.checkpoint_dir.as_ref().map(|d| absolute(d)).transpose()?,
                 restart_strategy: c.restart_strategy.clone(),
                 savepoint: c.from_savepoint.as_ref().map(|d| absolute(d)).transpose()?,
+                state_backend: c.state_backend.clone(),
             };
             run_on_cluster(addr, a.token.clone(), &a.job, settings)?;
         }
@@ -562,6 +569,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 buffer_timeout: Duration::from_millis(a.buffer_timeout),
                 restore,
                 run_id: run_id.clone(),
+                state_backend: c.state_backend.clone(),
                 ..JobOptions::default()
             };
             let checkpoints = c.config().map(|config| CheckpointSettings {
@@ -584,6 +592,10 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(c) = &summary.checkpoints {
                 eprintln!("  checkpoints: {} completed, {} failed, latest {}", c["completed"], c["failed"], c["latest"]);
+                for h in c["history"].as_array().into_iter().flatten().filter(|h| h["status"] == "COMPLETED") {
+                    let mib = h["state-bytes"].as_u64().unwrap_or(0) as f64 / (1 << 20) as f64;
+                    eprintln!("    checkpoint {}: {mib:.1} MiB in {} ms", h["id"], h["duration-ms"]);
+                }
             }
         }
     }

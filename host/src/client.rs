@@ -504,6 +504,9 @@ pub fn run_body(entry: &str, args: &[String], settings: RunSettings) -> Value {
     if let Some(s) = &settings.savepoint {
         body["savepointPath"] = s.display().to_string().into();
     }
+    if settings.state_backend != crate::state::BackendKind::Memory {
+        body["state-backend"] = serde_json::to_value(&settings.state_backend).unwrap();
+    }
     body
 }
 
@@ -522,6 +525,8 @@ pub struct RunSettings {
     pub restart_strategy: Option<crate::jobmanager::RestartStrategy>,
     /// Savepoint or checkpoint to resume from.
     pub savepoint: Option<std::path::PathBuf>,
+    /// Where keyed state lives.
+    pub state_backend: crate::state::BackendKind,
 }
 
 fn check(status: u16, text: &str) -> Result<(), ClientError> {

@@ -11,6 +11,7 @@ use crate::connectors::create_source;
 use crate::plan::ExecutionPlan;
 use crate::runtime::{Module, Partitioning};
 use crate::checkpoint::{Mode, Restored};
+use crate::state::BackendKind;
 use crate::task::{
     self, build_chain, vertex_uid, ChainContext, Checkpointing, GateQueue, Head, JobSignals, LiveCounts, Output, OutputEdge,
     Sender, Task, TaskCheckpoints, TaskError, TaskMetrics,
@@ -34,6 +35,8 @@ pub struct JobOptions {
     pub restore: Option<Arc<Restored>>,
     /// Unique per run (job and attempt), for names of files it writes.
     pub run_id: String,
+    /// Where keyed state of Wasm operators lives.
+    pub state_backend: BackendKind,
 }
 
 impl Default for JobOptions {
@@ -45,6 +48,7 @@ impl Default for JobOptions {
             checkpointing: None,
             restore: None,
             run_id: "0".into(),
+            state_backend: BackendKind::Memory,
         }
     }
 }
@@ -202,6 +206,7 @@ pub fn spawn(
                     restore: options.restore.as_deref(),
                     run_id: &options.run_id,
                     checkpointing: options.checkpointing.is_some(),
+                    state_backend: &options.state_backend,
                 };
                 let checkpoints = TaskCheckpoints::new(options.checkpointing.clone(), chain, subtask);
                 let result = build_chain(&ctx, chain, subtask).and_then(|chain| {

@@ -157,6 +157,8 @@ pub struct Deployment {
     pub checkpoint_dir: Option<PathBuf>,
     /// The checkpoint or savepoint its tasks restore from.
     pub restore: Option<PathBuf>,
+    /// Where keyed state of Wasm operators lives.
+    pub state_backend: crate::state::BackendKind,
 }
 
 /// First bytes of a data stream: which gate and channel it feeds.

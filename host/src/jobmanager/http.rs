@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use super::{JobManager, JobSettings, JobStatus, ModuleStore, RestartStrategy};
 use crate::checkpoint::{CheckpointConfig, Mode};
+use crate::state::BackendKind;
 use crate::runtime::digest as eddy_digest;
 
 type Shared = Arc<JobManager>;
@@ -109,6 +110,7 @@ struct RunRequest {
     restart_strategy: Option<RestartStrategy>,
     #[serde(rename = "savepointPath")]
     savepoint_path: Option<PathBuf>,
+    state_backend: Option<BackendKind>,
 }
 
 async fn run_jar(State(jm): State<Shared>, Path(id): Path<String>, Json(req): Json<RunRequest>) -> Response {
@@ -133,6 +135,7 @@ async fn run_jar(State(jm): State<Shared>, Path(id): Path<String>, Json(req): Js
         checkpoint_dir: req.checkpoint_dir.unwrap_or_else(|| jm.config.checkpoint_dir.clone()),
         restart,
         savepoint: req.savepoint_path,
+        state_backend: req.state_backend.unwrap_or_default(),
     };
     match jm.submit(&id, &req.entry, req.args, settings).await {
         Ok(job) => Json(json!({ "jobid": job })).into_response(),

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::{JobManager, RestartStrategy, State};
 use crate::checkpoint::{CheckpointConfig, Coordinator, DirStorage, Restored};
+use crate::state::BackendKind;
 use crate::net::codec;
 use crate::plan::ExecutionPlan;
 use crate::protocol::{Ack, Deployment, TaskOutcome, ToTaskManager};
@@ -50,6 +51,8 @@ pub struct JobSettings {
     pub restart: RestartStrategy,
     /// The savepoint it starts from.
     pub savepoint: Option<PathBuf>,
+    /// Where keyed state of Wasm operators lives.
+    pub state_backend: BackendKind,
 }
 
 /// A submitted job.
@@ -319,6 +322,7 @@ impl JobManager {
                 mode: job.settings.checkpoint.mode,
                 checkpoint_dir: Some(job.settings.checkpoint_dir.join(&job.id)),
                 restore: job.coordinator.latest().map(Path::to_path_buf),
+                state_backend: job.settings.state_backend.clone(),
             };
             (deployment, connections)
         };

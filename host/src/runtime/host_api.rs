@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::bindings::eddy::stream::{host, types};
 use crate::keys;
-use crate::state::KeyedState;
+use crate::state::{Domain, KeyedState, StateError, Timers};
 
 /// Which keys an instance may touch: those of its subtask's key groups.
 #[derive(Debug, Clone)]
@@ -28,6 +28,10 @@ pub struct HostState {
     current_key: Option<Vec<u8>>,
     /// The keyed state of this subtask.
     state: KeyedState,
+    /// The timers of its keys.
+    pub(crate) timers: Timers,
+    /// The subtask's event-time clock, for `current-watermark`.
+    pub(crate) watermark: i64,
     /// Counters added to by the guest, reported with the job's metrics.
     pub(crate) counters: BTreeMap<String, u64>,
 }
@@ -40,6 +44,8 @@ impl HostState {
             scope,
             current_key: None,
             state: KeyedState::default(),
+            timers: Timers::default(),
+            watermark: i64::MIN,
             counters: BTreeMap::new(),
         }
     }
@@ -47,6 +53,16 @@ impl HostState {
     /// The keyed state, for snapshots and restores.
     pub fn state_mut(&mut self) -> &mut KeyedState {
         &mut self.state
+    }
+
+    /// Replaces the (empty) keyed state by one in another backend.
+    pub fn set_state(&mut self, state: KeyedState) {
+        self.state = state;
+    }
+
+    /// Makes `key` the current key (a timer of it fires).
+    pub(crate) fn set_key(&mut self, key: Vec<u8>) {
+        self.current_key = Some(key);
     }
 
     fn key(&self) -> wasmtime::Result<&[u8]> {
@@ -103,54 +119,96 @@ impl host::Host for HostState {
     }
 
     fn value_get(&mut self, state: String) -> wasmtime::Result<Option<Vec<u8>>> {
-        Ok(self.state.value_get(self.key()?, &state))
+        let (key, store) = self.key_and_state()?;
+        trap(store.value_get(key, &state))
     }
 
     fn value_set(&mut self, state: String, value: Vec<u8>) -> wasmtime::Result<()> {
         let (key, store) = self.key_and_state()?;
-        store.value_set(key, &state, value);
-        Ok(())
+        trap(store.value_set(key, &state, &value))
     }
 
     fn value_clear(&mut self, state: String) -> wasmtime::Result<()> {
         let (key, store) = self.key_and_state()?;
-        store.remove(key, &state);
-        Ok(())
+        trap(store.remove(key, &state))
     }
 
     fn list_get(&mut self, state: String) -> wasmtime::Result<Vec<Vec<u8>>> {
-        Ok(self.state.list_get(self.key()?, &state))
+        let (key, store) = self.key_and_state()?;
+        trap(store.list_get(key, &state))
     }
 
     fn list_add(&mut self, state: String, value: Vec<u8>) -> wasmtime::Result<()> {
         let (key, store) = self.key_and_state()?;
-        store.list_add(key, &state, value);
-        Ok(())
+        trap(store.list_add(key, &state, &value))
     }
 
     fn list_clear(&mut self, state: String) -> wasmtime::Result<()> {
         let (key, store) = self.key_and_state()?;
-        store.remove(key, &state);
-        Ok(())
+        trap(store.remove(key, &state))
     }
 
     fn map_get(&mut self, state: String, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
-        Ok(self.state.map_get(self.key()?, &state, &key))
+        let (current, store) = self.key_and_state()?;
+        trap(store.map_get(current, &state, &key))
     }
 
     fn map_put(&mut self, state: String, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
         let (current, store) = self.key_and_state()?;
-        store.map_put(current, &state, key, value);
-        Ok(())
+        trap(store.map_put(current, &state, &key, &value))
     }
 
     fn map_remove(&mut self, state: String, key: Vec<u8>) -> wasmtime::Result<()> {
         let (current, store) = self.key_and_state()?;
-        store.map_remove(current, &state, &key);
-        Ok(())
+        trap(store.map_remove(current, &state, &key))
     }
 
     fn map_entries(&mut self, state: String) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        Ok(self.state.map_entries(self.key()?, &state))
+        let (current, store) = self.key_and_state()?;
+        trap(store.map_entries(current, &state))
+    }
+
+    fn state_ttl(&mut self, state: String, ttl_ms: Option<u64>) -> wasmtime::Result<()> {
+        self.state.set_ttl(&state, ttl_ms.map(std::time::Duration::from_millis));
+        Ok(())
+    }
+
+    fn register_timer(&mut self, domain: types::TimeDomain, timestamp: i64) -> wasmtime::Result<()> {
+        let key = self.key()?.to_vec();
+        self.timers.register(domain.into(), timestamp, &key);
+        Ok(())
+    }
+
+    fn delete_timer(&mut self, domain: types::TimeDomain, timestamp: i64) -> wasmtime::Result<()> {
+        let key = self.key()?.to_vec();
+        self.timers.delete(domain.into(), timestamp, &key);
+        Ok(())
+    }
+
+    fn current_watermark(&mut self) -> wasmtime::Result<i64> {
+        Ok(self.watermark)
+    }
+}
+
+/// A state store failure ends the guest call (and fails the task) with the reason.
+fn trap<T>(r: Result<T, StateError>) -> wasmtime::Result<T> {
+    r.map_err(|e| wasmtime::Error::msg(e.to_string()))
+}
+
+impl From<types::TimeDomain> for Domain {
+    fn from(d: types::TimeDomain) -> Self {
+        match d {
+            types::TimeDomain::EventTime => Domain::Event,
+            types::TimeDomain::ProcessingTime => Domain::Processing,
+        }
+    }
+}
+
+impl From<Domain> for types::TimeDomain {
+    fn from(d: Domain) -> Self {
+        match d {
+            Domain::Event => types::TimeDomain::EventTime,
+            Domain::Processing => types::TimeDomain::ProcessingTime,
+        }
     }
 }

@@ -347,6 +347,17 @@ impl Instance {
         self.call(|job, s| job.eddy_stream_operator().call_on_watermark(s, watermark))
     }
 
+    /// `operator.on-timer`, with `key` as the current key of state calls.
+    pub fn on_timer(&mut self, key: Vec<u8>, timestamp: i64, domain: crate::state::Domain) -> Result<Vec<u8>, GuestError> {
+        self.store.data_mut().host.set_key(key.clone());
+        self.call(|job, s| job.eddy_stream_operator().call_on_timer(s, &key, timestamp, domain.into()))
+    }
+
+    /// The host side of the instance: keyed state, timers, clock.
+    pub fn host(&mut self) -> &mut HostState {
+        &mut self.store.data_mut().host
+    }
+
     /// `operator.close`.
     pub fn close(&mut self) -> Result<Vec<u8>, GuestError> {
         self.call(|job, s| job.eddy_stream_operator().call_close(s))
@@ -357,8 +368,5 @@ impl Instance {
         &self.store.data().host.counters
     }
 
-    /// The keyed state the guest reaches through the host imports.
-    pub fn keyed_state(&mut self) -> &mut crate::state::KeyedState {
-        self.store.data_mut().host.state_mut()
-    }
+
 }

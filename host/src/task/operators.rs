@@ -11,6 +11,7 @@ use super::TaskError;
 use crate::checkpoint::snapshot::TaskState;
 use crate::checkpoint::{OperatorState, Restored};
 use crate::connectors;
+use crate::state::{BackendKind, Domain, KeyedState};
 use crate::framing::{self, Record};
 use crate::json::{self, Number};
 use crate::keys;
@@ -153,6 +154,12 @@ pub struct ChainContext<'a> {
     pub run_id: &'a str,
     /// Whether the job takes checkpoints (sinks then commit on them).
     pub checkpointing: bool,
+    /// Where keyed state of Wasm operators lives.
+    pub state_backend: &'a BackendKind,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// The uid naming a vertex's state: its own, or one derived from its id.
@@ -250,11 +257,20 @@ impl WasmOperator {
             key_groups: keys::key_group_range(subtask.index, subtask.parallelism, subtask.max_parallelism),
             max_parallelism: subtask.max_parallelism,
         });
+        let keyed_state = match keyed {
+            true => Some(KeyedState::open(ctx.state_backend, &format!("{}-{}-{}", ctx.run_id, vertices[0], subtask.index)).map_err(|e| {
+                TaskError::Record { operator: name.clone(), message: e.to_string() }
+            })?),
+            false => None,
+        };
         let mut op = WasmOperator {
             instance: ctx.module.instantiate(&name, scope).map_err(|e| fail(&name, subtask, e))?,
             name,
             subtask,
         };
+        if let Some(state) = keyed_state {
+            op.instance.host().set_state(state);
+        }
         op.instance.open(ctx.entry, ctx.args, &indices, subtask).map_err(|e| fail(&op.name, subtask, e))?;
         Ok(op)
     }
@@ -272,15 +288,35 @@ fn fail(name: &str, subtask: SubtaskInfo, source: crate::runtime::GuestError) ->
     TaskError::Operator { operator: name.into(), subtask: subtask.index + 1, parallelism: subtask.parallelism, source }
 }
 
+impl WasmOperator {
+    /// Calls `on-timer` for every timer of `domain` due at `now`, in time order.
+    fn fire_timers(&mut self, domain: Domain, now: i64) -> Result<Vec<u8>, TaskError> {
+        let mut out = Vec::new();
+        while let Some((ts, key)) = self.instance.host().timers.pop_due(domain, now) {
+            let emitted = self.instance.on_timer(key, ts, domain);
+            out.extend(self.check(emitted)?);
+        }
+        Ok(out)
+    }
+}
+
 impl Operator for WasmOperator {
     fn process(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
-        let out = self.instance.process(&batch);
-        self.check(out)
+        let mut out = match self.instance.host().timers.next_processing() {
+            Some(t) if t <= now_ms() => self.fire_timers(Domain::Processing, now_ms())?,
+            _ => Vec::new(),
+        };
+        let emitted = self.instance.process(&batch);
+        out.extend(self.check(emitted)?);
+        Ok(out)
     }
 
     fn watermark(&mut self, watermark: i64) -> Result<Vec<u8>, TaskError> {
-        let out = self.instance.on_watermark(watermark);
-        self.check(out)
+        self.instance.host().watermark = watermark;
+        let mut out = self.fire_timers(Domain::Event, watermark)?;
+        let emitted = self.instance.on_watermark(watermark);
+        out.extend(self.check(emitted)?);
+        Ok(out)
     }
 
     fn finish(&mut self) -> Result<Vec<u8>, TaskError> {
@@ -293,11 +329,16 @@ impl Operator for WasmOperator {
     }
 
     fn snapshot(&mut self, _checkpoint: u64) -> Result<OperatorState, TaskError> {
-        Ok(OperatorState { keyed: self.instance.keyed_state().snapshot(), items: Vec::new() })
+        let host = self.instance.host();
+        let mut keyed = host.state_mut().snapshot().map_err(|e| TaskError::Record { operator: self.name.clone(), message: e.to_string() })?;
+        keyed.extend(host.timers.snapshot());
+        Ok(OperatorState { keyed, items: Vec::new() })
     }
 
     fn restore(&mut self, state: OperatorState) -> Result<(), TaskError> {
-        self.instance.keyed_state().restore(state.keyed).map_err(|message| TaskError::Record { operator: self.name.clone(), message })
+        let host = self.instance.host();
+        let entries: Vec<_> = state.keyed.into_iter().filter(|(k, v)| !host.timers.restore(k, v)).collect();
+        host.state_mut().restore(entries).map_err(|message| TaskError::Record { operator: self.name.clone(), message })
     }
 }
 

@@ -223,6 +223,7 @@ impl TaskManager {
             checkpointing,
             restore,
             run_id: d.job.replace('@', "."),
+            state_backend: d.state_backend.clone(),
             ..JobOptions::default()
         };
         let me = self.id.clone();

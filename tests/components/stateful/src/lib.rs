@@ -71,7 +71,68 @@ fn totals(env: &mut Env, args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// `big-state --n N --keys K --value-bytes B --rate R`: keeps a B-byte
+/// value per key in value state (K × B bytes in all), for the checkpoint
+/// benchmark; emits nothing.
+fn big_state(env: &mut Env, args: &Args) -> Result<(), String> {
+    let n: u64 = args.parse_or("n", 2_000_000)?;
+    let keys: u64 = args.parse_or("keys", 1_000_000)?;
+    let bytes: usize = args.parse_or("value-bytes", 1000)?;
+    let rate: u64 = args.parse_or("rate", 1_000_000)?;
+    let blob = "x".repeat(bytes);
+    env.generate_at_rate(n, rate, |i| i)
+        .key_by(move |i: &u64| i % keys)
+        .process(move |ctx: &mut KeyedCtx<u64, String>, _: u64| ctx.value_state::<String>("blob").set(&blob))
+        .uid("big-state")
+        .print();
+    Ok(())
+}
+
+/// `timers --n N --rate R`: records `i` over keys `i % 3`. Per key: on its
+/// first record an event-time timer at 1000 and a processing-time timer
+/// 100 ms later; state `recent` lives 50 ms (TTL), `count` forever. Prints
+/// `expired K` when a record finds `recent` gone, `processing K` and
+/// `event K 1000 count=C` when the timers fire (event time reaches 1000 only
+/// with the final watermark, after every record).
+fn timers(env: &mut Env, args: &Args) -> Result<(), String> {
+    let n: u64 = args.parse_or("n", 21)?;
+    let rate: u64 = args.parse_or("rate", 20)?;
+    env.generate_at_rate(n, rate, |i| i)
+        .key_by(|i: &u64| i % 3)
+        .process_with_timers(
+            |ctx: &mut KeyedCtx<u64, String>, _: u64| {
+                let count = ctx.value_state::<u64>("count");
+                let c = count.get()?.unwrap_or(0) + 1;
+                count.set(&c)?;
+                let recent = ctx.value_state::<bool>("recent").with_ttl(std::time::Duration::from_millis(50));
+                if c == 1 {
+                    ctx.register_event_time_timer(1000)?;
+                    ctx.register_processing_time_timer(ctx.current_processing_time() + 100)?;
+                } else if recent.get()?.is_none() {
+                    let key = ctx.key();
+                    ctx.collect(format!("expired {key}"));
+                }
+                recent.set(&true)
+            },
+            |ctx: &mut KeyedCtx<u64, String>, timer: Timer| {
+                let key = ctx.key();
+                match timer.domain {
+                    TimeDomain::EventTime => {
+                        let c = ctx.value_state::<u64>("count").get()?.unwrap_or(0);
+                        ctx.collect(format!("event {key} {} count={c}", timer.timestamp));
+                    }
+                    TimeDomain::ProcessingTime => ctx.collect(format!("processing {key}")),
+                }
+                Ok(())
+            },
+        )
+        .print();
+    Ok(())
+}
+
 eddy_sdk::entries! {
+    "timers" => timers,
     "sequence-check" => sequence_check,
     "totals" => totals,
+    "big-state" => big_state,
 }

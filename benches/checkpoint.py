@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""The cost of checkpoints, measured with real `eddy` processes.
+
+1. Word count over TEXT at parallelism 2 on the embedded cluster, runs
+   alternating without and with `--checkpoint-interval 1s`: medians and ratio.
+2. A job keeping ~1 GiB of keyed state (1 M keys x 1000-byte values),
+   checkpointed every 2 s: how long its checkpoints take (trigger to completion).
+3. Recovery: a cluster of a JobManager and 3 TaskManagers (heartbeat timeout
+   2 s) runs a checkpointed job on two of them; one is SIGKILLed; time until
+   the job is RUNNING again (on the spare), as `GET /jobs/{id}` shows.
+
+usage: checkpoint.py EDDY WORDCOUNT.wasm STATEFUL.wasm TEXT [RUNS]
+"""
+import json, os, re, signal, statistics, subprocess, sys, tempfile, time, urllib.request
+
+eddy, wordcount, stateful, text = sys.argv[1:5]
+runs = int(sys.argv[5]) if len(sys.argv) > 5 else 3
+
+
+def timed(args):
+    start = time.time()
+    p = subprocess.run([eddy] + args, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"eddy {' '.join(args)} failed:\n{p.stderr}")
+    return time.time() - start, p.stderr
+
+
+print(f"==> word count with and without 1 s checkpoints, {runs} runs each")
+plain, checked, completed = [], [], []
+with tempfile.TemporaryDirectory() as tmp:
+    for i in range(runs):
+        for label, extra, times in (("without", [], plain), ("with", ["--checkpoint-interval", "1s", "--checkpoint-dir", f"{tmp}/chk"], checked)):
+            t, err = timed(["run", "--local", "-p", "2"] + extra + ["-c", "word-count", wordcount, "--input", text, "--output", f"{tmp}/out-{label}-{i}"])
+            times.append(t)
+            m = re.search(r"checkpoints: (\d+) completed", err)
+            if m:
+                completed.append(int(m.group(1)))
+            print(f"   run {i + 1} {label:7} checkpoints: {t:.3f} s" + (f" ({m.group(1)} completed)" if m else ""))
+a, b = statistics.median(plain), statistics.median(checked)
+print(f"word count: median {a:.3f} s without, {b:.3f} s with 1 s checkpoints: {b / a:.3f}x the time "
+      f"(throughput {100 * (a / b - 1):+.1f}%), {statistics.median(completed) if completed else 0} checkpoints per run")
+
+print("==> checkpoint of ~1 GiB of keyed state (1 M keys x 1000 bytes), every 2 s")
+with tempfile.TemporaryDirectory() as tmp:
+    t, err = timed(["run", "--local", "--checkpoint-interval", "2s", "--checkpoint-dir", f"{tmp}/chk", "--memory-limit", "4096",
+                    "-c", "big-state", stateful, "--n", "4000000", "--keys", "1000000", "--value-bytes", "1000", "--rate", "500000"])
+    sizes = [(int(i), float(mib), int(ms)) for i, mib, ms in re.findall(r"checkpoint (\d+): ([\d.]+) MiB in (\d+) ms", err)]
+    for i, mib, ms in sizes:
+        print(f"   checkpoint {i}: {mib:.0f} MiB in {ms} ms")
+    big = [s for s in sizes if s[1] >= 900]
+    if big:
+        print(f"1 GiB checkpoint: median {statistics.median(s[2] for s in big)} ms for {statistics.median(s[1] for s in big):.0f} MiB")
+    else:
+        print("no checkpoint reached 900 MiB:\n" + err[-2000:])
+
+
+def get(http, path):
+    with urllib.request.urlopen(f"http://{http}{path}") as r:
+        return json.load(r)
+
+
+print("==> recovery after SIGKILL of a TaskManager (heartbeat timeout 2 s)")
+with tempfile.TemporaryDirectory() as tmp:
+    jm = subprocess.Popen([eddy, "jobmanager", "--bind", "127.0.0.1:0", "--rpc-bind", "127.0.0.1:0", "--state-dir", tmp,
+                           "--heartbeat-timeout", "2"], stderr=subprocess.DEVNULL)
+    tms = []
+    try:
+        while not os.path.exists(f"{tmp}/jobmanager.json"):
+            time.sleep(0.05)
+        time.sleep(0.1)
+        addrs = json.load(open(f"{tmp}/jobmanager.json"))
+        for _ in range(3):
+            tms.append(subprocess.Popen([eddy, "taskmanager", "--jobmanager", addrs["rpc"], "--slots", "1", "--cluster-dir", tmp],
+                                        stderr=subprocess.DEVNULL))
+            n = len(tms)
+            while len(get(addrs["http"], "/taskmanagers")["taskmanagers"]) < n:
+                time.sleep(0.05)
+        out = subprocess.run([eddy, "run", "-m", addrs["http"], "-p", "2", "--checkpoint-interval", "500ms",
+                              "--restart-strategy", "fixed-delay:3:100ms", "-c", "sequence-check", stateful,
+                              "--n", "1000000", "--rate", "20000", "--output", f"{tmp}/out"],
+                             capture_output=True, text=True, timeout=5)
+    except subprocess.TimeoutExpired as e:
+        out = e
+    try:
+        job = re.search(r"JobID (\S+)", out.stdout if isinstance(out.stdout, str) else out.stdout.decode()).group(1)
+        while get(addrs["http"], f"/jobs/{job}")["checkpoints"]["completed"] < 2:
+            time.sleep(0.05)
+        details = get(addrs["http"], f"/jobs/{job}")
+        victim = int(details["tasks"][0]["subtasks"][1]["taskmanager"].split("-")[1])
+        tms[victim - 1].send_signal(signal.SIGKILL)
+        killed = time.time()
+        while True:
+            j = get(addrs["http"], f"/jobs/{job}")
+            if j["attempt"] >= 1 and j["status"] == "RUNNING":
+                break
+            time.sleep(0.01)
+        print(f"recovery: RUNNING again {time.time() - killed:.2f} s after the SIGKILL of tm-{victim}")
+    finally:
+        for p in tms + [jm]:
+            p.kill()

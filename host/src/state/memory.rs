@@ -1,0 +1,65 @@
+//! The in-memory backend: per key, an ordered map of (state name, sub-key) to value.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::backend::{Result, StateBackend, Visit};
+
+/// Keyed state in hash maps (Flink's HashMapStateBackend).
+#[derive(Debug, Default)]
+pub struct MemoryBackend {
+    by_key: HashMap<Vec<u8>, BTreeMap<(String, Vec<u8>), Vec<u8>>>,
+}
+
+impl StateBackend for MemoryBackend {
+    fn get(&mut self, key: &[u8], name: &str, sub: &[u8]) -> Result<Option<Vec<u8>>> {
+        // A borrowed (name, sub) pair cannot look up the owned tuple key, so ranges are used.
+        let Some(entries) = self.by_key.get(key) else { return Ok(None) };
+        Ok(entries.range((name.to_owned(), sub.to_vec())..).next().filter(|((n, s), _)| n == name && s == sub).map(|(_, v)| v.clone()))
+    }
+
+    fn put(&mut self, key: &[u8], name: &str, sub: &[u8], value: &[u8]) -> Result<()> {
+        if !self.by_key.contains_key(key) {
+            self.by_key.insert(key.to_vec(), BTreeMap::new());
+        }
+        self.by_key.get_mut(key).unwrap().insert((name.to_owned(), sub.to_vec()), value.to_vec());
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &[u8], name: &str, sub: &[u8]) -> Result<()> {
+        if let Some(entries) = self.by_key.get_mut(key) {
+            entries.remove(&(name.to_owned(), sub.to_vec()));
+            if entries.is_empty() {
+                self.by_key.remove(key);
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_state(&mut self, key: &[u8], name: &str) -> Result<()> {
+        if let Some(entries) = self.by_key.get_mut(key) {
+            entries.retain(|(n, _), _| n != name);
+            if entries.is_empty() {
+                self.by_key.remove(key);
+            }
+        }
+        Ok(())
+    }
+
+    fn entries(&mut self, key: &[u8], name: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let Some(entries) = self.by_key.get(key) else { return Ok(Vec::new()) };
+        Ok(entries
+            .range((name.to_owned(), Vec::new())..)
+            .take_while(|((n, _), _)| n == name)
+            .map(|((_, s), v)| (s.clone(), v.clone()))
+            .collect())
+    }
+
+    fn for_each(&mut self, f: Visit) -> Result<()> {
+        for (key, entries) in &self.by_key {
+            for ((name, sub), value) in entries {
+                f(key, name, sub, value);
+            }
+        }
+        Ok(())
+    }
+}
