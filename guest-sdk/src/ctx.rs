@@ -195,6 +195,13 @@ impl<K: DeserializeOwned, O> KeyedCtx<K, O> {
     }
 }
 
+/// Registers or deletes (`f`) a timer of the current key.
+fn timer(f: fn(TimeDomain, i64), domain: TimeDomain, timestamp: i64) -> Result<(), String> {
+    ensure_host_key()?;
+    f(domain, timestamp);
+    Ok(())
+}
+
 /// A timer that fired, as an `on_timer` function sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timer {
@@ -209,30 +216,22 @@ impl<K, O> KeyedCtx<K, O> {
     /// the watermark reaches `timestamp`. Timers are per key and timestamp;
     /// they are checkpointed with the key's state.
     pub fn register_event_time_timer(&self, timestamp: i64) -> Result<(), String> {
-        ensure_host_key()?;
-        host::register_timer(TimeDomain::EventTime, timestamp);
-        Ok(())
+        timer(host::register_timer, TimeDomain::EventTime, timestamp)
     }
 
     /// Calls `on_timer` once the wall clock reaches `timestamp` (ms since the Unix epoch).
     pub fn register_processing_time_timer(&self, timestamp: i64) -> Result<(), String> {
-        ensure_host_key()?;
-        host::register_timer(TimeDomain::ProcessingTime, timestamp);
-        Ok(())
+        timer(host::register_timer, TimeDomain::ProcessingTime, timestamp)
     }
 
     /// Deletes an event-time timer of the current key.
     pub fn delete_event_time_timer(&self, timestamp: i64) -> Result<(), String> {
-        ensure_host_key()?;
-        host::delete_timer(TimeDomain::EventTime, timestamp);
-        Ok(())
+        timer(host::delete_timer, TimeDomain::EventTime, timestamp)
     }
 
     /// Deletes a processing-time timer of the current key.
     pub fn delete_processing_time_timer(&self, timestamp: i64) -> Result<(), String> {
-        ensure_host_key()?;
-        host::delete_timer(TimeDomain::ProcessingTime, timestamp);
-        Ok(())
+        timer(host::delete_timer, TimeDomain::ProcessingTime, timestamp)
     }
 
     /// The subtask's current watermark (`i64::MIN` before the first one).

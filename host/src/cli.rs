@@ -114,15 +114,9 @@ pub struct StopArgs {
     /// Take a savepoint first (required: a stop without one is `eddy cancel`).
     #[arg(long)]
     pub savepoint: bool,
-    /// The job's id.
-    #[arg(value_name = "JOB")]
-    pub job: String,
-    /// Directory to put the savepoint in.
-    #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub connect: ConnectArgs,
+    pub target: SavepointArgs,
 }
 
 /// Checkpoints, recovery and savepoints of a job.
@@ -490,15 +484,13 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             print!("{}", crate::client::taskmanagers_table(&tms));
         }
         Command::Savepoint(a) => {
-            let dir = a.dir.as_ref().map(|d| absolute(d)).transpose()?;
-            let location = connect(&a.connect)?.savepoint(&a.job, dir.as_deref(), false)?;
+            let location = take_savepoint(&a, false)?;
             println!("Savepoint completed: {location}");
         }
         Command::Stop(a) => {
             anyhow::ensure!(a.savepoint, "eddy stop needs --savepoint (eddy cancel stops a job without one)");
-            let dir = a.dir.as_ref().map(|d| absolute(d)).transpose()?;
-            let location = connect(&a.connect)?.savepoint(&a.job, dir.as_deref(), true)?;
-            println!("Job {} stopped with savepoint {location}", a.job);
+            let location = take_savepoint(&a.target, true)?;
+            println!("Job {} stopped with savepoint {location}", a.target.job);
         }
         Command::Cancel(a) => {
             connect(&a.connect)?.cancel(&a.job)?;
@@ -612,6 +604,12 @@ fn install_ctrl_c(signals: &Arc<JobSignals>) {
         }
         eprintln!("stopping: ending sources and flushing sinks (Ctrl-C again to exit now)");
     });
+}
+
+/// `POST /jobs/{id}/savepoints`; returns the savepoint's location.
+fn take_savepoint(a: &SavepointArgs, stop: bool) -> anyhow::Result<String> {
+    let dir = a.dir.as_ref().map(|d| absolute(d)).transpose()?;
+    Ok(connect(&a.connect)?.savepoint(&a.job, dir.as_deref(), stop)?)
 }
 
 /// Paths sent to a cluster must not depend on the client's working directory.
