@@ -37,9 +37,28 @@ pub fn component(name: &str) -> PathBuf {
     }
 }
 
+/// Longest run of one `eddy` command in a test: a hung job fails its test
+/// instead of stalling the whole suite.
+const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
+
 /// Runs eddy with `args`; returns its output whatever the exit status.
 pub fn run(args: &[&str]) -> Output {
-    eddy().args(args).output().expect("eddy runs")
+    use std::process::Stdio;
+    let child = eddy().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("eddy runs");
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    // Kills the process if it outlives the timeout; `wait_with_output` then returns.
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(RUN_TIMEOUT).is_err() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            return true;
+        }
+        false
+    });
+    let out = child.wait_with_output().expect("eddy runs");
+    let _ = done_tx.send(());
+    assert!(!watchdog.join().unwrap(), "eddy {args:?} did not end within {RUN_TIMEOUT:?}; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    out
 }
 
 /// Runs eddy and expects success; returns stdout.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use super::storage::{self, CheckpointStorage, DirStorage, Metadata, TaskHandle};
-use super::{Barrier, CheckpointConfig};
+use super::{Barrier, CheckpointConfig, FINAL_CHECKPOINT};
 
 /// Called once a requested savepoint completed (its location) or failed (why).
 pub type SavepointReply = Box<dyn FnOnce(Result<PathBuf, String>) + Send>;
@@ -85,6 +85,8 @@ pub struct Coordinator {
     history: VecDeque<CheckpointStats>,
     completed_count: u64,
     failed_count: u64,
+    /// Tasks whose input ended (they acknowledged [`FINAL_CHECKPOINT`]).
+    at_end: BTreeSet<(usize, u32)>,
 }
 
 const HISTORY: usize = 20;
@@ -120,6 +122,7 @@ impl Coordinator {
             history: VecDeque::new(),
             completed_count: 0,
             failed_count: 0,
+            at_end: BTreeSet::new(),
         }
     }
 
@@ -184,6 +187,11 @@ impl Coordinator {
 
     /// A task acknowledged checkpoint `id` (or failed to snapshot).
     pub fn ack(&mut self, id: u64, chain: usize, subtask: u32, result: Result<TaskHandle, String>) -> Option<Completed> {
+        if id == FINAL_CHECKPOINT {
+            self.at_end.insert((chain, subtask));
+            let all = self.tasks.iter().all(|t| self.at_end.contains(t));
+            return all.then(|| Completed { barrier: Barrier { id, stop: false }, location: PathBuf::new() });
+        }
         let pending = self.pending.as_mut().filter(|p| p.barrier.id == id)?;
         match result {
             Err(e) => {
@@ -306,9 +314,10 @@ impl Coordinator {
         }
     }
 
-    /// A new attempt of the job starts (after a restart): every task runs again.
+    /// A new attempt of the job will start (after a restart): every task runs again.
     pub fn restarted(&mut self) {
         self.finished_tasks = false;
+        self.at_end.clear();
         self.last_trigger = Instant::now();
     }
 
@@ -359,6 +368,9 @@ mod tests {
         }
         assert!(!storage.path(1).exists() && storage.path(2).exists() && storage.path(3).join("_metadata").exists());
         assert_eq!(c.latest(), Some(storage.path(3).as_path()));
+        let handle = || Ok(TaskHandle { chain: 0, subtask: 0, file: String::new(), bytes: 0 });
+        assert!(c.ack(FINAL_CHECKPOINT, 0, 1, handle()).is_none());
+        assert_eq!(c.ack(FINAL_CHECKPOINT, 0, 0, handle()).unwrap().barrier.id, FINAL_CHECKPOINT, "every task at its end");
     }
 
     #[test]

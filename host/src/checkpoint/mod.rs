@@ -32,6 +32,12 @@ use serde::{Deserialize, Serialize};
 pub use coordinator::{Completed, Coordinator, SavepointRequest};
 pub use storage::{CheckpointStorage, DirStorage, Restored, RestoreError, TaskHandle};
 
+/// The id of the end-of-input commit (Flink's final checkpoint): each task
+/// acknowledges it once its input ended, and when every task has, sinks
+/// commit what they still hold. Until then a failure anywhere replays from
+/// the last checkpoint without duplicating a sink's last records.
+pub const FINAL_CHECKPOINT: u64 = u64::MAX;
+
 /// The marker a checkpoint sends through the dataflow: a task snapshots
 /// when it has received it on every input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

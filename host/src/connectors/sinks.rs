@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::framing;
 use crate::json;
 use crate::runtime::SubtaskInfo;
-use crate::checkpoint::OperatorState;
+use crate::checkpoint::{OperatorState, FINAL_CHECKPOINT};
 use crate::task::{Operator, TaskError};
 
 /// Renders a batch's values as lines, with an optional prefix each.
@@ -62,8 +62,10 @@ impl Operator for PrintSink {
 /// closes the file and records it as pending in the snapshot; when that
 /// checkpoint completes everywhere the file is renamed to `part-<i>-<run>-<n>`.
 /// A restore commits the pending files of the checkpoint it starts from, so
-/// output after a recovery has neither gaps nor duplicates. (In-progress
-/// files of a failed attempt are left behind, hidden, as Flink's are.)
+/// output after a recovery has neither gaps nor duplicates. When the input
+/// ends, the last file waits for the final checkpoint: every task's input
+/// ended. (In-progress files of a failed attempt are left behind, hidden, as
+/// Flink's are.)
 pub struct FileSink {
     dir: PathBuf,
     subtask: u32,
@@ -141,13 +143,15 @@ impl Operator for FileSink {
     }
 
     fn finish(&mut self) -> Result<Vec<u8>, TaskError> {
+        if self.run.is_some() {
+            // Committed once every task's input ended (the final checkpoint).
+            if let Some((pending, done)) = self.close_file()? {
+                self.pending.push((FINAL_CHECKPOINT, pending, done));
+            }
+            return Ok(Vec::new());
+        }
         // Without checkpoints an empty input still leaves an (empty) part file.
-        if self.run.is_none() {
-            self.file()?;
-        }
-        for (_, pending, done) in std::mem::take(&mut self.pending) {
-            commit(&pending, &done)?;
-        }
+        self.file()?;
         if let Some((pending, done)) = self.close_file()? {
             commit(&pending, &done)?;
         }

@@ -342,7 +342,6 @@ impl JobManager {
         }
         if let Some(job) = self.state.lock().unwrap().jobs.get_mut(id).filter(|j| j.execution() == exec) {
             job.deployed = true;
-            job.coordinator.restarted();
         }
         tracing::info!(job = id, execution = %exec, taskmanagers = connections.len(), "job deployed and started");
     }

@@ -37,6 +37,8 @@ impl JobManager {
             let Some(delay) = job.settings.restart.next_delay(restarts, &job.failures) else { return false };
             tracing::warn!(job = id, attempt = job.attempt, ?delay, "job failed, restarting: {why}");
             job.coordinator.abort(why);
+            // Before the new attempt's tasks exist: their end-of-input acknowledgements must not be lost.
+            job.coordinator.restarted();
             job.status = JobStatus::Restarting;
             job.deployed = false;
             let exec = job.execution();

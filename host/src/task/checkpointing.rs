@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Chain, Event, JobSignals, Output, TaskError};
-use crate::checkpoint::{Barrier, CheckpointStorage, OperatorState, TaskHandle};
+use crate::checkpoint::{Barrier, CheckpointStorage, OperatorState, TaskHandle, FINAL_CHECKPOINT};
 
 /// A task's acknowledgement of a checkpoint, for the coordinator.
 #[derive(Debug)]
@@ -113,10 +113,21 @@ impl TaskCheckpoints {
         Ok(())
     }
 
-    /// After a stop-with-savepoint: waits until the savepoint completed, so
-    /// that sinks commit what it covers, then lets the task end undrained.
-    pub fn await_stop(&mut self, chain: &mut Chain, signals: &JobSignals) -> Result<(), TaskError> {
-        let Some(id) = self.stopped else { return Ok(()) };
+    /// The task is done: after a stop-with-savepoint, waits until the
+    /// savepoint completed (so that sinks commit what it covers); after the
+    /// end of its input, acknowledges [`FINAL_CHECKPOINT`] and waits until
+    /// every task did, then lets the sinks commit their last files.
+    pub fn finish(&mut self, chain: &mut Chain, signals: &JobSignals) -> Result<(), TaskError> {
+        let Some(shared) = &self.shared else { return Ok(()) };
+        let id = match self.stopped {
+            Some(id) => id,
+            None => {
+                let (chain, subtask) = (self.chain, self.subtask);
+                let handle = TaskHandle { chain, subtask, file: String::new(), bytes: 0 };
+                (shared.acks)(TaskAck { checkpoint: FINAL_CHECKPOINT, chain, subtask, result: Ok(handle) });
+                FINAL_CHECKPOINT
+            }
+        };
         while signals.checkpoint_committed.load(Ordering::Acquire) < id {
             if signals.cancelled() {
                 return Err(TaskError::Cancelled);

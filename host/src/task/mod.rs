@@ -263,7 +263,7 @@ impl Task {
                 }
             },
         }
-        self.checkpoints.await_stop(&mut self.chain, &self.signals)?;
+        self.checkpoints.finish(&mut self.chain, &self.signals)?;
         self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
         (metrics.records_in, metrics.records_out) = self.live.get();
         metrics.counters = self.chain.counters();
