@@ -57,6 +57,7 @@ fn add_vertex(g: &Shared, name: &str, kind: VertexKind, input: Option<(u32, Part
             source,
             target: id,
             partitioning,
+            side_output: false,
         });
     }
     id

@@ -30,7 +30,8 @@ pub(crate) mod bindings {
 }
 
 pub use bindings::eddy::stream::types::{
-    Aggregate, AggregateKind, Edge, FieldRef, JobGraph, Partitioning, SocketSource, SubtaskInfo, Vertex, VertexKind,
+    Aggregate, AggregateKind, Edge, FieldRef, JobGraph, Partitioning, SlidingWindow, SocketSource, SubtaskInfo, TimeDomain,
+    TimestampSpec, Vertex, VertexKind, WindowAssigner, WindowFunction, WindowSpec,
 };
 
 /// The world every job component must implement.

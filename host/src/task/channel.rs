@@ -14,6 +14,10 @@ pub enum Event {
     Data(Vec<u8>),
     /// Event time of this channel advanced to the value (ms).
     Watermark(i64),
+    /// The producer has no records for a while (an idle source): leave this
+    /// channel out of the watermark minimum until it sends records or a
+    /// watermark again.
+    Idle,
     /// The channel's producer ended.
     End,
 }
@@ -76,6 +80,10 @@ pub struct InputGate {
     watermarks: Vec<i64>,
     /// Channels that have ended.
     ended: Vec<bool>,
+    /// Channels marked idle by their producer.
+    idle: Vec<bool>,
+    /// Whether the task was told that every open channel is idle.
+    all_idle: bool,
     /// Channels still open.
     open: usize,
     /// The watermark last reported (minimum over channels).
@@ -85,12 +93,14 @@ pub struct InputGate {
 /// What the gate hands to its task.
 #[derive(Debug)]
 pub enum GateEvent {
-    /// Nothing arrived before the timeout.
-    Idle,
+    /// Nothing for the task before the timeout.
+    Timeout,
     /// Records.
     Data(Vec<u8>),
     /// The minimum watermark over all channels advanced.
     Watermark(i64),
+    /// Every open channel became idle: the task's outputs are idle too.
+    Idle,
     /// Every channel ended.
     End,
 }
@@ -100,7 +110,7 @@ pub enum GateEvent {
 pub fn channel(channels: u32, capacity: usize) -> (InputGate, GateQueue) {
     let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
     let n = channels as usize;
-    let gate = InputGate { rx, watermarks: vec![i64::MIN; n], ended: vec![false; n], open: n, current: i64::MIN };
+    let gate = InputGate { rx, watermarks: vec![i64::MIN; n], ended: vec![false; n], idle: vec![false; n], all_idle: false, open: n, current: i64::MIN };
     (gate, tx)
 }
 
@@ -113,14 +123,23 @@ impl InputGate {
         let wait = timeout.min(CANCEL_POLL);
         let (channel, event) = match self.rx.recv_timeout(wait) {
             Ok(x) => x,
-            Err(RecvTimeoutError::Timeout) if !signals.cancelled() => return Ok(GateEvent::Idle),
+            Err(RecvTimeoutError::Timeout) if !signals.cancelled() => return Ok(GateEvent::Timeout),
             Err(_) => return Err(TaskError::Cancelled),
         };
         let c = channel as usize;
+        if !matches!(event, Event::Idle | Event::End) {
+            // Records or a watermark: the channel is active again.
+            self.idle[c] = false;
+            self.all_idle = false;
+        }
         match event {
             Event::Data(batch) => Ok(GateEvent::Data(batch)),
             Event::Watermark(wm) => {
                 self.watermarks[c] = self.watermarks[c].max(wm);
+                Ok(self.advance())
+            }
+            Event::Idle => {
+                self.idle[c] = true;
                 Ok(self.advance())
             }
             Event::End => {
@@ -136,15 +155,50 @@ impl InputGate {
         }
     }
 
-    /// The minimum watermark over the channels still open, if it advanced.
+    /// The minimum watermark over the channels open and not idle, if it
+    /// advanced; idleness once every open channel is idle (Flink's rule).
     fn advance(&mut self) -> GateEvent {
-        let min = (0..self.watermarks.len()).filter(|&c| !self.ended[c]).map(|c| self.watermarks[c]).min();
-        match min {
+        let active = (0..self.watermarks.len()).filter(|&c| !self.ended[c] && !self.idle[c]);
+        match active.map(|c| self.watermarks[c]).min() {
             Some(wm) if wm > self.current => {
                 self.current = wm;
                 GateEvent::Watermark(wm)
             }
-            _ => GateEvent::Idle,
+            Some(_) => GateEvent::Timeout,
+            None if self.all_idle => GateEvent::Timeout,
+            None => {
+                self.all_idle = true;
+                GateEvent::Idle
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(gate: &mut InputGate, tx: &GateQueue, channel: u32, event: Event) -> GateEvent {
+        let signals = JobSignals::default();
+        send_local(tx, channel, event, &signals).unwrap();
+        gate.next(Duration::from_secs(1), &signals).unwrap()
+    }
+
+    #[test]
+    fn idle_channels_leave_the_minimum_until_they_send_again() {
+        let (mut gate, tx) = channel(2, 8);
+        assert!(matches!(feed(&mut gate, &tx, 0, Event::Watermark(10)), GateEvent::Timeout));
+        // Channel 1 goes idle: channel 0 alone holds the minimum.
+        assert!(matches!(feed(&mut gate, &tx, 1, Event::Idle), GateEvent::Watermark(10)));
+        assert!(matches!(feed(&mut gate, &tx, 0, Event::Watermark(20)), GateEvent::Watermark(20)));
+        // Channel 1 is back, behind: the minimum waits for it again.
+        assert!(matches!(feed(&mut gate, &tx, 1, Event::Watermark(15)), GateEvent::Timeout));
+        assert!(matches!(feed(&mut gate, &tx, 0, Event::Watermark(30)), GateEvent::Timeout));
+        assert!(matches!(feed(&mut gate, &tx, 1, Event::Watermark(25)), GateEvent::Watermark(25)));
+        // Both idle: the task's output becomes idle, once.
+        assert!(matches!(feed(&mut gate, &tx, 0, Event::Idle), GateEvent::Timeout));
+        assert!(matches!(feed(&mut gate, &tx, 1, Event::Idle), GateEvent::Idle));
+        assert!(matches!(feed(&mut gate, &tx, 1, Event::Idle), GateEvent::Timeout));
+        assert!(matches!(feed(&mut gate, &tx, 0, Event::Data(vec![])), GateEvent::Data(_)));
     }
 }

@@ -5,15 +5,17 @@
 mod channel;
 mod operators;
 mod output;
+mod timestamps;
+mod window;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 
 pub use channel::{channel, send_local, Event, CANCEL_POLL, GateEvent, GateQueue, InputGate, RemoteSend, Sender};
-pub use operators::{build_chain, Chain, ChainContext, Operator};
+pub use operators::{build_chain, Chain, ChainContext, Operator, Progress};
 pub use output::{Output, OutputEdge};
 
 use crate::connectors::Source;
@@ -136,7 +138,8 @@ pub struct Task {
     pub live: Arc<LiveCounts>,
 }
 
-/// What a source calls to hand over its records.
+/// What a source calls to hand over its records; the task loop drives its
+/// chain through the same calls.
 pub struct SourceContext<'a> {
     chain: &'a mut Chain,
     output: &'a mut Output,
@@ -144,21 +147,62 @@ pub struct SourceContext<'a> {
     live: &'a LiveCounts,
 }
 
+/// The wall clock in epoch milliseconds: processing time.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 impl SourceContext<'_> {
     /// Pushes a batch of `records` records through the chain.
     pub fn emit(&mut self, batch: Vec<u8>, records: u64) -> Result<(), TaskError> {
         self.live.records_in.fetch_add(records, Ordering::Relaxed);
+        self.process(batch)
+    }
+
+    /// Runs a batch through the chain and writes what comes out.
+    fn process(&mut self, batch: Vec<u8>) -> Result<(), TaskError> {
         let out = self.chain.process(batch)?;
-        self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
-        self.output.write(&out, self.signals)?;
+        self.deliver(out)?;
+        self.fire_timers()?;
         self.output.flush_if_due(self.signals)
     }
 
-    /// Lets buffered output go when the buffer timeout passed.
+    /// Writes the chain's records, then the progress it generated (a watermark
+    /// or idleness follows the records it is about).
+    fn deliver(&mut self, out: Vec<u8>) -> Result<(), TaskError> {
+        self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
+        self.output.write(&out, self.signals)?;
+        match self.chain.take_progress() {
+            Some(Progress::Watermark(wm)) => self.output.broadcast(Event::Watermark(wm), self.signals),
+            Some(Progress::Idle) => self.output.broadcast(Event::Idle, self.signals),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the chain's processing-time hooks that are due.
+    fn fire_timers(&mut self) -> Result<(), TaskError> {
+        if let Some(due) = self.chain.next_timer() {
+            let now = now_ms();
+            if due <= now {
+                let out = self.chain.on_processing_time(now)?;
+                self.deliver(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How long the task may wait for input: until the buffer timeout or the next timer.
+    fn wait(&self) -> Duration {
+        let timer = self.chain.next_timer().map_or(Duration::MAX, |t| Duration::from_millis((t - now_ms()).max(0) as u64));
+        self.output.until_flush().min(timer)
+    }
+
+    /// Lets buffered output go when the buffer timeout passed, and runs due timers.
     pub fn idle(&mut self) -> Result<(), TaskError> {
         if self.signals.cancelled() {
             return Err(TaskError::Cancelled);
         }
+        self.fire_timers()?;
         self.output.flush_if_due(self.signals)
     }
 
@@ -178,34 +222,26 @@ impl Task {
     pub fn run(mut self) -> Result<TaskMetrics, TaskError> {
         let _span = tracing::debug_span!("task", name = %self.name).entered();
         let mut metrics = TaskMetrics::default();
+        let mut ctx =
+            SourceContext { chain: &mut self.chain, output: &mut self.output, signals: &self.signals, live: &self.live };
         match &mut self.head {
-            Head::Source(source) => {
-                let mut ctx =
-                    SourceContext { chain: &mut self.chain, output: &mut self.output, signals: &self.signals, live: &self.live };
-                source.run(&mut ctx)?;
-                self.end_of_input(i64::MAX)?;
-            }
+            Head::Source(source) => source.run(&mut ctx)?,
             Head::Input(gate) => loop {
-                match gate.next(self.output.until_flush(), &self.signals)? {
-                    GateEvent::Idle => self.output.flush_if_due(&self.signals)?,
-                    GateEvent::Data(batch) => {
-                        let out = self.chain.process(batch)?;
-                        self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
-                        self.output.write(&out, &self.signals)?;
-                        self.output.flush_if_due(&self.signals)?;
-                    }
+                match gate.next(ctx.wait(), ctx.signals)? {
+                    GateEvent::Timeout => ctx.idle()?,
+                    GateEvent::Data(batch) => ctx.process(batch)?,
                     GateEvent::Watermark(wm) => {
-                        let out = self.chain.watermark(wm)?;
-                        self.output.write(&out, &self.signals)?;
-                        self.output.broadcast(Event::Watermark(wm), &self.signals)?;
+                        let out = ctx.chain.watermark(wm)?;
+                        ctx.deliver(out)?;
+                        ctx.output.broadcast(Event::Watermark(wm), ctx.signals)?;
+                        ctx.fire_timers()?;
                     }
-                    GateEvent::End => {
-                        self.end_of_input(i64::MAX)?;
-                        break;
-                    }
+                    GateEvent::Idle => ctx.output.broadcast(Event::Idle, ctx.signals)?,
+                    GateEvent::End => break,
                 }
             },
         }
+        self.end_of_input(i64::MAX)?;
         self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
         (metrics.records_in, metrics.records_out) = self.live.get();
         metrics.counters = self.chain.counters();

@@ -1,7 +1,7 @@
 //! Records between TaskManagers: one QUIC connection per TaskManager pair,
 //! one unidirectional stream per channel. A stream starts with a
 //! [`ChannelHeader`] and carries events framed as `tag: u8` (0 data,
-//! 1 watermark, 2 end), `len: u32` LE, payload. Back-pressure is QUIC's flow
+//! 1 watermark, 2 end, 3 idle), `len: u32` LE, payload. Back-pressure is QUIC's flow
 //! control: a full gate stops the reader, the stream window fills, and the
 //! writer's `write_all` waits.
 
@@ -23,6 +23,7 @@ fn frame(event: &Event) -> Vec<u8> {
         Event::Data(batch) => (0, batch),
         Event::Watermark(_) => (1, &[]),
         Event::End => (2, &[]),
+        Event::Idle => (3, &[]),
     };
     let mut out = Vec::with_capacity(5 + payload.len() + 8);
     out.push(tag);
@@ -145,6 +146,7 @@ fn serve_channel(tm: &TaskManager, mut recv: quinn::RecvStream) -> anyhow::Resul
             0 => Event::Data(payload),
             1 => Event::Watermark(i64::from_le_bytes(payload.as_slice().try_into()?)),
             2 => Event::End,
+            3 => Event::Idle,
             t => anyhow::bail!("unknown frame tag {t}"),
         };
         let end = matches!(event, Event::End);
