@@ -7,6 +7,10 @@
 pub const FLAG_KEY: u8 = 0b01;
 /// Flag bit: the record has a timestamp.
 pub const FLAG_TIMESTAMP: u8 = 0b10;
+/// Flag bit: the record is its operator's side output (a window's late records). Only the
+/// host's window operator sets it, and the host clears it before records reach a guest, so
+/// guests reject it like any unknown bit.
+pub const FLAG_SIDE_OUTPUT: u8 = 0b100;
 
 /// One record of a batch, borrowing its key and value from the batch bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

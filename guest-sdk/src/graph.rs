@@ -14,10 +14,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::bindings::eddy::stream::types::{
-    Aggregate, AggregateKind, Edge, FieldRef, JobGraph, Partitioning, SocketSource, Vertex,
-    Sequence, VertexKind,
+    Aggregate, AggregateKind, Edge, FieldRef, JobGraph, Partitioning, Sequence, SocketSource,
+    TimestampSpec, Vertex, VertexKind,
 };
 use crate::ctx::{set_record_key, Ctx, KeyedCtx, TimeDomain, Timer, ValueState};
+use crate::windows::{Window, WindowedStream};
 use crate::ops::{encode_json, Emit, FnOp, Item, Operator, Value};
 
 /// What a job function built: the graph and the operator registry.
@@ -27,7 +28,7 @@ pub(crate) struct Built {
 }
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     name: String,
     vertices: Vec<Vertex>,
     edges: Vec<Edge>,
@@ -37,9 +38,12 @@ struct State {
     errors: Vec<String>,
 }
 
-type Shared = Rc<RefCell<State>>;
+pub(crate) type Shared = Rc<RefCell<State>>;
 
-fn add_vertex(g: &Shared, name: &str, kind: VertexKind, input: Option<(u32, Partitioning)>) -> u32 {
+/// Where a new vertex takes its input from: `(vertex, partitioning, side output)`.
+pub(crate) type Input = (u32, Partitioning, bool);
+
+pub(crate) fn add_vertex(g: &Shared, name: &str, kind: VertexKind, input: Option<Input>) -> u32 {
     let mut s = g.borrow_mut();
     let id = s.vertices.len() as u32;
     s.vertices.push(Vertex {
@@ -52,17 +56,18 @@ fn add_vertex(g: &Shared, name: &str, kind: VertexKind, input: Option<(u32, Part
         keyed: false,
         per_key_updates: false,
     });
-    if let Some((source, partitioning)) = input {
+    if let Some((source, partitioning, side_output)) = input {
         s.edges.push(Edge {
             source,
             target: id,
             partitioning,
+            side_output,
         });
     }
     id
 }
 
-fn add_operator(g: &Shared, name: &str, op: Box<dyn Operator>, input: (u32, Partitioning)) -> u32 {
+pub(crate) fn add_operator(g: &Shared, name: &str, op: Box<dyn Operator>, input: Input) -> u32 {
     let index = {
         let mut s = g.borrow_mut();
         s.registry.push(op);
@@ -71,13 +76,32 @@ fn add_operator(g: &Shared, name: &str, op: Box<dyn Operator>, input: (u32, Part
     add_vertex(g, name, VertexKind::Wasm(index), Some(input))
 }
 
-fn with_vertex(g: &Shared, id: u32, f: impl FnOnce(&mut Vertex)) {
+pub(crate) fn with_vertex(g: &Shared, id: u32, f: impl FnOnce(&mut Vertex)) {
     f(&mut g.borrow_mut().vertices[id as usize]);
+}
+
+/// Gives vertex `to` the parallelism and slot-sharing group of `from`, so that a forward
+/// edge between them is chained (one task, records in order).
+pub(crate) fn place_with(g: &Shared, from: u32, to: u32) {
+    let (parallelism, group) = {
+        let g = g.borrow();
+        let up = &g.vertices[from as usize];
+        (up.parallelism, up.slot_sharing_group.clone())
+    };
+    with_vertex(g, to, |v| {
+        v.parallelism = parallelism;
+        v.slot_sharing_group = group;
+    });
+}
+
+/// Records an error that `finish` reports (builder methods cannot fail).
+pub(crate) fn builder_error(g: &Shared, message: String) {
+    g.borrow_mut().errors.push(message);
 }
 
 /// Boxes a closure as an operator; the signature bound makes closures higher-ranked over
 /// the record's lifetime.
-fn op<F>(f: F) -> Box<dyn Operator>
+pub(crate) fn op<F>(f: F) -> Box<dyn Operator>
 where
     F: FnMut(Item<'_>, &mut dyn Emit) -> Result<(), String> + 'static,
 {
@@ -278,6 +302,7 @@ impl From<Field> for FieldRef {
     }
 }
 
+/// The settings every builder handle offers for its last vertex.
 macro_rules! vertex_setters {
     () => {
         /// Names the last vertex (shown in plans, logs and errors).
@@ -309,34 +334,94 @@ macro_rules! vertex_setters {
     };
 }
 
+pub(crate) use vertex_setters;
+
 /// A stream of `T` values, each carried as JSON between operators.
 pub struct Stream<T> {
     g: Shared,
     vertex: u32,
     /// How the next operator connects to this one.
     edge: Partitioning,
+    /// Whether this is the vertex's side output (a window's late records).
+    side_output: bool,
     _t: PhantomData<fn() -> T>,
 }
 
 /// A stream may feed several operators: each clone starts another branch.
 impl<T> Clone for Stream<T> {
     fn clone(&self) -> Self {
-        Stream { g: self.g.clone(), vertex: self.vertex, edge: self.edge, _t: PhantomData }
+        Stream { g: self.g.clone(), vertex: self.vertex, edge: self.edge, side_output: self.side_output, _t: PhantomData }
     }
 }
 
 impl<T> Stream<T> {
-    fn new(g: Shared, vertex: u32) -> Self {
+    pub(crate) fn new(g: Shared, vertex: u32) -> Self {
         Stream {
             g,
             vertex,
             edge: Partitioning::Forward,
+            side_output: false,
             _t: PhantomData,
         }
     }
 
-    fn input(&self) -> (u32, Partitioning) {
-        (self.vertex, self.edge)
+    /// The side output of `vertex`.
+    pub(crate) fn side_output(g: Shared, vertex: u32) -> Self {
+        Stream {
+            side_output: true,
+            ..Stream::new(g, vertex)
+        }
+    }
+
+    fn input(&self) -> Input {
+        (self.vertex, self.edge, self.side_output)
+    }
+
+    /// Event time from field `field` of each value (epoch milliseconds), with watermarks
+    /// `out_of_orderness_ms` behind the largest timestamp seen, like Flink's
+    /// `WatermarkStrategy.forBoundedOutOfOrderness`. Runs in the host, chained to this
+    /// stream's operator; call it right after the source (no shuffle in between).
+    pub fn assign_timestamps(self, field: impl Into<Field>, out_of_orderness_ms: u64) -> Self {
+        self.timestamps(Some(field.into().into()), out_of_orderness_ms)
+    }
+
+    /// Watermarks `out_of_orderness_ms` behind the largest timestamp the records already
+    /// carry (set by a source or an upstream operator); a record without one fails the job.
+    pub fn assign_watermarks(self, out_of_orderness_ms: u64) -> Self {
+        self.timestamps(None, out_of_orderness_ms)
+    }
+
+    fn timestamps(self, field: Option<FieldRef>, out_of_orderness_ms: u64) -> Self {
+        let spec = TimestampSpec {
+            field,
+            out_of_orderness_ms,
+            idle_timeout_ms: None,
+        };
+        let id = add_vertex(
+            &self.g,
+            "Timestamps",
+            VertexKind::Timestamps(spec),
+            Some(self.input()),
+        );
+        place_with(&self.g, self.vertex, id);
+        Stream::new(self.g, id)
+    }
+
+    /// Marks the stream idle after `timeout_ms` without records, so that downstream
+    /// watermarks stop waiting for it (Flink's `withIdleness`). Follows `assign_timestamps`.
+    pub fn with_idleness(self, timeout_ms: u64) -> Self {
+        with_vertex(&self.g, self.vertex, |v| {
+            if let VertexKind::Timestamps(spec) = &mut v.kind {
+                spec.idle_timeout_ms = Some(timeout_ms);
+            }
+        });
+        if !matches!(kind_of(&self.g, self.vertex), VertexKind::Timestamps(_)) {
+            builder_error(
+                &self.g,
+                "with_idleness must follow assign_timestamps or assign_watermarks".into(),
+            );
+        }
+        self
     }
 
     vertex_setters!();
@@ -483,15 +568,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Stream<T> {
         );
         // The key selector belongs with its input, as in Flink (where it runs in the input's
         // partitioner): same parallelism and group, so it is chained and per-key order holds.
-        let (parallelism, group) = {
-            let g = stream.g.borrow();
-            let up = &g.vertices[upstream as usize];
-            (up.parallelism, up.slot_sharing_group.clone())
-        };
-        with_vertex(&stream.g, stream.vertex, |v| {
-            v.parallelism = parallelism;
-            v.slot_sharing_group = group;
-        });
+        place_with(&stream.g, upstream, stream.vertex);
         KeyedStream {
             g: stream.g,
             vertex: stream.vertex,
@@ -510,8 +587,14 @@ pub struct KeyedStream<T, K> {
 impl<T, K> KeyedStream<T, K> {
     vertex_setters!();
 
+    /// Groups each key's records into windows (a host operator); pick the window function
+    /// on the returned [`WindowedStream`].
+    pub fn window(self, window: Window) -> WindowedStream<T, K> {
+        WindowedStream::new(&self.g, self.vertex, window)
+    }
+
     fn then_keyed<O>(self, name: &str, kind: VertexKind, per_key_updates: bool) -> Stream<O> {
-        let id = add_vertex(&self.g, name, kind, Some((self.vertex, Partitioning::Hash)));
+        let id = add_vertex(&self.g, name, kind, Some((self.vertex, Partitioning::Hash, false)));
         let keyed = matches!(kind_of(&self.g, id), VertexKind::Wasm(_));
         with_vertex(&self.g, id, |v| {
             v.keyed = keyed;
@@ -593,7 +676,7 @@ where
     }
 }
 
-fn kind_of(g: &Shared, id: u32) -> VertexKind {
+pub(crate) fn kind_of(g: &Shared, id: u32) -> VertexKind {
     g.borrow().vertices[id as usize].kind.clone()
 }
 

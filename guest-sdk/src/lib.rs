@@ -27,6 +27,7 @@ mod graph;
 mod ops;
 mod runtime;
 pub mod text;
+mod windows;
 
 /// Bindings generated from `wit/eddy.wit`; used by [`entries!`], not meant for job code.
 #[doc(hidden)]
@@ -48,6 +49,7 @@ static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_all
 pub use args::Args;
 pub use ctx::{counter, info, log, Ctx, KeyedCtx, Level, ListState, MapState, TimeDomain, Timer, ValueState};
 pub use graph::{DataSink, Env, Field, KeyedStream, Stream};
+pub use windows::{TimeWindow, Window, WindowedStream};
 pub use runtime::{Component, JobEntries, JobFn};
 
 /// Everything a job function needs: `use eddy_sdk::prelude::*;`.
@@ -57,6 +59,7 @@ pub mod prelude {
         counter, info, log, Ctx, KeyedCtx, Level, ListState, MapState, TimeDomain, Timer, ValueState,
     };
     pub use crate::graph::{DataSink, Env, Field, KeyedStream, Stream};
+    pub use crate::windows::{TimeWindow, Window, WindowedStream};
 }
 
 /// Exports job functions as the component's entries, by name:

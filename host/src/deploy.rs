@@ -148,7 +148,13 @@ pub fn wire(
                     })
                     .collect();
                 let last = *chain.vertices.last().unwrap();
-                edges.push(OutputEdge::new(e.partitioning, targets, plan.max_parallelism, plan.vertices[last].name.clone()));
+                edges.push(OutputEdge::new(
+                    e.partitioning,
+                    targets,
+                    plan.max_parallelism,
+                    plan.vertices[last].name.clone(),
+                    e.side_output,
+                ));
             }
             let head = match heads.remove(&(c, u)) {
                 Some(gate) => Head::Input(gate),

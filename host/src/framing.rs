@@ -5,6 +5,9 @@ use thiserror::Error;
 
 const HAS_KEY: u8 = 1;
 const HAS_TIMESTAMP: u8 = 2;
+/// The record belongs to its operator's side output (a window's late records):
+/// the task's output routes it only to side-output edges, clearing the bit.
+const SIDE_OUTPUT: u8 = 4;
 
 /// A batch that does not follow the framing.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -31,6 +34,8 @@ pub struct Record<'a> {
     pub value: &'a [u8],
     /// Event time in milliseconds.
     pub timestamp: Option<i64>,
+    /// Whether it belongs to the side output.
+    pub side_output: bool,
     /// The record's own bytes inside the batch, to forward it without re-encoding.
     pub raw: &'a [u8],
 }
@@ -63,7 +68,7 @@ impl<'a> Records<'a> {
     fn next_record(&mut self) -> Result<Record<'a>, FramingError> {
         let start = self.pos;
         let flags = self.take(1, start)?[0];
-        if flags & !(HAS_KEY | HAS_TIMESTAMP) != 0 {
+        if flags & !(HAS_KEY | HAS_TIMESTAMP | SIDE_OUTPUT) != 0 {
             return Err(FramingError::UnknownFlags { offset: start, flags });
         }
         let timestamp = if flags & HAS_TIMESTAMP != 0 {
@@ -73,7 +78,8 @@ impl<'a> Records<'a> {
         };
         let key = if flags & HAS_KEY != 0 { Some(self.take_len_prefixed(start)?) } else { None };
         let value = self.take_len_prefixed(start)?;
-        Ok(Record { key, value, timestamp, raw: &self.bytes[start..self.pos] })
+        let side_output = flags & SIDE_OUTPUT != 0;
+        Ok(Record { key, value, timestamp, side_output, raw: &self.bytes[start..self.pos] })
     }
 }
 
@@ -121,6 +127,26 @@ pub fn push_with(
     batch[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
 }
 
+/// Appends `record` with its side-output flag set to `side_output`, otherwise unchanged.
+pub fn push_flagged(batch: &mut Vec<u8>, record: &Record, side_output: bool) {
+    let flags = record.raw[0] & !SIDE_OUTPUT;
+    batch.push(if side_output { flags | SIDE_OUTPUT } else { flags });
+    batch.extend_from_slice(&record.raw[1..]);
+}
+
+/// Appends a record with timestamp `timestamp`, otherwise a copy of `record`.
+pub fn push_with_timestamp(batch: &mut Vec<u8>, record: &Record, timestamp: i64) {
+    if record.timestamp.is_some() {
+        batch.push(record.raw[0]);
+        batch.extend_from_slice(&timestamp.to_le_bytes());
+        batch.extend_from_slice(&record.raw[9..]);
+    } else {
+        batch.push(record.raw[0] | HAS_TIMESTAMP);
+        batch.extend_from_slice(&timestamp.to_le_bytes());
+        batch.extend_from_slice(&record.raw[1..]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +168,29 @@ mod tests {
     }
 
     #[test]
+    fn retimestamps_and_flags_side_output() {
+        let mut b = Vec::new();
+        push(&mut b, Some(b"k"), b"v", None);
+        push(&mut b, None, b"w", Some(3));
+        let mut out = Vec::new();
+        for r in records(&b) {
+            push_with_timestamp(&mut out, &r.unwrap(), 42);
+        }
+        let mut flagged = Vec::new();
+        for r in records(&out) {
+            let r = r.unwrap();
+            assert_eq!(r.timestamp, Some(42));
+            push_flagged(&mut flagged, &r, true);
+        }
+        let got: Vec<_> = records(&flagged).map(Result::unwrap).collect();
+        assert!(got.iter().all(|r| r.side_output && r.timestamp == Some(42)));
+        assert_eq!((got[0].key, got[0].value, got[1].value), (Some(&b"k"[..]), &b"v"[..], &b"w"[..]));
+        let mut cleared = Vec::new();
+        push_flagged(&mut cleared, &got[1], false);
+        assert!(!records(&cleared).next().unwrap().unwrap().side_output);
+    }
+
+    #[test]
     fn rejects_truncated_and_unknown_flags() {
         let mut b = Vec::new();
         push(&mut b, Some(b"key"), b"value", None);
@@ -149,7 +198,7 @@ mod tests {
             let err = records(&b[..cut]).find_map(Result::err);
             assert_eq!(err, Some(FramingError::Truncated(0)), "cut at {cut}");
         }
-        let err = records(&[0x80, 0, 0, 0, 0]).next().unwrap().unwrap_err();
-        assert_eq!(err.to_string(), "record at byte 0 has unknown flags 0x80");
+        let err = records(&[0x88, 0, 0, 0, 0]).next().unwrap().unwrap_err();
+        assert_eq!(err.to_string(), "record at byte 0 has unknown flags 0x88");
     }
 }

@@ -7,7 +7,9 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::keys::DEFAULT_MAX_PARALLELISM;
-use crate::runtime::{Aggregate, AggregateKind, FieldRef, JobGraph, Partitioning, Vertex, VertexKind};
+use crate::runtime::{
+    Aggregate, AggregateKind, FieldRef, JobGraph, Partitioning, TimeDomain, Vertex, VertexKind, WindowAssigner, WindowFunction,
+};
 
 /// Largest parallelism of one operator.
 pub const MAX_PARALLELISM_LIMIT: u32 = 32_768;
@@ -57,6 +59,15 @@ pub enum PlanError {
     /// A non-parallel source asked for more than one subtask.
     #[error("'{0}' is not a parallel source; its parallelism must be 1")]
     NonParallelSource(String),
+    /// A timestamp assigner that does not run in its source's task.
+    #[error("timestamp assigner '{0}' must follow its source by forward edges at the same parallelism")]
+    AssignerNotAtSource(String),
+    /// A side-output edge from an operator that has none.
+    #[error("operator '{0}' has no side output (only windows do)")]
+    NoSideOutput(String),
+    /// A window with a zero size, slide or gap.
+    #[error("window '{0}' needs a size, slide and gap above 0")]
+    EmptyWindow(String),
     /// Max parallelism out of range.
     #[error("max parallelism {0} must be between 1 and {MAX_PARALLELISM_LIMIT}")]
     BadMaxParallelism(u32),
@@ -88,6 +99,8 @@ pub struct ChainEdge {
     pub target: usize,
     /// How records are routed (forward only between equal parallelism).
     pub partitioning: Partitioning,
+    /// Carries the upstream chain's side output (a window's late records).
+    pub side_output: bool,
 }
 
 /// One slot and the subtasks it holds: `(chain, subtask)`.
@@ -159,7 +172,7 @@ impl ExecutionPlan {
         for e in &graph.edges {
             let s = *index.get(&e.source).ok_or(PlanError::UnknownVertex(e.source))?;
             let t = *index.get(&e.target).ok_or(PlanError::UnknownVertex(e.target))?;
-            edges.push((s, t, e.partitioning));
+            edges.push((s, t, e.partitioning, e.side_output));
         }
         let order = topological_order(&graph.vertices, &edges)?;
         // Renumber vertices in topological order.
@@ -169,8 +182,8 @@ impl ExecutionPlan {
         }
         let mut slots: Vec<Option<Vertex>> = graph.vertices.into_iter().map(Some).collect();
         let vertices: Vec<Vertex> = order.iter().map(|&i| slots[i].take().unwrap()).collect();
-        let edges: Vec<(usize, usize, Partitioning)> =
-            edges.into_iter().map(|(s, t, p)| (position[s], position[t], p)).collect();
+        let edges: Vec<(usize, usize, Partitioning, bool)> =
+            edges.into_iter().map(|(s, t, p, side)| (position[s], position[t], p, side)).collect();
 
         let job_default = graph.parallelism.unwrap_or(default_parallelism).max(1);
         let mut parallelism = Vec::with_capacity(n);
@@ -200,17 +213,31 @@ impl ExecutionPlan {
             if is_sink(&v.kind) && edges.iter().any(|e| e.0 == i) {
                 return Err(PlanError::SinkWithOutput(v.name.clone()));
             }
-            let keyed = v.keyed || matches!(v.kind, VertexKind::Aggregate(_));
+            let keyed = v.keyed || matches!(v.kind, VertexKind::Aggregate(_) | VertexKind::Window(_));
             if keyed && inputs(i).any(|e| e.2 != Partitioning::Hash) {
                 return Err(PlanError::NotKeyed(v.name.clone()));
+            }
+            if !matches!(v.kind, VertexKind::Window(_)) && edges.iter().any(|e| e.0 == i && e.3) {
+                return Err(PlanError::NoSideOutput(v.name.clone()));
+            }
+            if let VertexKind::Window(w) = &v.kind {
+                let sizes = match w.assigner {
+                    WindowAssigner::Tumbling(size) | WindowAssigner::Session(size) => [size, size],
+                    WindowAssigner::Sliding(s) => [s.size_ms, s.slide_ms],
+                };
+                if sizes.contains(&0) {
+                    return Err(PlanError::EmptyWindow(v.name.clone()));
+                }
             }
         }
 
         let group = |v: &Vertex| v.slot_sharing_group.clone().unwrap_or_else(|| DEFAULT_GROUP.into());
         let out_degree = |i: usize| edges.iter().filter(|e| e.0 == i).count();
         let in_degree = |i: usize| edges.iter().filter(|e| e.1 == i).count();
-        let chained = |&(s, t, p): &(usize, usize, Partitioning)| {
-            p == Partitioning::Forward
+        // A side output never chains: its records are told apart by the task's output.
+        let chained = |&(s, t, p, side): &(usize, usize, Partitioning, bool)| {
+            !side
+                && p == Partitioning::Forward
                 && parallelism[s] == parallelism[t]
                 && group(&vertices[s]) == group(&vertices[t])
                 && out_degree(s) == 1
@@ -221,7 +248,7 @@ impl ExecutionPlan {
         for i in 0..n {
             let upstream = edges.iter().find(|e| e.1 == i && chained(e));
             match upstream {
-                Some(&(s, _, _)) => {
+                Some(&(s, ..)) => {
                     let c = chain_of[s];
                     chains[c].vertices.push(i);
                     chain_of[i] = c;
@@ -241,11 +268,18 @@ impl ExecutionPlan {
         let chain_edges: Vec<ChainEdge> = edges
             .iter()
             .filter(|e| !chained(e))
-            .map(|&(s, t, p)| {
+            .map(|&(s, t, p, side_output)| {
                 let p = if p == Partitioning::Forward && parallelism[s] != parallelism[t] { Partitioning::Rebalance } else { p };
-                ChainEdge { source: chain_of[s], target: chain_of[t], partitioning: p }
+                ChainEdge { source: chain_of[s], target: chain_of[t], partitioning: p, side_output }
             })
             .collect();
+        for (i, v) in vertices.iter().enumerate() {
+            // Sources emit no watermarks of their own, so an assigner must see
+            // its source's records without a shuffle in between.
+            if matches!(v.kind, VertexKind::Timestamps(_)) && !is_source(&vertices[chains[chain_of[i]].vertices[0]].kind) {
+                return Err(PlanError::AssignerNotAtSource(v.name.clone()));
+            }
+        }
 
         let bounded = vertices.iter().filter(|v| is_source(&v.kind)).all(|v| !matches!(v.kind, VertexKind::SocketSource(_)));
         if bounded {
@@ -291,7 +325,7 @@ fn assign_slots(chains: &[Chain]) -> Vec<Slot> {
     slots
 }
 
-fn topological_order(vertices: &[Vertex], edges: &[(usize, usize, Partitioning)]) -> Result<Vec<usize>, PlanError> {
+fn topological_order(vertices: &[Vertex], edges: &[(usize, usize, Partitioning, bool)]) -> Result<Vec<usize>, PlanError> {
     let n = vertices.len();
     let mut in_deg = vec![0usize; n];
     for e in edges {
@@ -349,6 +383,27 @@ fn describe(kind: &VertexKind) -> String {
         },
         VertexKind::Wasm(i) => format!("wasm operator #{i}"),
         VertexKind::Aggregate(a) => format!("built-in keyed {}", aggregate_name(a)),
+        VertexKind::Timestamps(t) => {
+            let field = t.field.as_ref().map_or("record timestamps".into(), |f| format!("timestamps from {f:?}"));
+            let idle = t.idle_timeout_ms.map(|ms| format!(", idle after {ms} ms")).unwrap_or_default();
+            format!("{field}, watermarks {} ms behind{idle}", t.out_of_orderness_ms)
+        }
+        VertexKind::Window(w) => {
+            let assigner = match w.assigner {
+                WindowAssigner::Tumbling(size) => format!("tumbling {size} ms"),
+                WindowAssigner::Sliding(s) => format!("sliding {} ms every {} ms", s.size_ms, s.slide_ms),
+                WindowAssigner::Session(gap) => format!("session gap {gap} ms"),
+            };
+            let time = match w.time {
+                TimeDomain::EventTime => "event time",
+                TimeDomain::ProcessingTime => "processing time",
+            };
+            let function = match &w.function {
+                WindowFunction::Aggregate(a) => aggregate_name(a),
+                WindowFunction::Collect => "collect".into(),
+            };
+            format!("keyed window, {assigner} ({time}), lateness {} ms, {function}", w.allowed_lateness_ms)
+        }
         VertexKind::PrintSink => "print sink".into(),
         VertexKind::FileSink(p) => format!("file sink {p}"),
     }
@@ -370,7 +425,8 @@ impl fmt::Display for ExecutionPlan {
         }
         writeln!(f, "edges:")?;
         for e in &self.edges {
-            writeln!(f, "  task {} -> task {}: {}", e.source, e.target, partitioning_name(e.partitioning))?;
+            let side = if e.side_output { " (side output)" } else { "" };
+            writeln!(f, "  task {} -> task {}: {}{side}", e.source, e.target, partitioning_name(e.partitioning))?;
         }
         writeln!(f, "slots: {}", self.slots.len())?;
         for (s, slot) in self.slots.iter().enumerate() {

@@ -30,7 +30,8 @@ pub(crate) mod bindings {
 }
 
 pub use bindings::eddy::stream::types::{
-    Aggregate, AggregateKind, Edge, FieldRef, JobGraph, Partitioning, SocketSource, SubtaskInfo, Vertex, VertexKind,
+    Aggregate, AggregateKind, Edge, FieldRef, JobGraph, Partitioning, SlidingWindow, SocketSource, SubtaskInfo, TimeDomain,
+    TimestampSpec, Vertex, VertexKind, WindowAssigner, WindowFunction, WindowSpec,
 };
 
 /// The world every job component must implement.
@@ -356,6 +357,11 @@ impl Instance {
     /// The host side of the instance: keyed state, timers, clock.
     pub fn host(&mut self) -> &mut HostState {
         &mut self.store.data_mut().host
+    }
+
+    /// The same, to read.
+    pub fn host_ref(&self) -> &HostState {
+        &self.store.data().host
     }
 
     /// `operator.close`.

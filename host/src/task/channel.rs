@@ -16,6 +16,10 @@ pub enum Event {
     Data(Vec<u8>),
     /// Event time of this channel advanced to the value (ms).
     Watermark(i64),
+    /// The producer has no records for a while (an idle source): leave this
+    /// channel out of the watermark minimum until it sends records or a
+    /// watermark again.
+    Idle,
     /// A checkpoint barrier: everything before it is in the checkpoint.
     Barrier(Barrier),
     /// The channel's producer ended.
@@ -80,6 +84,10 @@ pub struct InputGate {
     watermarks: Vec<i64>,
     /// Channels that have ended.
     ended: Vec<bool>,
+    /// Channels marked idle by their producer.
+    idle: Vec<bool>,
+    /// Whether the task was told that every open channel is idle.
+    all_idle: bool,
     /// Channels still open.
     open: usize,
     /// The watermark last reported (minimum over channels).
@@ -97,12 +105,14 @@ pub struct InputGate {
 /// What the gate hands to its task.
 #[derive(Debug)]
 pub enum GateEvent {
-    /// Nothing arrived before the timeout.
-    Idle,
+    /// Nothing for the task before the timeout.
+    Timeout,
     /// Records.
     Data(Vec<u8>),
     /// The minimum watermark over all channels advanced.
     Watermark(i64),
+    /// Every open channel became idle: the task's outputs are idle too.
+    Idle,
     /// Every open channel delivered this barrier.
     Barrier(Barrier),
     /// Every channel ended.
@@ -118,6 +128,8 @@ pub fn channel(channels: u32, capacity: usize, mode: Mode) -> (InputGate, GateQu
         rx,
         watermarks: vec![i64::MIN; n],
         ended: vec![false; n],
+        idle: vec![false; n],
+        all_idle: false,
         open: n,
         current: i64::MIN,
         mode,
@@ -138,7 +150,7 @@ impl InputGate {
             Some(x) => x,
             None => match self.rx.recv_timeout(timeout.min(CANCEL_POLL)) {
                 Ok(x) => x,
-                Err(RecvTimeoutError::Timeout) if !signals.cancelled() => return Ok(GateEvent::Idle),
+                Err(RecvTimeoutError::Timeout) if !signals.cancelled() => return Ok(GateEvent::Timeout),
                 Err(_) => return Err(TaskError::Cancelled),
             },
         };
@@ -146,19 +158,28 @@ impl InputGate {
         if self.mode == Mode::ExactlyOnce && self.aligning.as_ref().is_some_and(|(_, got)| got[c]) {
             // This channel is past the barrier: its records belong to the next checkpoint.
             self.blocked.push_back((channel, event));
-            return Ok(GateEvent::Idle);
+            return Ok(GateEvent::Timeout);
+        }
+        if !matches!(event, Event::Idle | Event::End | Event::Barrier(_)) {
+            // Records or a watermark: the channel is active again.
+            self.idle[c] = false;
+            self.all_idle = false;
         }
         match event {
             Event::Data(batch) => Ok(GateEvent::Data(batch)),
+            Event::Watermark(wm) => {
+                self.watermarks[c] = self.watermarks[c].max(wm);
+                Ok(self.advance())
+            }
+            Event::Idle => {
+                self.idle[c] = true;
+                Ok(self.advance())
+            }
             Event::Barrier(b) => {
                 let n = self.ended.len();
                 let (_, got) = self.aligning.get_or_insert_with(|| (b, vec![false; n]));
                 got[c] = true;
                 Ok(self.aligned())
-            }
-            Event::Watermark(wm) => {
-                self.watermarks[c] = self.watermarks[c].max(wm);
-                Ok(self.advance())
             }
             Event::End => {
                 if !self.ended[c] {
@@ -169,7 +190,7 @@ impl InputGate {
                     return Ok(GateEvent::End);
                 }
                 match self.aligned() {
-                    GateEvent::Idle => Ok(self.advance()),
+                    GateEvent::Timeout => Ok(self.advance()),
                     barrier => Ok(barrier),
                 }
             }
@@ -179,9 +200,9 @@ impl InputGate {
     /// The barrier being aligned, once every open channel delivered it;
     /// the held-back events are then handed out again.
     fn aligned(&mut self) -> GateEvent {
-        let Some((barrier, got)) = &self.aligning else { return GateEvent::Idle };
+        let Some((barrier, got)) = &self.aligning else { return GateEvent::Timeout };
         if (0..got.len()).any(|c| !got[c] && !self.ended[c]) {
-            return GateEvent::Idle;
+            return GateEvent::Timeout;
         }
         let barrier = *barrier;
         self.aligning = None;
@@ -191,15 +212,50 @@ impl InputGate {
         GateEvent::Barrier(barrier)
     }
 
-    /// The minimum watermark over the channels still open, if it advanced.
+    /// The minimum watermark over the channels open and not idle, if it
+    /// advanced; idleness once every open channel is idle (Flink's rule).
     fn advance(&mut self) -> GateEvent {
-        let min = (0..self.watermarks.len()).filter(|&c| !self.ended[c]).map(|c| self.watermarks[c]).min();
-        match min {
+        let active = (0..self.watermarks.len()).filter(|&c| !self.ended[c] && !self.idle[c]);
+        match active.map(|c| self.watermarks[c]).min() {
             Some(wm) if wm > self.current => {
                 self.current = wm;
                 GateEvent::Watermark(wm)
             }
-            _ => GateEvent::Idle,
+            Some(_) => GateEvent::Timeout,
+            None if self.all_idle => GateEvent::Timeout,
+            None => {
+                self.all_idle = true;
+                GateEvent::Idle
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(gate: &mut InputGate, tx: &GateQueue, channel: u32, event: Event) -> GateEvent {
+        let signals = JobSignals::default();
+        send_local(tx, channel, event, &signals).unwrap();
+        gate.next(Duration::from_secs(1), &signals).unwrap()
+    }
+
+    #[test]
+    fn idle_channels_leave_the_minimum_until_they_send_again() {
+        let (mut gate, tx) = channel(2, 8, Mode::ExactlyOnce);
+        assert!(matches!(feed(&mut gate, &tx, 0, Event::Watermark(10)), GateEvent::Timeout));
+        // Channel 1 goes idle: channel 0 alone holds the minimum.
+        assert!(matches!(feed(&mut gate, &tx, 1, Event::Idle), GateEvent::Watermark(10)));
+        assert!(matches!(feed(&mut gate, &tx, 0, Event::Watermark(20)), GateEvent::Watermark(20)));
+        // Channel 1 is back, behind: the minimum waits for it again.
+        assert!(matches!(feed(&mut gate, &tx, 1, Event::Watermark(15)), GateEvent::Timeout));
+        assert!(matches!(feed(&mut gate, &tx, 0, Event::Watermark(30)), GateEvent::Timeout));
+        assert!(matches!(feed(&mut gate, &tx, 1, Event::Watermark(25)), GateEvent::Watermark(25)));
+        // Both idle: the task's output becomes idle, once.
+        assert!(matches!(feed(&mut gate, &tx, 0, Event::Idle), GateEvent::Timeout));
+        assert!(matches!(feed(&mut gate, &tx, 1, Event::Idle), GateEvent::Idle));
+        assert!(matches!(feed(&mut gate, &tx, 1, Event::Idle), GateEvent::Timeout));
+        assert!(matches!(feed(&mut gate, &tx, 0, Event::Data(vec![])), GateEvent::Data(_)));
     }
 }

@@ -6,16 +6,18 @@ mod channel;
 mod checkpointing;
 mod operators;
 mod output;
+mod timestamps;
+mod window;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 
 pub use channel::{channel, send_local, Event, CANCEL_POLL, GateEvent, GateQueue, InputGate, RemoteSend, Sender};
 pub use checkpointing::{AckSink, Checkpointing, TaskAck, TaskCheckpoints};
-pub use operators::{build_chain, vertex_uid, Chain, ChainContext, Operator};
+pub use operators::{build_chain, vertex_uid, Chain, ChainContext, Operator, Progress};
 pub use output::{Output, OutputEdge};
 
 use crate::checkpoint::Barrier;
@@ -162,32 +164,75 @@ pub struct Task {
     pub source_uid: String,
 }
 
-/// What a source calls to hand over its records.
+/// What a source calls to hand over its records; the task loop drives its
+/// chain through the same calls.
 pub struct SourceContext<'a> {
     chain: &'a mut Chain,
     output: &'a mut Output,
     signals: &'a JobSignals,
     live: &'a LiveCounts,
     checkpoints: &'a mut TaskCheckpoints,
+    /// The source's uid, naming its position in snapshots.
     uid: &'a str,
+}
+
+/// The wall clock in epoch milliseconds: processing time.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 impl SourceContext<'_> {
     /// Pushes a batch of `records` records through the chain.
     pub fn emit(&mut self, batch: Vec<u8>, records: u64) -> Result<(), TaskError> {
         self.live.records_in.fetch_add(records, Ordering::Relaxed);
+        self.process(batch)
+    }
+
+    /// Runs a batch through the chain and writes what comes out.
+    fn process(&mut self, batch: Vec<u8>) -> Result<(), TaskError> {
         let out = self.chain.process(batch)?;
-        self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
-        self.output.write(&out, self.signals)?;
+        self.deliver(out)?;
+        self.fire_timers()?;
         self.output.flush_if_due(self.signals)?;
         self.checkpoints.notify(self.chain, self.signals)
     }
 
-    /// Lets buffered output go when the buffer timeout passed.
+    /// Writes the chain's records, then the progress it generated (a watermark
+    /// or idleness follows the records it is about).
+    fn deliver(&mut self, out: Vec<u8>) -> Result<(), TaskError> {
+        self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
+        self.output.write(&out, self.signals)?;
+        match self.chain.take_progress() {
+            Some(Progress::Watermark(wm)) => self.output.broadcast(Event::Watermark(wm), self.signals),
+            Some(Progress::Idle) => self.output.broadcast(Event::Idle, self.signals),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the chain's processing-time hooks that are due.
+    fn fire_timers(&mut self) -> Result<(), TaskError> {
+        if let Some(due) = self.chain.next_timer() {
+            let now = now_ms();
+            if due <= now {
+                let out = self.chain.on_processing_time(now)?;
+                self.deliver(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How long the task may wait for input: until the buffer timeout or the next timer.
+    fn wait(&self) -> Duration {
+        let timer = self.chain.next_timer().map_or(Duration::MAX, |t| Duration::from_millis((t - now_ms()).max(0) as u64));
+        self.output.until_flush().min(timer)
+    }
+
+    /// Lets buffered output go when the buffer timeout passed, and runs due timers.
     pub fn idle(&mut self) -> Result<(), TaskError> {
         if self.signals.cancelled() {
             return Err(TaskError::Cancelled);
         }
+        self.fire_timers()?;
         self.output.flush_if_due(self.signals)?;
         self.checkpoints.notify(self.chain, self.signals)
     }
@@ -220,48 +265,40 @@ impl Task {
     pub fn run(mut self) -> Result<TaskMetrics, TaskError> {
         let _span = tracing::debug_span!("task", name = %self.name).entered();
         let mut metrics = TaskMetrics::default();
+        let mut ctx = SourceContext {
+            chain: &mut self.chain,
+            output: &mut self.output,
+            signals: &self.signals,
+            live: &self.live,
+            checkpoints: &mut self.checkpoints,
+            uid: &self.source_uid,
+        };
         match &mut self.head {
-            Head::Source(source) => {
-                let mut ctx = SourceContext {
-                    chain: &mut self.chain,
-                    output: &mut self.output,
-                    signals: &self.signals,
-                    live: &self.live,
-                    checkpoints: &mut self.checkpoints,
-                    uid: &self.source_uid,
-                };
-                source.run(&mut ctx)?;
-                if self.checkpoints.stopped.is_none() {
-                    self.end_of_input(i64::MAX)?;
-                }
-            }
+            Head::Source(source) => source.run(&mut ctx)?,
             Head::Input(gate) => loop {
-                self.checkpoints.notify(&mut self.chain, &self.signals)?;
-                match gate.next(self.output.until_flush(), &self.signals)? {
-                    GateEvent::Idle => self.output.flush_if_due(&self.signals)?,
+                match gate.next(ctx.wait(), ctx.signals)? {
+                    GateEvent::Timeout => ctx.idle()?,
+                    GateEvent::Data(batch) => ctx.process(batch)?,
+                    GateEvent::Watermark(wm) => {
+                        let out = ctx.chain.watermark(wm)?;
+                        ctx.deliver(out)?;
+                        ctx.output.broadcast(Event::Watermark(wm), ctx.signals)?;
+                        ctx.fire_timers()?;
+                    }
+                    GateEvent::Idle => ctx.output.broadcast(Event::Idle, ctx.signals)?,
                     GateEvent::Barrier(barrier) => {
-                        self.checkpoints.snapshot(barrier, &mut self.chain, &mut self.output, &self.signals, None)?;
+                        ctx.checkpoints.snapshot(barrier, ctx.chain, ctx.output, ctx.signals, None)?;
                         if barrier.stop {
                             break;
                         }
                     }
-                    GateEvent::Data(batch) => {
-                        let out = self.chain.process(batch)?;
-                        self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
-                        self.output.write(&out, &self.signals)?;
-                        self.output.flush_if_due(&self.signals)?;
-                    }
-                    GateEvent::Watermark(wm) => {
-                        let out = self.chain.watermark(wm)?;
-                        self.output.write(&out, &self.signals)?;
-                        self.output.broadcast(Event::Watermark(wm), &self.signals)?;
-                    }
-                    GateEvent::End => {
-                        self.end_of_input(i64::MAX)?;
-                        break;
-                    }
+                    GateEvent::End => break,
                 }
             },
+        }
+        // After a stop-with-savepoint the job ends undrained: no final watermark, no final results.
+        if self.checkpoints.stopped.is_none() {
+            self.end_of_input(i64::MAX)?;
         }
         self.checkpoints.finish(&mut self.chain, &self.signals)?;
         self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);

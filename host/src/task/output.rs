@@ -25,13 +25,22 @@ pub struct OutputEdge {
     next: usize,
     /// Name of the operator writing, for errors about its records.
     operator: String,
+    /// Carries the side output (late records of a window) instead of the main output.
+    side_output: bool,
 }
 
 impl OutputEdge {
-    /// An edge to `targets` (for a forward edge, just the matching subtask).
-    pub fn new(partitioning: Partitioning, targets: Vec<Sender>, max_parallelism: u32, operator: String) -> Self {
+    /// An edge to `targets` (for a forward edge, just the matching subtask);
+    /// `side_output` edges carry the records the operator flags as side output.
+    pub fn new(
+        partitioning: Partitioning,
+        targets: Vec<Sender>,
+        max_parallelism: u32,
+        operator: String,
+        side_output: bool,
+    ) -> Self {
         let buffers = targets.iter().map(|_| Vec::new()).collect();
-        OutputEdge { partitioning, targets, buffers, max_parallelism, next: 0, operator }
+        OutputEdge { partitioning, targets, buffers, max_parallelism, next: 0, operator, side_output }
     }
 
     fn route(&mut self, batch: &[u8]) -> Result<(), TaskError> {
@@ -73,12 +82,15 @@ pub struct Output {
     buffer_timeout: Duration,
     /// When the buffers were last sent.
     last_flush: Instant,
+    /// Whether some edge carries the side output: only then are batches split.
+    splits: bool,
 }
 
 impl Output {
     /// An output over `edges` that flushes at least every `buffer_timeout`.
     pub fn new(edges: Vec<OutputEdge>, buffer_timeout: Duration) -> Self {
-        Output { edges, buffer_timeout, last_flush: Instant::now() }
+        let splits = edges.iter().any(|e| e.side_output);
+        Output { edges, buffer_timeout, last_flush: Instant::now(), splits }
     }
 
     /// The buffer timeout.
@@ -91,8 +103,15 @@ impl Output {
         if batch.is_empty() {
             return Ok(());
         }
+        let split;
+        let (main, side) = if self.splits {
+            split = self.split(batch)?;
+            (&split.0[..], &split.1[..])
+        } else {
+            (batch, &[][..])
+        };
         for edge in &mut self.edges {
-            edge.route(batch)?;
+            edge.route(if edge.side_output { side } else { main })?;
             for (buf, target) in edge.buffers.iter_mut().zip(&mut edge.targets) {
                 if buf.len() >= FLUSH_BYTES {
                     target.send(Event::Data(std::mem::take(buf)), signals)?;
@@ -100,6 +119,20 @@ impl Output {
             }
         }
         Ok(())
+    }
+
+    /// Main-output and side-output records of `batch`, the latter unflagged.
+    fn split(&self, batch: &[u8]) -> Result<(Vec<u8>, Vec<u8>), TaskError> {
+        let (mut main, mut side) = (Vec::with_capacity(batch.len()), Vec::new());
+        for record in framing::records(batch) {
+            let record = record.map_err(|source| TaskError::Framing { operator: self.edges[0].operator.clone(), source })?;
+            if record.side_output {
+                framing::push_flagged(&mut side, &record, false);
+            } else {
+                main.extend_from_slice(record.raw);
+            }
+        }
+        Ok((main, side))
     }
 
     /// Time left until the buffer timeout asks for a flush.

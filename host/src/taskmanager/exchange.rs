@@ -1,7 +1,7 @@
 //! Records between TaskManagers: one QUIC connection per TaskManager pair,
 //! one unidirectional stream per channel. A stream starts with a
 //! [`ChannelHeader`] and carries events framed as `tag: u8` (0 data,
-//! 1 watermark, 2 end, 3 barrier), `len: u32` LE, payload. Back-pressure is QUIC's flow
+//! 1 watermark, 2 end, 3 barrier, 4 idle), `len: u32` LE, payload. Back-pressure is QUIC's flow
 //! control: a full gate stops the reader, the stream window fills, and the
 //! writer's `write_all` waits.
 
@@ -24,6 +24,7 @@ fn frame(event: &Event) -> Vec<u8> {
         Event::Watermark(_) => (1, &[]),
         Event::End => (2, &[]),
         Event::Barrier(_) => (3, &[]),
+        Event::Idle => (4, &[]),
     };
     let mut out = Vec::with_capacity(5 + payload.len() + 8);
     out.push(tag);
@@ -155,6 +156,7 @@ fn serve_channel(tm: &TaskManager, mut recv: quinn::RecvStream) -> anyhow::Resul
                 id: u64::from_le_bytes(payload[..8].try_into().unwrap()),
                 stop: payload[8] != 0,
             }),
+            4 => Event::Idle,
             t => anyhow::bail!("unknown frame tag {t}"),
         };
         let end = matches!(event, Event::End);

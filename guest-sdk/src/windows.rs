@@ -1,0 +1,311 @@
+//! Keyed windows: `keyed.window(Window::tumbling_event_time(60_000))` and a window function.
+//!
+//! The host runs the window itself (assignment, merging of sessions, firing on watermarks or
+//! the wall clock, allowed lateness and the late side output). Built-in aggregates
+//! (`count`, `sum`, `min`, `max`) are folded there as records arrive. For `reduce`,
+//! `aggregate` and `process` the host buffers the window's values and, when it fires, hands
+//! them to the user function in one record, in a Wasm vertex chained after the window:
+//! functions see the window's values as a list, as in Flink's `ProcessWindowFunction`.
+
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::bindings::eddy::stream::types::{
+    Aggregate, AggregateKind, Partitioning, SlidingWindow, TimeDomain, VertexKind,
+    WindowAssigner, WindowFunction, WindowSpec,
+};
+use crate::ctx::Ctx;
+use crate::graph::{add_operator, add_vertex, op, place_with, vertex_setters, with_vertex, Field, Shared, Stream};
+use crate::ops::Value;
+
+/// Which windows a record belongs to, and on which clock they fire.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    assigner: WindowAssigner,
+    time: TimeDomain,
+}
+
+impl Window {
+    /// Fixed windows of `size_ms`, aligned to the epoch, on record timestamps.
+    pub fn tumbling_event_time(size_ms: u64) -> Window {
+        Window { assigner: WindowAssigner::Tumbling(size_ms), time: TimeDomain::EventTime }
+    }
+
+    /// Windows of `size_ms` starting every `slide_ms`, on record timestamps.
+    pub fn sliding_event_time(size_ms: u64, slide_ms: u64) -> Window {
+        let s = SlidingWindow { size_ms, slide_ms };
+        Window { assigner: WindowAssigner::Sliding(s), time: TimeDomain::EventTime }
+    }
+
+    /// Per key, records less than `gap_ms` apart share a window, on record timestamps.
+    pub fn session_event_time(gap_ms: u64) -> Window {
+        Window { assigner: WindowAssigner::Session(gap_ms), time: TimeDomain::EventTime }
+    }
+
+    /// Fixed windows of `size_ms` on the wall clock of the window's subtask.
+    pub fn tumbling_processing_time(size_ms: u64) -> Window {
+        Window { time: TimeDomain::ProcessingTime, ..Window::tumbling_event_time(size_ms) }
+    }
+
+    /// Windows of `size_ms` starting every `slide_ms`, on the wall clock.
+    pub fn sliding_processing_time(size_ms: u64, slide_ms: u64) -> Window {
+        Window { time: TimeDomain::ProcessingTime, ..Window::sliding_event_time(size_ms, slide_ms) }
+    }
+
+    /// Sessions with gap `gap_ms`, on the wall clock.
+    pub fn session_processing_time(gap_ms: u64) -> Window {
+        Window { time: TimeDomain::ProcessingTime, ..Window::session_event_time(gap_ms) }
+    }
+}
+
+/// The bounds of a fired window, `[start, end)` in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeWindow {
+    /// First millisecond in the window.
+    pub start: i64,
+    /// First millisecond after the window.
+    pub end: i64,
+}
+
+/// What the host emits when a `collect` window fires (see `wit/README.md`).
+#[derive(Deserialize)]
+struct Envelope<K, T> {
+    key: K,
+    start: i64,
+    end: i64,
+    values: Vec<T>,
+}
+
+/// A keyed stream grouped into windows; choose what each window computes. Results carry the
+/// key and the timestamp `end - 1`.
+pub struct WindowedStream<T, K> {
+    g: Shared,
+    vertex: u32,
+    _t: PhantomData<fn() -> (T, K)>,
+}
+
+impl<T, K> WindowedStream<T, K> {
+    pub(crate) fn new(g: &Shared, keyed: u32, window: Window) -> Self {
+        let spec = WindowSpec {
+            assigner: window.assigner,
+            time: window.time,
+            allowed_lateness_ms: 0,
+            function: WindowFunction::Collect,
+        };
+        let vertex = add_vertex(g, "Window", VertexKind::Window(spec), Some((keyed, Partitioning::Hash, false)));
+        WindowedStream { g: g.clone(), vertex, _t: PhantomData }
+    }
+
+    vertex_setters!();
+
+    fn spec(&self, f: impl FnOnce(&mut WindowSpec)) {
+        with_vertex(&self.g, self.vertex, |v| {
+            if let VertexKind::Window(spec) = &mut v.kind {
+                f(spec)
+            }
+        });
+    }
+
+    /// Records up to `lateness_ms` behind the watermark still update their windows (each
+    /// fires again); later ones are dropped or go to [`late_data`](Self::late_data).
+    /// Event time only.
+    pub fn allowed_lateness(self, lateness_ms: u64) -> Self {
+        self.spec(|s| s.allowed_lateness_ms = lateness_ms);
+        self
+    }
+
+    /// The records too late for any of their windows (Flink's `sideOutputLateData`).
+    pub fn late_data(&self) -> Stream<T> {
+        Stream::side_output(self.g.clone(), self.vertex)
+    }
+
+    fn built_in<O>(self, name: &str, kind: AggregateKind, field: Field) -> Stream<O> {
+        self.spec(|s| s.function = WindowFunction::Aggregate(Aggregate { kind, field: field.into() }));
+        with_vertex(&self.g, self.vertex, |v| v.name = name.to_string());
+        Stream::new(self.g, self.vertex)
+    }
+
+    /// Number of records per key and window (built into the host): emits `(key, n)`.
+    pub fn count(self) -> Stream<(K, u64)> {
+        self.built_in("Window Count", AggregateKind::Count, Field::Whole)
+    }
+
+    /// Sum of `field` per key and window (built into the host): emits the window's first
+    /// record with the field replaced by the sum.
+    pub fn sum(self, field: impl Into<Field>) -> Stream<T> {
+        self.built_in("Window Sum", AggregateKind::Sum, field.into())
+    }
+
+    /// Minimum of `field` per key and window (built into the host).
+    pub fn min(self, field: impl Into<Field>) -> Stream<T> {
+        self.built_in("Window Min", AggregateKind::Min, field.into())
+    }
+
+    /// Maximum of `field` per key and window (built into the host).
+    pub fn max(self, field: impl Into<Field>) -> Stream<T> {
+        self.built_in("Window Max", AggregateKind::Max, field.into())
+    }
+}
+
+impl<T, K> WindowedStream<T, K>
+where
+    T: DeserializeOwned + 'static,
+    K: DeserializeOwned + 'static,
+{
+    /// The Wasm vertex after the window: decodes each fired window and applies `f`.
+    fn then<O, F>(self, name: &str, f: F) -> Stream<O>
+    where
+        O: Serialize + 'static,
+        F: Fn(&mut Ctx<O>, K, TimeWindow, Vec<T>) -> Result<(), String> + 'static,
+    {
+        let mut ctx = Ctx::new();
+        let id = add_operator(
+            &self.g,
+            name,
+            op(move |mut r, out| {
+                let e: Envelope<K, T> = r.value.take()?;
+                ctx.out.clear();
+                ctx.timestamp = r.timestamp;
+                f(&mut ctx, e.key, TimeWindow { start: e.start, end: e.end }, e.values)?;
+                for o in ctx.out.drain(..) {
+                    out.emit(r.with(Value::Typed(&mut Some(o))))?;
+                }
+                Ok(())
+            }),
+            (self.vertex, Partitioning::Forward, false),
+        );
+        place_with(&self.g, self.vertex, id);
+        Stream::new(self.g, id)
+    }
+
+    /// Folds each window's values with `f` and emits the result.
+    pub fn reduce<F>(self, f: F) -> Stream<T>
+    where
+        T: Serialize,
+        F: Fn(T, T) -> T + 'static,
+    {
+        self.then("Window Reduce", move |ctx, _, _, values: Vec<T>| {
+            if let Some(v) = values.into_iter().reduce(&f) {
+                ctx.collect(v);
+            }
+            Ok(())
+        })
+    }
+
+    /// Flink's `AggregateFunction`: an accumulator from `create`, each value folded in by
+    /// `add`, the result made by `result`.
+    pub fn aggregate<A, O, C, F, R>(self, create: C, add: F, result: R) -> Stream<O>
+    where
+        O: Serialize + 'static,
+        C: Fn() -> A + 'static,
+        F: Fn(A, T) -> A + 'static,
+        R: Fn(A) -> O + 'static,
+    {
+        self.then("Window Aggregate", move |ctx, _, _, values: Vec<T>| {
+            ctx.collect(result(values.into_iter().fold(create(), &add)));
+            Ok(())
+        })
+    }
+
+    /// A full window function: the key, the window and all its values; emits through
+    /// `ctx.collect` (Flink's `ProcessWindowFunction`).
+    pub fn process<O, F>(self, f: F) -> Stream<O>
+    where
+        O: Serialize + 'static,
+        F: Fn(&mut Ctx<O>, K, TimeWindow, Vec<T>) -> Result<(), String> + 'static,
+    {
+        self.then("Window Process", f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{self, Record};
+    use crate::graph::Env;
+    use crate::bindings::eddy::stream::types::FieldRef;
+
+    type Event = (String, i64, i64);
+
+    fn events(env: &mut Env) -> crate::KeyedStream<Event, String> {
+        env.from_elements(vec![("a".to_string(), 5i64, 1i64)])
+            .assign_timestamps(1, 100)
+            .with_idleness(1000)
+            .key_by(|(k, _, _): &Event| k.clone())
+    }
+
+    #[test]
+    fn windows_with_built_in_functions_and_late_data() {
+        let mut env = Env::new("w");
+        let windowed = events(&mut env)
+            .window(Window::sliding_event_time(10, 5))
+            .allowed_lateness(20);
+        let late = windowed.late_data();
+        windowed.sum(2).print();
+        late.print();
+        let b = env.finish().unwrap();
+        let g = &b.graph;
+        let names: Vec<&str> = g.vertices.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["Elements Source", "Timestamps", "KeyBy", "Window Sum", "Print Sink", "Print Sink"]
+        );
+        assert!(matches!(&g.vertices[1].kind, VertexKind::Timestamps(t)
+            if matches!(t.field, Some(FieldRef::Index(1))) && t.out_of_orderness_ms == 100 && t.idle_timeout_ms == Some(1000)));
+        assert_eq!(g.vertices[1].parallelism, Some(1), "the assigner is placed with its source");
+        assert!(matches!(&g.vertices[3].kind, VertexKind::Window(WindowSpec {
+            assigner: WindowAssigner::Sliding(SlidingWindow { size_ms: 10, slide_ms: 5 }),
+            time: TimeDomain::EventTime,
+            allowed_lateness_ms: 20,
+            function: WindowFunction::Aggregate(Aggregate { kind: AggregateKind::Sum, field: FieldRef::Index(2) }),
+        })));
+        let edges: Vec<_> = g.edges.iter().map(|e| (e.source, e.target, e.partitioning, e.side_output)).collect();
+        use Partitioning::*;
+        assert_eq!(
+            edges,
+            [(0, 1, Forward, false), (1, 2, Forward, false), (2, 3, Hash, false), (3, 4, Forward, false), (3, 5, Forward, true)]
+        );
+        assert_eq!(b.registry.len(), 1, "only the key selector runs in the guest");
+    }
+
+    #[test]
+    fn wasm_window_functions_read_the_envelope() {
+        let mut env = Env::new("w");
+        events(&mut env)
+            .window(Window::session_processing_time(50))
+            .process(|ctx: &mut Ctx<String>, key: String, w: TimeWindow, values: Vec<Event>| {
+                ctx.collect(format!("{key} {}..{} {}", w.start, w.end, values.len()));
+                Ok(())
+            });
+        events(&mut env).window(Window::tumbling_event_time(10)).reduce(|a: Event, b: Event| (a.0, a.1, a.2 + b.2));
+        events(&mut env)
+            .window(Window::tumbling_event_time(10))
+            .aggregate(|| 0i64, |n, e: Event| n + e.2, |n| n * 10);
+        let mut b = env.finish().unwrap();
+        assert!(matches!(&b.graph.vertices[3].kind, VertexKind::Window(w)
+            if w.time == TimeDomain::ProcessingTime && matches!(w.function, WindowFunction::Collect)));
+        let envelope = br#"{"key":"a","start":0,"end":10,"values":[["a",1,2],["a",3,4]]}"#;
+        let input = frame::encode_all([Record { key: Some(b"\"a\""), timestamp: Some(9), value: envelope }]);
+        let mut registry = std::mem::take(&mut b.registry);
+        let mut run = |i: usize| {
+            let mut out = Vec::new();
+            crate::ops::run_batch(&mut registry[i..=i], &input, &mut out).unwrap();
+            let r = frame::decode(&out).next().unwrap().unwrap();
+            assert_eq!((r.key, r.timestamp), (Some(&b"\"a\""[..]), Some(9)));
+            String::from_utf8(r.value.to_vec()).unwrap()
+        };
+        // Registry: key selector, process, key selector, reduce, key selector, aggregate.
+        assert_eq!(run(1), "\"a 0..10 2\"");
+        assert_eq!(run(3), "[\"a\",1,6]");
+        assert_eq!(run(5), "60");
+    }
+
+    #[test]
+    fn idleness_needs_an_assigner() {
+        let mut env = Env::new("w");
+        env.from_elements(vec![1u64]).with_idleness(5).print();
+        assert!(env.finish().err().unwrap().contains("with_idleness must follow"));
+    }
+}

@@ -1,0 +1,548 @@
+//! Keyed windows, run natively: tumbling, sliding and session windows on
+//! event or processing time, with allowed lateness and a side output for the
+//! records later than that (Flink's `WindowOperator` with its default triggers).
+//!
+//! A window `[start, end)` of a key fires when the watermark (event time) or
+//! the wall clock (processing time) reaches `end - 1`. In event time a record
+//! for a window that already fired, but not by more than the allowed lateness,
+//! is added and fires the window again with the updated result; a record whose
+//! windows are all past `end - 1 + lateness` is late and leaves on the side
+//! output, if the vertex has one. A window's state is dropped once the
+//! watermark passes `end - 1 + lateness`. Session windows merge when they
+//! touch or overlap.
+//!
+//! The function is either a built-in aggregate, folded as records arrive, or
+//! `collect`: the values are buffered and the firing emits one record per key
+//! and window, `{"key":K,"start":S,"end":E,"values":[…]}`, for the Wasm
+//! vertex chained after this one (the user's reduce, aggregate or process).
+
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap as HashMap;
+
+use super::operators::{aggregate_value, fold, read_number, record_error, Operator};
+use super::{now_ms, TaskError};
+use crate::checkpoint::OperatorState;
+use crate::framing;
+use crate::json::Number;
+use crate::runtime::{AggregateKind, TimeDomain, WindowAssigner, WindowFunction, WindowSpec};
+
+/// A window `[start, end)` in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Window {
+    start: i64,
+    end: i64,
+}
+
+impl Window {
+    /// The last timestamp inside the window: it fires when time reaches it.
+    fn max_timestamp(self) -> i64 {
+        self.end - 1
+    }
+
+    /// Whether the two windows overlap or touch (session windows then merge).
+    fn touches(self, other: Window) -> bool {
+        self.start <= other.end && self.end >= other.start
+    }
+}
+
+/// What a window holds for one key.
+#[derive(Debug, Clone, PartialEq)]
+enum Contents {
+    /// A built-in aggregate: the first value (whose field the result replaces) and the accumulator.
+    Aggregate { first: Vec<u8>, acc: Number },
+    /// The JSON values so far, joined by commas: the inside of the envelope's array.
+    Values(Vec<u8>),
+}
+
+/// One window of one key.
+#[derive(Debug, Clone, PartialEq)]
+struct Pane {
+    window: Window,
+    contents: Contents,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    /// Emit the window's result (sorts first: a window fires before it is cleaned up).
+    Fire,
+    /// Drop the window's state.
+    Cleanup,
+}
+
+/// A timer of a key's window. Windows that merged away leave their timers
+/// behind; a timer whose window no longer exists is skipped when it fires.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    time: i64,
+    kind: TimerKind,
+    key: Vec<u8>,
+    window: Window,
+}
+
+/// A `window` vertex.
+pub(super) struct WindowOp {
+    name: String,
+    spec: WindowSpec,
+    /// Whether late records go to a side output (else they are dropped).
+    late_output: bool,
+    panes: HashMap<Vec<u8>, Vec<Pane>>,
+    timers: BTreeSet<Timer>,
+    /// The current event time.
+    watermark: i64,
+}
+
+impl WindowOp {
+    pub(super) fn new(name: String, spec: WindowSpec, late_output: bool) -> Self {
+        WindowOp { name, spec, late_output, panes: HashMap::default(), timers: BTreeSet::new(), watermark: i64::MIN }
+    }
+
+    fn event_time(&self) -> bool {
+        self.spec.time == TimeDomain::EventTime
+    }
+
+    fn lateness(&self) -> i64 {
+        if self.event_time() {
+            self.spec.allowed_lateness_ms.min(i64::MAX as u64) as i64
+        } else {
+            0
+        }
+    }
+
+    /// Past its cleanup time: records for it are late.
+    fn is_late(&self, window: Window) -> bool {
+        self.event_time() && window.max_timestamp().saturating_add(self.lateness()) <= self.watermark
+    }
+
+    /// The windows a record at `ts` belongs to (before session merging).
+    fn assign(&self, ts: i64) -> Vec<Window> {
+        let window = |start: i64, size: u64| Window { start, end: start.saturating_add(size as i64) };
+        match self.spec.assigner {
+            WindowAssigner::Tumbling(size) => vec![window(ts - ts.rem_euclid(size as i64), size)],
+            WindowAssigner::Sliding(s) => {
+                let mut start = ts - ts.rem_euclid(s.slide_ms as i64);
+                let mut all = Vec::new();
+                while start > ts.saturating_sub(s.size_ms as i64) {
+                    all.push(window(start, s.size_ms));
+                    start = start.saturating_sub(s.slide_ms as i64);
+                }
+                all
+            }
+            WindowAssigner::Session(gap) => vec![window(ts, gap)],
+        }
+    }
+
+    fn number(&self, value: &[u8]) -> Result<Number, TaskError> {
+        match &self.spec.function {
+            WindowFunction::Aggregate(a) if a.kind == AggregateKind::Count => Ok(Number::Int(1)),
+            WindowFunction::Aggregate(a) => read_number(&self.name, &a.field, value),
+            WindowFunction::Collect => Ok(Number::Int(0)),
+        }
+    }
+
+    /// Merges `b` into `a` (session windows): `a` is the earlier window.
+    fn merge_contents(&self, a: &mut Contents, b: Contents) {
+        match (a, b) {
+            (Contents::Aggregate { acc, .. }, Contents::Aggregate { acc: other, .. }) => {
+                if let WindowFunction::Aggregate(spec) = &self.spec.function {
+                    *acc = fold(spec.kind, *acc, other);
+                }
+            }
+            (Contents::Values(values), Contents::Values(more)) => append_values(values, &more),
+            _ => unreachable!("one window function per operator"),
+        }
+    }
+
+    /// The window `window` becomes in `key`'s panes once merged with the
+    /// session windows it touches, which are merged into one pane now; none if
+    /// the result is late (then nothing merged: a window that is not late
+    /// would have made it not late either).
+    fn merge_sessions(&mut self, key: &[u8], window: Window) -> Option<Window> {
+        let Some(panes) = self.panes.get_mut(key) else {
+            return (!self.is_late(window)).then_some(window);
+        };
+        let mut merged = window;
+        for p in panes.iter().filter(|p| p.window.touches(window)) {
+            merged = Window { start: merged.start.min(p.window.start), end: merged.end.max(p.window.end) };
+        }
+        let mut touching: Vec<Pane> = Vec::new();
+        panes.retain(|p| {
+            let keep = !p.window.touches(window);
+            if !keep {
+                touching.push(p.clone());
+            }
+            keep
+        });
+        touching.sort_by_key(|p| p.window);
+        let mut parts = touching.into_iter();
+        if let Some(mut first) = parts.next() {
+            for p in parts {
+                self.merge_contents(&mut first.contents, p.contents);
+            }
+            first.window = merged;
+            self.add_pane(key, first);
+        }
+        (!self.is_late(merged)).then_some(merged)
+    }
+
+    /// Adds a pane and the timers of its window.
+    fn add_pane(&mut self, key: &[u8], pane: Pane) {
+        let window = pane.window;
+        self.panes.entry(key.to_vec()).or_default().push(pane);
+        let (event_time, lateness) = (self.event_time(), self.lateness());
+        let fire = !event_time || window.max_timestamp() > self.watermark;
+        let mut timer = |time, kind| self.timers.insert(Timer { time, kind, key: key.to_vec(), window });
+        if fire {
+            timer(window.max_timestamp(), TimerKind::Fire);
+        }
+        if event_time {
+            timer(window.max_timestamp().saturating_add(lateness), TimerKind::Cleanup);
+        }
+    }
+
+    /// Adds a record's value to `key`'s `window`.
+    fn add(&mut self, key: &[u8], window: Window, value: &[u8]) -> Result<(), TaskError> {
+        let n = self.number(value)?;
+        let pane = self.panes.get_mut(key).and_then(|panes| panes.iter_mut().find(|p| p.window == window));
+        match (pane, &self.spec.function) {
+            (Some(p), WindowFunction::Aggregate(spec)) => {
+                if let Contents::Aggregate { acc, .. } = &mut p.contents {
+                    *acc = fold(spec.kind, *acc, n);
+                }
+            }
+            (Some(p), WindowFunction::Collect) => {
+                if let Contents::Values(values) = &mut p.contents {
+                    append_values(values, value);
+                }
+            }
+            (None, function) => {
+                let contents = match function {
+                    WindowFunction::Aggregate(_) => Contents::Aggregate { first: value.to_vec(), acc: n },
+                    WindowFunction::Collect => Contents::Values(value.to_vec()),
+                };
+                self.add_pane(key, Pane { window, contents });
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits `key`'s result for `window`, if the window still exists.
+    fn fire(&self, key: &[u8], window: Window, out: &mut Vec<u8>) {
+        let Some(pane) = self.panes.get(key).and_then(|panes| panes.iter().find(|p| p.window == window)) else {
+            return;
+        };
+        let ts = Some(window.max_timestamp());
+        match (&pane.contents, &self.spec.function) {
+            (Contents::Aggregate { first, acc }, WindowFunction::Aggregate(spec)) => {
+                framing::push(out, Some(key), &aggregate_value(spec, key, first, *acc), ts)
+            }
+            (Contents::Values(values), _) => framing::push_with(out, Some(key), ts, |buf| {
+                buf.extend_from_slice(b"{\"key\":");
+                buf.extend_from_slice(key);
+                buf.extend_from_slice(format!(",\"start\":{},\"end\":{},\"values\":[", window.start, window.end).as_bytes());
+                buf.extend_from_slice(values);
+                buf.extend_from_slice(b"]}");
+            }),
+            _ => unreachable!("contents follow the window function"),
+        }
+    }
+
+    fn remove(&mut self, key: &[u8], window: Window) {
+        if let Some(panes) = self.panes.get_mut(key) {
+            panes.retain(|p| p.window != window);
+            if panes.is_empty() {
+                self.panes.remove(key);
+            }
+        }
+    }
+
+    /// Runs the timers due at `time`, in time order.
+    fn run_timers(&mut self, time: i64) -> Vec<u8> {
+        let mut out = Vec::new();
+        while self.timers.first().is_some_and(|t| t.time <= time) {
+            let t = self.timers.pop_first().expect("checked");
+            match t.kind {
+                TimerKind::Fire => {
+                    self.fire(&t.key, t.window, &mut out);
+                    // Processing-time windows have no lateness: done once fired.
+                    if !self.event_time() {
+                        self.remove(&t.key, t.window);
+                    }
+                }
+                TimerKind::Cleanup => self.remove(&t.key, t.window),
+            }
+        }
+        out
+    }
+}
+
+fn append_values(values: &mut Vec<u8>, more: &[u8]) {
+    if !values.is_empty() && !more.is_empty() {
+        values.push(b',');
+    }
+    values.extend_from_slice(more);
+}
+
+impl Operator for WindowOp {
+    fn process(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
+        let mut out = Vec::new();
+        let now = if self.event_time() { 0 } else { now_ms() };
+        let session = matches!(self.spec.assigner, WindowAssigner::Session(_));
+        for record in framing::records(&batch) {
+            let record = record.map_err(|source| TaskError::Framing { operator: self.name.clone(), source })?;
+            let key = record.key.ok_or_else(|| record_error(&self.name, "record has no key".into()))?;
+            let ts = match (self.event_time(), record.timestamp) {
+                (false, _) => now,
+                (true, Some(ts)) => ts,
+                (true, None) => {
+                    return Err(record_error(&self.name, "record has no timestamp (assign timestamps at the source)".into()))
+                }
+            };
+            let mut accepted = false;
+            for window in self.assign(ts) {
+                let window = if session { self.merge_sessions(key, window) } else { Some(window) };
+                let Some(window) = window.filter(|&w| !self.is_late(w)) else { continue };
+                self.add(key, window, record.value)?;
+                accepted = true;
+                // A window that already fired takes a late record and fires again.
+                if self.event_time() && window.max_timestamp() <= self.watermark {
+                    self.fire(key, window, &mut out);
+                }
+            }
+            if !accepted && self.late_output {
+                framing::push_flagged(&mut out, &record, true);
+            }
+        }
+        Ok(out)
+    }
+
+    fn watermark(&mut self, watermark: i64) -> Result<Vec<u8>, TaskError> {
+        if !self.event_time() || watermark <= self.watermark {
+            return Ok(Vec::new());
+        }
+        self.watermark = watermark;
+        Ok(self.run_timers(watermark))
+    }
+
+    fn next_timer(&self) -> Option<i64> {
+        (!self.event_time()).then(|| self.timers.first().map(|t| t.time)).flatten()
+    }
+
+    fn on_processing_time(&mut self, now_ms: i64) -> Result<Vec<u8>, TaskError> {
+        Ok(self.run_timers(now_ms))
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>, TaskError> {
+        // Event-time windows fired on the final watermark; processing-time
+        // windows still open fire now rather than being lost.
+        Ok(self.run_timers(i64::MAX))
+    }
+
+    fn snapshot(&mut self, _checkpoint: u64) -> Result<OperatorState, TaskError> {
+        let mut keyed = Vec::with_capacity(self.panes.len());
+        for (key, panes) in &self.panes {
+            let mut bytes = Vec::new();
+            for p in panes {
+                let fired = self.event_time() && p.window.max_timestamp() <= self.watermark;
+                encode_pane(&mut bytes, p, fired);
+            }
+            keyed.push((key.clone(), bytes));
+        }
+        keyed.sort();
+        Ok(OperatorState { keyed, items: Vec::new() })
+    }
+
+    fn restore(&mut self, state: OperatorState) -> Result<(), TaskError> {
+        for (key, bytes) in state.keyed {
+            let mut reader = Reader(&bytes);
+            while !reader.0.is_empty() {
+                let (pane, fired) =
+                    decode_pane(&mut reader).ok_or_else(|| record_error(&self.name, "corrupt window state".into()))?;
+                let window = pane.window;
+                self.add_pane(&key, pane);
+                if fired {
+                    // It fired before the snapshot; late records fire it again.
+                    self.timers.remove(&Timer {
+                        time: window.max_timestamp(),
+                        kind: TimerKind::Fire,
+                        key: key.clone(),
+                        window,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A pane in a snapshot: start, end, fired (u8), then the contents: tag 0 with
+/// the first value and the accumulator (tag 0 i64 or 1 f64), or tag 1 with the values.
+fn encode_pane(out: &mut Vec<u8>, pane: &Pane, fired: bool) {
+    let bytes = |out: &mut Vec<u8>, b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(b);
+    };
+    out.extend_from_slice(&pane.window.start.to_le_bytes());
+    out.extend_from_slice(&pane.window.end.to_le_bytes());
+    out.push(fired as u8);
+    match &pane.contents {
+        Contents::Aggregate { first, acc } => {
+            out.push(0);
+            bytes(out, first);
+            match acc {
+                Number::Int(i) => {
+                    out.push(0);
+                    out.extend_from_slice(&i.to_le_bytes());
+                }
+                Number::Float(f) => {
+                    out.push(1);
+                    out.extend_from_slice(&f.to_le_bytes());
+                }
+            }
+        }
+        Contents::Values(values) => {
+            out.push(1);
+            bytes(out, values);
+        }
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let (head, rest) = (self.0.get(..n)?, &self.0[n..]);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn bytes(&mut self) -> Option<Vec<u8>> {
+        let n = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
+        Some(self.take(n)?.to_vec())
+    }
+}
+
+fn decode_pane(r: &mut Reader) -> Option<(Pane, bool)> {
+    let window = Window { start: r.i64()?, end: r.i64()? };
+    let fired = r.u8()? != 0;
+    let contents = match r.u8()? {
+        0 => {
+            let first = r.bytes()?;
+            let acc = match r.u8()? {
+                0 => Number::Int(r.i64()?),
+                1 => Number::Float(f64::from_bits(r.i64()? as u64)),
+                _ => return None,
+            };
+            Contents::Aggregate { first, acc }
+        }
+        1 => Contents::Values(r.bytes()?),
+        _ => return None,
+    };
+    Some((Pane { window, contents }, fired))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{Aggregate, FieldRef, SlidingWindow};
+
+    fn spec(assigner: WindowAssigner, lateness: u64, function: WindowFunction) -> WindowSpec {
+        WindowSpec { assigner, time: TimeDomain::EventTime, allowed_lateness_ms: lateness, function }
+    }
+
+    fn sum() -> WindowFunction {
+        WindowFunction::Aggregate(Aggregate { kind: AggregateKind::Sum, field: FieldRef::Index(1) })
+    }
+
+    /// `(key, ts, n)` records as `[key, n]` values keyed by `key`.
+    fn batch(records: &[(&str, i64, i64)]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for (k, ts, n) in records {
+            let key = format!("\"{k}\"");
+            framing::push(&mut b, Some(key.as_bytes()), format!("[{key},{n}]").as_bytes(), Some(*ts));
+        }
+        b
+    }
+
+    /// `value@timestamp`, with `late:` before side-output records.
+    fn show(out: &[u8]) -> Vec<String> {
+        framing::records(out)
+            .map(|r| {
+                let r = r.unwrap();
+                let late = if r.side_output { "late:" } else { "" };
+                format!("{late}{}@{}", String::from_utf8_lossy(r.value), r.timestamp.unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tumbling_fires_refires_within_lateness_and_sends_later_records_aside() {
+        let mut op = WindowOp::new("w".into(), spec(WindowAssigner::Tumbling(10), 5, sum()), true);
+        assert!(op.process(batch(&[("a", 1, 1), ("a", 9, 2), ("b", 12, 7)])).unwrap().is_empty());
+        assert_eq!(show(&op.watermark(9).unwrap()), ["[\"a\",3]@9"]);
+        // Within lateness: fires again with the update.
+        assert_eq!(show(&op.process(batch(&[("a", 3, 10)])).unwrap()), ["[\"a\",13]@9"]);
+        // Watermark 14 = 9 + 5: the window is cleaned up; its records are late now.
+        assert_eq!(show(&op.watermark(14).unwrap()), Vec::<String>::new());
+        assert_eq!(show(&op.process(batch(&[("a", 4, 100)])).unwrap()), ["late:[\"a\",100]@4"]);
+        assert_eq!(show(&op.watermark(i64::MAX).unwrap()), ["[\"b\",7]@19"]);
+        assert!(op.panes.is_empty() && op.timers.is_empty());
+    }
+
+    #[test]
+    fn sliding_windows_and_collect_envelopes() {
+        let sliding = WindowAssigner::Sliding(SlidingWindow { size_ms: 10, slide_ms: 5 });
+        let mut op = WindowOp::new("w".into(), spec(sliding, 0, WindowFunction::Collect), false);
+        op.process(batch(&[("a", 7, 1), ("a", 12, 2)])).unwrap();
+        assert_eq!(
+            show(&op.watermark(i64::MAX).unwrap()),
+            [
+                "{\"key\":\"a\",\"start\":0,\"end\":10,\"values\":[[\"a\",1]]}@9",
+                "{\"key\":\"a\",\"start\":5,\"end\":15,\"values\":[[\"a\",1],[\"a\",2]]}@14",
+                "{\"key\":\"a\",\"start\":10,\"end\":20,\"values\":[[\"a\",2]]}@19",
+            ]
+        );
+    }
+
+    #[test]
+    fn sessions_merge() {
+        let mut op = WindowOp::new("w".into(), spec(WindowAssigner::Session(5), 0, sum()), false);
+        op.process(batch(&[("a", 0, 1), ("a", 10, 2), ("a", 20, 4)])).unwrap();
+        // [5,10) touches [0,5) and [10,15): all three merge into [0,15).
+        op.process(batch(&[("a", 5, 8)])).unwrap();
+        assert_eq!(show(&op.watermark(i64::MAX).unwrap()), ["[\"a\",11]@14", "[\"a\",4]@24"]);
+    }
+
+    #[test]
+    fn snapshot_and_restore_round_trip() {
+        let mut op = WindowOp::new("w".into(), spec(WindowAssigner::Tumbling(10), 100, sum()), true);
+        op.process(batch(&[("a", 1, 1), ("b", 2, 2), ("a", 15, 4)])).unwrap();
+        op.watermark(9).unwrap();
+        let state = op.snapshot(1).unwrap();
+        assert_eq!(state.keyed.len(), 2);
+
+        let mut restored = WindowOp::new("w".into(), spec(WindowAssigner::Tumbling(10), 100, sum()), true);
+        restored.restore(state.clone()).unwrap();
+        restored.watermark = op.watermark;
+        assert_eq!(restored.snapshot(2).unwrap(), state);
+        // The fired window [0,10) does not fire again on the next watermark; the open one does.
+        for o in [&mut op, &mut restored] {
+            assert_eq!(show(&o.watermark(20).unwrap()), ["[\"a\",4]@19"]);
+            assert_eq!(show(&o.process(batch(&[("b", 5, 1)])).unwrap()), ["[\"b\",3]@9"]);
+        }
+        let collect = spec(WindowAssigner::Session(3), 0, WindowFunction::Collect);
+        let mut op = WindowOp::new("w".into(), collect.clone(), false);
+        op.process(batch(&[("a", 1, 1)])).unwrap();
+        let mut restored = WindowOp::new("w".into(), collect, false);
+        restored.restore(op.snapshot(1).unwrap()).unwrap();
+        assert_eq!(restored.panes, op.panes);
+    }
+}

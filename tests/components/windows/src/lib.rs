@@ -1,0 +1,83 @@
+//! Event-time windows over out-of-order events, for `tests/windows.rs`, which computes the
+//! expected output independently. Every entry prints one line per window firing and one
+//! `late …` line per record too late for all its windows.
+
+use eddy_sdk::prelude::*;
+
+/// `(key, timestamp ms, n)`.
+type Event = (String, i64, i64);
+
+/// Out-of-order events; `tests/windows.rs` holds the same list.
+const EVENTS: &[(&str, i64, i64)] = &[
+    ("a", 1, 1), ("b", 2, 2), ("a", 4, 3), ("c", 3, 4), ("a", 12, 5), ("a", 8, 6), ("b", 15, 7),
+    ("a", 3, 8), ("c", 11, 9), ("a", 25, 10), ("a", 5, 11), ("b", 18, 12), ("c", 22, 13),
+    ("a", 31, 14), ("b", 13, 15), ("c", 20, 16), ("a", 33, 17), ("b", 40, 18), ("a", 36, 19),
+    ("c", 29, 20), ("a", 38, 21), ("b", 37, 22), ("c", 45, 23), ("a", 27, 24), ("b", 52, 25),
+    ("a", 60, 26), ("c", 47, 27), ("b", 49, 28),
+];
+
+/// Watermarks trail the largest timestamp by this much.
+const OUT_OF_ORDERNESS: u64 = 3;
+/// Late records within this much of a fired window update it.
+const LATENESS: u64 = 5;
+
+/// `windows --window tumbling|sliding|session|processing --fn count|sum|reduce|process`:
+/// tumbling 10 ms, sliding 10 ms every 5 ms, sessions with a 4 ms gap (event time), or
+/// tumbling 10 ms processing-time windows. Lines: `{fn} {key} end={end} n={n}`, or for
+/// process `process {key} {start}..{end} {sorted values}`, and `late {key} {ts} {n}`.
+fn windows(env: &mut Env, args: &Args) -> Result<(), String> {
+    let window = match args.get_or("window", "tumbling") {
+        "tumbling" => Window::tumbling_event_time(10),
+        "sliding" => Window::sliding_event_time(10, 5),
+        "session" => Window::session_event_time(4),
+        "processing" => Window::tumbling_processing_time(10),
+        other => return Err(format!("unknown --window '{other}'")),
+    };
+    let events: Vec<Event> = EVENTS.iter().map(|&(k, ts, n)| (k.to_string(), ts, n)).collect();
+    let windowed = env
+        .from_elements(events)
+        .assign_timestamps(1, OUT_OF_ORDERNESS)
+        .key_by(|(k, _, _): &Event| k.clone())
+        .window(window)
+        .allowed_lateness(LATENESS);
+    windowed
+        .late_data()
+        .map(|(k, ts, n): Event| format!("late {k} {ts} {n}"))
+        .print();
+    let line = |f: &'static str| {
+        move |ctx: &mut Ctx<String>, (k, _, n): Event| {
+            let end = ctx.timestamp().ok_or("window results carry a timestamp")? + 1;
+            ctx.collect(format!("{f} {k} end={end} n={n}"));
+            Ok(())
+        }
+    };
+    match args.get_or("fn", "count") {
+        "count" => windowed
+            .count()
+            .process(|ctx: &mut Ctx<String>, (k, n): (String, u64)| {
+                let end = ctx.timestamp().ok_or("window results carry a timestamp")? + 1;
+                ctx.collect(format!("count {k} end={end} n={n}"));
+                Ok(())
+            })
+            .print(),
+        "sum" => windowed.sum(2).process(line("sum")).print(),
+        "reduce" => windowed
+            .reduce(|(k, ts, a): Event, (_, _, b): Event| (k, ts, a + b))
+            .process(line("reduce"))
+            .print(),
+        "process" => windowed
+            .process(|ctx: &mut Ctx<String>, key: String, w: TimeWindow, values: Vec<Event>| {
+                let mut ns: Vec<i64> = values.iter().map(|e| e.2).collect();
+                ns.sort();
+                ctx.collect(format!("process {key} {}..{} {ns:?}", w.start, w.end));
+                Ok(())
+            })
+            .print(),
+        other => return Err(format!("unknown --fn '{other}'")),
+    };
+    Ok(())
+}
+
+eddy_sdk::entries! {
+    "windows" => windows,
+}

@@ -1,0 +1,205 @@
+//! Event-time windows end to end on the embedded cluster: timestamps and watermarks
+//! assigned at the source, tumbling, sliding and session windows with built-in and Wasm
+//! window functions, allowed lateness and the late side output. The expected firings are
+//! computed here by a direct simulation of the semantics, independently of Eddy.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+
+/// The `windows` component's events, `(key, timestamp, n)`, in arrival order.
+const EVENTS: &[(&str, i64, i64)] = &[
+    ("a", 1, 1), ("b", 2, 2), ("a", 4, 3), ("c", 3, 4), ("a", 12, 5), ("a", 8, 6), ("b", 15, 7),
+    ("a", 3, 8), ("c", 11, 9), ("a", 25, 10), ("a", 5, 11), ("b", 18, 12), ("c", 22, 13),
+    ("a", 31, 14), ("b", 13, 15), ("c", 20, 16), ("a", 33, 17), ("b", 40, 18), ("a", 36, 19),
+    ("c", 29, 20), ("a", 38, 21), ("b", 37, 22), ("c", 45, 23), ("a", 27, 24), ("b", 52, 25),
+    ("a", 60, 26), ("c", 47, 27), ("b", 49, 28),
+];
+const OUT_OF_ORDERNESS: i64 = 3;
+const LATENESS: i64 = 5;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Tumbling,
+    Sliding,
+    Session,
+}
+
+/// The simulation: one pane per (key, window) with its values; a pane fires when the
+/// watermark reaches `end - 1`, again for each record it takes after that, and is dropped
+/// once the watermark reaches `end - 1 + lateness`. Records no pane takes are late.
+struct Sim {
+    kind: Kind,
+    function: &'static str,
+    watermark: i64,
+    panes: BTreeMap<(String, i64, i64), Vec<i64>>,
+    lines: Vec<String>,
+}
+
+impl Sim {
+    fn line(&self, key: &str, start: i64, end: i64) -> String {
+        let ns = &self.panes[&(key.to_string(), start, end)];
+        match self.function {
+            "count" => format!("count {key} end={end} n={}", ns.len()),
+            "process" => {
+                let mut sorted = ns.clone();
+                sorted.sort();
+                format!("process {key} {start}..{end} {sorted:?}")
+            }
+            f => format!("{f} {key} end={end} n={}", ns.iter().sum::<i64>()),
+        }
+    }
+
+    fn windows(&self, ts: i64) -> Vec<(i64, i64)> {
+        match self.kind {
+            Kind::Tumbling => vec![(ts - ts.rem_euclid(10), ts - ts.rem_euclid(10) + 10)],
+            Kind::Sliding => (0..2).map(|i| ts - ts.rem_euclid(5) - 5 * i).map(|s| (s, s + 10)).collect(),
+            Kind::Session => vec![(ts, ts + 4)],
+        }
+    }
+
+    fn late(&self, end: i64) -> bool {
+        end - 1 + LATENESS <= self.watermark
+    }
+
+    fn record(&mut self, key: &str, ts: i64, n: i64) {
+        let mut taken = false;
+        for (mut start, mut end) in self.windows(ts) {
+            if self.kind == Kind::Session {
+                let touching: Vec<_> = self
+                    .panes
+                    .keys()
+                    .filter(|(k, s, e)| k == key && *s <= end && *e >= start)
+                    .cloned()
+                    .collect();
+                let mut values = Vec::new();
+                for p in touching {
+                    start = start.min(p.1);
+                    end = end.max(p.2);
+                    values.extend(self.panes.remove(&p).unwrap());
+                }
+                if !values.is_empty() {
+                    self.panes.insert((key.to_string(), start, end), values);
+                }
+            }
+            if self.late(end) {
+                continue;
+            }
+            self.panes.entry((key.to_string(), start, end)).or_default().push(n);
+            taken = true;
+            if end - 1 <= self.watermark {
+                self.lines.push(self.line(key, start, end));
+            }
+        }
+        if !taken {
+            self.lines.push(format!("late {key} {ts} {n}"));
+        }
+    }
+
+    fn advance(&mut self, watermark: i64) {
+        if watermark <= self.watermark {
+            return;
+        }
+        let due: Vec<_> =
+            self.panes.keys().filter(|(_, _, e)| e - 1 > self.watermark && e - 1 <= watermark).cloned().collect();
+        for (k, s, e) in due {
+            self.lines.push(self.line(&k, s, e));
+        }
+        self.watermark = watermark;
+        let watermark = self.watermark;
+        self.panes.retain(|(_, _, e), _| e - 1 + LATENESS > watermark);
+    }
+}
+
+fn expected(kind: Kind, function: &'static str) -> Vec<String> {
+    let mut sim = Sim { kind, function, watermark: i64::MIN, panes: BTreeMap::new(), lines: Vec::new() };
+    let mut max_ts = i64::MIN;
+    for &(key, ts, n) in EVENTS {
+        sim.record(key, ts, n);
+        max_ts = max_ts.max(ts);
+        sim.advance(max_ts - OUT_OF_ORDERNESS - 1);
+    }
+    sim.advance(i64::MAX);
+    let mut lines = sim.lines;
+    lines.sort();
+    lines
+}
+
+fn run_windows(window: &str, function: &str, parallelism: &str) -> Vec<String> {
+    let wasm = component("windows");
+    let out = run_ok(&["run", "--local", "-p", parallelism, "-c", "windows", wasm.to_str().unwrap(), "--window", window, "--fn", function]);
+    let mut lines: Vec<String> = out
+        .lines()
+        .map(|l| match l.split_once("> ") {
+            Some((p, rest)) if p.chars().all(|c| c.is_ascii_digit()) => rest.to_string(),
+            _ => l.to_string(),
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn check(window: &str, kind: Kind) {
+    for function in ["count", "sum", "reduce", "process"] {
+        let want = expected(kind, function);
+        for p in ["1", "2"] {
+            assert_eq!(run_windows(window, function, p), want, "{window} windows, {function}, parallelism {p}");
+        }
+    }
+}
+
+#[test]
+fn tumbling_windows() {
+    check("tumbling", Kind::Tumbling);
+}
+
+#[test]
+fn sliding_windows() {
+    check("sliding", Kind::Sliding);
+}
+
+#[test]
+fn session_windows() {
+    check("session", Kind::Session);
+}
+
+#[test]
+fn the_data_exercises_lateness() {
+    // Guards the data set itself: some records are late beyond the allowed lateness, and
+    // some late records within it fire their window again.
+    let lines = expected(Kind::Tumbling, "count");
+    assert!(lines.iter().filter(|l| l.starts_with("late ")).count() >= 2, "{lines:?}");
+    let firings = lines.iter().filter(|l| !l.starts_with("late "));
+    let mut per_window: BTreeMap<String, usize> = BTreeMap::new();
+    for l in firings {
+        *per_window.entry(l.rsplit_once(' ').unwrap().0.to_string()).or_default() += 1;
+    }
+    assert!(per_window.values().any(|&n| n > 1), "some window fires again: {per_window:?}");
+}
+
+#[test]
+fn processing_time_windows_count_every_record_once() {
+    let lines = run_windows("processing", "count", "2");
+    let mut per_key: BTreeMap<String, u64> = BTreeMap::new();
+    for l in &lines {
+        let mut parts = l.split(' ');
+        assert_eq!(parts.next(), Some("count"), "no late records in processing time: {l}");
+        let key = parts.next().unwrap().to_string();
+        let n: u64 = parts.nth(1).unwrap().strip_prefix("n=").unwrap().parse().unwrap();
+        *per_key.entry(key).or_default() += n;
+    }
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for (k, _, _) in EVENTS {
+        *want.entry(k.to_string()).or_default() += 1;
+    }
+    assert_eq!(per_key, want);
+}
+
+#[test]
+fn an_unknown_window_is_a_planning_error() {
+    let wasm = component("windows");
+    let err = run_err(&["run", "-c", "windows", wasm.to_str().unwrap(), "--window", "nope"]);
+    assert_eq!(error_line(&err), "error: planning entry 'windows' failed: unknown --window 'nope'");
+}
