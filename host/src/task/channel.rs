@@ -258,4 +258,41 @@ mod tests {
         assert!(matches!(feed(&mut gate, &tx, 1, Event::Idle), GateEvent::Timeout));
         assert!(matches!(feed(&mut gate, &tx, 0, Event::Data(vec![])), GateEvent::Data(_)));
     }
+
+    /// Pulls events until the gate hands out something other than a timeout.
+    fn next_event(gate: &mut InputGate) -> GateEvent {
+        let signals = JobSignals::default();
+        loop {
+            match gate.next(Duration::from_millis(10), &signals).unwrap() {
+                GateEvent::Timeout => continue,
+                e => return e,
+            }
+        }
+    }
+
+    #[test]
+    fn exactly_once_holds_back_channels_past_the_barrier_until_it_is_aligned() {
+        let (mut gate, tx) = channel(2, 8, Mode::ExactlyOnce);
+        let b = Barrier { id: 1, stop: false };
+        let signals = JobSignals::default();
+        for (c, e) in [(0, Event::Barrier(b)), (0, Event::Data(b"after".to_vec())), (1, Event::Data(b"before".to_vec())), (1, Event::Barrier(b))] {
+            send_local(&tx, c, e, &signals).unwrap();
+        }
+        // Channel 0's record after the barrier must wait: channel 1's before it goes first.
+        assert!(matches!(next_event(&mut gate), GateEvent::Data(d) if d == b"before"));
+        assert!(matches!(next_event(&mut gate), GateEvent::Barrier(x) if x == b));
+        assert!(matches!(next_event(&mut gate), GateEvent::Data(d) if d == b"after"));
+    }
+
+    #[test]
+    fn at_least_once_lets_records_pass_and_an_ended_channel_counts_as_aligned() {
+        let (mut gate, tx) = channel(2, 8, Mode::AtLeastOnce);
+        let b = Barrier { id: 7, stop: false };
+        let signals = JobSignals::default();
+        for (c, e) in [(0, Event::Barrier(b)), (0, Event::Data(b"after".to_vec())), (1, Event::End)] {
+            send_local(&tx, c, e, &signals).unwrap();
+        }
+        assert!(matches!(next_event(&mut gate), GateEvent::Data(d) if d == b"after"));
+        assert!(matches!(next_event(&mut gate), GateEvent::Barrier(x) if x == b));
+    }
 }
