@@ -121,6 +121,8 @@ impl LocalCluster {
             let restored = options.restore.as_ref().map(|r| (r.meta.checkpoint, r.location.clone()));
             Coordinator::new(&plan.name, c.config.clone(), storage, tasks, plan.max_parallelism, restored)
         });
+        // Without a coordinator nothing sends acknowledgements: never select on the closed channel.
+        let ack_rx = if coordinator.is_some() { ack_rx } else { crossbeam_channel::never() };
         let wiring = deploy::wire(&plan, &options, |_, _| true, |_, _, _| unreachable!("every subtask is local"))?;
         let count = wiring.subtasks.len();
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
