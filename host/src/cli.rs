@@ -653,6 +653,7 @@ fn run_on_cluster(addr: &str, token: Option<String>, job: &JobArgs, settings: cr
     let mut waiting_said = false;
     let mut last_progress = std::time::Instant::now();
     let mut unreachable_since: Option<std::time::Instant> = None;
+    let mut attempt = 0;
     loop {
         let state = match client.job(&id) {
             Ok(j) => {
@@ -670,6 +671,11 @@ fn run_on_cluster(addr: &str, token: Option<String>, job: &JobArgs, settings: cr
             Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot follow job {id}"))),
         };
         let counts = (state.records_in.unwrap_or(0), state.records_out.unwrap_or(0));
+        if state.attempt > attempt {
+            attempt = state.attempt;
+            let why = state.exceptions.last().and_then(|e| e["exception"].as_str()).unwrap_or("a failure");
+            println!("restarting from the latest checkpoint (restart {attempt}) after: {why}");
+        }
         match state.status.as_str() {
             "CREATED" => {
                 if !waiting_said {

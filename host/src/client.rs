@@ -145,6 +145,12 @@ pub struct Job {
     /// The job's tasks and where their subtasks run.
     #[serde(default)]
     pub tasks: Vec<Value>,
+    /// Restarts so far (0 before the first).
+    #[serde(default)]
+    pub attempt: u64,
+    /// Recent failures: `{"timestamp", "exception"}`, newest last.
+    #[serde(default)]
+    pub exceptions: Vec<Value>,
 }
 
 /// One TaskManager of `GET /taskmanagers`.
