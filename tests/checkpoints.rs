@@ -149,9 +149,12 @@ fn a_savepoint_taken_at_parallelism_2_resumes_at_3_and_at_1() {
         assert_eq!(totals_of(&out), golden, "resumed at parallelism {p}");
     }
 
-    // A savepoint of another job's shape is refused at submission, with the reason.
+    // What cannot be resumed is refused at submission, with the reason: a
+    // directory that holds no savepoint, and a savepoint of another job's operators.
     let err = run_err(&["run", "-m", &cluster.http, "-s", work.path().to_str().unwrap(), "-c", "totals", wasm.to_str().unwrap(), "--output", "x"]);
     assert!(error_line(&err).contains("is not a completed checkpoint or savepoint"), "{err}");
+    let err = run_err(&["run", "-m", &cluster.http, "-s", &location, "-c", "sequence-check", wasm.to_str().unwrap(), "--output", "x"]);
+    assert!(error_line(&err).contains("has state for operator uid"), "{err}");
 }
 
 /// Embedded: word count with checkpoints every 50 ms gives the same counts,

@@ -152,6 +152,9 @@ pub struct CheckpointArgs {
     /// keyed state moves to the new parallelism, operators match by uid.
     #[arg(short = 's', long = "from-savepoint", value_name = "PATH")]
     pub from_savepoint: Option<PathBuf>,
+    /// Resume even if the savepoint has state for operators (uids) the job no longer has; that state is dropped.
+    #[arg(long, requires = "from_savepoint")]
+    pub allow_non_restored_state: bool,
 }
 
 impl CheckpointArgs {
@@ -472,6 +475,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 restart_strategy: c.restart_strategy.clone(),
                 savepoint: c.from_savepoint.as_ref().map(|d| absolute(d)).transpose()?,
                 state_backend: c.state_backend.clone(),
+                allow_non_restored_state: c.allow_non_restored_state,
             };
             run_on_cluster(addr, a.token.clone(), &a.job, settings)?;
         }
@@ -550,7 +554,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             let restore = match &c.from_savepoint {
                 Some(path) => {
                     let r = Restored::load(path)?;
-                    r.check(plan.max_parallelism)?;
+                    r.check(plan.max_parallelism, &crate::task::state_uids(&plan), c.allow_non_restored_state)?;
                     eprintln!("Resuming from {} (checkpoint {})", path.display(), r.meta.checkpoint);
                     Some(Arc::new(r))
                 }

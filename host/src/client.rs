@@ -509,6 +509,7 @@ pub fn run_body(entry: &str, args: &[String], settings: RunSettings) -> Value {
     }
     if let Some(s) = &settings.savepoint {
         body["savepointPath"] = s.display().to_string().into();
+        body["allowNonRestoredState"] = settings.allow_non_restored_state.into();
     }
     if settings.state_backend != crate::state::BackendKind::Memory {
         body["state-backend"] = serde_json::to_value(&settings.state_backend).unwrap();
@@ -533,6 +534,8 @@ pub struct RunSettings {
     pub savepoint: Option<std::path::PathBuf>,
     /// Where keyed state lives.
     pub state_backend: crate::state::BackendKind,
+    /// Resume even if the savepoint has state the job cannot take.
+    pub allow_non_restored_state: bool,
 }
 
 fn check(status: u16, text: &str) -> Result<(), ClientError> {
@@ -618,6 +621,18 @@ pub fn format_placement(job: &Value) -> String {
             };
             let i = s["subtask"].as_u64().unwrap_or(0) + 1;
             out.push_str(&format!("  subtask {i}/{}: {place}\n", subtasks.len()));
+        }
+    }
+    if let Some(n) = job["restarts"].as_u64().filter(|n| *n > 0) {
+        let last = job["exceptions"].as_array().and_then(|e| e.last()).and_then(|e| e["exception"].as_str()).unwrap_or("");
+        out.push_str(&format!("restarts: {n}, last after: {last}\n"));
+    }
+    let c = &job["checkpoints"];
+    if let Some(done) = c["completed"].as_u64() {
+        out.push_str(&format!("checkpoints: {done} completed, {} failed", c["failed"].as_u64().unwrap_or(0)));
+        match c["latest"].as_str() {
+            Some(latest) => out.push_str(&format!(", latest {latest}\n")),
+            None => out.push('\n'),
         }
     }
     out
@@ -809,5 +824,19 @@ mod tests {
         rx.recv().unwrap();
         let (head, _) = rx.recv().unwrap();
         assert!(head.starts_with("DELETE /jobs/j1 HTTP/1.1"), "{head}");
+    }
+
+    #[test]
+    fn placement_shows_restarts_and_checkpoints() {
+        let job = serde_json::json!({
+            "jid": "job-1", "name": "wc", "status": "RUNNING",
+            "tasks": [{"task": 0, "name": "Source", "subtasks": [{"subtask": 0, "taskmanager": "tm-3", "slot": 0}]}],
+            "restarts": 1, "exceptions": [{"timestamp": 1, "exception": "TaskManager tm-2 was lost"}],
+            "checkpoints": {"completed": 3, "failed": 0, "latest": "/c/job-1/chk-3"},
+        });
+        let text = format_placement(&job);
+        assert!(text.contains("subtask 1/1: tm-3 slot 0"), "{text}");
+        assert!(text.contains("restarts: 1, last after: TaskManager tm-2 was lost"), "{text}");
+        assert!(text.contains("checkpoints: 3 completed, 0 failed, latest /c/job-1/chk-3"), "{text}");
     }
 }

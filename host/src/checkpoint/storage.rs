@@ -3,6 +3,7 @@
 //! a filesystem every TaskManager shares); an S3-compatible store can come
 //! behind the same trait.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -138,6 +139,9 @@ pub enum RestoreError {
         /// The I/O error.
         source: io::Error,
     },
+    /// The snapshot holds state of an operator the job does not have.
+    #[error("the savepoint has state for operator uid '{0}', which the job does not have (a changed or removed operator? --allow-non-restored-state skips it)")]
+    NonRestoredState(String),
     /// The job's key groups differ from the snapshot's.
     #[error("the savepoint has {saved} key groups but the job has {job}; max parallelism cannot change")]
     MaxParallelism {
@@ -184,10 +188,17 @@ impl Restored {
         Ok(Restored { meta, location: location.to_path_buf(), tasks })
     }
 
-    /// Checks that a job with `max_parallelism` key groups can resume from it.
-    pub fn check(&self, max_parallelism: u32) -> Result<(), RestoreError> {
+    /// Checks that a job with `max_parallelism` key groups, whose operators
+    /// keep state under `uids`, can resume from it: unless `allow_non_restored`,
+    /// every saved operator state must find its operator (as Flink requires).
+    pub fn check(&self, max_parallelism: u32, uids: &BTreeSet<String>, allow_non_restored: bool) -> Result<(), RestoreError> {
         if self.meta.max_parallelism != max_parallelism {
             return Err(RestoreError::MaxParallelism { saved: self.meta.max_parallelism, job: max_parallelism });
+        }
+        if !allow_non_restored {
+            if let Some((uid, _)) = self.tasks.iter().flat_map(|(_, state)| state).find(|(uid, _)| !uids.contains(uid)) {
+                return Err(RestoreError::NonRestoredState(uid.clone()));
+            }
         }
         Ok(())
     }
@@ -262,7 +273,12 @@ mod tests {
             assert_eq!(items, 2);
         }
         assert!(restored.state_for("other", 0, 1).is_empty());
-        assert!(matches!(restored.check(64), Err(RestoreError::MaxParallelism { .. })));
+        let uids: BTreeSet<String> = ["op".to_string()].into();
+        assert!(restored.check(128, &uids, false).is_ok());
+        assert!(matches!(restored.check(64, &uids, false), Err(RestoreError::MaxParallelism { .. })));
+        let err = restored.check(128, &BTreeSet::new(), false).unwrap_err().to_string();
+        assert!(err.contains("state for operator uid 'op'"), "{err}");
+        assert!(restored.check(128, &BTreeSet::new(), true).is_ok());
         assert!(matches!(Restored::load(dir.path()), Err(RestoreError::NotACheckpoint(_))));
     }
 }

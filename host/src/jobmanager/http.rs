@@ -110,6 +110,8 @@ struct RunRequest {
     restart_strategy: Option<RestartStrategy>,
     #[serde(rename = "savepointPath")]
     savepoint_path: Option<PathBuf>,
+    #[serde(rename = "allowNonRestoredState", default)]
+    allow_non_restored_state: bool,
     state_backend: Option<BackendKind>,
 }
 
@@ -135,6 +137,7 @@ async fn run_jar(State(jm): State<Shared>, Path(id): Path<String>, Json(req): Js
         checkpoint_dir: req.checkpoint_dir.unwrap_or_else(|| jm.config.checkpoint_dir.clone()),
         restart,
         savepoint: req.savepoint_path,
+        allow_non_restored_state: req.allow_non_restored_state,
         state_backend: req.state_backend.unwrap_or_default(),
     };
     match jm.submit(&id, &req.entry, req.args, settings).await {

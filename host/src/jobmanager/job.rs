@@ -51,6 +51,8 @@ pub struct JobSettings {
     pub restart: RestartStrategy,
     /// The savepoint it starts from.
     pub savepoint: Option<PathBuf>,
+    /// Start from it even if some of its state has no operator in the job.
+    pub allow_non_restored_state: bool,
     /// Where keyed state of Wasm operators lives.
     pub state_backend: BackendKind,
 }
@@ -170,7 +172,7 @@ impl JobManager {
         };
         let runtime = self.runtime.clone();
         let (e, a) = (entry.to_string(), args.clone());
-        let savepoint = settings.savepoint.clone();
+        let (savepoint, allow_non_restored) = (settings.savepoint.clone(), settings.allow_non_restored_state);
         let planned = tokio::task::spawn_blocking(move || -> Result<(JobGraph, ExecutionPlan, Option<u64>), String> {
             let module = runtime.load(&name, &bytes).map_err(|e| e.to_string())?;
             let graph = module.plan(&e, &a).map_err(|err| format!("planning entry '{e}' failed: {err}"))?;
@@ -179,7 +181,7 @@ impl JobManager {
             let restored_id = match &savepoint {
                 Some(path) => {
                     let r = Restored::load(path).map_err(|e| e.to_string())?;
-                    r.check(plan.max_parallelism).map_err(|e| e.to_string())?;
+                    r.check(plan.max_parallelism, &crate::task::state_uids(&plan), allow_non_restored).map_err(|e| e.to_string())?;
                     Some(r.meta.checkpoint)
                 }
                 None => None,

@@ -233,6 +233,20 @@ pub fn vertex_uid(vertex: &crate::runtime::Vertex) -> String {
     vertex.uid.clone().unwrap_or_else(|| format!("vertex-{}", vertex.id))
 }
 
+/// The uid of the state a bounded keyed reduce keeps after its Wasm call.
+fn last_per_key_uid(vertex: &crate::runtime::Vertex) -> String {
+    format!("{}/last", vertex_uid(vertex))
+}
+
+/// Every uid under which the plan's operators may keep state (what a savepoint can restore).
+pub fn state_uids(plan: &ExecutionPlan) -> std::collections::BTreeSet<String> {
+    let mut uids: std::collections::BTreeSet<String> = plan.vertices.iter().map(vertex_uid).collect();
+    if plan.bounded {
+        uids.extend(plan.vertices.iter().filter(|v| v.per_key_updates).map(last_per_key_uid));
+    }
+    uids
+}
+
 /// Builds subtask `subtask` of chain `chain`, fusing consecutive Wasm
 /// operators into one instance (one guest call per batch for all of them).
 pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Chain, TaskError> {
@@ -266,7 +280,7 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
                 fused.push(v);
                 if vertex.per_key_updates && plan.bounded {
                     flush_fused(&mut fused, &mut chain_ops, &mut add)?;
-                    add(&mut chain_ops, format!("{uid}/last"), Box::new(LastPerKey::default()))?;
+                    add(&mut chain_ops, last_per_key_uid(vertex), Box::new(LastPerKey::default()))?;
                 }
             }
             kind => {
