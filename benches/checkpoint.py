@@ -44,12 +44,14 @@ print("==> checkpoint of ~1 GiB of keyed state (1 M keys x 1100 bytes), every 2 
 with tempfile.TemporaryDirectory() as tmp:
     t, err = timed(["run", "--local", "--checkpoint-interval", "2s", "--checkpoint-dir", f"{tmp}/chk", "--memory-limit", "4096",
                     "-c", "big-state", stateful, "--n", "4000000", "--keys", "1000000", "--value-bytes", "1100", "--rate", "500000"])
-    sizes = [(int(i), float(mib), int(ms)) for i, mib, ms in re.findall(r"checkpoint (\d+): ([\d.]+) MiB in (\d+) ms", err)]
-    for i, mib, ms in sizes:
-        print(f"   checkpoint {i}: {mib:.0f} MiB in {ms} ms")
+    sizes = [(int(i), float(mib), int(ms), int(sync)) for i, mib, ms, sync in
+             re.findall(r"checkpoint (\d+): ([\d.]+) MiB in (\d+) ms \(processing paused (\d+) ms\)", err)]
+    for i, mib, ms, sync in sizes:
+        print(f"   checkpoint {i}: {mib:.0f} MiB in {ms} ms, processing paused {sync} ms")
     big = [s for s in sizes if s[1] >= 1024]
     if big:
-        print(f"1 GiB checkpoint: median {statistics.median(s[2] for s in big)} ms for {statistics.median(s[1] for s in big):.0f} MiB")
+        print(f"1 GiB checkpoint: median {statistics.median(s[2] for s in big)} ms for {statistics.median(s[1] for s in big):.0f} MiB, "
+              f"of which processing paused {statistics.median(s[3] for s in big)} ms")
     else:
         print("no checkpoint reached 1 GiB:\n" + err[-2000:])
 

@@ -590,7 +590,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("  checkpoints: {} completed, {} failed, latest {}", c["completed"], c["failed"], c["latest"]);
                 for h in c["history"].as_array().into_iter().flatten().filter(|h| h["status"] == "COMPLETED") {
                     let mib = h["state-bytes"].as_u64().unwrap_or(0) as f64 / (1 << 20) as f64;
-                    eprintln!("    checkpoint {}: {mib:.1} MiB in {} ms", h["id"], h["duration-ms"]);
+                    eprintln!("    checkpoint {}: {mib:.1} MiB in {} ms (processing paused {} ms)", h["id"], h["duration-ms"], h["sync-ms"]);
                 }
             }
         }

@@ -47,6 +47,8 @@ pub struct CheckpointStats {
     pub duration_ms: u64,
     /// Size of the task files.
     pub state_bytes: u64,
+    /// The longest time a task stopped processing for it (the synchronous part).
+    pub sync_ms: u64,
     /// Where it is, once completed.
     pub location: Option<String>,
     /// Why it failed.
@@ -163,6 +165,7 @@ impl Coordinator {
             status: "IN_PROGRESS",
             duration_ms: 0,
             state_bytes: 0,
+            sync_ms: 0,
             location: None,
             failure: None,
         });
@@ -214,6 +217,7 @@ impl Coordinator {
                 stats.status = "COMPLETED";
                 stats.duration_ms = p.started.elapsed().as_millis() as u64;
                 stats.state_bytes = p.handles.iter().map(|h| h.bytes).sum();
+                stats.sync_ms = p.handles.iter().map(|h| h.sync_ms).max().unwrap_or(0);
                 stats.location = Some(location.display().to_string());
                 self.completed_count += 1;
                 tracing::info!(job = %self.job, id, location = %location.display(), "checkpoint completed");
@@ -368,7 +372,7 @@ mod tests {
         }
         assert!(!storage.path(1).exists() && storage.path(2).exists() && storage.path(3).join("_metadata").exists());
         assert_eq!(c.latest(), Some(storage.path(3).as_path()));
-        let handle = || Ok(TaskHandle { chain: 0, subtask: 0, file: String::new(), bytes: 0 });
+        let handle = || Ok(TaskHandle { chain: 0, subtask: 0, file: String::new(), bytes: 0, sync_ms: 0 });
         assert!(c.ack(FINAL_CHECKPOINT, 0, 1, handle()).is_none());
         assert_eq!(c.ack(FINAL_CHECKPOINT, 0, 0, handle()).unwrap().barrier.id, FINAL_CHECKPOINT, "every task at its end");
     }

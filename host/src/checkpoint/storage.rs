@@ -28,6 +28,10 @@ pub struct TaskHandle {
     pub file: String,
     /// Size of the file.
     pub bytes: u64,
+    /// How long the task stopped processing for it: taking the state and
+    /// sending the barrier on (the file is written afterwards, in the background).
+    #[serde(default)]
+    pub sync_ms: u64,
 }
 
 /// What `_metadata` says about a completed checkpoint or savepoint.
@@ -81,7 +85,7 @@ impl CheckpointStorage for DirStorage {
         std::fs::create_dir_all(&dir)?;
         let file = format!("task-{chain}-{subtask}");
         let bytes = snapshot::write(&dir.join(&file), state)?;
-        Ok(TaskHandle { chain, subtask, file, bytes })
+        Ok(TaskHandle { chain, subtask, file, bytes, sync_ms: 0 })
     }
 
     fn complete(&self, meta: &Metadata) -> io::Result<PathBuf> {

@@ -92,6 +92,7 @@ impl TaskCheckpoints {
         signals: &JobSignals,
         source: Option<(String, Vec<Vec<u8>>)>,
     ) -> Result<(), TaskError> {
+        let started = std::time::Instant::now();
         let (mut state, emitted) = chain.snapshot(barrier.id)?;
         if let Some((uid, items)) = source {
             state.push((uid, OperatorState { keyed: Vec::new(), items }));
@@ -103,10 +104,11 @@ impl TaskCheckpoints {
         }
         let Some(shared) = self.shared.clone() else { return Ok(()) };
         let (chain, subtask, id) = (self.chain, self.subtask, barrier.id);
+        let sync_ms = started.elapsed().as_millis() as u64;
         std::thread::Builder::new()
             .name(format!("snapshot-{chain}-{subtask}"))
             .spawn(move || {
-                let result = shared.storage.write_task(id, chain, subtask, &state).map_err(|e| e.to_string());
+                let result = shared.storage.write_task(id, chain, subtask, &state).map(|h| TaskHandle { sync_ms, ..h }).map_err(|e| e.to_string());
                 (shared.acks)(TaskAck { checkpoint: id, chain, subtask, result });
             })
             .map_err(|source| TaskError::Io { what: "cannot start a snapshot thread".into(), source })?;
@@ -123,7 +125,7 @@ impl TaskCheckpoints {
             Some(id) => id,
             None => {
                 let (chain, subtask) = (self.chain, self.subtask);
-                let handle = TaskHandle { chain, subtask, file: String::new(), bytes: 0 };
+                let handle = TaskHandle { chain, subtask, file: String::new(), bytes: 0, sync_ms: 0 };
                 (shared.acks)(TaskAck { checkpoint: FINAL_CHECKPOINT, chain, subtask, result: Ok(handle) });
                 FINAL_CHECKPOINT
             }
