@@ -155,7 +155,7 @@ fn timers_and_state_ttl_on_both_backends() {
     let dir = tempfile::tempdir().unwrap();
     let disk = format!("disk:{}", dir.path().display());
     for backend in ["memory", disk.as_str()] {
-        let out = run_ok(&["run", "--local", "--state-backend", backend, "-c", "timers", wasm.to_str().unwrap(), "--n", "21", "--rate", "20"]);
+        let out = run_ok(&["run", "--local", "--state-backend", backend, "-c", "timers", wasm.to_str().unwrap(), "--n", "21", "--rate", "10"]);
         let mut lines: Vec<&str> = out.lines().collect();
         lines.sort_unstable();
         let mut expected: Vec<String> = Vec::new();

@@ -271,8 +271,8 @@ struct SequenceSource {
 impl Source for SequenceSource {
     fn run(&mut self, ctx: &mut SourceContext) -> Result<(), TaskError> {
         let per_batch = self.rate.map_or(4096, |r| (r / 20).clamp(1, 4096));
-        let started = std::time::Instant::now();
-        let mut emitted = 0u64;
+        // When the next batch is due, if rate-limited.
+        let mut next = std::time::Instant::now();
         while let Some(&(from, to)) = self.splits.front() {
             let end = (from + per_batch).min(to);
             let mut batch = Vec::with_capacity(((end - from) * 16) as usize);
@@ -280,7 +280,10 @@ impl Source for SequenceSource {
                 framing::push_with(&mut batch, None, None, |b| b.extend_from_slice(n.to_string().as_bytes()));
             }
             ctx.emit(batch, end - from)?;
-            emitted += end - from;
+            if let Some(rate) = self.rate {
+                // Paced from when this batch went out: time lost to a stall is not made up in a burst.
+                next = next.max(std::time::Instant::now()) + std::time::Duration::from_secs_f64((end - from) as f64 / rate as f64);
+            }
             if end == to {
                 self.splits.pop_front();
             } else {
@@ -289,15 +292,12 @@ impl Source for SequenceSource {
             if !ctx.checkpoint(|| encode_splits(self.splits.make_contiguous()))? || ctx.should_stop() {
                 break;
             }
-            if let Some(rate) = self.rate {
-                // Sleep until this many records are due, in short naps that keep checkpoints flowing.
-                let due = std::time::Duration::from_secs_f64(emitted as f64 / rate as f64);
-                while started.elapsed() < due {
-                    std::thread::sleep((due - started.elapsed()).min(std::time::Duration::from_millis(5)));
-                    ctx.idle()?;
-                    if !ctx.checkpoint(|| encode_splits(self.splits.make_contiguous()))? {
-                        return Ok(());
-                    }
+            // Sleep until the next batch is due, in short naps that keep checkpoints and timers flowing.
+            while self.rate.is_some() && std::time::Instant::now() < next {
+                std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()).min(std::time::Duration::from_millis(5)));
+                ctx.idle()?;
+                if !ctx.checkpoint(|| encode_splits(self.splits.make_contiguous()))? {
+                    return Ok(());
                 }
             }
         }

@@ -96,7 +96,7 @@ fn big_state(env: &mut Env, args: &Args) -> Result<(), String> {
 /// with the final watermark, after every record).
 fn timers(env: &mut Env, args: &Args) -> Result<(), String> {
     let n: u64 = args.parse_or("n", 21)?;
-    let rate: u64 = args.parse_or("rate", 20)?;
+    let rate: u64 = args.parse_or("rate", 10)?;
     env.generate_at_rate(n, rate, |i| i)
         .key_by(|i: &u64| i % 3)
         .process_with_timers(
