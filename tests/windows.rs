@@ -108,7 +108,6 @@ impl Sim {
             self.lines.push(self.line(&k, s, e));
         }
         self.watermark = watermark;
-        let watermark = self.watermark;
         self.panes.retain(|(_, _, e), _| e - 1 + LATENESS > watermark);
     }
 }

@@ -110,7 +110,6 @@ impl LocalCluster {
         let (ack_tx, ack_rx) = crossbeam_channel::unbounded::<TaskAck>();
         let mut coordinator = checkpoints.map(|c| {
             let storage = DirStorage::new(&c.dir);
-            let tasks = plan.chains.iter().enumerate().flat_map(|(i, ch)| (0..ch.parallelism).map(move |s| (i, s))).collect();
             options.mode = c.config.mode;
             options.checkpointing = Some(Checkpointing {
                 storage: Arc::new(storage.clone()),
@@ -119,7 +118,7 @@ impl LocalCluster {
                 }),
             });
             let restored = options.restore.as_ref().map(|r| (r.meta.checkpoint, r.location.clone()));
-            Coordinator::new(&plan.name, c.config.clone(), storage, tasks, plan.max_parallelism, restored)
+            Coordinator::new(&plan.name, c.config.clone(), storage, plan.subtasks(), plan.max_parallelism, restored)
         });
         // Without a coordinator nothing sends acknowledgements: never select on the closed channel.
         let ack_rx = if coordinator.is_some() { ack_rx } else { crossbeam_channel::never() };

@@ -298,6 +298,11 @@ impl ExecutionPlan {
         Ok(ExecutionPlan { name: graph.name, bounded, max_parallelism, vertices, parallelism, chains, edges: chain_edges, slots })
     }
 
+    /// Every subtask of the job as `(chain, subtask)`.
+    pub fn subtasks(&self) -> Vec<(usize, u32)> {
+        self.chains.iter().enumerate().flat_map(|(c, ch)| (0..ch.parallelism).map(move |s| (c, s))).collect()
+    }
+
     /// The name of a chain: its operators' names joined by arrows.
     pub fn chain_name(&self, chain: usize) -> String {
         let names: Vec<&str> = self.chains[chain].vertices.iter().map(|&v| self.vertices[v].name.as_str()).collect();

@@ -116,11 +116,6 @@ impl Job {
         format!("{}@{}", self.id, self.attempt)
     }
 
-    /// Every subtask, as the coordinator expects acknowledgements from.
-    fn all_tasks(plan: &ExecutionPlan) -> Vec<(usize, u32)> {
-        plan.chains.iter().enumerate().flat_map(|(c, ch)| (0..ch.parallelism).map(move |s| (c, s))).collect()
-    }
-
     /// Whether a subtask of the job is placed on TaskManager `tm`.
     pub fn uses(&self, tm: &str) -> bool {
         self.placement.iter().flatten().any(|(t, _)| t == tm)
@@ -199,7 +194,7 @@ impl JobManager {
             let storage = DirStorage::new(settings.checkpoint_dir.join(&id));
             let restored = restored_id.zip(settings.savepoint.clone());
             let coordinator =
-                Coordinator::new(&id, settings.checkpoint.clone(), storage, Job::all_tasks(&plan), plan.max_parallelism, restored);
+                Coordinator::new(&id, settings.checkpoint.clone(), storage, plan.subtasks(), plan.max_parallelism, restored);
             let job = Job {
                 id: id.clone(),
                 name: plan.name.clone(),

@@ -4,10 +4,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::backend::{Result, StateBackend, Visit};
 
+/// One key's entries: (state name, sub-key) → value.
+type KeyEntries = BTreeMap<(String, Vec<u8>), Vec<u8>>;
+
 /// Keyed state in hash maps (Flink's HashMapStateBackend).
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
-    by_key: HashMap<Vec<u8>, BTreeMap<(String, Vec<u8>), Vec<u8>>>,
+    by_key: HashMap<Vec<u8>, KeyEntries>,
 }
 
 impl StateBackend for MemoryBackend {

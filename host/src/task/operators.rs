@@ -247,44 +247,57 @@ pub fn state_uids(plan: &ExecutionPlan) -> std::collections::BTreeSet<String> {
     uids
 }
 
+/// A chain being built: adds operators, restoring each one's state first.
+struct ChainBuilder<'a> {
+    chain: Chain,
+    restore: Option<&'a Restored>,
+    subtask: SubtaskInfo,
+}
+
+impl ChainBuilder<'_> {
+    fn add(&mut self, uid: String, mut op: Box<dyn Operator>) -> Result<(), TaskError> {
+        if let Some(r) = self.restore {
+            op.restore(r.state_for(&uid, self.subtask.index, self.subtask.parallelism))?;
+        }
+        self.chain.ops.push(op);
+        self.chain.uids.push(uid);
+        Ok(())
+    }
+
+    /// Adds the Wasm vertices collected in `fused` as one instance.
+    fn add_fused(&mut self, ctx: &ChainContext, fused: &mut Vec<usize>) -> Result<(), TaskError> {
+        if fused.is_empty() {
+            return Ok(());
+        }
+        // The instance's keyed state belongs to its keyed operator.
+        let vertices = &ctx.plan.vertices;
+        let owner = fused.iter().copied().find(|&v| vertices[v].keyed).unwrap_or(fused[0]);
+        let op = WasmOperator::open(ctx, fused, self.subtask)?;
+        fused.clear();
+        self.add(vertex_uid(&vertices[owner]), Box::new(op))
+    }
+}
+
 /// Builds subtask `subtask` of chain `chain`, fusing consecutive Wasm
 /// operators into one instance (one guest call per batch for all of them).
 pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Chain, TaskError> {
     let plan = ctx.plan;
     let c = &plan.chains[chain];
     let info = SubtaskInfo { index: subtask, parallelism: c.parallelism, max_parallelism: plan.max_parallelism };
-    let mut chain_ops = Chain { ops: Vec::new(), uids: Vec::new(), progress: None };
+    let mut b = ChainBuilder { chain: Chain { ops: Vec::new(), uids: Vec::new(), progress: None }, restore: ctx.restore, subtask: info };
     let mut fused: Vec<usize> = Vec::new();
-    let mut add = |chain_ops: &mut Chain, uid: String, mut op: Box<dyn Operator>| -> Result<(), TaskError> {
-        if let Some(r) = ctx.restore {
-            op.restore(r.state_for(&uid, subtask, c.parallelism))?;
-        }
-        chain_ops.ops.push(op);
-        chain_ops.uids.push(uid);
-        Ok(())
-    };
-    let flush_fused = |fused: &mut Vec<usize>, chain_ops: &mut Chain, add: &mut dyn FnMut(&mut Chain, String, Box<dyn Operator>) -> Result<(), TaskError>| -> Result<(), TaskError> {
-        if !fused.is_empty() {
-            // The instance's keyed state belongs to its keyed operator.
-            let owner = fused.iter().copied().find(|&v| plan.vertices[v].keyed).unwrap_or(fused[0]);
-            add(chain_ops, vertex_uid(&plan.vertices[owner]), Box::new(WasmOperator::open(ctx, fused, info)?))?;
-            fused.clear();
-        }
-        Ok(())
-    };
     for &v in &c.vertices {
         let vertex = &plan.vertices[v];
-        let uid = vertex_uid(vertex);
         match &vertex.kind {
             VertexKind::Wasm(_) => {
                 fused.push(v);
                 if vertex.per_key_updates && plan.bounded {
-                    flush_fused(&mut fused, &mut chain_ops, &mut add)?;
-                    add(&mut chain_ops, last_per_key_uid(vertex), Box::new(LastPerKey::default()))?;
+                    b.add_fused(ctx, &mut fused)?;
+                    b.add(last_per_key_uid(vertex), Box::<LastPerKey>::default())?;
                 }
             }
             kind => {
-                flush_fused(&mut fused, &mut chain_ops, &mut add)?;
+                b.add_fused(ctx, &mut fused)?;
                 let op: Box<dyn Operator> = match kind {
                     VertexKind::Aggregate(a) => {
                         let input = if c.combined_input { Input::Partials } else { Input::Records };
@@ -305,19 +318,19 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
                     // Sources head their chain and are run by the task, not as operators.
                     _ => continue,
                 };
-                add(&mut chain_ops, uid, op)?;
+                b.add(vertex_uid(vertex), op)?;
             }
         }
     }
-    flush_fused(&mut fused, &mut chain_ops, &mut add)?;
+    b.add_fused(ctx, &mut fused)?;
     if let Some(a) = &c.combine {
         let name = format!("partial {}", plan.chain_name(chain));
         let uid = format!("{}/combine", vertex_uid(&plan.vertices[*c.vertices.last().unwrap()]));
         let mut combiner = AggregateOp::new(name, a.clone(), false, Input::Records);
         combiner.combiner = true;
-        add(&mut chain_ops, uid, Box::new(combiner))?;
+        b.add(uid, Box::new(combiner))?;
     }
-    Ok(chain_ops)
+    Ok(b.chain)
 }
 
 /// Consecutive Wasm operators of a chain, in one sandboxed instance.

@@ -39,9 +39,18 @@ struct LocalJob {
     /// Cancels its subtasks.
     signals: Arc<JobSignals>,
     /// Deployed but not started: subtasks and what running them needs.
-    pending: Option<(Vec<Subtask>, Arc<ExecutionPlan>, Module, Deployment, JobOptions)>,
+    pending: Option<Pending>,
     /// Progress of its started subtasks, for heartbeats.
     live: Vec<Arc<LiveCounts>>,
+}
+
+/// A deployed job's part, waiting for `Start`.
+struct Pending {
+    subtasks: Vec<Subtask>,
+    plan: Arc<ExecutionPlan>,
+    module: Module,
+    deployment: Deployment,
+    options: JobOptions,
 }
 
 /// The TaskManager's shared state.
@@ -245,7 +254,7 @@ impl TaskManager {
         }
         let job = LocalJob {
             signals: Arc::new(JobSignals::default()),
-            pending: Some((wiring.subtasks, plan, module, d.clone(), options)),
+            pending: Some(Pending { subtasks: wiring.subtasks, plan, module, deployment: d.clone(), options }),
             live: Vec::new(),
         };
         self.jobs.lock().unwrap().insert(d.job.clone(), job);
@@ -257,8 +266,8 @@ impl TaskManager {
         let (subtasks, plan, module, d, options, signals) = {
             let mut jobs = self.jobs.lock().unwrap();
             let local = jobs.get_mut(job).ok_or_else(|| format!("job {job} is not deployed here"))?;
-            let (subtasks, plan, module, d, options) = local.pending.take().ok_or_else(|| format!("job {job} already started"))?;
-            (subtasks, plan, module, d, options, local.signals.clone())
+            let p = local.pending.take().ok_or_else(|| format!("job {job} already started"))?;
+            (p.subtasks, p.plan, p.module, p.deployment, p.options, local.signals.clone())
         };
         let count = subtasks.len();
         self.running.fetch_add(count as u32, Ordering::Relaxed);
