@@ -7,14 +7,7 @@ use eddy_sdk::prelude::*;
 /// `(key, timestamp ms, n)`.
 type Event = (String, i64, i64);
 
-/// Out-of-order events; `tests/windows.rs` holds the same list.
-const EVENTS: &[(&str, i64, i64)] = &[
-    ("a", 1, 1), ("b", 2, 2), ("a", 4, 3), ("c", 3, 4), ("a", 12, 5), ("a", 8, 6), ("b", 15, 7),
-    ("a", 3, 8), ("c", 11, 9), ("a", 25, 10), ("a", 5, 11), ("b", 18, 12), ("c", 22, 13),
-    ("a", 31, 14), ("b", 13, 15), ("c", 20, 16), ("a", 33, 17), ("b", 40, 18), ("a", 36, 19),
-    ("c", 29, 20), ("a", 38, 21), ("b", 37, 22), ("c", 45, 23), ("a", 27, 24), ("b", 52, 25),
-    ("a", 60, 26), ("c", 47, 27), ("b", 49, 28),
-];
+include!("../events.rs");
 
 /// Watermarks trail the largest timestamp by this much.
 const OUT_OF_ORDERNESS: u64 = 3;
