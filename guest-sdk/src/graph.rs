@@ -186,6 +186,14 @@ impl Env {
         self.sequence(n, Some(per_second)).map(f)
     }
 
+    /// The records of the job that uses this entry as one of its parts: an entry built on
+    /// `input` is an *operator entry*, which a job file (`eddy run job.toml`) splices into a
+    /// job mixing components, possibly written in other languages. Such an entry cannot
+    /// run as a job on its own.
+    pub fn input<T>(&mut self) -> Stream<T> {
+        self.source("Input", VertexKind::Input, None)
+    }
+
     fn sequence(&mut self, count: u64, per_second: Option<u64>) -> Stream<u64> {
         let kind = VertexKind::SequenceSource(Sequence { count, per_second });
         self.source("Sequence Source", kind, None)

@@ -68,6 +68,9 @@ pub enum PlanError {
     /// A window with a zero size, slide or gap.
     #[error("window '{0}' needs a size, slide and gap above 0")]
     EmptyWindow(String),
+    /// An operator entry's graph run on its own.
+    #[error("this entry is an operator entry (its graph reads the job's input, '{0}'): use it as a step of a job file (eddy run job.toml)")]
+    OperatorEntry(String),
     /// Max parallelism out of range.
     #[error("max parallelism {0} must be between 1 and {MAX_PARALLELISM_LIMIT}")]
     BadMaxParallelism(u32),
@@ -203,6 +206,9 @@ impl ExecutionPlan {
 
         let inputs = |i: usize| edges.iter().filter(move |e| e.1 == i);
         for (i, v) in vertices.iter().enumerate() {
+            if matches!(v.kind, VertexKind::Input) {
+                return Err(PlanError::OperatorEntry(v.name.clone()));
+            }
             let has_input = inputs(i).next().is_some();
             if is_source(&v.kind) && has_input {
                 return Err(PlanError::SourceWithInput(v.name.clone()));
@@ -386,6 +392,7 @@ fn describe(kind: &VertexKind) -> String {
             Some(r) => format!("sequence source 0..{} at {r}/s", s.count),
             None => format!("sequence source 0..{}", s.count),
         },
+        VertexKind::Input => "input of an operator entry".into(),
         VertexKind::Wasm(i) => format!("wasm operator #{i}"),
         VertexKind::Aggregate(a) => format!("built-in keyed {}", aggregate_name(a)),
         VertexKind::Timestamps(t) => {
