@@ -109,8 +109,8 @@ fn the_process_survives_hostile_jobs_and_runs_the_next_one() {
     let cluster = LocalCluster::new(Runtime::new(sandbox, None).unwrap());
     let hostile = std::fs::read(component("hostile")).unwrap();
     let run = |bytes: &[u8], entry: &str, args: &[String]| -> Result<_, JobError> {
-        let (module, plan) = cluster.plan("job.wasm", bytes, entry, args, 2)?;
-        cluster.execute(&module, &plan, entry, args, &JobOptions::default(), None, Arc::new(JobSignals::default()))
+        let (modules, plan) = cluster.plan("job.wasm", bytes, entry, args, 2)?;
+        cluster.execute(&modules, &plan, &JobOptions::default(), None, Arc::new(JobSignals::default()))
     };
     for (entry, cause) in [("trap", "boom on purpose"), ("spin", "call timeout"), ("bomb", "memory limit"), ("open-file", "/etc/passwd")] {
         let err = run(&hostile, entry, &[]).expect_err(entry).to_string();

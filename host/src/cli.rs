@@ -172,8 +172,9 @@ impl CheckpointArgs {
 /// `eddy upload`.
 #[derive(Debug, Args)]
 pub struct UploadArgs {
-    /// The job component (`.wasm`).
-    #[arg(value_name = "JOB.wasm")]
+    /// The job component (`.wasm`), or a job file (`.toml`) whose steps use operator
+    /// entries of several components (docs/writing-operators.md).
+    #[arg(value_name = "JOB.wasm|JOB.toml")]
     pub component: PathBuf,
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -282,14 +283,15 @@ pub struct TaskManagerArgs {
 /// Which job: component, entry and arguments.
 #[derive(Debug, Args)]
 pub struct JobArgs {
-    /// The job's entry in the component (like Flink's `-c MainClass`).
+    /// The job's entry in the component (like Flink's `-c MainClass`); not with a job file.
     #[arg(short = 'c', long = "entry", value_name = "ENTRY")]
-    pub entry: String,
+    pub entry: Option<String>,
     /// Default parallelism of operators that do not set their own.
     #[arg(short = 'p', long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=32768))]
     pub parallelism: u32,
-    /// The job component (`.wasm`).
-    #[arg(value_name = "JOB.wasm")]
+    /// The job component (`.wasm`), or a job file (`.toml`) whose steps use operator
+    /// entries of several components (docs/writing-operators.md).
+    #[arg(value_name = "JOB.wasm|JOB.toml")]
     pub component: PathBuf,
     /// Arguments for the job, passed to its planner (e.g. `--input FILE`).
     #[arg(value_name = "JOB ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
@@ -349,13 +351,13 @@ pub struct InfoArgs {
     #[arg(long, value_name = "JOB", conflicts_with_all = ["entry", "component"])]
     pub job: Option<String>,
     /// The job's entry in the component.
-    #[arg(short = 'c', long = "entry", value_name = "ENTRY", required_unless_present = "job")]
+    #[arg(short = 'c', long = "entry", value_name = "ENTRY")]
     pub entry: Option<String>,
     /// Default parallelism of operators that do not set their own.
     #[arg(short = 'p', long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=32768))]
     pub parallelism: u32,
-    /// The job component (`.wasm`).
-    #[arg(value_name = "JOB.wasm", required_unless_present = "job")]
+    /// The job component (`.wasm`) or job file (`.toml`).
+    #[arg(value_name = "JOB.wasm|JOB.toml", required_unless_present = "job")]
     pub component: Option<PathBuf>,
     /// Arguments for the job's planner.
     #[arg(value_name = "JOB ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
@@ -371,8 +373,9 @@ pub struct InfoArgs {
 /// `eddy entries`.
 #[derive(Debug, Args)]
 pub struct EntriesArgs {
-    /// The job component (`.wasm`).
-    #[arg(value_name = "JOB.wasm")]
+    /// The job component (`.wasm`), or a job file (`.toml`) whose steps use operator
+    /// entries of several components (docs/writing-operators.md).
+    #[arg(value_name = "JOB.wasm|JOB.toml")]
     pub component: PathBuf,
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -408,6 +411,39 @@ fn default_cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
     Some(base.join("eddy"))
+}
+
+/// What `run` and `info` plan: an entry of one component, or a job file.
+enum Target<'a> {
+    Entry { component: &'a Path, entry: &'a str, args: &'a [String] },
+    File(&'a Path),
+}
+
+impl<'a> Target<'a> {
+    /// A `.toml` path is a job file; anything else a component, which needs `-c ENTRY`.
+    fn new(path: &'a Path, entry: Option<&'a str>, args: &'a [String]) -> anyhow::Result<Target<'a>> {
+        if path.extension().is_some_and(|e| e == "toml") {
+            anyhow::ensure!(entry.is_none(), "-c ENTRY does not go with a job file: its steps name their entries");
+            anyhow::ensure!(args.is_empty(), "a job file takes no job arguments (give each step its `args`), got {args:?}");
+            return Ok(Target::File(path));
+        }
+        let entry = entry.context("missing -c ENTRY: which of the component's jobs to run (`eddy entries JOB.wasm` lists them)")?;
+        Ok(Target::Entry { component: path, entry, args })
+    }
+
+    /// Loads and plans the job on this machine.
+    fn plan(&self, cluster: &LocalCluster, parallelism: u32) -> anyhow::Result<(Vec<crate::runtime::Module>, crate::plan::ExecutionPlan)> {
+        Ok(match *self {
+            Target::Entry { component, entry, args } => {
+                let (name, bytes) = read_component(component)?;
+                cluster.plan(&name, &bytes, entry, args, parallelism)?
+            }
+            Target::File(path) => {
+                let file = crate::jobfile::JobFile::read(path)?;
+                cluster.plan_job_file(&file, path.parent().unwrap_or(Path::new(".")), parallelism)?
+            }
+        })
+    }
 }
 
 fn read_component(path: &Path) -> anyhow::Result<(String, Vec<u8>)> {
@@ -456,13 +492,12 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 let client = crate::client::Client::new(&a.connect.jobmanager, a.connect.token.clone())?;
                 print!("{}", crate::client::format_placement(&client.job_details(job)?));
             }
-            (None, Some(entry), Some(component)) => {
-                let (name, bytes) = read_component(component)?;
-                let cluster = LocalCluster::new(a.runtime.runtime()?);
-                let (_, plan) = cluster.plan(&name, &bytes, entry, &a.job_args, a.parallelism)?;
+            (None, entry, Some(component)) => {
+                let target = Target::new(component, entry.as_deref(), &a.job_args)?;
+                let (_, plan) = target.plan(&LocalCluster::new(a.runtime.runtime()?), a.parallelism)?;
                 print!("{plan}");
             }
-            _ => anyhow::bail!("eddy info needs -c ENTRY and a component, or --job JOB"),
+            _ => anyhow::bail!("eddy info needs a component with -c ENTRY, a job file, or --job JOB"),
         },
         Command::Run(a) if !a.local && a.jobmanager.as_deref().is_some_and(|m| !m.trim().is_empty()) => {
             let addr = a.jobmanager.as_deref().unwrap_or_default();
@@ -545,10 +580,10 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Run(a) => {
-            let (name, bytes) = read_component(&a.job.component)?;
-            let cluster = LocalCluster::new(a.runtime.runtime()?);
             let job = &a.job;
-            let (module, plan) = cluster.plan(&name, &bytes, &job.entry, &job.job_args, job.parallelism)?;
+            let target = Target::new(&job.component, job.entry.as_deref(), &job.job_args)?;
+            let cluster = LocalCluster::new(a.runtime.runtime()?);
+            let (modules, plan) = target.plan(&cluster, job.parallelism)?;
             let c = &a.checkpoints;
             anyhow::ensure!(c.restart_strategy.is_none(), "--restart-strategy applies to jobs on a cluster (-m); the embedded cluster does not restart jobs");
             let restore = match &c.from_savepoint {
@@ -575,7 +610,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             let signals = Arc::new(JobSignals::default());
             install_ctrl_c(&signals);
             eprintln!("Running job '{}' ({} tasks in {} slots) on the embedded cluster", plan.name, plan.chains.len(), plan.slots.len());
-            let summary = cluster.execute(&module, &plan, &job.entry, &job.job_args, &options, checkpoints.as_ref(), signals)?;
+            let summary = cluster.execute(&modules, &plan, &options, checkpoints.as_ref(), signals)?;
             eprintln!(
                 "Job '{}' finished in {:.3} s: {} records in, {} records out",
                 summary.name,
@@ -637,14 +672,28 @@ const UNREACHABLE_GRACE: Duration = Duration::from_secs(10);
 fn run_on_cluster(addr: &str, token: Option<String>, job: &JobArgs, settings: crate::client::RunSettings) -> anyhow::Result<()> {
     use crate::client::ClientError;
     let client = crate::client::Client::new(addr, token)?;
-    let (name, bytes) = read_component(&job.component)?;
-    let up = client.upload(&name, &bytes)?;
-    if up.uploaded {
-        println!("Uploaded {name} as {}", up.digest);
-    } else {
-        println!("{name} is already on the cluster ({})", up.digest);
-    }
-    let id = client.run(&up.digest, &job.entry, &job.job_args, settings)?;
+    // Each component goes up once; the cluster keeps it by digest.
+    let upload = |path: &Path| -> anyhow::Result<String> {
+        let (name, bytes) = read_component(path)?;
+        let up = client.upload(&name, &bytes)?;
+        if up.uploaded {
+            println!("Uploaded {name} as {}", up.digest);
+        } else {
+            println!("{name} is already on the cluster ({})", up.digest);
+        }
+        Ok(up.digest)
+    };
+    let id = match Target::new(&job.component, job.entry.as_deref(), &job.job_args)? {
+        Target::Entry { component, entry, args } => client.run(&upload(component)?, entry, args, settings)?,
+        Target::File(path) => {
+            let mut file = crate::jobfile::JobFile::read(path)?;
+            let dir = path.parent().unwrap_or(Path::new("."));
+            for component in file.components.values_mut() {
+                *component = upload(&dir.join(&*component))?;
+            }
+            client.run_job_file(&file, settings)?
+        }
+    };
     println!("Job has been submitted with JobID {id}");
     {
         let (id, addr) = (id.clone(), addr.to_string());

@@ -432,8 +432,18 @@ impl Client {
 
     /// Submits a job: `POST /jars/{digest}/run`. Answers the job id.
     pub fn run(&self, digest: &str, entry: &str, args: &[String], settings: RunSettings) -> Result<String, ClientError> {
-        let body = run_body(entry, args, settings);
+        let mut body = settings_body(settings);
+        body["entry"] = entry.into();
+        body["args"] = args.into();
         let answer: RunAnswer = self.call("POST", &format!("/jars/{}/run", encode(digest)), Body::Json(&body))?;
+        Ok(answer.jobid)
+    }
+
+    /// Submits a job file whose components are digests of uploaded components: `POST /jobs`.
+    pub fn run_job_file(&self, file: &crate::jobfile::JobFile, settings: RunSettings) -> Result<String, ClientError> {
+        let mut body = settings_body(settings);
+        body["job"] = serde_json::to_value(file).expect("a job file serializes");
+        let answer: RunAnswer = self.call("POST", "/jobs", Body::Json(&body))?;
         Ok(answer.jobid)
     }
 
@@ -489,10 +499,9 @@ pub fn upload_path(name: &str) -> String {
 }
 
 /// The body of `POST /jars/{id}/run`.
-pub fn run_body(entry: &str, args: &[String], settings: RunSettings) -> Value {
+/// The settings part of a submission's body.
+pub fn settings_body(settings: RunSettings) -> Value {
     let mut body = serde_json::json!({
-        "entry": entry,
-        "args": args,
         "parallelism": settings.parallelism,
         "buffer-timeout-ms": settings.buffer_timeout_ms,
     });
@@ -704,8 +713,8 @@ mod tests {
     fn paths() {
         assert_eq!(upload_path("my job.wasm"), "/jars/upload?name=my%20job.wasm");
         assert_eq!(encode("a/b?c&d=é"), "a%2Fb%3Fc%26d%3D%C3%A9");
-        let body = run_body("word-count", &["--input".into(), "f".into()], RunSettings { parallelism: 4, buffer_timeout_ms: 10, ..Default::default() });
-        let want = serde_json::json!({"entry": "word-count", "args": ["--input", "f"], "parallelism": 4, "buffer-timeout-ms": 10});
+        let body = settings_body(RunSettings { parallelism: 4, buffer_timeout_ms: 10, ..Default::default() });
+        let want = serde_json::json!({"parallelism": 4, "buffer-timeout-ms": 10});
         assert_eq!(body, want);
     }
 

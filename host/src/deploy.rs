@@ -186,9 +186,7 @@ pub type SubtaskResult = (usize, u32, Result<TaskMetrics, TaskError>);
 pub fn spawn(
     subtasks: Vec<Subtask>,
     plan: &Arc<ExecutionPlan>,
-    module: &Module,
-    entry: &str,
-    args: &[String],
+    modules: &[Module],
     options: &JobOptions,
     signals: &Arc<JobSignals>,
     done: crossbeam_channel::Sender<SubtaskResult>,
@@ -197,8 +195,8 @@ pub fn spawn(
     for Subtask { chain, subtask, head, output } in subtasks {
         let live = Arc::new(LiveCounts::default());
         all.push(live.clone());
-        let (plan, module, signals, done) = (plan.clone(), module.clone(), signals.clone(), done.clone());
-        let (entry, args, options) = (entry.to_string(), args.to_vec(), options.clone());
+        let (plan, modules, signals, done) = (plan.clone(), modules.to_vec(), signals.clone(), done.clone());
+        let options = options.clone();
         let name = format!("{} ({}/{})", plan.chain_name(chain), subtask + 1, plan.chains[chain].parallelism);
         let source_uid = vertex_uid(&plan.vertices[plan.chains[chain].vertices[0]]);
         std::thread::Builder::new()
@@ -206,9 +204,7 @@ pub fn spawn(
             .spawn(move || {
                 let ctx = ChainContext {
                     plan: &plan,
-                    module: &module,
-                    entry: &entry,
-                    args: &args,
+                    modules: &modules,
                     restore: options.restore.as_deref(),
                     run_id: &options.run_id,
                     checkpointing: options.checkpointing.is_some(),

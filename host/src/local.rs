@@ -1,6 +1,8 @@
 //! The embedded cluster: JobManager and TaskManager in one process, as
 //! `eddy run` uses when no cluster is configured (Flink's MiniCluster).
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,6 +10,8 @@ use thiserror::Error;
 
 pub use crate::deploy::JobOptions;
 use crate::deploy;
+use crate::jobfile::{self, JobFile, JobFileError};
+use crate::program::{JobSpec, Program};
 use crate::plan::{ExecutionPlan, PlanError};
 use crate::runtime::{GuestError, LoadError, Module, Runtime};
 use crate::checkpoint::{CheckpointConfig, Coordinator, DirStorage, RestoreError};
@@ -27,6 +31,17 @@ pub enum JobError {
         /// What the planner said.
         source: GuestError,
     },
+    /// A component of a job file cannot be read.
+    #[error("cannot read component {path}: {cause}")]
+    Component {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        cause: String,
+    },
+    /// A job file cannot be composed.
+    #[error(transparent)]
+    JobFile(#[from] JobFileError),
     /// The plan cannot run.
     #[error("invalid job graph: {0}")]
     Invalid(#[from] PlanError),
@@ -81,11 +96,32 @@ impl LocalCluster {
         &self.runtime
     }
 
-    /// Loads a component and plans `entry` with `args`.
-    pub fn plan(&self, name: &str, bytes: &[u8], entry: &str, args: &[String], parallelism: u32) -> Result<(Module, ExecutionPlan), JobError> {
+    /// Loads a component and plans `entry` with `args`; answers the plan and the
+    /// component of each of its programs.
+    pub fn plan(&self, name: &str, bytes: &[u8], entry: &str, args: &[String], parallelism: u32) -> Result<(Vec<Module>, ExecutionPlan), JobError> {
         let module = self.runtime.load(name, bytes)?;
         let graph = module.plan(entry, args).map_err(|source| JobError::Plan { entry: entry.into(), source })?;
-        Ok((module, ExecutionPlan::new(graph, parallelism)?))
+        let program = Program { module: module.digest().into(), entry: entry.into(), args: args.to_vec() };
+        Ok((vec![module], ExecutionPlan::new(JobSpec::single(graph, program), parallelism)?))
+    }
+
+    /// Loads the components of a job file (paths relative to `dir`) and composes it.
+    pub fn plan_job_file(&self, file: &JobFile, dir: &Path, parallelism: u32) -> Result<(Vec<Module>, ExecutionPlan), JobError> {
+        let mut components = BTreeMap::new();
+        for (name, path) in &file.components {
+            let path = dir.join(path);
+            let bytes = std::fs::read(&path).map_err(|e| JobError::Component { path: path.clone(), cause: e.to_string() })?;
+            let file_name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let module = self.runtime.load(&file_name, &bytes)?;
+            components.insert(name.clone(), (module.digest().to_string(), module));
+        }
+        let spec = jobfile::compose(file, &components)?;
+        let modules = spec
+            .programs
+            .iter()
+            .map(|p| components.values().find(|(d, _)| *d == p.module).expect("composed from these").1.clone())
+            .collect();
+        Ok((modules, ExecutionPlan::new(spec, parallelism)?))
     }
 
     /// Runs a planned job to its end; `signals.stop` ends its sources early.
@@ -96,10 +132,8 @@ impl LocalCluster {
     #[allow(clippy::too_many_arguments)]
     pub fn execute(
         &self,
-        module: &Module,
+        modules: &[Module],
         plan: &ExecutionPlan,
-        entry: &str,
-        args: &[String],
         options: &JobOptions,
         checkpoints: Option<&CheckpointSettings>,
         signals: Arc<JobSignals>,
@@ -125,7 +159,7 @@ impl LocalCluster {
         let wiring = deploy::wire(&plan, &options, |_, _| true, |_, _, _| unreachable!("every subtask is local"))?;
         let count = wiring.subtasks.len();
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        deploy::spawn(wiring.subtasks, &plan, module, entry, args, &options, &signals, done_tx);
+        deploy::spawn(wiring.subtasks, &plan, modules, &options, &signals, done_tx);
         let mut summary = JobSummary { name: plan.name.clone(), ..Default::default() };
         let mut failure: Option<TaskError> = None;
         let mut ended = 0;

@@ -7,8 +7,9 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::keys::DEFAULT_MAX_PARALLELISM;
+use crate::program::{JobSpec, Program};
 use crate::runtime::{
-    Aggregate, AggregateKind, FieldRef, JobGraph, Partitioning, TimeDomain, Vertex, VertexKind, WindowAssigner, WindowFunction,
+    Aggregate, AggregateKind, FieldRef, Partitioning, TimeDomain, Vertex, VertexKind, WindowAssigner, WindowFunction,
 };
 
 /// Largest parallelism of one operator.
@@ -69,8 +70,11 @@ pub enum PlanError {
     #[error("window '{0}' needs a size, slide and gap above 0")]
     EmptyWindow(String),
     /// An operator entry's graph run on its own.
-    #[error("this entry is an operator entry (its graph reads the job's input, '{0}'): use it as a step of a job file (eddy run job.toml)")]
+    #[error("the entry is an operator entry (its '{0}' vertex reads the records of an enclosing job); it runs only as a step of a job file (eddy run job.toml)")]
     OperatorEntry(String),
+    /// A Wasm vertex that no program runs.
+    #[error("operator '{0}' runs user code, but the job names no component for it")]
+    NoProgram(String),
     /// Max parallelism out of range.
     #[error("max parallelism {0} must be between 1 and {MAX_PARALLELISM_LIMIT}")]
     BadMaxParallelism(u32),
@@ -135,6 +139,10 @@ pub struct ExecutionPlan {
     pub edges: Vec<ChainEdge>,
     /// Where subtasks run.
     pub slots: Vec<Slot>,
+    /// The programs Wasm vertices run (one unless a job file mixes components).
+    pub programs: Vec<Program>,
+    /// For each vertex, the index of its program (Wasm vertices only).
+    pub program_of: Vec<Option<usize>>,
 }
 
 fn is_source(kind: &VertexKind) -> bool {
@@ -152,8 +160,9 @@ fn is_sink(kind: &VertexKind) -> bool {
 pub const DEFAULT_GROUP: &str = "default";
 
 impl ExecutionPlan {
-    /// Validates `graph` and plans it; `default_parallelism` is the client's `-p`.
-    pub fn new(graph: JobGraph, default_parallelism: u32) -> Result<ExecutionPlan, PlanError> {
+    /// Validates a job and plans it; `default_parallelism` is the client's `-p`.
+    pub fn new(spec: JobSpec, default_parallelism: u32) -> Result<ExecutionPlan, PlanError> {
+        let JobSpec { graph, programs, vertex_programs } = spec;
         let n = graph.vertices.len();
         if n == 0 {
             return Err(PlanError::Empty);
@@ -300,8 +309,27 @@ impl ExecutionPlan {
                 }
             }
         }
+        let mut program_of = Vec::with_capacity(n);
+        for v in &vertices {
+            let program = vertex_programs.get(&v.id).copied().filter(|&p| p < programs.len());
+            if matches!(v.kind, VertexKind::Wasm(_)) && program.is_none() {
+                return Err(PlanError::NoProgram(v.name.clone()));
+            }
+            program_of.push(program);
+        }
         let slots = assign_slots(&chains);
-        Ok(ExecutionPlan { name: graph.name, bounded, max_parallelism, vertices, parallelism, chains, edges: chain_edges, slots })
+        Ok(ExecutionPlan {
+            name: graph.name,
+            bounded,
+            max_parallelism,
+            vertices,
+            parallelism,
+            chains,
+            edges: chain_edges,
+            slots,
+            programs,
+            program_of,
+        })
     }
 
     /// Every subtask of the job as `(chain, subtask)`.

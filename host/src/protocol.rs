@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 use crate::checkpoint::{Barrier, Mode, TaskHandle};
-use crate::runtime::JobGraph;
+use crate::program::JobSpec;
 
 /// A message from a TaskManager.
 #[derive(Debug, Serialize, Deserialize)]
@@ -135,14 +135,9 @@ pub type Ack = Result<(), String>;
 pub struct Deployment {
     /// Job id.
     pub job: String,
-    /// Module digest (fetched with `GetModule` if not cached).
-    pub digest: String,
-    /// Entry of the component.
-    pub entry: String,
-    /// Job arguments.
-    pub args: Vec<String>,
-    /// The planner's graph; every node derives the same plan from it.
-    pub graph: JobGraph,
+    /// The graph and its programs; every node derives the same plan from it. Their
+    /// components are fetched with `GetModule` unless cached.
+    pub spec: JobSpec,
     /// Default parallelism the job was planned with.
     pub parallelism: u32,
     /// Output buffer timeout, in milliseconds.

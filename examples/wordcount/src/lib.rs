@@ -3,6 +3,8 @@
 //! - `word-count --input FILE [--output DIR]`: counts the words of a text file.
 //! - `stream-word-count [--host H] [--port P]`: running counts of the lines of a socket
 //!   (try `nc -lk 7777`).
+//! - `tokenize`: an operator entry (lines in, words out) for jobs that mix components
+//!   (`examples/mixed/job.toml`).
 //!
 //! Both print (or write) `word count` lines: `word-count` each word's final count,
 //! `stream-word-count` every update of a count as lines arrive.
@@ -12,9 +14,7 @@ use eddy_sdk::prelude::*;
 /// The counting both entries share: lines in, `word count` lines out, one per update of a
 /// word's count (in a bounded job, only each word's final count).
 fn count_words(lines: Stream<String>) -> Stream<String> {
-    lines
-        .flat_map(|line: String| eddy_sdk::text::words(&line).collect::<Vec<_>>())
-        .name("tokenize")
+    words(lines)
         .key_by(|word: &String| word.clone())
         .count()
         .name("count")
@@ -32,6 +32,16 @@ fn word_count(env: &mut Env, args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// Lines in, their words out.
+fn words(lines: Stream<String>) -> Stream<String> {
+    lines.flat_map(|line: String| eddy_sdk::text::words(&line).collect::<Vec<_>>()).name("tokenize")
+}
+
+fn tokenize(env: &mut Env, _args: &Args) -> Result<(), String> {
+    words(env.input());
+    Ok(())
+}
+
 fn stream_word_count(env: &mut Env, args: &Args) -> Result<(), String> {
     let host = args.get_or("host", "localhost");
     let port: u16 = args.parse_or("port", 7777)?;
@@ -43,4 +53,5 @@ fn stream_word_count(env: &mut Env, args: &Args) -> Result<(), String> {
 eddy_sdk::entries! {
     "word-count" => word_count,
     "stream-word-count" => stream_word_count,
+    "tokenize" => tokenize,
 }

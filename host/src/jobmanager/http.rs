@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{JobManager, JobSettings, JobStatus, ModuleStore, RestartStrategy};
+use super::{JobManager, JobSettings, JobStatus, ModuleStore, RestartStrategy, Submission};
 use crate::checkpoint::{CheckpointConfig, Mode};
 use crate::state::BackendKind;
 use crate::runtime::digest as eddy_digest;
@@ -34,7 +34,7 @@ pub async fn serve(jm: Shared, listener: tokio::net::TcpListener) -> anyhow::Res
         .route("/jars", get(list_jars))
         .route("/jars/{id}", get(get_jar))
         .route("/jars/{id}/run", post(run_jar))
-        .route("/jobs", get(list_jobs))
+        .route("/jobs", get(list_jobs).post(run_job_file))
         .route("/jobs/{id}", get(get_job).patch(cancel_job).delete(cancel_job))
         .route("/jobs/{id}/savepoints", post(savepoint))
         .route("/taskmanagers", get(taskmanagers))
@@ -95,12 +95,28 @@ async fn get_jar(State(jm): State<Shared>, Path(id): Path<String>) -> Response {
     }
 }
 
+/// `POST /jars/{id}/run`.
 #[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
 struct RunRequest {
     entry: String,
     #[serde(default)]
     args: Vec<String>,
+    #[serde(flatten)]
+    settings: SettingsRequest,
+}
+
+/// `POST /jobs`: a job file whose components are ids of uploaded jars.
+#[derive(Deserialize)]
+struct JobFileRequest {
+    job: crate::jobfile::JobFile,
+    #[serde(flatten)]
+    settings: SettingsRequest,
+}
+
+/// How a submitted job runs; every field has a default.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct SettingsRequest {
     parallelism: Option<u32>,
     buffer_timeout_ms: Option<u64>,
     checkpoint_interval_ms: Option<u64>,
@@ -116,6 +132,14 @@ struct RunRequest {
 }
 
 async fn run_jar(State(jm): State<Shared>, Path(id): Path<String>, Json(req): Json<RunRequest>) -> Response {
+    submit(jm, Submission::Jar { digest: id, entry: req.entry, args: req.args }, req.settings).await
+}
+
+async fn run_job_file(State(jm): State<Shared>, Json(req): Json<JobFileRequest>) -> Response {
+    submit(jm, Submission::File(req.job), req.settings).await
+}
+
+async fn submit(jm: Shared, submission: Submission, req: SettingsRequest) -> Response {
     let parallelism = req.parallelism.unwrap_or(1);
     if !(1..=crate::plan::MAX_PARALLELISM_LIMIT).contains(&parallelism) {
         return error(StatusCode::BAD_REQUEST, format!("parallelism {parallelism} is out of range"));
@@ -140,7 +164,7 @@ async fn run_jar(State(jm): State<Shared>, Path(id): Path<String>, Json(req): Js
         allow_non_restored_state: req.allow_non_restored_state,
         state_backend: req.state_backend.unwrap_or_default(),
     };
-    match jm.submit(&id, &req.entry, req.args, settings).await {
+    match jm.submit(submission, settings).await {
         Ok(job) => Json(json!({ "jobid": job })).into_response(),
         Err((status, message)) => error(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), message),
     }
@@ -198,7 +222,8 @@ async fn get_job(State(jm): State<Shared>, Path(id): Path<String>) -> Response {
     Json(json!({
         "jid": j.id,
         "name": j.name,
-        "entry": j.entry,
+        "entry": (j.spec.programs.len() == 1).then(|| &j.spec.programs[0].entry),
+        "programs": j.spec.programs,
         "status": j.status,
         "bounded": plan.bounded,
         "parallelism": j.settings.parallelism,

@@ -15,7 +15,8 @@ use crate::state::BackendKind;
 use crate::net::codec;
 use crate::plan::ExecutionPlan;
 use crate::protocol::{Ack, Deployment, TaskOutcome, ToTaskManager};
-use crate::runtime::JobGraph;
+use crate::jobfile::{self, JobFile};
+use crate::program::{JobSpec, Program};
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,24 +58,33 @@ pub struct JobSettings {
     pub state_backend: BackendKind,
 }
 
+/// What a client submits.
+pub enum Submission {
+    /// An entry of an uploaded component (`POST /jars/{id}/run`).
+    Jar {
+        /// The component's id (sha256).
+        digest: String,
+        /// The entry.
+        entry: String,
+        /// Its arguments.
+        args: Vec<String>,
+    },
+    /// A job file whose components are ids of uploaded components (`POST /jobs`).
+    File(JobFile),
+}
+
 /// A submitted job.
 pub struct Job {
     /// `job-N`.
     pub id: String,
     /// The plan's name.
     pub name: String,
-    /// Entry of the component.
-    pub entry: String,
-    /// Job arguments.
-    pub args: Vec<String>,
-    /// Module digest.
-    pub digest: String,
     /// Its settings.
     pub settings: JobSettings,
     /// Its status.
     pub status: JobStatus,
-    /// The planner's graph, shipped to TaskManagers.
-    pub graph: JobGraph,
+    /// The graph and its programs, shipped to TaskManagers.
+    pub spec: JobSpec,
     /// The plan derived from it.
     pub plan: Arc<ExecutionPlan>,
     /// `[chain][subtask]` → (TaskManager id, slot index), once scheduled.
@@ -150,28 +160,40 @@ pub(super) fn free_slots(state: &mut State, job: &str) {
 }
 
 impl JobManager {
-    /// Plans `entry` of module `digest` and queues the job for slots.
-    pub async fn submit(
-        self: &Arc<Self>,
-        digest: &str,
-        entry: &str,
-        args: Vec<String>,
-        settings: JobSettings,
-    ) -> Result<String, (u16, String)> {
+    /// Plans a submitted job and queues it for slots.
+    pub async fn submit(self: &Arc<Self>, submission: Submission, settings: JobSettings) -> Result<String, (u16, String)> {
         let parallelism = settings.parallelism;
-        let (name, bytes) = {
-            let state = self.state.lock().unwrap();
-            let info = state.modules.get(digest).ok_or((404, format!("no jar with id {digest}")))?;
-            let bytes = state.modules.bytes(digest).unwrap().map_err(|e| (500, format!("cannot read module: {e}")))?;
-            (info.name.clone(), bytes)
+        let digests: Vec<String> = match &submission {
+            Submission::Jar { digest, .. } => vec![digest.clone()],
+            Submission::File(file) => file.components.values().cloned().collect(),
         };
+        let mut stored = Vec::new();
+        {
+            let state = self.state.lock().unwrap();
+            for digest in digests {
+                let info = state.modules.get(&digest).ok_or((404, format!("no jar with id {digest}")))?;
+                let bytes = state.modules.bytes(&digest).unwrap().map_err(|e| (500, format!("cannot read module: {e}")))?;
+                stored.push((digest, info.name.clone(), bytes));
+            }
+        }
         let runtime = self.runtime.clone();
-        let (e, a) = (entry.to_string(), args.clone());
         let (savepoint, allow_non_restored) = (settings.savepoint.clone(), settings.allow_non_restored_state);
-        let planned = tokio::task::spawn_blocking(move || -> Result<(JobGraph, ExecutionPlan, Option<u64>), String> {
-            let module = runtime.load(&name, &bytes).map_err(|e| e.to_string())?;
-            let graph = module.plan(&e, &a).map_err(|err| format!("planning entry '{e}' failed: {err}"))?;
-            let plan = ExecutionPlan::new(graph.clone(), parallelism).map_err(|err| format!("invalid job graph: {err}"))?;
+        let planned = tokio::task::spawn_blocking(move || -> Result<(JobSpec, ExecutionPlan, Option<u64>), String> {
+            let mut modules = BTreeMap::new();
+            for (digest, name, bytes) in stored {
+                modules.insert(digest, runtime.load(&name, &bytes).map_err(|e| e.to_string())?);
+            }
+            let spec = match submission {
+                Submission::Jar { digest, entry, args } => {
+                    let graph = modules[&digest].plan(&entry, &args).map_err(|err| format!("planning entry '{entry}' failed: {err}"))?;
+                    JobSpec::single(graph, Program { module: digest, entry, args })
+                }
+                Submission::File(file) => {
+                    let components = file.components.iter().map(|(name, d)| (name.clone(), (d.clone(), modules[d].clone()))).collect();
+                    jobfile::compose(&file, &components).map_err(|e| e.to_string())?
+                }
+            };
+            let plan = ExecutionPlan::new(spec.clone(), parallelism).map_err(|err| format!("invalid job graph: {err}"))?;
             // Checked here so that a bad savepoint is refused at submission, not on a TaskManager.
             let restored_id = match &savepoint {
                 Some(path) => {
@@ -181,12 +203,12 @@ impl JobManager {
                 }
                 None => None,
             };
-            Ok((graph, plan, restored_id))
+            Ok((spec, plan, restored_id))
         })
         .await
         .map_err(|e| (500, e.to_string()))?
         .map_err(|e| (400, e))?;
-        let (graph, plan, restored_id) = planned;
+        let (spec, plan, restored_id) = planned;
         let id = {
             let mut state = self.state.lock().unwrap();
             let id = self.new_job_id(&mut state);
@@ -198,12 +220,9 @@ impl JobManager {
             let job = Job {
                 id: id.clone(),
                 name: plan.name.clone(),
-                entry: entry.into(),
-                args,
-                digest: digest.into(),
                 settings,
                 status: JobStatus::Created,
-                graph,
+                spec,
                 plan: Arc::new(plan),
                 placement: Vec::new(),
                 remaining,
@@ -308,10 +327,7 @@ impl JobManager {
             }
             let deployment = Deployment {
                 job: job.execution(),
-                digest: job.digest.clone(),
-                entry: job.entry.clone(),
-                args: job.args.clone(),
-                graph: job.graph.clone(),
+                spec: job.spec.clone(),
                 parallelism: job.settings.parallelism,
                 buffer_timeout_ms: job.settings.buffer_timeout_ms,
                 placement: job.placement.iter().map(|c| c.iter().map(|(tm, _)| tm.clone()).collect()).collect(),

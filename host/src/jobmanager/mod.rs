@@ -24,7 +24,7 @@ use crate::cli::JobManagerArgs;
 use crate::net::ClusterCa;
 use crate::runtime::Runtime;
 
-pub use job::{Job, JobSettings, JobStatus};
+pub use job::{Job, JobSettings, JobStatus, Submission};
 pub use modules::{ModuleInfo, ModuleStore};
 pub use restart::{parse_duration, RestartStrategy};
 

@@ -30,7 +30,7 @@ pub(crate) mod bindings {
 }
 
 pub use bindings::eddy::stream::types::{
-    Aggregate, AggregateKind, Edge, FieldRef, JobGraph, Partitioning, SlidingWindow, SocketSource, SubtaskInfo, TimeDomain,
+    Aggregate, AggregateKind, Edge, FieldRef, JobGraph, Partitioning, Sequence, SlidingWindow, SocketSource, SubtaskInfo, TimeDomain,
     TimestampSpec, Vertex, VertexKind, WindowAssigner, WindowFunction, WindowSpec,
 };
 

@@ -211,12 +211,8 @@ impl Chain {
 pub struct ChainContext<'a> {
     /// The job.
     pub plan: &'a ExecutionPlan,
-    /// The job's component.
-    pub module: &'a Module,
-    /// The entry the job was planned from.
-    pub entry: &'a str,
-    /// The job arguments.
-    pub args: &'a [String],
+    /// The component of each of the plan's programs (`plan.programs[i]` runs in `modules[i]`).
+    pub modules: &'a [Module],
     /// The checkpoint or savepoint the job resumes from.
     pub restore: Option<&'a Restored>,
     /// Names this run's output files apart from other runs' (two-phase sinks).
@@ -290,6 +286,10 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
         let vertex = &plan.vertices[v];
         match &vertex.kind {
             VertexKind::Wasm(_) => {
+                // One instance runs one program: a job file may chain operators of several.
+                if fused.last().is_some_and(|&f| plan.program_of[f] != plan.program_of[v]) {
+                    b.add_fused(ctx, &mut fused)?;
+                }
                 fused.push(v);
                 if vertex.per_key_updates && plan.bounded {
                     b.add_fused(ctx, &mut fused)?;
@@ -352,6 +352,8 @@ impl WasmOperator {
                 _ => unreachable!("only wasm vertices are fused"),
             })
             .collect();
+        let p = plan.program_of[vertices[0]].expect("the plan gives every Wasm vertex a program");
+        let (program, module) = (&plan.programs[p], &ctx.modules[p]);
         let keyed = vertices.iter().any(|&v| plan.vertices[v].keyed);
         let scope = keyed.then(|| KeyScope {
             key_groups: keys::key_group_range(subtask.index, subtask.parallelism, subtask.max_parallelism),
@@ -364,14 +366,14 @@ impl WasmOperator {
             false => None,
         };
         let mut op = WasmOperator {
-            instance: ctx.module.instantiate(&name, scope).map_err(|e| fail(&name, subtask, e))?,
+            instance: module.instantiate(&name, scope).map_err(|e| fail(&name, subtask, e))?,
             name,
             subtask,
         };
         if let Some(state) = keyed_state {
             op.instance.host().set_state(state);
         }
-        op.instance.open(ctx.entry, ctx.args, &indices, subtask).map_err(|e| fail(&op.name, subtask, e))?;
+        op.instance.open(&program.entry, &program.args, &indices, subtask).map_err(|e| fail(&op.name, subtask, e))?;
         Ok(op)
     }
 

@@ -48,8 +48,8 @@ struct LocalJob {
 struct Pending {
     subtasks: Vec<Subtask>,
     plan: Arc<ExecutionPlan>,
-    module: Module,
-    deployment: Deployment,
+    /// The component of each of the plan's programs.
+    modules: Vec<Module>,
     options: JobOptions,
 }
 
@@ -195,8 +195,11 @@ impl TaskManager {
 
     /// Wires the job's local subtasks and opens their gates; starts nothing yet.
     async fn deploy(self: &Arc<Self>, d: Deployment) -> anyhow::Result<()> {
-        let module = self.module(&d.digest).await?;
-        let plan = Arc::new(ExecutionPlan::new(d.graph.clone(), d.parallelism)?);
+        let mut modules = Vec::with_capacity(d.spec.programs.len());
+        for program in &d.spec.programs {
+            modules.push(self.module(&program.module).await?);
+        }
+        let plan = Arc::new(ExecutionPlan::new(d.spec.clone(), d.parallelism)?);
         anyhow::ensure!(
             d.placement.len() == plan.chains.len()
                 && d.placement.iter().zip(&plan.chains).all(|(p, c)| p.len() == c.parallelism as usize),
@@ -254,7 +257,7 @@ impl TaskManager {
         }
         let job = LocalJob {
             signals: Arc::new(JobSignals::default()),
-            pending: Some(Pending { subtasks: wiring.subtasks, plan, module, deployment: d.clone(), options }),
+            pending: Some(Pending { subtasks: wiring.subtasks, plan, modules, options }),
             live: Vec::new(),
         };
         self.jobs.lock().unwrap().insert(d.job.clone(), job);
@@ -263,16 +266,16 @@ impl TaskManager {
     }
 
     fn start(self: &Arc<Self>, job: &str) -> Ack {
-        let (subtasks, plan, module, d, options, signals) = {
+        let (subtasks, plan, modules, options, signals) = {
             let mut jobs = self.jobs.lock().unwrap();
             let local = jobs.get_mut(job).ok_or_else(|| format!("job {job} is not deployed here"))?;
             let p = local.pending.take().ok_or_else(|| format!("job {job} already started"))?;
-            (p.subtasks, p.plan, p.module, p.deployment, p.options, local.signals.clone())
+            (p.subtasks, p.plan, p.modules, p.options, local.signals.clone())
         };
         let count = subtasks.len();
         self.running.fetch_add(count as u32, Ordering::Relaxed);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        let live = deploy::spawn(subtasks, &plan, &module, &d.entry, &d.args, &options, &signals, done_tx);
+        let live = deploy::spawn(subtasks, &plan, &modules, &options, &signals, done_tx);
         if let Some(local) = self.jobs.lock().unwrap().get_mut(job) {
             local.live = live;
         }

@@ -1,0 +1,451 @@
+//! Job files: jobs whose operators come from several components, possibly written in
+//! different languages (`eddy run job.toml`).
+//!
+//! A job file names components and lists steps: native sources and sinks, and
+//! *operator entries* of the components (entries whose graph starts with `input`, see
+//! `wit/eddy.wit`). Composing plans each operator entry in its own component and splices
+//! its graph in place of the step, its `input` replaced by the steps that feed it; every
+//! Wasm vertex keeps its registry index and runs its own program (`program.rs`).
+//!
+//! ```toml
+//! name = "word lengths"
+//!
+//! [components]
+//! tokenizer = "wordcount.wasm"   # relative to the job file; a sha256 when sent to a cluster
+//! enrich = "enrich_py.wasm"
+//!
+//! [[step]]
+//! source = { file = "input.txt" }
+//!
+//! [[step]]
+//! component = "tokenizer"
+//! entry = "tokenize"
+//!
+//! [[step]]
+//! component = "enrich"
+//! entry = "enrich"
+//! parallelism = 2
+//!
+//! [[step]]
+//! sink = "print"
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::program::{JobSpec, Program};
+use crate::runtime::{Edge, GuestError, JobGraph, Module, Partitioning, Sequence, SocketSource, Vertex, VertexKind};
+
+/// A job file, as written (TOML) or as sent to a JobManager (JSON, components as digests).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JobFile {
+    /// The job's name (default: the file's name without extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Default parallelism of the steps; beats `-p`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+    /// Number of key groups (default 128).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallelism: Option<u32>,
+    /// Component name → its `.wasm` path (relative to the job file), or its sha256 on a cluster.
+    #[serde(default)]
+    pub components: BTreeMap<String, String>,
+    /// The steps, in order; a step reads the one before it unless it names its `inputs`.
+    #[serde(rename = "step", default)]
+    pub steps: Vec<Step>,
+}
+
+/// One step: exactly one of `source`, `component` (with `entry`) or `sink`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Step {
+    /// Unique name (default: the entry, `source` or `sink`), used in `inputs` and in uids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A native source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceStep>,
+    /// The component whose operator entry this step runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    /// The operator entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+    /// The entry's arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// A native sink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<SinkStep>,
+    /// The steps it reads (default: the step before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<String>>,
+    /// How records reach it from its inputs, where its entry does not say (default forward).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitioning: Option<StepPartitioning>,
+    /// Parallelism of its operators that do not set their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+}
+
+/// A native source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum SourceStep {
+    /// Lines of a text file (bounded).
+    File(String),
+    /// Lines of a text socket, `HOST:PORT` (unbounded).
+    Socket(String),
+    /// The numbers `0..n`.
+    Sequence(u64),
+    /// Fixed JSON values.
+    Elements(Vec<serde_json::Value>),
+}
+
+/// A native sink.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum SinkStep {
+    /// Standard output.
+    Print,
+    /// Part files under a directory.
+    File(String),
+}
+
+/// How a step's input is partitioned (a hash exchange comes from an entry's own `key_by`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepPartitioning {
+    /// Subtask i to subtask i (chained when the parallelism is equal).
+    Forward,
+    /// Round robin.
+    Rebalance,
+    /// To every subtask.
+    Broadcast,
+}
+
+/// Why a job file cannot become a job.
+#[derive(Debug, Error)]
+pub enum JobFileError {
+    /// Unreadable file.
+    #[error("cannot read job file {path}: {cause}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        cause: String,
+    },
+    /// Not TOML, or not a job file.
+    #[error("job file {path} is invalid: {cause}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        cause: String,
+    },
+    /// No steps.
+    #[error("the job file has no steps")]
+    Empty,
+    /// Two steps named alike.
+    #[error("two steps are named '{0}'")]
+    DuplicateStep(String),
+    /// Not exactly one of source, component, sink.
+    #[error("step '{0}' must have exactly one of `source`, `component` (with `entry`) or `sink`")]
+    StepKind(String),
+    /// A component step without entry.
+    #[error("step '{0}' names a component but no `entry`")]
+    NoEntry(String),
+    /// An entry or arguments on a step that is not a component.
+    #[error("step '{0}' has `entry` or `args` but no `component`")]
+    EntryWithoutComponent(String),
+    /// A component not in `[components]`.
+    #[error("step '{step}' uses component '{component}', which [components] does not name")]
+    UnknownComponent {
+        /// The step.
+        step: String,
+        /// The name it used.
+        component: String,
+    },
+    /// An input that is no step.
+    #[error("step '{step}' reads '{input}', which is not a step before it")]
+    UnknownInput {
+        /// The step.
+        step: String,
+        /// The name it used.
+        input: String,
+    },
+    /// A step with nothing to read.
+    #[error("step '{0}' has no input: only a source can come first")]
+    NoInput(String),
+    /// A source with inputs.
+    #[error("source step '{0}' cannot have inputs")]
+    SourceWithInputs(String),
+    /// An input step whose records go nowhere further (a sink, or an entry ending in sinks).
+    #[error("step '{step}' reads '{input}', which has no output (it ends in a sink)")]
+    NoOutput {
+        /// The step.
+        step: String,
+        /// Its input.
+        input: String,
+    },
+    /// `socket` not `HOST:PORT`.
+    #[error("step '{0}': a socket source is HOST:PORT")]
+    BadSocket(String),
+    /// The planner of an entry failed.
+    #[error("step '{step}': planning entry '{entry}' of component '{component}' failed: {source}")]
+    Plan {
+        /// The step.
+        step: String,
+        /// The entry.
+        entry: String,
+        /// The component.
+        component: String,
+        /// Why.
+        source: GuestError,
+    },
+    /// An entry that is a whole job, not an operator entry.
+    #[error(
+        "step '{step}': entry '{entry}' of component '{component}' is a job, not an operator entry \
+         (an operator entry's graph starts with input())"
+    )]
+    NotOperatorEntry {
+        /// The step.
+        step: String,
+        /// The entry.
+        entry: String,
+        /// The component.
+        component: String,
+    },
+    /// An entry with more than one input.
+    #[error("step '{step}': entry '{entry}' of component '{component}' has {n} inputs; an operator entry has one")]
+    ManyInputs {
+        /// The step.
+        step: String,
+        /// The entry.
+        entry: String,
+        /// The component.
+        component: String,
+        /// How many.
+        n: usize,
+    },
+}
+
+impl JobFile {
+    /// Reads and parses a job file.
+    pub fn read(path: &Path) -> Result<JobFile, JobFileError> {
+        let text = std::fs::read_to_string(path).map_err(|e| JobFileError::Read { path: path.into(), cause: e.to_string() })?;
+        let mut file: JobFile = toml::from_str(&text)
+            .map_err(|e| JobFileError::Syntax { path: path.into(), cause: e.to_string().trim().replace('\n', " ") })?;
+        if file.name.is_none() {
+            file.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        }
+        Ok(file)
+    }
+
+    /// The step names: given ones, or the entry / `source` / `sink`, numbered when repeated.
+    fn step_names(&self) -> Result<Vec<String>, JobFileError> {
+        let mut names: Vec<String> = Vec::with_capacity(self.steps.len());
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for step in self.steps.iter().filter_map(|s| s.name.clone()) {
+            if seen.insert(step.clone(), 1).is_some() {
+                return Err(JobFileError::DuplicateStep(step));
+            }
+        }
+        for step in &self.steps {
+            let name = match &step.name {
+                Some(n) => n.clone(),
+                None => {
+                    let base = match (&step.source, &step.entry, &step.sink) {
+                        (Some(_), _, _) => "source",
+                        (_, Some(e), _) => e.as_str(),
+                        (_, _, Some(_)) => "sink",
+                        _ => "step",
+                    };
+                    let n = seen.entry(base.to_string()).or_insert(0);
+                    *n += 1;
+                    if *n == 1 { base.to_string() } else { format!("{base}-{n}") }
+                }
+            };
+            names.push(name);
+        }
+        Ok(names)
+    }
+}
+
+/// The vertices through which a composed step's records leave it.
+type Outputs = Vec<u32>;
+
+/// Composes a job file into one job. `components` maps each name of `[components]` to the
+/// component's digest and loaded module; each operator entry is planned in its module.
+pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) -> Result<JobSpec, JobFileError> {
+    if file.steps.is_empty() {
+        return Err(JobFileError::Empty);
+    }
+    let names = file.step_names()?;
+    let mut graph = JobGraph {
+        name: file.name.clone().unwrap_or_else(|| "job".into()),
+        vertices: Vec::new(),
+        edges: Vec::new(),
+        parallelism: file.parallelism,
+        max_parallelism: file.max_parallelism,
+    };
+    let mut programs: Vec<Program> = Vec::new();
+    let mut vertex_programs = BTreeMap::new();
+    let mut outputs: HashMap<&str, Outputs> = HashMap::new();
+    let mut next_id = 0u32;
+    let mut vertex = |name: &str, kind: VertexKind, parallelism: Option<u32>, uid: Option<String>| {
+        next_id += 1;
+        Vertex {
+            id: next_id - 1,
+            name: name.into(),
+            uid,
+            kind,
+            parallelism,
+            slot_sharing_group: None,
+            keyed: false,
+            per_key_updates: false,
+        }
+    };
+    for (i, (step, name)) in file.steps.iter().zip(&names).enumerate() {
+        let kinds = [step.source.is_some(), step.component.is_some(), step.sink.is_some()];
+        if kinds.iter().filter(|&&k| k).count() != 1 {
+            return Err(JobFileError::StepKind(name.clone()));
+        }
+        if step.component.is_none() && (step.entry.is_some() || !step.args.is_empty()) {
+            return Err(JobFileError::EntryWithoutComponent(name.clone()));
+        }
+        // The vertices feeding this step.
+        let inputs: Vec<u32> = match (&step.source, &step.inputs) {
+            (Some(_), Some(i)) if !i.is_empty() => return Err(JobFileError::SourceWithInputs(name.clone())),
+            (Some(_), _) => Vec::new(),
+            (None, Some(list)) if list.is_empty() => return Err(JobFileError::NoInput(name.clone())),
+            (None, Some(list)) => {
+                let mut v = Vec::new();
+                for input in list {
+                    let out = outputs
+                        .get(input.as_str())
+                        .ok_or_else(|| JobFileError::UnknownInput { step: name.clone(), input: input.clone() })?;
+                    if out.is_empty() {
+                        return Err(JobFileError::NoOutput { step: name.clone(), input: input.clone() });
+                    }
+                    v.extend(out);
+                }
+                v
+            }
+            (None, None) => {
+                let previous = i.checked_sub(1).map(|p| names[p].as_str()).ok_or_else(|| JobFileError::NoInput(name.clone()))?;
+                let out = &outputs[previous];
+                if out.is_empty() {
+                    return Err(JobFileError::NoOutput { step: name.clone(), input: previous.into() });
+                }
+                out.clone()
+            }
+        };
+        let chosen = match step.partitioning {
+            None | Some(StepPartitioning::Forward) => Partitioning::Forward,
+            Some(StepPartitioning::Rebalance) => Partitioning::Rebalance,
+            Some(StepPartitioning::Broadcast) => Partitioning::Broadcast,
+        };
+        let connect = |graph: &mut JobGraph, target: u32, partitioning: Partitioning| {
+            // The step's choice applies where the entry leaves it open.
+            let partitioning = if partitioning == Partitioning::Forward { chosen } else { partitioning };
+            for &source in &inputs {
+                graph.edges.push(Edge { source, target, partitioning, side_output: false });
+            }
+        };
+        let uid = Some(name.clone());
+        let out: Outputs = if let Some(source) = &step.source {
+            let kind = match source {
+                SourceStep::File(path) => VertexKind::FileSource(path.clone()),
+                SourceStep::Socket(addr) => {
+                    let (host, port) = addr.rsplit_once(':').ok_or_else(|| JobFileError::BadSocket(name.clone()))?;
+                    let port = port.parse().map_err(|_| JobFileError::BadSocket(name.clone()))?;
+                    VertexKind::SocketSource(SocketSource { host: host.into(), port })
+                }
+                SourceStep::Sequence(count) => VertexKind::SequenceSource(Sequence { count: *count, per_second: None }),
+                SourceStep::Elements(values) => VertexKind::ElementsSource(values.iter().map(|v| v.to_string().into_bytes()).collect()),
+            };
+            let v = vertex(name, kind, step.parallelism, uid);
+            let id = v.id;
+            graph.vertices.push(v);
+            vec![id]
+        } else if let Some(sink) = &step.sink {
+            let kind = match sink {
+                SinkStep::Print => VertexKind::PrintSink,
+                SinkStep::File(dir) => VertexKind::FileSink(dir.clone()),
+            };
+            let v = vertex(name, kind, step.parallelism, uid);
+            connect(&mut graph, v.id, Partitioning::Forward);
+            graph.vertices.push(v);
+            Vec::new()
+        } else {
+            let component = step.component.as_deref().unwrap_or_default();
+            let entry = step.entry.as_deref().ok_or_else(|| JobFileError::NoEntry(name.clone()))?;
+            let (digest, module) = components
+                .get(component)
+                .ok_or_else(|| JobFileError::UnknownComponent { step: name.clone(), component: component.into() })?;
+            let fragment = module.plan(entry, &step.args).map_err(|source| JobFileError::Plan {
+                step: name.clone(),
+                entry: entry.into(),
+                component: component.into(),
+                source,
+            })?;
+            let input_ids: Vec<u32> =
+                fragment.vertices.iter().filter(|v| matches!(v.kind, VertexKind::Input)).map(|v| v.id).collect();
+            let what = || (name.clone(), entry.to_string(), component.to_string());
+            let input = match input_ids[..] {
+                [one] => one,
+                [] => {
+                    let (step, entry, component) = what();
+                    return Err(JobFileError::NotOperatorEntry { step, entry, component });
+                }
+                _ => {
+                    let (step, entry, component) = what();
+                    return Err(JobFileError::ManyInputs { step, entry, component, n: input_ids.len() });
+                }
+            };
+            let program = Program { module: digest.clone(), entry: entry.into(), args: step.args.clone() };
+            let program = match programs.iter().position(|p| *p == program) {
+                Some(p) => p,
+                None => {
+                    programs.push(program);
+                    programs.len() - 1
+                }
+            };
+            let mut ids = HashMap::new();
+            let parallelism = step.parallelism.or(fragment.parallelism);
+            for v in fragment.vertices.iter().filter(|v| v.id != input) {
+                // Uids are prefixed by the step, so two steps running one entry keep apart.
+                let uid = format!("{name}/{}", v.uid.clone().unwrap_or_else(|| format!("vertex-{}", v.id)));
+                let new = vertex(&v.name, v.kind.clone(), v.parallelism.or(parallelism), Some(uid));
+                ids.insert(v.id, new.id);
+                if matches!(v.kind, VertexKind::Wasm(_)) {
+                    vertex_programs.insert(new.id, program);
+                }
+                graph.vertices.push(Vertex { slot_sharing_group: v.slot_sharing_group.clone(), keyed: v.keyed, per_key_updates: v.per_key_updates, ..new });
+            }
+            for e in &fragment.edges {
+                if e.source == input {
+                    connect(&mut graph, ids[&e.target], e.partitioning);
+                } else if let (Some(&source), Some(&target)) = (ids.get(&e.source), ids.get(&e.target)) {
+                    graph.edges.push(Edge { source, target, partitioning: e.partitioning, side_output: e.side_output });
+                }
+            }
+            // The step's output: its vertices that feed nothing further and are not sinks.
+            fragment
+                .vertices
+                .iter()
+                .filter(|v| v.id != input && !matches!(v.kind, VertexKind::PrintSink | VertexKind::FileSink(_)))
+                .filter(|v| !fragment.edges.iter().any(|e| e.source == v.id))
+                .map(|v| ids[&v.id])
+                .collect()
+        };
+        outputs.insert(name.as_str(), out);
+    }
+    Ok(JobSpec { graph, programs, vertex_programs })
+}

@@ -1,0 +1,56 @@
+//! What a job runs: its graph, and the programs behind its Wasm vertices.
+//!
+//! A job planned from one component has one program: that component, with the entry and
+//! arguments it was planned from. A job file (`jobfile.rs`) splices operator entries of
+//! several components into one graph, so its Wasm vertices run different programs; each
+//! Wasm vertex names its program here, and its `wasm(n)` index stays an index into that
+//! program's registry.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::{JobGraph, VertexKind};
+
+/// User code behind Wasm vertices: a component and the entry and arguments that
+/// rebuild its operator registry in every instance (`operator.open`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Program {
+    /// The component's sha256 (how TaskManagers fetch and cache it).
+    pub module: String,
+    /// The entry whose registry the vertices index.
+    pub entry: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+}
+
+/// A job's graph with the program each Wasm vertex runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// The graph, as a planner returns it (or as a job file composes it).
+    pub graph: JobGraph,
+    /// The distinct programs of the job.
+    pub programs: Vec<Program>,
+    /// Wasm vertex id → index into `programs`.
+    pub vertex_programs: BTreeMap<u32, usize>,
+}
+
+impl JobSpec {
+    /// A job planned from one program: every Wasm vertex runs it.
+    pub fn single(graph: JobGraph, program: Program) -> JobSpec {
+        let vertex_programs =
+            graph.vertices.iter().filter(|v| matches!(v.kind, VertexKind::Wasm(_))).map(|v| (v.id, 0)).collect();
+        JobSpec { graph, programs: vec![program], vertex_programs }
+    }
+
+    /// The distinct components the job needs, in first-use order.
+    pub fn modules(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for p in &self.programs {
+            if !out.contains(&p.module.as_str()) {
+                out.push(&p.module);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,126 @@
+//! Job files (`eddy run job.toml`): jobs whose operators come from several components,
+//! on the embedded cluster and on a cluster of processes, and what a bad job file gets.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// Writes `job.toml` into `dir` with `{name}` placeholders replaced by component paths.
+fn job_file(dir: &Path, text: &str, components: &[&str]) -> String {
+    let mut text = text.to_string();
+    for c in components {
+        text = text.replace(&format!("{{{c}}}"), &component(c).display().to_string());
+    }
+    let path = dir.join("job.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// The words of `text` as the Rust SDK splits them, computed independently.
+fn reference_words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let mut word = String::new();
+        for c in line.chars().chain(std::iter::once(' ')) {
+            if c.is_alphanumeric() {
+                word.push(c);
+            } else if !word.is_empty() {
+                words.push(word.to_lowercase());
+                word.clear();
+            }
+        }
+    }
+    words
+}
+
+/// Printed lines without the `N> ` subtask prefix of parallel print sinks, sorted.
+fn sorted_output(out: &str) -> Vec<String> {
+    let mut lines: Vec<String> = out
+        .lines()
+        .map(|l| match l.split_once("> ") {
+            Some((p, rest)) if p.chars().all(|c| c.is_ascii_digit()) => rest.to_string(),
+            _ => l.to_string(),
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+const TOKENIZE: &str = r#"
+name = "tokens"
+[components]
+rust = "{wordcount}"
+
+[[step]]
+source = { file = "INPUT" }
+
+[[step]]
+component = "rust"
+entry = "tokenize"
+
+[[step]]
+sink = "print"
+"#;
+
+#[test]
+fn an_operator_entry_runs_as_a_step_of_a_job_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let text = "The Brook and the Café,\nÜber the hill; the brook ran ON!\n\nlast line";
+    std::fs::write(&input, text).unwrap();
+    let job = job_file(dir.path(), &TOKENIZE.replace("INPUT", &input.display().to_string()), &["wordcount"]);
+    for p in ["1", "2"] {
+        let out = run_ok(&["run", "-p", p, &job]);
+        let mut want = reference_words(text);
+        want.sort();
+        assert_eq!(sorted_output(&out), want, "p={p}");
+    }
+    let plan = run_ok(&["info", "-p", "2", &job]);
+    assert!(plan.contains("task 0: source -> tokenize -> sink  p=2"), "{plan}");
+    assert!(plan.contains("uid=tokenize/vertex-1"), "{plan}");
+}
+
+#[test]
+fn an_operator_entry_alone_is_refused() {
+    let err = run_err(&["run", "-c", "tokenize", component("wordcount").to_str().unwrap()]);
+    assert_eq!(
+        error_line(&err),
+        "error: invalid job graph: the entry is an operator entry (its 'Input' vertex reads the records of an enclosing job); \
+         it runs only as a step of a job file (eddy run job.toml)"
+    );
+}
+
+#[test]
+fn bad_job_files_get_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = "[[step]]\nsource = { file = \"x\" }\n";
+    let rust = "[components]\nrust = \"{wordcount}\"\n";
+    let cases: [(String, &str); 9] = [
+        (format!("{rust}{source}[[step]]\ncomponent = \"nope\"\nentry = \"tokenize\"\n"),
+            "error: step 'tokenize' uses component 'nope', which [components] does not name"),
+        (format!("{rust}{source}[[step]]\ncomponent = \"rust\"\nentry = \"word-count\"\nargs = [\"--input\", \"x\"]\n"),
+            "error: step 'word-count': entry 'word-count' of component 'rust' is a job, not an operator entry (an operator entry's graph starts with input())"),
+        (format!("{rust}{source}[[step]]\ncomponent = \"rust\"\nentry = \"nope\"\n"),
+            "error: step 'nope': planning entry 'nope' of component 'rust' failed: unknown entry 'nope'; this component offers: word-count, stream-word-count, tokenize"),
+        (format!("{rust}[[step]]\ncomponent = \"rust\"\nentry = \"tokenize\"\n"),
+            "error: step 'tokenize' has no input: only a source can come first"),
+        (format!("{rust}{source}[[step]]\nsink = \"print\"\n[[step]]\nsink = \"print\"\n"),
+            "error: step 'sink-2' reads 'sink', which has no output (it ends in a sink)"),
+        (format!("{source}[[step]]\nsink = \"print\"\ninputs = [\"elsewhere\"]\n"),
+            "error: step 'sink' reads 'elsewhere', which is not a step before it"),
+        (format!("{source}[[step]]\nsink = \"print\"\nsource = {{ sequence = 3 }}\n"),
+            "error: step 'source-2' must have exactly one of `source`, `component` (with `entry`) or `sink`"),
+        (String::from("[[step]]\nsource = { flie = \"x\" }\n"), "unknown variant `flie`, expected one of `file`, `socket`, `sequence`, `elements`"),
+        (String::new(), "error: the job file has no steps"),
+    ];
+    for (text, want) in cases {
+        let job = job_file(dir.path(), &text, &["wordcount"]);
+        let err = run_err(&["run", &job]);
+        let line = error_line(&err);
+        assert!(line == want || (!want.starts_with("error: ") && line.contains(want)), "job file:\n{text}\ngave: {line}\nwanted: {want}");
+    }
+    let err = run_err(&["run", "-c", "tokenize", &job_file(dir.path(), source, &[])]);
+    assert_eq!(error_line(&err), "error: -c ENTRY does not go with a job file: its steps name their entries");
+}
