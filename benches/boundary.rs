@@ -15,29 +15,22 @@
 //! they are looked for. MB/s always counts the packed bytes of the input, so
 //! the rows are comparable whatever crosses the boundary.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context as _, Result};
-use eddy::runtime::{Runtime, SandboxConfig, SubtaskInfo, VertexKind};
+use anyhow::{ensure, Context as _, Result};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+mod common;
+
+use common::*;
 
 mod bindings {
     wasmtime::component::bindgen!({ path: "../benches/wit", world: "boundary" });
 }
 use bindings::{Boundary, Rec};
 
-/// Measured runs per row; the median is reported.
-const RUNS: usize = 7;
-/// Minimum length of one run: long enough that timer and scheduler noise vanish.
-const RUN_TIME: Duration = Duration::from_millis(300);
-/// Warm-up before the runs: caches, branch predictors, the guest allocator's free lists.
-const WARM_UP: Duration = Duration::from_millis(200);
-/// The batch size of the headline rows.
-const BATCH: usize = 1024;
 
 fn main() -> ExitCode {
     match run() {
@@ -63,7 +56,7 @@ fn run() -> Result<()> {
     }
 
     let mut bench = BoundaryBench::new(&std::fs::read(&boundary_wasm)?)?;
-    let mut sdk = SdkBench::new(&std::fs::read(&sdk_wasm)?)?;
+    let mut sdk = SdkBench::new("bench_ops.wasm", &std::fs::read(&sdk_wasm)?)?;
 
     println!(
         "boundary benchmark: same map (x*3+1 on decimal u64 values) per row, {RUNS} runs of >= {RUN_TIME:?}, medians"
@@ -112,84 +105,9 @@ fn run() -> Result<()> {
     Ok(())
 }
 
-/// `EDDY_COMPONENTS`, else the component profile's output of this workspace.
-fn components_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("EDDY_COMPONENTS") {
-        return dir.into();
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("wasm32-wasip2/component")
-}
-
-/// The value of record `i`: spread over 1 to 9 digits, as real data would be,
-/// so that parsing and formatting do not see one fixed length.
-fn value(i: usize) -> u64 {
-    (i as u64).wrapping_mul(2_654_435_761) % 1_000_000_000
-}
-
-fn timestamp(i: usize) -> i64 {
-    1_700_000_000_000 + i as i64
-}
-
-/// `n` records in the packed framing of wit/README.md.
-fn packed_batch(n: usize) -> Vec<u8> {
-    let mut batch = Vec::new();
-    for i in 0..n {
-        eddy::framing::push(&mut batch, None, value(i).to_string().as_bytes(), Some(timestamp(i)));
-    }
-    batch
-}
-
 /// The same `n` records, typed.
 fn typed_batch(n: usize) -> Vec<Rec> {
     (0..n).map(|i| Rec { key: None, value: value(i).to_string().into_bytes(), timestamp: Some(timestamp(i)) }).collect()
-}
-
-fn expected(i: usize) -> Vec<u8> {
-    value(i).wrapping_mul(3).wrapping_add(1).to_string().into_bytes()
-}
-
-/// Checks a packed output of the map over `packed_batch(n)`, so that no row
-/// is fast because it is wrong.
-fn check_packed(out: &[u8], n: usize) -> Result<()> {
-    let mut count = 0;
-    for (i, rec) in eddy::framing::records(out).enumerate() {
-        let rec = rec.map_err(|e| anyhow::anyhow!("malformed output batch: {e}"))?;
-        ensure!(rec.value == expected(i), "record {i}: got {:?}", String::from_utf8_lossy(rec.value));
-        ensure!(rec.timestamp == Some(timestamp(i)), "record {i}: timestamp {:?}", rec.timestamp);
-        count += 1;
-    }
-    ensure!(count == n, "{count} records out of {n}");
-    Ok(())
-}
-
-struct Measurement {
-    records_per_s: f64,
-    bytes_per_s: f64,
-}
-
-/// Calls `call` (one batch of `records` records, `bytes` packed bytes) in a
-/// loop: a warm-up, then `RUNS` timed runs; returns the medians.
-fn measure(records: usize, bytes: usize, mut call: impl FnMut() -> Result<()>) -> Result<Measurement> {
-    let mut loop_for = |time: Duration| -> Result<f64> {
-        let started = Instant::now();
-        let mut calls = 0u64;
-        // Check the clock every few calls only, so small batches do not time the clock.
-        while started.elapsed() < time {
-            for _ in 0..16 {
-                call()?;
-            }
-            calls += 16;
-        }
-        Ok(calls as f64 / started.elapsed().as_secs_f64())
-    };
-    loop_for(WARM_UP)?;
-    let mut rates = (0..RUNS).map(|_| loop_for(RUN_TIME)).collect::<Result<Vec<f64>>>()?;
-    rates.sort_by(f64::total_cmp);
-    let calls_per_s = rates[RUNS / 2];
-    Ok(Measurement { records_per_s: calls_per_s * records as f64, bytes_per_s: calls_per_s * bytes as f64 })
 }
 
 /// The store data of the typed/packed component. Rust's std in a
@@ -257,43 +175,5 @@ impl BoundaryBench {
         measure(n, input.len(), || {
             self.boundary.call_map_packed(&mut self.store, &input).map(drop).map_err(anyhow::Error::from)
         })
-    }
-}
-
-/// The `sdk` row: Eddy's runtime (sandbox, epoch deadline, host imports) and
-/// the SDK's operator, exactly as a task runs a `wasm` vertex.
-struct SdkBench {
-    instance: eddy::runtime::Instance,
-}
-
-impl SdkBench {
-    fn new(wasm: &[u8]) -> Result<Self> {
-        const ENTRY: &str = "map-u64";
-        let runtime = Runtime::new(SandboxConfig::default(), None)?;
-        let module = runtime.load("bench_ops.wasm", wasm)?;
-        // Ask the planner which registry entry the map is rather than
-        // hard-coding it: the job function may gain vertices.
-        let graph = module.plan(ENTRY, &[])?;
-        let index = graph
-            .vertices
-            .iter()
-            .find_map(|v| match v.kind {
-                VertexKind::Wasm(n) if v.name == ENTRY => Some(n),
-                _ => None,
-            })
-            .with_context(|| format!("bench_ops.wasm: no wasm vertex named {ENTRY:?} in the plan of {ENTRY:?}"))?;
-        let mut instance = module.instantiate("map", None)?;
-        instance.open(ENTRY, &[], &[index], SubtaskInfo { index: 0, parallelism: 1, max_parallelism: 128 })?;
-        Ok(Self { instance })
-    }
-
-    fn measure(&mut self, n: usize) -> Result<Measurement> {
-        // JSON numbers are their decimal text, so the packed input is the same bytes.
-        let input = packed_batch(n);
-        let out = self.instance.process(&input)?;
-        if let Err(e) = check_packed(&out, n) {
-            bail!("bench_ops.wasm map-u64: {e:#}");
-        }
-        measure(n, input.len(), || self.instance.process(&input).map(drop).map_err(Into::into))
     }
 }

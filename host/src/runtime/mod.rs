@@ -364,6 +364,11 @@ impl Instance {
         &self.store.data().host
     }
 
+    /// Bytes of linear memory the instance has (all its memories).
+    pub fn memory_bytes(&self) -> usize {
+        self.store.data().limiter.total_bytes
+    }
+
     /// `operator.close`.
     pub fn close(&mut self) -> Result<Vec<u8>, GuestError> {
         self.call(|job, s| job.eddy_stream_operator().call_close(s))

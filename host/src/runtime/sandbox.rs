@@ -58,7 +58,7 @@ impl StoreState {
         StoreState {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryLimiter { max_bytes: config.memory_limit_bytes as usize, exceeded: false },
+            limiter: MemoryLimiter { max_bytes: config.memory_limit_bytes as usize, exceeded: false, total_bytes: 0 },
             host,
             stderr,
         }
@@ -77,14 +77,17 @@ pub(crate) struct MemoryLimiter {
     max_bytes: usize,
     /// Set when the guest asked for more than `max_bytes`.
     pub(crate) exceeded: bool,
+    /// Linear memory of all the instance's memories: what one instance costs.
+    pub(crate) total_bytes: usize,
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.exceeded = true;
             wasmtime::bail!("memory limit of {} MiB exceeded", self.max_bytes >> 20);
         }
+        self.total_bytes += desired - current;
         Ok(true)
     }
 
