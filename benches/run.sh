@@ -7,7 +7,9 @@
 #     processes vs in memory (benches/exchange.py);
 #  3. checkpoints (benches/checkpoint.py): word count with and without 1 s
 #     checkpoints, the time to checkpoint ~1 GiB of keyed state, recovery time;
-#  4. the Wasm boundary benchmark (packed vs typed batches, the SDK map operator).
+#  4. the Wasm boundary benchmark (packed vs typed batches, the SDK map operator);
+#  5. the languages benchmark: the same map in Rust, Python and JavaScript, with
+#     instantiation time and memory per instance.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flink=no
@@ -61,3 +63,6 @@ python3 benches/checkpoint.py "$eddy" "$wasm" "$target/wasm32-wasip2/component/s
 
 echo "==> boundary benchmark"
 cargo bench --quiet -p eddy --bench boundary
+
+echo "==> languages benchmark (the same map in Rust, Python, JavaScript)"
+cargo bench --quiet -p eddy --bench languages

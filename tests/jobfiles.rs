@@ -124,3 +124,91 @@ fn bad_job_files_get_one_clear_line() {
     let err = run_err(&["run", "-c", "tokenize", &job_file(dir.path(), source, &[])]);
     assert_eq!(error_line(&err), "error: -c ENTRY does not go with a job file: its steps name their entries");
 }
+
+/// The example pipeline of four languages (`examples/mixed/job.toml`), with its paths
+/// replaced: Rust tokenizer, C upper-caser, Python enrichment, JavaScript filter.
+fn mixed_job(dir: &Path, input: &Path, parallelism: &str) -> String {
+    let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mixed/job.toml")).unwrap();
+    let mut text = String::new();
+    for line in example.lines() {
+        let line = if line.starts_with("source = ") {
+            format!("source = {{ file = \"{}\" }}", input.display())
+        } else if let Some((name, path)) = line.split_once(" = \"").filter(|(_, p)| p.ends_with(".wasm\"")) {
+            let file = path.trim_end_matches("\"").rsplit('/').next().unwrap().trim_end_matches(".wasm");
+            format!("{name} = \"{}\"", component(file).display())
+        } else {
+            line.to_string()
+        };
+        text.push_str(&line);
+        text.push('\n');
+        if line == "[[step]]" && parallelism != "1" {
+            text.push_str(&format!("parallelism = {parallelism}\n"));
+        }
+    }
+    let path = dir.join("mixed.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// What the mixed pipeline must print, computed here: words, ASCII upper case,
+/// `{"word", "length"}` objects, those of at least 4 characters.
+fn mixed_reference(text: &str) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = reference_words(text)
+        .into_iter()
+        .map(|w| w.to_ascii_uppercase())
+        .filter(|w| w.chars().count() >= 4)
+        .map(|w| serde_json::json!({ "word": w, "length": w.chars().count() }))
+        .collect();
+    out.sort_by_key(|v| v.to_string());
+    out
+}
+
+fn parse_values(out: &str) -> Vec<serde_json::Value> {
+    let mut values: Vec<serde_json::Value> = sorted_output(out)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect();
+    values.sort_by_key(|v| v.to_string());
+    values
+}
+
+#[test]
+fn a_pipeline_of_four_languages_equals_its_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let text = String::from_utf8_lossy(&awkward_text()).into_owned();
+    std::fs::write(&input, &text).unwrap();
+    let want = mixed_reference(&text);
+    assert!(want.len() > 1000);
+    for p in ["1", "2"] {
+        let job = mixed_job(dir.path(), &input, p);
+        assert_eq!(parse_values(&run_ok(&["run", &job])), want, "embedded, parallelism {p}");
+    }
+    // Per-step parallelism: only the Python step runs twice, so records are rebalanced.
+    let job = mixed_job(dir.path(), &input, "1");
+    let text2 = std::fs::read_to_string(&job).unwrap().replace("entry = \"enrich\"", "entry = \"enrich\"\nparallelism = 2");
+    std::fs::write(&job, text2).unwrap();
+    let plan = run_ok(&["info", &job]);
+    assert!(plan.contains("rebalance"), "{plan}");
+    assert_eq!(parse_values(&run_ok(&["run", &job])), want, "embedded, the Python step at parallelism 2");
+}
+
+#[test]
+fn a_pipeline_of_four_languages_runs_on_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let text = String::from_utf8_lossy(&awkward_text()).into_owned();
+    std::fs::write(&input, &text).unwrap();
+    let job = mixed_job(dir.path(), &input, "2");
+    let cluster = common::cluster::Cluster::start(2, 2, &[]);
+    let out = dir.path().join("out");
+    let with_sink = std::fs::read_to_string(&job).unwrap().replace("sink = \"print\"", &format!("sink = {{ file = \"{}\" }}", out.display()));
+    std::fs::write(&job, with_sink).unwrap();
+    let submitted = run_ok(&["run", "-m", &cluster.http, &job]);
+    // Four components, each uploaded once.
+    assert_eq!(submitted.matches("Uploaded ").count(), 4, "{submitted}");
+    assert_eq!(parse_values(&read_parts(&out).join("\n")), mixed_reference(&text));
+    // Submitted again, nothing is uploaded.
+    let again = run_ok(&["run", "-m", &cluster.http, &job]);
+    assert_eq!(again.matches("is already on the cluster").count(), 4, "{again}");
+}

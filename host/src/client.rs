@@ -110,9 +110,9 @@ pub struct Job {
     /// The job's name.
     #[serde(default)]
     pub name: String,
-    /// The entry it was planned from.
+    /// The entry it was planned from (none for a job file mixing components).
     #[serde(default)]
-    pub entry: String,
+    pub entry: Option<String>,
     /// `CREATED`, `RUNNING`, `FINISHED`, `FAILED` or `CANCELED`.
     pub status: String,
     /// The default parallelism it was submitted with.

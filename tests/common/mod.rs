@@ -5,6 +5,7 @@
 pub mod cluster;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -133,4 +134,30 @@ pub fn read_parts(dir: &Path) -> Vec<String> {
         lines.extend(std::fs::read_to_string(&path).unwrap().lines().map(String::from));
     }
     lines
+}
+
+/// Text no one tuned for: every line ending, punctuation, accents (composed
+/// and combining), other scripts, digits, blank and very long lines, tabs,
+/// a byte-order mark and bytes that are not UTF-8.
+pub fn awkward_text() -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice("\u{feff}The quick brown fox — jumps over the lazy dog.\r\n".as_bytes());
+    t.extend_from_slice(b"\r\n\n   \t \n");
+    t.extend_from_slice("Café, CAFÉ, cafe\u{301}; naïve Über-straße ÜBER\rmac line\r".as_bytes());
+    t.extend_from_slice("Σίσυφος ΣΊΣΥΦΟΣ 東京 東京都 Москва москва\n".as_bytes());
+    t.extend_from_slice(b"don't stop_believing: x2 2x 42 4,2 3.14 e-mail e_mail\n");
+    t.extend_from_slice(b"bad bytes \xff\xfe here\xc3 and \x80there\n");
+    t.extend_from_slice("emoji 🙂fox🙂 ½ ² Ⅻ İstanbul ǅemal\n".as_bytes());
+    let mut long = String::new();
+    for i in 0..60_000 {
+        long.push_str(["alpha", "Beta", "GAMMA", "delta42"][i % 4]);
+        long.push_str([" ", ", ", "--", "\t"][i % 3]);
+    }
+    t.extend_from_slice(long.as_bytes());
+    t.extend_from_slice(b"\n");
+    for i in 0..3000 {
+        writeln!(t, "line {i} of the fox text: the end? no; THE END!").unwrap();
+    }
+    t.extend_from_slice(b"no newline at the end");
+    t
 }

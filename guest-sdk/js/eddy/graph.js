@@ -1,0 +1,573 @@
+// The DataStream builder: Env, Stream, KeyedStream, WindowedStream and sinks, mirroring
+// guest-sdk/src/graph.rs and windows.rs so that the same program builds the same graph
+// (vertex kinds, names, edges, flags and registry indices) in JS as in Rust.
+//
+// Running a job function against an Env records the job graph that the planner returns and
+// the registry of user operators (`wasm(n)` vertices) that `operator.open` selects from.
+// Both come from the same deterministic run, so index n means the same function in the
+// planner and in every operator instance. Building never calls host imports.
+
+import { toJson, utf8 } from "./frame.js";
+import {
+  FilterOp,
+  FlatMapOp,
+  KeyByOp,
+  KeyedProcessOp,
+  MapOp,
+  ProcessOp,
+  ReduceOp,
+  WindowOp,
+} from "./ops.js";
+
+class Graph {
+  constructor(name) {
+    this.name = name;
+    this.vertices = [];
+    this.edges = [];
+    this.parallelism = undefined;
+    this.maxParallelism = undefined;
+    this.registry = [];
+    this.errors = [];
+  }
+
+  /** Adds a vertex, with an edge from `input` = [vertex, partitioning, sideOutput] if given. */
+  addVertex(name, kind, input) {
+    const id = this.vertices.length;
+    this.vertices.push({
+      id,
+      name,
+      uid: undefined,
+      kind,
+      parallelism: undefined,
+      slotSharingGroup: undefined,
+      keyed: false,
+      perKeyUpdates: false,
+    });
+    if (input) {
+      this.edges.push({ source: input[0], target: id, partitioning: input[1], sideOutput: input[2] });
+    }
+    return id;
+  }
+
+  /** Registers user operator `op` and adds its `wasm(n)` vertex. */
+  addOperator(name, op, input) {
+    this.registry.push(op);
+    const id = this.addVertex(name, { tag: "wasm", val: this.registry.length - 1 }, input);
+    op.vertex = this.vertices[id];
+    return id;
+  }
+
+  /**
+   * Gives vertex `to` the parallelism and slot-sharing group of `from`, so that a forward
+   * edge between them is chained (one task, records in order).
+   */
+  placeWith(from, to) {
+    this.vertices[to].parallelism = this.vertices[from].parallelism;
+    this.vertices[to].slotSharingGroup = this.vertices[from].slotSharingGroup;
+  }
+}
+
+function checkFn(g, what, f) {
+  if (typeof f !== "function") g.errors.push(`${what} needs a function, got ${typeof f}`);
+  return f;
+}
+
+/** A u64 argument: a non-negative integer Number or BigInt, as BigInt. */
+function u64(g, what, x) {
+  if (typeof x === "bigint" && x >= 0n) return x;
+  if (Number.isSafeInteger(x) && x >= 0) return BigInt(x);
+  g.errors.push(`${what} must be a non-negative integer, got ${String(x)}`);
+  return 0n;
+}
+
+/** A u32 argument, as Number. */
+function u32(g, what, x) {
+  if (Number.isInteger(x) && x >= 0 && x <= 0xffffffff) return x;
+  g.errors.push(`${what} must be a non-negative 32-bit integer, got ${String(x)}`);
+  return 0;
+}
+
+/**
+ * Which part of a value a built-in aggregate reads: `Field.whole`, `Field.index(n)` (element n
+ * of an array), `Field.name(s)` (member s of an object). Aggregates also take a plain number
+ * (index), a string (name) or nothing (the whole value).
+ */
+export const Field = Object.freeze({
+  whole: Object.freeze({ tag: "whole" }),
+  index: (n) => ({ tag: "index", val: n }),
+  name: (s) => ({ tag: "name", val: s }),
+});
+
+function fieldRef(g, f) {
+  if (f === undefined || f === null) return { tag: "whole" };
+  if (typeof f === "number") return { tag: "index", val: Number.isInteger(f) && f >= 0 && f <= 0xffffffff ? f : 0xffffffff };
+  if (typeof f === "string") return { tag: "name", val: f };
+  if (f && (f.tag === "whole" || f.tag === "index" || f.tag === "name")) return f;
+  g.errors.push(`not a field: ${String(f)} (use a number, a string or Field.whole)`);
+  return { tag: "whole" };
+}
+
+/**
+ * The execution environment a job function builds its pipeline on, like Flink's
+ * StreamExecutionEnvironment.
+ */
+export class Env {
+  /** A fresh environment for job `name` (the planner uses the entry name). */
+  constructor(name) {
+    this._g = new Graph(name);
+  }
+
+  _source(name, kind, parallelism) {
+    const id = this._g.addVertex(name, kind, null);
+    this._g.vertices[id].parallelism = parallelism;
+    return new Stream(this._g, id);
+  }
+
+  /** Lines of a text socket, as strings (parallelism 1, unbounded). */
+  socketTextStream(host, port) {
+    const p = Number.isInteger(port) && port >= 0 && port <= 65535 ? port : (this._g.errors.push(`invalid port ${port}`), 0);
+    return this._source("Socket Source", { tag: "socket-source", val: { host: String(host), port: p } }, 1);
+  }
+
+  /** Lines of a text file, as strings (bounded; split across subtasks by the host). */
+  readTextFile(path) {
+    return this._source("File Source", { tag: "file-source", val: String(path) }, undefined);
+  }
+
+  /** A fixed collection of values (parallelism 1, bounded). */
+  fromElements(elements) {
+    const encoded = Array.from(elements, (e) => utf8(toJson(e)));
+    return this._source("Elements Source", { tag: "elements-source", val: encoded }, 1);
+  }
+
+  /**
+   * `f(0), f(1), …, f(n-1)`: a host-side sequence source of 0..n (split across subtasks)
+   * followed by a chained map applying `f` in the guest.
+   */
+  generate(n, f) {
+    return this._sequence(n, undefined).map(f);
+  }
+
+  /** Like `generate`, but emitting at most `perSecond` records per second in all. */
+  generateAtRate(n, perSecond, f) {
+    return this._sequence(n, perSecond).map(f);
+  }
+
+  /**
+   * The records of the job that uses this entry as one of its parts: an entry built on
+   * `input()` is an operator entry, which a job file (`eddy run job.toml`) splices into a job
+   * mixing components. Such an entry cannot run as a job on its own.
+   */
+  input() {
+    return this._source("Input", { tag: "input" }, undefined);
+  }
+
+  _sequence(count, perSecond) {
+    const g = this._g;
+    const val = {
+      count: u64(g, "generate: n", count),
+      perSecond: perSecond === undefined ? undefined : u64(g, "generateAtRate: perSecond", perSecond),
+    };
+    return this._source("Sequence Source", { tag: "sequence-source", val }, undefined);
+  }
+
+  /** Default parallelism of the job's vertices. */
+  setParallelism(parallelism) {
+    this._g.parallelism = u32(this._g, "setParallelism", parallelism);
+    return this;
+  }
+
+  /** Number of key groups: the upper bound for rescaling keyed state. */
+  setMaxParallelism(maxParallelism) {
+    this._g.maxParallelism = u32(this._g, "setMaxParallelism", maxParallelism);
+    return this;
+  }
+
+  /** The job's name (defaults to the entry name). */
+  setJobName(name) {
+    this._g.name = String(name);
+    return this;
+  }
+
+  /**
+   * Finishes building: `{ graph, registry }`. Forward edges between vertices whose
+   * parallelisms are both known and differ become rebalance edges, as Flink does.
+   */
+  _finish() {
+    const g = this._g;
+    if (g.errors.length > 0) throw g.errors[0];
+    if (g.vertices.length === 0) throw `job '${g.name}' defines no operators`;
+    const effective = (v) => (v.parallelism === undefined ? g.parallelism : v.parallelism);
+    for (const e of g.edges) {
+      if (e.partitioning === "forward") {
+        const a = effective(g.vertices[e.source]);
+        const b = effective(g.vertices[e.target]);
+        if (a !== undefined && b !== undefined && a !== b) e.partitioning = "rebalance";
+      }
+    }
+    return {
+      graph: {
+        name: g.name,
+        vertices: g.vertices,
+        edges: g.edges,
+        parallelism: g.parallelism,
+        maxParallelism: g.maxParallelism,
+      },
+      registry: g.registry,
+    };
+  }
+}
+
+/** The settings every builder handle offers for its last vertex. */
+class VertexHandle {
+  constructor(g, vertex) {
+    this._g = g;
+    this._vertex = vertex;
+  }
+  get _v() {
+    return this._g.vertices[this._vertex];
+  }
+  /** Names the last vertex (shown in plans, logs and errors). */
+  name(name) {
+    this._v.name = String(name);
+    return this;
+  }
+  /** Gives the last vertex a stable identity for its state across job versions. */
+  uid(uid) {
+    this._v.uid = String(uid);
+    return this;
+  }
+  /** Overrides the job's parallelism for the last vertex. */
+  setParallelism(parallelism) {
+    this._v.parallelism = u32(this._g, "setParallelism", parallelism);
+    return this;
+  }
+  /** Puts the last vertex into slot-sharing group `group` (default: "default"). */
+  slotSharingGroup(group) {
+    this._v.slotSharingGroup = String(group);
+    return this;
+  }
+}
+
+/** A stream of values, each carried as JSON between operators. */
+export class Stream extends VertexHandle {
+  constructor(g, vertex, edge = "forward", sideOutput = false) {
+    super(g, vertex);
+    this._edge = edge;
+    this._side = sideOutput;
+  }
+
+  _input() {
+    return [this._vertex, this._edge, this._side];
+  }
+
+  _then(name, op) {
+    return new Stream(this._g, this._g.addOperator(name, op, this._input()));
+  }
+
+  /**
+   * Event time from field `field` of each value (epoch ms: an array index, an object member
+   * name or Field.whole), with watermarks `outOfOrdernessMs` behind the largest timestamp
+   * seen. Runs in the host, chained to this stream's operator; call it right after the source.
+   */
+  assignTimestamps(field, outOfOrdernessMs) {
+    return this._timestamps(fieldRef(this._g, field), outOfOrdernessMs);
+  }
+
+  /** Watermarks `outOfOrdernessMs` behind the largest timestamp the records already carry. */
+  assignWatermarks(outOfOrdernessMs) {
+    return this._timestamps(undefined, outOfOrdernessMs);
+  }
+
+  _timestamps(field, outOfOrdernessMs) {
+    const spec = {
+      field,
+      outOfOrdernessMs: u64(this._g, "out-of-orderness", outOfOrdernessMs),
+      idleTimeoutMs: undefined,
+    };
+    const id = this._g.addVertex("Timestamps", { tag: "timestamps", val: spec }, this._input());
+    this._g.placeWith(this._vertex, id);
+    return new Stream(this._g, id);
+  }
+
+  /**
+   * Marks the stream idle after `timeoutMs` without records, so that downstream watermarks
+   * stop waiting for it (Flink's withIdleness). Follows assignTimestamps.
+   */
+  withIdleness(timeoutMs) {
+    const kind = this._v.kind;
+    if (kind.tag === "timestamps") {
+      kind.val.idleTimeoutMs = u64(this._g, "withIdleness", timeoutMs);
+    } else {
+      this._g.errors.push("withIdleness must follow assignTimestamps or assignWatermarks");
+    }
+    return this;
+  }
+
+  /** Sends records round-robin to the next operator's subtasks (to even out skew). */
+  rebalance() {
+    return new Stream(this._g, this._vertex, "rebalance", this._side);
+  }
+
+  /** Sends every record to every subtask of the next operator. */
+  broadcast() {
+    return new Stream(this._g, this._vertex, "broadcast", this._side);
+  }
+
+  /** Prints each value to the task's stdout (strings raw, anything else as JSON). */
+  print() {
+    return new DataSink(this._g, this._g.addVertex("Print Sink", { tag: "print-sink" }, this._input()));
+  }
+
+  /** Writes each value as a line into part files under directory `path`. */
+  writeTextFile(path) {
+    const kind = { tag: "file-sink", val: String(path) };
+    return new DataSink(this._g, this._g.addVertex("File Sink", kind, this._input()));
+  }
+
+  /** One output per input: `f(value)`. */
+  map(f) {
+    return this._then("Map", new MapOp(checkFn(this._g, "map", f)));
+  }
+
+  /** Any number of outputs per input: `f(value)` returns an array (or any iterable). */
+  flatMap(f) {
+    return this._then("FlatMap", new FlatMapOp(checkFn(this._g, "flatMap", f)));
+  }
+
+  /** Keeps the values for which `f(value)` is truthy. */
+  filter(f) {
+    return this._then("Filter", new FilterOp(checkFn(this._g, "filter", f)));
+  }
+
+  /** A general function `f(ctx, value)`: emits through `ctx.collect(v)`; throws to fail. */
+  process(f) {
+    return this._then("Process", new ProcessOp(checkFn(this._g, "process", f)));
+  }
+
+  /**
+   * Partitions by `f(value)`: sets each record's key to the key's JSON; the next operator is
+   * connected by a hash edge so that one subtask sees all of a key.
+   */
+  keyBy(f) {
+    const upstream = this._vertex;
+    const s = this._then("KeyBy", new KeyByOp(checkFn(this._g, "keyBy", f)));
+    // The key selector belongs with its input, as in Flink: same parallelism and group, so
+    // it is chained and per-key order holds.
+    this._g.placeWith(upstream, s._vertex);
+    return new KeyedStream(this._g, s._vertex);
+  }
+}
+
+/** A stream partitioned by a key; its operators may use keyed state. */
+export class KeyedStream extends VertexHandle {
+  /** Groups each key's records into windows (a host operator); pick the window function next. */
+  window(window) {
+    return new WindowedStream(this._g, this._vertex, window);
+  }
+
+  _thenKeyed(name, kind, perKeyUpdates) {
+    const id = this._g.addVertex(name, kind, [this._vertex, "hash", false]);
+    const v = this._g.vertices[id];
+    v.keyed = kind.tag === "wasm";
+    v.perKeyUpdates = perKeyUpdates;
+    return new Stream(this._g, id);
+  }
+
+  _keyedOperator(name, op, perKeyUpdates) {
+    this._g.registry.push(op);
+    const s = this._thenKeyed(name, { tag: "wasm", val: this._g.registry.length - 1 }, perKeyUpdates);
+    op.vertex = this._g.vertices[s._vertex];
+    return s;
+  }
+
+  _aggregate(name, kind, field) {
+    return this._thenKeyed(name, { tag: "aggregate", val: { kind, field: fieldRef(this._g, field) } }, false);
+  }
+
+  /** Running sum of `field` per key (built into the host): the key's first record with the field replaced. */
+  sum(field) {
+    return this._aggregate("Sum", "sum", field);
+  }
+
+  /** Running minimum of `field` per key (built into the host). */
+  min(field) {
+    return this._aggregate("Min", "min", field);
+  }
+
+  /** Running maximum of `field` per key (built into the host). */
+  max(field) {
+    return this._aggregate("Max", "max", field);
+  }
+
+  /** Running count per key (built into the host): emits `[key, n]`. */
+  count() {
+    return this._aggregate("Count", "count", undefined);
+  }
+
+  /**
+   * A keyed function `f(ctx, value)`: `ctx.key()`, keyed state (`ctx.valueState(name)`, …),
+   * timers (`ctx.registerEventTimeTimer(ts)`, …) and `ctx.collect(v)`. With `onTimer(ctx,
+   * {timestamp, domain})`, called when a timer of the key fires, with that key current.
+   * Outputs keep the input's key.
+   */
+  process(f, onTimer) {
+    checkFn(this._g, "process", f);
+    if (onTimer !== undefined) checkFn(this._g, "process: onTimer", onTimer);
+    return this._keyedOperator("Process", new KeyedProcessOp(f, onTimer), false);
+  }
+
+  /** `process(f, onTimer)`, named as in the Rust SDK. */
+  processWithTimers(f, onTimer) {
+    return this.process(f, onTimer);
+  }
+
+  /**
+   * Folds each key's values with `f(acc, value)` (state `__reduce`) and emits the running
+   * result for every input, as Flink's reduce does.
+   */
+  reduce(f) {
+    return this._keyedOperator("Reduce", new ReduceOp(checkFn(this._g, "reduce", f)), true);
+  }
+}
+
+/** A sink vertex; only its settings can still be changed. */
+export class DataSink extends VertexHandle {}
+
+/** Which windows a record belongs to, and on which clock they fire. */
+export class Window {
+  constructor(assigner, time) {
+    this.assigner = assigner;
+    this.time = time;
+  }
+  /** Fixed windows of `sizeMs`, aligned to the epoch, on record timestamps. */
+  static tumblingEventTime(sizeMs) {
+    return new Window({ tag: "tumbling", val: sizeMs }, "event-time");
+  }
+  /** Windows of `sizeMs` starting every `slideMs`, on record timestamps. */
+  static slidingEventTime(sizeMs, slideMs) {
+    return new Window({ tag: "sliding", val: { sizeMs, slideMs } }, "event-time");
+  }
+  /** Per key, records less than `gapMs` apart share a window, on record timestamps. */
+  static sessionEventTime(gapMs) {
+    return new Window({ tag: "session", val: gapMs }, "event-time");
+  }
+  /** Fixed windows of `sizeMs` on the wall clock of the window's subtask. */
+  static tumblingProcessingTime(sizeMs) {
+    return new Window({ tag: "tumbling", val: sizeMs }, "processing-time");
+  }
+  /** Windows of `sizeMs` starting every `slideMs`, on the wall clock. */
+  static slidingProcessingTime(sizeMs, slideMs) {
+    return new Window({ tag: "sliding", val: { sizeMs, slideMs } }, "processing-time");
+  }
+  /** Sessions with gap `gapMs`, on the wall clock. */
+  static sessionProcessingTime(gapMs) {
+    return new Window({ tag: "session", val: gapMs }, "processing-time");
+  }
+}
+
+function assigner(g, a) {
+  if (a.tag === "sliding") {
+    return { tag: "sliding", val: { sizeMs: u64(g, "window size", a.val.sizeMs), slideMs: u64(g, "window slide", a.val.slideMs) } };
+  }
+  return { tag: a.tag, val: u64(g, `${a.tag} window`, a.val) };
+}
+
+/**
+ * A keyed stream grouped into windows; choose what each window computes. Results carry the
+ * key and the timestamp `end - 1`.
+ */
+export class WindowedStream extends VertexHandle {
+  constructor(g, keyed, window) {
+    if (!(window instanceof Window)) {
+      g.errors.push("window() needs a Window, e.g. Window.tumblingEventTime(60000)");
+      window = Window.tumblingEventTime(1);
+    }
+    const spec = {
+      assigner: assigner(g, window.assigner),
+      time: window.time,
+      allowedLatenessMs: 0n,
+      function: { tag: "collect" },
+    };
+    super(g, g.addVertex("Window", { tag: "window", val: spec }, [keyed, "hash", false]));
+  }
+
+  get _spec() {
+    return this._v.kind.val;
+  }
+
+  /**
+   * Records up to `latenessMs` behind the watermark still update their windows (each fires
+   * again); later ones are dropped or go to lateData(). Event time only.
+   */
+  allowedLateness(latenessMs) {
+    this._spec.allowedLatenessMs = u64(this._g, "allowedLateness", latenessMs);
+    return this;
+  }
+
+  /** The records too late for any of their windows (Flink's sideOutputLateData). */
+  lateData() {
+    return new Stream(this._g, this._vertex, "forward", true);
+  }
+
+  _builtIn(name, kind, field) {
+    this._spec.function = { tag: "aggregate", val: { kind, field: fieldRef(this._g, field) } };
+    this._v.name = name;
+    return new Stream(this._g, this._vertex);
+  }
+
+  /** Number of records per key and window (built into the host): emits `[key, n]`. */
+  count() {
+    return this._builtIn("Window Count", "count", undefined);
+  }
+
+  /** Sum of `field` per key and window (built into the host). */
+  sum(field) {
+    return this._builtIn("Window Sum", "sum", field);
+  }
+
+  /** Minimum of `field` per key and window (built into the host). */
+  min(field) {
+    return this._builtIn("Window Min", "min", field);
+  }
+
+  /** Maximum of `field` per key and window (built into the host). */
+  max(field) {
+    return this._builtIn("Window Max", "max", field);
+  }
+
+  _then(name, f) {
+    const id = this._g.addOperator(name, new WindowOp(f), [this._vertex, "forward", false]);
+    this._g.placeWith(this._vertex, id);
+    return new Stream(this._g, id);
+  }
+
+  /** Folds each window's values with `f(acc, value)` and emits the result. */
+  reduce(f) {
+    checkFn(this._g, "reduce", f);
+    return this._then("Window Reduce", (ctx, _key, _window, values) => {
+      if (values.length > 0) ctx.collect(values.reduce(f));
+    });
+  }
+
+  /**
+   * Flink's AggregateFunction: an accumulator from `create()`, each value folded in by
+   * `add(acc, value)`, the result made by `result(acc)`.
+   */
+  aggregate(create, add, result) {
+    checkFn(this._g, "aggregate: create", create);
+    checkFn(this._g, "aggregate: add", add);
+    checkFn(this._g, "aggregate: result", result);
+    return this._then("Window Aggregate", (ctx, _key, _window, values) => {
+      ctx.collect(result(values.reduce(add, create())));
+    });
+  }
+
+  /**
+   * A full window function `f(ctx, key, window, values)` with `window = {start, end}`; emits
+   * through `ctx.collect` (Flink's ProcessWindowFunction).
+   */
+  process(f) {
+    return this._then("Window Process", checkFn(this._g, "process", f));
+  }
+}

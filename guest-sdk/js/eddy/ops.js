@@ -1,0 +1,329 @@
+// The user operators of the registry and their fusion into a chain, the JS counterpart of
+// guest-sdk/src/ops.rs.
+//
+// An operator runs over a whole columnar batch `{ v, k, t }` (see frame.js) rather than one
+// record at a time: a fused chain hands each operator the previous one's output batch, so
+// values stay JS values inside the chain and pay for JSON once where they enter it and once
+// where they leave it. Record order is the same as the Rust SDK's depth-first fusion, since
+// every operator keeps the order of its input.
+
+import { Ctx, KeyedCtx, ValueState, setRecordKey } from "./ctx.js";
+import { emptyBatch, toJson } from "./frame.js";
+
+/** Base class: an operator of the registry, named by its graph vertex for error messages. */
+export class Operator {
+  constructor() {
+    this.vertex = null;
+  }
+  /** Runs over one batch; returns the batch it emits. */
+  run(b) {
+    return b;
+  }
+  /** A timer of `key` (JSON text) fired; only keyed process functions act on it. */
+  onTimer(_key, _timestamp, _domain) {
+    return null;
+  }
+  /** Event time advanced to `watermark`. */
+  onWatermark(_watermark) {
+    return null;
+  }
+  /** The input ended. */
+  close() {
+    return null;
+  }
+}
+
+/** Record i's timestamp as a Number (the column holds BigInts), or undefined. */
+function stamp(t, i) {
+  const ts = t === null ? undefined : t[i];
+  return ts === undefined ? undefined : Number(ts);
+}
+
+function collector() {
+  return { v: [], k: [], t: [] };
+}
+
+export class MapOp extends Operator {
+  constructor(f) {
+    super();
+    this.f = f;
+  }
+  run(b) {
+    const f = this.f;
+    const v = b.v;
+    const n = v.length;
+    // In place: the batch belongs to this chain, and a fresh array costs more.
+    for (let i = 0; i < n; i++) v[i] = f(v[i]);
+    return b;
+  }
+}
+
+const concat = Array.prototype.concat;
+
+export class FlatMapOp extends Operator {
+  constructor(f) {
+    super();
+    this.f = f;
+  }
+  run(b) {
+    const f = this.f;
+    const v = b.v;
+    const n = v.length;
+    const results = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const r = f(v[i]);
+      results[i] = Array.isArray(r) ? r : r === undefined || r === null ? [] : Array.from(r);
+    }
+    // One native concat flattens the batch's results.
+    const ov = concat.apply([], results);
+    if (b.k === null && b.t === null) return { v: ov, k: null, t: null };
+    const k = b.k;
+    const t = b.t;
+    const ok = k === null ? null : new Array(ov.length);
+    const ot = t === null ? null : new Array(ov.length);
+    let p = 0;
+    for (let i = 0; i < n; i++) {
+      const m = results[i].length;
+      for (let j = 0; j < m; j++, p++) {
+        if (ok !== null) ok[p] = k[i];
+        if (ot !== null) ot[p] = t[i];
+      }
+    }
+    return { v: ov, k: ok, t: ot };
+  }
+}
+
+export class FilterOp extends Operator {
+  constructor(f) {
+    super();
+    this.f = f;
+  }
+  run(b) {
+    const f = this.f;
+    const v = b.v;
+    const k = b.k;
+    const t = b.t;
+    const n = v.length;
+    const ov = [];
+    const ok = k === null ? null : [];
+    const ot = t === null ? null : [];
+    for (let i = 0; i < n; i++) {
+      if (f(v[i])) {
+        ov.push(v[i]);
+        if (ok !== null) ok.push(k[i]);
+        if (ot !== null) ot.push(t[i]);
+      }
+    }
+    return { v: ov, k: ok, t: ot };
+  }
+}
+
+export class ProcessOp extends Operator {
+  constructor(f) {
+    super();
+    this.f = f;
+    this.ctx = new Ctx();
+  }
+  run(b) {
+    const { f, ctx } = this;
+    const v = b.v;
+    const k = b.k;
+    const t = b.t;
+    const out = collector();
+    ctx._out = out;
+    for (let i = 0; i < v.length; i++) {
+      ctx._key = k === null ? undefined : k[i];
+      ctx.timestamp = stamp(t, i);
+      f(ctx, v[i]);
+    }
+    return out;
+  }
+}
+
+export class KeyByOp extends Operator {
+  constructor(f) {
+    super();
+    this.f = f;
+  }
+  run(b) {
+    const f = this.f;
+    const v = b.v;
+    const n = v.length;
+    const keys = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const key = f(v[i]);
+      if (key === undefined) throw "the key selector returned undefined";
+      keys[i] = typeof key === "string" ? JSON.stringify(key) : toJson(key);
+    }
+    return { v, k: keys, t: b.t };
+  }
+}
+
+function recordKey(k, i) {
+  const key = k === null ? undefined : k[i];
+  if (key === undefined) {
+    throw "keyed operator received a record without a key (is its input a keyBy?)";
+  }
+  return key;
+}
+
+export class KeyedProcessOp extends Operator {
+  constructor(f, onTimer) {
+    super();
+    this.f = f;
+    this.timerFn = onTimer;
+    this.ctx = new KeyedCtx();
+  }
+  run(b) {
+    const { f, ctx } = this;
+    const v = b.v;
+    const k = b.k;
+    const t = b.t;
+    const out = collector();
+    ctx._out = out;
+    for (let i = 0; i < v.length; i++) {
+      const key = recordKey(k, i);
+      setRecordKey(key);
+      ctx._key = key;
+      ctx.timestamp = stamp(t, i);
+      f(ctx, v[i]);
+    }
+    return out;
+  }
+  onTimer(key, timestamp, domain) {
+    if (!this.timerFn) return null;
+    const ctx = this.ctx;
+    const out = collector();
+    ctx._out = out;
+    setRecordKey(key);
+    ctx._key = key;
+    // Outputs of event-time timers carry the timer's time, as in the Rust SDK.
+    ctx.timestamp = domain === "event-time" ? timestamp : undefined;
+    this.timerFn(ctx, { timestamp, domain });
+    return out;
+  }
+}
+
+export class ReduceOp extends Operator {
+  constructor(f) {
+    super();
+    this.f = f;
+    this.state = new ValueState("__reduce");
+  }
+  run(b) {
+    const { f, state } = this;
+    const v = b.v;
+    const k = b.k;
+    const n = v.length;
+    const o = new Array(n);
+    for (let i = 0; i < n; i++) {
+      setRecordKey(recordKey(k, i));
+      const acc = state.get();
+      const next = acc === undefined ? v[i] : f(acc, v[i]);
+      state.set(next);
+      o[i] = next;
+    }
+    return { v: o, k, t: b.t };
+  }
+}
+
+/** The Wasm vertex after a `collect` window: decodes each fired window's envelope. */
+export class WindowOp extends Operator {
+  constructor(f) {
+    super();
+    this.f = f;
+    this.ctx = new Ctx();
+  }
+  run(b) {
+    const { f, ctx } = this;
+    const v = b.v;
+    const k = b.k;
+    const t = b.t;
+    const out = collector();
+    ctx._out = out;
+    for (let i = 0; i < v.length; i++) {
+      const e = v[i];
+      if (e === null || typeof e !== "object" || !Array.isArray(e.values)) {
+        throw `expected a window envelope {"key","start","end","values"}, got ${JSON.stringify(e)}`;
+      }
+      ctx._key = k === null ? undefined : k[i];
+      ctx.timestamp = stamp(t, i);
+      f(ctx, e.key, { start: e.start, end: e.end }, e.values);
+    }
+    return out;
+  }
+}
+
+/** Appends batch `b` to batch `acc` (both columnar); returns the result. */
+export function appendBatch(acc, b) {
+  if (b === null || b.v.length === 0) return acc;
+  if (acc.v.length === 0) return b;
+  const n = acc.v.length;
+  const m = b.v.length;
+  const column = (x, y) => {
+    if (x === null && y === null) return null;
+    const c = x === null ? new Array(n) : x.slice();
+    c.length = n;
+    for (let i = 0; i < m; i++) c.push(y === null ? undefined : y[i]);
+    return c;
+  };
+  return { v: acc.v.concat(b.v), k: column(acc.k, b.k), t: column(acc.t, b.t) };
+}
+
+// A stack frame's file and line: `fn@app/job.js:12:5` (SpiderMonkey) or
+// `at fn (file:///x/job.js:12:5)` (V8, in native tests).
+const FRAME = /([^\s(@]+):(\d+):\d+\)?$/;
+const SDK_FILE = /(^|\/)eddy\/[a-z_]+\.js$/;
+
+/** `job.js:12` of the first stack frame in user code (not the SDK, not the bindings). */
+function userFrame(stack) {
+  for (const line of stack.split("\n")) {
+    const m = FRAME.exec(line.trim());
+    if (m && !SDK_FILE.test(m[1]) && !m[1].endsWith("initializer.js")) {
+      return `${m[1].split("/").pop()}:${m[2]}`;
+    }
+  }
+  return null;
+}
+
+/** Why user code failed, on one line: `Vertex: TypeError: x is undefined (job.js:12)`. */
+export function describeError(e, op) {
+  let msg;
+  if (e instanceof Error) {
+    msg = `${e.name}: ${e.message}`;
+    const at = userFrame(e.stack || "");
+    if (at) msg += ` (${at})`;
+  } else {
+    msg = String(e);
+  }
+  msg = msg.replace(/\s*\n\s*/g, " ");
+  return op && op.vertex ? `${op.vertex.name}: ${msg}` : msg;
+}
+
+/** Runs `b` through `ops[from..]`. */
+export function runChain(ops, from, b) {
+  for (let i = from; i < ops.length && b.v.length > 0; i++) {
+    const op = ops[i];
+    try {
+      b = op.run(b);
+    } catch (e) {
+      throw describeError(e, op);
+    }
+  }
+  return b;
+}
+
+/** Gives each operator, first to last, hook `call`; its output flows down the rest of the chain. */
+export function runHook(ops, call) {
+  let out = emptyBatch();
+  for (let i = 0; i < ops.length; i++) {
+    let b;
+    try {
+      b = call(ops[i]);
+    } catch (e) {
+      throw describeError(e, ops[i]);
+    }
+    if (b !== null && b.v.length > 0) out = appendBatch(out, runChain(ops, i + 1, b));
+  }
+  return out;
+}

@@ -1,0 +1,134 @@
+// The graphs the JS builder makes, checked against the Rust SDK's own tests
+// (guest-sdk/src/graph.rs and windows.rs): the same program must give the same graph.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { entry, Field, planner, Window, words } from "eddy";
+
+const plan = (name, fn, args = []) => {
+  entry(name, fn);
+  return planner.plan(name, args);
+};
+const names = (g) => g.vertices.map((v) => v.name);
+const edges = (g) => g.edges.map((e) => [e.source, e.target, e.partitioning]);
+
+test("word count shape", () => {
+  const g = plan("wc", (env) => {
+    env
+      .readTextFile("in.txt")
+      .flatMap((line) => words(line).map((w) => [w, 1]))
+      .name("tokenize")
+      .keyBy(([w]) => w)
+      .sum(1)
+      .name("count")
+      .map(([w, n]) => `${w} ${n}`)
+      .print()
+      .setParallelism(1);
+  });
+  assert.equal(g.name, "wc");
+  assert.deepEqual(names(g), ["File Source", "tokenize", "KeyBy", "count", "Map", "Print Sink"]);
+  assert.deepEqual(edges(g), [
+    [0, 1, "forward"],
+    [1, 2, "forward"],
+    [2, 3, "hash"],
+    [3, 4, "forward"],
+    [4, 5, "forward"],
+  ]);
+  assert.deepEqual(g.vertices[0].kind, { tag: "file-source", val: "in.txt" });
+  assert.deepEqual(g.vertices.map((v) => v.kind.tag === "wasm" && v.kind.val), [false, 0, 1, false, 2, false]);
+  assert.deepEqual(g.vertices[3].kind, { tag: "aggregate", val: { kind: "sum", field: { tag: "index", val: 1 } } });
+  assert.equal(g.vertices[3].keyed, false, "host aggregates read no guest state");
+  assert.equal(g.vertices[5].parallelism, 1);
+  assert.deepEqual(g.vertices.map((v) => v.id), [0, 1, 2, 3, 4, 5]);
+});
+
+test("sources, settings and keyed operators", () => {
+  const g = plan("x", (env) => {
+    env.setParallelism(4).setMaxParallelism(64).setJobName("named");
+    env
+      .socketTextStream("h", 9)
+      .map((s) => s.length)
+      .uid("len")
+      .slotSharingGroup("g")
+      .rebalance()
+      .filter((n) => n > 0)
+      .keyBy((n) => n % 2)
+      .reduce((a, b) => a + b)
+      .writeTextFile("/out");
+    env
+      .fromElements([["a", 1]])
+      .keyBy(([k]) => k)
+      .process((ctx, [, v]) => ctx.collect(String(v)))
+      .print();
+  });
+  assert.deepEqual([g.name, g.parallelism, g.maxParallelism], ["named", 4, 64]);
+  assert.deepEqual(names(g), [
+    "Socket Source", "Map", "Filter", "KeyBy", "Reduce", "File Sink",
+    "Elements Source", "KeyBy", "Process", "Print Sink",
+  ]);
+  assert.deepEqual(g.vertices[0].kind, { tag: "socket-source", val: { host: "h", port: 9 } });
+  assert.equal(g.vertices[0].parallelism, 1);
+  assert.equal(g.vertices[1].uid, "len");
+  assert.equal(g.vertices[1].slotSharingGroup, "g");
+  assert.ok(g.vertices[4].keyed && g.vertices[4].perKeyUpdates);
+  assert.ok(g.vertices[8].keyed && !g.vertices[8].perKeyUpdates);
+  assert.deepEqual(new TextDecoder().decode(g.vertices[6].kind.val[0]), '["a",1]');
+  assert.deepEqual(edges(g), [
+    [0, 1, "rebalance"],
+    [1, 2, "rebalance"],
+    [2, 3, "forward"],
+    [3, 4, "hash"],
+    [4, 5, "forward"],
+    [6, 7, "forward"],
+    [7, 8, "hash"],
+    [8, 9, "forward"],
+  ]);
+});
+
+test("generate and aggregates", () => {
+  const g = plan("g", (env) => {
+    env.generate(10, (i) => [i % 3, i]).keyBy(([k]) => k).count().print();
+  });
+  assert.deepEqual(names(g), ["Sequence Source", "Map", "KeyBy", "Count", "Print Sink"]);
+  assert.deepEqual(g.vertices[0].kind, { tag: "sequence-source", val: { count: 10n, perSecond: undefined } });
+  assert.deepEqual(g.vertices[3].kind, { tag: "aggregate", val: { kind: "count", field: { tag: "whole" } } });
+  assert.deepEqual(Field.name("f"), { tag: "name", val: "f" });
+});
+
+test("windows with built-in functions and late data", () => {
+  const g = plan("w", (env) => {
+    const windowed = env
+      .fromElements([["a", 5, 1]])
+      .assignTimestamps(1, 100)
+      .withIdleness(1000)
+      .keyBy(([k]) => k)
+      .window(Window.slidingEventTime(10, 5))
+      .allowedLateness(20);
+    const late = windowed.lateData();
+    windowed.sum(2).print();
+    late.print();
+  });
+  assert.deepEqual(names(g), ["Elements Source", "Timestamps", "KeyBy", "Window Sum", "Print Sink", "Print Sink"]);
+  assert.deepEqual(g.vertices[1].kind.val, { field: { tag: "index", val: 1 }, outOfOrdernessMs: 100n, idleTimeoutMs: 1000n });
+  assert.equal(g.vertices[1].parallelism, 1, "the assigner is placed with its source");
+  assert.deepEqual(g.vertices[3].kind.val, {
+    assigner: { tag: "sliding", val: { sizeMs: 10n, slideMs: 5n } },
+    time: "event-time",
+    allowedLatenessMs: 20n,
+    function: { tag: "aggregate", val: { kind: "sum", field: { tag: "index", val: 2 } } },
+  });
+  assert.deepEqual(g.edges.map((e) => [e.source, e.target, e.partitioning, e.sideOutput]), [
+    [0, 1, "forward", false],
+    [1, 2, "forward", false],
+    [2, 3, "hash", false],
+    [3, 4, "forward", false],
+    [3, 5, "forward", true],
+  ]);
+});
+
+test("builder errors and unknown entries", () => {
+  assert.throws(() => plan("idle", (env) => env.fromElements([1]).withIdleness(5).print()), (e) => /withIdleness must follow/.test(e));
+  assert.throws(() => plan("empty", () => {}), (e) => /defines no operators/.test(e));
+  assert.throws(() => planner.plan("nope", []), (e) => e.startsWith("unknown entry 'nope'; this component offers: wc, x, g, w"));
+  assert.throws(() => plan("needs", (env, args) => args.required("input")), (e) => e === "missing required argument --input");
+  assert.throws(() => plan("bad", () => null.x), (e) => /^TypeError: .* \(graph\.test\.mjs:\d+\)$/.test(e));
+});

@@ -1,0 +1,93 @@
+// Operators run natively against the fake host: fusion, keyed state, timers, window
+// envelopes and error messages.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { entry, operator, Window, words } from "eddy";
+import { fake } from "./fake-host.mjs";
+import { frame, unframe } from "./framing.mjs";
+
+const SUBTASK = { index: 0, parallelism: 1, maxParallelism: 128 };
+const run = (records) => unframe(operator.process(frame(records)));
+
+entry("wc", (env) => {
+  env
+    .readTextFile("x")
+    .flatMap((line) => words(line))
+    .name("tokenize")
+    .keyBy((w) => w)
+    .count()
+    .map(([w, n]) => `${w} ${n}`)
+    .print();
+});
+
+test("a fused chain: tokenize and key by", () => {
+  operator.open("wc", [], [0, 1], SUBTASK);
+  assert.deepEqual(run([{ value: '"Hello, hello Wörld"' }, { value: '"x"', ts: 7 }]), [
+    { key: '"hello"', value: '"hello"' },
+    { key: '"hello"', value: '"hello"' },
+    { key: '"wörld"', value: '"wörld"' },
+    { key: '"x"', value: '"x"', ts: 7 },
+  ]);
+  operator.open("wc", [], [2], SUBTASK);
+  assert.deepEqual(run([{ key: '"a"', value: '["a",3]' }]), [{ key: '"a"', value: '"a 3"' }]);
+});
+
+test("open refuses bad selections", () => {
+  assert.throws(() => operator.open("wc", [], [3], SUBTASK), (e) => e === "operator 3 does not exist: entry 'wc' has 3 operators");
+  assert.throws(() => operator.open("wc", [], [1, 1], SUBTASK), (e) => e === "operator 1 selected twice");
+});
+
+entry("stateful", (env) => {
+  env
+    .fromElements([])
+    .keyBy((v) => v[0])
+    .process(
+      (ctx, [k, n]) => {
+        const total = ctx.valueState("total");
+        const t = (total.get() ?? 0) + n;
+        total.set(t);
+        ctx.listState("history").add(n);
+        ctx.registerEventTimeTimer(100);
+        ctx.collect(`${ctx.key()} ${t} ${ctx.listState("history").get().join(",")} @${ctx.timestamp}`);
+      },
+      (ctx, timer) => ctx.collect(`${ctx.key()} fired ${timer.timestamp} ${timer.domain} total ${ctx.valueState("total").get()}`),
+    )
+    .print();
+  env.fromElements([]).keyBy((v) => v).window(Window.tumblingEventTime(10)).reduce((a, b) => a + b).print();
+});
+
+test("keyed state and timers", () => {
+  fake.reset();
+  operator.open("stateful", [], [1], SUBTASK);
+  const out = run([
+    { key: '"a"', value: '["a",1]', ts: 5 },
+    { key: '"b"', value: '["b",10]', ts: 6 },
+    { key: '"a"', value: '["a",2]', ts: 7 },
+  ]);
+  assert.deepEqual(out.map((r) => r.value), ['"a 1 1 @5"', '"b 10 10 @6"', '"a 3 1,2 @7"']);
+  assert.deepEqual(out.map((r) => r.key), ['"a"', '"b"', '"a"']);
+  assert.deepEqual(fake.timers, [['"a"', "event-time", 100n], ['"b"', "event-time", 100n], ['"a"', "event-time", 100n]]);
+  const fired = unframe(operator.onTimer(new TextEncoder().encode('"a"'), 100n, "event-time"));
+  assert.deepEqual(fired, [{ key: '"a"', ts: 100, value: '"a fired 100 event-time total 3"' }]);
+  assert.throws(() => run([{ value: '["a",1]' }]), (e) => /Process: keyed operator received a record without a key/.test(e));
+});
+
+test("window functions read the host's envelope", () => {
+  operator.open("stateful", [], [3], SUBTASK);
+  const envelope = '{"key":"a","start":0,"end":10,"values":[1,2,3]}';
+  assert.deepEqual(run([{ key: '"a"', ts: 9, value: envelope }]), [{ key: '"a"', ts: 9, value: "6" }]);
+});
+
+entry("fails", (env) => {
+  env.generate(10, (i) => i).map((x) => {
+    if (x === 5) throw new Error("five\nis not allowed");
+    return x;
+  }).name("picky").print();
+});
+
+test("user errors fail the call with one line naming the operator", () => {
+  operator.open("fails", [], [0, 1], SUBTASK);
+  assert.deepEqual(run([{ value: "1" }]), [{ value: "1" }]);
+  assert.throws(() => run([{ value: "5" }]), (e) => /^picky: Error: five is not allowed \(runtime\.test\.mjs:\d+\)$/.test(e));
+  assert.throws(() => operator.process(new Uint8Array([9])), (e) => /unknown flag bits/.test(e));
+});

@@ -1,0 +1,481 @@
+"""The DataStream builder: ``Env``, ``Stream``, ``KeyedStream``, windows and sinks.
+
+Running a job function against an :class:`Env` records two things at once: the job graph
+that the planner returns, and the registry of user operators (``wasm(n)`` vertices) that
+``operator.open`` selects from. Both come from the same deterministic run, so registry index
+``n`` means the same function in the planner and in every operator instance.
+
+This mirrors ``guest-sdk/src/graph.rs`` and ``windows.rs`` call for call: the same program
+builds the same vertices (kinds, names, flags), edges and registry indices as in Rust, so
+the host treats a Python job exactly like a Rust one. Building never calls host imports;
+graphs are plain Python objects here, converted to WIT records by ``_runtime``.
+"""
+
+import functools
+
+from . import ops
+from .errors import EddyError
+from .ops import encode_value
+
+FORWARD, HASH, REBALANCE, BROADCAST = "forward", "hash", "rebalance", "broadcast"
+EVENT_TIME, PROCESSING_TIME = "event-time", "processing-time"
+_U32_MAX = 0xFFFFFFFF
+
+
+class Vertex:
+    """One operator of the job graph; ``kind`` is a tuple ``(kind-name, fields...)`` or,
+    for kinds whose spec later calls amend (timestamps, window), a ``[name, dict]`` list."""
+
+    __slots__ = ("id", "name", "uid", "kind", "parallelism", "slot_sharing_group", "keyed",
+                 "per_key_updates")
+
+    def __init__(self, id, name, kind):
+        self.id = id
+        self.name = name
+        self.uid = None
+        self.kind = kind
+        self.parallelism = None
+        self.slot_sharing_group = None
+        self.keyed = False
+        self.per_key_updates = False
+
+
+class Edge:
+    __slots__ = ("source", "target", "partitioning", "side_output")
+
+    def __init__(self, source, target, partitioning, side_output):
+        self.source = source
+        self.target = target
+        self.partitioning = partitioning
+        self.side_output = side_output
+
+
+class Graph:
+    """What a job function built: the graph and the operator registry."""
+
+    def __init__(self, name):
+        self.name = name
+        self.vertices = []
+        self.edges = []
+        self.parallelism = None
+        self.max_parallelism = None
+        self.registry = []
+        self.errors = []
+
+    def add_vertex(self, name, kind, input=None):
+        v = Vertex(len(self.vertices), name, kind)
+        self.vertices.append(v)
+        if input is not None:
+            source, partitioning, side_output = input
+            self.edges.append(Edge(source, v.id, partitioning, side_output))
+        return v.id
+
+    def add_operator(self, name, op, input):
+        self.registry.append(op)
+        return self.add_vertex(name, ("wasm", len(self.registry) - 1), input)
+
+    def place_with(self, src, dst):
+        """Gives vertex ``dst`` the parallelism and slot-sharing group of ``src``, so the
+        forward edge between them is chained (one task, records in order)."""
+        a, b = self.vertices[src], self.vertices[dst]
+        b.parallelism = a.parallelism
+        b.slot_sharing_group = a.slot_sharing_group
+
+
+def field_ref(field):
+    """The part of a value a built-in aggregate reads: ``None`` the whole value, an int the
+    element of a tuple (JSON array), a str the member of an object."""
+    if field is None:
+        return ("whole",)
+    if isinstance(field, bool):
+        raise EddyError(f"invalid field {field!r}: use an index, a name or None")
+    if isinstance(field, int):
+        # A negative index names no element, which the host reports (as in Rust).
+        return ("index", field if 0 <= field <= _U32_MAX else _U32_MAX)
+    if isinstance(field, str):
+        return ("name", field)
+    raise EddyError(f"invalid field {field!r}: use an index, a name or None")
+
+
+class Env:
+    """The execution environment a job function builds its pipeline on, like Flink's
+    ``StreamExecutionEnvironment``."""
+
+    def __init__(self, name):
+        self._g = Graph(name)
+
+    def _source(self, name, kind, parallelism):
+        g = self._g
+        vid = g.add_vertex(name, kind)
+        g.vertices[vid].parallelism = parallelism
+        return Stream(g, vid)
+
+    def socket_text_stream(self, host, port):
+        """Lines of a text socket, as strings (parallelism 1, unbounded)."""
+        return self._source("Socket Source", ("socket-source", str(host), int(port)), 1)
+
+    def read_text_file(self, path):
+        """Lines of a text file, as strings (bounded; split across subtasks by the host)."""
+        return self._source("File Source", ("file-source", str(path)), None)
+
+    def from_elements(self, *elements):
+        """A fixed collection of values (parallelism 1, bounded): ``from_elements(1, 2, 3)``
+        or ``from_elements([1, 2, 3])`` (a single list is the collection; a tuple is one
+        value, a JSON array)."""
+        if len(elements) == 1 and isinstance(elements[0], list):
+            elements = elements[0]
+        encoded = []
+        for e in elements:
+            try:
+                encoded.append(encode_value(e))
+            except (TypeError, ValueError) as err:
+                self._g.errors.append(f"from_elements: {err}")
+        return self._source("Elements Source", ("elements-source", encoded), 1)
+
+    def generate(self, n, f):
+        """``f(0), f(1), ..., f(n-1)``: a host-side sequence source of ``0..n`` (split across
+        subtasks) followed by a chained map applying ``f`` in the guest."""
+        return self._sequence(n, None).map(f)
+
+    def generate_at_rate(self, n, per_second, f):
+        """Like :meth:`generate`, but at most ``per_second`` records per second in all."""
+        return self._sequence(n, per_second).map(f)
+
+    def input(self):
+        """The records of the job this entry is a part of: an entry built on ``input`` is
+        an operator entry, which a job file (``eddy run job.toml``) splices into a job mixing
+        components, possibly written in other languages. It cannot run on its own."""
+        return self._source("Input", ("input",), None)
+
+    def _sequence(self, count, per_second):
+        return self._source("Sequence Source", ("sequence-source", int(count), per_second), None)
+
+    def set_parallelism(self, parallelism):
+        """Default parallelism of the job's vertices."""
+        self._g.parallelism = int(parallelism)
+        return self
+
+    def set_max_parallelism(self, max_parallelism):
+        """Number of key groups: the upper bound for rescaling keyed state."""
+        self._g.max_parallelism = int(max_parallelism)
+        return self
+
+    def set_job_name(self, name):
+        """The job's name (defaults to the entry name)."""
+        self._g.name = str(name)
+        return self
+
+    def _finish(self):
+        """Validates the graph; forward edges between vertices whose parallelisms are both
+        known and differ become rebalance edges, as in Flink."""
+        g = self._g
+        if g.errors:
+            raise EddyError(g.errors[0])
+        if not g.vertices:
+            raise EddyError(f"job '{g.name}' defines no operators")
+
+        def effective(v):
+            return v.parallelism if v.parallelism is not None else g.parallelism
+
+        for e in g.edges:
+            if e.partitioning == FORWARD:
+                a = effective(g.vertices[e.source])
+                b = effective(g.vertices[e.target])
+                if a is not None and b is not None and a != b:
+                    e.partitioning = REBALANCE
+        return g
+
+
+class _Settable:
+    """The settings every builder handle offers for its last vertex."""
+
+    def _vertex(self):
+        return self._g.vertices[self._v]
+
+    def name(self, name):
+        """Names the last vertex (shown in plans, logs and errors)."""
+        self._vertex().name = str(name)
+        return self
+
+    def uid(self, uid):
+        """Gives the last vertex a stable identity for its state across job versions."""
+        self._vertex().uid = str(uid)
+        return self
+
+    def set_parallelism(self, parallelism):
+        """Overrides the job's parallelism for the last vertex."""
+        self._vertex().parallelism = int(parallelism)
+        return self
+
+    def slot_sharing_group(self, group):
+        """Puts the last vertex into slot-sharing group ``group`` (default: "default")."""
+        self._vertex().slot_sharing_group = str(group)
+        return self
+
+
+class DataSink(_Settable):
+    """A sink vertex; only its settings can still be changed."""
+
+    def __init__(self, g, v):
+        self._g = g
+        self._v = v
+
+
+class Stream(_Settable):
+    """A stream of values, each carried as JSON between operators. A stream may feed several
+    operators: each call on it starts another branch."""
+
+    def __init__(self, g, v, edge=FORWARD, side_output=False):
+        self._g = g
+        self._v = v
+        self._edge = edge
+        self._side_output = side_output
+
+    def _input(self):
+        return (self._v, self._edge, self._side_output)
+
+    def _then(self, name, op):
+        return Stream(self._g, self._g.add_operator(name, op, self._input()))
+
+    # Event time.
+
+    def assign_timestamps(self, field, out_of_orderness_ms=0):
+        """Event time from field ``field`` of each value (epoch ms), with watermarks
+        ``out_of_orderness_ms`` behind the largest timestamp seen (Flink's
+        ``forBoundedOutOfOrderness``). Runs in the host, chained to this stream's operator."""
+        return self._timestamps(field_ref(field), out_of_orderness_ms)
+
+    def assign_watermarks(self, out_of_orderness_ms=0):
+        """Watermarks behind the largest timestamp the records already carry."""
+        return self._timestamps(None, out_of_orderness_ms)
+
+    def _timestamps(self, field, out_of_orderness_ms):
+        spec = {"field": field, "out_of_orderness_ms": int(out_of_orderness_ms),
+                "idle_timeout_ms": None}
+        vid = self._g.add_vertex("Timestamps", ["timestamps", spec], self._input())
+        self._g.place_with(self._v, vid)
+        return Stream(self._g, vid)
+
+    def with_idleness(self, timeout_ms):
+        """Marks the stream idle after ``timeout_ms`` without records, so downstream
+        watermarks stop waiting for it. Follows ``assign_timestamps``/``assign_watermarks``."""
+        kind = self._vertex().kind
+        if kind[0] == "timestamps":
+            kind[1]["idle_timeout_ms"] = int(timeout_ms)
+        else:
+            self._g.errors.append(
+                "with_idleness must follow assign_timestamps or assign_watermarks")
+        return self
+
+    # Partitioning.
+
+    def rebalance(self):
+        """Sends records round-robin to the next operator's subtasks."""
+        return Stream(self._g, self._v, REBALANCE, self._side_output)
+
+    def broadcast(self):
+        """Sends every record to every subtask of the next operator."""
+        return Stream(self._g, self._v, BROADCAST, self._side_output)
+
+    # Sinks.
+
+    def print(self):
+        """Prints each value to the task's stdout (strings raw, anything else as JSON)."""
+        return DataSink(self._g, self._g.add_vertex("Print Sink", ("print-sink",), self._input()))
+
+    def write_text_file(self, path):
+        """Writes each value as a line into part files under directory ``path``."""
+        kind = ("file-sink", str(path))
+        return DataSink(self._g, self._g.add_vertex("File Sink", kind, self._input()))
+
+    # Operators.
+
+    def map(self, f):
+        """One output ``f(value)`` per input."""
+        return self._then("Map", ops.Map(f))
+
+    def flat_map(self, f):
+        """Any number of outputs per input: ``f(value)`` returns an iterable."""
+        return self._then("FlatMap", ops.FlatMap(f))
+
+    def filter(self, f):
+        """Keeps the values for which ``f(value)`` is true (their bytes pass unchanged)."""
+        return self._then("Filter", ops.Filter(f))
+
+    def process(self, f):
+        """A general function ``f(ctx, value)``: emits with ``ctx.collect(v)`` (or by
+        yielding values), sees ``ctx.timestamp``."""
+        return self._then("Process", ops.Process(f))
+
+    def key_by(self, f):
+        """Partitions by ``f(value)``: sets each record's key to the key's JSON; the next
+        operator is connected by a hash edge so that one subtask sees all of a key."""
+        stream = self._then("KeyBy", ops.KeyBy(f))
+        # The key selector belongs with its input, as in Flink: chained, per-key order holds.
+        self._g.place_with(self._v, stream._v)
+        return KeyedStream(self._g, stream._v)
+
+
+class KeyedStream(_Settable):
+    """A stream partitioned by key; its operators may use keyed state and timers."""
+
+    def __init__(self, g, v):
+        self._g = g
+        self._v = v
+
+    def window(self, window):
+        """Groups each key's records into windows (a host operator); pick the window
+        function on the returned :class:`WindowedStream`."""
+        return WindowedStream(self._g, self._v, window)
+
+    def _then_keyed(self, name, kind, per_key_updates):
+        vid = self._g.add_vertex(name, kind, (self._v, HASH, False))
+        v = self._g.vertices[vid]
+        v.keyed = kind[0] == "wasm"
+        v.per_key_updates = per_key_updates
+        return Stream(self._g, vid)
+
+    def _aggregate(self, name, kind, field):
+        return self._then_keyed(name, ("aggregate", kind, field_ref(field)), False)
+
+    def sum(self, field=None):
+        """Running sum of ``field`` per key (built into the host): emits the key's first
+        record with the field replaced by the sum. ``None``: the value is the number."""
+        return self._aggregate("Sum", "sum", field)
+
+    def min(self, field=None):
+        """Running minimum of ``field`` per key (built into the host)."""
+        return self._aggregate("Min", "min", field)
+
+    def max(self, field=None):
+        """Running maximum of ``field`` per key (built into the host)."""
+        return self._aggregate("Max", "max", field)
+
+    def count(self):
+        """Running count per key (built into the host): emits ``[key, n]``."""
+        return self._aggregate("Count", "count", None)
+
+    def _keyed_operator(self, name, op, per_key_updates):
+        self._g.registry.append(op)
+        return self._then_keyed(name, ("wasm", len(self._g.registry) - 1), per_key_updates)
+
+    def process(self, f, on_timer=None):
+        """A keyed function ``f(ctx, value)``: ``ctx.key``, keyed state, timers and
+        ``ctx.collect``. ``on_timer(ctx, timer)``, if given, is called when a timer the key
+        registered fires, with that key current (Flink's ``KeyedProcessFunction``)."""
+        return self._keyed_operator("Process", ops.KeyedProcess(f, on_timer), False)
+
+    def reduce(self, f):
+        """Folds each key's values with ``f(acc, value)`` (state ``__reduce``) and emits the
+        running result for every input, as Flink's ``reduce`` does."""
+        return self._keyed_operator("Reduce", ops.Reduce(f), True)
+
+
+class Window:
+    """Which windows a record belongs to, and on which clock they fire."""
+
+    def __init__(self, assigner, time):
+        self.assigner = assigner
+        self.time = time
+
+    @staticmethod
+    def tumbling_event_time(size_ms):
+        """Fixed windows of ``size_ms``, aligned to the epoch, on record timestamps."""
+        return Window(("tumbling", int(size_ms)), EVENT_TIME)
+
+    @staticmethod
+    def sliding_event_time(size_ms, slide_ms):
+        """Windows of ``size_ms`` starting every ``slide_ms``, on record timestamps."""
+        return Window(("sliding", int(size_ms), int(slide_ms)), EVENT_TIME)
+
+    @staticmethod
+    def session_event_time(gap_ms):
+        """Per key, records less than ``gap_ms`` apart share a window, on record timestamps."""
+        return Window(("session", int(gap_ms)), EVENT_TIME)
+
+    @staticmethod
+    def tumbling_processing_time(size_ms):
+        """Fixed windows of ``size_ms`` on the wall clock of the window's subtask."""
+        return Window(("tumbling", int(size_ms)), PROCESSING_TIME)
+
+    @staticmethod
+    def sliding_processing_time(size_ms, slide_ms):
+        """Sliding windows on the wall clock."""
+        return Window(("sliding", int(size_ms), int(slide_ms)), PROCESSING_TIME)
+
+    @staticmethod
+    def session_processing_time(gap_ms):
+        """Sessions with gap ``gap_ms``, on the wall clock."""
+        return Window(("session", int(gap_ms)), PROCESSING_TIME)
+
+
+class WindowedStream(_Settable):
+    """A keyed stream grouped into windows; choose what each window computes. Results carry
+    the key and the timestamp ``end - 1``."""
+
+    def __init__(self, g, keyed, window):
+        spec = {"assigner": window.assigner, "time": window.time, "allowed_lateness_ms": 0,
+                "function": ("collect",)}
+        self._g = g
+        self._v = g.add_vertex("Window", ["window", spec], (keyed, HASH, False))
+
+    def _spec(self):
+        return self._vertex().kind[1]
+
+    def allowed_lateness(self, lateness_ms):
+        """Records up to ``lateness_ms`` behind the watermark still update their windows
+        (each fires again); later ones are dropped or go to :meth:`late_data`."""
+        self._spec()["allowed_lateness_ms"] = int(lateness_ms)
+        return self
+
+    def late_data(self):
+        """The records too late for any of their windows (Flink's ``sideOutputLateData``)."""
+        return Stream(self._g, self._v, FORWARD, True)
+
+    def _built_in(self, name, kind, field):
+        self._spec()["function"] = ("aggregate", kind, field_ref(field))
+        self._vertex().name = name
+        return Stream(self._g, self._v)
+
+    def count(self):
+        """Number of records per key and window (built into the host): ``[key, n]``."""
+        return self._built_in("Window Count", "count", None)
+
+    def sum(self, field=None):
+        """Sum of ``field`` per key and window (built into the host)."""
+        return self._built_in("Window Sum", "sum", field)
+
+    def min(self, field=None):
+        """Minimum of ``field`` per key and window (built into the host)."""
+        return self._built_in("Window Min", "min", field)
+
+    def max(self, field=None):
+        """Maximum of ``field`` per key and window (built into the host)."""
+        return self._built_in("Window Max", "max", field)
+
+    def _then(self, name, f):
+        vid = self._g.add_operator(name, ops.WindowFunction(f), (self._v, FORWARD, False))
+        self._g.place_with(self._v, vid)
+        return Stream(self._g, vid)
+
+    def reduce(self, f):
+        """Folds each window's values with ``f(a, b)`` and emits the result."""
+        def run(ctx, key, window, values):
+            if values:
+                ctx.collect(functools.reduce(f, values))
+        return self._then("Window Reduce", run)
+
+    def aggregate(self, create, add, result=lambda acc: acc):
+        """Flink's ``AggregateFunction``: an accumulator from ``create()``, each value folded
+        in by ``add(acc, value)``, the output made by ``result(acc)``."""
+        def run(ctx, key, window, values):
+            acc = create()
+            for v in values:
+                acc = add(acc, v)
+            ctx.collect(result(acc))
+        return self._then("Window Aggregate", run)
+
+    def process(self, f):
+        """A full window function ``f(ctx, key, window, values)`` (``window.start``,
+        ``window.end``); emits with ``ctx.collect`` (Flink's ``ProcessWindowFunction``)."""
+        return self._then("Window Process", f)

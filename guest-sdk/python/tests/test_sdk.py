@@ -1,0 +1,153 @@
+"""Native tests of the Python SDK (no component needed): argument parsing and word
+splitting as in Rust, the batch framing's fast and slow paths, and graph building.
+
+    python3 -m unittest discover -s guest-sdk/python/tests
+"""
+
+import os
+import random
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import eddy  # noqa: E402
+from eddy import ops  # noqa: E402
+from eddy.text import words, words_of_lines  # noqa: E402
+
+
+def frame(records):
+    """The framing of wit/README.md, written out plainly."""
+    out = b""
+    for k, t, v in records:
+        out += bytes([(1 if k is not None else 0) | (2 if t is not None else 0)])
+        if t is not None:
+            out += t.to_bytes(8, "little", signed=True)
+        if k is not None:
+            out += len(k).to_bytes(4, "little") + k
+        out += len(v).to_bytes(4, "little") + v
+    return out
+
+
+class ArgsTest(unittest.TestCase):
+    # The cases of guest-sdk/src/args.rs.
+    def test_forms(self):
+        a = eddy.Args(["pos", "--input", "in.txt", "--output=out", "--verbose", "--n", "-5",
+                       "--x=a=b", "-p", "3"])
+        self.assertEqual(a.get("input"), "in.txt")
+        self.assertEqual(a.get("output"), "out")
+        self.assertEqual(a.get("verbose"), "true")
+        self.assertTrue(a.has("verbose"))
+        self.assertEqual(a.parse_or("n", 0), -5)
+        self.assertEqual(a.get("x"), "a=b")
+        self.assertEqual(a.get("p"), "3")
+        self.assertEqual(a.positional, ["pos"])
+
+    def test_flags_errors_and_double_dash(self):
+        a = eddy.Args(["--dry", "--port", "9", "--last"])
+        self.assertEqual((a.get("dry"), a.parse_or("port", 1), a.get("last")), ("true", 9, "true"))
+        a = eddy.Args(["--port", "seventy"])
+        with self.assertRaisesRegex(eddy.EddyError, "missing required argument --input"):
+            a.required("input")
+        self.assertEqual(a.get_or("host", "localhost"), "localhost")
+        with self.assertRaisesRegex(eddy.EddyError, "invalid value 'seventy' for --port"):
+            a.parse_or("port", 7777)
+        a = eddy.Args(["--k", "1", "--k", "2", "--", "--not-an-option"])
+        self.assertEqual((a.get("k"), a.positional), ("2", ["--not-an-option"]))
+
+
+class TextTest(unittest.TestCase):
+    # The cases of guest-sdk/src/text.rs.
+    def test_words(self):
+        self.assertEqual(words("Hello, World! hello"), ["hello", "world", "hello"])
+        self.assertEqual(words("  --  "), [])
+        self.assertEqual(words("a1b2 x_y"), ["a1b2", "x", "y"])
+        self.assertEqual(words("Café Über NAÏVE"), ["café", "über", "naïve"])
+        self.assertEqual(words("«quoted»—dash…end"), ["quoted", "dash", "end"])
+        self.assertEqual(words("ΣΑΣ"), ["σας"])
+        self.assertEqual(words("日本語 テキスト"), ["日本語", "テキスト"])
+        self.assertEqual(words("x\u00a0y"), ["x", "y"])
+        lines = ["Hello, World", "ΣΑΣ x", "", "a1b2 x_y"]
+        self.assertEqual(words_of_lines(lines), [w for line in lines for w in words(line)])
+
+
+class FramingTest(unittest.TestCase):
+    def test_round_trips(self):
+        rnd = random.Random(1)
+
+        def value():
+            c = rnd.random()
+            if c < 0.3:
+                return str(rnd.randint(-10**6, 10**20)).encode()
+            if c < 0.6:
+                n = rnd.choice([1, 5, 130, 300, 70000])
+                return ops.encode_value("".join(rnd.choice('ab\u00e9\u4e2d\n"\\x') for _ in range(n)))
+            return ops.encode_value([rnd.randint(0, 9), "x"])
+
+        for _ in range(300):
+            mode = rnd.choice(["none", "key", "ts", "both", "mixed"])
+            records = []
+            for _ in range(rnd.choice([0, 1, 2, 5, 50])):
+                mixed = mode == "mixed"
+                k = ops.encode_value("k%d" % rnd.randint(0, 300)) \
+                    if mode in ("key", "both") or (mixed and rnd.random() < .5) else None
+                t = rnd.randint(-2**63, 2**63 - 1) \
+                    if mode in ("ts", "both") or (mixed and rnd.random() < .5) else None
+                records.append((k, t, value()))
+            data = frame(records)
+            b = ops.decode_batch(data)
+            self.assertEqual(ops.encode_batch(b), data)
+            self.assertEqual(ops.encode_batch(ops.Batch(b.keys, b.ts, None, b.values())), data)
+
+    def test_value_encodings_match_serde(self):
+        for vals in ([1, 22, 333], [10, 11], [-5, -50], [True, 1], [1.5, 2], ["a", "é\n\"x"],
+                     [["w", 1], {"word": "naïve", "length": 5}, None], [10**30]):
+            want = frame([(None, None, ops.encode_value(v)) for v in vals])
+            self.assertEqual(ops.encode_batch(ops.Batch(None, None, None, list(vals))), want)
+        self.assertEqual(ops.encode_value(["w", 1]), b'["w",1]')
+        self.assertEqual(ops.encode_value({"word": "é", "length": 1}), '{"word":"é","length":1}'.encode())
+
+    def test_malformed(self):
+        for bad, msg in [(b"\x05\x00\x00\x00\x00", "unknown flag bits 0x05"),
+                         (b"\x00\x05\x00\x00\x00ab", "ends inside its value"),
+                         (b"\x01\x01", "ends inside its key")]:
+            with self.assertRaisesRegex(eddy.EddyError, msg):
+                ops.decode_batch(bad)
+
+
+class GraphTest(unittest.TestCase):
+    def test_word_count_shape(self):
+        env = eddy.Env("wc")
+        (env.read_text_file("in.txt").flat_map(words).name("tokenize")
+            .key_by(lambda w: w).sum(1).name("count")
+            .map(lambda wc: f"{wc[0]} {wc[1]}").print().set_parallelism(1))
+        g = env._finish()
+        self.assertEqual([v.name for v in g.vertices],
+                         ["File Source", "tokenize", "KeyBy", "count", "Map", "Print Sink"])
+        self.assertEqual([(e.source, e.target, e.partitioning) for e in g.edges],
+                         [(0, 1, "forward"), (1, 2, "forward"), (2, 3, "hash"), (3, 4, "forward"),
+                          (4, 5, "forward")])
+        self.assertEqual([v.kind[0] for v in g.vertices],
+                         ["file-source", "wasm", "wasm", "aggregate", "wasm", "print-sink"])
+        self.assertEqual(g.vertices[3].kind, ("aggregate", "sum", ("index", 1)))
+        self.assertEqual(len(g.registry), 3)
+
+    def test_run_chain(self):
+        env = eddy.Env("ops")
+        (env.generate(0, lambda i: i * 2).flat_map(lambda x: [x, x + 1])
+            .filter(lambda x: x % 2 == 1).key_by(lambda x: f"k{x}").sum())
+        g = env._finish()
+        out = ops.run_batch(g.registry, frame([(None, 5, b"3")]))
+        self.assertEqual(out, frame([(b'"k7"', 5, b"7")]))
+
+    def test_errors(self):
+        with self.assertRaisesRegex(eddy.EddyError, "defines no operators"):
+            eddy.Env("e")._finish()
+        env = eddy.Env("w")
+        env.from_elements(1).with_idleness(5).print()
+        with self.assertRaisesRegex(eddy.EddyError, "with_idleness must follow"):
+            env._finish()
+
+
+if __name__ == "__main__":
+    unittest.main()
