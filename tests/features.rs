@@ -24,10 +24,6 @@ fn pairs() -> Vec<(String, i64)> {
     (0..20i64).map(|i| (keys[(i * 7 % 3) as usize].to_string(), (i * 5 % 7) - 2)).collect()
 }
 
-fn strip_prefix(line: &str) -> &str {
-    line.split_once("> ").map_or(line, |(_, rest)| rest)
-}
-
 #[test]
 fn elements_and_map() {
     assert_eq!(features("elements", &[], &[]), "ALPHA\nBETA\nGAMMA\nDÉLTA\n");
@@ -37,7 +33,7 @@ fn elements_and_map() {
 fn generate_filter_map_at_parallelism_1_and_2() {
     assert_eq!(features("generate", &[], &["--n", "10"]), "0\n4\n16\n36\n64\n");
     let out = features("generate", &["-p", "2"], &["--n", "1000"]);
-    let mut got: Vec<u64> = out.lines().map(|l| strip_prefix(l).parse().unwrap()).collect();
+    let mut got: Vec<u64> = out.lines().map(|l| unprefixed(l).parse().unwrap()).collect();
     got.sort();
     let want: Vec<u64> = (0..1000).filter(|x| x % 2 == 0).map(|x| x * x).collect();
     assert_eq!(got, want);
@@ -63,7 +59,7 @@ fn keyed_value_list_and_map_state() {
     // At parallelism 2 the keys are split between subtasks; each key's updates keep their order.
     let out = features("keyed-state", &["-p", "2"], &[]);
     for key in ["apple", "banana", "cherry"] {
-        let got: Vec<&str> = out.lines().map(strip_prefix).filter(|l| l.starts_with(key)).collect();
+        let got: Vec<&str> = out.lines().map(unprefixed).filter(|l| l.starts_with(key)).collect();
         let exp: Vec<&str> = want.iter().map(String::as_str).filter(|l| l.starts_with(key)).collect();
         assert_eq!(got, exp, "key {key}");
     }
@@ -99,7 +95,7 @@ fn built_in_min_max_count() {
     assert_eq!(features("max", &[], &[]).lines().collect::<Vec<_>>(), max);
     assert_eq!(features("count", &[], &[]).lines().collect::<Vec<_>>(), count);
     // At parallelism 2 partial counts are combined before the exchange, then merged.
-    let mut got: Vec<String> = features("count", &["-p", "2"], &[]).lines().map(|l| strip_prefix(l).to_string()).collect();
+    let mut got: Vec<String> = features("count", &["-p", "2"], &[]).lines().map(|l| unprefixed(l).to_string()).collect();
     got.sort();
     let mut want = count.clone();
     want.sort();

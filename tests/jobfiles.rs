@@ -35,19 +35,6 @@ fn reference_words(text: &str) -> Vec<String> {
     words
 }
 
-/// Printed lines without the `N> ` subtask prefix of parallel print sinks, sorted.
-fn sorted_output(out: &str) -> Vec<String> {
-    let mut lines: Vec<String> = out
-        .lines()
-        .map(|l| match l.split_once("> ") {
-            Some((p, rest)) if p.chars().all(|c| c.is_ascii_digit()) => rest.to_string(),
-            _ => l.to_string(),
-        })
-        .collect();
-    lines.sort();
-    lines
-}
-
 const TOKENIZE: &str = r#"
 name = "tokens"
 [components]
@@ -75,7 +62,7 @@ fn an_operator_entry_runs_as_a_step_of_a_job_file() {
         let out = run_ok(&["run", "-p", p, &job]);
         let mut want = reference_words(text);
         want.sort();
-        assert_eq!(sorted_output(&out), want, "p={p}");
+        assert_eq!(sorted_lines(&out), want, "p={p}");
     }
     let plan = run_ok(&["info", "-p", "2", &job]);
     assert!(plan.contains("task 0: source -> tokenize -> sink  p=2"), "{plan}");
@@ -164,7 +151,7 @@ fn mixed_reference(text: &str) -> Vec<serde_json::Value> {
 }
 
 fn parse_values(out: &str) -> Vec<serde_json::Value> {
-    let mut values: Vec<serde_json::Value> = sorted_output(out)
+    let mut values: Vec<serde_json::Value> = sorted_lines(out)
         .iter()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
         .collect();

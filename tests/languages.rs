@@ -156,19 +156,6 @@ window: bob [1000, 1010) 5
 window: bob [1010, 1020) 1
 window: carol [1010, 1020) 7";
 
-/// Printed lines without the `N> ` prefix of parallel print sinks, sorted.
-fn sorted_lines(out: &str) -> Vec<String> {
-    let mut lines: Vec<String> = out
-        .lines()
-        .map(|l| match l.split_once("> ") {
-            Some((p, rest)) if p.chars().all(|c| c.is_ascii_digit()) => rest.to_string(),
-            _ => l.to_string(),
-        })
-        .collect();
-    lines.sort();
-    lines
-}
-
 #[test]
 fn python_and_javascript_reach_keyed_state_timers_and_windows() {
     for (name, want) in [("features-py", PYTHON_FEATURES), ("features-js", JS_FEATURES)] {

@@ -122,15 +122,7 @@ fn expected(kind: Kind, function: &'static str) -> Vec<String> {
 fn run_windows(window: &str, function: &str, parallelism: &str) -> Vec<String> {
     let wasm = component("windows");
     let out = run_ok(&["run", "--local", "-p", parallelism, "-c", "windows", wasm.to_str().unwrap(), "--window", window, "--fn", function]);
-    let mut lines: Vec<String> = out
-        .lines()
-        .map(|l| match l.split_once("> ") {
-            Some((p, rest)) if p.chars().all(|c| c.is_ascii_digit()) => rest.to_string(),
-            _ => l.to_string(),
-        })
-        .collect();
-    lines.sort();
-    lines
+    sorted_lines(&out)
 }
 
 fn check(window: &str, kind: Kind) {

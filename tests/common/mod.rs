@@ -104,15 +104,27 @@ pub fn reference_counts(text: &[u8]) -> BTreeMap<String, u64> {
     counts
 }
 
+/// A printed line without the `N> ` prefix that a parallel print sink adds.
+pub fn unprefixed(line: &str) -> &str {
+    match line.split_once("> ") {
+        Some((p, rest)) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => rest,
+        _ => line,
+    }
+}
+
+/// Printed lines, unprefixed and sorted.
+pub fn sorted_lines(out: &str) -> Vec<String> {
+    let mut lines: Vec<String> = out.lines().map(|l| unprefixed(l).to_string()).collect();
+    lines.sort();
+    lines
+}
+
 /// Parses `word count` lines (optionally prefixed by `N> `) into a map,
 /// failing on a word seen twice.
 pub fn parse_counts(lines: impl IntoIterator<Item = String>) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
     for line in lines {
-        let line = match line.split_once("> ") {
-            Some((p, rest)) if p.chars().all(|c| c.is_ascii_digit()) => rest.to_string(),
-            _ => line,
-        };
+        let line = unprefixed(&line);
         let (word, n) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a `word count` line: {line:?}"));
         let n: u64 = n.parse().unwrap_or_else(|_| panic!("bad count in {line:?}"));
         assert!(counts.insert(word.to_string(), n).is_none(), "word {word:?} reported twice");
