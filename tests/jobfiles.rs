@@ -84,7 +84,9 @@ fn bad_job_files_get_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let source = "[[step]]\nsource = { file = \"x\" }\n";
     let rust = "[components]\nrust = \"{wordcount}\"\n";
-    let cases: [(String, &str); 9] = [
+    let cases: [(String, &str); 11] = [
+        (format!("[components]\nrust = \"missing.wasm\"\n{source}"), "missing.wasm: No such file or directory"),
+        (format!("[components]\nbad = \"job.toml\"\n{source}"), "job.toml is not a WebAssembly component (no \\0asm header)"),
         (format!("{rust}{source}[[step]]\ncomponent = \"nope\"\nentry = \"tokenize\"\n"),
             "error: step 'tokenize' uses component 'nope', which [components] does not name"),
         (format!("{rust}{source}[[step]]\ncomponent = \"rust\"\nentry = \"word-count\"\nargs = [\"--input\", \"x\"]\n"),

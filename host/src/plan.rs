@@ -456,7 +456,19 @@ impl fmt::Display for ExecutionPlan {
         writeln!(f, "operators:")?;
         for (i, v) in self.vertices.iter().enumerate() {
             let uid = v.uid.as_deref().map(|u| format!(" uid={u}")).unwrap_or_default();
-            writeln!(f, "  [{i}] {:<20} p={:<3} {}{uid}", v.name, self.parallelism[i], describe(&v.kind))?;
+            // A job of several programs says which one runs each Wasm vertex.
+            let program = match self.program_of[i] {
+                Some(p) if self.programs.len() > 1 => format!(" of program {p}"),
+                _ => String::new(),
+            };
+            writeln!(f, "  [{i}] {:<20} p={:<3} {}{program}{uid}", v.name, self.parallelism[i], describe(&v.kind))?;
+        }
+        if self.programs.len() > 1 {
+            writeln!(f, "programs:")?;
+            for (i, p) in self.programs.iter().enumerate() {
+                let args = if p.args.is_empty() { String::new() } else { format!(" {}", p.args.join(" ")) };
+                writeln!(f, "  [{i}] entry '{}'{args} of component {}", p.entry, &p.module[..p.module.len().min(12)])?;
+            }
         }
         writeln!(f, "tasks (chains):")?;
         for (c, chain) in self.chains.iter().enumerate() {
