@@ -201,3 +201,47 @@ fn a_pipeline_of_four_languages_runs_on_a_cluster() {
     let again = run_ok(&["run", "-m", &cluster.http, &job]);
     assert_eq!(again.matches("is already on the cluster").count(), 4, "{again}");
 }
+
+#[test]
+fn steps_repeating_an_entry_run_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    // The same entry and arguments twice in a row, and a given name that a default name
+    // would otherwise take: each step gets its own name, uid and instance.
+    let text = r#"
+[components]
+c = "{upper-c}"
+rust = "{wordcount}"
+
+[[step]]
+source = { elements = ["alpha beta", "gamma"] }
+
+[[step]]
+component = "rust"
+entry = "tokenize"
+
+[[step]]
+name = "upper-2"
+component = "c"
+entry = "upper"
+
+[[step]]
+component = "c"
+entry = "upper"
+
+[[step]]
+component = "c"
+entry = "upper"
+
+[[step]]
+sink = "print"
+"#;
+    let job = job_file(dir.path(), text, &["upper-c", "wordcount"]);
+    assert_eq!(sorted_lines(&run_ok(&["run", "-p", "2", &job])), ["ALPHA", "BETA", "GAMMA"]);
+    let plan = run_ok(&["info", &job]);
+    for uid in ["uid=upper-2/vertex-1", "uid=upper/vertex-1", "uid=upper-3/vertex-1"] {
+        assert_eq!(plan.matches(uid).count(), 1, "{uid} in:\n{plan}");
+    }
+    let repeated = text.replace("[[step]]\nsink = \"print\"\n", "[[step]]\nsink = \"print\"\ninputs = [\"upper\", \"upper\"]\n");
+    let err = run_err(&["run", &job_file(dir.path(), &repeated, &["upper-c", "wordcount"])]);
+    assert_eq!(error_line(&err), "error: step 'sink' reads 'upper' twice");
+}

@@ -28,8 +28,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a job: plan ENTRY of the component with the job arguments and
-    /// execute it, on the cluster given by `-m` (or EDDY_JOBMANAGER) or else
+    /// Run a job: plan ENTRY of the component with the job arguments (or
+    /// compose a job file of several components) and execute it, on the cluster given by `-m` (or EDDY_JOBMANAGER) or else
     /// on the embedded cluster. Embedded, bounded jobs end when their input
     /// does; unbounded ones run until Ctrl-C, which ends the sources and
     /// flushes the sinks. On a cluster, `eddy run` uploads the component,
@@ -172,9 +172,8 @@ impl CheckpointArgs {
 /// `eddy upload`.
 #[derive(Debug, Args)]
 pub struct UploadArgs {
-    /// The job component (`.wasm`), or a job file (`.toml`) whose steps use operator
-    /// entries of several components (docs/writing-operators.md).
-    #[arg(value_name = "JOB.wasm|JOB.toml")]
+    /// The job component (`.wasm`).
+    #[arg(value_name = "JOB.wasm")]
     pub component: PathBuf,
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -373,9 +372,8 @@ pub struct InfoArgs {
 /// `eddy entries`.
 #[derive(Debug, Args)]
 pub struct EntriesArgs {
-    /// The job component (`.wasm`), or a job file (`.toml`) whose steps use operator
-    /// entries of several components (docs/writing-operators.md).
-    #[arg(value_name = "JOB.wasm|JOB.toml")]
+    /// The job component (`.wasm`).
+    #[arg(value_name = "JOB.wasm")]
     pub component: PathBuf,
     #[command(flatten)]
     #[allow(missing_docs)]

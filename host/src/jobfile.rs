@@ -30,7 +30,7 @@
 //! sink = "print"
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -171,6 +171,26 @@ pub enum JobFileError {
         /// The name it used.
         component: String,
     },
+    /// An input named twice.
+    #[error("step '{step}' reads '{input}' twice")]
+    RepeatedInput {
+        /// The step.
+        step: String,
+        /// The name it repeated.
+        input: String,
+    },
+    /// A planner that returned a graph that cannot be spliced.
+    #[error("step '{step}': entry '{entry}' of component '{component}' returned a malformed graph: {why}")]
+    BadFragment {
+        /// The step.
+        step: String,
+        /// The entry.
+        entry: String,
+        /// The component.
+        component: String,
+        /// What is wrong.
+        why: String,
+    },
     /// An input that is no step.
     #[error("step '{step}' reads '{input}', which is not a step before it")]
     UnknownInput {
@@ -239,23 +259,30 @@ impl JobFile {
     /// Reads and parses a job file.
     pub fn read(path: &Path) -> Result<JobFile, JobFileError> {
         let text = std::fs::read_to_string(path).map_err(|e| JobFileError::Read { path: path.into(), cause: e.to_string() })?;
-        let mut file: JobFile = toml::from_str(&text)
-            .map_err(|e| JobFileError::Syntax { path: path.into(), cause: e.to_string().trim().replace('\n', " ") })?;
+        let mut file: JobFile = toml::from_str(&text).map_err(|e| {
+            let at = e.span().map(|s| {
+                let line = text[..s.start].matches('\n').count() + 1;
+                let column = s.start - text[..s.start].rfind('\n').map_or(0, |n| n + 1) + 1;
+                format!("line {line}, column {column}: ")
+            });
+            JobFileError::Syntax { path: path.into(), cause: format!("{}{}", at.unwrap_or_default(), e.message().trim().replace('\n', " ")) }
+        })?;
         if file.name.is_none() {
             file.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         }
         Ok(file)
     }
 
-    /// The step names: given ones, or the entry / `source` / `sink`, numbered when repeated.
+    /// The step names: given ones, or the entry / `source` / `sink`, numbered from 2 when
+    /// repeated (skipping names taken by other steps).
     fn step_names(&self) -> Result<Vec<String>, JobFileError> {
-        let mut names: Vec<String> = Vec::with_capacity(self.steps.len());
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut taken: HashSet<String> = HashSet::new();
         for step in self.steps.iter().filter_map(|s| s.name.clone()) {
-            if seen.insert(step.clone(), 1).is_some() {
+            if !taken.insert(step.clone()) {
                 return Err(JobFileError::DuplicateStep(step));
             }
         }
+        let mut names: Vec<String> = Vec::with_capacity(self.steps.len());
         for step in &self.steps {
             let name = match &step.name {
                 Some(n) => n.clone(),
@@ -266,9 +293,12 @@ impl JobFile {
                         (_, _, Some(_)) => "sink",
                         _ => "step",
                     };
-                    let n = seen.entry(base.to_string()).or_insert(0);
-                    *n += 1;
-                    if *n == 1 { base.to_string() } else { format!("{base}-{n}") }
+                    let name = std::iter::once(base.to_string())
+                        .chain((2..).map(|n| format!("{base}-{n}")))
+                        .find(|n| !taken.contains(n))
+                        .expect("some number is free");
+                    taken.insert(name.clone());
+                    name
                 }
             };
             names.push(name);
@@ -326,7 +356,10 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
             (None, Some(list)) if list.is_empty() => return Err(JobFileError::NoInput(name.clone())),
             (None, Some(list)) => {
                 let mut v = Vec::new();
-                for input in list {
+                for (n, input) in list.iter().enumerate() {
+                    if list[..n].contains(input) {
+                        return Err(JobFileError::RepeatedInput { step: name.clone(), input: input.clone() });
+                    }
                     let out = outputs
                         .get(input.as_str())
                         .ok_or_else(|| JobFileError::UnknownInput { step: name.clone(), input: input.clone() })?;
@@ -409,14 +442,14 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
                     return Err(JobFileError::ManyInputs { step, entry, component, n: input_ids.len() });
                 }
             };
-            let program = Program { module: digest.clone(), entry: entry.into(), args: step.args.clone() };
-            let program = match programs.iter().position(|p| *p == program) {
-                Some(p) => p,
-                None => {
-                    programs.push(program);
-                    programs.len() - 1
-                }
-            };
+            check_fragment(&fragment, input).map_err(|why| {
+                let (step, entry, component) = what();
+                JobFileError::BadFragment { step, entry, component, why }
+            })?;
+            // One program per step, even for a step repeating another's entry: each step's
+            // functions run in instances of their own.
+            programs.push(Program { module: digest.clone(), entry: entry.into(), args: step.args.clone() });
+            let program = programs.len() - 1;
             let mut ids = HashMap::new();
             let parallelism = step.parallelism.or(fragment.parallelism);
             for v in fragment.vertices.iter().filter(|v| v.id != input) {
@@ -436,16 +469,37 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
                     graph.edges.push(Edge { source, target, partitioning: e.partitioning, side_output: e.side_output });
                 }
             }
-            // The step's output: its vertices that feed nothing further and are not sinks.
+            // The step's output: its vertices whose main output feeds nothing further, sinks
+            // aside (a window whose late records go on still outputs its results).
             fragment
                 .vertices
                 .iter()
                 .filter(|v| v.id != input && !matches!(v.kind, VertexKind::PrintSink | VertexKind::FileSink(_)))
-                .filter(|v| !fragment.edges.iter().any(|e| e.source == v.id))
+                .filter(|v| !fragment.edges.iter().any(|e| e.source == v.id && !e.side_output))
                 .map(|v| ids[&v.id])
                 .collect()
         };
         outputs.insert(name.as_str(), out);
     }
     Ok(JobSpec { graph, programs, vertex_programs })
+}
+
+/// What splicing needs of an operator entry's graph: unique ids, edges between them, and
+/// nothing flowing into its input. The rest is checked when the composed job is planned.
+fn check_fragment(fragment: &JobGraph, input: u32) -> Result<(), String> {
+    let mut ids = HashSet::new();
+    for v in &fragment.vertices {
+        if !ids.insert(v.id) {
+            return Err(format!("two vertices have id {}", v.id));
+        }
+    }
+    for e in &fragment.edges {
+        if let Some(id) = [e.source, e.target].into_iter().find(|id| !ids.contains(id)) {
+            return Err(format!("an edge refers to vertex {id}, which does not exist"));
+        }
+        if e.target == input {
+            return Err("an edge leads into its input".into());
+        }
+    }
+    Ok(())
 }

@@ -72,6 +72,9 @@ pub enum PlanError {
     /// An operator entry's graph run on its own.
     #[error("the entry is an operator entry (its '{0}' vertex reads the records of an enclosing job); it runs only as a step of a job file (eddy run job.toml)")]
     OperatorEntry(String),
+    /// Two operators claiming one uid would share their state in snapshots.
+    #[error("two operators have uid '{0}'")]
+    DuplicateUid(String),
     /// A Wasm vertex that no program runs.
     #[error("operator '{0}' runs user code, but the job names no component for it")]
     NoProgram(String),
@@ -156,6 +159,11 @@ fn is_sink(kind: &VertexKind) -> bool {
     matches!(kind, VertexKind::PrintSink | VertexKind::FileSink(_))
 }
 
+/// The uid naming a vertex's state: its own, or one derived from its id.
+pub fn vertex_uid(vertex: &Vertex) -> String {
+    vertex.uid.clone().unwrap_or_else(|| format!("vertex-{}", vertex.id))
+}
+
 /// The slot-sharing group every operator is in unless it names another.
 pub const DEFAULT_GROUP: &str = "default";
 
@@ -179,6 +187,10 @@ impl ExecutionPlan {
             if index.insert(v.id, i).is_some() {
                 return Err(PlanError::DuplicateId(v.id));
             }
+        }
+        let mut uids = std::collections::HashSet::new();
+        if let Some(v) = graph.vertices.iter().find(|v| !uids.insert(vertex_uid(v))) {
+            return Err(PlanError::DuplicateUid(vertex_uid(v)));
         }
         let mut edges = Vec::new();
         for e in &graph.edges {

@@ -17,7 +17,7 @@ use crate::state::{BackendKind, Domain, KeyedState};
 use crate::framing::{self, Record};
 use crate::json::{self, Number};
 use crate::keys;
-use crate::plan::ExecutionPlan;
+use crate::plan::{vertex_uid, ExecutionPlan};
 use crate::runtime::{Aggregate, AggregateKind, FieldRef, Instance, KeyScope, Module, SubtaskInfo, VertexKind};
 
 /// One operator of a chain.
@@ -223,11 +223,6 @@ pub struct ChainContext<'a> {
     pub state_backend: &'a BackendKind,
 }
 
-
-/// The uid naming a vertex's state: its own, or one derived from its id.
-pub fn vertex_uid(vertex: &crate::runtime::Vertex) -> String {
-    vertex.uid.clone().unwrap_or_else(|| format!("vertex-{}", vertex.id))
-}
 
 /// The uid of the state a bounded keyed reduce keeps after its Wasm call.
 fn last_per_key_uid(vertex: &crate::runtime::Vertex) -> String {
