@@ -222,7 +222,7 @@ async fn get_job(State(jm): State<Shared>, Path(id): Path<String>) -> Response {
     Json(json!({
         "jid": j.id,
         "name": j.name,
-        "entry": (j.spec.programs.len() == 1).then(|| &j.spec.programs[0].entry),
+        "entry": (!j.from_job_file).then(|| &j.spec.programs[0].entry),
         "programs": j.spec.programs,
         "status": j.status,
         "bounded": plan.bounded,

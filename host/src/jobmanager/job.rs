@@ -85,6 +85,8 @@ pub struct Job {
     pub status: JobStatus,
     /// The graph and its programs, shipped to TaskManagers.
     pub spec: JobSpec,
+    /// Submitted as a job file (`POST /jobs`) rather than an entry of one jar.
+    pub from_job_file: bool,
     /// The plan derived from it.
     pub plan: Arc<ExecutionPlan>,
     /// `[chain][subtask]` → (TaskManager id, slot index), once scheduled.
@@ -163,6 +165,7 @@ impl JobManager {
     /// Plans a submitted job and queues it for slots.
     pub async fn submit(self: &Arc<Self>, submission: Submission, settings: JobSettings) -> Result<String, (u16, String)> {
         let parallelism = settings.parallelism;
+        let from_job_file = matches!(submission, Submission::File(_));
         let digests: Vec<String> = match &submission {
             Submission::Jar { digest, .. } => vec![digest.clone()],
             Submission::File(file) => file.components.values().cloned().collect(),
@@ -223,6 +226,7 @@ impl JobManager {
                 settings,
                 status: JobStatus::Created,
                 spec,
+                from_job_file,
                 plan: Arc::new(plan),
                 placement: Vec::new(),
                 remaining,
