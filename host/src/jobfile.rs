@@ -107,6 +107,21 @@ pub enum SourceStep {
     Elements(Vec<serde_json::Value>),
 }
 
+impl SourceStep {
+    /// The host's source vertex; none for a socket that is not `HOST:PORT`.
+    fn vertex_kind(&self) -> Option<VertexKind> {
+        Some(match self {
+            SourceStep::File(path) => VertexKind::FileSource(path.clone()),
+            SourceStep::Socket(addr) => {
+                let (host, port) = addr.rsplit_once(':')?;
+                VertexKind::SocketSource(SocketSource { host: host.into(), port: port.parse().ok()? })
+            }
+            SourceStep::Sequence(count) => VertexKind::SequenceSource(Sequence { count: *count, per_second: None }),
+            SourceStep::Elements(values) => VertexKind::ElementsSource(values.iter().map(|v| v.to_string().into_bytes()).collect()),
+        })
+    }
+}
+
 /// A native sink.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -115,6 +130,15 @@ pub enum SinkStep {
     Print,
     /// Part files under a directory.
     File(String),
+}
+
+impl SinkStep {
+    fn vertex_kind(&self) -> VertexKind {
+        match self {
+            SinkStep::Print => VertexKind::PrintSink,
+            SinkStep::File(dir) => VertexKind::FileSink(dir.clone()),
+        }
+    }
 }
 
 /// How a step's input is partitioned (a hash exchange comes from an entry's own `key_by`).
@@ -393,26 +417,13 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
         };
         let uid = Some(name.clone());
         let out: Outputs = if let Some(source) = &step.source {
-            let kind = match source {
-                SourceStep::File(path) => VertexKind::FileSource(path.clone()),
-                SourceStep::Socket(addr) => {
-                    let (host, port) = addr.rsplit_once(':').ok_or_else(|| JobFileError::BadSocket(name.clone()))?;
-                    let port = port.parse().map_err(|_| JobFileError::BadSocket(name.clone()))?;
-                    VertexKind::SocketSource(SocketSource { host: host.into(), port })
-                }
-                SourceStep::Sequence(count) => VertexKind::SequenceSource(Sequence { count: *count, per_second: None }),
-                SourceStep::Elements(values) => VertexKind::ElementsSource(values.iter().map(|v| v.to_string().into_bytes()).collect()),
-            };
+            let kind = source.vertex_kind().ok_or_else(|| JobFileError::BadSocket(name.clone()))?;
             let v = vertex(name, kind, step.parallelism, uid);
             let id = v.id;
             graph.vertices.push(v);
             vec![id]
         } else if let Some(sink) = &step.sink {
-            let kind = match sink {
-                SinkStep::Print => VertexKind::PrintSink,
-                SinkStep::File(dir) => VertexKind::FileSink(dir.clone()),
-            };
-            let v = vertex(name, kind, step.parallelism, uid);
+            let v = vertex(name, sink.vertex_kind(), step.parallelism, uid);
             connect(&mut graph, v.id, Partitioning::Forward);
             graph.vertices.push(v);
             Vec::new()
@@ -454,7 +465,7 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
             let parallelism = step.parallelism.or(fragment.parallelism);
             for v in fragment.vertices.iter().filter(|v| v.id != input) {
                 // Uids are prefixed by the step, so two steps running one entry keep apart.
-                let uid = format!("{name}/{}", v.uid.clone().unwrap_or_else(|| format!("vertex-{}", v.id)));
+                let uid = format!("{name}/{}", crate::plan::vertex_uid(v));
                 let new = vertex(&v.name, v.kind.clone(), v.parallelism.or(parallelism), Some(uid));
                 ids.insert(v.id, new.id);
                 if matches!(v.kind, VertexKind::Wasm(_)) {
