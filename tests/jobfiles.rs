@@ -84,7 +84,7 @@ fn bad_job_files_get_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let source = "[[step]]\nsource = { file = \"x\" }\n";
     let rust = "[components]\nrust = \"{wordcount}\"\n";
-    let cases: [(String, &str); 11] = [
+    let cases: [(String, &str); 12] = [
         (format!("[components]\nrust = \"missing.wasm\"\n{source}"), "missing.wasm: No such file or directory"),
         (format!("[components]\nbad = \"job.toml\"\n{source}"), "job.toml is not a WebAssembly component (no \\0asm header)"),
         (format!("{rust}{source}[[step]]\ncomponent = \"nope\"\nentry = \"tokenize\"\n"),
@@ -101,6 +101,8 @@ fn bad_job_files_get_one_clear_line() {
             "error: step 'sink' reads 'elsewhere', which is not a step before it"),
         (format!("{source}[[step]]\nsink = \"print\"\nsource = {{ sequence = 3 }}\n"),
             "error: step 'source-2' must have exactly one of `source`, `component` (with `entry`) or `sink`"),
+        (format!("{source}partitioning = \"rebalance\"\n[[step]]\nsink = \"print\"\n"),
+            "error: source step 'source' reads no step: it takes no `inputs` or `partitioning`"),
         (String::from("[[step]]\nsource = { flie = \"x\" }\n"), "unknown variant `flie`, expected one of `file`, `socket`, `sequence`, `elements`"),
         (String::new(), "error: the job file has no steps"),
     ];

@@ -9,9 +9,10 @@
  *                           (default 4).
  *   - key-by-value:         sets each record's key to its value, so that a following keyed
  *                           entry sees all equal values in one subtask.
- *   - running-count:        keyed (its input edge is hashed and the records must carry keys,
- *                           e.g. from key-by-value): per key, counts the records in value state
- *                           and emits [key, count] for each one.
+ *   - running-count [--max-parallelism N]: keyed (its input edge is hashed and the records
+ *                           must carry keys, e.g. from key-by-value): per key, counts the
+ *                           records in value state and emits [key, count] for each one.
+ *                           N sets the job's key groups unless the job file sets them.
  *
  * Jobs:
  *   - upper-file --input FILE [--output DIR]: the lines of FILE upper-cased.
@@ -95,7 +96,10 @@ static int key_by_value_entry(eddy_env *env, const eddy_args *args) {
 }
 
 static int running_count_entry(eddy_env *env, const eddy_args *args) {
-    (void)args;
+    uint64_t key_groups;
+    if (eddy_arg_u64(args, "max-parallelism", 0, &key_groups)) return -1;
+    if (key_groups > UINT32_MAX) return eddy_error("--max-parallelism is at most %u", UINT32_MAX);
+    if (key_groups) eddy_set_max_parallelism(env, (uint32_t)key_groups);
     eddy_operator_entry(env, "running-count", running_count, NULL, true);
     return 0;
 }

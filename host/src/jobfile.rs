@@ -49,7 +49,7 @@ pub struct JobFile {
     /// Default parallelism of the steps; beats `-p`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<u32>,
-    /// Number of key groups (default 128).
+    /// Number of key groups (default: the largest an entry sets, else 128).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallelism: Option<u32>,
     /// Component name → its `.wasm` path (relative to the job file), or its sha256 on a cluster.
@@ -226,9 +226,9 @@ pub enum JobFileError {
     /// A step with nothing to read.
     #[error("step '{0}' has no input: only a source can come first")]
     NoInput(String),
-    /// A source with inputs.
-    #[error("source step '{0}' cannot have inputs")]
-    SourceWithInputs(String),
+    /// A source with inputs or a partitioning.
+    #[error("source step '{0}' reads no step: it takes no `inputs` or `partitioning`")]
+    SourceReads(String),
     /// An input step whose records go nowhere further (a sink, or an entry ending in sinks).
     #[error("step '{step}' reads '{input}', which has no output (it ends in a sink)")]
     NoOutput {
@@ -375,7 +375,8 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
         }
         // The vertices feeding this step.
         let inputs: Vec<u32> = match (&step.source, &step.inputs) {
-            (Some(_), Some(i)) if !i.is_empty() => return Err(JobFileError::SourceWithInputs(name.clone())),
+            (Some(_), Some(i)) if !i.is_empty() => return Err(JobFileError::SourceReads(name.clone())),
+            (Some(_), _) if step.partitioning.is_some() => return Err(JobFileError::SourceReads(name.clone())),
             (Some(_), _) => Vec::new(),
             (None, Some(list)) if list.is_empty() => return Err(JobFileError::NoInput(name.clone())),
             (None, Some(list)) => {
@@ -463,6 +464,10 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
             let program = programs.len() - 1;
             let mut ids = HashMap::new();
             let parallelism = step.parallelism.or(fragment.parallelism);
+            // Without the file's own, the job takes the most key groups any entry asks for.
+            if file.max_parallelism.is_none() {
+                graph.max_parallelism = graph.max_parallelism.max(fragment.max_parallelism);
+            }
             for v in fragment.vertices.iter().filter(|v| v.id != input) {
                 // Uids are prefixed by the step, so two steps running one entry keep apart.
                 let uid = format!("{name}/{}", crate::plan::vertex_uid(v));
