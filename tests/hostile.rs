@@ -92,7 +92,10 @@ fn truncated_and_non_wasm_files_are_refused() {
     assert_eq!(line, "error: core.wasm is a core WebAssembly module, not a component; build it for wasm32-wasip2");
 
     let missing = run_err(&["entries", "/no/such.wasm"]);
-    assert!(error_line(&missing).starts_with("error: cannot read /no/such.wasm"), "{missing}");
+    assert_eq!(error_line(&missing), "error: cannot read component /no/such.wasm: No such file or directory (os error 2)");
+
+    // A device is refused before it is read.
+    assert_eq!(error_line(&run_err(&["entries", "/dev/zero"])), "error: component /dev/zero is not a regular file");
 }
 
 #[test]

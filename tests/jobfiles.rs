@@ -39,6 +39,7 @@ const TOKENIZE: &str = r#"
 name = "tokens"
 [components]
 rust = "{wordcount}"
+unused = "/dev/zero"  # no step uses it, so it is never read
 
 [[step]]
 source = { file = "INPUT" }
@@ -84,9 +85,25 @@ fn bad_job_files_get_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let source = "[[step]]\nsource = { file = \"x\" }\n";
     let rust = "[components]\nrust = \"{wordcount}\"\n";
-    let cases: [(String, &str); 12] = [
-        (format!("[components]\nrust = \"missing.wasm\"\n{source}"), "missing.wasm: No such file or directory"),
-        (format!("[components]\nbad = \"job.toml\"\n{source}"), "job.toml is not a WebAssembly component (no \\0asm header)"),
+    let uses = |c: &str| format!("{source}[[step]]\ncomponent = \"{c}\"\nentry = \"tokenize\"\n[[step]]\nsink = \"print\"\n");
+    let cases: Vec<(String, &str)> = vec![
+        (format!("[components]\nrust = \"missing.wasm\"\n{}", uses("rust")), "missing.wasm: No such file or directory"),
+        (format!("[components]\nbad = \"job.toml\"\n{}", uses("bad")), "job.toml is not a WebAssembly component (no \\0asm header)"),
+        (format!("[components]\nz = \"/dev/zero\"\n{}", uses("z")), "error: component /dev/zero is not a regular file"),
+        (format!("{rust}{source}[[step]]\nsource = {{ sequence = 3 }}\n[[step]]\nsink = \"print\"\n"),
+            "error: the records of step 'source' go nowhere: end with a sink step, or name it in a later step's `inputs`"),
+        (format!("{rust}{source}[[step]]\ncomponent = \"rust\"\nentry = \"tokenize\"\n"),
+            "error: the records of step 'tokenize' go nowhere: end with a sink step, or name it in a later step's `inputs`"),
+        (format!("{source}[[step]]\nsink = \"print\"\ninputs = []\n"),
+            "error: step 'sink' has empty `inputs`: name the steps it reads, or leave `inputs` out to read the step before"),
+        (String::from("[[step]]\nname = \"e\"\nsource = { elements = [1, nan] }\n[[step]]\nsink = \"print\"\n"),
+            "error: step 'e': `elements` holds a TOML date-time, nan or inf, which JSON cannot carry (quote it as a string)"),
+        (String::from("[[step]]\nsource = { elements = [{ at = 1979-05-27T07:32:00Z }] }\n[[step]]\nsink = \"print\"\n"),
+            "error: step 'source': `elements` holds a TOML date-time, nan or inf, which JSON cannot carry (quote it as a string)"),
+        (format!("parallelism = 0\n{source}[[step]]\nsink = \"print\"\n"),
+            "error: invalid job graph: job parallelism 0 must be between 1 and the max parallelism 128"),
+        (format!("parallelism = 9\nmax-parallelism = 8\n{source}[[step]]\nsink = \"print\"\n"),
+            "error: invalid job graph: job parallelism 9 must be between 1 and the max parallelism 8"),
         (format!("{rust}{source}[[step]]\ncomponent = \"nope\"\nentry = \"tokenize\"\n"),
             "error: step 'tokenize' uses component 'nope', which [components] does not name"),
         (format!("{rust}{source}[[step]]\ncomponent = \"rust\"\nentry = \"word-count\"\nargs = [\"--input\", \"x\"]\n"),
@@ -194,14 +211,28 @@ fn a_pipeline_of_four_languages_runs_on_a_cluster() {
     let cluster = common::cluster::Cluster::start(2, 2, &[]);
     let out = dir.path().join("out");
     let with_sink = std::fs::read_to_string(&job).unwrap().replace("sink = \"print\"", &format!("sink = {{ file = \"{}\" }}", out.display()));
-    std::fs::write(&job, with_sink).unwrap();
+    // A job-wide parallelism, which the API reports (every step sets its own too).
+    std::fs::write(&job, format!("parallelism = 2\n{with_sink}")).unwrap();
     let submitted = run_ok(&["run", "-m", &cluster.http, &job]);
     // Four components, each uploaded once.
     assert_eq!(submitted.matches("Uploaded ").count(), 4, "{submitted}");
     assert_eq!(parse_values(&read_parts(&out).join("\n")), mixed_reference(&text));
+    let id = submitted.split("JobID ").nth(1).unwrap().split_whitespace().next().unwrap();
+    assert_eq!(cluster.job(id)["parallelism"], 2);
     // Submitted again, nothing is uploaded.
     let again = run_ok(&["run", "-m", &cluster.http, &job]);
     assert_eq!(again.matches("is already on the cluster").count(), 4, "{again}");
+    // A body that is no job file gets the API's error shape.
+    let mut resp = ureq::post(&format!("http://{}/jobs", cluster.http))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send_json(serde_json::json!({ "job": { "stepx": [] } }))
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.body_mut().read_json().unwrap();
+    let why = body["errors"][0].as_str().unwrap();
+    assert!(why.contains("unknown field `stepx`") && !why.contains('\n'), "{body}");
 }
 
 #[test]

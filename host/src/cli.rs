@@ -13,7 +13,7 @@ use crate::checkpoint::{CheckpointConfig, Mode, Restored};
 use crate::jobmanager::RestartStrategy;
 use crate::state::BackendKind;
 use crate::local::{CheckpointSettings, JobOptions, LocalCluster};
-use crate::runtime::{Runtime, SandboxConfig};
+use crate::runtime::{read_component, Runtime, SandboxConfig};
 use crate::task::JobSignals;
 
 /// Eddy runs stream processing jobs whose operators are WebAssembly components.
@@ -442,12 +442,6 @@ impl<'a> Target<'a> {
             }
         })
     }
-}
-
-fn read_component(path: &Path) -> anyhow::Result<(String, Vec<u8>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    Ok((name, bytes))
 }
 
 /// Resolves `HOST:PORT` to one socket address.

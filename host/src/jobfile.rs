@@ -226,6 +226,15 @@ pub enum JobFileError {
     /// A step with nothing to read.
     #[error("step '{0}' has no input: only a source can come first")]
     NoInput(String),
+    /// `inputs = []`.
+    #[error("step '{0}' has empty `inputs`: name the steps it reads, or leave `inputs` out to read the step before")]
+    EmptyInputs(String),
+    /// A step whose records nobody reads.
+    #[error("the records of step '{0}' go nowhere: end with a sink step, or name it in a later step's `inputs`")]
+    UnreadOutput(String),
+    /// An `elements` value that JSON cannot carry.
+    #[error("step '{0}': `elements` holds a TOML date-time, nan or inf, which JSON cannot carry (quote it as a string)")]
+    NotJson(String),
     /// A source with inputs or a partitioning.
     #[error("source step '{0}' reads no step: it takes no `inputs` or `partitioning`")]
     SourceReads(String),
@@ -294,6 +303,18 @@ impl JobFile {
         if file.name.is_none() {
             file.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         }
+        // Only what steps use is read, loaded and uploaded.
+        let used: HashSet<String> = file.steps.iter().filter_map(|s| s.component.clone()).collect();
+        file.components.retain(|name, _| used.contains(name));
+        // TOML has no null: a null here is a nan or inf that serde_json could not keep, and a
+        // date-time arrives as toml's private object.
+        for (step, name) in file.steps.iter().zip(file.step_names()?) {
+            if let Some(SourceStep::Elements(values)) = &step.source {
+                if !values.iter().all(toml_fits_json) {
+                    return Err(JobFileError::NotJson(name));
+                }
+            }
+        }
         Ok(file)
     }
 
@@ -331,6 +352,17 @@ impl JobFile {
     }
 }
 
+/// Whether a value parsed from TOML means in JSON what it meant in TOML.
+fn toml_fits_json(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Null => false,
+        Value::Array(items) => items.iter().all(toml_fits_json),
+        Value::Object(fields) => !fields.contains_key("$__toml_private_datetime") && fields.values().all(toml_fits_json),
+        _ => true,
+    }
+}
+
 /// The vertices through which a composed step's records leave it.
 type Outputs = Vec<u32>;
 
@@ -351,6 +383,8 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
     let mut programs: Vec<Program> = Vec::new();
     let mut vertex_programs = BTreeMap::new();
     let mut outputs: HashMap<&str, Outputs> = HashMap::new();
+    // Steps some later step reads; every other step must end in sinks.
+    let mut read: HashSet<&str> = HashSet::new();
     let mut next_id = 0u32;
     let mut vertex = |name: &str, kind: VertexKind, parallelism: Option<u32>, uid: Option<String>| {
         next_id += 1;
@@ -378,7 +412,7 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
             (Some(_), Some(i)) if !i.is_empty() => return Err(JobFileError::SourceReads(name.clone())),
             (Some(_), _) if step.partitioning.is_some() => return Err(JobFileError::SourceReads(name.clone())),
             (Some(_), _) => Vec::new(),
-            (None, Some(list)) if list.is_empty() => return Err(JobFileError::NoInput(name.clone())),
+            (None, Some(list)) if list.is_empty() => return Err(JobFileError::EmptyInputs(name.clone())),
             (None, Some(list)) => {
                 let mut v = Vec::new();
                 for (n, input) in list.iter().enumerate() {
@@ -391,6 +425,7 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
                     if out.is_empty() {
                         return Err(JobFileError::NoOutput { step: name.clone(), input: input.clone() });
                     }
+                    read.insert(input.as_str());
                     v.extend(out);
                 }
                 v
@@ -401,6 +436,7 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
                 if out.is_empty() {
                     return Err(JobFileError::NoOutput { step: name.clone(), input: previous.into() });
                 }
+                read.insert(previous);
                 out.clone()
             }
         };
@@ -496,6 +532,9 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
                 .collect()
         };
         outputs.insert(name.as_str(), out);
+    }
+    if let Some(unread) = names.iter().find(|n| !outputs[n.as_str()].is_empty() && !read.contains(n.as_str())) {
+        return Err(JobFileError::UnreadOutput(unread.clone()));
     }
     Ok(JobSpec { graph, programs, vertex_programs })
 }

@@ -2,7 +2,7 @@
 //! `eddy run` uses when no cluster is configured (Flink's MiniCluster).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use crate::deploy;
 use crate::jobfile::{self, JobFile, JobFileError};
 use crate::program::{JobSpec, Program};
 use crate::plan::{ExecutionPlan, PlanError};
-use crate::runtime::{GuestError, LoadError, Module, Runtime};
+use crate::runtime::{read_component, GuestError, LoadError, Module, ReadError, Runtime};
 use crate::checkpoint::{CheckpointConfig, Coordinator, DirStorage, RestoreError};
 use crate::task::{Checkpointing, JobSignals, TaskAck, TaskError, TaskMetrics};
 
@@ -32,13 +32,8 @@ pub enum JobError {
         source: GuestError,
     },
     /// A component of a job file cannot be read.
-    #[error("cannot read component {path}: {cause}")]
-    Component {
-        /// Its path.
-        path: PathBuf,
-        /// Why.
-        cause: String,
-    },
+    #[error(transparent)]
+    Read(#[from] ReadError),
     /// A job file cannot be composed.
     #[error(transparent)]
     JobFile(#[from] JobFileError),
@@ -110,8 +105,7 @@ impl LocalCluster {
         let mut components = BTreeMap::new();
         for (name, path) in &file.components {
             let path = dir.join(path);
-            let bytes = std::fs::read(&path).map_err(|e| JobError::Component { path: path.clone(), cause: e.to_string() })?;
-            let file_name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let (file_name, bytes) = read_component(&path)?;
             let module = self.runtime.load(&file_name, &bytes)?;
             components.insert(name.clone(), (module.digest().to_string(), module));
         }

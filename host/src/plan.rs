@@ -57,6 +57,14 @@ pub enum PlanError {
         /// The bound (max parallelism of the job).
         max: u32,
     },
+    /// The job's default parallelism (its own, else `-p`) 0 or past its max parallelism.
+    #[error("job parallelism {parallelism} must be between 1 and the max parallelism {max}")]
+    BadJobParallelism {
+        /// What it asked for.
+        parallelism: u32,
+        /// The job's max parallelism.
+        max: u32,
+    },
     /// A non-parallel source asked for more than one subtask.
     #[error("'{0}' is not a parallel source; its parallelism must be 1")]
     NonParallelSource(String),
@@ -209,7 +217,10 @@ impl ExecutionPlan {
         let edges: Vec<(usize, usize, Partitioning, bool)> =
             edges.into_iter().map(|(s, t, p, side)| (position[s], position[t], p, side)).collect();
 
-        let job_default = graph.parallelism.unwrap_or(default_parallelism).max(1);
+        let job_default = graph.parallelism.unwrap_or(default_parallelism);
+        if !(1..=max_parallelism).contains(&job_default) {
+            return Err(PlanError::BadJobParallelism { parallelism: job_default, max: max_parallelism });
+        }
         let mut parallelism = Vec::with_capacity(n);
         for v in &vertices {
             let non_parallel = matches!(v.kind, VertexKind::SocketSource(_) | VertexKind::ElementsSource(_));
@@ -217,7 +228,7 @@ impl ExecutionPlan {
                 (Some(p), true) if p != 1 => return Err(PlanError::NonParallelSource(v.name.clone())),
                 (_, true) => 1,
                 (Some(p), false) => p,
-                (None, false) => job_default.min(max_parallelism),
+                (None, false) => job_default,
             };
             if p == 0 || p > max_parallelism {
                 return Err(PlanError::BadParallelism { name: v.name.clone(), parallelism: p, max: max_parallelism });

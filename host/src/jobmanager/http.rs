@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -24,6 +25,21 @@ type Shared = Arc<JobManager>;
 /// An error answer: `{"errors": [message]}`.
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "errors": [message.into()] }))).into_response()
+}
+
+/// A JSON request body; a malformed one gets `400 {"errors": [why]}` like every refusal
+/// (axum's own `Json` answers 422 in plain text).
+struct Body<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(body)) => Ok(Body(body)),
+            Err(rejection) => Err(error(StatusCode::BAD_REQUEST, rejection.body_text().replace('\n', " "))),
+        }
+    }
 }
 
 /// Serves the API until the listener fails.
@@ -131,11 +147,11 @@ struct SettingsRequest {
     state_backend: Option<BackendKind>,
 }
 
-async fn run_jar(State(jm): State<Shared>, Path(id): Path<String>, Json(req): Json<RunRequest>) -> Response {
+async fn run_jar(State(jm): State<Shared>, Path(id): Path<String>, Body(req): Body<RunRequest>) -> Response {
     submit(jm, Submission::Jar { digest: id, entry: req.entry, args: req.args }, req.settings).await
 }
 
-async fn run_job_file(State(jm): State<Shared>, Json(req): Json<JobFileRequest>) -> Response {
+async fn run_job_file(State(jm): State<Shared>, Body(req): Body<JobFileRequest>) -> Response {
     submit(jm, Submission::File(req.job), req.settings).await
 }
 
@@ -226,7 +242,8 @@ async fn get_job(State(jm): State<Shared>, Path(id): Path<String>) -> Response {
         "programs": j.spec.programs,
         "status": j.status,
         "bounded": plan.bounded,
-        "parallelism": j.settings.parallelism,
+        // The job's default: a job file's or entry's own, else the submitted one.
+        "parallelism": j.spec.graph.parallelism.unwrap_or(j.settings.parallelism),
         "start-time": millis(j.started),
         "end-time": j.ended.map(millis),
         "duration": end.duration_since(j.started).map(|d| d.as_millis() as u64).unwrap_or(0),
@@ -254,7 +271,7 @@ struct SavepointBody {
 }
 
 /// Unlike Flink's, answers when the savepoint completed rather than with a trigger id to poll.
-async fn savepoint(State(jm): State<Shared>, Path(id): Path<String>, Json(body): Json<SavepointBody>) -> Response {
+async fn savepoint(State(jm): State<Shared>, Path(id): Path<String>, Body(body): Body<SavepointBody>) -> Response {
     match jm.savepoint(&id, body.target_directory, body.stop).await {
         Ok(location) => Json(json!({ "location": location.display().to_string() })).into_response(),
         Err((status, message)) => error(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message),

@@ -1,6 +1,7 @@
 //! The Wasm runtime: one wasmtime `Engine` per process, components compiled
 //! once per digest (and cached on disk), one sandboxed `Store` per instance.
 
+mod component_file;
 mod host_api;
 mod sandbox;
 
@@ -14,6 +15,7 @@ use thiserror::Error;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
+pub use component_file::{read_component, ReadError, MAX_COMPONENT_FILE};
 pub use host_api::{HostState, KeyScope};
 pub use sandbox::{SandboxConfig, StoreState};
 
@@ -65,6 +67,17 @@ pub enum LoadError {
         /// The import or export that does not fit.
         cause: String,
     },
+}
+
+/// Refuses bytes whose first 8 do not start a component (Wasm, not a core module).
+fn check_header(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm(name.into()));
+    }
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(LoadError::CoreModule(name.into()));
+    }
+    Ok(())
 }
 
 /// Why a call into a guest failed.
@@ -149,12 +162,7 @@ impl Runtime {
         if let Some(m) = self.inner.modules.lock().unwrap().get(&digest) {
             return Ok(m.clone());
         }
-        if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-            return Err(LoadError::NotWasm(name.into()));
-        }
-        if bytes[4..8] == [1, 0, 0, 0] {
-            return Err(LoadError::CoreModule(name.into()));
-        }
+        check_header(name, bytes)?;
         let component = self.compile(name, &digest, bytes)?;
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld { name: name.into(), cause: one_line(&e) };
         let pre = self.inner.linker.instantiate_pre(&component).map_err(wrong_world)?;
