@@ -73,18 +73,19 @@ fn run() -> Result<()> {
         let module = runtime()?.load(file, &wasm)?;
         let cached_load = started.elapsed();
 
+        let index = SdkBench::map_index(file, &module)?;
         let mut times = Vec::with_capacity(INSTANTIATIONS);
-        let mut memory = 0;
         for _ in 0..INSTANTIATIONS {
             let started = Instant::now();
-            let bench = SdkBench::open(file, &module)?;
+            SdkBench::open(file, &module, index)?;
             times.push(started.elapsed());
-            memory = bench.instance.memory_bytes();
         }
         times.sort();
         let instantiate = times[INSTANTIATIONS / 2];
 
-        let m = SdkBench::open(file, &module)?.measure(BATCH)?;
+        let mut bench = SdkBench::open(file, &module, index)?;
+        let memory = bench.instance.memory_bytes();
+        let m = bench.measure(BATCH)?;
         println!(
             "{:<11} {:>10.3} M {:>10.1} {:>7.2} s {:>10.1} ms {:>10.2} ms {:>7.1} MiB",
             language,

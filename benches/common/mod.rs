@@ -94,6 +94,9 @@ pub fn measure(records: usize, bytes: usize, mut call: impl FnMut() -> Result<()
     Ok(Measurement { records_per_s: calls_per_s * records as f64, bytes_per_s: calls_per_s * bytes as f64 })
 }
 
+/// The entry whose map every SDK bench component offers.
+const MAP_ENTRY: &str = "map-u64";
+
 /// The `sdk` row: Eddy's runtime (sandbox, epoch deadline, host imports) and
 /// the SDK's operator, exactly as a task runs a `wasm` vertex.
 pub struct SdkBench {
@@ -108,25 +111,28 @@ impl SdkBench {
     pub fn new(name: &str, wasm: &[u8]) -> Result<Self> {
         let runtime = Runtime::new(SandboxConfig::default(), None)?;
         let module = runtime.load(name, wasm)?;
-        Self::open(name, &module)
+        Self::open(name, &module, Self::map_index(name, &module)?)
     }
 
-    /// Opens the map of entry `map-u64` in a new instance of `module`.
-    pub fn open(name: &str, module: &Module) -> Result<Self> {
-        const ENTRY: &str = "map-u64";
-        // Ask the planner which registry entry the map is rather than
-        // hard-coding it: the job function may gain vertices.
-        let graph = module.plan(ENTRY, &[])?;
-        let index = graph
+    /// The registry index of the map of entry `map-u64`, asked of the planner rather than
+    /// hard-coded: the job function may gain vertices.
+    pub fn map_index(name: &str, module: &Module) -> Result<u32> {
+        module
+            .plan(MAP_ENTRY, &[])?
             .vertices
             .iter()
             .find_map(|v| match v.kind {
-                VertexKind::Wasm(n) if v.name == ENTRY => Some(n),
+                VertexKind::Wasm(n) if v.name == MAP_ENTRY => Some(n),
                 _ => None,
             })
-            .with_context(|| format!("{name}: no wasm vertex named {ENTRY:?} in the plan of {ENTRY:?}"))?;
+            .with_context(|| format!("{name}: no wasm vertex named {MAP_ENTRY:?} in the plan of {MAP_ENTRY:?}"))
+    }
+
+    /// Opens the map (registry `index`, from [`SdkBench::map_index`]) in a new instance of
+    /// `module`: what a task does per Wasm chain, and all that instantiation costs.
+    pub fn open(name: &str, module: &Module, index: u32) -> Result<Self> {
         let mut instance = module.instantiate("map", None)?;
-        instance.open(ENTRY, &[], &[index], SubtaskInfo { index: 0, parallelism: 1, max_parallelism: 128 })?;
+        instance.open(MAP_ENTRY, &[], &[index], SubtaskInfo { index: 0, parallelism: 1, max_parallelism: 128 })?;
         Ok(Self { name: name.into(), instance })
     }
 

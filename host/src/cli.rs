@@ -29,11 +29,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a job: plan ENTRY of the component with the job arguments (or
-    /// compose a job file of several components) and execute it, on the cluster given by `-m` (or EDDY_JOBMANAGER) or else
-    /// on the embedded cluster. Embedded, bounded jobs end when their input
-    /// does; unbounded ones run until Ctrl-C, which ends the sources and
-    /// flushes the sinks. On a cluster, `eddy run` uploads the component,
-    /// submits the job and follows it until it ends; Ctrl-C leaves it running.
+    /// compose a job file of several components) and execute it, on the
+    /// cluster given by `-m` (or EDDY_JOBMANAGER) or else on the embedded
+    /// cluster. Embedded, bounded jobs end when their input does; unbounded
+    /// ones run until Ctrl-C, which ends the sources and flushes the sinks. On
+    /// a cluster, `eddy run` uploads the components the cluster lacks, submits
+    /// the job and follows it until it ends; Ctrl-C leaves it running.
     #[command(arg_required_else_help = true)]
     Run(RunArgs),
     /// Print the plan of a job: operators, parallelism, chains, edges, slots.

@@ -498,8 +498,7 @@ pub fn upload_path(name: &str) -> String {
     format!("/jars/upload?name={}", encode(name))
 }
 
-/// The body of `POST /jars/{id}/run`.
-/// The settings part of a submission's body.
+/// The settings part of a submission's body (`POST /jars/{id}/run`, `POST /jobs`).
 pub fn settings_body(settings: RunSettings) -> Value {
     let mut body = serde_json::json!({
         "parallelism": settings.parallelism,

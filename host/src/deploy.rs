@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connectors::create_source;
-use crate::plan::ExecutionPlan;
+use crate::plan::{vertex_uid, ExecutionPlan};
 use crate::runtime::{Module, Partitioning};
 use crate::checkpoint::{Mode, Restored};
 use crate::state::BackendKind;
 use crate::task::{
-    self, build_chain, vertex_uid, ChainContext, Checkpointing, GateQueue, Head, JobSignals, LiveCounts, Output, OutputEdge,
+    self, build_chain, ChainContext, Checkpointing, GateQueue, Head, JobSignals, LiveCounts, Output, OutputEdge,
     Sender, Task, TaskCheckpoints, TaskError, TaskMetrics,
 };
 

@@ -123,7 +123,6 @@ impl LocalCluster {
     /// its directory (a failure still fails the job: the embedded cluster
     /// does not restart jobs; resume one with `options.restore`).
     #[tracing::instrument(skip_all, fields(job = %plan.name))]
-    #[allow(clippy::too_many_arguments)]
     pub fn execute(
         &self,
         modules: &[Module],

@@ -42,15 +42,4 @@ impl JobSpec {
             graph.vertices.iter().filter(|v| matches!(v.kind, VertexKind::Wasm(_))).map(|v| (v.id, 0)).collect();
         JobSpec { graph, programs: vec![program], vertex_programs }
     }
-
-    /// The distinct components the job needs, in first-use order.
-    pub fn modules(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
-        for p in &self.programs {
-            if !out.contains(&p.module.as_str()) {
-                out.push(&p.module);
-            }
-        }
-        out
-    }
 }

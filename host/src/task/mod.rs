@@ -18,7 +18,6 @@ use thiserror::Error;
 pub use channel::{channel, send_local, Event, CANCEL_POLL, GateEvent, GateQueue, InputGate, RemoteSend, Sender};
 pub use checkpointing::{AckSink, Checkpointing, TaskAck, TaskCheckpoints};
 pub use operators::{build_chain, state_uids, Chain, ChainContext, Operator, Progress};
-pub use crate::plan::vertex_uid;
 pub use output::{Output, OutputEdge};
 
 use crate::checkpoint::Barrier;
