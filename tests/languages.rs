@@ -16,8 +16,7 @@ const OTHERS: [&str; 2] = ["wordcount-py", "wordcount-js"];
 /// Inputs: the awkward text (every line ending, Unicode, bad bytes, long lines), the
 /// example's sample, and ~1 MB of pseudo-random words.
 fn inputs(dir: &Path) -> Vec<String> {
-    let awkward = dir.join("awkward.txt");
-    std::fs::write(&awkward, awkward_text()).unwrap();
+    let awkward = awkward_input(dir);
     let random = dir.join("random.txt");
     let syllables = ["ka", "Lo", "mi", "NE", "su", "tä", "ri", "pö", "de", "ğa", "ve", "zu", "42", "7"];
     let mut text = String::new();
@@ -36,7 +35,14 @@ fn inputs(dir: &Path) -> Vec<String> {
     }
     std::fs::write(&random, text).unwrap();
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wordcount/sample.txt");
-    [awkward, random, sample].iter().map(|p| p.display().to_string()).collect()
+    vec![awkward, random.display().to_string(), sample.display().to_string()]
+}
+
+/// The awkward text, written into `dir`.
+fn awkward_input(dir: &Path) -> String {
+    let awkward = dir.join("awkward.txt");
+    std::fs::write(&awkward, awkward_text()).unwrap();
+    awkward.display().to_string()
 }
 
 fn counts(name: &str, p: &str, input: &str) -> std::collections::BTreeMap<String, u64> {
@@ -74,19 +80,20 @@ fn python_and_javascript_word_counts_equal_rust_on_the_embedded_cluster() {
         }
     }
     // With --output, part files in the output directory.
-    let input = &inputs(dir.path())[0];
+    let input = &awkward_input(dir.path());
+    let want = counts("wordcount", "1", input);
     for other in OTHERS {
         let out = dir.path().join(format!("out-{other}"));
         let wasm = component(other);
         run_ok(&["run", "-p", "2", "-c", "word-count", wasm.to_str().unwrap(), "--input", input, "--output", out.to_str().unwrap()]);
-        assert_eq!(parse_counts(read_parts(&out)), counts("wordcount", "1", input), "{other} --output");
+        assert_eq!(parse_counts(read_parts(&out)), want, "{other} --output");
     }
 }
 
 #[test]
 fn python_and_javascript_word_counts_equal_rust_on_a_cluster() {
     let dir = tempfile::tempdir().unwrap();
-    let input = &inputs(dir.path())[0];
+    let input = &awkward_input(dir.path());
     let want = counts("wordcount", "1", input);
     let cluster = Cluster::start(2, 2, &[]);
     for other in OTHERS {

@@ -87,19 +87,27 @@ pub fn error_line(stderr: &str) -> &str {
     stderr.lines().rev().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line in:\n{stderr}"))
 }
 
-/// Word counts, computed independently of Eddy: maximal runs of Unicode
-/// alphanumeric characters, lower-cased.
-pub fn reference_counts(text: &[u8]) -> BTreeMap<String, u64> {
-    let text = String::from_utf8_lossy(text);
-    let mut counts = BTreeMap::new();
+/// The words of `text` as the SDKs split them, computed independently of Eddy: maximal
+/// runs of Unicode alphanumeric characters, lower-cased.
+pub fn reference_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
     let mut word = String::new();
     for c in text.chars().chain(std::iter::once(' ')) {
         if c.is_alphanumeric() {
             word.push(c);
         } else if !word.is_empty() {
-            *counts.entry(word.to_lowercase()).or_insert(0) += 1;
+            words.push(word.to_lowercase());
             word.clear();
         }
+    }
+    words
+}
+
+/// Word counts of `reference_words`.
+pub fn reference_counts(text: &[u8]) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for word in reference_words(&String::from_utf8_lossy(text)) {
+        *counts.entry(word).or_insert(0) += 1;
     }
     counts
 }
