@@ -52,22 +52,20 @@ static void take_error(job_string_t *err) {
     error_message[0] = 0;
 }
 
-/* A NUL-terminated malloc'd copy of a WIT string. */
-static char *c_string(const job_string_t *s) {
-    char *out = malloc(s->len + 1);
+/* A NUL-terminated malloc'd copy of the `n` bytes at `s`. */
+static char *dup_n(const void *s, size_t n) {
+    char *out = malloc(n + 1);
     if (out) {
-        memcpy(out, s->ptr, s->len);
-        out[s->len] = 0;
+        memcpy(out, s, n);
+        out[n] = 0;
     }
     return out;
 }
 
-static char *dup_str(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *out = malloc(n);
-    if (out) memcpy(out, s, n);
-    return out;
-}
+/* A NUL-terminated malloc'd copy of a WIT string. */
+static char *c_string(const job_string_t *s) { return dup_n(s->ptr, s->len); }
+
+static char *dup_str(const char *s) { return dup_n(s, strlen(s)); }
 
 /* ================================================================ buffers */
 
@@ -117,6 +115,17 @@ static uint32_t read_u32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* Takes a 4-byte length and that many bytes from *p; false when they run past `end`. */
+static bool take_slice(const uint8_t **p, const uint8_t *end, const uint8_t **ptr, size_t *len) {
+    if ((size_t)(end - *p) < 4) return false;
+    size_t n = read_u32(*p);
+    if ((size_t)(end - *p) - 4 < n) return false;
+    *ptr = *p + 4;
+    *len = n;
+    *p += 4 + n;
+    return true;
+}
+
 int eddy_reader_next(eddy_reader *r, eddy_record *out) {
     if (r->at == r->end) return 0;
     const uint8_t *start = r->at, *p = r->at;
@@ -139,33 +148,22 @@ int eddy_reader_next(eddy_reader *r, eddy_record *out) {
     out->key_len = 0;
     if (out->has_key) {
         what = "key";
-        if ((size_t)(r->end - p) < 4) goto truncated;
-        size_t n = read_u32(p);
-        p += 4;
-        if ((size_t)(r->end - p) < n) goto truncated;
-        out->key = p;
-        out->key_len = n;
-        p += n;
+        if (!take_slice(&p, r->end, &out->key, &out->key_len)) goto truncated;
     }
     what = "value";
-    if ((size_t)(r->end - p) < 4) goto truncated;
-    size_t n = read_u32(p);
-    p += 4;
-    if ((size_t)(r->end - p) < n) goto truncated;
-    out->value = p;
-    out->value_len = n;
-    r->at = p + n;
+    if (!take_slice(&p, r->end, &out->value, &out->value_len)) goto truncated;
+    r->at = p;
     return 1;
 truncated:
     return eddy_error("malformed batch: a record ends inside its %s (%zu bytes were left)", what,
                       (size_t)(r->end - start));
 }
 
-static void put_u32(uint8_t *p, uint32_t v) {
-    p[0] = v;
-    p[1] = v >> 8;
-    p[2] = v >> 16;
-    p[3] = v >> 24;
+/* Puts a 4-byte length and the `n` bytes at `s` at `p`; returns the end. */
+static uint8_t *put_slice(uint8_t *p, const uint8_t *s, size_t n) {
+    for (int i = 0; i < 4; i++) *p++ = (uint32_t)n >> (8 * i);
+    memcpy(p, s, n);
+    return p + n;
 }
 
 int eddy_batch_append(eddy_buf *b, const eddy_record *r) {
@@ -180,13 +178,8 @@ int eddy_batch_append(eddy_buf *b, const eddy_record *r) {
         uint64_t t = (uint64_t)r->timestamp;
         for (int i = 0; i < 8; i++) *p++ = t >> (8 * i);
     }
-    if (r->has_key) {
-        put_u32(p, (uint32_t)r->key_len);
-        memcpy(p + 4, r->key, r->key_len);
-        p += 4 + r->key_len;
-    }
-    put_u32(p, (uint32_t)r->value_len);
-    memcpy(p + 4, r->value, r->value_len);
+    if (r->has_key) p = put_slice(p, r->key, r->key_len);
+    put_slice(p, r->value, r->value_len);
     b->len += n;
     return 0;
 }
@@ -194,6 +187,12 @@ int eddy_batch_append(eddy_buf *b, const eddy_record *r) {
 /* =================================================================== JSON */
 
 static bool is_ws(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* Narrows [*p, *end) to leave out whitespace at either side. */
+static void trim_ws(const uint8_t **p, const uint8_t **end) {
+    while (*p < *end && is_ws(**p)) ++*p;
+    while (*end > *p && is_ws((*end)[-1])) --*end;
+}
 
 /* For messages: at most 60 bytes of the value, as text. */
 static int snippet_len(size_t len) { return len > 60 ? 60 : (int)len; }
@@ -244,8 +243,7 @@ static int push_utf8(eddy_buf *out, uint32_t cp) {
 
 int eddy_json_read_string(const uint8_t *json, size_t len, eddy_buf *out) {
     const uint8_t *p = json, *end = json + len;
-    while (p < end && is_ws(*p)) p++;
-    while (end > p && is_ws(end[-1])) end--;
+    trim_ws(&p, &end);
     if (end - p < 2 || *p != '"' || end[-1] != '"') return not_a("string", json, len);
     p++;
     end--;
@@ -347,8 +345,7 @@ int eddy_json_write_string(eddy_buf *out, const uint8_t *s, size_t len) {
 
 int eddy_json_read_i64(const uint8_t *json, size_t len, int64_t *out) {
     const uint8_t *p = json, *end = json + len;
-    while (p < end && is_ws(*p)) p++;
-    while (end > p && is_ws(end[-1])) end--;
+    trim_ws(&p, &end);
     bool neg = p < end && *p == '-';
     if (neg) p++;
     if (p == end || (*p == '0' && end - p > 1)) return not_a("integer", json, len);
@@ -407,10 +404,8 @@ static int add_option(eddy_args *a, const char *name, size_t name_len, const cha
     if (names) a->names = names;
     char **values = realloc(a->values, (a->n_options + 1) * sizeof *values);
     if (values) a->values = values;
-    char *n = malloc(name_len + 1), *v = dup_str(value);
+    char *n = dup_n(name, name_len), *v = dup_str(value);
     if (!names || !values || !n || !v) return out_of_memory();
-    memcpy(n, name, name_len);
-    n[name_len] = 0;
     a->names[a->n_options] = n;
     a->values[a->n_options++] = v;
     return 0;
@@ -545,16 +540,22 @@ static void builder_error(eddy_env *env, const char *message, uint32_t detail) {
     if (!env->error[0]) snprintf(env->error, sizeof env->error, message, detail);
 }
 
+/* A copy of `s`; NULL when out of memory (then the error is recorded). */
+static char *env_dup(eddy_env *env, const char *s) {
+    char *out = dup_str(s);
+    if (!out) builder_error(env, "out of memory", 0);
+    return out;
+}
+
 static uint32_t add_vertex(eddy_env *env, const char *name, vertex_kind kind) {
     vertex *v = realloc(env->vertices, (env->n_vertices + 1) * sizeof *v);
-    char *n = dup_str(name);
-    if (!v || !n) {
-        if (v) env->vertices = v;
-        free(n);
+    if (!v) {
         builder_error(env, "out of memory", 0);
         return NO_VERTEX;
     }
     env->vertices = v;
+    char *n = env_dup(env, name);
+    if (!n) return NO_VERTEX;
     v += env->n_vertices;
     memset(v, 0, sizeof *v);
     v->name = n;
@@ -592,8 +593,7 @@ uint32_t eddy_input(eddy_env *env) { return add_vertex(env, "Input", K_INPUT); }
 
 uint32_t eddy_read_text_file(eddy_env *env, const char *path) {
     uint32_t id = add_vertex(env, "File Source", K_FILE_SOURCE);
-    if (id != NO_VERTEX && !(env->vertices[id].path = dup_str(path)))
-        builder_error(env, "out of memory", 0);
+    if (id != NO_VERTEX) env->vertices[id].path = env_dup(env, path);
     return id;
 }
 
@@ -642,8 +642,7 @@ uint32_t eddy_print(eddy_env *env, uint32_t from) {
 uint32_t eddy_write_text_file(eddy_env *env, uint32_t from, const char *dir) {
     uint32_t id =
         add_downstream(env, from, "File Sink", K_FILE_SINK, EDDY_STREAM_TYPES_PARTITIONING_FORWARD);
-    if (id != NO_VERTEX && !(env->vertices[id].path = dup_str(dir)))
-        builder_error(env, "out of memory", 0);
+    if (id != NO_VERTEX) env->vertices[id].path = env_dup(env, dir);
     return id;
 }
 
@@ -674,11 +673,8 @@ void eddy_set_parallelism(eddy_env *env, uint32_t vertex, uint32_t parallelism) 
 
 void eddy_set_uid(eddy_env *env, uint32_t vertex, const char *uid) {
     if (!valid(env, vertex)) return;
-    char *u = dup_str(uid);
-    if (!u) {
-        builder_error(env, "out of memory", 0);
-        return;
-    }
+    char *u = env_dup(env, uid);
+    if (!u) return;
     free(env->vertices[vertex].uid);
     env->vertices[vertex].uid = u;
 }
@@ -700,11 +696,8 @@ void eddy_set_max_parallelism(eddy_env *env, uint32_t max_parallelism) {
 }
 
 void eddy_set_job_name(eddy_env *env, const char *name) {
-    char *n = dup_str(name);
-    if (!n) {
-        builder_error(env, "out of memory", 0);
-        return;
-    }
+    char *n = env_dup(env, name);
+    if (!n) return;
     free(env->name);
     env->name = n;
 }

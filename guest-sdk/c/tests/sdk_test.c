@@ -338,6 +338,20 @@ static int silent_failure_job(eddy_env *env, const eddy_args *args) {
     return -1;
 }
 
+/* What post-return would free of a returned job graph. */
+static void graph_free(eddy_stream_types_job_graph_t *g) {
+    for (size_t i = 0; i < g->vertices.len; i++) {
+        eddy_stream_types_vertex_t *v = &g->vertices.ptr[i];
+        job_string_free(&v->name);
+        if (v->uid.is_some) job_string_free(&v->uid.val);
+        if (v->kind.tag == EDDY_STREAM_TYPES_VERTEX_KIND_FILE_SOURCE) job_string_free(&v->kind.val.file_source);
+        if (v->kind.tag == EDDY_STREAM_TYPES_VERTEX_KIND_FILE_SINK) job_string_free(&v->kind.val.file_sink);
+    }
+    free(g->vertices.ptr);
+    free(g->edges.ptr);
+    job_string_free(&g->name);
+}
+
 static void test_graph_building(void) {
     eddy_args none = {0};
     eddy_env env;
@@ -358,18 +372,7 @@ static void test_graph_building(void) {
     CHECK(g.vertices.ptr[3].uid.is_some && bytes_eq(g.vertices.ptr[3].uid.val.ptr, g.vertices.ptr[3].uid.val.len, "c-uid"));
     CHECK(g.vertices.ptr[4].kind.tag == EDDY_STREAM_TYPES_VERTEX_KIND_FILE_SINK);
     CHECK(bytes_eq(g.vertices.ptr[4].name.ptr, g.vertices.ptr[4].name.len, "File Sink"));
-    /* What post-return would free. */
-    for (size_t i = 0; i < g.vertices.len; i++) {
-        job_string_free(&g.vertices.ptr[i].name);
-        if (g.vertices.ptr[i].uid.is_some) job_string_free(&g.vertices.ptr[i].uid.val);
-        if (g.vertices.ptr[i].kind.tag == EDDY_STREAM_TYPES_VERTEX_KIND_FILE_SOURCE)
-            job_string_free(&g.vertices.ptr[i].kind.val.file_source);
-        if (g.vertices.ptr[i].kind.tag == EDDY_STREAM_TYPES_VERTEX_KIND_FILE_SINK)
-            job_string_free(&g.vertices.ptr[i].kind.val.file_sink);
-    }
-    free(g.vertices.ptr);
-    free(g.edges.ptr);
-    job_string_free(&g.name);
+    graph_free(&g);
     env_free(&env);
 
     CHECK(build_job(bad_vertex_job, "b", &none, &env) == -1 && ERROR_IS("vertex 7 does not exist"));
@@ -403,15 +406,7 @@ static plan_result plan(const char *entry, int argc, const char **argv) {
 }
 
 static void plan_free(plan_result *r) {
-    if (!r->ok) return;
-    for (size_t i = 0; i < r->graph.vertices.len; i++) {
-        eddy_stream_types_vertex_t *v = &r->graph.vertices.ptr[i];
-        job_string_free(&v->name);
-        if (v->kind.tag == EDDY_STREAM_TYPES_VERTEX_KIND_FILE_SOURCE) job_string_free(&v->kind.val.file_source);
-    }
-    free(r->graph.vertices.ptr);
-    free(r->graph.edges.ptr);
-    job_string_free(&r->graph.name);
+    if (r->ok) graph_free(&r->graph);
 }
 
 /* The operator-entry shape: Input (0) -> NAME (1, wasm 0), forward or hash. */
