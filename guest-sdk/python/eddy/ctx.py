@@ -21,8 +21,14 @@ try:  # Only inside a component; graphs can be built natively without it.
 except ImportError:  # pragma: no cover - native use (tests, tooling)
     _host = _types = _Err = None
 
+# serde_json's compact form: no spaces, non-ASCII as UTF-8. ``ops`` encodes with it too.
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _loads = json.loads
+
+
+def encode_value(v):
+    """The JSON bytes of one value (tuples become arrays, as Rust tuples do)."""
+    return _dumps(v).encode()
 
 
 class Level(enum.Enum):
@@ -127,17 +133,23 @@ def _decode(state, b):
         raise EddyError(f"state '{state}': {e}") from None
 
 
-class ValueState:
-    """One JSON value per key, kept by the host. Handles are cheap; the key they apply to is
-    that of the record (or timer) being processed."""
+class _State:
+    """What the state handles share: the state's name, and :meth:`with_ttl`."""
 
     def __init__(self, name):
         self.name = name
 
     def with_ttl(self, ttl):
-        """Lets values expire ``ttl`` (ms, or a timedelta) after they were last set."""
+        """Lets the state expire ``ttl`` (ms, or a timedelta) after it was last written: a
+        value after it was last set, a whole list after its last add, each map entry after
+        it was last put."""
         _require_host().state_ttl(self.name, _ttl_ms(ttl))
         return self
+
+
+class ValueState(_State):
+    """One JSON value per key, kept by the host. Handles are cheap; the key they apply to is
+    that of the record (or timer) being processed."""
 
     def get(self, default=None):
         """The value, or ``default`` if never set (or cleared, or expired)."""
@@ -156,16 +168,8 @@ class ValueState:
         _host.value_clear(self.name)
 
 
-class ListState:
+class ListState(_State):
     """An append-only list of JSON values per key, kept by the host."""
-
-    def __init__(self, name):
-        self.name = name
-
-    def with_ttl(self, ttl):
-        """Lets the whole list expire ``ttl`` (ms, or a timedelta) after the last add."""
-        _require_host().state_ttl(self.name, _ttl_ms(ttl))
-        return self
 
     def get(self):
         """All elements, oldest first."""
@@ -183,16 +187,8 @@ class ListState:
         _host.list_clear(self.name)
 
 
-class MapState:
+class MapState(_State):
     """A map of JSON keys to JSON values per key, kept by the host."""
-
-    def __init__(self, name):
-        self.name = name
-
-    def with_ttl(self, ttl):
-        """Lets each entry expire ``ttl`` (ms, or a timedelta) after it was last put."""
-        _require_host().state_ttl(self.name, _ttl_ms(ttl))
-        return self
 
     def get(self, key, default=None):
         """The value under ``key``, or ``default``."""

@@ -14,6 +14,7 @@ graphs are plain Python objects here, converted to WIT records by ``_runtime``.
 import functools
 
 from . import ops
+from .ctx import TimeWindow
 from .errors import EddyError
 from .ops import encode_value
 
@@ -328,15 +329,9 @@ class KeyedStream(_Settable):
         function on the returned :class:`WindowedStream`."""
         return WindowedStream(self._g, self._v, window)
 
-    def _then_keyed(self, name, kind, per_key_updates):
-        vid = self._g.add_vertex(name, kind, (self._v, HASH, False))
-        v = self._g.vertices[vid]
-        v.keyed = kind[0] == "wasm"
-        v.per_key_updates = per_key_updates
-        return Stream(self._g, vid)
-
     def _aggregate(self, name, kind, field):
-        return self._then_keyed(name, ("aggregate", kind, field_ref(field)), False)
+        kind = ("aggregate", kind, field_ref(field))
+        return Stream(self._g, self._g.add_vertex(name, kind, (self._v, HASH, False)))
 
     def sum(self, field=None):
         """Running sum of ``field`` per key (built into the host): emits the key's first
@@ -356,8 +351,11 @@ class KeyedStream(_Settable):
         return self._aggregate("Count", "count", None)
 
     def _keyed_operator(self, name, op, per_key_updates):
-        self._g.registry.append(op)
-        return self._then_keyed(name, ("wasm", len(self._g.registry) - 1), per_key_updates)
+        vid = self._g.add_operator(name, op, (self._v, HASH, False))
+        v = self._g.vertices[vid]
+        v.keyed = True
+        v.per_key_updates = per_key_updates
+        return Stream(self._g, vid)
 
     def process(self, f, on_timer=None):
         """A keyed function ``f(ctx, value)``: ``ctx.key``, keyed state, timers and
@@ -454,7 +452,15 @@ class WindowedStream(_Settable):
         return self._built_in("Window Max", "max", field)
 
     def _then(self, name, f):
-        vid = self._g.add_operator(name, ops.WindowFunction(f), (self._v, FORWARD, False))
+        """Adds the Wasm vertex after the ``collect`` window: a process function that
+        unpacks each fired window's envelope ``{"key","start","end","values"}`` and calls
+        ``f(ctx, key, window, values)``."""
+        def run(ctx, e):
+            if not isinstance(e, dict) or "values" not in e:
+                raise EddyError(f"a window function received {type(e).__name__}, "
+                                "not a window's envelope")
+            return f(ctx, e["key"], TimeWindow(e["start"], e["end"]), e["values"])
+        vid = self._g.add_operator(name, ops.Process(run), (self._v, FORWARD, False))
         self._g.place_with(self._v, vid)
         return Stream(self._g, vid)
 

@@ -21,20 +21,12 @@ from itertools import chain, compress, repeat
 from operator import getitem, is_
 
 from . import ctx as _ctx
+from .ctx import _dumps, _loads, encode_value  # JSON as serde_json writes it (compact)
 from .errors import EddyError
 from .text import words as _words
 from .text import words_of_lines as _words_of_lines
 
-# serde_json's compact form: no spaces, non-ASCII as UTF-8.
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _encode_str = json.encoder.encode_basestring  # the C implementation, ensure_ascii=False
-_dumps = _encoder.encode
-_loads = json.loads
-
-
-def encode_value(v):
-    """The JSON bytes of one value (tuples become arrays, as Rust tuples do)."""
-    return _dumps(v).encode()
 
 
 def json_texts(vals):
@@ -631,41 +623,18 @@ class Reduce(Operator):
     def process(self, b):
         f = self.f
         keys = _need_keys(b)
-        out = []
+        out, raw = [], []
         get, put = _ctx.host_value_get, _ctx.host_value_set
         for k, v in zip(keys, b.values()):
             _ctx.set_record_key(k)
             acc = get(self.STATE)
             nxt = v if acc is None else f(_loads(acc), v)
-            put(self.STATE, encode_value(nxt))
+            enc = encode_value(nxt)
+            put(self.STATE, enc)
             out.append(nxt)
-        return Batch(keys, b.ts, None, out)
-
-
-class WindowFunction(Operator):
-    """The Wasm vertex after a ``collect`` window: decodes each fired window's envelope
-    ``{"key","start","end","values"}`` and calls ``f(ctx, key, window, values)``."""
-
-    def __init__(self, f):
-        self.f = f
-        self.ctx = _ctx.Context()
-
-    def process(self, b):
-        f, ctx = self.f, self.ctx
-        out_k, out_t, out_v = [], [], []
-        for k, t, e in zip(b.keys or repeat(None), b.ts or repeat(None), b.values()):
-            if not isinstance(e, dict) or "values" not in e:
-                raise EddyError(f"a window function received {type(e).__name__}, "
-                                "not a window's envelope")
-            ctx._out = out = []
-            ctx.timestamp = t
-            _emitted(f(ctx, e["key"], _ctx.TimeWindow(e["start"], e["end"]), e["values"]), ctx)
-            if out:
-                out_v += out
-                out_k += [k] * len(out)
-                out_t += [t] * len(out)
-        return Batch(out_k if b.keys is not None else None,
-                     out_t if b.ts is not None else None, None, out_v)
+            raw.append(enc)
+        # The values leave encoded already: the state's bytes are the output's.
+        return Batch(keys, b.ts, raw, out)
 
 
 # --- Chains --------------------------------------------------------------------------------

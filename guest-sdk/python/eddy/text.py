@@ -38,10 +38,7 @@ def words_of_lines(lines):
     """``[w for line in lines for w in words(line)]``, in one pass over all the lines (a
     newline separates words like any non-alphanumeric character). ``flat_map(words)``
     uses it for whole batches."""
-    text = "\n".join(lines)
-    if text.isascii():
-        return _ASCII_WORD.findall(text.lower())
-    return [_lower(w) for w in _WORD.findall(text)]
+    return words("\n".join(lines))
 
 
 def _lower(word):
