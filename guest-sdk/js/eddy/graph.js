@@ -16,7 +16,6 @@ import {
   MapOp,
   ProcessOp,
   ReduceOp,
-  WindowOp,
 } from "./ops.js";
 
 class Graph {
@@ -366,23 +365,17 @@ export class KeyedStream extends VertexHandle {
     return new WindowedStream(this._g, this._vertex, window);
   }
 
-  _thenKeyed(name, kind, perKeyUpdates) {
-    const id = this._g.addVertex(name, kind, [this._vertex, "hash", false]);
+  _keyedOperator(name, op, perKeyUpdates) {
+    const id = this._g.addOperator(name, op, [this._vertex, "hash", false]);
     const v = this._g.vertices[id];
-    v.keyed = kind.tag === "wasm";
+    v.keyed = true;
     v.perKeyUpdates = perKeyUpdates;
     return new Stream(this._g, id);
   }
 
-  _keyedOperator(name, op, perKeyUpdates) {
-    this._g.registry.push(op);
-    const s = this._thenKeyed(name, { tag: "wasm", val: this._g.registry.length - 1 }, perKeyUpdates);
-    op.vertex = this._g.vertices[s._vertex];
-    return s;
-  }
-
   _aggregate(name, kind, field) {
-    return this._thenKeyed(name, { tag: "aggregate", val: { kind, field: fieldRef(this._g, field) } }, false);
+    const spec = { tag: "aggregate", val: { kind, field: fieldRef(this._g, field) } };
+    return new Stream(this._g, this._g.addVertex(name, spec, [this._vertex, "hash", false]));
   }
 
   /** Running sum of `field` per key (built into the host): the key's first record with the field replaced. */
@@ -536,8 +529,18 @@ export class WindowedStream extends VertexHandle {
     return this._builtIn("Window Max", "max", field);
   }
 
+  /**
+   * The Wasm vertex after the `collect` window: decodes each fired window's envelope
+   * `{key, start, end, values}` and calls `f(ctx, key, {start, end}, values)`.
+   */
   _then(name, f) {
-    const id = this._g.addOperator(name, new WindowOp(f), [this._vertex, "forward", false]);
+    const op = new ProcessOp((ctx, e) => {
+      if (e === null || typeof e !== "object" || !Array.isArray(e.values)) {
+        throw `expected a window envelope {"key","start","end","values"}, got ${JSON.stringify(e)}`;
+      }
+      f(ctx, e.key, { start: e.start, end: e.end }, e.values);
+    });
+    const id = this._g.addOperator(name, op, [this._vertex, "forward", false]);
     this._g.placeWith(this._vertex, id);
     return new Stream(this._g, id);
   }

@@ -136,6 +136,9 @@ export class ProcessOp extends Operator {
       ctx.timestamp = stamp(t, i);
       f(ctx, v[i]);
     }
+    // Outputs keep the input's keys: with none in, a column of undefined would only slow the
+    // operators and the encoder downstream.
+    if (k === null) out.k = null;
     return out;
   }
 }
@@ -224,33 +227,6 @@ export class ReduceOp extends Operator {
       o[i] = next;
     }
     return { v: o, k, t: b.t };
-  }
-}
-
-/** The Wasm vertex after a `collect` window: decodes each fired window's envelope. */
-export class WindowOp extends Operator {
-  constructor(f) {
-    super();
-    this.f = f;
-    this.ctx = new Ctx();
-  }
-  run(b) {
-    const { f, ctx } = this;
-    const v = b.v;
-    const k = b.k;
-    const t = b.t;
-    const out = collector();
-    ctx._out = out;
-    for (let i = 0; i < v.length; i++) {
-      const e = v[i];
-      if (e === null || typeof e !== "object" || !Array.isArray(e.values)) {
-        throw `expected a window envelope {"key","start","end","values"}, got ${JSON.stringify(e)}`;
-      }
-      ctx._key = k === null ? undefined : k[i];
-      ctx.timestamp = stamp(t, i);
-      f(ctx, e.key, { start: e.start, end: e.end }, e.values);
-    }
-    return out;
   }
 }
 
