@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connectors::create_source;
+use crate::connectors::{create_source, Confinement};
 use crate::plan::{vertex_uid, ExecutionPlan};
-use crate::runtime::{Module, Partitioning};
+use crate::runtime::{Module, Partitioning, SandboxConfig};
 use crate::checkpoint::{Mode, Restored};
 use crate::state::BackendKind;
 use crate::task::{
@@ -37,6 +37,10 @@ pub struct JobOptions {
     pub run_id: String,
     /// Where keyed state of Wasm operators lives.
     pub state_backend: BackendKind,
+    /// Limits of this job's guest instances (a tenant's quotas); none: the runtime's own.
+    pub sandbox: Option<SandboxConfig>,
+    /// What its sources and sinks may reach.
+    pub confinement: Confinement,
 }
 
 impl Default for JobOptions {
@@ -49,6 +53,8 @@ impl Default for JobOptions {
             restore: None,
             run_id: "0".into(),
             state_backend: BackendKind::Memory,
+            sandbox: None,
+            confinement: Confinement::default(),
         }
     }
 }

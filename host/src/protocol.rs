@@ -154,6 +154,12 @@ pub struct Deployment {
     pub restore: Option<PathBuf>,
     /// Where keyed state of Wasm operators lives.
     pub state_backend: crate::state::BackendKind,
+    /// The tenant it belongs to (for logs and usage); none on a cluster without tenants.
+    pub tenant: Option<String>,
+    /// Limits of its guest instances: its tenant's quotas.
+    pub sandbox: Option<crate::runtime::SandboxConfig>,
+    /// What its connectors may reach: its tenant's data root and allow-list.
+    pub confinement: crate::connectors::Confinement,
 }
 
 /// First bytes of a data stream: which gate and channel it feeds.

@@ -1,9 +1,11 @@
 //! Sources and sinks. They run natively in the host: the host opens the
 //! sockets and files, never the guest.
 
+mod confine;
 mod sinks;
 mod sources;
 
+pub use confine::Confinement;
 pub use sinks::{FileSink, PrintSink};
 pub use sources::{create_source, Source};
 

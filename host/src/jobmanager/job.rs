@@ -340,6 +340,9 @@ impl JobManager {
                 checkpoint_dir: Some(job.settings.checkpoint_dir.join(&job.id)),
                 restore: job.coordinator.latest().map(Path::to_path_buf),
                 state_backend: job.settings.state_backend.clone(),
+                tenant: None,
+                sandbox: None,
+                confinement: Default::default(),
             };
             (deployment, connections)
         };

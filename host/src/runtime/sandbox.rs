@@ -13,7 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use super::host_api::HostState;
 
 /// Limits of every guest instance; `eddy run --help` shows the flags.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SandboxConfig {
     /// Linear memory one instance may grow to. Size it to the largest state an
     /// operator keeps in its own memory; keyed state lives in the host.

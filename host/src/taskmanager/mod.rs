@@ -236,6 +236,8 @@ impl TaskManager {
             restore,
             run_id: d.job.replace('@', "."),
             state_backend: d.state_backend.clone(),
+            sandbox: d.sandbox.clone(),
+            confinement: d.confinement.clone(),
             ..JobOptions::default()
         };
         let me = self.id.clone();
