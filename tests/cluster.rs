@@ -132,7 +132,7 @@ fn a_killed_taskmanager_fails_the_job_and_the_cluster_runs_the_next_one() {
 
 #[test]
 fn peers_without_the_cluster_certificate_bad_uploads_and_missing_slots_are_refused() {
-    let cluster = Cluster::start(1, 1, &["--token", "s3cret", "--slot-timeout", "1"]);
+    let cluster = Cluster::start(1, 1, &["--slot-timeout", "1"]);
     // A TaskManager whose certificate comes from another CA cannot join.
     let alien = tempfile::tempdir().unwrap();
     eddy::net::ClusterCa::load_or_create(alien.path()).unwrap();
@@ -147,10 +147,11 @@ fn peers_without_the_cluster_certificate_bad_uploads_and_missing_slots_are_refus
     std::thread::sleep(Duration::from_millis(200));
     assert!(cluster.log("jobmanager.log").contains("refused a cluster connection"), "{}", cluster.log("jobmanager.log"));
 
-    // The API wants the token.
+    // The API wants a key: the admin key the JobManager wrote on its first start.
     let denied = ureq::get(&format!("http://{}/overview", cluster.http)).call();
     assert!(matches!(denied, Err(ureq::Error::StatusCode(401))), "{denied:?}");
-    let with = ["-m", cluster.http.as_str(), "--token", "s3cret"];
+    let key_file = cluster.dir.path().join("admin.token");
+    let with = ["-m", cluster.http.as_str(), "--token-file", key_file.to_str().unwrap()];
     let tms = run_ok(&[&["taskmanagers"][..], &with].concat());
     assert!(tms.contains("tm-1") && !tms.contains("tm-2"), "{tms}");
 
@@ -182,20 +183,23 @@ fn cluster_start_runs_processes_that_run_jobs_and_cluster_stop_ends_them() {
     let dir = state.path().to_str().unwrap();
     let out = run_ok(&["cluster", "start", "--taskmanagers", "2", "--slots", "1", "--state-dir", dir]);
     let http = out.lines().last().unwrap().trim().to_string();
+    assert!(out.contains(&format!("admin key in {dir}/admin.token")), "{out}");
+    let key = state.path().join("admin.token");
+    let key = key.to_str().unwrap();
     let work = tempfile::tempdir().unwrap();
     let (input, text) = word_count_input(work.path());
     let counts = work.path().join("out");
     let result = std::panic::catch_unwind(|| {
-        let tms = run_ok(&["taskmanagers", "-m", &http]);
+        let tms = run_ok(&["taskmanagers", "-m", &http, "--token-file", key]);
         assert!(tms.contains("tm-1") && tms.contains("tm-2"), "{tms}");
-        run_ok(&["run", "-m", &http, "-p", "2", "-c", "word-count", component("wordcount").to_str().unwrap(),
+        run_ok(&["run", "-m", &http, "--token-file", key, "-p", "2", "-c", "word-count", component("wordcount").to_str().unwrap(),
             "--input", input.to_str().unwrap(), "--output", counts.to_str().unwrap()]);
         assert_eq!(parse_counts(read_parts(&counts)), reference_counts(&text));
-        let list = run_ok(&["list", "-m", &http]);
+        let list = run_ok(&["list", "-m", &http, "--token-file", key]);
         assert!(list.contains("FINISHED"), "{list}");
     });
     let stopped = run_ok(&["cluster", "stop", "--state-dir", dir]);
     assert!(stopped.contains("Stopped 3 process"), "{stopped}");
     result.unwrap();
-    assert!(run(&["list", "-m", &http]).status.code() == Some(1), "the JobManager is gone");
+    assert!(run(&["list", "-m", &http, "--token-file", key]).status.code() == Some(1), "the JobManager is gone");
 }

@@ -208,6 +208,7 @@ fn a_pipeline_of_four_languages_runs_on_a_cluster() {
     assert_eq!(again.matches("is already on the cluster").count(), 4, "{again}");
     // A body that is no job file gets the API's error shape.
     let mut resp = ureq::post(&format!("http://{}/jobs", cluster.http))
+        .header("authorization", &cluster.bearer())
         .config()
         .http_status_as_error(false)
         .build()

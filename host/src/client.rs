@@ -29,9 +29,9 @@ pub enum ClientError {
         /// Why, e.g. `connection reset`.
         reason: String,
     },
-    /// `401`: the JobManager wants a token and did not get the right one.
-    #[error("missing or wrong token")]
-    Unauthorized,
+    /// `401`: the JobManager wants an API key and did not get a valid one.
+    #[error("the JobManager refused the API key: {0} (give one with --token-file, --token or EDDY_TOKEN)")]
+    Unauthorized(String),
     /// A 4xx answer, with the JobManager's `errors[0]`.
     #[error("the JobManager refused the request: {message}")]
     Refused {
@@ -57,7 +57,7 @@ impl ClientError {
     /// The HTTP status of a refused or failed request, if there was one.
     pub fn status(&self) -> Option<u16> {
         match self {
-            ClientError::Unauthorized => Some(401),
+            ClientError::Unauthorized(_) => Some(401),
             ClientError::Refused { status, .. } | ClientError::Server { status, .. } => Some(*status),
             _ => None,
         }
@@ -373,6 +373,7 @@ impl Client {
         let result = match (method, body) {
             ("GET", _) => with_auth!(self.agent.get(&url)).call(),
             ("DELETE", _) => with_auth!(self.agent.delete(&url)).call(),
+            ("PATCH", Body::Json(v)) => with_auth!(self.agent.patch(&url)).send_json(v),
             (_, Body::Json(v)) => with_auth!(self.agent.post(&url)).send_json(v),
             (_, Body::Wasm(bytes)) => with_auth!(self.agent.post(&url))
                 .header("Content-Type", "application/wasm")
@@ -389,7 +390,7 @@ impl Client {
             .read_to_string()
             .map_err(|e| transport_error(&self.addr, e))?;
         if status == 401 {
-            return Err(ClientError::Unauthorized);
+            return Err(ClientError::Unauthorized(error_message(status, &text)));
         }
         Ok((status, text))
     }
@@ -432,17 +433,16 @@ impl Client {
 
     /// Submits a job: `POST /jars/{digest}/run`. Answers the job id.
     pub fn run(&self, digest: &str, entry: &str, args: &[String], settings: RunSettings) -> Result<String, ClientError> {
-        let mut body = settings_body(settings);
-        body["entry"] = entry.into();
-        body["args"] = args.into();
+        let request = crate::api::RunRequest { entry: entry.into(), args: args.to_vec(), settings: settings.into() };
+        let body = serde_json::to_value(request).expect("a run request serializes");
         let answer: RunAnswer = self.call("POST", &format!("/jars/{}/run", encode(digest)), Body::Json(&body))?;
         Ok(answer.jobid)
     }
 
     /// Submits a job file whose components are digests of uploaded components: `POST /jobs`.
     pub fn run_job_file(&self, file: &crate::jobfile::JobFile, settings: RunSettings) -> Result<String, ClientError> {
-        let mut body = settings_body(settings);
-        body["job"] = serde_json::to_value(file).expect("a job file serializes");
+        let request = crate::api::JobFileRequest { job: file.clone(), settings: settings.into() };
+        let body = serde_json::to_value(request).expect("a job file serializes");
         let answer: RunAnswer = self.call("POST", "/jobs", Body::Json(&body))?;
         Ok(answer.jobid)
     }
@@ -485,6 +485,59 @@ impl Client {
     pub fn overview(&self) -> Result<Value, ClientError> {
         self.call("GET", "/overview", Body::None)
     }
+
+    /// `POST /tenants`.
+    pub fn create_tenant(&self, request: &crate::api::CreateTenant) -> Result<crate::api::Tenant, ClientError> {
+        self.call("POST", "/tenants", Body::Json(&serde_json::to_value(request).expect("serializes")))
+    }
+
+    /// `PATCH /tenants/{name}`.
+    pub fn update_tenant(&self, name: &str, changes: &crate::api::TenantChanges) -> Result<crate::api::Tenant, ClientError> {
+        self.call("PATCH", &format!("/tenants/{}", encode(name)), Body::Json(&serde_json::to_value(changes).expect("serializes")))
+    }
+
+    /// `GET /tenants/{name}`.
+    pub fn tenant(&self, name: &str) -> Result<crate::api::Tenant, ClientError> {
+        self.call("GET", &format!("/tenants/{}", encode(name)), Body::None)
+    }
+
+    /// `GET /tenants`.
+    pub fn tenants(&self) -> Result<Vec<crate::api::Tenant>, ClientError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            tenants: Vec<crate::api::Tenant>,
+        }
+        self.call::<Answer>("GET", "/tenants", Body::None).map(|a| a.tenants)
+    }
+
+    /// `DELETE /tenants/{name}`.
+    pub fn delete_tenant(&self, name: &str) -> Result<(), ClientError> {
+        let (status, text) = self.request("DELETE", &format!("/tenants/{}", encode(name)), Body::None)?;
+        check(status, &text)
+    }
+
+    /// `POST /tokens`: the key is in the answer, and nowhere else.
+    pub fn create_token(&self, request: &crate::api::CreateToken) -> Result<crate::api::CreatedToken, ClientError> {
+        self.call("POST", "/tokens", Body::Json(&serde_json::to_value(request).expect("serializes")))
+    }
+
+    /// `GET /tokens[?tenant=NAME]`.
+    pub fn tokens(&self, tenant: Option<&str>) -> Result<Vec<crate::api::TokenInfo>, ClientError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            tokens: Vec<crate::api::TokenInfo>,
+        }
+        let path = match tenant {
+            Some(t) => format!("/tokens?tenant={}", encode(t)),
+            None => "/tokens".to_string(),
+        };
+        self.call::<Answer>("GET", &path, Body::None).map(|a| a.tokens)
+    }
+
+    /// `DELETE /tokens/{id}`.
+    pub fn revoke_token(&self, id: &str) -> Result<crate::api::TokenInfo, ClientError> {
+        self.call("DELETE", &format!("/tokens/{}", encode(id)), Body::None)
+    }
 }
 
 enum Body<'a> {
@@ -498,31 +551,24 @@ pub fn upload_path(name: &str) -> String {
     format!("/jars/upload?name={}", encode(name))
 }
 
-/// The settings part of a submission's body (`POST /jars/{id}/run`, `POST /jobs`).
-pub fn settings_body(settings: RunSettings) -> Value {
-    let mut body = serde_json::json!({
-        "parallelism": settings.parallelism,
-        "buffer-timeout-ms": settings.buffer_timeout_ms,
-    });
-    if let Some(c) = &settings.checkpoint {
-        body["checkpoint-interval-ms"] = c.interval.map(|i| i.as_millis() as u64).into();
-        body["checkpointing-mode"] = serde_json::to_value(c.mode).unwrap();
-        body["checkpoints-retained"] = c.retained.into();
+impl From<RunSettings> for crate::api::SubmitSettings {
+    fn from(settings: RunSettings) -> Self {
+        let c = settings.checkpoint.as_ref();
+        crate::api::SubmitSettings {
+            parallelism: Some(settings.parallelism),
+            buffer_timeout_ms: Some(settings.buffer_timeout_ms),
+            checkpoint_interval_ms: c.and_then(|c| c.interval).map(|i| i.as_millis() as u64),
+            checkpointing_mode: c.map(|c| c.mode),
+            checkpoints_retained: c.map(|c| c.retained),
+            checkpoint_dir: settings.checkpoint_dir,
+            restart_strategy: settings.restart_strategy,
+            allow_non_restored_state: settings.savepoint.is_some() && settings.allow_non_restored_state,
+            savepoint_path: settings.savepoint,
+            state_backend: (settings.state_backend != crate::state::BackendKind::Memory).then_some(settings.state_backend),
+            memory_limit_mib: settings.memory_limit_mib,
+            call_timeout_ms: settings.call_timeout_ms,
+        }
     }
-    if let Some(d) = &settings.checkpoint_dir {
-        body["checkpoint-dir"] = d.display().to_string().into();
-    }
-    if let Some(r) = &settings.restart_strategy {
-        body["restart-strategy"] = serde_json::to_value(r).unwrap();
-    }
-    if let Some(s) = &settings.savepoint {
-        body["savepointPath"] = s.display().to_string().into();
-        body["allowNonRestoredState"] = settings.allow_non_restored_state.into();
-    }
-    if settings.state_backend != crate::state::BackendKind::Memory {
-        body["state-backend"] = serde_json::to_value(&settings.state_backend).unwrap();
-    }
-    body
 }
 
 /// How a job submitted with [`Client::run`] runs.
@@ -544,12 +590,16 @@ pub struct RunSettings {
     pub state_backend: crate::state::BackendKind,
     /// Resume even if the savepoint has state the job cannot take.
     pub allow_non_restored_state: bool,
+    /// Linear memory per instance to ask for, in MiB (at most the tenant's quota).
+    pub memory_limit_mib: Option<u64>,
+    /// Longest guest call to ask for, in ms (at most the tenant's quota).
+    pub call_timeout_ms: Option<u64>,
 }
 
 fn check(status: u16, text: &str) -> Result<(), ClientError> {
     match status {
         200..=299 => Ok(()),
-        401 => Err(ClientError::Unauthorized),
+        401 => Err(ClientError::Unauthorized(error_message(status, text))),
         500..=599 => Err(ClientError::Server { status, message: error_message(status, text) }),
         _ => Err(ClientError::Refused { status, message: error_message(status, text) }),
     }
@@ -712,7 +762,8 @@ mod tests {
     fn paths() {
         assert_eq!(upload_path("my job.wasm"), "/jars/upload?name=my%20job.wasm");
         assert_eq!(encode("a/b?c&d=é"), "a%2Fb%3Fc%26d%3D%C3%A9");
-        let body = settings_body(RunSettings { parallelism: 4, buffer_timeout_ms: 10, ..Default::default() });
+        let settings: crate::api::SubmitSettings = RunSettings { parallelism: 4, buffer_timeout_ms: 10, ..Default::default() }.into();
+        let body = serde_json::to_value(settings).unwrap();
         let want = serde_json::json!({"parallelism": 4, "buffer-timeout-ms": 10});
         assert_eq!(body, want);
     }
@@ -776,13 +827,16 @@ mod tests {
     #[test]
     fn unauthorized_and_refused() {
         let (addr, _rx) = serve(vec![
-            (401, r#"{"errors": ["missing or wrong token"]}"#),
+            (401, r#"{"errors": ["unknown or revoked API key"]}"#),
             (400, r#"{"errors": ["unknown entry nope"]}"#),
             (500, r#"{"errors": ["boom"]}"#),
             (200, "not json"),
         ]);
         let c = Client::new(&addr, None).unwrap();
-        assert_eq!(c.jobs().unwrap_err().to_string(), "missing or wrong token");
+        assert_eq!(
+            c.jobs().unwrap_err().to_string(),
+            "the JobManager refused the API key: unknown or revoked API key (give one with --token-file, --token or EDDY_TOKEN)"
+        );
         let e = c.run("abc", "nope", &[], RunSettings { parallelism: 1, buffer_timeout_ms: 10, ..Default::default() }).unwrap_err();
         assert_eq!(e.to_string(), "the JobManager refused the request: unknown entry nope");
         assert_eq!(e.status(), Some(400));

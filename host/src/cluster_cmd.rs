@@ -33,8 +33,6 @@ pub struct StartOptions {
     pub slots: u32,
     /// The JobManager's `--heartbeat-timeout`, if set.
     pub heartbeat_timeout: Option<f64>,
-    /// The token the JobManager requires (passed through `EDDY_TOKEN`), if any.
-    pub token: Option<String>,
 }
 
 /// The addresses in `jobmanager.json`.
@@ -117,7 +115,7 @@ fn log_file(path: &Path) -> anyhow::Result<(File, File)> {
     Ok((f, g))
 }
 
-fn spawn(args: &[String], log: &Path, token: Option<&str>) -> anyhow::Result<Child> {
+fn spawn(args: &[String], log: &Path) -> anyhow::Result<Child> {
     let exe = std::env::current_exe().context("cannot find the eddy executable")?;
     let (out, err) = log_file(log)?;
     let mut cmd = Command::new(&exe);
@@ -125,10 +123,7 @@ fn spawn(args: &[String], log: &Path, token: Option<&str>) -> anyhow::Result<Chi
     if std::env::var_os("EDDY_LOG").is_none() {
         cmd.env("EDDY_LOG", "info");
     }
-    match token {
-        Some(t) => cmd.env("EDDY_TOKEN", t),
-        None => cmd.env_remove("EDDY_TOKEN"),
-    };
+    cmd.env_remove("EDDY_TOKEN").env_remove("EDDY_TOKEN_FILE");
     #[cfg(unix)]
     {
         // Its own process group: Ctrl-C in this terminal does not reach it.
@@ -196,7 +191,6 @@ fn start_processes(
     children: &mut Vec<Child>,
 ) -> anyhow::Result<JobManagerAddresses> {
     let dir = &opts.dir;
-    let token = opts.token.as_deref().filter(|t| !t.is_empty());
     let mut pids = Vec::new();
 
     let jm_log = log_dir.join("jobmanager.log");
@@ -208,7 +202,7 @@ fn start_processes(
         args.push("--heartbeat-timeout".into());
         args.push(t.to_string());
     }
-    children.push(spawn(&args, &jm_log, token)?);
+    children.push(spawn(&args, &jm_log)?);
     pids.push(children[0].id());
     write_pids(dir, &pids)?;
 
@@ -245,14 +239,17 @@ fn start_processes(
             "--cluster-dir".into(),
             dir.display().to_string(),
         ];
-        let child = spawn(&args, &log, None)?;
+        let child = spawn(&args, &log)?;
         pids.push(child.id());
         children.push(child);
         write_pids(dir, &pids)?;
     }
 
     // Wait for every TaskManager to register.
-    let client = Client::new(&jm.http, token.map(str::to_string))?;
+    // The JobManager wrote its admin key before its addresses.
+    let key = std::fs::read_to_string(dir.join(crate::jobmanager::ADMIN_KEY_FILE))
+        .with_context(|| format!("cannot read the admin key in {}", dir.display()))?;
+    let client = Client::new(&jm.http, Some(key.trim().to_string()))?;
     let want = opts.taskmanagers as usize;
     loop {
         let progress = match client.taskmanagers() {

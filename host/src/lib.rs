@@ -13,6 +13,7 @@
 //!   the host reads, key groups and keyed state.
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod checkpoint;
 pub mod cli;
 pub mod client;

@@ -19,8 +19,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub http: String,
     pub rpc: String,
-    /// The API token, if the JobManager requires one.
-    pub token: Option<String>,
+    /// The admin key the JobManager created on its first start.
+    pub token: String,
     pub jobmanager: Child,
     pub taskmanagers: Vec<Child>,
 }
@@ -43,15 +43,19 @@ impl Cluster {
         }
         std::thread::sleep(Duration::from_millis(50));
         let addrs: Value = serde_json::from_str(&std::fs::read_to_string(&addr_file).unwrap()).unwrap();
-        let mut cluster = Cluster {
+        let cluster = Cluster {
             _serial: serial,
             http: addrs["http"].as_str().unwrap().to_string(),
             rpc: addrs["rpc"].as_str().unwrap().to_string(),
-            token: extra.iter().position(|a| *a == "--token").map(|i| extra[i + 1].to_string()),
+            token: std::fs::read_to_string(dir.path().join("admin.token")).expect("the JobManager wrote its admin key").trim().to_string(),
             dir,
             jobmanager,
             taskmanagers: Vec::new(),
         };
+        // `eddy` commands of the test find the key as a user's shell would; clusters run
+        // one at a time, so the variable names this one's until it is dropped.
+        std::env::set_var("EDDY_TOKEN", &cluster.token);
+        let mut cluster = cluster;
         // One at a time, so that process i registers as tm-(i+1).
         for i in 1..=taskmanagers {
             cluster.add_taskmanager(slots);
@@ -78,17 +82,14 @@ impl Cluster {
     }
 
     pub fn get(&self, path: &str) -> Value {
-        let mut request = ureq::get(&format!("http://{}{path}", self.http));
-        if let Some(token) = &self.token {
-            request = request.header("authorization", &format!("Bearer {token}"));
-        }
-        let mut resp = request.call().unwrap();
+        let mut resp = ureq::get(&format!("http://{}{path}", self.http)).header("authorization", &self.bearer()).call().unwrap();
         resp.body_mut().read_json().unwrap()
     }
 
     pub fn upload(&self, wasm: &Path) -> String {
         let bytes = std::fs::read(wasm).unwrap();
         let mut resp = ureq::post(&format!("http://{}/jars/upload?name=x.wasm", self.http))
+            .header("authorization", &self.bearer())
             .header("content-type", "application/wasm")
             .send(&bytes[..])
             .unwrap();
@@ -102,9 +103,15 @@ impl Cluster {
 
     /// `POST /jars/{jar}/run` with a request body of its own (checkpoint settings, savepoint).
     pub fn submit_with(&self, jar: &str, body: Value) -> String {
-        let mut resp = ureq::post(&format!("http://{}/jars/{jar}/run", self.http)).send_json(&body).unwrap();
+        let mut resp =
+            ureq::post(&format!("http://{}/jars/{jar}/run", self.http)).header("authorization", &self.bearer()).send_json(&body).unwrap();
         let v: Value = resp.body_mut().read_json().unwrap();
         v["jobid"].as_str().unwrap().to_string()
+    }
+
+    /// `Bearer ADMIN-KEY`.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
     }
 
     pub fn job(&self, id: &str) -> Value {
@@ -139,6 +146,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        std::env::remove_var("EDDY_TOKEN");
         for c in self.taskmanagers.iter_mut().chain(std::iter::once(&mut self.jobmanager)) {
             let _ = c.kill();
             let _ = c.wait();

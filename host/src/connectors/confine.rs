@@ -14,3 +14,26 @@ pub struct Confinement {
     /// `host:port` entries socket sources may connect to; none: any.
     pub sockets: Option<Vec<String>>,
 }
+
+/// Why a job's graph reaches past its confinement.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfineError {
+    /// A socket source to a `host:port` not on the allow-list.
+    #[error("socket source {0} is not on the tenant's allow-list")]
+    Socket(String),
+}
+
+impl Confinement {
+    /// Checks the socket sources of a graph against the allow-list.
+    pub fn check_graph(&self, graph: &crate::runtime::JobGraph) -> Result<(), ConfineError> {
+        for v in &graph.vertices {
+            if let crate::runtime::VertexKind::SocketSource(s) = &v.kind {
+                let addr = format!("{}:{}", s.host, s.port);
+                if self.sockets.as_ref().is_some_and(|list| !list.contains(&addr)) {
+                    return Err(ConfineError::Socket(addr));
+                }
+            }
+        }
+        Ok(())
+    }
+}

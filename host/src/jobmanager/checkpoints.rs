@@ -69,15 +69,8 @@ impl JobManager {
             (done, conns)
         };
         let (done, conns) = announce;
-        let exec = exec.to_string();
-        tokio::spawn(async move {
-            for conn in conns {
-                let command = ToTaskManager::CheckpointComplete { job: exec.clone(), checkpoint: done.barrier.id };
-                if let Err(e) = command_to(&conn, &command).await {
-                    tracing::warn!("checkpoint {} completion not delivered: {e}", done.barrier.id);
-                }
-            }
-        });
+        let command = ToTaskManager::CheckpointComplete { job: exec.to_string(), checkpoint: done.barrier.id };
+        tokio::spawn(super::job::tell(conns, command));
     }
 
     /// Takes a savepoint of job `id` (into `target`, else its checkpoint

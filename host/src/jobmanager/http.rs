@@ -1,35 +1,61 @@
 //! The HTTP API for clients, shaped like Flink's REST API (docs/http-api.md).
+//!
+//! Every route but `/health` needs an API key; what a key sees is scoped to its
+//! tenant (`tenants.rs`), and another tenant's objects answer exactly as unknown
+//! ones do. The request and answer types shared with the client are in `crate::api`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::tenants::Caller;
 use super::{JobManager, JobSettings, JobStatus, ModuleStore, RestartStrategy, Submission};
-use crate::checkpoint::{CheckpointConfig, Mode};
-use crate::state::BackendKind;
+use crate::api::{JobFileRequest, RunRequest, SubmitSettings};
+use crate::checkpoint::CheckpointConfig;
 use crate::runtime::digest as eddy_digest;
 
-type Shared = Arc<JobManager>;
+pub(super) type Shared = Arc<JobManager>;
 
 /// An error answer: `{"errors": [message]}`.
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "errors": [message.into()] }))).into_response()
+}
+
+/// The answer for an object the caller may not see, the same as for one that does not exist.
+fn not_found(kind: &str, id: &str) -> Response {
+    error(StatusCode::NOT_FOUND, format!("no {kind} with id {id}"))
+}
+
+/// Refuses callers with a read-only key.
+fn writer(caller: &Caller) -> Result<(), Response> {
+    if caller.may_write() {
+        Ok(())
+    } else {
+        Err(error(StatusCode::FORBIDDEN, "this key is read-only (role viewer)"))
+    }
+}
+
+/// Refuses callers that are not the cluster's admin.
+pub(super) fn admin(caller: &Caller) -> Result<(), Response> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(error(StatusCode::FORBIDDEN, "this needs an admin key"))
+    }
 }
 
 /// A JSON request body; a malformed one gets `400 {"errors": [why]}` like every refusal
 /// (axum's own `Json` answers 422 in plain text).
-struct Body<T>(T);
+pub(super) struct Body<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = Response;
@@ -42,34 +68,81 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
+/// Declares the API's routes once: the router is built from the list, and the list
+/// is public so that a test calls every route with every kind of key.
+macro_rules! api_routes {
+    ($($method:ident $path:literal => $handler:expr,)*) => {
+        /// Every route of the API, as (method, path).
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn routes() -> Router<Shared> {
+            let router = Router::new();
+            $(let router = router.route($path, axum::routing::$method($handler));)*
+            router
+        }
+    };
+}
+
+api_routes! {
+    get "/health" => health,
+    post "/jars/upload" => upload,
+    get "/jars" => list_jars,
+    get "/jars/{id}" => get_jar,
+    post "/jars/{id}/run" => run_jar,
+    get "/jobs" => list_jobs,
+    post "/jobs" => run_job_file,
+    get "/jobs/{id}" => get_job,
+    patch "/jobs/{id}" => cancel_job,
+    delete "/jobs/{id}" => cancel_job,
+    post "/jobs/{id}/savepoints" => savepoint,
+    get "/taskmanagers" => taskmanagers,
+    get "/overview" => overview,
+    get "/tenants" => super::tenant_api::list_tenants,
+    post "/tenants" => super::tenant_api::create_tenant,
+    get "/tenants/{name}" => super::tenant_api::get_tenant,
+    patch "/tenants/{name}" => super::tenant_api::update_tenant,
+    delete "/tenants/{name}" => super::tenant_api::delete_tenant,
+    get "/tokens" => super::tenant_api::list_tokens,
+    post "/tokens" => super::tenant_api::create_token,
+    delete "/tokens/{id}" => super::tenant_api::revoke_token,
+}
+
+/// The API's router.
+pub(super) fn router(jm: Shared) -> Router {
+    // Uploads are refused per tenant quota in `upload`; this is the cluster's ceiling.
+    let limit = (jm.config.max_upload as usize) << 20;
+    routes()
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(jm.clone(), authenticate))
+        .with_state(jm)
+}
+
 /// Serves the API until the listener fails.
 pub async fn serve(jm: Shared, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
-    let limit = (jm.config.max_upload as usize) << 20;
-    let app = Router::new()
-        .route("/jars/upload", post(upload))
-        .route("/jars", get(list_jars))
-        .route("/jars/{id}", get(get_jar))
-        .route("/jars/{id}/run", post(run_jar))
-        .route("/jobs", get(list_jobs).post(run_job_file))
-        .route("/jobs/{id}", get(get_job).patch(cancel_job).delete(cancel_job))
-        .route("/jobs/{id}/savepoints", post(savepoint))
-        .route("/taskmanagers", get(taskmanagers))
-        .route("/overview", get(overview))
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(jm.clone(), check_token))
-        .with_state(jm);
-    axum::serve(listener, app).await?;
+    axum::serve(listener, router(jm)).await?;
     Ok(())
 }
 
-async fn check_token(State(jm): State<Shared>, request: Request, next: Next) -> Response {
-    if let Some(token) = &jm.config.token {
-        let given = request.headers().get("authorization").and_then(|v| v.to_str().ok());
-        if given != Some(format!("Bearer {token}").as_str()) {
-            return error(StatusCode::UNAUTHORIZED, "missing or wrong token");
-        }
+/// Finds the caller of every request but `/health` and hands it to the handler.
+async fn authenticate(State(jm): State<Shared>, mut request: Request, next: Next) -> Response {
+    if request.uri().path() == "/health" {
+        return next.run(request).await;
     }
-    next.run(request).await
+    let header = request.headers().get("authorization").and_then(|v| v.to_str().ok());
+    let Some(key) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+        return error(StatusCode::UNAUTHORIZED, "missing API key (send Authorization: Bearer KEY)");
+    };
+    match jm.directory.authenticate(key.trim()) {
+        Some(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        None => error(StatusCode::UNAUTHORIZED, "unknown or revoked API key"),
+    }
+}
+
+async fn health() -> Response {
+    Json(json!({ "status": "ok" })).into_response()
 }
 
 #[derive(Deserialize)]
@@ -77,16 +150,43 @@ struct UploadQuery {
     name: Option<String>,
 }
 
-async fn upload(State(jm): State<Shared>, Query(q): Query<UploadQuery>, body: Bytes) -> Response {
+async fn upload(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Query(q): Query<UploadQuery>, body: Bytes) -> Response {
+    if let Err(r) = writer(&caller) {
+        return r;
+    }
     let name = q.name.unwrap_or_else(|| "job.wasm".into());
+    let id = eddy_digest(&body);
+    if let Some(tenant) = caller.tenant.as_deref() {
+        let quotas = jm.directory.tenant(tenant).map(|t| t.quotas).unwrap_or_default();
+        if body.len() as u64 > quotas.max_upload_bytes {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("quota max-upload-bytes exceeded: tenant {tenant} may upload {} bytes at once, this is {}", quotas.max_upload_bytes, body.len()),
+            );
+        }
+        let stored = jm.modules.bytes_of(tenant);
+        let owned = jm.modules.get(&id, Some(tenant)).is_some();
+        if !owned && stored + body.len() as u64 > quotas.module_bytes {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "quota module-bytes exceeded: tenant {tenant} may keep {} bytes of modules, has {stored} and this upload is {}",
+                    quotas.module_bytes,
+                    body.len()
+                ),
+            );
+        }
+    }
     let jm2 = jm.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let known = jm2.state.lock().unwrap().modules.get(&eddy_digest(&body)).cloned();
-        if let Some(info) = known {
-            return Ok(info);
-        }
-        let info = ModuleStore::validate(&name, &body, &jm2.runtime)?;
-        jm2.state.lock().unwrap().modules.insert(info, &body)
+        let info = match jm2.modules.get(&id, None) {
+            Some(mut known) => {
+                known.name = name;
+                known
+            }
+            None => ModuleStore::validate(&name, &body, &jm2.runtime)?,
+        };
+        jm2.modules.insert(info, &body, caller.tenant.as_deref(), &jm2.db)
     })
     .await;
     match result {
@@ -94,74 +194,57 @@ async fn upload(State(jm): State<Shared>, Query(q): Query<UploadQuery>, body: By
             tracing::info!(id = %info.id, name = %info.name, "module uploaded");
             Json(json!({ "id": info.id, "status": "success", "filename": info.name })).into_response()
         }
-        Ok(Err(super::modules::UploadError::Io(e))) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot store the module: {e}")),
+        Ok(Err(e @ (super::modules::UploadError::Io(_) | super::modules::UploadError::Db(_)))) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
         Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-async fn list_jars(State(jm): State<Shared>) -> Response {
-    Json(json!({ "files": jm.state.lock().unwrap().modules.list() })).into_response()
+async fn list_jars(State(jm): State<Shared>, Extension(caller): Extension<Caller>) -> Response {
+    Json(json!({ "files": jm.modules.list(caller.tenant.as_deref()) })).into_response()
 }
 
-async fn get_jar(State(jm): State<Shared>, Path(id): Path<String>) -> Response {
-    match jm.state.lock().unwrap().modules.get(&id) {
+async fn get_jar(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {
+    match jm.modules.get(&id, caller.tenant.as_deref()) {
         Some(info) => Json(json!(info)).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no jar with id {id}")),
+        None => not_found("jar", &id),
     }
 }
 
-/// `POST /jars/{id}/run`.
-#[derive(Deserialize)]
-struct RunRequest {
-    entry: String,
-    #[serde(default)]
-    args: Vec<String>,
-    #[serde(flatten)]
-    settings: SettingsRequest,
+async fn run_jar(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(id): Path<String>, Body(req): Body<RunRequest>) -> Response {
+    submit(jm, caller, Submission::Jar { digest: id, entry: req.entry, args: req.args }, req.settings).await
 }
 
-/// `POST /jobs`: a job file whose components are ids of uploaded jars.
-#[derive(Deserialize)]
-struct JobFileRequest {
-    job: crate::jobfile::JobFile,
-    #[serde(flatten)]
-    settings: SettingsRequest,
+async fn run_job_file(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Body(req): Body<JobFileRequest>) -> Response {
+    submit(jm, caller, Submission::File(req.job), req.settings).await
 }
 
-/// How a submitted job runs; every field has a default.
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct SettingsRequest {
-    parallelism: Option<u32>,
-    buffer_timeout_ms: Option<u64>,
-    checkpoint_interval_ms: Option<u64>,
-    checkpointing_mode: Option<Mode>,
-    checkpoints_retained: Option<usize>,
-    checkpoint_dir: Option<PathBuf>,
-    restart_strategy: Option<RestartStrategy>,
-    #[serde(rename = "savepointPath")]
-    savepoint_path: Option<PathBuf>,
-    #[serde(rename = "allowNonRestoredState", default)]
-    allow_non_restored_state: bool,
-    state_backend: Option<BackendKind>,
+async fn submit(jm: Shared, caller: Caller, submission: Submission, req: SubmitSettings) -> Response {
+    if let Err(r) = writer(&caller) {
+        return r;
+    }
+    let settings = match settings(&jm, &caller, req) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match jm.submit(submission, settings).await {
+        Ok(job) => Json(json!({ "jobid": job })).into_response(),
+        Err((status, message)) => error(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), message),
+    }
 }
 
-async fn run_jar(State(jm): State<Shared>, Path(id): Path<String>, Body(req): Body<RunRequest>) -> Response {
-    submit(jm, Submission::Jar { digest: id, entry: req.entry, args: req.args }, req.settings).await
-}
-
-async fn run_job_file(State(jm): State<Shared>, Body(req): Body<JobFileRequest>) -> Response {
-    submit(jm, Submission::File(req.job), req.settings).await
-}
-
-async fn submit(jm: Shared, submission: Submission, req: SettingsRequest) -> Response {
+/// The settings of a submission, with defaults; a tenant's checkpoints and
+/// savepoints are placed by the cluster (see `super::placement`).
+fn settings(jm: &JobManager, caller: &Caller, req: SubmitSettings) -> Result<JobSettings, Response> {
+    let bad = |m: String| error(StatusCode::BAD_REQUEST, m);
     let parallelism = req.parallelism.unwrap_or(1);
     if !(1..=crate::plan::MAX_PARALLELISM_LIMIT).contains(&parallelism) {
-        return error(StatusCode::BAD_REQUEST, format!("parallelism {parallelism} is out of range"));
+        return Err(bad(format!("parallelism {parallelism} is out of range")));
     }
     if req.checkpoint_interval_ms == Some(0) {
-        return error(StatusCode::BAD_REQUEST, "checkpoint-interval-ms must be positive");
+        return Err(bad("checkpoint-interval-ms must be positive".into()));
     }
     let checkpoint = CheckpointConfig {
         interval: req.checkpoint_interval_ms.map(Duration::from_millis),
@@ -170,37 +253,52 @@ async fn submit(jm: Shared, submission: Submission, req: SettingsRequest) -> Res
         ..CheckpointConfig::default()
     };
     let restart = req.restart_strategy.unwrap_or_else(|| RestartStrategy::default_for(checkpoint.interval.is_some()));
-    let settings = JobSettings {
+    let places = super::placement::Places::for_caller(jm, caller, req.checkpoint_dir, req.savepoint_path).map_err(bad)?;
+    Ok(JobSettings {
         parallelism,
         buffer_timeout_ms: req.buffer_timeout_ms.unwrap_or(10).min(60_000),
         checkpoint,
-        checkpoint_dir: req.checkpoint_dir.unwrap_or_else(|| jm.config.checkpoint_dir.clone()),
+        checkpoint_dir: places.checkpoints,
         restart,
-        savepoint: req.savepoint_path,
+        savepoint: places.savepoint,
         allow_non_restored_state: req.allow_non_restored_state,
         state_backend: req.state_backend.unwrap_or_default(),
-    };
-    match jm.submit(submission, settings).await {
-        Ok(job) => Json(json!({ "jobid": job })).into_response(),
-        Err((status, message)) => error(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), message),
-    }
+        tenant: caller.tenant.clone(),
+        memory_limit_mib: req.memory_limit_mib,
+        call_timeout_ms: req.call_timeout_ms,
+    })
 }
 
 fn millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-async fn list_jobs(State(jm): State<Shared>) -> Response {
-    let state = jm.state.lock().unwrap();
-    let jobs: Vec<Value> =
-        state.jobs.values().map(|j| json!({ "id": j.id, "name": j.name, "status": j.status })).collect();
+async fn list_jobs(State(jm): State<Shared>, Extension(caller): Extension<Caller>) -> Response {
+    let mut jobs: Vec<Value> = {
+        let state = jm.state.lock().unwrap();
+        state
+            .jobs
+            .values()
+            .filter(|j| caller.sees(j.settings.tenant.as_deref()))
+            .map(|j| json!({ "id": j.id, "name": j.name, "status": j.status }))
+            .collect()
+    };
+    for ended in jm.history.list(caller.tenant.as_deref()) {
+        if !jobs.iter().any(|j| j["id"] == ended.id.as_str()) {
+            jobs.push(json!({ "id": ended.id, "name": ended.name, "status": ended.status }));
+        }
+    }
     Json(json!({ "jobs": jobs })).into_response()
 }
 
-async fn get_job(State(jm): State<Shared>, Path(id): Path<String>) -> Response {
+async fn get_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {
     let state = jm.state.lock().unwrap();
-    let Some(j) = state.jobs.get(&id) else {
-        return error(StatusCode::NOT_FOUND, format!("no job with id {id}"));
+    let Some(j) = state.jobs.get(&id).filter(|j| caller.sees(j.settings.tenant.as_deref())) else {
+        drop(state);
+        return match jm.history.get(&id).filter(|h| caller.sees(h.tenant.as_deref())) {
+            Some(ended) => Json(json!(ended)).into_response(),
+            None => not_found("job", &id),
+        };
     };
     let plan = &j.plan;
     let vertices: Vec<Value> = plan
@@ -230,14 +328,11 @@ async fn get_job(State(jm): State<Shared>, Path(id): Path<String>) -> Response {
             json!({ "task": c, "name": plan.chain_name(c), "subtasks": subtasks })
         })
         .collect();
-    let waiting = (j.status == JobStatus::Created).then(|| {
-        let free: usize = state.taskmanagers.values().map(|t| t.free_slots()).sum();
-        format!("waiting for slots: needs {}, {free} free", plan.slots.len())
-    });
     let end = j.ended.unwrap_or_else(SystemTime::now);
     Json(json!({
         "jid": j.id,
         "name": j.name,
+        "tenant": j.settings.tenant,
         "entry": (!j.from_job_file).then(|| &j.spec.programs[0].entry),
         "programs": j.spec.programs,
         "status": j.status,
@@ -248,7 +343,7 @@ async fn get_job(State(jm): State<Shared>, Path(id): Path<String>) -> Response {
         "end-time": j.ended.map(millis),
         "duration": end.duration_since(j.started).map(|d| d.as_millis() as u64).unwrap_or(0),
         "failure": j.failure,
-        "waiting": waiting,
+        "waiting": (j.status == JobStatus::Created).then(|| j.waiting.clone()).flatten(),
         "attempt": j.attempt,
         "restarts": j.attempt,
         "restart-strategy": j.settings.restart,
@@ -265,28 +360,50 @@ async fn get_job(State(jm): State<Shared>, Path(id): Path<String>) -> Response {
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
 struct SavepointBody {
-    target_directory: Option<PathBuf>,
+    target_directory: Option<std::path::PathBuf>,
     #[serde(default)]
     stop: bool,
 }
 
 /// Unlike Flink's, answers when the savepoint completed rather than with a trigger id to poll.
-async fn savepoint(State(jm): State<Shared>, Path(id): Path<String>, Body(body): Body<SavepointBody>) -> Response {
-    match jm.savepoint(&id, body.target_directory, body.stop).await {
-        Ok(location) => Json(json!({ "location": location.display().to_string() })).into_response(),
+async fn savepoint(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(id): Path<String>, Body(body): Body<SavepointBody>) -> Response {
+    if !jm.job_visible(&id, &caller) {
+        return not_found("job", &id);
+    }
+    if let Err(r) = writer(&caller) {
+        return r;
+    }
+    let target = match super::placement::savepoint_target(&jm, &caller, body.target_directory) {
+        Ok(t) => t,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    match jm.savepoint(&id, target, body.stop).await {
+        Ok(location) => {
+            let shown = super::placement::shown_location(&jm, &caller, &location);
+            Json(json!({ "location": shown })).into_response()
+        }
         Err((status, message)) => error(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message),
     }
 }
 
-async fn cancel_job(State(jm): State<Shared>, Path(id): Path<String>) -> Response {
+async fn cancel_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {
+    if !jm.job_visible(&id, &caller) {
+        return not_found("job", &id);
+    }
+    if let Err(r) = writer(&caller) {
+        return r;
+    }
     if jm.cancel_job(&id) {
         (StatusCode::ACCEPTED, Json(json!({}))).into_response()
     } else {
-        error(StatusCode::NOT_FOUND, format!("no job with id {id}"))
+        not_found("job", &id)
     }
 }
 
-async fn taskmanagers(State(jm): State<Shared>) -> Response {
+async fn taskmanagers(State(jm): State<Shared>, Extension(caller): Extension<Caller>) -> Response {
+    if let Err(r) = admin(&caller) {
+        return r;
+    }
     let state = jm.state.lock().unwrap();
     let tms: Vec<Value> = state
         .taskmanagers
@@ -305,17 +422,25 @@ async fn taskmanagers(State(jm): State<Shared>) -> Response {
     Json(json!({ "taskmanagers": tms })).into_response()
 }
 
-async fn overview(State(jm): State<Shared>) -> Response {
+/// Counts of the caller's jobs; the cluster's slots for the admin only.
+async fn overview(State(jm): State<Shared>, Extension(caller): Extension<Caller>) -> Response {
     let state = jm.state.lock().unwrap();
-    let count = |s: JobStatus| state.jobs.values().filter(|j| j.status == s).count();
-    Json(json!({
-        "taskmanagers": state.taskmanagers.len(),
-        "slots-total": state.taskmanagers.values().map(|t| t.slots.len()).sum::<usize>(),
-        "slots-available": state.taskmanagers.values().map(|t| t.free_slots()).sum::<usize>(),
-        "jobs-running": count(JobStatus::Running) + count(JobStatus::Created),
+    let mine = || state.jobs.values().filter(|j| caller.sees(j.settings.tenant.as_deref()));
+    let active = mine().filter(|j| j.is_active()).count();
+    drop(state);
+    let ended = jm.history.list(caller.tenant.as_deref());
+    let count = |s: JobStatus| ended.iter().filter(|j| j.status == s).count();
+    let mut answer = json!({
+        "jobs-running": active,
         "jobs-finished": count(JobStatus::Finished),
         "jobs-cancelled": count(JobStatus::Canceled),
         "jobs-failed": count(JobStatus::Failed),
-    }))
-    .into_response()
+    });
+    if caller.is_admin() {
+        let state = jm.state.lock().unwrap();
+        answer["taskmanagers"] = state.taskmanagers.len().into();
+        answer["slots-total"] = state.taskmanagers.values().map(|t| t.slots.len()).sum::<usize>().into();
+        answer["slots-available"] = state.taskmanagers.values().map(|t| t.free_slots()).sum::<usize>().into();
+    }
+    Json(answer).into_response()
 }

@@ -17,9 +17,12 @@ use crate::plan::ExecutionPlan;
 use crate::protocol::{Ack, Deployment, TaskOutcome, ToTaskManager};
 use crate::jobfile::{self, JobFile};
 use crate::program::{JobSpec, Program};
+use crate::api::Tenant;
+use crate::connectors::Confinement;
+use crate::runtime::SandboxConfig;
 
 /// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobStatus {
     /// Planned; waiting for enough free slots.
@@ -56,6 +59,12 @@ pub struct JobSettings {
     pub allow_non_restored_state: bool,
     /// Where keyed state of Wasm operators lives.
     pub state_backend: BackendKind,
+    /// The tenant that submitted it; none: the cluster's admin.
+    pub tenant: Option<String>,
+    /// Linear memory per instance it asked for, in MiB (at most its tenant's quota).
+    pub memory_limit_mib: Option<u64>,
+    /// Longest guest call it asked for, in ms (at most its tenant's quota).
+    pub call_timeout_ms: Option<u64>,
 }
 
 /// What a client submits.
@@ -115,6 +124,12 @@ pub struct Job {
     pub exceptions: Vec<(SystemTime, String)>,
     /// Its checkpoints.
     pub coordinator: Coordinator,
+    /// Why it is still CREATED, for the API.
+    pub waiting: Option<String>,
+    /// Limits of its guests on the TaskManagers (its tenant's quotas); none: theirs.
+    pub sandbox: Option<SandboxConfig>,
+    /// What its connectors may reach.
+    pub confinement: Confinement,
 }
 
 impl Job {
@@ -150,6 +165,115 @@ impl Job {
     }
 }
 
+/// Slots for every slot of job `id`, TaskManagers in id order, slot by slot, within
+/// its tenant's slot and subtasks-per-TaskManager quotas; else why it must wait.
+fn place(state: &State, id: &str, tenant: Option<&Tenant>) -> Result<Vec<(String, usize)>, String> {
+    let job = &state.jobs[id];
+    let needed = job.plan.slots.len();
+    let free: usize = state.taskmanagers.values().map(|t| t.free_slots()).sum();
+    if free < needed {
+        let total: usize = state.taskmanagers.values().map(|t| t.slots.len()).sum();
+        return Err(format!("not enough slots: the job needs {needed}, the cluster has {free} free of {total}"));
+    }
+    let owned_by_tenant = |job_id: &str| tenant.is_some() && state.jobs.get(job_id).and_then(|j| j.settings.tenant.as_deref()) == tenant.map(|t| t.name.as_str());
+    if let Some(t) = tenant {
+        let held = state.taskmanagers.values().flat_map(|tm| tm.slots.iter().flatten()).filter(|j| owned_by_tenant(j)).count();
+        if held + needed > t.quotas.slots as usize {
+            return Err(format!(
+                "waiting for tenant {}'s slot quota: the job needs {needed} slots, the tenant holds {held} of its {}",
+                t.name, t.quotas.slots
+            ));
+        }
+    }
+    let limit = tenant.map_or(usize::MAX, |t| t.quotas.subtasks_per_taskmanager as usize);
+    let mut places = Vec::with_capacity(needed);
+    'tms: for tm in state.taskmanagers.values() {
+        // Subtasks of the tenant's other jobs here: each of their slots holds a whole slot-sharing group.
+        let mut subtasks: usize = tm
+            .slots
+            .iter()
+            .flatten()
+            .filter(|j| owned_by_tenant(j))
+            .map(|j| state.jobs[j.as_str()].plan.slots.iter().map(|s| s.subtasks.len()).max().unwrap_or(0))
+            .sum();
+        for (i, slot) in tm.slots.iter().enumerate() {
+            if places.len() == needed {
+                break 'tms;
+            }
+            if slot.is_some() {
+                continue;
+            }
+            let size = job.plan.slots[places.len()].subtasks.len();
+            if subtasks + size > limit {
+                continue 'tms;
+            }
+            subtasks += size;
+            places.push((tm.id.clone(), i));
+        }
+    }
+    if places.len() < needed {
+        let t = tenant.expect("without a tenant every free slot is usable");
+        return Err(format!(
+            "waiting for room within tenant {}'s quota of {} subtasks per TaskManager",
+            t.name, t.quotas.subtasks_per_taskmanager
+        ));
+    }
+    Ok(places)
+}
+
+/// Refuses a plan that could never run within its tenant's quotas.
+fn check_plan_quotas(t: &Tenant, plan: &ExecutionPlan) -> Result<(), (u16, String)> {
+    let widest = plan.parallelism.iter().copied().max().unwrap_or(1);
+    if widest > t.quotas.max_parallelism {
+        return Err((403, format!(
+            "quota max-parallelism exceeded: tenant {} allows {}, the job asks for {widest}",
+            t.name, t.quotas.max_parallelism
+        )));
+    }
+    if plan.slots.len() > t.quotas.slots as usize {
+        return Err((403, format!(
+            "quota slots exceeded: tenant {} may hold {} slots, the job needs {}",
+            t.name,
+            t.quotas.slots,
+            plan.slots.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The sandbox of a tenant's job: its quotas, or less where the job asks for less.
+fn sandbox_for(t: &Tenant, settings: &JobSettings) -> Result<SandboxConfig, (u16, String)> {
+    let q = &t.quotas;
+    let memory = settings.memory_limit_mib.unwrap_or(q.memory_mib);
+    if memory > q.memory_mib || memory == 0 {
+        return Err((403, format!(
+            "quota memory-mib exceeded: tenant {} allows {} MiB per instance, the job asks for {memory}",
+            t.name, q.memory_mib
+        )));
+    }
+    let call = settings.call_timeout_ms.unwrap_or(q.call_timeout_ms);
+    if call > q.call_timeout_ms || call == 0 {
+        return Err((403, format!(
+            "quota call-timeout-ms exceeded: tenant {} allows {} ms per call, the job asks for {call}",
+            t.name, q.call_timeout_ms
+        )));
+    }
+    Ok(SandboxConfig {
+        memory_limit_bytes: memory << 20,
+        call_timeout: Duration::from_millis(call),
+        ..SandboxConfig::default()
+    })
+}
+
+/// What a tenant's connectors may reach. A tenant without a data root may use no
+/// files: its root is a path that cannot exist, so every open fails closed.
+fn confinement_for(t: &Tenant) -> Confinement {
+    Confinement {
+        data_root: Some(t.data_root.clone().unwrap_or_else(|| PathBuf::from("/nonexistent/eddy: no data root"))),
+        sockets: Some(t.allowed_sockets.clone()),
+    }
+}
+
 /// Frees the slots a job holds.
 pub(super) fn free_slots(state: &mut State, job: &str) {
     for tm in state.taskmanagers.values_mut() {
@@ -170,14 +294,21 @@ impl JobManager {
             Submission::Jar { digest, .. } => vec![digest.clone()],
             Submission::File(file) => file.components.values().cloned().collect(),
         };
+        let tenant = match &settings.tenant {
+            Some(name) => Some(self.directory.tenant(name).ok_or((404, format!("no tenant {name}")))?),
+            None => None,
+        };
+        if let Some(t) = &tenant {
+            self.check_running_jobs(t)?;
+        }
+        let sandbox = tenant.as_ref().map(|t| sandbox_for(t, &settings)).transpose()?;
+        let confinement = tenant.as_ref().map(confinement_for).unwrap_or_default();
         let mut stored = Vec::new();
-        {
-            let state = self.state.lock().unwrap();
-            for digest in digests {
-                let info = state.modules.get(&digest).ok_or((404, format!("no jar with id {digest}")))?;
-                let bytes = state.modules.bytes(&digest).unwrap().map_err(|e| (500, format!("cannot read module: {e}")))?;
-                stored.push((digest, info.name.clone(), bytes));
-            }
+        for digest in digests {
+            let info = self.modules.get(&digest, settings.tenant.as_deref()).ok_or((404, format!("no jar with id {digest}")))?;
+            let bytes = self.modules.bytes(&digest).ok_or((404, format!("no jar with id {digest}")))?;
+            let bytes = bytes.map_err(|e| (500, format!("cannot read module: {e}")))?;
+            stored.push((digest, info.name.clone(), bytes));
         }
         let runtime = self.runtime.clone();
         let (savepoint, allow_non_restored) = (settings.savepoint.clone(), settings.allow_non_restored_state);
@@ -212,9 +343,15 @@ impl JobManager {
         .map_err(|e| (500, e.to_string()))?
         .map_err(|e| (400, e))?;
         let (spec, plan, restored_id) = planned;
+        if let Some(t) = &tenant {
+            check_plan_quotas(t, &plan)?;
+            if let Err(e) = confinement.check_graph(&spec.graph) {
+                return Err((403, e.to_string()));
+            }
+        }
         let id = {
             let mut state = self.state.lock().unwrap();
-            let id = self.new_job_id(&mut state);
+            let id = self.new_job_id();
             let remaining = plan.chains.iter().map(|c| c.parallelism as usize).sum();
             let storage = DirStorage::new(settings.checkpoint_dir.join(&id));
             let restored = restored_id.zip(settings.savepoint.clone());
@@ -241,6 +378,9 @@ impl JobManager {
                 failures: Vec::new(),
                 exceptions: Vec::new(),
                 coordinator,
+                waiting: None,
+                sandbox,
+                confinement,
             };
             tracing::info!(job = %id, name = %job.name, slots = job.plan.slots.len(), "job submitted");
             state.jobs.insert(id.clone(), job);
@@ -250,8 +390,8 @@ impl JobManager {
         Ok(id)
     }
 
-    /// Gives free slots to waiting jobs, oldest first, and fails those that
-    /// waited past the slot timeout.
+    /// Gives free slots to waiting jobs, oldest first, within their tenants'
+    /// quotas, and fails those that waited past the slot timeout.
     pub fn schedule_waiting(self: &Arc<Self>) {
         let timeout = Duration::from_secs_f64(self.config.slot_timeout);
         let mut deploy = Vec::new();
@@ -261,29 +401,21 @@ impl JobManager {
             let waiting: Vec<String> =
                 state.jobs.values().filter(|j| j.status == JobStatus::Created).map(|j| j.id.clone()).collect();
             for id in waiting {
-                let needed = state.jobs[&id].plan.slots.len();
-                let free: usize = state.taskmanagers.values().map(|t| t.free_slots()).sum();
-                if free < needed {
-                    if state.jobs[&id].submitted.elapsed() > timeout {
-                        let total: usize = state.taskmanagers.values().map(|t| t.slots.len()).sum();
-                        expired.push((id, format!(
-                            "not enough slots: the job needs {needed}, the cluster has {free} free of {total} after waiting {timeout:?}"
-                        )));
-                    }
-                    continue;
-                }
-                // Fill TaskManagers in id order, slot by slot.
-                let mut places = Vec::with_capacity(needed);
-                'outer: for tm in state.taskmanagers.values_mut() {
-                    for (i, slot) in tm.slots.iter_mut().enumerate() {
-                        if places.len() == needed {
-                            break 'outer;
+                let tenant = state.jobs[&id].settings.tenant.as_ref().and_then(|t| self.directory.tenant(t));
+                let places = match place(&state, &id, tenant.as_ref()) {
+                    Ok(places) => places,
+                    Err(why) => {
+                        let job = state.jobs.get_mut(&id).unwrap();
+                        if job.submitted.elapsed() > timeout {
+                            expired.push((id, format!("{why} after waiting {timeout:?}")));
+                        } else {
+                            job.waiting = Some(why);
                         }
-                        if slot.is_none() {
-                            *slot = Some(id.clone());
-                            places.push((tm.id.clone(), i));
-                        }
+                        continue;
                     }
+                };
+                for (tm, slot) in &places {
+                    state.taskmanagers.get_mut(tm).unwrap().slots[*slot] = Some(id.clone());
                 }
                 let job = state.jobs.get_mut(&id).unwrap();
                 let mut placement: Vec<Vec<(String, usize)>> =
@@ -295,6 +427,7 @@ impl JobManager {
                 }
                 job.placement = placement;
                 job.status = JobStatus::Running;
+                job.waiting = None;
                 job.started = SystemTime::now();
                 deploy.push(id);
             }
@@ -306,6 +439,19 @@ impl JobManager {
             let jm = self.clone();
             tokio::spawn(async move { jm.deploy(&id).await });
         }
+    }
+
+    /// Refuses a tenant's submission past its running-jobs quota.
+    fn check_running_jobs(&self, t: &Tenant) -> Result<(), (u16, String)> {
+        let state = self.state.lock().unwrap();
+        let active = state.jobs.values().filter(|j| j.is_active() && j.settings.tenant.as_deref() == Some(&t.name)).count();
+        if active as u64 >= u64::from(t.quotas.running_jobs) {
+            return Err((403, format!(
+                "quota running-jobs exceeded: tenant {} may run {} jobs at once, and {active} are running",
+                t.name, t.quotas.running_jobs
+            )));
+        }
+        Ok(())
     }
 
     /// Deploys a scheduled job to its TaskManagers, then starts it on all of them.
@@ -340,9 +486,9 @@ impl JobManager {
                 checkpoint_dir: Some(job.settings.checkpoint_dir.join(&job.id)),
                 restore: job.coordinator.latest().map(Path::to_path_buf),
                 state_backend: job.settings.state_backend.clone(),
-                tenant: None,
-                sandbox: None,
-                confinement: Default::default(),
+                tenant: job.settings.tenant.clone(),
+                sandbox: job.sandbox.clone(),
+                confinement: job.confinement.clone(),
             };
             (deployment, connections)
         };
@@ -392,8 +538,9 @@ impl JobManager {
                 TaskOutcome::Failed(e) => Some(e),
             }
         };
-        if let Some(e) = failure {
-            self.fail_job(job, e);
+        match failure {
+            Some(e) => self.fail_job(job, e),
+            None => self.record_end(job),
         }
     }
 
@@ -430,6 +577,7 @@ impl JobManager {
             if !job.is_active() {
                 return;
             }
+            job.waiting = None;
             match &failure {
                 Some(why) => tracing::warn!(job = id, "job failed: {why}"),
                 None => tracing::info!(job = id, "job cancelled"),
@@ -443,13 +591,17 @@ impl JobManager {
             free_slots(&mut state, id);
             (exec, tms.iter().filter_map(|t| state.taskmanagers.get(t)).map(|t| t.connection.clone()).collect::<Vec<_>>())
         };
-        for conn in connections {
-            let command = ToTaskManager::Cancel { job: exec.clone() };
-            tokio::spawn(async move {
-                if let Err(e) = command_to(&conn, &command).await {
-                    tracing::debug!("cancel not delivered: {e}");
-                }
-            });
+        self.record_end(id);
+        tokio::spawn(tell(connections, ToTaskManager::Cancel { job: exec }));
+    }
+}
+
+/// Sends one command to every TaskManager of a job, in turn; a TaskManager that
+/// does not acknowledge is logged, not retried (it is lost or will be).
+pub(super) async fn tell(connections: Vec<quinn::Connection>, command: ToTaskManager) {
+    for conn in connections {
+        if let Err(e) = command_to(&conn, &command).await {
+            tracing::debug!(remote = %conn.remote_address(), "command not delivered: {e}");
         }
     }
 }

@@ -4,12 +4,17 @@
 //! over QUIC (`rpc.rs`); a job's life is in `job.rs`.
 
 mod checkpoints;
+mod db;
+mod history;
 mod http;
 mod job;
 mod modules;
+mod placement;
 mod recovery;
 mod restart;
 mod rpc;
+mod tenant_api;
+mod tenants;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,11 +25,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::cli::JobManagerArgs;
 use crate::net::ClusterCa;
 use crate::runtime::Runtime;
 
+pub use http::ROUTES;
 pub use job::{Job, JobSettings, JobStatus, Submission};
+pub use tenants::{write_private, Caller, ADMIN_KEY_FILE};
 pub use modules::{ModuleInfo, ModuleStore};
 pub use restart::{parse_duration, RestartStrategy};
 
@@ -38,8 +44,6 @@ pub struct JobManagerConfig {
     pub rpc_bind: SocketAddr,
     /// Modules, CA, and the address file.
     pub state_dir: PathBuf,
-    /// Bearer token required on HTTP requests.
-    pub token: Option<String>,
     /// Seconds without heartbeat before a TaskManager is lost.
     pub heartbeat_timeout: f64,
     /// Seconds a job may wait for slots.
@@ -48,52 +52,6 @@ pub struct JobManagerConfig {
     pub max_upload: u64,
     /// Where jobs' checkpoints go unless a job names another directory.
     pub checkpoint_dir: PathBuf,
-}
-
-/// The optional settings of a `--config` file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct ConfigFile {
-    bind: Option<SocketAddr>,
-    rpc_bind: Option<SocketAddr>,
-    state_dir: Option<PathBuf>,
-    token: Option<String>,
-    heartbeat_timeout: Option<f64>,
-    slot_timeout: Option<f64>,
-    max_upload: Option<u64>,
-    checkpoint_dir: Option<PathBuf>,
-}
-
-impl JobManagerConfig {
-    /// Flags over the config file over defaults.
-    pub fn from_args(a: &JobManagerArgs) -> anyhow::Result<Self> {
-        let file: ConfigFile = match &a.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?
-            }
-            None => ConfigFile::default(),
-        };
-        let config = JobManagerConfig {
-            bind: a.bind.or(file.bind).unwrap_or_else(|| "127.0.0.1:8081".parse().unwrap()),
-            rpc_bind: a.rpc_bind.or(file.rpc_bind).unwrap_or_else(|| "127.0.0.1:6123".parse().unwrap()),
-            state_dir: a.state_dir.clone().or(file.state_dir).unwrap_or_else(crate::cli::default_state_dir),
-            token: a.token.clone().or(file.token),
-            heartbeat_timeout: a.heartbeat_timeout.or(file.heartbeat_timeout).unwrap_or(3.0),
-            slot_timeout: a.slot_timeout.or(file.slot_timeout).unwrap_or(300.0),
-            max_upload: a.max_upload.or(file.max_upload).unwrap_or(256),
-            checkpoint_dir: PathBuf::new(),
-        };
-        let mut config = config;
-        config.checkpoint_dir =
-            a.checkpoint_dir.clone().or(file.checkpoint_dir).unwrap_or_else(|| config.state_dir.join("checkpoints"));
-        for (name, v) in [("heartbeat-timeout", config.heartbeat_timeout), ("slot-timeout", config.slot_timeout)] {
-            if !(v > 0.0 && v < 1e7) {
-                anyhow::bail!("{name} must be a positive number of seconds, not {v}");
-            }
-        }
-        Ok(config)
-    }
 }
 
 /// A registered TaskManager.
@@ -124,10 +82,7 @@ pub struct State {
     pub taskmanagers: BTreeMap<String, TaskManagerEntry>,
     /// Jobs by id.
     pub jobs: BTreeMap<String, Job>,
-    /// Uploaded modules.
-    pub modules: ModuleStore,
     next_taskmanager: u64,
-    next_job: u64,
 }
 
 /// The shared core of the JobManager.
@@ -138,6 +93,14 @@ pub struct JobManager {
     pub runtime: Runtime,
     /// The state.
     pub state: Mutex<State>,
+    /// Tenants, keys, module owners, ended jobs: what a restart keeps.
+    db: db::Db,
+    /// Tenants and API keys, for the per-request check.
+    directory: tenants::Directory,
+    /// Uploaded modules (their own lock: reading one is file I/O).
+    modules: ModuleStore,
+    /// Ended jobs, from the database.
+    history: history::History,
 }
 
 /// Runs a JobManager until the process is killed.
@@ -153,12 +116,16 @@ async fn serve(config: JobManagerConfig, runtime: Runtime) -> anyhow::Result<()>
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot bind the HTTP API to {}", config.bind))?;
-    let modules = ModuleStore::open(config.state_dir.join("modules"), &runtime)
+    let db = db::Db::open(&config.state_dir)
+        .with_context(|| format!("cannot open the database in {} (is another JobManager using it?)", config.state_dir.display()))?;
+    let directory = tenants::Directory::open(&db, &config.state_dir)?;
+    let modules = ModuleStore::open(config.state_dir.join("modules"), &runtime, &db)
         .with_context(|| format!("cannot open the module store in {}", config.state_dir.display()))?;
+    let history = history::History::load(&db)?;
     let http_addr = listener.local_addr()?;
     let rpc_addr = endpoint.local_addr()?;
-    let state = State { taskmanagers: BTreeMap::new(), jobs: BTreeMap::new(), modules, next_taskmanager: 1, next_job: 1 };
-    let jm = Arc::new(JobManager { config: config.clone(), runtime, state: Mutex::new(state) });
+    let state = State { taskmanagers: BTreeMap::new(), jobs: BTreeMap::new(), next_taskmanager: 1 };
+    let jm = Arc::new(JobManager { config: config.clone(), runtime, state: Mutex::new(state), db, directory, modules, history });
     let address_file = config.state_dir.join("jobmanager.json");
     let addresses = serde_json::json!({"http": http_addr.to_string(), "rpc": rpc_addr.to_string(), "pid": std::process::id()});
     // Written whole, then renamed, so that readers never see half of it.
@@ -211,9 +178,40 @@ impl JobManager {
         id
     }
 
-    fn new_job_id(&self, state: &mut State) -> String {
-        let id = format!("job-{}", state.next_job);
-        state.next_job += 1;
-        id
+    /// Random, like Flink's: never reused across restarts, and not guessable by another tenant.
+    fn new_job_id(&self) -> String {
+        hex::encode(tenants::random::<16>())
+    }
+
+    /// Whether job `id` exists and `caller` may see it.
+    fn job_visible(&self, id: &str, caller: &Caller) -> bool {
+        let state = self.state.lock().unwrap();
+        state.jobs.get(id).is_some_and(|j| caller.sees(j.settings.tenant.as_deref()))
+    }
+
+    /// Keeps an ended job in the database (its record outlives a restart).
+    fn record_end(&self, id: &str) {
+        let record = {
+            let state = self.state.lock().unwrap();
+            let Some(j) = state.jobs.get(id).filter(|j| !j.is_active()) else { return };
+            let millis = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+            let ended = j.ended.unwrap_or_else(std::time::SystemTime::now);
+            history::JobRecord {
+                id: j.id.clone(),
+                name: j.name.clone(),
+                tenant: j.settings.tenant.clone(),
+                status: j.status,
+                start_time: millis(j.started),
+                end_time: millis(ended),
+                duration: ended.duration_since(j.started).map(|d| d.as_millis() as u64).unwrap_or(0),
+                failure: j.failure.clone(),
+                records_in: j.progress().0,
+                records_out: j.progress().1,
+                restarts: j.attempt,
+            }
+        };
+        if let Err(e) = self.history.record(&self.db, record) {
+            tracing::error!(job = id, "cannot record the job's end: {e}");
+        }
     }
 }

@@ -1,11 +1,18 @@
 //! The content-addressed module store: uploaded components, validated, kept
-//! on disk under their sha256, like Flink's blob server.
+//! on disk under their sha256, like Flink's blob server. The same bytes
+//! uploaded by two tenants are stored once and listed for each, under the name
+//! each gave; who owns what is in the database.
+//!
+//! Its maps have their own lock, never held across file I/O: reading or writing
+//! a 256 MiB module must not stall heartbeats or other requests.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::RwLock;
 
 use serde::Serialize;
 
+use super::db::{Db, DbError, Table};
 use crate::runtime::{digest, LoadError, Runtime};
 
 /// What the store knows of a module.
@@ -13,7 +20,7 @@ use crate::runtime::{digest, LoadError, Runtime};
 pub struct ModuleInfo {
     /// sha256 of the bytes.
     pub id: String,
-    /// The file name it was first uploaded under.
+    /// The file name it was uploaded under (by this caller, in a tenant's listing).
     pub name: String,
     /// Size in bytes.
     pub size: usize,
@@ -21,10 +28,21 @@ pub struct ModuleInfo {
     pub entries: Vec<String>,
 }
 
+/// The owner key of the admin's modules (tenant names start with a letter).
+const ADMIN: &str = "-";
+
+#[derive(Default)]
+struct Known {
+    /// Validated modules by digest.
+    modules: BTreeMap<String, ModuleInfo>,
+    /// digest → owner (tenant, or `-`) → the name that owner gave it.
+    owners: BTreeMap<String, BTreeMap<String, String>>,
+}
+
 /// Modules by digest, on disk.
 pub struct ModuleStore {
     dir: PathBuf,
-    known: BTreeMap<String, ModuleInfo>,
+    known: RwLock<Known>,
 }
 
 /// Why an upload was refused.
@@ -39,26 +57,38 @@ pub enum UploadError {
     /// The store's disk.
     #[error("cannot store the module: {0}")]
     Io(#[from] std::io::Error),
+    /// The database.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+fn owner_key(owner: Option<&str>) -> &str {
+    owner.unwrap_or(ADMIN)
 }
 
 impl ModuleStore {
-    /// The store under `dir`, with the modules already there.
-    pub fn open(dir: PathBuf, runtime: &Runtime) -> std::io::Result<Self> {
+    /// The store under `dir`, with the modules already there and their owners.
+    pub fn open(dir: PathBuf, runtime: &Runtime, db: &Db) -> Result<Self, UploadError> {
         std::fs::create_dir_all(&dir)?;
-        let mut store = ModuleStore { dir, known: BTreeMap::new() };
-        for entry in std::fs::read_dir(&store.dir)? {
+        let mut known = Known::default();
+        for entry in std::fs::read_dir(&dir)? {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "wasm") {
                 let bytes = std::fs::read(&path)?;
                 match Self::validate("stored module", &bytes, runtime) {
                     Ok(info) => {
-                        store.known.insert(info.id.clone(), info);
+                        known.modules.insert(info.id.clone(), info);
                     }
                     Err(e) => tracing::warn!(path = %path.display(), "ignoring stored module: {e}"),
                 }
             }
         }
-        Ok(store)
+        for (key, name) in db.scan::<String>(Table::Modules, "")? {
+            if let Some((owner, digest)) = key.split_once('/') {
+                known.owners.entry(digest.to_string()).or_default().insert(owner.to_string(), name);
+            }
+        }
+        Ok(ModuleStore { dir, known: RwLock::new(known) })
     }
 
     /// Checks that `bytes` are a component of the job world and lists its
@@ -69,34 +99,68 @@ impl ModuleStore {
         Ok(ModuleInfo { id: digest(bytes), name: name.into(), size: bytes.len(), entries })
     }
 
-    /// Stores a validated module; the same bytes again are the same module.
-    pub fn insert(&mut self, info: ModuleInfo, bytes: &[u8]) -> Result<ModuleInfo, UploadError> {
-        if let Some(known) = self.known.get(&info.id) {
-            return Ok(known.clone());
+    /// Whether the bytes of `digest` are stored (by anyone): their upload needs no validation.
+    pub fn has(&self, digest: &str) -> bool {
+        self.known.read().unwrap().modules.contains_key(digest)
+    }
+
+    /// Stores a validated module (once, whoever uploads it) and records `owner`'s name for it.
+    pub fn insert(&self, info: ModuleInfo, bytes: &[u8], owner: Option<&str>, db: &Db) -> Result<ModuleInfo, UploadError> {
+        if !self.has(&info.id) {
+            let tmp = self.dir.join(format!("{}.tmp", info.id));
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, self.path(&info.id))?;
+            self.known.write().unwrap().modules.insert(info.id.clone(), info.clone());
         }
-        let tmp = self.dir.join(format!("{}.tmp", info.id));
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, self.path(&info.id))?;
-        self.known.insert(info.id.clone(), info.clone());
-        Ok(info)
+        self.own(&info.id, &info.name, owner, db)?;
+        Ok(self.get(&info.id, owner).expect("just stored"))
+    }
+
+    /// Records that `owner` uploaded the stored module `id` as `name`.
+    fn own(&self, id: &str, name: &str, owner: Option<&str>, db: &Db) -> Result<(), UploadError> {
+        let owner = owner_key(owner);
+        if self.known.read().unwrap().owners.get(id).is_some_and(|o| o.contains_key(owner)) {
+            return Ok(());
+        }
+        db.put(Table::Modules, &format!("{owner}/{id}"), &name)?;
+        self.known.write().unwrap().owners.entry(id.to_string()).or_default().insert(owner.to_string(), name.to_string());
+        Ok(())
     }
 
     fn path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.wasm"))
     }
 
-    /// A module's description.
-    pub fn get(&self, id: &str) -> Option<&ModuleInfo> {
-        self.known.get(id)
+    /// A module as `owner` sees it: none if it did not upload it (the admin, `None`, sees all).
+    pub fn get(&self, id: &str, owner: Option<&str>) -> Option<ModuleInfo> {
+        let known = self.known.read().unwrap();
+        let mut info = known.modules.get(id)?.clone();
+        let owners = known.owners.get(id);
+        match owner {
+            Some(tenant) => info.name = owners?.get(tenant)?.clone(),
+            // The admin sees the first name any owner gave it.
+            None => {
+                if let Some(name) = owners.and_then(|o| o.get(ADMIN).or_else(|| o.values().next())) {
+                    info.name = name.clone();
+                }
+            }
+        }
+        Some(info)
     }
 
-    /// Every module.
-    pub fn list(&self) -> Vec<ModuleInfo> {
-        self.known.values().cloned().collect()
+    /// Every module `owner` sees.
+    pub fn list(&self, owner: Option<&str>) -> Vec<ModuleInfo> {
+        let ids: Vec<String> = self.known.read().unwrap().modules.keys().cloned().collect();
+        ids.iter().filter_map(|id| self.get(id, owner)).collect()
     }
 
-    /// A module's bytes.
+    /// Bytes of the modules a tenant has uploaded (each counted once).
+    pub fn bytes_of(&self, tenant: &str) -> u64 {
+        self.list(Some(tenant)).iter().map(|m| m.size as u64).sum()
+    }
+
+    /// A module's bytes, read without holding the store's lock.
     pub fn bytes(&self, id: &str) -> Option<std::io::Result<Vec<u8>>> {
-        self.known.contains_key(id).then(|| std::fs::read(self.path(id)))
+        self.has(id).then(|| std::fs::read(self.path(id)))
     }
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::job::{command_to, free_slots};
+use super::job::free_slots;
 use super::{JobManager, JobStatus};
 use crate::protocol::ToTaskManager;
 
@@ -55,12 +55,7 @@ impl JobManager {
         let jm = self.clone();
         let id = id.to_string();
         tokio::spawn(async move {
-            for conn in connections {
-                let command = ToTaskManager::Cancel { job: exec.clone() };
-                if let Err(e) = command_to(&conn, &command).await {
-                    tracing::debug!("cancel not delivered: {e}");
-                }
-            }
+            super::job::tell(connections, ToTaskManager::Cancel { job: exec }).await;
             tokio::time::sleep(delay).await;
             {
                 let mut state = jm.state.lock().unwrap();

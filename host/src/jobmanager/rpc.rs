@@ -56,8 +56,11 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection) {
                         jm.schedule_waiting();
                     }
                     Ok(Some(ToJobManager::GetModule { digest })) => {
-                        let bytes = jm.state.lock().unwrap().modules.bytes(&digest);
+                        let jm = jm.clone();
                         tokio::spawn(async move {
+                            // Read off the async threads: a module may be hundreds of MiB.
+                            let d = digest.clone();
+                            let bytes = tokio::task::spawn_blocking(move || jm.modules.bytes(&d)).await.ok().flatten();
                             match bytes {
                                 Some(Ok(bytes)) => { let _ = send.write_all(&bytes).await; }
                                 _ => tracing::warn!(digest, "TaskManager asked for an unknown module"),

@@ -1,5 +1,9 @@
 //! The `eddy` command line.
 
+mod tenancy;
+
+pub use tenancy::{AuthArgs, QuotaArgs, TenantCommand, TokenCommand};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -10,7 +14,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::checkpoint::{CheckpointConfig, Mode, Restored};
-use crate::jobmanager::RestartStrategy;
+use crate::jobmanager::{JobManagerConfig, RestartStrategy};
+use serde::Deserialize;
 use crate::state::BackendKind;
 use crate::local::{CheckpointSettings, JobOptions, LocalCluster};
 use crate::runtime::{read_component, Runtime, SandboxConfig};
@@ -71,6 +76,12 @@ pub enum Command {
     /// Start or stop a cluster of background processes on this machine.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Create, change, list and delete tenants (admin key).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Create, list and revoke API keys (admin key).
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 /// How to reach a cluster's JobManager.
@@ -79,9 +90,9 @@ pub struct ConnectArgs {
     /// The JobManager's HTTP address (its `--bind`).
     #[arg(short = 'm', long, value_name = "HOST:PORT", env = "EDDY_JOBMANAGER", default_value = "127.0.0.1:8081")]
     pub jobmanager: String,
-    /// Send this token (`Authorization: Bearer TOKEN`).
-    #[arg(long, env = "EDDY_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub auth: AuthArgs,
 }
 
 /// `eddy cancel`.
@@ -207,9 +218,6 @@ pub struct ClusterStartArgs {
     /// Declare a TaskManager lost after this many seconds without a heartbeat.
     #[arg(long, value_name = "SECONDS")]
     pub heartbeat_timeout: Option<f64>,
-    /// Make the JobManager require this token on every HTTP request.
-    #[arg(long, env = "EDDY_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
 }
 
 /// `eddy cluster stop`.
@@ -232,12 +240,11 @@ pub struct JobManagerArgs {
     /// Address of the cluster's QUIC endpoint (what TaskManagers pass to `--jobmanager`) [default: 127.0.0.1:6123].
     #[arg(long, value_name = "ADDR")]
     pub rpc_bind: Option<SocketAddr>,
-    /// Where uploaded modules and the cluster CA are kept [default: ~/.local/share/eddy/cluster].
+    /// Where the database (tenants, API keys, job history), uploaded modules, the
+    /// cluster CA and, on first start, the admin key (`admin.token`) are kept
+    /// [default: ~/.local/share/eddy/cluster].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Require this token (`Authorization: Bearer TOKEN`) on every HTTP request.
-    #[arg(long, env = "EDDY_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
     /// Declare a TaskManager lost after this many seconds without a
     /// heartbeat (they beat every 0.5 s); lower means faster recovery, but
     /// a TaskManager stalled that long is taken for dead [default: 3].
@@ -325,9 +332,9 @@ pub struct RunArgs {
     /// Submit the job to the cluster whose JobManager's HTTP API is at HOST:PORT.
     #[arg(short = 'm', long, value_name = "HOST:PORT", env = "EDDY_JOBMANAGER")]
     pub jobmanager: Option<String>,
-    /// Send this token to the JobManager (`Authorization: Bearer TOKEN`).
-    #[arg(long, env = "EDDY_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub auth: AuthArgs,
     /// Longest time a record waits in an output buffer before it is sent,
     /// in milliseconds: lower means lower latency, higher fuller batches.
     #[arg(long, value_name = "MS", default_value_t = 10)]
@@ -394,6 +401,48 @@ impl RuntimeArgs {
         let cache = if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_dir) };
         Runtime::new(sandbox, cache)
     }
+}
+
+/// The optional settings of a `--config` file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ConfigFile {
+    bind: Option<SocketAddr>,
+    rpc_bind: Option<SocketAddr>,
+    state_dir: Option<PathBuf>,
+    heartbeat_timeout: Option<f64>,
+    slot_timeout: Option<f64>,
+    max_upload: Option<u64>,
+    checkpoint_dir: Option<PathBuf>,
+}
+
+/// A JobManager's settings: flags over the config file over defaults.
+fn jobmanager_config(a: &JobManagerArgs) -> anyhow::Result<JobManagerConfig> {
+    let file: ConfigFile = match &a.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?
+        }
+        None => ConfigFile::default(),
+    };
+    let config = JobManagerConfig {
+        bind: a.bind.or(file.bind).unwrap_or_else(|| "127.0.0.1:8081".parse().unwrap()),
+        rpc_bind: a.rpc_bind.or(file.rpc_bind).unwrap_or_else(|| "127.0.0.1:6123".parse().unwrap()),
+        state_dir: a.state_dir.clone().or(file.state_dir).unwrap_or_else(default_state_dir),
+        heartbeat_timeout: a.heartbeat_timeout.or(file.heartbeat_timeout).unwrap_or(3.0),
+        slot_timeout: a.slot_timeout.or(file.slot_timeout).unwrap_or(300.0),
+        max_upload: a.max_upload.or(file.max_upload).unwrap_or(256),
+        checkpoint_dir: PathBuf::new(),
+    };
+    let mut config = config;
+    config.checkpoint_dir =
+        a.checkpoint_dir.clone().or(file.checkpoint_dir).unwrap_or_else(|| config.state_dir.join("checkpoints"));
+    for (name, v) in [("heartbeat-timeout", config.heartbeat_timeout), ("slot-timeout", config.slot_timeout)] {
+        if !(v > 0.0 && v < 1e7) {
+            anyhow::bail!("{name} must be a positive number of seconds, not {v}");
+        }
+    }
+    Ok(config)
 }
 
 /// Where a cluster keeps its state (modules, CA) unless told otherwise.
@@ -466,7 +515,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Jobmanager(a) => {
             let runtime = a.runtime.runtime()?;
-            let config = crate::jobmanager::JobManagerConfig::from_args(&a)?;
+            let config = jobmanager_config(&a)?;
             crate::jobmanager::run(config, runtime)?;
         }
         Command::Taskmanager(a) => {
@@ -482,7 +531,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Info(a) => match (&a.job, &a.entry, &a.component) {
             (Some(job), _, _) => {
-                let client = crate::client::Client::new(&a.connect.jobmanager, a.connect.token.clone())?;
+                let client = connect(&a.connect)?;
                 print!("{}", crate::client::format_placement(&client.job_details(job)?));
             }
             (None, entry, Some(component)) => {
@@ -501,11 +550,14 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 checkpoint: c.config(),
                 checkpoint_dir: c.checkpoint_dir.as_ref().map(|d| absolute(d)).transpose()?,
                 restart_strategy: c.restart_strategy.clone(),
-                savepoint: c.from_savepoint.as_ref().map(|d| absolute(d)).transpose()?,
+                // As given: a tenant names a savepoint relative to its savepoint root.
+                savepoint: c.from_savepoint.clone(),
                 state_backend: c.state_backend.clone(),
                 allow_non_restored_state: c.allow_non_restored_state,
+                memory_limit_mib: None,
+                call_timeout_ms: None,
             };
-            run_on_cluster(addr, a.token.clone(), &a.job, settings)?;
+            run_on_cluster(addr, a.auth.key()?, &a.job, settings)?;
         }
         Command::List(c) => {
             let jobs = connect(&c)?.jobs()?;
@@ -545,7 +597,6 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 taskmanagers: a.taskmanagers,
                 slots: a.slots,
                 heartbeat_timeout: a.heartbeat_timeout,
-                token: a.token.clone(),
             };
             let jm = crate::cluster_cmd::start(&options)?;
             let stop = match &a.state_dir {
@@ -560,9 +611,12 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 jm.rpc,
                 dir.join("log").display()
             );
+            println!("  admin key in {} (commands on this machine use it by default)", dir.join(crate::jobmanager::ADMIN_KEY_FILE).display());
             println!("  stop it with: {stop}");
             println!("{}", jm.http);
         }
+        Command::Tenant(c) => tenancy::tenant(c)?,
+        Command::Token(c) => tenancy::token(c)?,
         Command::Cluster(ClusterCommand::Stop(a)) => {
             let dir = a.state_dir.clone().unwrap_or_else(crate::cluster_cmd::default_dir);
             let n = crate::cluster_cmd::stop(&dir)?;
@@ -650,7 +704,7 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 fn connect(c: &ConnectArgs) -> anyhow::Result<crate::client::Client> {
-    Ok(crate::client::Client::new(&c.jobmanager, c.token.clone())?)
+    Ok(crate::client::Client::new(&c.jobmanager, c.auth.key()?)?)
 }
 
 /// How often `eddy run -m` asks for the job's status.

@@ -1,0 +1,102 @@
+//! The admin's routes for tenants and API keys (`/tenants`, `/tokens`). A tenant's
+//! key may read its own tenant (its quotas and reach), nothing else here.
+
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::http::{admin, error, Body, Shared};
+use super::tenants::{Caller, TenancyError};
+use crate::api::{CreateTenant, CreateToken, TenantChanges};
+
+fn refused(e: TenancyError) -> Response {
+    let status = match &e {
+        TenancyError::NotFound { .. } => StatusCode::NOT_FOUND,
+        TenancyError::Exists(_) | TenancyError::Busy(_) => StatusCode::CONFLICT,
+        TenancyError::Invalid(_) => StatusCode::BAD_REQUEST,
+        TenancyError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, e.to_string())
+}
+
+/// Runs a database-writing change off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, TenancyError> + Send + 'static) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(refused),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+macro_rules! try_answer {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(r) => return r,
+        }
+    };
+}
+
+pub(super) async fn list_tenants(State(jm): State<Shared>, Extension(caller): Extension<Caller>) -> Response {
+    try_answer!(admin(&caller));
+    Json(json!({ "tenants": jm.directory.tenants() })).into_response()
+}
+
+pub(super) async fn create_tenant(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Body(req): Body<CreateTenant>) -> Response {
+    try_answer!(admin(&caller));
+    let t = try_answer!(blocking(move || jm.directory.create_tenant(&jm.db, req)).await);
+    tracing::info!(tenant = %t.name, by = %caller.key, "tenant created");
+    (StatusCode::CREATED, Json(json!(t))).into_response()
+}
+
+pub(super) async fn get_tenant(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(name): Path<String>) -> Response {
+    match jm.directory.tenant(&name).filter(|_| caller.sees(Some(&name))) {
+        Some(t) => Json(json!(t)).into_response(),
+        None => refused(TenancyError::NotFound { kind: "tenant", name }),
+    }
+}
+
+pub(super) async fn update_tenant(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(name): Path<String>, Body(changes): Body<TenantChanges>) -> Response {
+    try_answer!(admin(&caller));
+    let t = try_answer!(blocking(move || jm.directory.update_tenant(&jm.db, &name, changes)).await);
+    tracing::info!(tenant = %t.name, by = %caller.key, "tenant updated");
+    Json(json!(t)).into_response()
+}
+
+pub(super) async fn delete_tenant(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(name): Path<String>) -> Response {
+    try_answer!(admin(&caller));
+    let busy = jm.state.lock().unwrap().jobs.values().any(|j| j.is_active() && j.settings.tenant.as_deref() == Some(&name));
+    if busy {
+        return refused(TenancyError::Busy(name));
+    }
+    let n = name.clone();
+    try_answer!(blocking(move || jm.directory.delete_tenant(&jm.db, &n)).await);
+    tracing::info!(tenant = %name, by = %caller.key, "tenant deleted");
+    Json(json!({})).into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct TokenFilter {
+    tenant: Option<String>,
+}
+
+pub(super) async fn list_tokens(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Query(f): Query<TokenFilter>) -> Response {
+    try_answer!(admin(&caller));
+    Json(json!({ "tokens": jm.directory.tokens(f.tenant.as_deref()) })).into_response()
+}
+
+pub(super) async fn create_token(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Body(req): Body<CreateToken>) -> Response {
+    try_answer!(admin(&caller));
+    let made = try_answer!(blocking(move || jm.directory.create_token(&jm.db, req)).await);
+    tracing::info!(key = %made.info.id, tenant = ?made.info.tenant, role = ?made.info.role, by = %caller.key, "API key created");
+    (StatusCode::CREATED, Json(json!(made))).into_response()
+}
+
+pub(super) async fn revoke_token(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {
+    try_answer!(admin(&caller));
+    let info = try_answer!(blocking(move || jm.directory.revoke(&jm.db, &id)).await);
+    tracing::info!(key = %info.id, by = %caller.key, "API key revoked");
+    Json(json!(info)).into_response()
+}

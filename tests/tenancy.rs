@@ -1,0 +1,360 @@
+//! Tenants on a real cluster of processes: keys and roles, objects scoped to their
+//! tenant (another tenant's ids answer as unknown ones do, on every route),
+//! quotas at submission, and what a JobManager restart keeps.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::*;
+use serde_json::{json, Value};
+
+/// One caller of the HTTP API with one key (or none).
+struct Api {
+    http: String,
+    key: Option<String>,
+}
+
+impl Api {
+    fn new(http: &str, key: Option<&str>) -> Api {
+        Api { http: http.to_string(), key: key.map(str::to_string) }
+    }
+
+    /// Any method, any status: (status, JSON body or Null).
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let url = format!("http://{}{path}", self.http);
+        let auth = self.key.as_ref().map(|k| format!("Bearer {k}"));
+        macro_rules! send {
+            ($req:expr) => {{
+                let mut r = $req;
+                if let Some(a) = &auth {
+                    r = r.header("authorization", a);
+                }
+                r
+            }};
+        }
+        let empty = json!({});
+        let result = match method {
+            "get" => send!(agent.get(&url)).call(),
+            "delete" => send!(agent.delete(&url)).call(),
+            "post" => send!(agent.post(&url)).send_json(body.unwrap_or(&empty)),
+            "patch" => send!(agent.patch(&url)).send_json(body.unwrap_or(&empty)),
+            other => panic!("no method {other}"),
+        };
+        let mut resp = result.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call("get", path, None);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+}
+
+/// `eddy` with `args` and the key in `key_file`; stdout on success.
+fn eddy_with(key_file: &Path, args: &[&str]) -> std::process::Output {
+    // After the (sub)command: what follows a component are the job's own arguments.
+    let at = if matches!(args[0], "tenant" | "token") { 2 } else { 1 };
+    let mut all = args.to_vec();
+    all.splice(at..at, ["--token-file", key_file.to_str().unwrap()]);
+    eddy().env_remove("EDDY_TOKEN").args(&all).stdout(Stdio::piped()).stderr(Stdio::piped()).output().unwrap()
+}
+
+fn ok(out: std::process::Output) -> String {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn err(out: std::process::Output) -> String {
+    assert!(!out.status.success(), "succeeded: {}", String::from_utf8_lossy(&out.stdout));
+    error_line(&String::from_utf8_lossy(&out.stderr)).to_string()
+}
+
+/// Creates a key with the CLI (as the admin) into `dir/NAME.key`.
+fn make_key(cluster: &Cluster, dir: &Path, name: &str, tenant: &str, role: &str) -> std::path::PathBuf {
+    let admin = cluster.dir.path().join("admin.token");
+    let file = dir.join(format!("{name}.key"));
+    ok(eddy_with(&admin, &["token", "create", "-m", &cluster.http, "--tenant", tenant, "--role", role, "--output", file.to_str().unwrap()]));
+    file
+}
+
+fn key(file: &Path) -> String {
+    std::fs::read_to_string(file).unwrap().trim().to_string()
+}
+
+/// A path with its variable parts (ids, names) replaced, to compare two answers.
+fn same_but_ids(a: &Value, ids: &[&str]) -> String {
+    let mut text = a.to_string();
+    for id in ids {
+        text = text.replace(id, "ID");
+    }
+    text
+}
+
+#[test]
+fn tenants_see_only_their_own_objects_on_every_route_and_keys_are_enforced() {
+    let cluster = Cluster::start(2, 2, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let admin_file = cluster.dir.path().join("admin.token");
+    let m = cluster.http.as_str();
+    ok(eddy_with(&admin_file, &["tenant", "create", "alpha", "-m", m, "--data-root", work.path().to_str().unwrap()]));
+    ok(eddy_with(&admin_file, &["tenant", "create", "beta", "-m", m]));
+    let alpha_dev = make_key(&cluster, work.path(), "alpha-dev", "alpha", "developer");
+    let alpha_view = make_key(&cluster, work.path(), "alpha-view", "alpha", "viewer");
+    let beta_dev = make_key(&cluster, work.path(), "beta-dev", "beta", "developer");
+    let (alpha, beta, nobody) = (Api::new(m, Some(&key(&alpha_dev))), Api::new(m, Some(&key(&beta_dev))), Api::new(m, None));
+
+    // Alpha uploads and runs a long job; its id is random, not job-1.
+    let stateful = component("stateful");
+    let jar = ok(eddy_with(&alpha_dev, &["upload", "-m", m, stateful.to_str().unwrap()])).trim().to_string();
+    let (status, answer) =
+        alpha.call("post", &format!("/jars/{jar}/run"), Some(&json!({"entry": "big-state", "args": ["--n", "100000000", "--rate", "50", "--keys", "10"]})));
+    assert_eq!(status, 200, "{answer}");
+    let job = answer["jobid"].as_str().unwrap().to_string();
+    assert!(job.len() == 32 && job.chars().all(|c| c.is_ascii_hexdigit()), "{job}");
+    cluster.wait_status(&job, "RUNNING");
+    let alpha_key_id = key(&alpha_view).split('_').nth(1).unwrap().to_string();
+
+    // Every route, with beta's key on alpha's objects, answers as for unknown ids.
+    let unknown = "0123456789abcdef0123456789abcdef";
+    for &(method, route) in eddy::jobmanager::ROUTES {
+        let body = match route {
+            "/jars/{id}/run" => Some(json!({"entry": "big-state"})),
+            "/jobs/{id}/savepoints" => Some(json!({})),
+            "/tenants" => Some(json!({"name": "gamma"})),
+            "/tokens" => Some(json!({"tenant": "alpha", "role": "developer"})),
+            "/jobs" if method == "post" => Some(json!({"job": {"components": {}, "steps": []}})),
+            _ => None,
+        };
+        let fill = |id: &str, name: &str, token: &str| {
+            let path = route.replace("{name}", name).replace("{id}", id);
+            if route.starts_with("/tokens/") {
+                route.replace("{id}", token)
+            } else {
+                path
+            }
+        };
+        let alphas = if route.starts_with("/jars/") { jar.as_str() } else { job.as_str() };
+        let on_alpha = beta.call(method, &fill(alphas, "alpha", &alpha_key_id), body.as_ref());
+        let on_unknown = beta.call(method, &fill(unknown, "nosuch", "000000000000"), body.as_ref());
+        assert_eq!(on_alpha.0, on_unknown.0, "{method} {route}: {} vs {}", on_alpha.1, on_unknown.1);
+        assert_eq!(
+            same_but_ids(&on_alpha.1, &[alphas, "alpha", &alpha_key_id]),
+            same_but_ids(&on_unknown.1, &[unknown, "nosuch", "000000000000"]),
+            "{method} {route}"
+        );
+        let echoed = format!("no job with id {job}");
+        assert!(!on_alpha.1.to_string().replace(&echoed, "").contains(&job), "{method} {route} shows alpha's job to beta: {}", on_alpha.1);
+        // No key at all: refused everywhere but the health check.
+        let anonymous = nobody.call(method, &fill(alphas, "alpha", &alpha_key_id), body.as_ref());
+        if route == "/health" {
+            assert_eq!(anonymous.0, 200);
+        } else {
+            assert_eq!(anonymous.0, 401, "{method} {route}");
+            assert_eq!(anonymous.1["errors"][0], "missing API key (send Authorization: Bearer KEY)");
+        }
+    }
+    // Nothing of alpha's changed.
+    assert_eq!(cluster.job(&job)["status"], "RUNNING");
+    assert_eq!(alpha.get("/jars")["files"][0]["id"], jar.as_str());
+    assert!(beta.get("/jars")["files"].as_array().unwrap().is_empty());
+    assert!(beta.get("/jobs")["jobs"].as_array().unwrap().is_empty());
+    assert_eq!(alpha.get("/jobs")["jobs"][0]["id"], job.as_str());
+
+    // The same component uploaded by beta is stored once and listed for each under its own name.
+    let again = ok(eddy_with(&beta_dev, &["upload", "-m", m, stateful.to_str().unwrap()]));
+    assert_eq!(again.trim(), jar);
+    assert_eq!(beta.get("/jars")["files"][0]["id"], jar.as_str());
+    assert_eq!(std::fs::read_dir(cluster.dir.path().join("modules")).unwrap().count(), 1);
+
+    // A viewer reads but cannot upload, run or cancel.
+    let viewer = Api::new(m, Some(&key(&alpha_view)));
+    assert_eq!(viewer.get(&format!("/jobs/{job}"))["status"], "RUNNING");
+    for (method, path) in [("post", format!("/jars/{jar}/run")), ("delete", format!("/jobs/{job}")), ("post", "/jars/upload".to_string())] {
+        let (status, body) = viewer.call(method, &path, Some(&json!({"entry": "big-state"})));
+        assert_eq!((status, body["errors"][0].as_str().unwrap()), (403, "this key is read-only (role viewer)"), "{method} {path}");
+    }
+    let refused = err(eddy_with(&alpha_view, &["cancel", "-m", m, &job]));
+    assert!(refused.contains("this key is read-only (role viewer)"), "{refused}");
+
+    // A revoked key is refused on its next request.
+    ok(eddy_with(&admin_file, &["token", "revoke", "-m", m, &alpha_key_id]));
+    let (status, body) = viewer.call("get", "/jobs", None);
+    assert_eq!((status, body["errors"][0].as_str().unwrap()), (401, "unknown or revoked API key"));
+    let listed = ok(eddy_with(&admin_file, &["token", "list", "-m", m, "--tenant", "alpha"]));
+    assert!(listed.lines().any(|l| l.starts_with(&alpha_key_id) && l.contains("revoked")), "{listed}");
+
+    // Alpha's developer cancels its own job with the usual command.
+    ok(eddy_with(&alpha_dev, &["cancel", "-m", m, &job]));
+    cluster.wait_status(&job, "CANCELED");
+}
+
+#[test]
+fn quotas_are_checked_at_submission_at_their_limit_and_one_past_it() {
+    let cluster = Cluster::start(2, 2, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let admin = cluster.dir.path().join("admin.token");
+    let m = cluster.http.as_str();
+    let root = work.path().join("data");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("in.txt"), "a b a\n").unwrap();
+    ok(eddy_with(&admin, &[
+        "tenant", "create", "small", "-m", m, "--max-parallelism", "2", "--slots", "2", "--running-jobs", "2",
+        "--memory-mib", "64", "--call-timeout-ms", "2000", "--module-mib", "1", "--max-upload-mib", "1",
+        "--data-root", root.to_str().unwrap(),
+    ]));
+    let dev = make_key(&cluster, work.path(), "small", "small", "developer");
+    let api = Api::new(m, Some(&key(&dev)));
+    let wc = component("wordcount");
+    let input = root.join("in.txt");
+    let input = input.to_str().unwrap();
+
+    // Parallelism: 2 runs, 3 is refused naming the quota.
+    let run = |p: &str| eddy_with(&dev, &["run", "-m", m, "-p", p, "-c", "word-count", wc.to_str().unwrap(), "--input", input]);
+    let out = ok(run("2"));
+    assert!(out.contains("records in"), "{out}");
+    assert_eq!(err(run("3")), "error: the JobManager refused the request: quota max-parallelism exceeded: tenant small allows 2, the job asks for 3");
+
+    // Memory and call time: asking for the quota is fine, more is refused.
+    let jar = wc_jar(&api);
+    let submit = |extra: Value| {
+        let mut body = json!({"entry": "word-count", "args": ["--input", input]});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        api.call("post", &format!("/jars/{jar}/run"), Some(&body))
+    };
+    assert_eq!(submit(json!({"memory-limit-mib": 64, "call-timeout-ms": 2000})).0, 200);
+    let (status, body) = submit(json!({"memory-limit-mib": 65}));
+    assert_eq!((status, body["errors"][0].as_str().unwrap()), (403, "quota memory-mib exceeded: tenant small allows 64 MiB per instance, the job asks for 65"));
+    let (status, body) = submit(json!({"call-timeout-ms": 2001}));
+    assert_eq!((status, body["errors"][0].as_str().unwrap()), (403, "quota call-timeout-ms exceeded: tenant small allows 2000 ms per call, the job asks for 2001"));
+    // A tenant names no checkpoint directory and no host path for its savepoints.
+    let (status, body) = submit(json!({"checkpoint-dir": "/tmp/x"}));
+    assert_eq!((status, body["errors"][0].as_str().unwrap()), (400, "a tenant's checkpoints are placed by the cluster: leave out checkpoint-dir"));
+    let (status, body) = submit(json!({"savepointPath": "../../other/savepoints/x"}));
+    assert_eq!(status, 400);
+    assert!(body["errors"][0].as_str().unwrap().contains("is not a savepoint name"), "{body}");
+    wait_until_idle(&api);
+
+    // Running jobs and slots: two one-slot jobs run; a third is refused; a two-slot job waits for the slot quota.
+    let stateful = jar_of(&api, &component("stateful"), &dev, m);
+    let long = json!({"entry": "big-state", "args": ["--n", "100000000", "--rate", "50", "--keys", "10"]});
+    let first = api.call("post", &format!("/jars/{stateful}/run"), Some(&long)).1["jobid"].as_str().unwrap().to_string();
+    cluster.wait_status(&first, "RUNNING");
+    let mut two = long.clone();
+    two["parallelism"] = 2.into();
+    let waiting = api.call("post", &format!("/jars/{stateful}/run"), Some(&two)).1["jobid"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reason = loop {
+        let j = cluster.job(&waiting);
+        if let Some(w) = j["waiting"].as_str() {
+            break w.to_string();
+        }
+        assert!(Instant::now() < deadline, "no waiting reason: {j}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(reason, "waiting for tenant small's slot quota: the job needs 2 slots, the tenant holds 1 of its 2");
+    assert_eq!(cluster.job(&waiting)["status"], "CREATED");
+    let (status, body) = api.call("post", &format!("/jars/{stateful}/run"), Some(&long));
+    assert_eq!((status, body["errors"][0].as_str().unwrap()), (403, "quota running-jobs exceeded: tenant small may run 2 jobs at once, and 2 are running"));
+    // Cancelling the first lets the waiting one take the slots.
+    assert_eq!(api.call("delete", &format!("/jobs/{first}"), None).0, 202);
+    cluster.wait_status(&waiting, "RUNNING");
+    assert_eq!(api.call("delete", &format!("/jobs/{waiting}"), None).0, 202);
+
+    // Uploads: past the largest upload, and past the stored module bytes.
+    let big = work.path().join("big.wasm");
+    let mut bytes = std::fs::read(&wc).unwrap();
+    bytes.resize(1 << 20 | 1, 0);
+    std::fs::write(&big, &bytes).unwrap();
+    let refused = err(eddy_with(&dev, &["upload", "-m", m, big.to_str().unwrap()]));
+    assert!(refused.contains("quota max-upload-bytes exceeded: tenant small may upload 1048576 bytes at once, this is 1048577"), "{refused}");
+    // 900 000 bytes fit one upload, not beside the two modules it keeps.
+    bytes.resize(900_000, 0);
+    std::fs::write(&big, &bytes).unwrap();
+    let refused = err(eddy_with(&dev, &["upload", "-m", m, big.to_str().unwrap()]));
+    assert!(refused.contains("quota module-bytes exceeded: tenant small may keep 1048576 bytes of modules"), "{refused}");
+}
+
+/// The word count component's id, uploaded by `api`'s tenant.
+fn wc_jar(api: &Api) -> String {
+    let files = api.get("/jars");
+    files["files"].as_array().unwrap().iter().find(|f| f["entries"].as_array().unwrap().iter().any(|e| e == "word-count")).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn jar_of(_api: &Api, wasm: &Path, key: &Path, m: &str) -> String {
+    ok(eddy_with(key, &["upload", "-m", m, wasm.to_str().unwrap()])).trim().to_string()
+}
+
+/// Waits until none of the tenant's jobs is active.
+fn wait_until_idle(api: &Api) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let jobs = api.get("/jobs");
+        if jobs["jobs"].as_array().unwrap().iter().all(|j| !matches!(j["status"].as_str(), Some("CREATED" | "RUNNING" | "RESTARTING"))) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "jobs still running: {jobs}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_jobmanager_restart_keeps_tenants_keys_modules_and_history() {
+    let mut cluster = Cluster::start(1, 1, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let admin = cluster.dir.path().join("admin.token");
+    let m = cluster.http.clone();
+    std::fs::write(work.path().join("in.txt"), "x y x\n").unwrap();
+    ok(eddy_with(&admin, &["tenant", "create", "keep", "-m", &m, "--slots", "3", "--data-root", work.path().to_str().unwrap()]));
+    let dev = make_key(&cluster, work.path(), "keep", "keep", "developer");
+    let wc = component("wordcount");
+    let input = work.path().join("in.txt");
+    let out = ok(eddy_with(&dev, &["run", "-m", &m, "-c", "word-count", wc.to_str().unwrap(), "--input", input.to_str().unwrap()]));
+    let job = out.lines().find_map(|l| l.strip_prefix("Job has been submitted with JobID ")).unwrap().trim().to_string();
+    let before = Api::new(&m, Some(&key(&dev))).get(&format!("/jobs/{job}"));
+    assert_eq!(before["status"], "FINISHED");
+
+    // Kill the JobManager and start it again on the same state directory.
+    cluster.jobmanager.kill().unwrap();
+    cluster.jobmanager.wait().unwrap();
+    let addr_file = cluster.dir.path().join("jobmanager.json");
+    std::fs::remove_file(&addr_file).unwrap();
+    let log = std::fs::File::create(cluster.dir.path().join("jobmanager-2.log")).unwrap();
+    cluster.jobmanager = eddy()
+        .args(["jobmanager", "--bind", "127.0.0.1:0", "--rpc-bind", "127.0.0.1:0", "--state-dir"])
+        .arg(cluster.dir.path())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !addr_file.exists() {
+        assert!(Instant::now() < deadline, "the JobManager did not come back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let addrs: Value = serde_json::from_str(&std::fs::read_to_string(&addr_file).unwrap()).unwrap();
+    let m = addrs["http"].as_str().unwrap();
+    let api = Api::new(m, Some(&key(&dev)));
+    // The same keys work (no new admin key was made), the tenant keeps its quotas,
+    // its module its name, and its finished job its history.
+    assert_eq!(key(&admin), cluster.token);
+    let shown = ok(eddy_with(&admin, &["tenant", "show", "keep", "-m", m]));
+    assert!(shown.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["slots", "3"]), "{shown}");
+    let jars = api.get("/jars");
+    assert_eq!(jars["files"][0]["name"], "wordcount.wasm", "{jars}");
+    let after = api.get(&format!("/jobs/{job}"));
+    assert_eq!((after["status"].clone(), after["records-in"].clone()), (before["status"].clone(), before["records-in"].clone()));
+    let list = ok(eddy_with(&dev, &["list", "-m", m]));
+    assert!(list.contains(&job) && list.contains("FINISHED"), "{list}");
+}
