@@ -358,3 +358,70 @@ fn a_jobmanager_restart_keeps_tenants_keys_modules_and_history() {
     let list = ok(eddy_with(&dev, &["list", "-m", m]));
     assert!(list.contains(&job) && list.contains("FINISHED"), "{list}");
 }
+
+/// utime + stime of a process, in seconds.
+fn process_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let hz = clk_tck();
+    ticks as f64 / hz as f64
+}
+
+fn clk_tck() -> i64 {
+    let out = std::process::Command::new("getconf").arg("CLK_TCK").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn usage_counts_records_exactly_and_cpu_time_as_the_kernel_does() {
+    let cluster = Cluster::start(1, 2, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let admin = cluster.dir.path().join("admin.token");
+    let m = cluster.http.as_str();
+    ok(eddy_with(&admin, &["tenant", "create", "meter", "-m", m, "--data-root", work.path().to_str().unwrap()]));
+    let dev = make_key(&cluster, work.path(), "meter", "meter", "developer");
+    // About 25 MB of words: a few seconds of task threads' CPU.
+    let mut text = String::new();
+    let mut lines = 0u64;
+    let mut i = 0u64;
+    while text.len() < 25 << 20 {
+        for _ in 0..12 {
+            i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            text.push_str(&format!("w{} ", (i >> 33) % 50_000));
+        }
+        text.push('\n');
+        lines += 1;
+    }
+    let input = work.path().join("words.txt");
+    std::fs::write(&input, &text).unwrap();
+    let distinct = reference_counts(text.as_bytes()).len() as u64;
+    let wc = component("wordcount");
+    let run = |out: &str| {
+        let o = work.path().join(out);
+        ok(eddy_with(&dev, &["run", "-m", m, "-p", "2", "-c", "word-count", wc.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", o.to_str().unwrap()]))
+    };
+    run("warm-up"); // the TaskManager loads the component once
+    let pid = cluster.taskmanagers[0].id();
+    let before = process_cpu(pid);
+    let out = run("counted");
+    let measured = process_cpu(pid) - before;
+    let job = out.lines().find_map(|l| l.strip_prefix("Job has been submitted with JobID ")).unwrap().trim().to_string();
+
+    std::thread::sleep(Duration::from_millis(1500)); // a flush of the meter
+    let report = Api::new(m, Some(&key(&dev))).get("/tenants/meter/usage?since=0");
+    let rows: Vec<&Value> = report["minutes"].as_array().unwrap().iter().filter(|r| r["job"] == job.as_str()).collect();
+    let sum = |f: &str| rows.iter().map(|r| r[f].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("records-in"), lines, "{report}");
+    assert_eq!(sum("records-out"), distinct, "{report}");
+    assert!(sum("bytes-in") > text.len() as u64 && sum("slot-ms") > 0, "{report}");
+    let metered = sum("cpu-ns") as f64 / 1e9;
+    assert!(measured > 0.5, "the job used {measured:.2} s of CPU: too little to compare");
+    let ratio = metered / measured;
+    eprintln!("usage: metered {metered:.3} s of CPU, the kernel counted {measured:.3} s for the TaskManager ({ratio:.3})");
+    assert!((0.8..=1.2).contains(&ratio), "metered {metered:.3} s, the kernel counted {measured:.3} s for the TaskManager");
+    // The CLI shows the same, and another tenant's key cannot see it.
+    let shown = ok(eddy_with(&dev, &["usage", "-m", m, "--since", "1d"]));
+    assert!(shown.contains(&job) && shown.lines().last().unwrap().starts_with("total"), "{shown}");
+}

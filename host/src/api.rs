@@ -230,3 +230,59 @@ pub struct CreatedToken {
     /// What it is.
     pub info: TokenInfo,
 }
+
+/// What one job of a tenant used in one minute (`GET /tenants/{name}/usage`);
+/// `docs/multi-tenancy.md` says what each figure counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct Usage {
+    /// CPU time of its task threads, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Records its sources read.
+    pub records_in: u64,
+    /// Records its sinks wrote.
+    pub records_out: u64,
+    /// Bytes its sources read (framed records).
+    pub bytes_in: u64,
+    /// Bytes its sinks wrote.
+    pub bytes_out: u64,
+    /// Slot time, in milliseconds: slots held × time held.
+    pub slot_ms: u64,
+}
+
+/// One row of a tenant's usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UsageRow {
+    /// The minute's start, in ms since the epoch.
+    pub minute: u64,
+    /// The job.
+    pub job: String,
+    /// What it used then.
+    #[serde(flatten)]
+    pub usage: Usage,
+}
+
+/// The answer of `GET /tenants/{name}/usage`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UsageReport {
+    /// The tenant.
+    pub tenant: String,
+    /// The start of the period, in ms since the epoch.
+    pub since: u64,
+    /// Per minute and job, oldest first.
+    pub minutes: Vec<UsageRow>,
+    /// The sum of the minutes.
+    pub total: Usage,
+}
+
+/// The answer of `GET /whoami`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Identity {
+    /// The key's id.
+    pub key: String,
+    /// Its tenant; none for the admin.
+    pub tenant: Option<String>,
+    /// Its role.
+    pub role: Role,
+}

@@ -534,6 +534,16 @@ impl Client {
         self.call::<Answer>("GET", &path, Body::None).map(|a| a.tokens)
     }
 
+    /// `GET /tenants/{name}/usage?since=MS`.
+    pub fn usage(&self, tenant: &str, since_ms: u64) -> Result<crate::api::UsageReport, ClientError> {
+        self.call("GET", &format!("/tenants/{}/usage?since={since_ms}", encode(tenant)), Body::None)
+    }
+
+    /// `GET /whoami`: the key's tenant and role.
+    pub fn whoami(&self) -> Result<crate::api::Identity, ClientError> {
+        self.call("GET", "/whoami", Body::None)
+    }
+
     /// `DELETE /tokens/{id}`.
     pub fn revoke_token(&self, id: &str) -> Result<crate::api::TokenInfo, ClientError> {
         self.call("DELETE", &format!("/tokens/{}", encode(id)), Body::None)

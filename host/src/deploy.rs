@@ -187,7 +187,7 @@ pub type SubtaskResult = (usize, u32, Result<TaskMetrics, TaskError>);
 
 /// Starts one thread per subtask; each reports its result on `done`. The
 /// first failure sets the job's cancel flag, which stops the others. Returns
-/// the subtasks' live counts.
+/// each subtask's live counts: `(chain, subtask, counts)`.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn(
     subtasks: Vec<Subtask>,
@@ -196,11 +196,11 @@ pub fn spawn(
     options: &JobOptions,
     signals: &Arc<JobSignals>,
     done: crossbeam_channel::Sender<SubtaskResult>,
-) -> Vec<Arc<LiveCounts>> {
+) -> Vec<(usize, u32, Arc<LiveCounts>)> {
     let mut all = Vec::with_capacity(subtasks.len());
     for Subtask { chain, subtask, head, output } in subtasks {
         let live = Arc::new(LiveCounts::default());
-        all.push(live.clone());
+        all.push((chain, subtask, live.clone()));
         let (plan, modules, signals, done) = (plan.clone(), modules.to_vec(), signals.clone(), done.clone());
         let options = options.clone();
         let name = format!("{} ({}/{})", plan.chain_name(chain), subtask + 1, plan.chains[chain].parallelism);

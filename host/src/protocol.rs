@@ -27,15 +27,14 @@ pub enum ToJobManager {
         /// Where its data endpoint accepts other TaskManagers.
         data_addr: SocketAddr,
     },
-    /// It is alive; with per-task statistics.
+    /// It is alive; with what each of its subtasks has used so far.
     Heartbeat {
         /// Its id.
         id: String,
         /// Tasks running now.
         running_tasks: u32,
-        /// Records read by its sources and written by its sinks so far, per job
-        /// (the per-task statistics, summed over the job's subtasks here).
-        records: BTreeMap<String, (u64, u64)>,
+        /// Per subtask here: (execution id, chain, subtask, usage so far in this attempt).
+        usage: Vec<(String, usize, u32, TaskUsage)>,
     },
     /// A task ended.
     TaskDone {
@@ -49,6 +48,8 @@ pub enum ToJobManager {
         subtask: u32,
         /// How it ended.
         outcome: TaskOutcome,
+        /// What it used in all, whatever the outcome.
+        usage: TaskUsage,
     },
     /// A task wrote its snapshot of a checkpoint (or could not).
     CheckpointAck {
@@ -68,6 +69,21 @@ pub enum ToJobManager {
         /// sha256 hex.
         digest: String,
     },
+}
+
+/// What one subtask has used, cumulative over its attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskUsage {
+    /// Records its source emitted.
+    pub records_in: u64,
+    /// Records its sinks wrote.
+    pub records_out: u64,
+    /// Bytes of those records as they entered the job.
+    pub bytes_in: u64,
+    /// Bytes its sinks wrote.
+    pub bytes_out: u64,
+    /// CPU time of its thread, in nanoseconds.
+    pub cpu_ns: u64,
 }
 
 /// How a subtask ended.

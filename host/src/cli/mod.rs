@@ -2,7 +2,7 @@
 
 mod tenancy;
 
-pub use tenancy::{AuthArgs, QuotaArgs, TenantCommand, TokenCommand};
+pub use tenancy::{AuthArgs, QuotaArgs, TenantCommand, TokenCommand, UsageArgs};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -82,6 +82,9 @@ pub enum Command {
     /// Create, list and revoke API keys (admin key).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Show what a tenant's jobs used, per minute and job: CPU time, records and
+    /// bytes in and out, slot time.
+    Usage(UsageArgs),
 }
 
 /// How to reach a cluster's JobManager.
@@ -617,6 +620,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Tenant(c) => tenancy::tenant(c)?,
         Command::Token(c) => tenancy::token(c)?,
+        Command::Usage(a) => tenancy::usage(a)?,
         Command::Cluster(ClusterCommand::Stop(a)) => {
             let dir = a.state_dir.clone().unwrap_or_else(crate::cluster_cmd::default_dir);
             let n = crate::cluster_cmd::stop(&dir)?;

@@ -122,7 +122,7 @@ impl QuotaArgs {
                 quotas.insert(name.to_string(), v.into());
             }
         }
-        let data_root = self.data_root.as_ref().map(|d| std::path::absolute(d)).transpose()?;
+        let data_root = self.data_root.as_ref().map(std::path::absolute).transpose()?;
         let allowed_sockets = (!self.allow_socket.is_empty()).then(|| self.allow_socket.clone());
         Ok(TenantChanges { quotas, data_root, allowed_sockets })
     }
@@ -303,4 +303,80 @@ fn tokens_table(keys: &[TokenInfo]) -> String {
         })
         .collect();
     table(&["ID", "TENANT", "ROLE", "STATE", "DESCRIPTION"], &rows)
+}
+
+/// `eddy usage`.
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// The tenant [default: the key's own; the admin must name one].
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
+    /// How far back, like 30m, 1h, 7d [1h].
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_since)]
+    pub since: std::time::Duration,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectArgs,
+}
+
+fn parse_since(s: &str) -> Result<std::time::Duration, String> {
+    match s.strip_suffix('d') {
+        Some(days) => days.parse::<u64>().map(|d| std::time::Duration::from_secs(d * 86_400)).map_err(|e| format!("bad duration {s:?}: {e}")),
+        None => crate::jobmanager::parse_duration(s),
+    }
+}
+
+/// Runs `eddy usage`.
+pub fn usage(a: UsageArgs) -> anyhow::Result<()> {
+    let client = connect(&a.connect)?;
+    let tenant = match a.tenant {
+        Some(t) => t,
+        None => client.whoami()?.tenant.context("the admin key belongs to no tenant: name one with --tenant")?,
+    };
+    let since = crate::jobmanager::now_ms().saturating_sub(a.since.as_millis() as u64);
+    let report = client.usage(&tenant, since)?;
+    let row = |when: String, job: String, u: &crate::api::Usage| {
+        vec![
+            when,
+            job,
+            format!("{:.3}", u.cpu_ns as f64 / 1e9),
+            u.records_in.to_string(),
+            u.records_out.to_string(),
+            u.bytes_in.to_string(),
+            u.bytes_out.to_string(),
+            format!("{:.1}", u.slot_ms as f64 / 1e3),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = report.minutes.iter().map(|r| row(utc_minute(r.minute), r.job.clone(), &r.usage)).collect();
+    rows.push(row("total".into(), String::new(), &report.total));
+    let headers = ["MINUTE (UTC)", "JOB", "CPU S", "RECORDS IN", "RECORDS OUT", "BYTES IN", "BYTES OUT", "SLOT S"];
+    print!("{}", table(&headers, &rows));
+    Ok(())
+}
+
+/// `2026-12-01 09:31` for a time in ms since the epoch (the civil calendar, UTC).
+fn utc_minute(ms: u64) -> String {
+    let minutes = ms / 60_000;
+    let (days, minute_of_day) = ((minutes / 1440) as i64, minutes % 1440);
+    // Days since 1970-01-01 to a date: Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", minute_of_day / 60, minute_of_day % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn minutes_print_as_utc_dates() {
+        assert_eq!(super::utc_minute(0), "1970-01-01 00:00");
+        assert_eq!(super::utc_minute(1_796_117_460_000), "2026-12-01 09:31");
+        assert_eq!(super::utc_minute(951_782_400_000), "2000-02-29 00:00");
+    }
 }

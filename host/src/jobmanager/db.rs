@@ -54,7 +54,7 @@ impl Table {
 pub enum DbError {
     /// redb: I/O, corruption, a lock held by another process.
     #[error("jobmanager database: {0}")]
-    Redb(#[from] redb::Error),
+    Redb(Box<redb::Error>),
     /// A value that is not the JSON it should be.
     #[error("jobmanager database: corrupt entry {key}: {cause}")]
     Corrupt {
@@ -66,7 +66,7 @@ pub enum DbError {
 }
 
 fn redb_err<E: Into<redb::Error>>(e: E) -> DbError {
-    DbError::Redb(e.into())
+    DbError::Redb(Box::new(e.into()))
 }
 
 /// One change of a write.

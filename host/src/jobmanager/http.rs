@@ -3,6 +3,8 @@
 //! Every route but `/health` needs an API key; what a key sees is scoped to its
 //! tenant (`tenants.rs`), and another tenant's objects answer exactly as unknown
 //! ones do. The request and answer types shared with the client are in `crate::api`.
+// Handlers refuse with a ready answer (`Err(Response)`); its size does not matter on this path.
+#![allow(clippy::result_large_err)]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -102,6 +104,8 @@ api_routes! {
     get "/tenants/{name}" => super::tenant_api::get_tenant,
     patch "/tenants/{name}" => super::tenant_api::update_tenant,
     delete "/tenants/{name}" => super::tenant_api::delete_tenant,
+    get "/tenants/{name}/usage" => super::tenant_api::usage,
+    get "/whoami" => super::tenant_api::whoami,
     get "/tokens" => super::tenant_api::list_tokens,
     post "/tokens" => super::tenant_api::create_token,
     delete "/tokens/{id}" => super::tenant_api::revoke_token,

@@ -14,7 +14,7 @@ use crate::checkpoint::{CheckpointConfig, Coordinator, DirStorage, Restored};
 use crate::state::BackendKind;
 use crate::net::codec;
 use crate::plan::ExecutionPlan;
-use crate::protocol::{Ack, Deployment, TaskOutcome, ToTaskManager};
+use crate::protocol::{Ack, Deployment, TaskOutcome, TaskUsage, ToTaskManager};
 use crate::jobfile::{self, JobFile};
 use crate::program::{JobSpec, Program};
 use crate::api::Tenant;
@@ -106,8 +106,8 @@ pub struct Job {
     pub failure: Option<String>,
     /// Records read by sources / written by sinks, of ended subtasks.
     pub records: (u64, u64),
-    /// The same of all subtasks so far, per TaskManager, from heartbeats.
-    pub live: BTreeMap<String, (u64, u64)>,
+    /// What each subtask of the current attempt reported using so far, by (chain, subtask).
+    pub usage: BTreeMap<(usize, u32), TaskUsage>,
     /// When it was submitted (for the slot timeout).
     pub submitted: Instant,
     /// Wall-clock start and end, for the API.
@@ -143,6 +143,19 @@ impl Job {
         format!("{}@{}", self.id, self.attempt)
     }
 
+    /// Whether subtask `subtask` of chain `chain` of the current attempt is placed on `tm`.
+    pub fn runs_on(&self, chain: usize, subtask: u32, tm: &str) -> bool {
+        self.placement.get(chain).and_then(|p| p.get(subtask as usize)).is_some_and(|(t, _)| t == tm)
+    }
+
+    /// Takes a subtask's cumulative usage; answers what a tenant's job used since the
+    /// last report, for the meter.
+    pub fn report_usage(&mut self, chain: usize, subtask: u32, now: TaskUsage) -> Option<(String, String, super::usage::Usage)> {
+        let before = self.usage.insert((chain, subtask), now).unwrap_or_default();
+        let tenant = self.settings.tenant.clone()?;
+        Some((tenant, self.id.clone(), super::usage::Usage::delta(&before, &now)))
+    }
+
     /// Whether a subtask of the job is placed on TaskManager `tm`.
     pub fn uses(&self, tm: &str) -> bool {
         self.placement.iter().flatten().any(|(t, _)| t == tm)
@@ -151,7 +164,7 @@ impl Job {
     /// Records read and written so far: final counts once ended, heartbeats' while running.
     pub fn progress(&self) -> (u64, u64) {
         if self.status == JobStatus::Running {
-            self.live.values().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+            self.usage.values().fold((0, 0), |a, b| (a.0 + b.records_in, a.1 + b.records_out))
         } else {
             self.records
         }
@@ -369,7 +382,7 @@ impl JobManager {
                 remaining,
                 failure: None,
                 records: (0, 0),
-                live: BTreeMap::new(),
+                usage: BTreeMap::new(),
                 submitted: Instant::now(),
                 started: SystemTime::now(),
                 ended: None,
@@ -512,13 +525,20 @@ impl JobManager {
         tracing::info!(job = id, execution = %exec, taskmanagers = connections.len(), "job deployed and started");
     }
 
-    /// A subtask of execution `exec` reported its end.
-    pub fn task_done(self: &Arc<Self>, exec: &str, outcome: TaskOutcome) {
+    /// Subtask `(chain, subtask)` of execution `exec` reported its end (and what it used),
+    /// from TaskManager `tm`; other TaskManagers cannot end a subtask they do not run.
+    pub fn task_done(self: &Arc<Self>, tm: &str, exec: &str, (chain, subtask): (usize, u32), outcome: TaskOutcome, usage: TaskUsage) {
         let Some(job) = self.current(exec) else { return };
         let job = job.as_str();
+        let mut metered = Vec::new();
         let failure = {
             let mut state = self.state.lock().unwrap();
             let Some(j) = state.jobs.get_mut(job) else { return };
+            if !j.runs_on(chain, subtask, tm) {
+                tracing::warn!(taskmanager = tm, job, chain, subtask, "ignored the end of a subtask the TaskManager does not run");
+                return;
+            }
+            metered.extend(j.report_usage(chain, subtask, usage));
             j.remaining = j.remaining.saturating_sub(1);
             match outcome {
                 TaskOutcome::Finished { records_in, records_out } => {
@@ -538,9 +558,17 @@ impl JobManager {
                 TaskOutcome::Failed(e) => Some(e),
             }
         };
+        self.meter_all(metered);
         match failure {
             Some(e) => self.fail_job(job, e),
             None => self.record_end(job),
+        }
+    }
+
+    /// Adds usage of tenants' jobs to the meter.
+    pub(super) fn meter_all(&self, metered: impl IntoIterator<Item = (String, String, super::usage::Usage)>) {
+        for (tenant, job, usage) in metered {
+            self.meter.add(&tenant, &job, usage);
         }
     }
 

@@ -15,6 +15,7 @@ mod restart;
 mod rpc;
 mod tenant_api;
 mod tenants;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,7 +31,7 @@ use crate::runtime::Runtime;
 
 pub use http::ROUTES;
 pub use job::{Job, JobSettings, JobStatus, Submission};
-pub use tenants::{write_private, Caller, ADMIN_KEY_FILE};
+pub use tenants::{now_ms, write_private, Caller, ADMIN_KEY_FILE};
 pub use modules::{ModuleInfo, ModuleStore};
 pub use restart::{parse_duration, RestartStrategy};
 
@@ -101,6 +102,8 @@ pub struct JobManager {
     modules: ModuleStore,
     /// Ended jobs, from the database.
     history: history::History,
+    /// Tenants' usage not yet in the database.
+    meter: usage::Meter,
 }
 
 /// Runs a JobManager until the process is killed.
@@ -125,7 +128,7 @@ async fn serve(config: JobManagerConfig, runtime: Runtime) -> anyhow::Result<()>
     let http_addr = listener.local_addr()?;
     let rpc_addr = endpoint.local_addr()?;
     let state = State { taskmanagers: BTreeMap::new(), jobs: BTreeMap::new(), next_taskmanager: 1 };
-    let jm = Arc::new(JobManager { config: config.clone(), runtime, state: Mutex::new(state), db, directory, modules, history });
+    let jm = Arc::new(JobManager { config: config.clone(), runtime, state: Mutex::new(state), db, directory, modules, history, meter: usage::Meter::default() });
     let address_file = config.state_dir.join("jobmanager.json");
     let addresses = serde_json::json!({"http": http_addr.to_string(), "rpc": rpc_addr.to_string(), "pid": std::process::id()});
     // Written whole, then renamed, so that readers never see half of it.
@@ -137,15 +140,30 @@ async fn serve(config: JobManagerConfig, runtime: Runtime) -> anyhow::Result<()>
     tokio::spawn(rpc::accept(jm.clone(), endpoint));
     tokio::spawn(watch(jm.clone()));
     tokio::spawn(checkpoints::trigger_loop(jm.clone()));
+    tokio::spawn(flush_usage(jm.clone()));
     http::serve(jm, listener).await
 }
 
+/// Every second: tenants' usage to the database, off the async threads.
+async fn flush_usage(jm: Arc<JobManager>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let jm = jm.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || jm.meter.flush(&jm.db)).await {
+            tracing::error!("cannot write usage to the database: {e}");
+        }
+    }
+}
+
 /// Every 200 ms: declare silent TaskManagers lost, schedule waiting jobs,
-/// fail those that waited too long.
+/// fail those that waited too long, and count slot time of tenants' running jobs.
 async fn watch(jm: Arc<JobManager>) {
     let timeout = Duration::from_secs_f64(jm.config.heartbeat_timeout);
+    let mut last_tick = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
+        let elapsed = std::mem::replace(&mut last_tick, Instant::now()).elapsed().as_millis() as u64;
+        jm.count_slot_time(elapsed);
         let lost: Vec<String> = {
             let state = jm.state.lock().unwrap();
             state.taskmanagers.values().filter(|t| t.last_heartbeat.elapsed() > timeout).map(|t| t.id.clone()).collect()
@@ -158,6 +176,20 @@ async fn watch(jm: Arc<JobManager>) {
 }
 
 impl JobManager {
+    /// Adds `ms` of slot time for every slot a tenant's running job holds.
+    fn count_slot_time(&self, ms: u64) {
+        let held: Vec<(String, String, u64)> = {
+            let state = self.state.lock().unwrap();
+            state
+                .jobs
+                .values()
+                .filter(|j| j.status == JobStatus::Running)
+                .filter_map(|j| Some((j.settings.tenant.clone()?, j.id.clone(), j.plan.slots.len() as u64)))
+                .collect()
+        };
+        self.meter_all(held.into_iter().map(|(t, j, slots)| (t, j, usage::Usage { slot_ms: slots * ms, ..Default::default() })));
+    }
+
     /// Removes a TaskManager and fails the jobs that had subtasks on it.
     pub fn lose_taskmanager(self: &Arc<Self>, id: &str, why: &str) {
         let affected: Vec<String> = {

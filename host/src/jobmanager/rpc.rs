@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::{JobManager, TaskManagerEntry};
 use crate::net::codec;
-use crate::protocol::{Registered, ToJobManager};
+use crate::protocol::{Registered, TaskUsage, ToJobManager};
 
 /// How often TaskManagers heartbeat.
 const HEARTBEAT_INTERVAL_MS: u64 = 500;
@@ -25,6 +25,27 @@ pub async fn accept(jm: Arc<JobManager>, endpoint: quinn::Endpoint) {
             }
         });
     }
+}
+
+/// A heartbeat of TaskManager `tm`: it is alive, and what its subtasks used so far;
+/// reports for subtasks it does not run in the current attempt are ignored.
+fn heartbeat(jm: &Arc<JobManager>, tm: &str, running_tasks: u32, usage: Vec<(String, usize, u32, TaskUsage)>) {
+    let mut metered = Vec::new();
+    {
+        let mut state = jm.state.lock().unwrap();
+        if let Some(entry) = state.taskmanagers.get_mut(tm) {
+            entry.last_heartbeat = Instant::now();
+            entry.running_tasks = running_tasks;
+        }
+        for (exec, chain, subtask, u) in usage {
+            let Some((job, attempt)) = exec.rsplit_once('@') else { continue };
+            let Some(j) = state.jobs.get_mut(job).filter(|j| j.attempt.to_string() == attempt && j.runs_on(chain, subtask, tm)) else {
+                continue;
+            };
+            metered.extend(j.report_usage(chain, subtask, u));
+        }
+    }
+    jm.meter_all(metered);
 }
 
 async fn serve(jm: Arc<JobManager>, conn: quinn::Connection) {
@@ -75,20 +96,15 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection) {
             uni = conn.accept_uni() => {
                 let Ok(mut recv) = uni else { break };
                 match codec::read::<ToJobManager>(&mut recv).await {
-                    Ok(Some(ToJobManager::Heartbeat { id: tm, running_tasks, records })) => {
-                        let mut state = jm.state.lock().unwrap();
-                        if let Some(entry) = state.taskmanagers.get_mut(&tm) {
-                            entry.last_heartbeat = Instant::now();
-                            entry.running_tasks = running_tasks;
-                        }
-                        for (exec, counts) in records {
-                            let Some((job, attempt)) = exec.rsplit_once('@') else { continue };
-                            if let Some(j) = state.jobs.get_mut(job).filter(|j| j.attempt.to_string() == attempt) {
-                                j.live.insert(tm.clone(), counts);
-                            }
-                        }
+                    // What a connection says counts for the TaskManager that registered on it, whatever id it names.
+                    Ok(Some(ToJobManager::Heartbeat { running_tasks, usage, .. })) => {
+                        let Some(tm) = id.as_deref() else { continue };
+                        heartbeat(&jm, tm, running_tasks, usage);
                     }
-                    Ok(Some(ToJobManager::TaskDone { job, outcome, .. })) => jm.task_done(&job, outcome),
+                    Ok(Some(ToJobManager::TaskDone { job, chain, subtask, outcome, usage, .. })) => {
+                        let Some(tm) = id.as_deref() else { continue };
+                        jm.task_done(tm, &job, (chain, subtask), outcome, usage);
+                    }
                     Ok(Some(ToJobManager::CheckpointAck { job, chain, subtask, checkpoint, result })) => {
                         jm.checkpoint_ack(&job, chain, subtask, checkpoint, result)
                     }

@@ -77,6 +77,31 @@ pub(super) async fn delete_tenant(State(jm): State<Shared>, Extension(caller): E
     Json(json!({})).into_response()
 }
 
+/// `?since=MS`: usage of the minutes that end after it [the last hour].
+#[derive(Deserialize)]
+pub(super) struct Since {
+    since: Option<u64>,
+}
+
+pub(super) async fn usage(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(name): Path<String>, Query(q): Query<Since>) -> Response {
+    if jm.directory.tenant(&name).is_none() || !caller.sees(Some(&name)) {
+        return refused(TenancyError::NotFound { kind: "tenant", name });
+    }
+    let since = q.since.unwrap_or_else(|| super::tenants::now_ms().saturating_sub(3_600_000));
+    let n = name.clone();
+    let rows = try_answer!(blocking(move || Ok(jm.meter.rows(&jm.db, &n, since)?)).await);
+    let mut total = super::usage::Usage::default();
+    for r in &rows {
+        total.add(&r.usage);
+    }
+    Json(json!({ "tenant": name, "since": since, "minutes": rows, "total": total })).into_response()
+}
+
+/// Who the key is: its id, tenant and role.
+pub(super) async fn whoami(Extension(caller): Extension<Caller>) -> Response {
+    Json(json!({ "key": caller.key, "tenant": caller.tenant, "role": caller.role })).into_response()
+}
+
 #[derive(Deserialize)]
 pub(super) struct TokenFilter {
     tenant: Option<String>,

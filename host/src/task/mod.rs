@@ -128,13 +128,20 @@ pub struct TaskMetrics {
     pub counters: std::collections::BTreeMap<String, u64>,
 }
 
-/// Records a running task has read and written so far, for heartbeats and progress.
+/// What a running task has read, written and used so far, for heartbeats,
+/// progress and usage metering; written by the task's thread, read by others.
 #[derive(Debug, Default)]
 pub struct LiveCounts {
     /// Records its source emitted.
     pub records_in: AtomicU64,
     /// Records its sinks wrote.
     pub records_out: AtomicU64,
+    /// Bytes of the records its source emitted (framed, as they enter the job).
+    pub bytes_in: AtomicU64,
+    /// Bytes its sinks wrote.
+    pub bytes_out: AtomicU64,
+    /// CPU time its thread has used, in nanoseconds (the thread's own clock).
+    pub cpu_ns: AtomicU64,
 }
 
 impl LiveCounts {
@@ -142,6 +149,35 @@ impl LiveCounts {
     pub fn get(&self) -> (u64, u64) {
         (self.records_in.load(Ordering::Relaxed), self.records_out.load(Ordering::Relaxed))
     }
+
+    /// Everything, as heartbeats report it.
+    pub fn usage(&self) -> crate::protocol::TaskUsage {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        crate::protocol::TaskUsage {
+            records_in: load(&self.records_in),
+            records_out: load(&self.records_out),
+            bytes_in: load(&self.bytes_in),
+            bytes_out: load(&self.bytes_out),
+            cpu_ns: load(&self.cpu_ns),
+        }
+    }
+
+    /// Reads the calling thread's CPU clock: call it from the task's own thread.
+    fn sample_cpu(&self) {
+        self.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
+    }
+}
+
+/// CPU time the calling thread has used. Measured by the kernel per thread, so a
+/// task's figure is its own work, not an estimate from wall time.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for the call to write.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// One subtask of a chain, ready to run.
@@ -185,6 +221,7 @@ impl SourceContext<'_> {
     /// Pushes a batch of `records` records through the chain.
     pub fn emit(&mut self, batch: Vec<u8>, records: u64) -> Result<(), TaskError> {
         self.live.records_in.fetch_add(records, Ordering::Relaxed);
+        self.live.bytes_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.process(batch)
     }
 
@@ -201,6 +238,8 @@ impl SourceContext<'_> {
     /// or idleness follows the records it is about).
     fn deliver(&mut self, out: Vec<u8>) -> Result<(), TaskError> {
         self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
+        self.live.bytes_out.store(self.chain.bytes_written(), Ordering::Relaxed);
+        self.live.sample_cpu();
         self.output.write(&out, self.signals)?;
         match self.chain.take_progress() {
             Some(Progress::Watermark(wm)) => self.output.broadcast(Event::Watermark(wm), self.signals),
@@ -229,6 +268,7 @@ impl SourceContext<'_> {
 
     /// Lets buffered output go when the buffer timeout passed, and runs due timers.
     pub fn idle(&mut self) -> Result<(), TaskError> {
+        self.live.sample_cpu();
         if self.signals.cancelled() {
             return Err(TaskError::Cancelled);
         }
@@ -302,6 +342,8 @@ impl Task {
         }
         self.checkpoints.finish(&mut self.chain, &self.signals)?;
         self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
+        self.live.bytes_out.store(self.chain.bytes_written(), Ordering::Relaxed);
+        self.live.sample_cpu();
         (metrics.records_in, metrics.records_out) = self.live.get();
         metrics.counters = self.chain.counters();
         Ok(metrics)

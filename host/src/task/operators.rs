@@ -36,6 +36,10 @@ pub trait Operator: Send {
     fn records_written(&self) -> u64 {
         0
     }
+    /// Bytes written out of the job, for sinks.
+    fn bytes_written(&self) -> u64 {
+        0
+    }
     /// Counters of user code.
     fn counters(&self) -> BTreeMap<String, u64> {
         BTreeMap::new()
@@ -193,6 +197,11 @@ impl Chain {
     /// Records the chain's sinks wrote.
     pub fn records_written(&self) -> u64 {
         self.ops.iter().map(|o| o.records_written()).sum()
+    }
+
+    /// Bytes the chain's sinks wrote.
+    pub fn bytes_written(&self) -> u64 {
+        self.ops.iter().map(|o| o.bytes_written()).sum()
     }
 
     /// User counters of the chain's Wasm operators.

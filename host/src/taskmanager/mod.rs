@@ -41,7 +41,7 @@ struct LocalJob {
     /// Deployed but not started: subtasks and what running them needs.
     pending: Option<Pending>,
     /// Progress of its started subtasks, for heartbeats.
-    live: Vec<Arc<LiveCounts>>,
+    live: Vec<(usize, u32, Arc<LiveCounts>)>,
 }
 
 /// A deployed job's part, waiting for `Start`.
@@ -129,17 +129,14 @@ async fn serve(config: TaskManagerConfig, runtime: Runtime, handle: tokio::runti
 
 async fn heartbeat(tm: Arc<TaskManager>, interval: Duration) {
     loop {
-        let records = tm
+        let usage = tm
             .jobs
             .lock()
             .unwrap()
             .iter()
-            .map(|(job, local)| {
-                let sum = local.live.iter().map(|l| l.get()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-                (job.clone(), sum)
-            })
+            .flat_map(|(job, local)| local.live.iter().map(move |(c, s, l)| (job.clone(), *c, *s, l.usage())))
             .collect();
-        let beat = ToJobManager::Heartbeat { id: tm.id.clone(), running_tasks: tm.running.load(Ordering::Relaxed), records };
+        let beat = ToJobManager::Heartbeat { id: tm.id.clone(), running_tasks: tm.running.load(Ordering::Relaxed), usage };
         if let Err(e) = tm.tell_jobmanager(&beat).await {
             tracing::warn!("heartbeat failed: {e}");
         }
@@ -278,6 +275,8 @@ impl TaskManager {
         self.running.fetch_add(count as u32, Ordering::Relaxed);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         let live = deploy::spawn(subtasks, &plan, &modules, &options, &signals, done_tx);
+        let by_subtask: std::collections::HashMap<(usize, u32), Arc<LiveCounts>> =
+            live.iter().map(|(c, s, l)| ((*c, *s), l.clone())).collect();
         if let Some(local) = self.jobs.lock().unwrap().get_mut(job) {
             local.live = live;
         }
@@ -295,7 +294,8 @@ impl TaskManager {
                         TaskOutcome::Failed(e.to_string())
                     }
                 };
-                let message = ToJobManager::TaskDone { id: tm.id.clone(), job: job.clone(), chain, subtask, outcome };
+                let usage = by_subtask.get(&(chain, subtask)).map(|l| l.usage()).unwrap_or_default();
+                let message = ToJobManager::TaskDone { id: tm.id.clone(), job: job.clone(), chain, subtask, outcome, usage };
                 let tm2 = tm.clone();
                 tm.handle.spawn(async move {
                     if let Err(e) = tm2.tell_jobmanager(&message).await {
