@@ -425,3 +425,59 @@ fn usage_counts_records_exactly_and_cpu_time_as_the_kernel_does() {
     let shown = ok(eddy_with(&dev, &["usage", "-m", m, "--since", "1d"]));
     assert!(shown.contains(&job) && shown.lines().last().unwrap().starts_with("total"), "{shown}");
 }
+
+#[test]
+fn the_http_api_over_tls_is_trusted_with_the_cluster_ca_only() {
+    let _serial = common::cluster::ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(dir.path().join("jm.log")).unwrap();
+    let mut jm = eddy()
+        .args(["jobmanager", "--bind", "127.0.0.1:0", "--rpc-bind", "127.0.0.1:0", "--tls", "--state-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let addr_file = dir.path().join("jobmanager.json");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !addr_file.exists() {
+        assert!(Instant::now() < deadline, "the JobManager did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let addrs: Value = serde_json::from_str(&std::fs::read_to_string(&addr_file).unwrap()).unwrap();
+    let https = addrs["http"].as_str().unwrap().to_string();
+    assert!(https.starts_with("https://127.0.0.1:"), "{https}");
+    let mut tm = eddy()
+        .args(["taskmanager", "--jobmanager", addrs["rpc"].as_str().unwrap(), "--slots", "1", "--cluster-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let admin = dir.path().join("admin.token");
+    let ca = dir.path().join("ca.pem");
+    let result = std::panic::catch_unwind(|| {
+        // With the cluster CA: a whole job runs.
+        let work = tempfile::tempdir().unwrap();
+        std::fs::write(work.path().join("in.txt"), "tls tls\n").unwrap();
+        let input = work.path().join("in.txt");
+        let wc = component("wordcount");
+        let run = eddy_with(&admin, &["run", "-m", &https, "--ca", ca.to_str().unwrap(), "-c", "word-count", wc.to_str().unwrap(), "--input", input.to_str().unwrap()]);
+        let out = ok(run);
+        assert!(out.contains("1 records in, 1 records out"), "{out}");
+        // Without it the certificate is not trusted, and plain HTTP gets no answer.
+        let untrusted = err(eddy_with(&admin, &["list", "-m", &https, "--ca", "/dev/null"]));
+        assert!(untrusted.starts_with("error: bad CA certificate") || untrusted.contains("certificate"), "{untrusted}");
+        let roots = eddy().env_remove("EDDY_TOKEN").env("HOME", work.path()).args(["list", "-m", &https, "--token-file", admin.to_str().unwrap()]).output().unwrap();
+        let roots = err(roots);
+        assert!(roots.contains("certificate") && roots.contains("UnknownIssuer"), "{roots}");
+        let plain = https.replace("https://", "http://");
+        let refused = err(eddy_with(&admin, &["list", "-m", &plain]));
+        assert!(refused.starts_with("error: "), "{refused}");
+    });
+    let _ = tm.kill();
+    let _ = jm.kill();
+    let _ = (tm.wait(), jm.wait());
+    result.unwrap();
+}

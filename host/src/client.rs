@@ -48,6 +48,9 @@ pub enum ClientError {
         /// The JobManager's reason.
         message: String,
     },
+    /// The CA certificate to trust could not be read.
+    #[error("bad CA certificate: {0}")]
+    BadCa(String),
     /// The answer was not what the API promises.
     #[error("unexpected answer from the JobManager: {0}")]
     BadResponse(String),
@@ -214,12 +217,14 @@ impl std::fmt::Debug for Client {
 /// trailing `/` are accepted).
 pub fn base_url(addr: &str) -> Result<String, ClientError> {
     let a = addr.trim();
-    let rest = if let Some(r) = a.strip_prefix("http://") {
-        r
+    let (scheme, rest) = if let Some(r) = a.strip_prefix("http://") {
+        ("http", r)
+    } else if let Some(r) = a.strip_prefix("https://") {
+        ("https", r)
     } else if a.contains("://") {
         return Err(ClientError::BadAddress(addr.to_string()));
     } else {
-        a
+        ("http", a)
     };
     let rest = rest.trim_end_matches('/');
     let valid = !rest.is_empty()
@@ -229,7 +234,7 @@ pub fn base_url(addr: &str) -> Result<String, ClientError> {
     if !valid {
         return Err(ClientError::BadAddress(addr.to_string()));
     }
-    Ok(format!("http://{rest}"))
+    Ok(format!("{scheme}://{rest}"))
 }
 
 /// Percent-encodes `s` for a path segment or a query value.
@@ -327,11 +332,34 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_ANSWER: u64 = 64 << 20;
 
 impl Client {
-    /// A client of the JobManager at `HOST:PORT`, sending `token` (if any) as
-    /// `Authorization: Bearer`.
+    /// A client of the JobManager at `HOST:PORT` (or `https://HOST:PORT`), sending
+    /// `token` (if any) as `Authorization: Bearer`.
     pub fn new(addr: &str, token: Option<String>) -> Result<Client, ClientError> {
+        Self::with_ca(addr, token, None)
+    }
+
+    /// The same, trusting over `https://` the CA certificates of the PEM `ca`
+    /// (the cluster's `ca.pem`) instead of the webpki roots.
+    pub fn with_ca(addr: &str, token: Option<String>, ca: Option<&[u8]>) -> Result<Client, ClientError> {
+        use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
         let base = base_url(addr)?;
+        let roots = match ca {
+            Some(pem) => {
+                let certs = ureq::tls::parse_pem(pem)
+                    .filter_map(|item| match item {
+                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(e)),
+                    })
+                    .collect::<Result<Vec<Certificate<'static>>, _>>()
+                    .map_err(|e| ClientError::BadCa(e.to_string()))?;
+                RootCerts::new_with_certs(&certs)
+            }
+            None => RootCerts::WebPki,
+        };
+        let tls = TlsConfig::builder().provider(TlsProvider::Rustls).root_certs(roots).build();
         let config = ureq::Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             .proxy(None)
             .max_redirects(0)
@@ -340,7 +368,7 @@ impl Client {
             .user_agent(concat!("eddy/", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(Client {
-            addr: base.trim_start_matches("http://").to_string(),
+            addr: base.trim_start_matches("http://").trim_start_matches("https://").to_string(),
             base,
             token: token.filter(|t| !t.is_empty()),
             agent: ureq::Agent::new_with_config(config),
@@ -763,7 +791,8 @@ mod tests {
         assert_eq!(base_url("http://jm.example:80/").unwrap(), "http://jm.example:80");
         assert_eq!(base_url("[::1]:8081").unwrap(), "http://[::1]:8081");
         assert!(base_url("localhost").is_err());
-        assert!(base_url("https://jm:443").is_err());
+        assert_eq!(base_url("https://jm:443/").unwrap(), "https://jm:443");
+        assert!(base_url("ftp://jm:443").is_err());
         assert!(base_url("jm:99999").is_err());
         assert!(base_url("jm:8081/x").is_err());
     }

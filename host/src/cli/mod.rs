@@ -264,6 +264,21 @@ pub struct JobManagerArgs {
     /// Largest component accepted by `POST /jars/upload`, in MiB [default: 256].
     #[arg(long, value_name = "MiB")]
     pub max_upload: Option<u64>,
+    /// Serve the HTTP API over TLS even on a loopback address (on any other
+    /// address it always is), with a certificate from the cluster CA; clients
+    /// trust it with `--ca STATE_DIR/ca.pem`.
+    #[arg(long)]
+    pub tls: bool,
+    /// A name (DNS name or IP address) clients reach the HTTP API by, for the
+    /// cluster CA's certificate (repeat for more) [default: the bind address, localhost, 127.0.0.1].
+    #[arg(long = "tls-name", value_name = "NAME")]
+    pub tls_names: Vec<String>,
+    /// Serve TLS with this certificate chain (PEM) instead of one from the cluster CA.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub runtime: RuntimeArgs,
@@ -436,16 +451,36 @@ fn jobmanager_config(a: &JobManagerArgs) -> anyhow::Result<JobManagerConfig> {
         slot_timeout: a.slot_timeout.or(file.slot_timeout).unwrap_or(300.0),
         max_upload: a.max_upload.or(file.max_upload).unwrap_or(256),
         checkpoint_dir: PathBuf::new(),
+        http_tls: crate::jobmanager::HttpTls::Plain,
     };
     let mut config = config;
     config.checkpoint_dir =
         a.checkpoint_dir.clone().or(file.checkpoint_dir).unwrap_or_else(|| config.state_dir.join("checkpoints"));
+    config.http_tls = http_tls(a, config.bind);
     for (name, v) in [("heartbeat-timeout", config.heartbeat_timeout), ("slot-timeout", config.slot_timeout)] {
         if !(v > 0.0 && v < 1e7) {
             anyhow::bail!("{name} must be a positive number of seconds, not {v}");
         }
     }
     Ok(config)
+}
+
+/// Plain HTTP on a loopback address unless asked for TLS; TLS everywhere else.
+fn http_tls(a: &JobManagerArgs, bind: SocketAddr) -> crate::jobmanager::HttpTls {
+    use crate::jobmanager::HttpTls;
+    if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
+        return HttpTls::Files { cert: cert.clone(), key: key.clone() };
+    }
+    if !a.tls && bind.ip().is_loopback() {
+        return HttpTls::Plain;
+    }
+    let mut names = a.tls_names.clone();
+    if !bind.ip().is_unspecified() {
+        names.push(bind.ip().to_string());
+    }
+    names.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
+    names.dedup();
+    HttpTls::ClusterCa(names)
 }
 
 /// Where a cluster keeps its state (modules, CA) unless told otherwise.
@@ -560,7 +595,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 memory_limit_mib: None,
                 call_timeout_ms: None,
             };
-            run_on_cluster(addr, a.auth.key()?, &a.job, settings)?;
+            run_on_cluster(a.auth.client(addr)?, addr, &a.job, settings)?;
         }
         Command::List(c) => {
             let jobs = connect(&c)?.jobs()?;
@@ -708,7 +743,7 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 fn connect(c: &ConnectArgs) -> anyhow::Result<crate::client::Client> {
-    Ok(crate::client::Client::new(&c.jobmanager, c.auth.key()?)?)
+    c.auth.client(&c.jobmanager)
 }
 
 /// How often `eddy run -m` asks for the job's status.
@@ -720,9 +755,8 @@ const UNREACHABLE_GRACE: Duration = Duration::from_secs(10);
 
 /// `eddy run -m`: uploads the component (unless the cluster has it), submits
 /// the job and follows it until it ends.
-fn run_on_cluster(addr: &str, token: Option<String>, job: &JobArgs, settings: crate::client::RunSettings) -> anyhow::Result<()> {
+fn run_on_cluster(client: crate::client::Client, addr: &str, job: &JobArgs, settings: crate::client::RunSettings) -> anyhow::Result<()> {
     use crate::client::ClientError;
-    let client = crate::client::Client::new(addr, token)?;
     // Each component goes up once; the cluster keeps it by digest.
     let upload = |path: &Path| -> anyhow::Result<String> {
         let (name, bytes) = read_component(path)?;

@@ -20,9 +20,23 @@ pub struct AuthArgs {
     /// a cluster started on this machine by `eddy cluster start`, if there is one].
     #[arg(long, value_name = "FILE", env = "EDDY_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// Trust the JobManager's TLS certificate (`https://` addresses) if the CA in
+    /// this PEM file signed it, e.g. the cluster's `ca.pem` [default: the ca.pem
+    /// of a cluster started on this machine, else the webpki roots].
+    #[arg(long, value_name = "FILE", env = "EDDY_CA")]
+    pub ca: Option<PathBuf>,
 }
 
 impl AuthArgs {
+    /// A client of the JobManager at `addr` with this key and CA.
+    pub fn client(&self, addr: &str) -> anyhow::Result<crate::client::Client> {
+        let ca = match &self.ca {
+            Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read the CA certificate {}", path.display()))?),
+            None => local_dirs().iter().find_map(|d| std::fs::read(d.join("ca.pem")).ok()),
+        };
+        Ok(crate::client::Client::with_ca(addr, self.key()?, ca.as_deref())?)
+    }
+
     /// The key: read from the file given, given, or the local cluster's admin key.
     pub fn key(&self) -> anyhow::Result<Option<String>> {
         if let Some(path) = &self.token_file {
@@ -32,9 +46,13 @@ impl AuthArgs {
         if let Some(t) = self.token.as_ref().filter(|t| !t.trim().is_empty()) {
             return Ok(Some(t.trim().to_string()));
         }
-        let local = [crate::cluster_cmd::default_dir(), super::default_state_dir()];
-        Ok(local.iter().find_map(|dir| read_key(&dir.join(crate::jobmanager::ADMIN_KEY_FILE)).ok()))
+        Ok(local_dirs().iter().find_map(|dir| read_key(&dir.join(crate::jobmanager::ADMIN_KEY_FILE)).ok()))
     }
+}
+
+/// Where clusters on this machine keep their state: `eddy cluster start`'s, then `eddy jobmanager`'s.
+fn local_dirs() -> [PathBuf; 2] {
+    [crate::cluster_cmd::default_dir(), super::default_state_dir()]
 }
 
 /// A key file's one line; an empty file is an error, not an anonymous request.

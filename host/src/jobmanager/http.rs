@@ -122,7 +122,10 @@ pub(super) fn router(jm: Shared) -> Router {
 }
 
 /// Serves the API until the listener fails.
-pub async fn serve(jm: Shared, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+pub async fn serve<L: axum::serve::Listener>(jm: Shared, listener: L) -> anyhow::Result<()>
+where
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(jm)).await?;
     Ok(())
 }

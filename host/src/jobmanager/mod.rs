@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde::Deserialize;
 
 use crate::net::ClusterCa;
 use crate::runtime::Runtime;
@@ -36,8 +35,7 @@ pub use modules::{ModuleInfo, ModuleStore};
 pub use restart::{parse_duration, RestartStrategy};
 
 /// Settings of a JobManager; `eddy jobmanager --help` explains each.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug, Clone)]
 pub struct JobManagerConfig {
     /// HTTP API address.
     pub bind: SocketAddr,
@@ -53,6 +51,24 @@ pub struct JobManagerConfig {
     pub max_upload: u64,
     /// Where jobs' checkpoints go unless a job names another directory.
     pub checkpoint_dir: PathBuf,
+    /// How the HTTP API is served.
+    pub http_tls: HttpTls,
+}
+
+/// Plain HTTP or TLS for the HTTP API. Plain only on a loopback address: keys travel in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpTls {
+    /// Plain HTTP (a loopback address only).
+    Plain,
+    /// TLS with a certificate from the cluster CA for these names (DNS names or IPs).
+    ClusterCa(Vec<String>),
+    /// TLS with the admin's own certificate chain and key (PEM files).
+    Files {
+        /// The certificate chain.
+        cert: PathBuf,
+        /// Its private key.
+        key: PathBuf,
+    },
 }
 
 /// A registered TaskManager.
@@ -127,21 +143,28 @@ async fn serve(config: JobManagerConfig, runtime: Runtime) -> anyhow::Result<()>
     let history = history::History::load(&db)?;
     let http_addr = listener.local_addr()?;
     let rpc_addr = endpoint.local_addr()?;
+    let scheme = if config.http_tls == HttpTls::Plain { "http" } else { "https" };
     let state = State { taskmanagers: BTreeMap::new(), jobs: BTreeMap::new(), next_taskmanager: 1 };
     let jm = Arc::new(JobManager { config: config.clone(), runtime, state: Mutex::new(state), db, directory, modules, history, meter: usage::Meter::default() });
     let address_file = config.state_dir.join("jobmanager.json");
-    let addresses = serde_json::json!({"http": http_addr.to_string(), "rpc": rpc_addr.to_string(), "pid": std::process::id()});
+    let http_shown = if scheme == "https" { format!("https://{http_addr}") } else { http_addr.to_string() };
+    let addresses = serde_json::json!({"http": http_shown, "rpc": rpc_addr.to_string(), "pid": std::process::id()});
     // Written whole, then renamed, so that readers never see half of it.
     let tmp = address_file.with_extension("json.tmp");
     std::fs::write(&tmp, addresses.to_string())
         .and_then(|_| std::fs::rename(&tmp, &address_file))
         .with_context(|| format!("cannot write {}", address_file.display()))?;
-    eprintln!("JobManager: HTTP API on {http_addr}, cluster endpoint (QUIC) on {rpc_addr}, state in {}", config.state_dir.display());
+    eprintln!("JobManager: HTTP API on {scheme}://{http_addr}, cluster endpoint (QUIC) on {rpc_addr}, state in {}", config.state_dir.display());
     tokio::spawn(rpc::accept(jm.clone(), endpoint));
     tokio::spawn(watch(jm.clone()));
     tokio::spawn(checkpoints::trigger_loop(jm.clone()));
     tokio::spawn(flush_usage(jm.clone()));
-    http::serve(jm, listener).await
+    let cert = match &config.http_tls {
+        HttpTls::Plain => return http::serve(jm, listener).await,
+        HttpTls::ClusterCa(names) => crate::net::https::ServerCert::from_ca(&ca, names)?,
+        HttpTls::Files { cert, key } => crate::net::https::ServerCert::from_files(cert, key)?,
+    };
+    http::serve(jm, crate::net::https::TlsListener::new(listener, cert)?).await
 }
 
 /// Every second: tenants' usage to the database, off the async threads.

@@ -93,6 +93,12 @@ impl ClusterCa {
         Ok(ClusterCa { cert, key })
     }
 
+    /// Signs a certificate for `key` with the CA.
+    pub fn sign(&self, params: CertificateParams, key: &KeyPair) -> Result<CertificateDer<'static>, TlsError> {
+        let issuer = Issuer::new(ca_params(), &self.key);
+        Ok(params.signed_by(key, &issuer).map_err(setup)?.der().clone())
+    }
+
     /// A fresh node identity signed by this CA.
     pub fn issue(&self) -> Result<NodeIdentity, TlsError> {
         let key = KeyPair::generate().map_err(setup)?;
