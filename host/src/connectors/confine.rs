@@ -238,7 +238,12 @@ impl Files {
     pub fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         match &self.root {
             None => std::fs::create_dir_all(path),
-            Some(dir) => dir.create_dir_all(path),
+            // cap-std fails to create over a symlink that leads out with "file exists";
+            // opening it says what it is.
+            Some(dir) => dir.create_dir_all(path).map_err(|e| match dir.open_dir(path) {
+                Err(o) if is_escape(&o) => o,
+                _ => e,
+            }),
         }
     }
 
