@@ -206,3 +206,32 @@ impl Operator for FileSink {
         self.written
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpoint's pending files are renamed beneath the root too: a
+    /// tampered snapshot cannot move a file out of it, or one in from outside.
+    #[test]
+    fn a_restore_cannot_rename_outside_the_data_root() {
+        let work = tempfile::tempdir().unwrap();
+        let root = work.path().join("root");
+        std::fs::create_dir_all(root.join("out")).unwrap();
+        std::fs::write(root.join("out/.part-0-r-0.inprogress"), "a 1\n").unwrap();
+        std::fs::write(work.path().join("secret"), "key").unwrap();
+        let confinement = Confinement { data_root: Some(root.clone()), sockets: None };
+        let info = SubtaskInfo { index: 0, parallelism: 1, max_parallelism: 128 };
+        let mut sink = FileSink::create("out", info, Some("r"), &confinement).unwrap();
+        let item = |p: &str, d: &str| serde_json::to_vec(&(PathBuf::from(p), PathBuf::from(d))).unwrap();
+        for (pending, done) in [("out/.part-0-r-0.inprogress", "../stolen"), ("../secret", "out/part-0-r-9")] {
+            let state = OperatorState { keyed: Vec::new(), items: vec![item(pending, done)] };
+            let err = sink.restore(state).unwrap_err().to_string();
+            assert!(err.ends_with(&format!("escapes the tenant's data root {}", root.display())), "{err}");
+        }
+        assert!(!work.path().join("stolen").exists() && !root.join("out/part-0-r-9").exists());
+        let state = OperatorState { keyed: Vec::new(), items: vec![item("out/.part-0-r-0.inprogress", "out/part-0-r-0")] };
+        sink.restore(state).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("out/part-0-r-0")).unwrap(), "a 1\n");
+    }
+}
