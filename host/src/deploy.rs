@@ -166,7 +166,7 @@ pub fn wire(
                 Some(gate) => Head::Input(gate),
                 None => {
                     let vertex = &plan.vertices[chain.vertices[0]];
-                    let mut source = create_source(&vertex.kind, u, chain.parallelism);
+                    let mut source = create_source(&vertex.kind, u, chain.parallelism, &options.confinement)?;
                     let uid = vertex_uid(vertex);
                     if let Some(r) = options.restore.as_ref().filter(|r| r.contains(&uid)) {
                         if let Err(e) = source.restore(r.state_for(&uid, u, chain.parallelism).items) {
@@ -215,6 +215,7 @@ pub fn spawn(
                     run_id: &options.run_id,
                     checkpointing: options.checkpointing.is_some(),
                     state_backend: &options.state_backend,
+                    confinement: &options.confinement,
                 };
                 let checkpoints = TaskCheckpoints::new(options.checkpointing.clone(), chain, subtask);
                 let result = build_chain(&ctx, chain, subtask).and_then(|chain| {

@@ -5,7 +5,7 @@ mod confine;
 mod sinks;
 mod sources;
 
-pub use confine::{ConfineError, Confinement};
+pub use confine::{ConfineError, Confinement, Files, PathRole};
 pub use sinks::{FileSink, PrintSink};
 pub use sources::{create_source, Source};
 

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use super::{Confinement, Files, PathRole};
 use crate::framing;
 use crate::json;
 use crate::runtime::SubtaskInfo;
@@ -66,7 +67,12 @@ impl Operator for PrintSink {
 /// ends, the last file waits for the final checkpoint: every task's input
 /// ended. (In-progress files of a failed attempt are left behind, hidden, as
 /// Flink's are.)
+///
+/// Confined to a data root, the directory and every file it creates or
+/// renames are paths relative to the root, opened through its capability
+/// (pending files in snapshots too, so a restore cannot rename outside).
 pub struct FileSink {
+    files: Files,
     dir: PathBuf,
     subtask: u32,
     /// The file being written: its writer, its in-progress path and final path.
@@ -79,11 +85,17 @@ pub struct FileSink {
 }
 
 impl FileSink {
-    /// The sink of `subtask` in `dir`; `run` (a unique id of this run) turns on two-phase commits.
-    pub fn create(dir: &str, subtask: SubtaskInfo, run: Option<&str>) -> Result<Self, TaskError> {
-        let dir = PathBuf::from(dir);
-        std::fs::create_dir_all(&dir).map_err(|source| TaskError::Io { what: format!("file sink {}", dir.display()), source })?;
+    /// The sink of `subtask` in `dir`, within what `confinement` grants; `run`
+    /// (a unique id of this run) turns on two-phase commits.
+    pub fn create(dir: &str, subtask: SubtaskInfo, run: Option<&str>, confinement: &Confinement) -> Result<Self, TaskError> {
+        let files = confinement.files()?;
+        let shown = Path::new(dir);
+        let dir = files.resolve(PathRole::SinkDir, shown)?;
+        files.create_dir_all(&dir).map_err(|e| {
+            files.error(PathRole::SinkDir, shown, e, |source| TaskError::Io { what: format!("file sink {}", shown.display()), source })
+        })?;
         Ok(FileSink {
+            files,
             dir,
             subtask: subtask.index,
             current: None,
@@ -93,9 +105,6 @@ impl FileSink {
         })
     }
 
-    fn io(path: &Path) -> impl Fn(std::io::Error) -> TaskError + '_ {
-        move |source| TaskError::Io { what: format!("file sink {}", path.display()), source }
-    }
 
     /// The open part file, opened on first use.
     fn file(&mut self) -> Result<&mut BufWriter<File>, TaskError> {
@@ -111,7 +120,7 @@ impl FileSink {
                     (self.dir.join(format!(".{name}.inprogress")), self.dir.join(name))
                 }
             };
-            let file = File::create(&pending).map_err(Self::io(&pending))?;
+            let file = self.files.create(&pending).map_err(io(&self.files, &pending))?;
             self.current = Some((BufWriter::with_capacity(1 << 16, file), pending, done));
         }
         Ok(&mut self.current.as_mut().unwrap().0)
@@ -120,16 +129,20 @@ impl FileSink {
     /// Flushes and syncs the open file; returns its paths.
     fn close_file(&mut self) -> Result<Option<(PathBuf, PathBuf)>, TaskError> {
         let Some((mut w, pending, done)) = self.current.take() else { return Ok(None) };
-        w.flush().and_then(|_| w.get_ref().sync_all()).map_err(Self::io(&pending))?;
+        w.flush().and_then(|_| w.get_ref().sync_all()).map_err(io(&self.files, &pending))?;
         Ok(Some((pending, done)))
     }
 }
 
+fn io<'a>(files: &'a Files, path: &'a Path) -> impl FnOnce(std::io::Error) -> TaskError + 'a {
+    move |e| files.error(PathRole::SinkFile, path, e, |source| TaskError::Io { what: format!("file sink {}", path.display()), source })
+}
+
 /// Renames a finished part file to its final name; done already if only the final one exists.
-fn commit(pending: &Path, done: &Path) -> Result<(), TaskError> {
-    match std::fs::rename(pending, done) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && done.exists() => Ok(()),
-        r => r.map_err(FileSink::io(pending)),
+fn commit(files: &Files, pending: &Path, done: &Path) -> Result<(), TaskError> {
+    match files.rename(pending, done) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && files.exists(done) => Ok(()),
+        r => r.map_err(io(files, pending)),
     }
 }
 
@@ -153,7 +166,7 @@ impl Operator for FileSink {
         // Without checkpoints an empty input still leaves an (empty) part file.
         self.file()?;
         if let Some((pending, done)) = self.close_file()? {
-            commit(&pending, &done)?;
+            commit(&self.files, &pending, &done)?;
         }
         Ok(Vec::new())
     }
@@ -174,7 +187,7 @@ impl Operator for FileSink {
         let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|(c, _, _)| *c <= checkpoint);
         self.pending = later;
         for (_, pending, done) in ready {
-            commit(&pending, &done)?;
+            commit(&self.files, &pending, &done)?;
         }
         Ok(())
     }
@@ -184,12 +197,41 @@ impl Operator for FileSink {
         for item in state.items {
             let (pending, done): (PathBuf, PathBuf) = serde_json::from_slice(&item)
                 .map_err(|e| TaskError::Record { operator: "File Sink".into(), message: format!("corrupt sink state in the checkpoint: {e}") })?;
-            commit(&pending, &done)?;
+            commit(&self.files, &pending, &done)?;
         }
         Ok(())
     }
 
     fn records_written(&self) -> u64 {
         self.written
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpoint's pending files are renamed beneath the root too: a
+    /// tampered snapshot cannot move a file out of it, or one in from outside.
+    #[test]
+    fn a_restore_cannot_rename_outside_the_data_root() {
+        let work = tempfile::tempdir().unwrap();
+        let root = work.path().join("root");
+        std::fs::create_dir_all(root.join("out")).unwrap();
+        std::fs::write(root.join("out/.part-0-r-0.inprogress"), "a 1\n").unwrap();
+        std::fs::write(work.path().join("secret"), "key").unwrap();
+        let confinement = Confinement { data_root: Some(root.clone()), sockets: None };
+        let info = SubtaskInfo { index: 0, parallelism: 1, max_parallelism: 128 };
+        let mut sink = FileSink::create("out", info, Some("r"), &confinement).unwrap();
+        let item = |p: &str, d: &str| serde_json::to_vec(&(PathBuf::from(p), PathBuf::from(d))).unwrap();
+        for (pending, done) in [("out/.part-0-r-0.inprogress", "../stolen"), ("../secret", "out/part-0-r-9")] {
+            let state = OperatorState { keyed: Vec::new(), items: vec![item(pending, done)] };
+            let err = sink.restore(state).unwrap_err().to_string();
+            assert!(err.ends_with(&format!("escapes the tenant's data root {}", root.display())), "{err}");
+        }
+        assert!(!work.path().join("stolen").exists() && !root.join("out/part-0-r-9").exists());
+        let state = OperatorState { keyed: Vec::new(), items: vec![item("out/.part-0-r-0.inprogress", "out/part-0-r-0")] };
+        sink.restore(state).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("out/part-0-r-0")).unwrap(), "a 1\n");
     }
 }

@@ -1,12 +1,11 @@
 //! Source connectors: socket text, text file, fixed elements, number sequence.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Seek, SeekFrom};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{MAX_LINE_BYTES, SOURCE_BATCH_BYTES};
+use super::{Confinement, Files, PathRole, MAX_LINE_BYTES, SOURCE_BATCH_BYTES};
 use crate::framing;
 use crate::json;
 use crate::runtime::{SocketSource, VertexKind};
@@ -38,16 +37,16 @@ fn encode_splits<T: serde::Serialize>(splits: &[T]) -> Vec<Vec<u8>> {
     splits.iter().map(|s| serde_json::to_vec(s).expect("splits serialize")).collect()
 }
 
-/// The source of a source vertex, for subtask `subtask` of `parallelism`.
-pub fn create_source(kind: &VertexKind, subtask: u32, parallelism: u32) -> Box<dyn Source> {
-    match kind {
-        VertexKind::SocketSource(s) => Box::new(SocketTextSource { addr: s.clone() }),
-        VertexKind::FileSource(path) => {
-            let path = PathBuf::from(path);
-            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let (start, end) = share(len, subtask, parallelism);
-            Box::new(FileTextSource { path, splits: vec![FileSplit { start, end, mid_line: start > 0 }].into() })
+/// The source of a source vertex, for subtask `subtask` of `parallelism`,
+/// reaching only what `confinement` grants.
+pub fn create_source(kind: &VertexKind, subtask: u32, parallelism: u32, confinement: &Confinement) -> Result<Box<dyn Source>, TaskError> {
+    Ok(match kind {
+        VertexKind::SocketSource(s) => {
+            // Refused before any name resolution: no connection is attempted.
+            confinement.check_socket(&s.host, s.port)?;
+            Box::new(SocketTextSource { addr: s.clone() })
         }
+        VertexKind::FileSource(path) => Box::new(FileTextSource::new(path, subtask, parallelism, confinement)?),
         VertexKind::ElementsSource(values) => Box::new(ElementsSource { values: values.clone(), next: Some(0) }),
         VertexKind::SequenceSource(seq) => {
             let (from, to) = share(seq.count, subtask, parallelism);
@@ -55,7 +54,7 @@ pub fn create_source(kind: &VertexKind, subtask: u32, parallelism: u32) -> Box<d
             Box::new(SequenceSource { splits: vec![(from, to)].into(), rate })
         }
         _ => unreachable!("not a source: {kind:?}"),
-    }
+    })
 }
 
 /// Splits text into lines at `\n`, `\r\n` or a lone `\r`, appending each to
@@ -90,16 +89,38 @@ struct FileSplit {
 }
 
 struct FileTextSource {
+    files: Files,
+    /// The path as the job gave it, for errors.
+    shown: PathBuf,
+    /// The path opened: as given, or relative to the data root.
     path: PathBuf,
     /// What is left to read, the split being read first.
     splits: std::collections::VecDeque<FileSplit>,
 }
 
 impl FileTextSource {
+    fn new(path: &str, subtask: u32, parallelism: u32, confinement: &Confinement) -> Result<Self, TaskError> {
+        let files = confinement.files()?;
+        let shown = PathBuf::from(path);
+        let path = files.resolve(PathRole::Source, &shown)?;
+        // A missing file fails when read, as it always has; an escape fails the job now.
+        let len = match files.len(&path) {
+            Ok(len) => len,
+            Err(e) => match files.escape(PathRole::Source, &shown, &e) {
+                Some(escape) => return Err(escape.into()),
+                None => 0,
+            },
+        };
+        let (start, end) = share(len, subtask, parallelism);
+        Ok(FileTextSource { files, shown, path, splits: vec![FileSplit { start, end, mid_line: start > 0 }].into() })
+    }
+
     fn read_split(&mut self, ctx: &mut SourceContext) -> Result<bool, TaskError> {
-        let what = |e| TaskError::Io { what: format!("cannot read {}", self.path.display()), source: e };
+        let what = |e| {
+            self.files.error(PathRole::Source, &self.shown, e, |e| TaskError::Io { what: format!("cannot read {}", self.shown.display()), source: e })
+        };
         let split = self.splits[0].clone();
-        let mut file = File::open(&self.path).map_err(what)?;
+        let mut file = self.files.open(&self.path).map_err(what)?;
         let mut pos = split.start;
         if split.mid_line {
             // A line belongs to the range its first byte is in: skip a line begun before.
@@ -120,7 +141,7 @@ impl FileTextSource {
                 break;
             }
             if line.len() > MAX_LINE_BYTES {
-                return Err(line_too_long(format!("{} at byte {pos}", self.path.display())));
+                return Err(line_too_long(format!("{} at byte {pos}", self.shown.display())));
             }
             pos += n as u64;
             records += push_lines(&mut batch, &line);

@@ -64,6 +64,9 @@ pub enum TaskError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A connector reached past what the job's tenant was granted.
+    #[error(transparent)]
+    Confined(#[from] crate::connectors::ConfineError),
     /// Another task failed or the job was cancelled.
     #[error("cancelled")]
     Cancelled,

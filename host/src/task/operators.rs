@@ -230,6 +230,8 @@ pub struct ChainContext<'a> {
     pub checkpointing: bool,
     /// Where keyed state of Wasm operators lives.
     pub state_backend: &'a BackendKind,
+    /// What its sinks may reach.
+    pub confinement: &'a connectors::Confinement,
 }
 
 
@@ -310,7 +312,7 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
                     VertexKind::PrintSink => Box::new(connectors::PrintSink::new(info)),
                     VertexKind::FileSink(dir) => {
                         let run = ctx.checkpointing.then_some(ctx.run_id);
-                        Box::new(connectors::FileSink::create(dir, info, run)?)
+                        Box::new(connectors::FileSink::create(dir, info, run, ctx.confinement)?)
                     }
                     VertexKind::Timestamps(spec) => Box::new(TimestampAssigner::new(vertex.name.clone(), spec.clone())),
                     VertexKind::Window(spec) => {
