@@ -191,6 +191,26 @@ fn tenants_see_only_their_own_objects_on_every_route_and_keys_are_enforced() {
     let listed = ok(eddy_with(&admin_file, &["token", "list", "-m", m, "--tenant", "alpha"]));
     assert!(listed.lines().any(|l| l.starts_with(&alpha_key_id) && l.contains("revoked")), "{listed}");
 
+    // Connectors reach only what the tenant was granted, refused at submission where the plan shows it.
+    std::fs::write(work.path().join("in.txt"), "inside the root\n").unwrap();
+    let wc = component("wordcount");
+    let wc = wc.to_str().unwrap();
+    let out = ok(eddy_with(&alpha_dev, &["run", "-m", m, "-c", "word-count", wc, "--input", "in.txt"]));
+    assert!(out.contains("3 records in") || out.contains("1 records in"), "a relative path resolves beneath the data root: {out}");
+    let escape = err(eddy_with(&alpha_dev, &["run", "-m", m, "-c", "word-count", wc, "--input", "/etc/passwd"]));
+    assert!(escape.ends_with(&format!("file source path /etc/passwd is outside the tenant's data root {}", work.path().display())), "{escape}");
+    let up = err(eddy_with(&alpha_dev, &["run", "-m", m, "-c", "word-count", wc, "--input", "../../etc/passwd"]));
+    assert!(up.contains("is outside the tenant's data root"), "{up}");
+    let no_root = err(eddy_with(&beta_dev, &["run", "-m", m, "-c", "word-count", wc, "--input", "in.txt"]));
+    assert!(no_root.ends_with("tenant beta has no data root: its jobs may not use files (in.txt)"), "{no_root}");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let socket = err(eddy_with(&alpha_dev, &["run", "-m", m, "-c", "stream-word-count", wc, "--host", "127.0.0.1", "--port", &port]));
+    assert!(socket.ends_with(&format!("socket source 127.0.0.1:{port} is not on the tenant's allow-list")), "{socket}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(listener.accept().is_err(), "no connection reached the listener");
+
     // Alpha's developer cancels its own job with the usual command.
     ok(eddy_with(&alpha_dev, &["cancel", "-m", m, &job]));
     cluster.wait_status(&job, "CANCELED");
@@ -416,6 +436,8 @@ fn usage_counts_records_exactly_and_cpu_time_as_the_kernel_does() {
     assert_eq!(sum("records-in"), lines, "{report}");
     assert_eq!(sum("records-out"), distinct, "{report}");
     assert!(sum("bytes-in") > text.len() as u64 && sum("slot-ms") > 0, "{report}");
+    let written: u64 = std::fs::read_dir(work.path().join("counted")).unwrap().map(|f| f.unwrap().metadata().unwrap().len()).sum();
+    assert_eq!(sum("bytes-out"), written, "{report}");
     let metered = sum("cpu-ns") as f64 / 1e9;
     assert!(measured > 0.5, "the job used {measured:.2} s of CPU: too little to compare");
     let ratio = metered / measured;

@@ -30,13 +30,15 @@ fn render(batch: &[u8], prefix: &[u8], operator: &str) -> Result<(Vec<u8>, u64),
 pub struct PrintSink {
     prefix: Vec<u8>,
     written: u64,
+    /// Bytes printed, for usage metering.
+    bytes: u64,
 }
 
 impl PrintSink {
     /// The sink of one subtask.
     pub fn new(subtask: SubtaskInfo) -> Self {
         let prefix = if subtask.parallelism > 1 { format!("{}> ", subtask.index + 1).into_bytes() } else { Vec::new() };
-        PrintSink { prefix, written: 0 }
+        PrintSink { prefix, written: 0, bytes: 0 }
     }
 }
 
@@ -46,11 +48,16 @@ impl Operator for PrintSink {
         let mut out = std::io::stdout().lock();
         out.write_all(&text).and_then(|_| out.flush()).map_err(|source| TaskError::Io { what: "cannot write to stdout".into(), source })?;
         self.written += n;
+        self.bytes += text.len() as u64;
         Ok(Vec::new())
     }
 
     fn records_written(&self) -> u64 {
         self.written
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.bytes
     }
 }
 
@@ -82,6 +89,8 @@ pub struct FileSink {
     /// Closed files waiting for their checkpoint: `(checkpoint, in-progress, final)`.
     pending: Vec<(u64, PathBuf, PathBuf)>,
     written: u64,
+    /// Bytes written to part files, for usage metering.
+    bytes: u64,
 }
 
 impl FileSink {
@@ -102,6 +111,7 @@ impl FileSink {
             run: run.map(|r| (r.to_string(), 0)),
             pending: Vec::new(),
             written: 0,
+            bytes: 0,
         })
     }
 
@@ -152,6 +162,7 @@ impl Operator for FileSink {
         let file = self.file()?;
         file.write_all(&text).map_err(|source| TaskError::Io { what: "file sink".into(), source })?;
         self.written += n;
+        self.bytes += text.len() as u64;
         Ok(Vec::new())
     }
 
@@ -204,6 +215,10 @@ impl Operator for FileSink {
 
     fn records_written(&self) -> u64 {
         self.written
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.bytes
     }
 }
 

@@ -278,6 +278,17 @@ fn sandbox_for(t: &Tenant, settings: &JobSettings) -> Result<SandboxConfig, (u16
     })
 }
 
+/// Refuses file connectors of a tenant that was given no data root.
+fn check_no_files(t: &Tenant, graph: &crate::runtime::JobGraph) -> Result<(), (u16, String)> {
+    use crate::runtime::VertexKind;
+    for v in &graph.vertices {
+        if let VertexKind::FileSource(p) | VertexKind::FileSink(p) = &v.kind {
+            return Err((403, format!("tenant {} has no data root: its jobs may not use files ({p})", t.name)));
+        }
+    }
+    Ok(())
+}
+
 /// What a tenant's connectors may reach. A tenant without a data root may use no
 /// files: its root is a path that cannot exist, so every open fails closed.
 fn confinement_for(t: &Tenant) -> Confinement {
@@ -360,6 +371,9 @@ impl JobManager {
             check_plan_quotas(t, &plan)?;
             if let Err(e) = confinement.check_graph(&spec.graph) {
                 return Err((403, e.to_string()));
+            }
+            if t.data_root.is_none() {
+                check_no_files(t, &spec.graph)?;
             }
         }
         let id = {
