@@ -328,7 +328,7 @@ impl Instance {
         arg: A,
     ) -> Result<R, GuestError> {
         // Every tick asks `on_epoch`, which ends the call at its deadline or at a cancel.
-        self.store.data_mut().deadline = std::time::Instant::now() + self.call_timeout;
+        self.store.data().deadline.start(self.call_timeout);
         self.store.set_epoch_deadline(1);
         match f(&mut self.store, arg) {
             Ok(Ok(r)) => Ok(r),

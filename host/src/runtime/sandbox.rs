@@ -79,8 +79,8 @@ pub struct StoreState {
     pub(crate) stderr: LogPipe,
     /// The job's quotas and cancel flag.
     pub(crate) budget: Arc<JobBudget>,
-    /// When the running call must end.
-    pub(crate) deadline: Instant,
+    /// When the running call must end; its sleeps read it too.
+    pub(crate) deadline: Arc<CallDeadline>,
     /// The origin of the guest's monotonic clock, to read its instants.
     clock_origin: Instant,
 }
@@ -107,7 +107,7 @@ impl StoreState {
             host,
             stderr,
             budget,
-            deadline: Instant::now(),
+            deadline: Arc::new(CallDeadline::new(clock_origin)),
             clock_origin,
         }
     }
@@ -115,7 +115,7 @@ impl StoreState {
     /// Called on every epoch tick while the guest runs Wasm code: ends the
     /// call at its deadline or when the job is cancelled.
     pub(crate) fn on_epoch(&self) -> wasmtime::UpdateDeadline {
-        if self.budget.cancelled() || Instant::now() >= self.deadline {
+        if self.budget.cancelled() || Instant::now() >= self.deadline.get() {
             wasmtime::UpdateDeadline::Interrupt
         } else {
             wasmtime::UpdateDeadline::Continue(1)
@@ -125,9 +125,33 @@ impl StoreState {
     /// A pollable ready `wait` from now, or earlier at the call's deadline or a cancel.
     fn sleep(&mut self, wait: Duration) -> wasmtime::Result<Resource<DynPollable>> {
         let until = Instant::now().checked_add(wait);
-        let sleep = GuestSleep { until, deadline: self.deadline, budget: self.budget.clone() };
+        let sleep = GuestSleep { until, deadline: self.deadline.clone(), budget: self.budget.clone() };
         let r = self.table.push(sleep)?;
         wasmtime_wasi::p2::subscribe(&mut self.table, r)
+    }
+}
+
+/// The deadline of an instance's running call, shared with its pollables: a
+/// pollable made in one call and waited on in a later one ends with the later call.
+pub(crate) struct CallDeadline {
+    origin: Instant,
+    /// Nanoseconds after `origin`.
+    nanos: std::sync::atomic::AtomicU64,
+}
+
+impl CallDeadline {
+    fn new(origin: Instant) -> Self {
+        CallDeadline { origin, nanos: 0.into() }
+    }
+
+    /// The next call must end `timeout` from now.
+    pub(crate) fn start(&self, timeout: Duration) {
+        let nanos = self.origin.elapsed().saturating_add(timeout).as_nanos().min(u64::MAX as u128) as u64;
+        self.nanos.store(nanos, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn get(&self) -> Instant {
+        self.origin + Duration::from_nanos(self.nanos.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 
@@ -174,15 +198,16 @@ const SLEEP_POLL: Duration = Duration::from_millis(10);
 struct GuestSleep {
     /// None: longer than the clock can say, which is forever.
     until: Option<Instant>,
-    deadline: Instant,
+    deadline: Arc<CallDeadline>,
     budget: Arc<JobBudget>,
 }
 
 #[wasmtime_wasi::async_trait]
 impl Pollable for GuestSleep {
     async fn ready(&mut self) {
-        let end = self.until.map_or(self.deadline, |u| u.min(self.deadline));
         loop {
+            let deadline = self.deadline.get();
+            let end = self.until.map_or(deadline, |u| u.min(deadline));
             let now = Instant::now();
             if now >= end || self.budget.cancelled() {
                 return;
