@@ -131,7 +131,8 @@ impl SdkBench {
     /// Opens the map (registry `index`, from [`SdkBench::map_index`]) in a new instance of
     /// `module`: what a task does per Wasm chain, and all that instantiation costs.
     pub fn open(name: &str, module: &Module, index: u32) -> Result<Self> {
-        let mut instance = module.instantiate("map", None)?;
+        let budget = eddy::runtime::JobBudget::new(SandboxConfig::default(), "bench", None);
+        let mut instance = module.instantiate("map", None, &budget)?;
         instance.open(MAP_ENTRY, &[], &[index], SubtaskInfo { index: 0, parallelism: 1, max_parallelism: 128 })?;
         Ok(Self { name: name.into(), instance })
     }

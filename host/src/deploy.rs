@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::connectors::{create_source, Confinement};
 use crate::plan::{vertex_uid, ExecutionPlan};
-use crate::runtime::{Module, Partitioning, SandboxConfig};
+use crate::runtime::{JobBudget, Module, Partitioning, SandboxConfig};
 use crate::checkpoint::{Mode, Restored};
 use crate::state::BackendKind;
 use crate::task::{
@@ -185,9 +185,25 @@ pub fn wire(
 /// What a finished subtask reports.
 pub type SubtaskResult = (usize, u32, Result<TaskMetrics, TaskError>);
 
+/// The start of the names of the task threads of run `run_id`: a short hash,
+/// since Linux keeps 15 bytes of a thread's name, and a process runs many jobs.
+pub fn task_thread_prefix(run_id: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    run_id.hash(&mut h);
+    format!("t{:06x}-", h.finish() & 0xff_ffff)
+}
+
+fn task_thread_name(run_id: &str, chain: usize, subtask: u32) -> String {
+    let mut name = format!("{}{chain}-{subtask}", task_thread_prefix(run_id));
+    name.truncate(15);
+    name
+}
+
 /// Starts one thread per subtask; each reports its result on `done`. The
-/// first failure sets the job's cancel flag, which stops the others. Returns
-/// each subtask's live counts: `(chain, subtask, counts)`.
+/// first failure sets the job's cancel flag, which stops the others. All
+/// the job's instances here share one budget of `options.sandbox` (or the
+/// runtime's limits). Returns each subtask's live counts: `(chain, subtask, counts)`.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn(
     subtasks: Vec<Subtask>,
@@ -198,15 +214,17 @@ pub fn spawn(
     done: crossbeam_channel::Sender<SubtaskResult>,
 ) -> Vec<(usize, u32, Arc<LiveCounts>)> {
     let mut all = Vec::with_capacity(subtasks.len());
+    let config = options.sandbox.clone().or_else(|| modules.first().map(|m| m.runtime_sandbox().clone())).unwrap_or_default();
+    let budget = JobBudget::new(config, &options.run_id, Some(signals.clone()));
     for Subtask { chain, subtask, head, output } in subtasks {
         let live = Arc::new(LiveCounts::default());
         all.push((chain, subtask, live.clone()));
         let (plan, modules, signals, done) = (plan.clone(), modules.to_vec(), signals.clone(), done.clone());
-        let options = options.clone();
+        let (options, budget) = (options.clone(), budget.clone());
         let name = format!("{} ({}/{})", plan.chain_name(chain), subtask + 1, plan.chains[chain].parallelism);
         let source_uid = vertex_uid(&plan.vertices[plan.chains[chain].vertices[0]]);
         std::thread::Builder::new()
-            .name(format!("task-{chain}-{subtask}"))
+            .name(task_thread_name(&options.run_id, chain, subtask))
             .spawn(move || {
                 let ctx = ChainContext {
                     plan: &plan,
@@ -216,6 +234,7 @@ pub fn spawn(
                     checkpointing: options.checkpointing.is_some(),
                     state_backend: &options.state_backend,
                     confinement: &options.confinement,
+                    budget: &budget,
                 };
                 let checkpoints = TaskCheckpoints::new(options.checkpointing.clone(), chain, subtask);
                 let result = build_chain(&ctx, chain, subtask).and_then(|chain| {

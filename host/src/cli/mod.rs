@@ -329,9 +329,28 @@ pub struct RuntimeArgs {
     /// Largest linear memory one operator instance may use, in MiB.
     #[arg(long, value_name = "MiB", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub memory_limit: u64,
-    /// Longest time one call into an operator (one batch) may take, in seconds.
+    /// Longest time one call into an operator (one batch) may take, in
+    /// seconds, also when it waits in a WASI call such as a sleep.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub call_timeout: f64,
+    /// Keyed state one job may keep in this process, in MiB: value, list and
+    /// map state, timers and window buffers of all its subtasks here. A write
+    /// past it fails the job [default: unbounded].
+    #[arg(long, value_name = "MiB", value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
+    pub state_quota: Option<u64>,
+    /// Timers one subtask may keep; registering more fails the job [default: unbounded].
+    #[arg(long, value_name = "N")]
+    pub max_timers: Option<u64>,
+    /// Distinct counter names one job may use in this process; a new one
+    /// past it fails the job.
+    #[arg(long, value_name = "N", default_value_t = crate::runtime::DEFAULT_COUNTERS)]
+    pub max_counters: u64,
+    /// Guest log lines (log calls, stdout, stderr) one job may write in this
+    /// process, in KiB per second; lines past it are dropped, and a warning
+    /// says how many.
+    #[arg(long, value_name = "KiB/s", default_value_t = crate::runtime::DEFAULT_LOG_BYTES_PER_SECOND >> 10,
+          value_parser = clap::value_parser!(u64).range(0..=1 << 40))]
+    pub log_rate: u64,
     /// Where compiled components are cached [default: $XDG_CACHE_HOME/eddy or ~/.cache/eddy].
     #[arg(long, value_name = "DIR", env = "EDDY_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -415,6 +434,10 @@ impl RuntimeArgs {
         let sandbox = SandboxConfig {
             memory_limit_bytes: self.memory_limit << 20,
             call_timeout: Duration::from_secs_f64(self.call_timeout),
+            state_bytes: self.state_quota.map(|m| m << 20),
+            timers_per_subtask: self.max_timers,
+            counters: Some(self.max_counters),
+            log_bytes_per_second: Some(self.log_rate << 10),
         };
         let cache = if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_dir) };
         Runtime::new(sandbox, cache)

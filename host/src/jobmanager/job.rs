@@ -274,7 +274,10 @@ fn sandbox_for(t: &Tenant, settings: &JobSettings) -> Result<SandboxConfig, (u16
     Ok(SandboxConfig {
         memory_limit_bytes: memory << 20,
         call_timeout: Duration::from_millis(call),
-        ..SandboxConfig::default()
+        state_bytes: Some(q.state_bytes),
+        timers_per_subtask: Some(q.timers_per_subtask),
+        counters: Some(q.counters),
+        log_bytes_per_second: Some(q.log_bytes_per_second),
     })
 }
 

@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::bindings::eddy::stream::{host, types};
+use super::budget::{JobBudget, QuotaError};
 use crate::keys;
 use crate::state::{Domain, KeyedState, StateError, Timers};
 
@@ -34,19 +35,22 @@ pub struct HostState {
     pub(crate) watermark: i64,
     /// Counters added to by the guest, reported with the job's metrics.
     pub(crate) counters: BTreeMap<String, u64>,
+    /// The job's quotas.
+    budget: Arc<JobBudget>,
 }
 
 impl HostState {
-    /// Host state for `operator`, with keyed state allowed in `scope`.
-    pub fn new(operator: &str, scope: Option<KeyScope>) -> Self {
+    /// Host state for `operator`, with keyed state allowed in `scope`, within `budget`.
+    pub fn new(operator: &str, scope: Option<KeyScope>, budget: Arc<JobBudget>) -> Self {
         HostState {
             operator: operator.into(),
             scope,
             current_key: None,
-            state: KeyedState::default(),
-            timers: Timers::default(),
+            state: KeyedState::default().with_budget(Some(&budget)),
+            timers: Timers::new(Some(&budget)),
             watermark: i64::MIN,
             counters: BTreeMap::new(),
+            budget,
         }
     }
 
@@ -57,7 +61,7 @@ impl HostState {
 
     /// Replaces the (empty) keyed state by one in another backend.
     pub fn set_state(&mut self, state: KeyedState) {
-        self.state = state;
+        self.state = state.with_budget(Some(&self.budget));
     }
 
     /// Makes `key` the current key (a timer of it fires).
@@ -86,6 +90,9 @@ impl types::Host for HostState {}
 impl host::Host for HostState {
     fn log(&mut self, level: types::Level, message: String) -> wasmtime::Result<()> {
         let op = &*self.operator;
+        if !guest_level_enabled(level) || !self.budget.admit_log(message.len()) {
+            return Ok(());
+        }
         match level {
             types::Level::Trace => tracing::trace!(target: "eddy::guest", operator = op, "{message}"),
             types::Level::Debug => tracing::debug!(target: "eddy::guest", operator = op, "{message}"),
@@ -97,6 +104,9 @@ impl host::Host for HostState {
     }
 
     fn counter_add(&mut self, name: String, delta: u64) -> wasmtime::Result<()> {
+        if !self.counters.contains_key(&name) {
+            self.budget.admit_counter(&name)?;
+        }
         let c = self.counters.entry(name).or_default();
         *c = c.saturating_add(delta);
         Ok(())
@@ -175,8 +185,7 @@ impl host::Host for HostState {
 
     fn register_timer(&mut self, domain: types::TimeDomain, timestamp: i64) -> wasmtime::Result<()> {
         let key = self.key()?.to_vec();
-        self.timers.register(domain.into(), timestamp, &key);
-        Ok(())
+        Ok(self.timers.register(domain.into(), timestamp, &key)?)
     }
 
     fn delete_timer(&mut self, domain: types::TimeDomain, timestamp: i64) -> wasmtime::Result<()> {
@@ -190,9 +199,24 @@ impl host::Host for HostState {
     }
 }
 
-/// A state store failure ends the guest call (and fails the task) with the reason.
+/// A state store failure ends the guest call (and fails the task) with the
+/// reason; a quota's error stays typed, so that the task's error is its own.
 fn trap<T>(r: Result<T, StateError>) -> wasmtime::Result<T> {
-    r.map_err(|e| wasmtime::Error::msg(e.to_string()))
+    r.map_err(|e| match e {
+        StateError::Quota(q) => wasmtime::Error::new::<QuotaError>(q),
+        e => wasmtime::Error::msg(e.to_string()),
+    })
+}
+
+/// Whether the host's log shows guest lines of `level`: lines it would not show cost no log rate.
+fn guest_level_enabled(level: types::Level) -> bool {
+    match level {
+        types::Level::Trace => tracing::enabled!(target: "eddy::guest", tracing::Level::TRACE),
+        types::Level::Debug => tracing::enabled!(target: "eddy::guest", tracing::Level::DEBUG),
+        types::Level::Info => tracing::enabled!(target: "eddy::guest", tracing::Level::INFO),
+        types::Level::Warn => tracing::enabled!(target: "eddy::guest", tracing::Level::WARN),
+        types::Level::Error => tracing::enabled!(target: "eddy::guest", tracing::Level::ERROR),
+    }
 }
 
 impl From<types::TimeDomain> for Domain {

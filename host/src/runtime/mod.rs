@@ -1,6 +1,7 @@
 //! The Wasm runtime: one wasmtime `Engine` per process, components compiled
 //! once per digest (and cached on disk), one sandboxed `Store` per instance.
 
+mod budget;
 mod component_file;
 mod host_api;
 mod sandbox;
@@ -17,7 +18,8 @@ use wasmtime::{Config, Engine, Store, Trap};
 
 pub use component_file::{read_component, ReadError, MAX_COMPONENT_FILE};
 pub use host_api::{HostState, KeyScope};
-pub use sandbox::{SandboxConfig, StoreState};
+pub use budget::{Charge, JobBudget, QuotaError, MAX_COUNTER_NAME};
+pub use sandbox::{SandboxConfig, StoreState, DEFAULT_COUNTERS, DEFAULT_LOG_BYTES_PER_SECOND};
 
 /// Host bindings generated from `wit/eddy.wit`; the WIT documents them.
 #[allow(missing_docs)]
@@ -39,7 +41,8 @@ pub use bindings::eddy::stream::types::{
 /// The world every job component must implement.
 pub const WORLD: &str = "eddy:stream/job@0.1.0";
 
-/// How often the CPU deadline clock ticks; call timeouts are multiples of it.
+/// How often the epoch clock ticks: a guest call ends at most this long after
+/// its deadline or a cancel.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Why a component could not be loaded.
@@ -89,9 +92,15 @@ pub enum GuestError {
     /// A growth of linear memory past the sandbox's cap.
     #[error("exceeded its memory limit of {0} MiB")]
     MemoryLimit(u64),
-    /// The call ran past the CPU deadline.
+    /// The call ran past its deadline.
     #[error("did not return within the call timeout of {0:?} (an endless loop?)")]
     Deadline(Duration),
+    /// The guest asked for more than one of its job's quotas allows.
+    #[error("{0}")]
+    Quota(QuotaError),
+    /// The job was cancelled while the guest ran.
+    #[error("was interrupted: its job was cancelled")]
+    Cancelled,
     /// A trap: a panic, an `unreachable`, an out-of-bounds access.
     #[error("trapped: {trap}{}", stderr_suffix(.stderr))]
     Trap {
@@ -130,7 +139,7 @@ struct RuntimeInner {
     cache_dir: Option<PathBuf>,
     /// Modules compiled in this process, by digest: compile once, never per subtask.
     modules: Mutex<HashMap<String, Module>>,
-    /// Limits applied to every instance.
+    /// Limits of planner instances, and of jobs that bring none of their own.
     sandbox: SandboxConfig,
 }
 
@@ -144,6 +153,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        sandbox::shadow_clock_subscriptions(&mut linker)?;
         bindings::Job::add_to_linker::<StoreState, HasSelf<HostState>>(&mut linker, |s| &mut s.host)?;
         spawn_epoch_ticker(&engine);
         let inner = RuntimeInner { engine, linker, cache_dir, modules: Mutex::new(HashMap::new()), sandbox };
@@ -264,28 +274,40 @@ impl Module {
         &self.inner.digest
     }
 
-    /// A new sandboxed instance; `scope` allows keyed state.
-    pub fn instantiate(&self, operator: &str, scope: Option<KeyScope>) -> Result<Instance, GuestError> {
-        let sandbox = &self.runtime.inner.sandbox;
-        let state = StoreState::new(operator, sandbox, HostState::new(operator, scope));
+    /// The limits of the runtime this module was loaded by.
+    pub fn runtime_sandbox(&self) -> &SandboxConfig {
+        &self.runtime.inner.sandbox
+    }
+
+    /// A new sandboxed instance of the job whose limits and quotas `budget`
+    /// holds; `scope` allows keyed state.
+    pub fn instantiate(&self, operator: &str, scope: Option<KeyScope>, budget: &Arc<JobBudget>) -> Result<Instance, GuestError> {
+        let config = budget.config();
+        let (call_timeout, memory_limit) = (config.call_timeout, config.memory_limit_bytes);
+        let state = StoreState::new(operator, budget.clone(), HostState::new(operator, scope, budget.clone()));
         let mut store = Store::new(&self.runtime.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
-        let mut instance = Instance { store, job: None, call_timeout: sandbox.call_timeout, memory_limit: sandbox.memory_limit_bytes };
+        store.epoch_deadline_callback(|ctx| Ok(ctx.data().on_epoch()));
+        let mut instance = Instance { store, job: None, call_timeout, memory_limit };
         let job = instance.guard(|store, pre: &bindings::JobPre<StoreState>| pre.instantiate(store).map(Ok), &self.inner.pre)?;
         instance.job = Some(job);
         Ok(instance)
     }
 
+    /// A planner's instance, under the runtime's own limits.
+    fn planner(&self) -> Result<Instance, GuestError> {
+        self.instantiate("planner", None, &JobBudget::new(self.runtime.inner.sandbox.clone(), "planner", None))
+    }
+
     /// The entry names the component offers.
     pub fn entries(&self) -> Result<Vec<String>, GuestError> {
-        let mut i = self.instantiate("planner", None)?;
+        let mut i = self.planner()?;
         i.call(|job, store| job.eddy_stream_planner().call_entries(store).map(Ok))
     }
 
     /// Runs the planner of `entry`.
     pub fn plan(&self, entry: &str, args: &[String]) -> Result<JobGraph, GuestError> {
-        let mut i = self.instantiate("planner", None)?;
+        let mut i = self.planner()?;
         i.call(|job, store| job.eddy_stream_planner().call_plan(store, entry, args))
     }
 }
@@ -299,14 +321,15 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Runs `f` under the CPU deadline and turns traps into `GuestError`s.
+    /// Runs `f` under the call's deadline and turns traps into `GuestError`s.
     fn guard<A, R>(
         &mut self,
         f: impl FnOnce(&mut Store<StoreState>, A) -> wasmtime::Result<Result<R, String>>,
         arg: A,
     ) -> Result<R, GuestError> {
-        let ticks = (self.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        self.store.set_epoch_deadline(ticks);
+        // Every tick asks `on_epoch`, which ends the call at its deadline or at a cancel.
+        self.store.data().deadline.start(self.call_timeout);
+        self.store.set_epoch_deadline(1);
         match f(&mut self.store, arg) {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(msg)) => Err(GuestError::Returned(msg)),
@@ -318,7 +341,13 @@ impl Instance {
         if self.store.data().limiter.exceeded {
             return GuestError::MemoryLimit(self.memory_limit >> 20);
         }
+        if let Some(q) = e.downcast_ref::<QuotaError>() {
+            return GuestError::Quota(q.clone());
+        }
         if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            if self.store.data().budget.cancelled() {
+                return GuestError::Cancelled;
+            }
             return GuestError::Deadline(self.call_timeout);
         }
         tracing::debug!("guest trap: {e:?}");

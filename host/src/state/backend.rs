@@ -3,10 +3,25 @@
 
 use thiserror::Error;
 
-/// A failure of the state store (disk backends only).
+/// A failure of the state store.
 #[derive(Debug, Error)]
-#[error("state backend: {0}")]
-pub struct StateError(pub String);
+pub enum StateError {
+    /// The store itself failed (disk backends only).
+    #[error("state backend: {0}")]
+    Backend(String),
+    /// A write past the job's keyed state quota, refused before it was made.
+    #[error(transparent)]
+    Quota(#[from] crate::runtime::QuotaError),
+}
+
+/// What the host's maps spend per entry besides its bytes, charged to the
+/// quota so that a flood of tiny entries is bounded too.
+pub const ENTRY_OVERHEAD: u64 = 64;
+
+/// The bytes an entry is charged: its key, state name, sub-key and stored value.
+pub fn entry_bytes(key: &[u8], name: &str, sub: &[u8], value_len: usize) -> u64 {
+    (key.len() + name.len() + sub.len() + value_len) as u64 + ENTRY_OVERHEAD
+}
 
 /// Results of state operations.
 pub type Result<T> = std::result::Result<T, StateError>;
@@ -19,12 +34,14 @@ pub type Visit<'a> = &'a mut dyn FnMut(&[u8], &str, &[u8], &[u8]);
 pub trait StateBackend: Send {
     /// The entry, if present.
     fn get(&mut self, key: &[u8], name: &str, sub: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// The length of the entry's value, if present.
+    fn size(&mut self, key: &[u8], name: &str, sub: &[u8]) -> Result<Option<usize>>;
     /// Sets the entry.
     fn put(&mut self, key: &[u8], name: &str, sub: &[u8], value: &[u8]) -> Result<()>;
-    /// Removes the entry.
-    fn remove(&mut self, key: &[u8], name: &str, sub: &[u8]) -> Result<()>;
-    /// Removes every entry of state `name` of `key`.
-    fn remove_state(&mut self, key: &[u8], name: &str) -> Result<()>;
+    /// Removes the entry; returns the length of its value, if it was present.
+    fn remove(&mut self, key: &[u8], name: &str, sub: &[u8]) -> Result<Option<usize>>;
+    /// Removes every entry of state `name` of `key`; returns their [`entry_bytes`].
+    fn remove_state(&mut self, key: &[u8], name: &str) -> Result<u64>;
     /// The entries of state `name` of `key`, in sub-key byte order.
     fn entries(&mut self, key: &[u8], name: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
     /// Visits every entry (for snapshots).

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
 
-use super::backend::{Result, StateBackend, StateError, Visit};
+use super::backend::{entry_bytes, Result, StateBackend, StateError, Visit};
 
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("keyed-state");
 /// Writes per commit; more means faster writes and larger transactions.
@@ -28,7 +28,7 @@ pub struct DiskBackend {
 }
 
 fn err(e: impl std::fmt::Display) -> StateError {
-    StateError(e.to_string())
+    StateError::Backend(e.to_string())
 }
 
 /// `u32 key length, key, u16 name length, name`: the prefix of a state of a key.
@@ -88,24 +88,32 @@ impl DiskBackend {
         Ok(())
     }
 
-    /// Removes every entry whose stored key starts with `prefix`.
-    fn remove_prefix(&mut self, prefix: &[u8]) -> Result<()> {
+    /// Removes every entry whose stored key starts with `prefix`; returns their [`entry_bytes`].
+    fn remove_prefix(&mut self, prefix: &[u8]) -> Result<u64> {
         // The first byte string after every one that starts with `prefix`.
         let mut end = prefix.to_vec();
         while end.last() == Some(&0xff) {
             end.pop();
         }
+        let mut freed = 0;
+        let mut drop_entry = |k: &[u8], v: &[u8]| {
+            if let Some((key, name, sub)) = split(k) {
+                freed += entry_bytes(key, name, sub, v.len());
+            }
+            false
+        };
         let t = self.txn()?;
         let mut table = t.open_table(TABLE).map_err(err)?;
         match end.last_mut() {
             Some(b) => {
                 *b += 1;
-                table.retain_in::<&[u8], _>(prefix..end.as_slice(), |_, _| false).map_err(err)?;
+                table.retain_in::<&[u8], _>(prefix..end.as_slice(), &mut drop_entry).map_err(err)?;
             }
-            None => table.retain_in::<&[u8], _>(prefix.., |_, _| false).map_err(err)?,
+            None => table.retain_in::<&[u8], _>(prefix.., &mut drop_entry).map_err(err)?,
         }
         drop(table);
-        self.wrote()
+        self.wrote()?;
+        Ok(freed)
     }
 }
 
@@ -125,6 +133,14 @@ impl StateBackend for DiskBackend {
         Ok(v)
     }
 
+    fn size(&mut self, key: &[u8], name: &str, sub: &[u8]) -> Result<Option<usize>> {
+        let k = full(key, name, sub);
+        let t = self.txn()?;
+        let table = t.open_table(TABLE).map_err(err)?;
+        let n = table.get(k.as_slice()).map_err(err)?.map(|v| v.value().len());
+        Ok(n)
+    }
+
     fn put(&mut self, key: &[u8], name: &str, sub: &[u8], value: &[u8]) -> Result<()> {
         let k = full(key, name, sub);
         let t = self.txn()?;
@@ -134,16 +150,17 @@ impl StateBackend for DiskBackend {
         self.wrote()
     }
 
-    fn remove(&mut self, key: &[u8], name: &str, sub: &[u8]) -> Result<()> {
+    fn remove(&mut self, key: &[u8], name: &str, sub: &[u8]) -> Result<Option<usize>> {
         let k = full(key, name, sub);
         let t = self.txn()?;
         let mut table = t.open_table(TABLE).map_err(err)?;
-        table.remove(k.as_slice()).map_err(err)?;
+        let old = table.remove(k.as_slice()).map_err(err)?.map(|v| v.value().len());
         drop(table);
-        self.wrote()
+        self.wrote()?;
+        Ok(old)
     }
 
-    fn remove_state(&mut self, key: &[u8], name: &str) -> Result<()> {
+    fn remove_state(&mut self, key: &[u8], name: &str) -> Result<u64> {
         self.remove_prefix(&prefix(key, name))
     }
 
@@ -165,7 +182,7 @@ impl StateBackend for DiskBackend {
         let table = t.open_table(TABLE).map_err(err)?;
         for item in table.iter().map_err(err)? {
             let (k, v) = item.map_err(err)?;
-            let (key, name, sub) = split(k.value()).ok_or_else(|| StateError("corrupt entry in the state database".into()))?;
+            let (key, name, sub) = split(k.value()).ok_or_else(|| StateError::Backend("corrupt entry in the state database".into()))?;
             f(key, name, sub, v.value());
         }
         Ok(())

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::backend::{Result, StateBackend, Visit};
+use super::backend::{entry_bytes, Result, StateBackend, Visit};
 
 /// One key's entries: (state name, sub-key) → value.
 type KeyEntries = BTreeMap<(String, Vec<u8>), Vec<u8>>;
@@ -20,6 +20,11 @@ impl StateBackend for MemoryBackend {
         Ok(entries.range((name.to_owned(), sub.to_vec())..).next().filter(|((n, s), _)| n == name && s == sub).map(|(_, v)| v.clone()))
     }
 
+    fn size(&mut self, key: &[u8], name: &str, sub: &[u8]) -> Result<Option<usize>> {
+        let Some(entries) = self.by_key.get(key) else { return Ok(None) };
+        Ok(entries.range((name.to_owned(), sub.to_vec())..).next().filter(|((n, s), _)| n == name && s == sub).map(|(_, v)| v.len()))
+    }
+
     fn put(&mut self, key: &[u8], name: &str, sub: &[u8], value: &[u8]) -> Result<()> {
         if !self.by_key.contains_key(key) {
             self.by_key.insert(key.to_vec(), BTreeMap::new());
@@ -28,24 +33,29 @@ impl StateBackend for MemoryBackend {
         Ok(())
     }
 
-    fn remove(&mut self, key: &[u8], name: &str, sub: &[u8]) -> Result<()> {
-        if let Some(entries) = self.by_key.get_mut(key) {
-            entries.remove(&(name.to_owned(), sub.to_vec()));
-            if entries.is_empty() {
-                self.by_key.remove(key);
-            }
+    fn remove(&mut self, key: &[u8], name: &str, sub: &[u8]) -> Result<Option<usize>> {
+        let Some(entries) = self.by_key.get_mut(key) else { return Ok(None) };
+        let old = entries.remove(&(name.to_owned(), sub.to_vec())).map(|v| v.len());
+        if entries.is_empty() {
+            self.by_key.remove(key);
         }
-        Ok(())
+        Ok(old)
     }
 
-    fn remove_state(&mut self, key: &[u8], name: &str) -> Result<()> {
-        if let Some(entries) = self.by_key.get_mut(key) {
-            entries.retain(|(n, _), _| n != name);
-            if entries.is_empty() {
-                self.by_key.remove(key);
+    fn remove_state(&mut self, key: &[u8], name: &str) -> Result<u64> {
+        let Some(entries) = self.by_key.get_mut(key) else { return Ok(0) };
+        let mut freed = 0;
+        entries.retain(|(n, s), v| {
+            let keep = n != name;
+            if !keep {
+                freed += entry_bytes(key, n, s, v.len());
             }
+            keep
+        });
+        if entries.is_empty() {
+            self.by_key.remove(key);
         }
-        Ok(())
+        Ok(freed)
     }
 
     fn entries(&mut self, key: &[u8], name: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {

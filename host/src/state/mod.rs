@@ -12,9 +12,11 @@ mod memory;
 mod timers;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use backend::{BackendKind, Result, StateBackend, StateError};
+pub use backend::{entry_bytes, BackendKind, Result, StateBackend, StateError, ENTRY_OVERHEAD};
+use crate::runtime::{Charge, JobBudget};
 pub use disk::DiskBackend;
 pub use memory::MemoryBackend;
 pub use timers::{Domain, Timers};
@@ -41,6 +43,8 @@ pub struct KeyedState {
     /// Time-to-live per state name: entries not written for this long read as absent
     /// (Flink's OnCreateAndWrite update type, NeverReturnExpired visibility).
     ttl: HashMap<String, Duration>,
+    /// What the entries cost the job's keyed state quota.
+    charge: Charge,
 }
 
 impl Default for KeyedState {
@@ -52,7 +56,14 @@ impl Default for KeyedState {
 impl KeyedState {
     /// Keyed state in `backend`.
     pub fn new(backend: Box<dyn StateBackend>) -> Self {
-        KeyedState { backend, ttl: HashMap::new() }
+        KeyedState { backend, ttl: HashMap::new(), charge: Charge::default() }
+    }
+
+    /// The same state, its entries charged to `budget`'s keyed state quota
+    /// from now on (call it while the state is empty).
+    pub fn with_budget(mut self, budget: Option<&Arc<JobBudget>>) -> Self {
+        self.charge = Charge::new(budget);
+        self
     }
 
     /// Keyed state in the backend `kind`; `name` names a disk backend's file.
@@ -90,15 +101,40 @@ impl KeyedState {
         match Self::live(&stored, now_ms()) {
             Some(p) => Ok(Some(p.to_vec())),
             None => {
-                self.backend.remove(key, name, sub)?;
+                self.remove_entry(key, name, sub)?;
                 Ok(None)
             }
         }
     }
 
+    /// Charges the quota for an entry whose stored value goes from `old` to
+    /// `new` bytes; call it before building the value, so a refused write allocates nothing.
+    fn admit(&mut self, key: &[u8], name: &str, sub: &[u8], old: Option<usize>, new: usize) -> Result<()> {
+        let old = old.map_or(0, |n| entry_bytes(key, name, sub, n));
+        Ok(self.charge.resize(old, entry_bytes(key, name, sub, new))?)
+    }
+
+    /// The stored length of an entry, when the quota needs it.
+    fn stored_size(&mut self, key: &[u8], name: &str, sub: &[u8]) -> Result<Option<usize>> {
+        if self.charge.active() {
+            self.backend.size(key, name, sub)
+        } else {
+            Ok(None)
+        }
+    }
+
     fn write(&mut self, key: &[u8], name: &str, sub: &[u8], payload: &[u8]) -> Result<()> {
+        let old = self.stored_size(key, name, sub)?;
+        self.admit(key, name, sub, old, 8 + payload.len())?;
         let v = self.wrap(name, payload);
         self.backend.put(key, name, sub, &v)
+    }
+
+    fn remove_entry(&mut self, key: &[u8], name: &str, sub: &[u8]) -> Result<()> {
+        if let Some(n) = self.backend.remove(key, name, sub)? {
+            self.charge.release(entry_bytes(key, name, sub, n));
+        }
+        Ok(())
     }
 
     /// Value state `name` of `key`.
@@ -113,7 +149,9 @@ impl KeyedState {
 
     /// Clears state `name` of `key`, whatever its kind.
     pub fn remove(&mut self, key: &[u8], name: &str) -> Result<()> {
-        self.backend.remove_state(key, name)
+        let freed = self.backend.remove_state(key, name)?;
+        self.charge.release(freed);
+        Ok(())
     }
 
     /// List state `name` of `key` (its time-to-live covers the whole list).
@@ -123,10 +161,15 @@ impl KeyedState {
 
     /// Appends to list state `name` of `key`.
     pub fn list_add(&mut self, key: &[u8], name: &str, value: &[u8]) -> Result<()> {
-        let mut list = self.read(key, name, WHOLE)?.unwrap_or_default();
+        let old = self.read(key, name, WHOLE)?;
+        let old_len = old.as_ref().map(|l| 8 + l.len());
+        let new_len = 8 + old.as_ref().map_or(0, Vec::len) + 4 + value.len();
+        self.admit(key, name, WHOLE, old_len, new_len)?;
+        let mut list = old.unwrap_or_default();
         list.extend_from_slice(&(value.len() as u32).to_le_bytes());
         list.extend_from_slice(value);
-        self.write(key, name, WHOLE, &list)
+        let stored = self.wrap(name, &list);
+        self.backend.put(key, name, WHOLE, &stored)
     }
 
     /// Entry `map_key` of map state `name` of `key`.
@@ -141,7 +184,7 @@ impl KeyedState {
 
     /// Removes an entry of map state `name` of `key`.
     pub fn map_remove(&mut self, key: &[u8], name: &str, map_key: &[u8]) -> Result<()> {
-        self.backend.remove(key, name, &map_sub(map_key))
+        self.remove_entry(key, name, &map_sub(map_key))
     }
 
     /// The live entries of map state `name` of `key`, in key byte order.
@@ -186,10 +229,19 @@ impl KeyedState {
             }
             for triple in parts.chunks(3) {
                 let name = std::str::from_utf8(&triple[0]).map_err(|_| corrupt())?;
-                self.backend.put(&key, name, &triple[1], &triple[2]).map_err(|e| e.to_string())?;
+                self.restore_entry(&key, name, &triple[1], &triple[2]).map_err(|e| e.to_string())?;
             }
         }
         Ok(())
+    }
+}
+
+impl KeyedState {
+    /// Restored state counts against the quota like written state.
+    fn restore_entry(&mut self, key: &[u8], name: &str, sub: &[u8], stored: &[u8]) -> Result<()> {
+        let old = self.stored_size(key, name, sub)?;
+        self.admit(key, name, sub, old, stored.len())?;
+        self.backend.put(key, name, sub, stored)
     }
 }
 
@@ -241,11 +293,50 @@ mod tests {
     #[test]
     fn memory_backend() {
         exercise(KeyedState::default());
+        accounting(KeyedState::default());
     }
 
     #[test]
     fn disk_backend() {
         let dir = tempfile::tempdir().unwrap();
         exercise(KeyedState::open(&BackendKind::Disk(dir.path().to_path_buf()), "t").unwrap());
+        accounting(KeyedState::open(&BackendKind::Disk(dir.path().to_path_buf()), "u").unwrap());
+    }
+
+    /// The job's charge follows every write, overwrite, removal, clear and expiry, and a refused write changes nothing.
+    fn accounting(s: KeyedState) {
+        use crate::runtime::{QuotaError, SandboxConfig};
+        let budget = JobBudget::new(SandboxConfig { state_bytes: Some(1000), ..SandboxConfig::default() }, "j", None);
+        let mut s = s.with_budget(Some(&budget));
+        let value = |len: usize| entry_bytes(b"k", "v", WHOLE, 8 + len);
+        s.value_set(b"k", "v", &[1; 100]).unwrap();
+        assert_eq!(budget.state_bytes(), value(100));
+        s.value_set(b"k", "v", &[1; 10]).unwrap();
+        assert_eq!(budget.state_bytes(), value(10), "an overwrite replaces the old charge");
+        let asked = value(10) + entry_bytes(b"k", "l", WHOLE, 8 + 4 + 900);
+        assert_eq!(s.list_add(b"k", "l", &[2; 900]).unwrap_err().to_string(), QuotaError::StateBytes { limit: 1000, asked }.to_string());
+        assert!(s.list_get(b"k", "l").unwrap().is_empty(), "a refused write stores nothing");
+        s.list_add(b"k", "l", b"ab").unwrap();
+        s.list_add(b"k", "l", b"cd").unwrap();
+        assert_eq!(budget.state_bytes(), value(10) + entry_bytes(b"k", "l", WHOLE, 8 + 12));
+        s.map_put(b"k", "m", b"x", b"1").unwrap();
+        s.map_put(b"k", "m", b"y", b"2").unwrap();
+        s.map_remove(b"k", "m", b"x").unwrap();
+        s.remove(b"k", "l").unwrap();
+        assert_eq!(budget.state_bytes(), value(10) + entry_bytes(b"k", "m", b"my", 9));
+        s.remove(b"k", "m").unwrap();
+        s.remove(b"k", "v").unwrap();
+        assert_eq!(budget.state_bytes(), 0);
+        s.set_ttl("t", Some(Duration::from_millis(20)));
+        s.value_set(b"k", "t", b"gone").unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(s.value_get(b"k", "t").unwrap(), None);
+        assert_eq!(budget.state_bytes(), 0, "an expired entry read is given back");
+        s.value_set(b"k", "v", b"kept").unwrap();
+        let mut copy = KeyedState::default().with_budget(Some(&budget));
+        copy.restore(s.snapshot().unwrap()).unwrap();
+        assert_eq!(budget.state_bytes(), 2 * value(4), "restored state counts");
+        drop((s, copy));
+        assert_eq!(budget.state_bytes(), 0, "dropped state is given back");
     }
 }

@@ -18,7 +18,7 @@ use crate::framing::{self, Record};
 use crate::json::{self, Number};
 use crate::keys;
 use crate::plan::{vertex_uid, ExecutionPlan};
-use crate::runtime::{Aggregate, AggregateKind, FieldRef, Instance, KeyScope, Module, SubtaskInfo, VertexKind};
+use crate::runtime::{Aggregate, AggregateKind, FieldRef, GuestError, Instance, JobBudget, KeyScope, Module, SubtaskInfo, VertexKind};
 
 /// One operator of a chain.
 pub trait Operator: Send {
@@ -232,6 +232,8 @@ pub struct ChainContext<'a> {
     pub state_backend: &'a BackendKind,
     /// What its sinks may reach.
     pub confinement: &'a connectors::Confinement,
+    /// The job's limits and quotas in this process, shared by all its instances here.
+    pub budget: &'a std::sync::Arc<JobBudget>,
 }
 
 
@@ -319,7 +321,7 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
                         // Late records leave by a side-output edge, which always ends the chain.
                         let last = c.vertices.last() == Some(&v);
                         let late = last && plan.edges.iter().any(|e| e.source == chain && e.side_output);
-                        Box::new(WindowOp::new(vertex.name.clone(), spec.clone(), late))
+                        Box::new(WindowOp::new(vertex.name.clone(), spec.clone(), late, Some(ctx.budget)))
                     }
                     // Sources head their chain and are run by the task, not as operators.
                     _ => continue,
@@ -372,7 +374,7 @@ impl WasmOperator {
             false => None,
         };
         let mut op = WasmOperator {
-            instance: module.instantiate(&name, scope).map_err(|e| fail(&name, subtask, e))?,
+            instance: module.instantiate(&name, scope, ctx.budget).map_err(|e| fail(&name, subtask, e))?,
             name,
             subtask,
         };
@@ -383,7 +385,7 @@ impl WasmOperator {
         Ok(op)
     }
 
-    fn check(&self, result: Result<Vec<u8>, crate::runtime::GuestError>) -> Result<Vec<u8>, TaskError> {
+    fn check(&self, result: Result<Vec<u8>, GuestError>) -> Result<Vec<u8>, TaskError> {
         let batch = result.map_err(|e| fail(&self.name, self.subtask, e))?;
         if let Some(Err(source)) = framing::records(&batch).find(Result::is_err) {
             return Err(TaskError::Framing { operator: self.name.clone(), source });
@@ -392,7 +394,11 @@ impl WasmOperator {
     }
 }
 
-fn fail(name: &str, subtask: SubtaskInfo, source: crate::runtime::GuestError) -> TaskError {
+fn fail(name: &str, subtask: SubtaskInfo, source: GuestError) -> TaskError {
+    // A guest interrupted by its job's cancel is not a cause of its own.
+    if matches!(source, GuestError::Cancelled) {
+        return TaskError::Cancelled;
+    }
     TaskError::Operator { operator: name.into(), subtask: subtask.index + 1, parallelism: subtask.parallelism, source }
 }
 
@@ -447,9 +453,15 @@ impl Operator for WasmOperator {
     }
 
     fn restore(&mut self, state: OperatorState) -> Result<(), TaskError> {
+        let error = |message: String| TaskError::Record { operator: self.name.clone(), message };
         let host = self.instance.host();
-        let entries: Vec<_> = state.keyed.into_iter().filter(|(k, v)| !host.timers.restore(k, v)).collect();
-        host.state_mut().restore(entries).map_err(|message| TaskError::Record { operator: self.name.clone(), message })
+        let mut entries = Vec::with_capacity(state.keyed.len());
+        for (key, value) in state.keyed {
+            if !host.timers.restore(&key, &value).map_err(|q| error(q.to_string()))? {
+                entries.push((key, value));
+            }
+        }
+        host.state_mut().restore(entries).map_err(error)
     }
 }
 

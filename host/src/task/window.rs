@@ -25,7 +25,8 @@ use super::{now_ms, TaskError};
 use crate::checkpoint::OperatorState;
 use crate::framing;
 use crate::json::Number;
-use crate::runtime::{AggregateKind, TimeDomain, WindowAssigner, WindowFunction, WindowSpec};
+use crate::runtime::{AggregateKind, Charge, JobBudget, TimeDomain, WindowAssigner, WindowFunction, WindowSpec};
+use crate::state::ENTRY_OVERHEAD;
 
 /// A window `[start, end)` in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -90,11 +91,29 @@ pub(super) struct WindowOp {
     timers: BTreeSet<Timer>,
     /// The current event time.
     watermark: i64,
+    /// What the panes cost the job's keyed state quota: buffered values can
+    /// grow without bound until their window fires.
+    charge: Charge,
+}
+
+/// What a pane is charged: its key, its contents and the maps' bookkeeping.
+fn pane_bytes(key: &[u8], pane: &Pane) -> u64 {
+    let contents = match &pane.contents {
+        Contents::Aggregate { first, .. } => first.len(),
+        Contents::Values(values) => values.len(),
+    };
+    (key.len() + contents) as u64 + ENTRY_OVERHEAD
 }
 
 impl WindowOp {
-    pub(super) fn new(name: String, spec: WindowSpec, late_output: bool) -> Self {
-        WindowOp { name, spec, late_output, panes: HashMap::default(), timers: BTreeSet::new(), watermark: i64::MIN }
+    pub(super) fn new(name: String, spec: WindowSpec, late_output: bool, budget: Option<&std::sync::Arc<JobBudget>>) -> Self {
+        let (panes, timers, charge) = (HashMap::default(), BTreeSet::new(), Charge::new(budget));
+        WindowOp { name, spec, late_output, panes, timers, watermark: i64::MIN, charge }
+    }
+
+    /// Charges `bytes` more to the quota, failing the task past it.
+    fn grow(&mut self, bytes: u64) -> Result<(), TaskError> {
+        self.charge.resize(0, bytes).map_err(|q| record_error(&self.name, q.to_string()))
     }
 
     fn event_time(&self) -> bool {
@@ -174,12 +193,15 @@ impl WindowOp {
             keep
         });
         touching.sort_by_key(|p| p.window);
+        let before: u64 = touching.iter().map(|p| pane_bytes(key, p)).sum();
         let mut parts = touching.into_iter();
         if let Some(mut first) = parts.next() {
             for p in parts {
                 self.merge_contents(&mut first.contents, p.contents);
             }
             first.window = merged;
+            // One pane for several never costs more than they did, so this cannot fail.
+            let _ = self.charge.resize(before, pane_bytes(key, &first));
             self.add_pane(key, first);
         }
         (!self.is_late(merged)).then_some(merged)
@@ -210,13 +232,16 @@ impl WindowOp {
                     *acc = fold(spec.kind, *acc, n);
                 }
             }
-            (Some(p), WindowFunction::Collect) => {
-                if let Contents::Values(values) = &mut p.contents {
+            (Some(_), WindowFunction::Collect) => {
+                self.grow(value.len() as u64 + 1)?;
+                let pane = self.panes.get_mut(key).and_then(|panes| panes.iter_mut().find(|p| p.window == window));
+                if let Some(Pane { contents: Contents::Values(values), .. }) = pane {
                     append_values(values, value);
                 }
             }
-            (None, function) => {
-                let contents = match function {
+            (None, _) => {
+                self.grow((key.len() + value.len()) as u64 + ENTRY_OVERHEAD)?;
+                let contents = match &self.spec.function {
                     WindowFunction::Aggregate(_) => Contents::Aggregate { first: value.to_vec(), acc: n },
                     WindowFunction::Collect => Contents::Values(value.to_vec()),
                 };
@@ -249,7 +274,15 @@ impl WindowOp {
 
     fn remove(&mut self, key: &[u8], window: Window) {
         if let Some(panes) = self.panes.get_mut(key) {
-            panes.retain(|p| p.window != window);
+            let mut freed = 0;
+            panes.retain(|p| {
+                let keep = p.window != window;
+                if !keep {
+                    freed += pane_bytes(key, p);
+                }
+                keep
+            });
+            self.charge.release(freed);
             if panes.is_empty() {
                 self.panes.remove(key);
             }
@@ -359,6 +392,7 @@ impl Operator for WindowOp {
                 let (pane, fired) =
                     decode_pane(&mut reader).ok_or_else(|| record_error(&self.name, "corrupt window state".into()))?;
                 let window = pane.window;
+                self.grow(pane_bytes(&key, &pane))?;
                 self.add_pane(&key, pane);
                 if fired {
                     // It fired before the snapshot; late records fire it again.
@@ -485,7 +519,7 @@ mod tests {
 
     #[test]
     fn tumbling_fires_refires_within_lateness_and_sends_later_records_aside() {
-        let mut op = WindowOp::new("w".into(), spec(WindowAssigner::Tumbling(10), 5, sum()), true);
+        let mut op = WindowOp::new("w".into(), spec(WindowAssigner::Tumbling(10), 5, sum()), true, None);
         assert!(op.process(batch(&[("a", 1, 1), ("a", 9, 2), ("b", 12, 7)])).unwrap().is_empty());
         assert_eq!(show(&op.watermark(9).unwrap()), ["[\"a\",3]@9"]);
         // Within lateness: fires again with the update.
@@ -498,9 +532,27 @@ mod tests {
     }
 
     #[test]
+    fn buffered_values_count_against_the_state_quota() {
+        use crate::runtime::SandboxConfig;
+        let budget = JobBudget::new(SandboxConfig { state_bytes: Some(181), ..SandboxConfig::default() }, "j", None);
+        let session = spec(WindowAssigner::Session(5), 0, WindowFunction::Collect);
+        let mut op = WindowOp::new("w".into(), session, false, Some(&budget));
+        // `"a"` and `["a",1]`: 3 + 7 bytes and the overhead, then 7 more and a comma.
+        op.process(batch(&[("a", 1, 1), ("a", 4, 2)])).unwrap();
+        assert_eq!(budget.state_bytes(), 10 + ENTRY_OVERHEAD + 8, "two merged sessions cost one pane");
+        op.process(batch(&[("a", 20, 3)])).unwrap();
+        assert_eq!(budget.state_bytes(), 2 * (10 + ENTRY_OVERHEAD) + 8);
+        // 25 bytes and a comma would make it 156 + 26.
+        let err = op.process(batch(&[("a", 5, 1_000_000_000_000_000_000)])).unwrap_err().to_string();
+        assert!(err.contains("keyed state quota exceeded: the job keeps 181 bytes at most, and this write would make it 182"), "{err}");
+        op.watermark(i64::MAX).unwrap();
+        assert_eq!(budget.state_bytes(), 0, "a purged window gives its bytes back");
+    }
+
+    #[test]
     fn sliding_windows_and_collect_envelopes() {
         let sliding = WindowAssigner::Sliding(SlidingWindow { size_ms: 10, slide_ms: 5 });
-        let mut op = WindowOp::new("w".into(), spec(sliding, 0, WindowFunction::Collect), false);
+        let mut op = WindowOp::new("w".into(), spec(sliding, 0, WindowFunction::Collect), false, None);
         op.process(batch(&[("a", 7, 1), ("a", 12, 2)])).unwrap();
         assert_eq!(
             show(&op.watermark(i64::MAX).unwrap()),
@@ -514,7 +566,7 @@ mod tests {
 
     #[test]
     fn sessions_merge() {
-        let mut op = WindowOp::new("w".into(), spec(WindowAssigner::Session(5), 0, sum()), false);
+        let mut op = WindowOp::new("w".into(), spec(WindowAssigner::Session(5), 0, sum()), false, None);
         op.process(batch(&[("a", 0, 1), ("a", 10, 2), ("a", 20, 4)])).unwrap();
         // [5,10) touches [0,5) and [10,15): all three merge into [0,15).
         op.process(batch(&[("a", 5, 8)])).unwrap();
@@ -523,13 +575,13 @@ mod tests {
 
     #[test]
     fn snapshot_and_restore_round_trip() {
-        let mut op = WindowOp::new("w".into(), spec(WindowAssigner::Tumbling(10), 100, sum()), true);
+        let mut op = WindowOp::new("w".into(), spec(WindowAssigner::Tumbling(10), 100, sum()), true, None);
         op.process(batch(&[("a", 1, 1), ("b", 2, 2), ("a", 15, 4)])).unwrap();
         op.watermark(9).unwrap();
         let state = op.snapshot(1).unwrap();
         assert_eq!(state.keyed.len(), 2);
 
-        let mut restored = WindowOp::new("w".into(), spec(WindowAssigner::Tumbling(10), 100, sum()), true);
+        let mut restored = WindowOp::new("w".into(), spec(WindowAssigner::Tumbling(10), 100, sum()), true, None);
         restored.restore(state.clone()).unwrap();
         restored.watermark = op.watermark;
         assert_eq!(restored.snapshot(2).unwrap(), state);
@@ -539,9 +591,9 @@ mod tests {
             assert_eq!(show(&o.process(batch(&[("b", 5, 1)])).unwrap()), ["[\"b\",3]@9"]);
         }
         let collect = spec(WindowAssigner::Session(3), 0, WindowFunction::Collect);
-        let mut op = WindowOp::new("w".into(), collect.clone(), false);
+        let mut op = WindowOp::new("w".into(), collect.clone(), false, None);
         op.process(batch(&[("a", 1, 1)])).unwrap();
-        let mut restored = WindowOp::new("w".into(), collect, false);
+        let mut restored = WindowOp::new("w".into(), collect, false, None);
         restored.restore(op.snapshot(1).unwrap()).unwrap();
         assert_eq!(restored.panes, op.panes);
     }

@@ -10,6 +10,11 @@
 //! | `open-file`    | `snoop`   | reads /etc/passwd, expecting the sandbox to refuse   |
 //! | `bad-plan`     | -         | the job function fails: "this plan always fails"     |
 //! | `log-and-count`| `log-and-count` | logs, counts "seen", prints to stdout; passes values |
+//! | `state-fill`   | `fill`    | `--keys N --bytes B`: value state "v" of keys 0..N set to B `x`s |
+//! | `timers`       | `timers`  | `--timers N`: key 0 registers event-time timers 1..=N |
+//! | `counters`     | `counters`| `--counters N`: adds to counters c0..cN-1 (on record 1) |
+//! | `log-flood`    | `flood`   | `--lines N --bytes B [--stdout]`: N lines of B `x`s (on record 1) |
+//! | `sleep`        | `sleep`   | `--secs S`: sleeps S seconds in a WASI call            |
 
 use std::hint::black_box;
 
@@ -93,6 +98,87 @@ fn log_and_count(env: &mut Env, _: &Args) -> Result<(), String> {
     Ok(())
 }
 
+fn state_fill(env: &mut Env, args: &Args) -> Result<(), String> {
+    let keys: u64 = args.parse_or("keys", 4)?;
+    let bytes: usize = args.parse_or("bytes", 1024)?;
+    env.generate(keys, |i| i)
+        .key_by(|i: &u64| *i)
+        .process(move |ctx: &mut KeyedCtx<u64, u64>, i: u64| {
+            ctx.value_state::<String>("v").set(&"x".repeat(bytes))?;
+            ctx.collect(i);
+            Ok(())
+        })
+        .name("fill")
+        .print();
+    Ok(())
+}
+
+fn timers(env: &mut Env, args: &Args) -> Result<(), String> {
+    let n: i64 = args.parse_or("timers", 3)?;
+    env.generate(1, |i| i)
+        .key_by(|i: &u64| *i)
+        .process_with_timers(
+            move |ctx: &mut KeyedCtx<u64, u64>, i: u64| {
+                for t in 1..=n {
+                    ctx.register_event_time_timer(t)?;
+                }
+                ctx.collect(i);
+                Ok(())
+            },
+            |_: &mut KeyedCtx<u64, u64>, _| Ok(()),
+        )
+        .name("timers")
+        .print();
+    Ok(())
+}
+
+fn counters(env: &mut Env, args: &Args) -> Result<(), String> {
+    let n: u64 = args.parse_or("counters", 3)?;
+    numbers(env)
+        .map(move |x: u64| {
+            for c in 0..n * (x == 1) as u64 {
+                counter(&format!("c{c}"), 1);
+            }
+            x
+        })
+        .name("counters")
+        .print();
+    Ok(())
+}
+
+fn log_flood(env: &mut Env, args: &Args) -> Result<(), String> {
+    let lines: u64 = args.parse_or("lines", 4)?;
+    let bytes: usize = args.parse_or("bytes", 255)?;
+    let stdout = args.has("stdout");
+    numbers(env)
+        .map(move |x: u64| {
+            let line = "x".repeat(bytes);
+            for _ in 0..lines * (x == 1) as u64 {
+                if stdout {
+                    println!("{line}");
+                } else {
+                    info(&line);
+                }
+            }
+            x
+        })
+        .name("flood")
+        .print();
+    Ok(())
+}
+
+fn sleep(env: &mut Env, args: &Args) -> Result<(), String> {
+    let secs: u64 = args.parse_or("secs", 60)?;
+    numbers(env)
+        .map(move |x: u64| {
+            std::thread::sleep(std::time::Duration::from_secs(secs));
+            x
+        })
+        .name("sleep")
+        .print();
+    Ok(())
+}
+
 eddy_sdk::entries! {
     "trap" => trap,
     "spin" => spin,
@@ -100,4 +186,9 @@ eddy_sdk::entries! {
     "open-file" => open_file,
     "bad-plan" => bad_plan,
     "log-and-count" => log_and_count,
+    "state-fill" => state_fill,
+    "timers" => timers,
+    "counters" => counters,
+    "log-flood" => log_flood,
+    "sleep" => sleep,
 }
