@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, ONE_AT_A_TIME};
@@ -14,16 +13,6 @@ fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn word_count_input(dir: &Path) -> (PathBuf, Vec<u8>) {
-    let mut text = Vec::new();
-    for i in 0..20_000 {
-        text.extend_from_slice(format!("Line {i}: the quick brown fox, the LAZY dog — café {}\r\n", i % 97).as_bytes());
-    }
-    let input = dir.join("input.txt");
-    std::fs::write(&input, &text).unwrap();
-    (input, text)
 }
 
 #[test]

@@ -503,3 +503,79 @@ fn the_http_api_over_tls_is_trusted_with_the_cluster_ca_only() {
     let _ = (tm.wait(), jm.wait());
     result.unwrap();
 }
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Task threads of run `run_id` in process `pid` (they are named after a hash of it).
+fn task_threads(pid: u32, run_id: &str) -> usize {
+    let prefix = eddy::deploy::task_thread_prefix(run_id);
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| tasks.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok()).filter(|n| n.starts_with(&prefix)).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn one_tenants_flood_fails_its_own_job_while_anothers_on_the_same_taskmanager_finishes_exactly() {
+    let cluster = Cluster::start(1, 4, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let admin = cluster.dir.path().join("admin.token");
+    let m = cluster.http.as_str();
+    let calm_root = work.path().join("calm");
+    std::fs::create_dir(&calm_root).unwrap();
+    ok(eddy_with(&admin, &["tenant", "create", "greedy", "-m", m, "--state-mib", "32", "--call-timeout-ms", "1000", "--memory-mib", "64"]));
+    ok(eddy_with(&admin, &["tenant", "create", "calm", "-m", m, "--data-root", calm_root.to_str().unwrap()]));
+    let greedy = make_key(&cluster, work.path(), "greedy", "greedy", "developer");
+    let calm = make_key(&cluster, work.path(), "calm", "calm", "developer");
+    let hostile = component("hostile");
+    let wc = component("wordcount");
+    let (input, text) = word_count_input(&calm_root);
+    let pid = cluster.taskmanagers[0].id();
+    let rss_before = status_kib(pid, "VmRSS:");
+
+    // The calm tenant's word count runs while the greedy one floods keyed state with 1 MiB values.
+    let calm_run = {
+        let (calm, m, wc, input) = (calm.clone(), m.to_string(), wc.clone(), input.clone());
+        std::thread::spawn(move || {
+            eddy_with(&calm, &["run", "-m", &m, "-p", "2", "-c", "word-count", wc.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", "counts"])
+        })
+    };
+    let flood = err(eddy_with(&greedy, &["run", "-m", m, "-p", "2", "-c", "state-fill", hostile.to_str().unwrap(), "--keys", "4096", "--bytes", "1048576"]));
+    assert!(flood.contains("keyed state quota exceeded: the job keeps 33554432 bytes at most, and this write would make it"), "{flood}");
+    ok(calm_run.join().unwrap());
+    assert_eq!(parse_counts(read_parts(&calm_root.join("counts"))), reference_counts(&text));
+    // 4 GiB asked for; the TaskManager grew by the quota, instances and values in flight.
+    let grown = status_kib(pid, "VmHWM:").saturating_sub(rss_before);
+    eprintln!("the TaskManager's peak memory grew by {} MiB during the flood", grown >> 10);
+    assert!(grown < 400 << 10, "the TaskManager's peak memory grew by {} MiB", grown >> 10);
+
+    // A guest asleep in a WASI call is stopped at the tenant's call timeout.
+    let started = Instant::now();
+    let slept = err(eddy_with(&greedy, &["run", "-m", m, "-c", "sleep", hostile.to_str().unwrap(), "--secs", "60"]));
+    assert!(slept.contains("did not return within the call timeout of 1s"), "{slept}");
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+
+    // After a cancel, no thread of the job is left on the TaskManager.
+    ok(eddy_with(&admin, &["tenant", "update", "greedy", "-m", m, "--call-timeout-ms", "600000"]));
+    let api = Api::new(m, Some(&key(&greedy)));
+    let jar = api.get("/jars")["files"][0]["id"].as_str().unwrap().to_string();
+    let (status, body) = api.call("post", &format!("/jars/{jar}/run"), Some(&json!({"entry": "sleep", "args": ["--secs", "600"], "parallelism": 2})));
+    assert_eq!(status, 200, "{body}");
+    let job = body["jobid"].as_str().unwrap().to_string();
+    cluster.wait_status(&job, "RUNNING");
+    let run_id = format!("{job}.0");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while task_threads(pid, &run_id) < 2 {
+        assert!(Instant::now() < deadline, "the job's task threads never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(api.call("delete", &format!("/jobs/{job}"), None).0, 202);
+    let cancelled = Instant::now();
+    while task_threads(pid, &run_id) > 0 {
+        assert!(cancelled.elapsed() < Duration::from_secs(5), "task threads of the job outlived its cancel");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -181,3 +181,16 @@ pub fn awkward_text() -> Vec<u8> {
     t.extend_from_slice(b"no newline at the end");
     t
 }
+
+/// 20 000 lines of words with punctuation, mixed case and a non-ASCII word, ending in `\r\n`,
+/// written to `dir/input.txt`.
+pub fn word_count_input(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let mut text = Vec::new();
+    for i in 0..20_000 {
+        text.extend_from_slice(format!("Line {i}: the quick brown fox, the LAZY dog — café {}\r\n", i % 97).as_bytes());
+    }
+    let input = dir.join("input.txt");
+    std::fs::write(&input, &text).unwrap();
+    (input, text)
+}
+
