@@ -176,6 +176,29 @@ fn keyed_state_is_bounded_by_the_state_quota() {
     );
 }
 
+/// Built-in aggregates keep a value per key for the job: they count too.
+#[test]
+fn a_built_in_count_of_many_keys_is_bounded_by_the_state_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("words.txt");
+    let words: Vec<String> = (0..20_000).map(|i| format!("w{i:08}")).collect();
+    std::fs::write(&input, words.join(" ")).unwrap();
+    let wasm = component("wordcount");
+    let run_with = |quota: &str| {
+        let out = dir.path().join(format!("out-{quota}"));
+        let args = ["run", "--state-quota", quota, "-c", "word-count", wasm.to_str().unwrap(), "--input", input.to_str().unwrap()];
+        let mut args = args.to_vec();
+        args.extend(["--output", out.to_str().unwrap()]);
+        run(&args)
+    };
+    assert!(run_with("64").status.success(), "20 000 keys fit in 64 MiB");
+    let out = run_with("1");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = error_line(&stderr);
+    assert!(line.contains("keyed state quota exceeded: the job keeps 1048576 bytes at most, and this write would make it"), "{line}");
+}
+
 #[test]
 fn timers_are_bounded_per_subtask() {
     hostile_ok("timers", &["--max-timers", "3"], &["--timers", "3"], false);

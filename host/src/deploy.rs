@@ -243,6 +243,9 @@ pub fn spawn(
                 if result.is_err() {
                     signals.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
+                // The job's last holder of the budget reports its dropped log lines
+                // when it lets go: before the job ends, not after.
+                drop(budget);
                 let _ = done.send((chain, subtask, result));
             })
             .expect("spawn task thread");

@@ -213,12 +213,17 @@ impl Charge {
     pub fn release(&mut self, bytes: u64) {
         let _ = self.resize(bytes, 0);
     }
+
+    /// Gives back everything: the holder forgot all its items.
+    pub fn clear(&mut self) {
+        let held = self.held;
+        self.release(held);
+    }
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        let held = self.held;
-        self.release(held);
+        self.clear();
     }
 }
 

@@ -18,7 +18,8 @@ use crate::framing::{self, Record};
 use crate::json::{self, Number};
 use crate::keys;
 use crate::plan::{vertex_uid, ExecutionPlan};
-use crate::runtime::{Aggregate, AggregateKind, FieldRef, GuestError, Instance, JobBudget, KeyScope, Module, SubtaskInfo, VertexKind};
+use crate::runtime::{Aggregate, AggregateKind, Charge, FieldRef, GuestError, Instance, JobBudget, KeyScope, Module, SubtaskInfo, VertexKind};
+use crate::state::ENTRY_OVERHEAD;
 
 /// One operator of a chain.
 pub trait Operator: Send {
@@ -301,7 +302,7 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
                 fused.push(v);
                 if vertex.per_key_updates && plan.bounded {
                     b.add_fused(ctx, &mut fused)?;
-                    b.add(last_per_key_uid(vertex), Box::<LastPerKey>::default())?;
+                    b.add(last_per_key_uid(vertex), Box::new(LastPerKey::new(ctx.budget)))?;
                 }
             }
             kind => {
@@ -309,7 +310,7 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
                 let op: Box<dyn Operator> = match kind {
                     VertexKind::Aggregate(a) => {
                         let input = if c.combined_input { Input::Partials } else { Input::Records };
-                        Box::new(AggregateOp::new(vertex.name.clone(), a.clone(), !plan.bounded, input))
+                        Box::new(AggregateOp::new(vertex.name.clone(), a.clone(), !plan.bounded, input, ctx.budget))
                     }
                     VertexKind::PrintSink => Box::new(connectors::PrintSink::new(info)),
                     VertexKind::FileSink(dir) => {
@@ -334,7 +335,7 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
     if let Some(a) = &c.combine {
         let name = format!("partial {}", plan.chain_name(chain));
         let uid = format!("{}/combine", vertex_uid(&plan.vertices[*c.vertices.last().unwrap()]));
-        let mut combiner = AggregateOp::new(name, a.clone(), false, Input::Records);
+        let mut combiner = AggregateOp::new(name, a.clone(), false, Input::Records, ctx.budget);
         combiner.combiner = true;
         b.add(uid, Box::new(combiner))?;
     }
@@ -465,32 +466,57 @@ impl Operator for WasmOperator {
     }
 }
 
+/// What a natively kept keyed entry is charged: its key, its bytes and the maps' bookkeeping.
+fn native_entry_bytes(key: &[u8], bytes: usize) -> u64 {
+    (key.len() + bytes) as u64 + ENTRY_OVERHEAD
+}
+
+/// A quota error of built-in operator `operator`.
+fn quota_error(operator: &str, q: crate::runtime::QuotaError) -> TaskError {
+    record_error(operator, q.to_string())
+}
+
 /// Keeps the last record of each key and emits them when the input ends: a
-/// keyed reduce in a bounded job shows only final results.
-#[derive(Default)]
+/// keyed reduce in a bounded job shows only final results. The records come
+/// from the guest, so they count against the job's keyed state quota.
 struct LastPerKey {
     index: HashMap<Vec<u8>, usize>,
     records: Vec<Vec<u8>>,
+    charge: Charge,
+}
+
+impl LastPerKey {
+    fn new(budget: &std::sync::Arc<JobBudget>) -> Self {
+        LastPerKey { index: HashMap::default(), records: Vec::new(), charge: Charge::new(Some(budget)) }
+    }
+
+    fn keep(&mut self, key: &[u8], record: &[u8]) -> Result<(), TaskError> {
+        let slot = self.index.get(key).copied();
+        let old = slot.map_or(0, |i| native_entry_bytes(key, self.records[i].len()));
+        self.charge.resize(old, native_entry_bytes(key, record.len())).map_err(|q| quota_error("reduce", q))?;
+        match slot {
+            Some(i) => self.records[i] = record.to_vec(),
+            None => {
+                self.index.insert(key.to_vec(), self.records.len());
+                self.records.push(record.to_vec());
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Operator for LastPerKey {
     fn process(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
         for record in framing::records(&batch) {
             let record = record.map_err(|source| TaskError::Framing { operator: "reduce".into(), source })?;
-            let key = record.key.unwrap_or_default();
-            match self.index.get(key) {
-                Some(&i) => self.records[i] = record.raw.to_vec(),
-                None => {
-                    self.index.insert(key.to_vec(), self.records.len());
-                    self.records.push(record.raw.to_vec());
-                }
-            }
+            self.keep(record.key.unwrap_or_default(), record.raw)?;
         }
         Ok(Vec::new())
     }
 
     fn finish(&mut self) -> Result<Vec<u8>, TaskError> {
         self.index.clear();
+        self.charge.clear();
         Ok(std::mem::take(&mut self.records).concat())
     }
 
@@ -501,8 +527,7 @@ impl Operator for LastPerKey {
 
     fn restore(&mut self, state: OperatorState) -> Result<(), TaskError> {
         for (key, record) in state.keyed {
-            self.index.insert(key, self.records.len());
-            self.records.push(record);
+            self.keep(&key, &record)?;
         }
         Ok(())
     }
@@ -540,11 +565,23 @@ struct AggregateOp {
     combiner: bool,
     index: HashMap<Vec<u8>, usize>,
     keys: Vec<(Vec<u8>, KeyAggregate)>,
+    /// Each key's first value comes from the guest: it counts against the job's keyed state quota.
+    charge: Charge,
 }
 
 impl AggregateOp {
-    fn new(name: String, spec: Aggregate, emit_updates: bool, input: Input) -> Self {
-        AggregateOp { name, spec, emit_updates, input, combiner: false, index: HashMap::default(), keys: Vec::new() }
+    fn new(name: String, spec: Aggregate, emit_updates: bool, input: Input, budget: &std::sync::Arc<JobBudget>) -> Self {
+        let (index, charge) = (HashMap::default(), Charge::new(Some(budget)));
+        AggregateOp { name, spec, emit_updates, input, combiner: false, index, keys: Vec::new(), charge }
+    }
+
+    /// Keeps a new key's aggregate, unless the quota forbids it.
+    fn add_key(&mut self, key: Vec<u8>, agg: KeyAggregate) -> Result<usize, TaskError> {
+        let bytes = native_entry_bytes(&key, agg.first.len());
+        self.charge.resize(0, bytes).map_err(|q| quota_error(&self.name, q))?;
+        self.index.insert(key.clone(), self.keys.len());
+        self.keys.push((key, agg));
+        Ok(self.keys.len() - 1)
     }
 
     fn error(&self, message: String) -> TaskError {
@@ -564,9 +601,7 @@ impl AggregateOp {
             Some(&i) => i,
             None => {
                 let first = KeyAggregate { first: record.value.to_vec(), timestamp: record.timestamp, acc: n };
-                self.index.insert(key.to_vec(), self.keys.len());
-                self.keys.push((key.to_vec(), first));
-                return Ok(self.keys.len() - 1);
+                return self.add_key(key.to_vec(), first);
             }
         };
         let agg = &mut self.keys[slot].1;
@@ -677,6 +712,7 @@ impl Operator for AggregateOp {
         let out = self.finish()?;
         self.index.clear();
         self.keys.clear();
+        self.charge.clear();
         Ok(out)
     }
 
@@ -714,8 +750,7 @@ impl Operator for AggregateOp {
             let len = rest.get(..4).map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize).ok_or_else(corrupt)?;
             let first = rest.get(4..4 + len).ok_or_else(corrupt)?.to_vec();
             let acc = Number::parse(&rest[4 + len..]).ok_or_else(corrupt)?;
-            self.index.insert(key.clone(), self.keys.len());
-            self.keys.push((key, KeyAggregate { first, timestamp, acc }));
+            self.add_key(key, KeyAggregate { first, timestamp, acc })?;
         }
         Ok(())
     }
