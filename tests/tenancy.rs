@@ -211,9 +211,43 @@ fn tenants_see_only_their_own_objects_on_every_route_and_keys_are_enforced() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(listener.accept().is_err(), "no connection reached the listener");
 
-    // Alpha's developer cancels its own job with the usual command.
-    ok(eddy_with(&alpha_dev, &["cancel", "-m", m, &job]));
-    cluster.wait_status(&job, "CANCELED");
+    // Savepoints are named under the tenant's root: no host path in, none out.
+    let said = ok(eddy_with(&alpha_dev, &["savepoint", "-m", m, &job]));
+    let name = said.trim().strip_prefix("Savepoint completed: ").unwrap().to_string();
+    assert!(name.starts_with("savepoints/savepoint-") && !name.contains(&*cluster.dir.path().to_string_lossy()), "{said}");
+    let placed = err(eddy_with(&alpha_dev, &["savepoint", "-m", m, &job, "/tmp"]));
+    assert!(placed.ends_with("a tenant's savepoints are placed by the cluster: leave out the directory"), "{placed}");
+    let stateful = stateful.to_str().unwrap();
+    let resume = |key: &Path| eddy_with(key, &["run", "-m", m, "-s", &name, "-c", "big-state", stateful, "--n", "100000000", "--rate", "50", "--keys", "10"]);
+    // Beta's upload of the same component does not give it alpha's savepoint: the name resolves under beta's root.
+    ok(eddy_with(&beta_dev, &["upload", "-m", m, stateful]));
+    let foreign = err(resume(&beta_dev));
+    assert_eq!(foreign, format!("error: the JobManager refused the request: {name} is not a completed checkpoint or savepoint (no _metadata)"));
+    let stopped = ok(eddy_with(&alpha_dev, &["stop", "--savepoint", "-m", m, &job]));
+    assert!(stopped.contains("stopped with savepoint savepoints/savepoint-"), "{stopped}");
+    cluster.wait_status(&job, "FINISHED");
+    // Resumed from its name; the new job is alpha's, and its developer cancels it as usual.
+    let child = eddy()
+        .env_remove("EDDY_TOKEN")
+        .args(["run", "-m", m, "--token-file", alpha_dev.to_str().unwrap(), "-s", &name, "-c", "big-state", stateful, "--n", "100000000", "--rate", "50", "--keys", "10"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let resumed = loop {
+        let jobs = alpha.get("/jobs");
+        if let Some(j) = jobs["jobs"].as_array().unwrap().iter().find(|j| j["id"] != job.as_str() && j["status"] == "RUNNING") {
+            break j["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "the resumed job did not run: {jobs}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut child = child;
+    let _ = child.kill();
+    let _ = child.wait();
+    ok(eddy_with(&alpha_dev, &["cancel", "-m", m, &resumed]));
+    cluster.wait_status(&resumed, "CANCELED");
 }
 
 #[test]

@@ -238,7 +238,14 @@ async fn submit(jm: Shared, caller: Caller, submission: Submission, req: SubmitS
     };
     match jm.submit(submission, settings).await {
         Ok(job) => Json(json!({ "jobid": job })).into_response(),
-        Err((status, message)) => error(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), message),
+        Err((status, message)) => {
+            // A tenant names savepoints relative to its root and sees them so in errors too.
+            let message = match caller.tenant.as_deref() {
+                Some(t) => message.replace(&format!("{}/", super::placement::tenant_root(&jm, t).display()), ""),
+                None => message,
+            };
+            error(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), message)
+        }
     }
 }
 
