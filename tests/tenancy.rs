@@ -613,3 +613,43 @@ fn one_tenants_flood_fails_its_own_job_while_anothers_on_the_same_taskmanager_fi
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn subtasks_per_taskmanager_spread_a_tenants_jobs_and_make_the_next_one_wait() {
+    let cluster = Cluster::start(2, 2, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let admin = cluster.dir.path().join("admin.token");
+    let m = cluster.http.as_str();
+    ok(eddy_with(&admin, &["tenant", "create", "spread", "-m", m, "--subtasks-per-taskmanager", "2", "--slots", "4"]));
+    let dev = make_key(&cluster, work.path(), "spread", "spread", "developer");
+    let api = Api::new(m, Some(&key(&dev)));
+    let jar = ok(eddy_with(&dev, &["upload", "-m", m, component("stateful").to_str().unwrap()])).trim().to_string();
+    let long = |p: u32| json!({"entry": "big-state", "args": ["--n", "100000000", "--rate", "50", "--keys", "10"], "parallelism": p});
+    // Each slot of big-state holds 2 subtasks (source and key_by | process and print): at the limit.
+    let first = api.call("post", &format!("/jars/{jar}/run"), Some(&long(2))).1["jobid"].as_str().unwrap().to_string();
+    let running = cluster.wait_status(&first, "RUNNING");
+    let tms: std::collections::BTreeSet<String> =
+        running["tasks"][0]["subtasks"].as_array().unwrap().iter().map(|s| s["taskmanager"].as_str().unwrap().to_string()).collect();
+    assert_eq!(tms.len(), 2, "its two slots went to two TaskManagers: {running}");
+    // Free slots remain, but no TaskManager has room for 2 more of the tenant's subtasks.
+    let second = api.call("post", &format!("/jars/{jar}/run"), Some(&long(1))).1["jobid"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let j = cluster.job(&second);
+        if j["waiting"] == "waiting for room within tenant spread's quota of 2 subtasks per TaskManager" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{j}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(api.call("delete", &format!("/jobs/{first}"), None).0, 202);
+    cluster.wait_status(&second, "RUNNING");
+    assert_eq!(api.call("delete", &format!("/jobs/{second}"), None).0, 202);
+    // A slot wider than the limit could never be placed: refused at submission.
+    ok(eddy_with(&admin, &["tenant", "update", "spread", "-m", m, "--subtasks-per-taskmanager", "1"]));
+    let (status, body) = api.call("post", &format!("/jars/{jar}/run"), Some(&long(1)));
+    assert_eq!(
+        (status, body["errors"][0].as_str().unwrap()),
+        (403, "quota subtasks-per-taskmanager exceeded: tenant spread allows 1 subtasks on one TaskManager, and one slot of the job holds 2")
+    );
+}

@@ -243,6 +243,13 @@ fn check_plan_quotas(t: &Tenant, plan: &ExecutionPlan) -> Result<(), (u16, Strin
             t.name, t.quotas.max_parallelism
         )));
     }
+    let widest_slot = plan.slots.iter().map(|s| s.subtasks.len()).max().unwrap_or(0);
+    if widest_slot > t.quotas.subtasks_per_taskmanager as usize {
+        return Err((403, format!(
+            "quota subtasks-per-taskmanager exceeded: tenant {} allows {} subtasks on one TaskManager, and one slot of the job holds {widest_slot}",
+            t.name, t.quotas.subtasks_per_taskmanager
+        )));
+    }
     if plan.slots.len() > t.quotas.slots as usize {
         return Err((403, format!(
             "quota slots exceeded: tenant {} may hold {} slots, the job needs {}",
