@@ -57,7 +57,10 @@ with tempfile.TemporaryDirectory() as tmp:
 
 
 def get(http, path):
-    with urllib.request.urlopen(f"http://{http}{path}") as r:
+    # The JobManager wrote its admin key beside its addresses.
+    key = open(KEY_FILE).read().strip()
+    req = urllib.request.Request(f"http://{http}{path}", headers={"authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(req) as r:
         return json.load(r)
 
 
@@ -71,13 +74,14 @@ with tempfile.TemporaryDirectory() as tmp:
             time.sleep(0.05)
         time.sleep(0.1)
         addrs = json.load(open(f"{tmp}/jobmanager.json"))
+        KEY_FILE = f"{tmp}/admin.token"
         for _ in range(3):
             tms.append(subprocess.Popen([eddy, "taskmanager", "--jobmanager", addrs["rpc"], "--slots", "1", "--cluster-dir", tmp],
                                         stderr=subprocess.DEVNULL))
             n = len(tms)
             while len(get(addrs["http"], "/taskmanagers")["taskmanagers"]) < n:
                 time.sleep(0.05)
-        out = subprocess.run([eddy, "run", "-m", addrs["http"], "-p", "2", "--checkpoint-interval", "500ms",
+        out = subprocess.run([eddy, "run", "-m", addrs["http"], "--token-file", KEY_FILE, "-p", "2", "--checkpoint-interval", "500ms",
                               "--restart-strategy", "fixed-delay:3:100ms", "-c", "sequence-check", stateful,
                               "--n", "1000000", "--rate", "20000", "--output", f"{tmp}/out"],
                              capture_output=True, text=True, timeout=5)

@@ -24,7 +24,10 @@ with open(lines, "w") as f:
 procs = []
 
 def http(method, path, body=None, ctype="application/json"):
-    req = urllib.request.Request(base + path, data=body, method=method, headers={"content-type": ctype})
+    # The JobManager's admin key, written on its first start.
+    key = open(os.path.join(state, "admin.token")).read().strip()
+    headers = {"content-type": ctype, "authorization": f"Bearer {key}"}
+    req = urllib.request.Request(base + path, data=body, method=method, headers=headers)
     with urllib.request.urlopen(req) as r:
         return json.load(r)
 

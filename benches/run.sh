@@ -9,7 +9,9 @@
 #     checkpoints, the time to checkpoint ~1 GiB of keyed state, recovery time;
 #  4. the Wasm boundary benchmark (packed vs typed batches, the SDK map operator);
 #  5. the languages benchmark: the same map in Rust, Python and JavaScript, with
-#     instantiation time and memory per instance.
+#     instantiation time and memory per instance;
+#  6. tenancy (benches/tenancy.py): word count as a tenant (quotas, confinement,
+#     metering) against the admin, and what an authorised request costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flink=no
@@ -60,6 +62,8 @@ echo "==> exchange benchmark (QUIC vs in-memory channel)"
 python3 benches/exchange.py "$eddy" "$target/wasm32-wasip2/component/bench_ops.wasm" 5000000 --wordcount "$text" "$wasm"
 
 python3 benches/checkpoint.py "$eddy" "$wasm" "$target/wasm32-wasip2/component/stateful.wasm" "$text"
+
+python3 benches/tenancy.py "$eddy" "$wasm" "$text" 7
 
 echo "==> boundary benchmark"
 cargo bench --quiet -p eddy --bench boundary
