@@ -381,23 +381,9 @@ fn a_jobmanager_restart_keeps_tenants_keys_modules_and_history() {
     // Kill the JobManager and start it again on the same state directory.
     cluster.jobmanager.kill().unwrap();
     cluster.jobmanager.wait().unwrap();
-    let addr_file = cluster.dir.path().join("jobmanager.json");
-    std::fs::remove_file(&addr_file).unwrap();
-    let log = std::fs::File::create(cluster.dir.path().join("jobmanager-2.log")).unwrap();
-    cluster.jobmanager = eddy()
-        .args(["jobmanager", "--bind", "127.0.0.1:0", "--rpc-bind", "127.0.0.1:0", "--state-dir"])
-        .arg(cluster.dir.path())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !addr_file.exists() {
-        assert!(Instant::now() < deadline, "the JobManager did not come back");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(50));
-    let addrs: Value = serde_json::from_str(&std::fs::read_to_string(&addr_file).unwrap()).unwrap();
+    let state = cluster.dir.path().to_str().unwrap().to_string();
+    let (jobmanager, addrs) = common::cluster::start_jobmanager(cluster.dir.path(), "jobmanager-2.log", &["--state-dir", &state]);
+    cluster.jobmanager = jobmanager;
     let m = addrs["http"].as_str().unwrap();
     let api = Api::new(m, Some(&key(&dev)));
     // The same keys work (no new admin key was made), the tenant keeps its quotas,
@@ -486,22 +472,7 @@ fn usage_counts_records_exactly_and_cpu_time_as_the_kernel_does() {
 fn the_http_api_over_tls_is_trusted_with_the_cluster_ca_only() {
     let _serial = common::cluster::ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let log = std::fs::File::create(dir.path().join("jm.log")).unwrap();
-    let mut jm = eddy()
-        .args(["jobmanager", "--bind", "127.0.0.1:0", "--rpc-bind", "127.0.0.1:0", "--tls", "--state-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let addr_file = dir.path().join("jobmanager.json");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !addr_file.exists() {
-        assert!(Instant::now() < deadline, "the JobManager did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(50));
-    let addrs: Value = serde_json::from_str(&std::fs::read_to_string(&addr_file).unwrap()).unwrap();
+    let (mut jm, addrs) = common::cluster::start_jobmanager(dir.path(), "jm.log", &["--tls", "--state-dir", dir.path().to_str().unwrap()]);
     let https = addrs["http"].as_str().unwrap().to_string();
     assert!(https.starts_with("https://127.0.0.1:"), "{https}");
     let mut tm = eddy()

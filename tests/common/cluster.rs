@@ -25,24 +25,37 @@ pub struct Cluster {
     pub taskmanagers: Vec<Child>,
 }
 
+/// Starts `eddy jobmanager` on free loopback ports with `args`, logging to
+/// `state/log_name`; answers once it wrote its addresses (which it answers too).
+pub fn start_jobmanager(state: &Path, log_name: &str, args: &[&str]) -> (Child, Value) {
+    let log = std::fs::File::create(state.join(log_name)).unwrap();
+    let addr_file = state.join("jobmanager.json");
+    let _ = std::fs::remove_file(&addr_file);
+    let child = eddy()
+        .args(["jobmanager", "--bind", "127.0.0.1:0", "--rpc-bind", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !addr_file.exists() {
+        assert!(Instant::now() < deadline, "the JobManager did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Written whole and renamed, but give the HTTP listener its first poll.
+    std::thread::sleep(Duration::from_millis(50));
+    let addrs = serde_json::from_str(&std::fs::read_to_string(&addr_file).unwrap()).unwrap();
+    (child, addrs)
+}
+
 impl Cluster {
     pub fn start(taskmanagers: usize, slots: u32, extra: &[&str]) -> Cluster {
         let serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("jobmanager.log")).unwrap();
-        let mut args = vec!["jobmanager", "--bind", "127.0.0.1:0", "--rpc-bind", "127.0.0.1:0", "--state-dir"];
-        let state = dir.path().to_str().unwrap().to_string();
-        args.push(&state);
+        let mut args = vec!["--state-dir", dir.path().to_str().unwrap()];
         args.extend_from_slice(extra);
-        let jobmanager = eddy().args(&args).stdout(Stdio::null()).stderr(log).spawn().unwrap();
-        let addr_file = dir.path().join("jobmanager.json");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !addr_file.exists() {
-            assert!(Instant::now() < deadline, "JobManager did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        let addrs: Value = serde_json::from_str(&std::fs::read_to_string(&addr_file).unwrap()).unwrap();
+        let (jobmanager, addrs) = start_jobmanager(dir.path(), "jobmanager.log", &args);
         let cluster = Cluster {
             _serial: serial,
             http: addrs["http"].as_str().unwrap().to_string(),

@@ -146,31 +146,26 @@ impl QuotaArgs {
     }
 }
 
+/// A tenant and the quotas to give it.
+#[derive(Debug, Args)]
+pub struct TenantArgs {
+    /// Its name: a-z, 0-9 and -, starting with a letter.
+    pub name: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub quotas: QuotaArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectArgs,
+}
+
 /// `eddy tenant`.
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
     /// Create a tenant (quotas not given take their defaults).
-    Create {
-        /// Its name: a-z, 0-9 and -, starting with a letter.
-        name: String,
-        #[command(flatten)]
-        #[allow(missing_docs)]
-        quotas: QuotaArgs,
-        #[command(flatten)]
-        #[allow(missing_docs)]
-        connect: ConnectArgs,
-    },
+    Create(TenantArgs),
     /// Change a tenant's quotas or reach (for jobs submitted from now on).
-    Update {
-        /// The tenant.
-        name: String,
-        #[command(flatten)]
-        #[allow(missing_docs)]
-        quotas: QuotaArgs,
-        #[command(flatten)]
-        #[allow(missing_docs)]
-        connect: ConnectArgs,
-    },
+    Update(TenantArgs),
     /// List the tenants.
     List(ConnectArgs),
     /// Show a tenant's quotas and reach.
@@ -234,12 +229,12 @@ pub enum TokenCommand {
 /// Runs `eddy tenant …`.
 pub fn tenant(command: TenantCommand) -> anyhow::Result<()> {
     match command {
-        TenantCommand::Create { name, quotas, connect: c } => {
+        TenantCommand::Create(TenantArgs { name, quotas, connect: c }) => {
             let t = connect(&c)?.create_tenant(&CreateTenant { name, changes: quotas.changes()? })?;
             println!("Created tenant {}", t.name);
             print!("{}", describe(&t));
         }
-        TenantCommand::Update { name, quotas, connect: c } => {
+        TenantCommand::Update(TenantArgs { name, quotas, connect: c }) => {
             let t = connect(&c)?.update_tenant(&name, &quotas.changes()?)?;
             println!("Updated tenant {}", t.name);
             print!("{}", describe(&t));
