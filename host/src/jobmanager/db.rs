@@ -21,6 +21,8 @@ const MODULES: TableDefinition<&str, &str> = TableDefinition::new("modules");
 const JOBS: TableDefinition<&str, &str> = TableDefinition::new("jobs");
 /// `TENANT/MINUTE/JOB` → that minute's usage.
 const USAGE: TableDefinition<&str, &str> = TableDefinition::new("usage");
+/// Names of deleted tenants → when: never given again, since jobs and usage keep the name.
+const DELETED: TableDefinition<&str, &str> = TableDefinition::new("deleted-tenants");
 
 /// A table of the database.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +37,8 @@ pub enum Table {
     Jobs,
     /// Usage per minute.
     Usage,
+    /// Names of deleted tenants.
+    Deleted,
 }
 
 impl Table {
@@ -45,6 +49,7 @@ impl Table {
             Table::Modules => MODULES,
             Table::Jobs => JOBS,
             Table::Usage => USAGE,
+            Table::Deleted => DELETED,
         }
     }
 }
@@ -88,7 +93,7 @@ impl Db {
     pub fn open(state_dir: &Path) -> Result<Db, DbError> {
         let db = Database::create(state_dir.join("jobmanager.redb")).map_err(redb_err)?;
         let txn = db.begin_write().map_err(redb_err)?;
-        for t in [Table::Tenants, Table::Tokens, Table::Modules, Table::Jobs, Table::Usage] {
+        for t in [Table::Tenants, Table::Tokens, Table::Modules, Table::Jobs, Table::Usage, Table::Deleted] {
             txn.open_table(t.def()).map_err(redb_err)?;
         }
         txn.commit().map_err(redb_err)?;

@@ -249,6 +249,10 @@ impl JobManager {
         let record = {
             let state = self.state.lock().unwrap();
             let Some(j) = state.jobs.get(id).filter(|j| !j.is_active()) else { return };
+            // Every subtask's report after the end lands here; the first one recorded it.
+            if self.history.get(id).is_some_and(|r| r.status == j.status) {
+                return;
+            }
             let millis = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
             let ended = j.ended.unwrap_or_else(std::time::SystemTime::now);
             history::JobRecord {

@@ -56,8 +56,8 @@ pub enum TenancyError {
         /// The name asked for.
         name: String,
     },
-    /// The name is taken.
-    #[error("tenant {0} exists already")]
+    /// The name is taken, now or by a deleted tenant (whose jobs and usage keep it).
+    #[error("tenant name {0} is taken (names of deleted tenants are not given again)")]
     Exists(String),
     /// A bad name, quota or setting.
     #[error("{0}")]
@@ -142,7 +142,7 @@ impl Directory {
     /// Creates a tenant with default quotas changed by `request`.
     pub fn create_tenant(&self, db: &Db, request: CreateTenant) -> Result<Tenant, TenancyError> {
         check_name(&request.name)?;
-        if self.tenant(&request.name).is_some() {
+        if self.tenant(&request.name).is_some() || db.get::<u64>(Table::Deleted, &request.name)?.is_some() {
             return Err(TenancyError::Exists(request.name));
         }
         let base = Tenant {
@@ -176,7 +176,7 @@ impl Directory {
             k.info.revoked = true;
             revoked.push((id.clone(), super::db::json(&k)));
         }
-        let mut changes = vec![Change::Delete(Table::Tenants, name)];
+        let mut changes = vec![Change::Delete(Table::Tenants, name), Change::Put(Table::Deleted, name, now_ms().to_string())];
         changes.extend(revoked.iter().map(|(id, v)| Change::Put(Table::Tokens, id, v.clone())));
         db.write(&changes)?;
         let mut inner = self.inner.write().unwrap();
@@ -355,6 +355,10 @@ mod tests {
         let again = Directory::open(&db, dir.path()).unwrap();
         assert!(again.authenticate(&made.token).is_none(), "revoked after a restart too");
         assert_eq!(again.tenant("acme").unwrap().quotas, Quotas::default());
+        // A deleted tenant's name is not given to a new one: its jobs and usage keep it.
+        again.delete_tenant(&db, "acme").unwrap();
+        let reuse = again.create_tenant(&db, CreateTenant { name: "acme".into(), changes: TenantChanges::default() }).unwrap_err();
+        assert_eq!(reuse.to_string(), "tenant name acme is taken (names of deleted tenants are not given again)");
     }
 
     #[test]
