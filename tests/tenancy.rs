@@ -120,6 +120,21 @@ fn tenants_see_only_their_own_objects_on_every_route_and_keys_are_enforced() {
     let job = answer["jobid"].as_str().unwrap().to_string();
     assert!(job.len() == 32 && job.chars().all(|c| c.is_ascii_hexdigit()), "{job}");
     cluster.wait_status(&job, "RUNNING");
+    // Its keyed state (10 keys of 1000-byte values) as the TaskManager counts it, and its usage's peak.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let held = loop {
+        let held = cluster.job(&job)["state-bytes"].as_u64().unwrap();
+        if held >= 10 * 1000 {
+            break held;
+        }
+        assert!(Instant::now() < deadline, "state-bytes stayed at {held}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(held < 10 * (1000 + 256), "{held} bytes for 10 keys of 1000-byte values");
+    std::thread::sleep(Duration::from_millis(1500));
+    let usage = alpha.get("/tenants/alpha/usage?since=0");
+    let peak = usage["minutes"].as_array().unwrap().iter().filter(|r| r["job"] == job.as_str()).map(|r| r["peak-state-bytes"].as_u64().unwrap()).max();
+    assert_eq!(peak, Some(held), "{usage}");
     let alpha_key_id = key(&alpha_view).split('_').nth(1).unwrap().to_string();
 
     // Every route, with beta's key on alpha's objects, answers as for unknown ids.

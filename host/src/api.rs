@@ -248,6 +248,8 @@ pub struct Usage {
     pub bytes_out: u64,
     /// Slot time, in milliseconds: slots held × time held.
     pub slot_ms: u64,
+    /// The most keyed state bytes the job held at once in the minute (over its TaskManagers).
+    pub peak_state_bytes: u64,
 }
 
 /// One row of a tenant's usage.

@@ -182,6 +182,14 @@ pub fn wire(
     Ok(Wiring { subtasks, gates })
 }
 
+/// The running subtasks of a job in this process, for heartbeats.
+pub struct Spawned {
+    /// Each subtask's live counts: `(chain, subtask, counts)`.
+    pub live: Vec<(usize, u32, Arc<LiveCounts>)>,
+    /// What the job's instances here hold (keyed state bytes), shared by all of them.
+    pub budget: Arc<JobBudget>,
+}
+
 /// What a finished subtask reports.
 pub type SubtaskResult = (usize, u32, Result<TaskMetrics, TaskError>);
 
@@ -203,7 +211,7 @@ fn task_thread_name(run_id: &str, chain: usize, subtask: u32) -> String {
 /// Starts one thread per subtask; each reports its result on `done`. The
 /// first failure sets the job's cancel flag, which stops the others. All
 /// the job's instances here share one budget of `options.sandbox` (or the
-/// runtime's limits). Returns each subtask's live counts: `(chain, subtask, counts)`.
+/// runtime's limits). Returns each subtask's live counts and the job's budget.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn(
     subtasks: Vec<Subtask>,
@@ -212,7 +220,7 @@ pub fn spawn(
     options: &JobOptions,
     signals: &Arc<JobSignals>,
     done: crossbeam_channel::Sender<SubtaskResult>,
-) -> Vec<(usize, u32, Arc<LiveCounts>)> {
+) -> Spawned {
     let mut all = Vec::with_capacity(subtasks.len());
     let config = options.sandbox.clone().or_else(|| modules.first().map(|m| m.runtime_sandbox().clone())).unwrap_or_default();
     let budget = JobBudget::new(config, &options.run_id, Some(signals.clone()));
@@ -250,5 +258,5 @@ pub fn spawn(
             })
             .expect("spawn task thread");
     }
-    all
+    Spawned { live: all, budget }
 }

@@ -35,6 +35,8 @@ pub enum ToJobManager {
         running_tasks: u32,
         /// Per subtask here: (execution id, chain, subtask, usage so far in this attempt).
         usage: Vec<(String, usize, u32, TaskUsage)>,
+        /// Per job here: (execution id, keyed state bytes its instances hold now).
+        state: Vec<(String, u64)>,
     },
     /// A task ended.
     TaskDone {

@@ -365,6 +365,8 @@ async fn get_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>,
         "checkpoints": j.coordinator.view(),
         "records-in": j.progress().0,
         "records-out": j.progress().1,
+        "state-bytes": j.state_bytes.values().sum::<u64>(),
+        "peak-state-bytes": j.peak_state_bytes,
         "vertices": vertices,
         "tasks": tasks,
     }))

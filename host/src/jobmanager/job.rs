@@ -130,6 +130,10 @@ pub struct Job {
     pub sandbox: Option<SandboxConfig>,
     /// What its connectors may reach.
     pub confinement: Confinement,
+    /// Keyed state bytes its instances hold now, per TaskManager of the current attempt.
+    pub state_bytes: BTreeMap<String, u64>,
+    /// The most it held at once, over all attempts.
+    pub peak_state_bytes: u64,
 }
 
 impl Job {
@@ -154,6 +158,16 @@ impl Job {
         let before = self.usage.insert((chain, subtask), now).unwrap_or_default();
         let tenant = self.settings.tenant.clone()?;
         Some((tenant, self.id.clone(), super::usage::Usage::delta(&before, &now)))
+    }
+
+    /// Takes TaskManager `tm`'s report of the keyed state the job holds there; answers
+    /// the job's total now, for the meter's peak.
+    pub fn report_state(&mut self, tm: &str, bytes: u64) -> Option<(String, String, super::usage::Usage)> {
+        self.state_bytes.insert(tm.to_string(), bytes);
+        let now: u64 = self.state_bytes.values().sum();
+        self.peak_state_bytes = self.peak_state_bytes.max(now);
+        let tenant = self.settings.tenant.clone()?;
+        Some((tenant, self.id.clone(), super::usage::Usage { peak_state_bytes: now, ..Default::default() }))
     }
 
     /// Whether a subtask of the job is placed on TaskManager `tm`.
@@ -418,6 +432,8 @@ impl JobManager {
                 waiting: None,
                 sandbox,
                 confinement,
+                state_bytes: BTreeMap::new(),
+                peak_state_bytes: 0,
             };
             tracing::info!(job = %id, name = %job.name, slots = job.plan.slots.len(), "job submitted");
             state.jobs.insert(id.clone(), job);

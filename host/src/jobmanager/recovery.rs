@@ -48,6 +48,7 @@ impl JobManager {
             job.remaining = job.plan.chains.iter().map(|c| c.parallelism as usize).sum();
             job.records = (0, 0);
             job.usage.clear();
+            job.state_bytes.clear();
             free_slots(&mut state, id);
             let connections: Vec<_> = tms.iter().filter_map(|t| state.taskmanagers.get(t)).map(|t| t.connection.clone()).collect();
             (delay, exec, connections)

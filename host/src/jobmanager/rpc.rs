@@ -29,7 +29,7 @@ pub async fn accept(jm: Arc<JobManager>, endpoint: quinn::Endpoint) {
 
 /// A heartbeat of TaskManager `tm`: it is alive, and what its subtasks used so far;
 /// reports for subtasks it does not run in the current attempt are ignored.
-fn heartbeat(jm: &Arc<JobManager>, tm: &str, running_tasks: u32, usage: Vec<(String, usize, u32, TaskUsage)>) {
+fn heartbeat(jm: &Arc<JobManager>, tm: &str, running_tasks: u32, usage: Vec<(String, usize, u32, TaskUsage)>, held: Vec<(String, u64)>) {
     let mut metered = Vec::new();
     {
         let mut state = jm.state.lock().unwrap();
@@ -43,6 +43,11 @@ fn heartbeat(jm: &Arc<JobManager>, tm: &str, running_tasks: u32, usage: Vec<(Str
                 continue;
             };
             metered.extend(j.report_usage(chain, subtask, u));
+        }
+        for (exec, bytes) in held {
+            let Some((job, attempt)) = exec.rsplit_once('@') else { continue };
+            let Some(j) = state.jobs.get_mut(job).filter(|j| j.attempt.to_string() == attempt && j.uses(tm)) else { continue };
+            metered.extend(j.report_state(tm, bytes));
         }
     }
     jm.meter_all(metered);
@@ -97,9 +102,9 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection) {
                 let Ok(mut recv) = uni else { break };
                 match codec::read::<ToJobManager>(&mut recv).await {
                     // What a connection says counts for the TaskManager that registered on it, whatever id it names.
-                    Ok(Some(ToJobManager::Heartbeat { running_tasks, usage, .. })) => {
+                    Ok(Some(ToJobManager::Heartbeat { running_tasks, usage, state, .. })) => {
                         let Some(tm) = id.as_deref() else { continue };
-                        heartbeat(&jm, tm, running_tasks, usage);
+                        heartbeat(&jm, tm, running_tasks, usage, state);
                     }
                     Ok(Some(ToJobManager::TaskDone { job, chain, subtask, outcome, usage, .. })) => {
                         let Some(tm) = id.as_deref() else { continue };

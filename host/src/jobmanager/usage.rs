@@ -23,6 +23,8 @@ impl Usage {
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
         self.slot_ms += other.slot_ms;
+        // A peak is not a sum: the minute's peak is the highest seen in it.
+        self.peak_state_bytes = self.peak_state_bytes.max(other.peak_state_bytes);
     }
 
     /// The increase from `before` to `now` of cumulative task usage; a counter
@@ -35,6 +37,7 @@ impl Usage {
             bytes_in: now.bytes_in.saturating_sub(before.bytes_in),
             bytes_out: now.bytes_out.saturating_sub(before.bytes_out),
             slot_ms: 0,
+            peak_state_bytes: 0,
         }
     }
 }

@@ -42,6 +42,8 @@ struct LocalJob {
     pending: Option<Pending>,
     /// Progress of its started subtasks, for heartbeats.
     live: Vec<(usize, u32, Arc<LiveCounts>)>,
+    /// Its budget here (keyed state bytes held), once started.
+    budget: Option<Arc<crate::runtime::JobBudget>>,
 }
 
 /// A deployed job's part, waiting for `Start`.
@@ -129,14 +131,13 @@ async fn serve(config: TaskManagerConfig, runtime: Runtime, handle: tokio::runti
 
 async fn heartbeat(tm: Arc<TaskManager>, interval: Duration) {
     loop {
-        let usage = tm
-            .jobs
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|(job, local)| local.live.iter().map(move |(c, s, l)| (job.clone(), *c, *s, l.usage())))
-            .collect();
-        let beat = ToJobManager::Heartbeat { id: tm.id.clone(), running_tasks: tm.running.load(Ordering::Relaxed), usage };
+        let (usage, state) = {
+            let jobs = tm.jobs.lock().unwrap();
+            let usage = jobs.iter().flat_map(|(job, local)| local.live.iter().map(move |(c, s, l)| (job.clone(), *c, *s, l.usage()))).collect();
+            let state = jobs.iter().filter_map(|(job, local)| Some((job.clone(), local.budget.as_ref()?.state_bytes()))).collect();
+            (usage, state)
+        };
+        let beat = ToJobManager::Heartbeat { id: tm.id.clone(), running_tasks: tm.running.load(Ordering::Relaxed), usage, state };
         if let Err(e) = tm.tell_jobmanager(&beat).await {
             tracing::warn!("heartbeat failed: {e}");
         }
@@ -258,6 +259,7 @@ impl TaskManager {
             signals: Arc::new(JobSignals::default()),
             pending: Some(Pending { subtasks: wiring.subtasks, plan, modules, options }),
             live: Vec::new(),
+            budget: None,
         };
         self.jobs.lock().unwrap().insert(d.job.clone(), job);
         tracing::info!(job = %d.job, "deployed");
@@ -274,11 +276,12 @@ impl TaskManager {
         let count = subtasks.len();
         self.running.fetch_add(count as u32, Ordering::Relaxed);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        let live = deploy::spawn(subtasks, &plan, &modules, &options, &signals, done_tx);
+        let spawned = deploy::spawn(subtasks, &plan, &modules, &options, &signals, done_tx);
         let by_subtask: std::collections::HashMap<(usize, u32), Arc<LiveCounts>> =
-            live.iter().map(|(c, s, l)| ((*c, *s), l.clone())).collect();
+            spawned.live.iter().map(|(c, s, l)| ((*c, *s), l.clone())).collect();
         if let Some(local) = self.jobs.lock().unwrap().get_mut(job) {
-            local.live = live;
+            local.live = spawned.live;
+            local.budget = Some(spawned.budget);
         }
         let tm = self.clone();
         let job = job.to_string();
