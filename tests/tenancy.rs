@@ -392,6 +392,7 @@ fn a_jobmanager_restart_keeps_tenants_keys_modules_and_history() {
     let job = out.lines().find_map(|l| l.strip_prefix("Job has been submitted with JobID ")).unwrap().trim().to_string();
     let before = Api::new(&m, Some(&key(&dev))).get(&format!("/jobs/{job}"));
     assert_eq!(before["status"], "FINISHED");
+    std::thread::sleep(Duration::from_millis(1500)); // the meter's flush to the database
 
     // Kill the JobManager and start it again on the same state directory.
     cluster.jobmanager.kill().unwrap();
@@ -412,6 +413,10 @@ fn a_jobmanager_restart_keeps_tenants_keys_modules_and_history() {
     assert_eq!((after["status"].clone(), after["records-in"].clone()), (before["status"].clone(), before["records-in"].clone()));
     let list = ok(eddy_with(&dev, &["list", "-m", m]));
     assert!(list.contains(&job) && list.contains("FINISHED"), "{list}");
+    // And its usage: what the finished job was metered before the kill.
+    let usage = api.get("/tenants/keep/usage?since=0");
+    let records: u64 = usage["minutes"].as_array().unwrap().iter().filter(|r| r["job"] == job.as_str()).map(|r| r["records-in"].as_u64().unwrap()).sum();
+    assert_eq!(records, 1, "{usage}");
 }
 
 /// utime + stime of a process, in seconds.
@@ -540,7 +545,10 @@ fn task_threads(pid: u32, run_id: &str) -> usize {
 
 #[test]
 fn one_tenants_flood_fails_its_own_job_while_anothers_on_the_same_taskmanager_finishes_exactly() {
-    let cluster = Cluster::start(1, 4, &[]);
+    let mut cluster = Cluster::start(0, 4, &[]);
+    // Guest lines are logged at info: what a log flood would fill.
+    cluster.add_taskmanager_with(4, &[("EDDY_LOG", "info")]);
+    cluster.wait_for(|c| c.get("/taskmanagers")["taskmanagers"].as_array().unwrap().len() == 1, "registration");
     let work = tempfile::tempdir().unwrap();
     let admin = cluster.dir.path().join("admin.token");
     let m = cluster.http.as_str();
@@ -571,6 +579,32 @@ fn one_tenants_flood_fails_its_own_job_while_anothers_on_the_same_taskmanager_fi
     let grown = status_kib(pid, "VmHWM:").saturating_sub(rss_before);
     eprintln!("the TaskManager's peak memory grew by {} MiB during the flood", grown >> 10);
     assert!(grown < 400 << 10, "the TaskManager's peak memory grew by {} MiB", grown >> 10);
+
+    // Timers, counters and the log rate: at the tenant's quota a job finishes, one past it fails with the quota's message.
+    ok(eddy_with(&admin, &["tenant", "update", "greedy", "-m", m, "--timers-per-subtask", "50", "--counters", "20", "--log-kib-per-second", "4"]));
+    let hostile_run = |entry: &str, args: &[&str]| {
+        let mut all = vec!["run", "-m", m, "-c", entry, hostile.to_str().unwrap()];
+        all.extend_from_slice(args);
+        eddy_with(&greedy, &all)
+    };
+    ok(hostile_run("timers", &["--timers", "50"]));
+    let line = err(hostile_run("timers", &["--timers", "51"]));
+    assert!(line.contains("timer quota exceeded: a subtask keeps 50 timers at most, and this registration would make it 51"), "{line}");
+    ok(hostile_run("counters", &["--counters", "20"]));
+    let line = err(hostile_run("counters", &["--counters", "21"]));
+    assert!(line.contains("counter quota exceeded: the job keeps 20 counters at most, and a new counter would make it 21"), "{line}");
+    // 200 000 lines of 255 bytes (50 MB) at 4 KiB/s: the job finishes, the TaskManager's log holds a few KiB of them.
+    let log_before = cluster.log("taskmanager-1.log").len();
+    ok(hostile_run("log-flood", &["--lines", "200000", "--bytes", "255"]));
+    std::thread::sleep(Duration::from_millis(300));
+    let logged = cluster.log("taskmanager-1.log");
+    let grown = logged.len() - log_before;
+    assert!(grown < 256 << 10, "the TaskManager's log grew by {grown} bytes");
+    assert!(logged.contains("dropped") && logged.contains("over its log rate of 4096 bytes/s"), "{}", &logged[log_before..]);
+    // The calm tenant's job still runs exactly beside all this.
+    let out = ok(eddy_with(&calm, &["run", "-m", m, "-p", "2", "-c", "word-count", wc.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", "again"]));
+    assert!(out.contains("finished"), "{out}");
+    assert_eq!(parse_counts(read_parts(&calm_root.join("again"))), reference_counts(&text));
 
     // A guest asleep in a WASI call is stopped at the tenant's call timeout.
     let started = Instant::now();

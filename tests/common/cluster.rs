@@ -78,9 +78,15 @@ impl Cluster {
     }
 
     pub fn add_taskmanager(&mut self, slots: u32) {
+        self.add_taskmanager_with(slots, &[]);
+    }
+
+    /// A TaskManager with environment variables of its own (`EDDY_LOG`, say).
+    pub fn add_taskmanager_with(&mut self, slots: u32, env: &[(&str, &str)]) {
         let i = self.taskmanagers.len() + 1;
         let log = std::fs::File::create(self.dir.path().join(format!("taskmanager-{i}.log"))).unwrap();
         let child = eddy()
+            .envs(env.iter().copied())
             .args(["taskmanager", "--jobmanager", &self.rpc, "--slots", &slots.to_string(), "--cluster-dir"])
             .arg(self.dir.path())
             .stdout(Stdio::null())
