@@ -299,6 +299,11 @@ fn quotas_are_checked_at_submission_at_their_limit_and_one_past_it() {
         api.call("post", &format!("/jars/{jar}/run"), Some(&body))
     };
     assert_eq!(submit(json!({"memory-limit-mib": 64, "call-timeout-ms": 2000})).0, 200);
+    // The same from the command line: `run -m` sends --memory-limit and --call-timeout as what the job asks.
+    let asked = err(eddy_with(&dev, &["run", "-m", m, "--memory-limit", "128", "-c", "word-count", wc.to_str().unwrap(), "--input", input]));
+    assert_eq!(asked, "error: the JobManager refused the request: quota memory-mib exceeded: tenant small allows 64 MiB per instance, the job asks for 128");
+    let asked = err(eddy_with(&dev, &["run", "-m", m, "--call-timeout", "3", "-c", "word-count", wc.to_str().unwrap(), "--input", input]));
+    assert!(asked.ends_with("quota call-timeout-ms exceeded: tenant small allows 2000 ms per call, the job asks for 3000"), "{asked}");
     let (status, body) = submit(json!({"memory-limit-mib": 65}));
     assert_eq!((status, body["errors"][0].as_str().unwrap()), (403, "quota memory-mib exceeded: tenant small allows 64 MiB per instance, the job asks for 65"));
     let (status, body) = submit(json!({"call-timeout-ms": 2001}));

@@ -326,13 +326,16 @@ pub struct JobArgs {
 /// Limits and caches of the Wasm runtime.
 #[derive(Debug, Args)]
 pub struct RuntimeArgs {
-    /// Largest linear memory one operator instance may use, in MiB.
-    #[arg(long, value_name = "MiB", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=65536))]
-    pub memory_limit: u64,
+    /// Largest linear memory one operator instance may use, in MiB; with `run -m`,
+    /// what the job asks of the cluster (at most its tenant's quota) [default: 512;
+    /// on a cluster: the tenant's quota].
+    #[arg(long, value_name = "MiB", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub memory_limit: Option<u64>,
     /// Longest time one call into an operator (one batch) may take, in
-    /// seconds, also when it waits in a WASI call such as a sleep.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
-    pub call_timeout: f64,
+    /// seconds, also when it waits in a WASI call such as a sleep; with `run -m`,
+    /// what the job asks of the cluster [default: 10; on a cluster: the tenant's quota].
+    #[arg(long, value_name = "SECONDS")]
+    pub call_timeout: Option<f64>,
     /// Keyed state one job may keep in this process, in MiB: value, list and
     /// map state, timers and window buffers of all its subtasks here. A write
     /// past it fails the job [default: unbounded].
@@ -426,14 +429,20 @@ pub struct EntriesArgs {
 }
 
 impl RuntimeArgs {
+    /// `--call-timeout`, if given, checked.
+    fn call_timeout_checked(&self) -> anyhow::Result<Option<f64>> {
+        match self.call_timeout {
+            Some(t) if !(t > 0.0 && t <= 86_400.0) => anyhow::bail!("--call-timeout must be between 0 and 86400 seconds, not {t}"),
+            t => Ok(t),
+        }
+    }
+
     /// The Wasm runtime these flags describe.
     pub fn runtime(&self) -> anyhow::Result<Runtime> {
-        if !(self.call_timeout > 0.0 && self.call_timeout <= 86_400.0) {
-            anyhow::bail!("--call-timeout must be between 0 and 86400 seconds, not {}", self.call_timeout);
-        }
+        let call_timeout = self.call_timeout_checked()?.unwrap_or(10.0);
         let sandbox = SandboxConfig {
-            memory_limit_bytes: self.memory_limit << 20,
-            call_timeout: Duration::from_secs_f64(self.call_timeout),
+            memory_limit_bytes: self.memory_limit.unwrap_or(512) << 20,
+            call_timeout: Duration::from_secs_f64(call_timeout),
             state_bytes: self.state_quota.map(|m| m << 20),
             timers_per_subtask: self.max_timers,
             counters: Some(self.max_counters),
@@ -615,8 +624,8 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 savepoint: c.from_savepoint.clone(),
                 state_backend: c.state_backend.clone(),
                 allow_non_restored_state: c.allow_non_restored_state,
-                memory_limit_mib: None,
-                call_timeout_ms: None,
+                memory_limit_mib: a.runtime.memory_limit,
+                call_timeout_ms: a.runtime.call_timeout_checked()?.map(|s| (s * 1000.0).ceil() as u64),
             };
             run_on_cluster(a.auth.client(addr)?, addr, &a.job, settings)?;
         }
