@@ -311,6 +311,8 @@ fn quotas_are_checked_at_submission_at_their_limit_and_one_past_it() {
     // A tenant names no checkpoint directory and no host path for its savepoints.
     let (status, body) = submit(json!({"checkpoint-dir": "/tmp/x"}));
     assert_eq!((status, body["errors"][0].as_str().unwrap()), (400, "a tenant's checkpoints are placed by the cluster: leave out checkpoint-dir"));
+    let (status, body) = submit(json!({"state-backend": {"disk": "/etc/eddy"}}));
+    assert_eq!((status, body["errors"][0].as_str().unwrap()), (400, "a tenant's disk state is placed by the cluster: give state-backend disk, not a directory (/etc/eddy)"));
     let (status, body) = submit(json!({"savepointPath": "../../other/savepoints/x"}));
     assert_eq!(status, 400);
     assert!(body["errors"][0].as_str().unwrap().contains("is not a savepoint name"), "{body}");

@@ -163,8 +163,10 @@ async fn upload(State(jm): State<Shared>, Extension(caller): Extension<Caller>, 
     }
     let name = q.name.unwrap_or_else(|| "job.wasm".into());
     let id = eddy_digest(&body);
+    let mut limit = None;
     if let Some(tenant) = caller.tenant.as_deref() {
         let quotas = jm.directory.tenant(tenant).map(|t| t.quotas).unwrap_or_default();
+        limit = Some(quotas.module_bytes);
         if body.len() as u64 > quotas.max_upload_bytes {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -193,7 +195,7 @@ async fn upload(State(jm): State<Shared>, Extension(caller): Extension<Caller>, 
             }
             None => ModuleStore::validate(&name, &body, &jm2.runtime)?,
         };
-        jm2.modules.insert(info, &body, caller.tenant.as_deref(), &jm2.db)
+        jm2.modules.insert(info, &body, caller.tenant.as_deref(), limit, &jm2.db)
     })
     .await;
     match result {
@@ -204,6 +206,7 @@ async fn upload(State(jm): State<Shared>, Extension(caller): Extension<Caller>, 
         Ok(Err(e @ (super::modules::UploadError::Io(_) | super::modules::UploadError::Db(_)))) => {
             error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
         }
+        Ok(Err(e @ super::modules::UploadError::Quota(_))) => error(StatusCode::FORBIDDEN, e.to_string()),
         Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
@@ -268,6 +271,7 @@ fn settings(jm: &JobManager, caller: &Caller, req: SubmitSettings) -> Result<Job
     };
     let restart = req.restart_strategy.unwrap_or_else(|| RestartStrategy::default_for(checkpoint.interval.is_some()));
     let places = super::placement::Places::for_caller(jm, caller, req.checkpoint_dir, req.savepoint_path).map_err(bad)?;
+    let state_backend = super::placement::state_backend(caller, req.state_backend.unwrap_or_default()).map_err(bad)?;
     Ok(JobSettings {
         parallelism,
         buffer_timeout_ms: req.buffer_timeout_ms.unwrap_or(10).min(60_000),
@@ -276,7 +280,7 @@ fn settings(jm: &JobManager, caller: &Caller, req: SubmitSettings) -> Result<Job
         restart,
         savepoint: places.savepoint,
         allow_non_restored_state: req.allow_non_restored_state,
-        state_backend: req.state_backend.unwrap_or_default(),
+        state_backend,
         tenant: caller.tenant.clone(),
         memory_limit_mib: req.memory_limit_mib,
         call_timeout_ms: req.call_timeout_ms,

@@ -155,7 +155,17 @@ impl Job {
     /// Takes a subtask's cumulative usage; answers what a tenant's job used since the
     /// last report, for the meter.
     pub fn report_usage(&mut self, chain: usize, subtask: u32, now: TaskUsage) -> Option<(String, String, super::usage::Usage)> {
-        let before = self.usage.insert((chain, subtask), now).unwrap_or_default();
+        let before = self.usage.get(&(chain, subtask)).copied().unwrap_or_default();
+        // A report that arrives late (a heartbeat after the subtask's end) must not lower
+        // the baseline, or the next one would be charged twice.
+        let highest = TaskUsage {
+            records_in: before.records_in.max(now.records_in),
+            records_out: before.records_out.max(now.records_out),
+            bytes_in: before.bytes_in.max(now.bytes_in),
+            bytes_out: before.bytes_out.max(now.bytes_out),
+            cpu_ns: before.cpu_ns.max(now.cpu_ns),
+        };
+        self.usage.insert((chain, subtask), highest);
         let tenant = self.settings.tenant.clone()?;
         Some((tenant, self.id.clone(), super::usage::Usage::delta(&before, &now)))
     }
@@ -246,6 +256,18 @@ fn place(state: &State, id: &str, tenant: Option<&Tenant>) -> Result<Vec<(String
         ));
     }
     Ok(places)
+}
+
+/// A tenant's running-jobs quota against the jobs in `state`.
+fn running_jobs_quota(state: &State, t: &Tenant) -> Result<(), (u16, String)> {
+    let active = state.jobs.values().filter(|j| j.is_active() && j.settings.tenant.as_deref() == Some(&t.name)).count();
+    if active as u64 >= u64::from(t.quotas.running_jobs) {
+        return Err((403, format!(
+            "quota running-jobs exceeded: tenant {} may run {} jobs at once, and {active} are running",
+            t.name, t.quotas.running_jobs
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses a plan that could never run within its tenant's quotas.
@@ -351,13 +373,25 @@ impl JobManager {
         }
         let sandbox = tenant.as_ref().map(|t| sandbox_for(t, &settings)).transpose()?;
         let confinement = tenant.as_ref().map(confinement_for).unwrap_or_default();
-        let mut stored = Vec::new();
+        let mut wanted = Vec::new();
         for digest in digests {
             let info = self.modules.get(&digest, settings.tenant.as_deref()).ok_or((404, format!("no jar with id {digest}")))?;
-            let bytes = self.modules.bytes(&digest).ok_or((404, format!("no jar with id {digest}")))?;
-            let bytes = bytes.map_err(|e| (500, format!("cannot read module: {e}")))?;
-            stored.push((digest, info.name.clone(), bytes));
+            wanted.push((digest, info.name));
         }
+        // Read off the async threads: modules may be hundreds of MiB.
+        let jm = self.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            wanted
+                .into_iter()
+                .map(|(digest, name)| match jm.modules.bytes(&digest) {
+                    Some(Ok(bytes)) => Ok((digest, name, bytes)),
+                    Some(Err(e)) => Err((500, format!("cannot read module: {e}"))),
+                    None => Err((404, format!("no jar with id {digest}"))),
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| (500, e.to_string()))??;
         let runtime = self.runtime.clone();
         let (savepoint, allow_non_restored) = (settings.savepoint.clone(), settings.allow_non_restored_state);
         let planned = tokio::task::spawn_blocking(move || -> Result<(JobSpec, ExecutionPlan, Option<u64>), String> {
@@ -402,6 +436,10 @@ impl JobManager {
         }
         let id = {
             let mut state = self.state.lock().unwrap();
+            // Checked again under the lock that inserts: submissions planned side by side each passed the first check.
+            if let Some(t) = &tenant {
+                running_jobs_quota(&state, t)?;
+            }
             let id = self.new_job_id();
             let remaining = plan.chains.iter().map(|c| c.parallelism as usize).sum();
             let storage = DirStorage::new(settings.checkpoint_dir.join(&id));
@@ -454,7 +492,13 @@ impl JobManager {
             let waiting: Vec<String> =
                 state.jobs.values().filter(|j| j.status == JobStatus::Created).map(|j| j.id.clone()).collect();
             for id in waiting {
-                let tenant = state.jobs[&id].settings.tenant.as_ref().and_then(|t| self.directory.tenant(t));
+                let owner = state.jobs[&id].settings.tenant.clone();
+                let tenant = owner.as_ref().and_then(|t| self.directory.tenant(t));
+                if let (Some(name), None) = (&owner, &tenant) {
+                    // Never placed as if it were the admin's.
+                    expired.push((id, format!("its tenant {name} was deleted")));
+                    continue;
+                }
                 let places = match place(&state, &id, tenant.as_ref()) {
                     Ok(places) => places,
                     Err(why) => {
@@ -496,15 +540,7 @@ impl JobManager {
 
     /// Refuses a tenant's submission past its running-jobs quota.
     fn check_running_jobs(&self, t: &Tenant) -> Result<(), (u16, String)> {
-        let state = self.state.lock().unwrap();
-        let active = state.jobs.values().filter(|j| j.is_active() && j.settings.tenant.as_deref() == Some(&t.name)).count();
-        if active as u64 >= u64::from(t.quotas.running_jobs) {
-            return Err((403, format!(
-                "quota running-jobs exceeded: tenant {} may run {} jobs at once, and {active} are running",
-                t.name, t.quotas.running_jobs
-            )));
-        }
-        Ok(())
+        running_jobs_quota(&self.state.lock().unwrap(), t)
     }
 
     /// Deploys a scheduled job to its TaskManagers, then starts it on all of them.

@@ -60,6 +60,9 @@ pub enum UploadError {
     /// The database.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// Past the tenant's module-bytes quota.
+    #[error("{0}")]
+    Quota(String),
 }
 
 fn owner_key(owner: Option<&str>) -> &str {
@@ -104,26 +107,52 @@ impl ModuleStore {
         self.known.read().unwrap().modules.contains_key(digest)
     }
 
-    /// Stores a validated module (once, whoever uploads it) and records `owner`'s name for it.
-    pub fn insert(&self, info: ModuleInfo, bytes: &[u8], owner: Option<&str>, db: &Db) -> Result<ModuleInfo, UploadError> {
+    /// Stores a validated module (once, whoever uploads it) and records `owner`'s name for
+    /// it, within `limit` bytes of modules owned by `owner`.
+    pub fn insert(&self, info: ModuleInfo, bytes: &[u8], owner: Option<&str>, limit: Option<u64>, db: &Db) -> Result<ModuleInfo, UploadError> {
         if !self.has(&info.id) {
             let tmp = self.dir.join(format!("{}.tmp", info.id));
             std::fs::write(&tmp, bytes)?;
             std::fs::rename(&tmp, self.path(&info.id))?;
             self.known.write().unwrap().modules.insert(info.id.clone(), info.clone());
         }
-        self.own(&info.id, &info.name, owner, db)?;
+        self.own(&info, owner, limit, db)?;
         Ok(self.get(&info.id, owner).expect("just stored"))
     }
 
-    /// Records that `owner` uploaded the stored module `id` as `name`.
-    fn own(&self, id: &str, name: &str, owner: Option<&str>, db: &Db) -> Result<(), UploadError> {
-        let owner = owner_key(owner);
-        if self.known.read().unwrap().owners.get(id).is_some_and(|o| o.contains_key(owner)) {
-            return Ok(());
+    /// Records that `owner` uploaded the stored module `info` under its name. The
+    /// ownership is taken in memory first, under the lock that sums the owner's bytes,
+    /// so uploads side by side cannot each fit a quota that both together pass.
+    fn own(&self, info: &ModuleInfo, owner: Option<&str>, limit: Option<u64>, db: &Db) -> Result<(), UploadError> {
+        let key = owner_key(owner);
+        {
+            let mut known = self.known.write().unwrap();
+            if known.owners.get(&info.id).is_some_and(|o| o.contains_key(key)) {
+                return Ok(());
+            }
+            if let (Some(limit), Some(tenant)) = (limit, owner) {
+                let held: u64 = known
+                    .owners
+                    .iter()
+                    .filter(|(_, o)| o.contains_key(tenant))
+                    .filter_map(|(id, _)| known.modules.get(id))
+                    .map(|m| m.size as u64)
+                    .sum();
+                if held + info.size as u64 > limit {
+                    return Err(UploadError::Quota(format!(
+                        "quota module-bytes exceeded: tenant {tenant} may keep {limit} bytes of modules, has {held} and this upload is {}",
+                        info.size
+                    )));
+                }
+            }
+            known.owners.entry(info.id.clone()).or_default().insert(key.to_string(), info.name.clone());
         }
-        db.put(Table::Modules, &format!("{owner}/{id}"), &name)?;
-        self.known.write().unwrap().owners.entry(id.to_string()).or_default().insert(owner.to_string(), name.to_string());
+        if let Err(e) = db.put(Table::Modules, &format!("{key}/{}", info.id), &info.name) {
+            if let Some(o) = self.known.write().unwrap().owners.get_mut(&info.id) {
+                o.remove(key);
+            }
+            return Err(e.into());
+        }
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::tenants::Caller;
 use super::JobManager;
+use crate::state::BackendKind;
 
 /// A job's checkpoint directory and the savepoint it resumes from.
 pub struct Places {
@@ -50,6 +51,18 @@ fn within(root: &Path, name: &Path) -> Result<PathBuf, String> {
         ));
     }
     Ok(root.join(name))
+}
+
+/// Where a job's disk state goes: the admin's directory as given; a tenant's under
+/// the TaskManagers' temporary directory, never a path it names (the backend creates
+/// and replaces files there).
+pub fn state_backend(caller: &Caller, asked: BackendKind) -> Result<BackendKind, String> {
+    let (Some(tenant), BackendKind::Disk(dir)) = (caller.tenant.as_deref(), &asked) else { return Ok(asked) };
+    let default = std::env::temp_dir().join("eddy-state");
+    if *dir != default {
+        return Err(format!("a tenant's disk state is placed by the cluster: give state-backend disk, not a directory ({})", dir.display()));
+    }
+    Ok(BackendKind::Disk(default.join("tenants").join(tenant)))
 }
 
 /// Where a savepoint `caller` asked for goes: the admin's directory as given; a tenant's under its root.

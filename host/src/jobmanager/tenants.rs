@@ -263,9 +263,16 @@ fn apply(mut tenant: Tenant, changes: TenantChanges) -> Result<Tenant, TenancyEr
             if merged.get(&k).is_none() {
                 return Err(TenancyError::Invalid(format!("unknown quota {k:?}")));
             }
+            // Limits that become shifts and durations on the TaskManagers stay in their range.
+            let most = match k.as_str() {
+                "memory-mib" => 65_536,
+                "call-timeout-ms" => 86_400_000,
+                "slots" | "max-parallelism" | "running-jobs" | "subtasks-per-taskmanager" => u64::from(u32::MAX),
+                _ => u64::MAX >> 1,
+            };
             match v.as_u64() {
-                Some(n) if n > 0 => merged[&k] = v,
-                _ => return Err(TenancyError::Invalid(format!("quota {k} must be a positive whole number, not {v}"))),
+                Some(n) if n > 0 && n <= most => merged[&k] = v,
+                _ => return Err(TenancyError::Invalid(format!("quota {k} must be a whole number from 1 to {most}, not {v}"))),
             }
         }
         tenant.quotas = serde_json::from_value(merged).map_err(|e| TenancyError::Invalid(format!("bad quota: {e}")))?;
@@ -370,7 +377,11 @@ mod tests {
         let mut quotas = serde_json::Map::new();
         quotas.insert("slots".into(), 0.into());
         let err = d.create_tenant(&db, CreateTenant { name: "a".into(), changes: TenantChanges { quotas, ..Default::default() } }).unwrap_err();
-        assert_eq!(err.to_string(), "quota slots must be a positive whole number, not 0");
+        assert_eq!(err.to_string(), "quota slots must be a whole number from 1 to 4294967295, not 0");
+        let mut quotas = serde_json::Map::new();
+        quotas.insert("memory-mib".into(), (1u64 << 50).into());
+        let err = d.create_tenant(&db, CreateTenant { name: "a".into(), changes: TenantChanges { quotas, ..Default::default() } }).unwrap_err();
+        assert_eq!(err.to_string(), "quota memory-mib must be a whole number from 1 to 65536, not 1125899906842624");
         let mut quotas = serde_json::Map::new();
         quotas.insert("cpus".into(), 1.into());
         let err = d.create_tenant(&db, CreateTenant { name: "a".into(), changes: TenantChanges { quotas, ..Default::default() } }).unwrap_err();
