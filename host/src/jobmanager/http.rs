@@ -7,7 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Extension, FromRequest, Path, Query, Request, State};
@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::tenants::Caller;
-use super::{JobManager, JobSettings, JobStatus, ModuleStore, RestartStrategy, Submission};
+use super::{millis, JobManager, JobSettings, JobStatus, ModuleStore, RestartStrategy, Submission};
 use crate::api::{JobFileRequest, RunRequest, SubmitSettings};
 use crate::checkpoint::CheckpointConfig;
 use crate::runtime::digest as eddy_digest;
@@ -173,17 +173,9 @@ async fn upload(State(jm): State<Shared>, Extension(caller): Extension<Caller>, 
                 format!("quota max-upload-bytes exceeded: tenant {tenant} may upload {} bytes at once, this is {}", quotas.max_upload_bytes, body.len()),
             );
         }
-        let stored = jm.modules.bytes_of(tenant);
-        let owned = jm.modules.get(&id, Some(tenant)).is_some();
-        if !owned && stored + body.len() as u64 > quotas.module_bytes {
-            return error(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "quota module-bytes exceeded: tenant {tenant} may keep {} bytes of modules, has {stored} and this upload is {}",
-                    quotas.module_bytes,
-                    body.len()
-                ),
-            );
+        // Before validation, which compiles: a tenant past its quota costs no CPU.
+        if let Err(e) = jm.modules.check_room(tenant, &id, body.len() as u64, quotas.module_bytes) {
+            return error(StatusCode::FORBIDDEN, e.to_string());
         }
     }
     let jm2 = jm.clone();
@@ -287,10 +279,6 @@ fn settings(jm: &JobManager, caller: &Caller, req: SubmitSettings) -> Result<Job
     })
 }
 
-fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 async fn list_jobs(State(jm): State<Shared>, Extension(caller): Extension<Caller>) -> Response {
     let mut jobs: Vec<Value> = {
         let state = jm.state.lock().unwrap();
@@ -346,7 +334,6 @@ async fn get_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>,
             json!({ "task": c, "name": plan.chain_name(c), "subtasks": subtasks })
         })
         .collect();
-    let end = j.ended.unwrap_or_else(SystemTime::now);
     Json(json!({
         "jid": j.id,
         "name": j.name,
@@ -359,7 +346,7 @@ async fn get_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>,
         "parallelism": j.spec.graph.parallelism.unwrap_or(j.settings.parallelism),
         "start-time": millis(j.started),
         "end-time": j.ended.map(millis),
-        "duration": end.duration_since(j.started).map(|d| d.as_millis() as u64).unwrap_or(0),
+        "duration": j.duration_ms(),
         "failure": j.failure,
         "waiting": (j.status == JobStatus::Created).then(|| j.waiting.clone()).flatten(),
         "attempt": j.attempt,

@@ -147,6 +147,12 @@ impl Job {
         format!("{}@{}", self.id, self.attempt)
     }
 
+    /// How long it ran (or has run so far), in ms.
+    pub fn duration_ms(&self) -> u64 {
+        let end = self.ended.unwrap_or_else(SystemTime::now);
+        end.duration_since(self.started).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+
     /// Whether subtask `subtask` of chain `chain` of the current attempt is placed on `tm`.
     pub fn runs_on(&self, chain: usize, subtask: u32, tm: &str) -> bool {
         self.placement.get(chain).and_then(|p| p.get(subtask as usize)).is_some_and(|(t, _)| t == tm)
@@ -341,6 +347,15 @@ fn confinement_for(t: &Tenant) -> Confinement {
     Confinement {
         data_root: Some(t.data_root.clone().unwrap_or_else(|| PathBuf::from("/nonexistent/eddy: no data root"))),
         sockets: Some(t.allowed_sockets.clone()),
+    }
+}
+
+impl State {
+    /// The job of execution `exec` (`JOB@ATTEMPT`), if that is its current attempt:
+    /// reports of an attempt it no longer runs change nothing.
+    pub(super) fn current_mut(&mut self, exec: &str) -> Option<&mut Job> {
+        let (job, attempt) = exec.rsplit_once('@')?;
+        self.jobs.get_mut(job).filter(|j| j.attempt.to_string() == attempt)
     }
 }
 
@@ -650,10 +665,7 @@ impl JobManager {
 
     /// The job of execution `exec` (`JOB@ATTEMPT`), if that is its current attempt.
     pub fn current(&self, exec: &str) -> Option<String> {
-        let (job, attempt) = exec.rsplit_once('@')?;
-        let state = self.state.lock().unwrap();
-        let j = state.jobs.get(job)?;
-        (j.attempt.to_string() == attempt).then(|| job.to_string())
+        self.state.lock().unwrap().current_mut(exec).map(|j| j.id.clone())
     }
 
     /// A task failed or a TaskManager was lost: restarts the job if its

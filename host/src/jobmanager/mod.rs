@@ -30,7 +30,17 @@ use crate::runtime::Runtime;
 
 pub use http::ROUTES;
 pub use job::{Job, JobSettings, JobStatus, Submission};
-pub use tenants::{now_ms, write_private, Caller, ADMIN_KEY_FILE};
+pub use tenants::{write_private, Caller, ADMIN_KEY_FILE};
+
+/// Milliseconds since the epoch of `t`: how the API and the database give times.
+pub fn millis(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Now, in milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    millis(std::time::SystemTime::now())
+}
 pub use modules::{ModuleInfo, ModuleStore};
 pub use restart::{parse_duration, RestartStrategy};
 
@@ -253,16 +263,14 @@ impl JobManager {
             if self.history.get(id).is_some_and(|r| r.status == j.status) {
                 return;
             }
-            let millis = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-            let ended = j.ended.unwrap_or_else(std::time::SystemTime::now);
             history::JobRecord {
                 id: j.id.clone(),
                 name: j.name.clone(),
                 tenant: j.settings.tenant.clone(),
                 status: j.status,
                 start_time: millis(j.started),
-                end_time: millis(ended),
-                duration: ended.duration_since(j.started).map(|d| d.as_millis() as u64).unwrap_or(0),
+                end_time: millis(j.ended.unwrap_or_else(std::time::SystemTime::now)),
+                duration: j.duration_ms(),
                 failure: j.failure.clone(),
                 records_in: j.progress().0,
                 records_out: j.progress().1,

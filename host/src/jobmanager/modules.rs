@@ -65,6 +65,18 @@ pub enum UploadError {
     Quota(String),
 }
 
+/// Whether `tenant`'s modules leave room for `size` more bytes within `limit`.
+fn room(known: &Known, tenant: &str, size: u64, limit: u64) -> Result<(), UploadError> {
+    let held: u64 =
+        known.owners.iter().filter(|(_, o)| o.contains_key(tenant)).filter_map(|(id, _)| known.modules.get(id)).map(|m| m.size as u64).sum();
+    if held + size > limit {
+        return Err(UploadError::Quota(format!(
+            "quota module-bytes exceeded: tenant {tenant} may keep {limit} bytes of modules, has {held} and this upload is {size}"
+        )));
+    }
+    Ok(())
+}
+
 fn owner_key(owner: Option<&str>) -> &str {
     owner.unwrap_or(ADMIN)
 }
@@ -131,19 +143,7 @@ impl ModuleStore {
                 return Ok(());
             }
             if let (Some(limit), Some(tenant)) = (limit, owner) {
-                let held: u64 = known
-                    .owners
-                    .iter()
-                    .filter(|(_, o)| o.contains_key(tenant))
-                    .filter_map(|(id, _)| known.modules.get(id))
-                    .map(|m| m.size as u64)
-                    .sum();
-                if held + info.size as u64 > limit {
-                    return Err(UploadError::Quota(format!(
-                        "quota module-bytes exceeded: tenant {tenant} may keep {limit} bytes of modules, has {held} and this upload is {}",
-                        info.size
-                    )));
-                }
+                room(&known, tenant, info.size as u64, limit)?;
             }
             known.owners.entry(info.id.clone()).or_default().insert(key.to_string(), info.name.clone());
         }
@@ -183,9 +183,15 @@ impl ModuleStore {
         ids.iter().filter_map(|id| self.get(id, owner)).collect()
     }
 
-    /// Bytes of the modules a tenant has uploaded (each counted once).
-    pub fn bytes_of(&self, tenant: &str) -> u64 {
-        self.list(Some(tenant)).iter().map(|m| m.size as u64).sum()
+    /// Refuses an upload of `size` bytes by `tenant` that its `limit` of module bytes
+    /// has no room for (bytes it already owns count once). `insert` checks again while
+    /// it takes the module; this lets a caller refuse before validating.
+    pub fn check_room(&self, tenant: &str, id: &str, size: u64, limit: u64) -> Result<(), UploadError> {
+        let known = self.known.read().unwrap();
+        if known.owners.get(id).is_some_and(|o| o.contains_key(tenant)) {
+            return Ok(());
+        }
+        room(&known, tenant, size, limit)
     }
 
     /// A module's bytes, read without holding the store's lock.

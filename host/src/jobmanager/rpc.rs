@@ -38,16 +38,14 @@ fn heartbeat(jm: &Arc<JobManager>, tm: &str, running_tasks: u32, usage: Vec<(Str
             entry.running_tasks = running_tasks;
         }
         for (exec, chain, subtask, u) in usage {
-            let Some((job, attempt)) = exec.rsplit_once('@') else { continue };
-            let Some(j) = state.jobs.get_mut(job).filter(|j| j.attempt.to_string() == attempt && j.runs_on(chain, subtask, tm)) else {
-                continue;
-            };
-            metered.extend(j.report_usage(chain, subtask, u));
+            if let Some(j) = state.current_mut(&exec).filter(|j| j.runs_on(chain, subtask, tm)) {
+                metered.extend(j.report_usage(chain, subtask, u));
+            }
         }
         for (exec, bytes) in held {
-            let Some((job, attempt)) = exec.rsplit_once('@') else { continue };
-            let Some(j) = state.jobs.get_mut(job).filter(|j| j.attempt.to_string() == attempt && j.uses(tm)) else { continue };
-            metered.extend(j.report_state(tm, bytes));
+            if let Some(j) = state.current_mut(&exec).filter(|j| j.uses(tm)) {
+                metered.extend(j.report_state(tm, bytes));
+            }
         }
     }
     jm.meter_all(metered);

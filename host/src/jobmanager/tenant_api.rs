@@ -87,7 +87,7 @@ pub(super) async fn usage(State(jm): State<Shared>, Extension(caller): Extension
     if jm.directory.tenant(&name).is_none() || !caller.sees(Some(&name)) {
         return refused(TenancyError::NotFound { kind: "tenant", name });
     }
-    let since = q.since.unwrap_or_else(|| super::tenants::now_ms().saturating_sub(3_600_000));
+    let since = q.since.unwrap_or_else(|| super::now_ms().saturating_sub(3_600_000));
     let n = name.clone();
     let rows = try_answer!(blocking(move || Ok(jm.meter.rows(&jm.db, &n, since)?)).await);
     let mut total = super::usage::Usage::default();

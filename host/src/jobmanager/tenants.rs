@@ -14,6 +14,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::db::{Change, Db, DbError, Table};
+use super::now_ms;
 use crate::api::{CreateTenant, CreateToken, CreatedToken, Quotas, Role, Tenant, TenantChanges, TokenInfo};
 
 /// Who is calling: the key's tenant (none for the admin) and role.
@@ -303,10 +304,6 @@ pub fn random<const N: usize>() -> [u8; N] {
     bytes
 }
 
-/// Milliseconds since the epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 /// Writes a file only its owner can read, refusing to follow a planted link.
 pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

@@ -54,7 +54,7 @@ fn key(tenant: &str, minute: u64, job: &str) -> String {
 }
 
 fn this_minute() -> u64 {
-    super::tenants::now_ms() / 60_000 * 60_000
+    super::now_ms() / 60_000 * 60_000
 }
 
 impl Meter {
