@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -68,23 +67,7 @@ fn a_killed_taskmanager_is_recovered_from_with_exactly_once_output() {
     assert!(finished["restarts"].as_u64().unwrap() >= 1);
     assert!(!finished["tasks"].to_string().contains(&format!("\"tm-{victim}\"")), "a task still placed on the dead TaskManager");
 
-    let mut per_key: BTreeMap<u64, Vec<(u64, u64, u64)>> = BTreeMap::new();
-    for line in read_parts(&out) {
-        let f: Vec<u64> = line.split(' ').map(|x| x.parse().unwrap()).collect();
-        per_key.entry(f[0]).or_default().push((f[1], f[2], f[3]));
-    }
-    assert_eq!(per_key.len() as u64, KEYS);
-    for (key, mut records) in per_key {
-        let expected_n = (n - key).div_ceil(KEYS);
-        let mut seqs: Vec<u64> = records.iter().map(|r| r.0).collect();
-        seqs.sort_unstable();
-        assert_eq!(seqs, (0..expected_n).collect::<Vec<_>>(), "key {key}: sequence numbers with a gap or a repeat");
-        records.sort_by_key(|r| r.1);
-        let counts: Vec<u64> = records.iter().map(|r| r.1).collect();
-        assert_eq!(counts, (1..=expected_n).collect::<Vec<_>>(), "key {key}: a record lost from or counted twice in the state");
-        let sum: u64 = (0..expected_n).map(|s| s * KEYS + key).sum();
-        assert_eq!(records.last().unwrap().2, sum, "key {key}: wrong sum");
-    }
+    assert_sequences_exactly_once(&out, n, KEYS);
 }
 
 /// The expected `totals` output for `n` records: (`key count sum` lines, `key sum` lines).

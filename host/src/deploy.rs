@@ -182,6 +182,15 @@ pub fn wire(
     Ok(Wiring { subtasks, gates })
 }
 
+/// What a panic said, as far as it said it with a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "a panic without a message".into(),
+    }
+}
+
 /// The running subtasks of a job in this process, for heartbeats.
 pub struct Spawned {
     /// Each subtask's live counts: `(chain, subtask, counts)`.
@@ -245,9 +254,16 @@ pub fn spawn(
                     budget: &budget,
                 };
                 let checkpoints = TaskCheckpoints::new(options.checkpointing.clone(), chain, subtask);
-                let result = build_chain(&ctx, chain, subtask).and_then(|chain| {
-                    Task { name, head, chain, output, signals: signals.clone(), live, checkpoints, source_uid }.run()
-                });
+                let restored_at_end = options.restore.as_ref().is_some_and(|r| r.meta.checkpoint == crate::checkpoint::FINAL_CHECKPOINT);
+                let run = || {
+                    build_chain(&ctx, chain, subtask).and_then(|chain| {
+                        Task { name, head, chain, output, signals: signals.clone(), live, checkpoints, source_uid, restored_at_end }.run()
+                    })
+                };
+                // A panic (a bug of the host's) fails this task with its message,
+                // as any failure does, instead of leaving the job running forever.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                    .unwrap_or_else(|panic| Err(TaskError::Panicked(panic_message(&*panic))));
                 if result.is_err() {
                     signals.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
                 }

@@ -14,7 +14,7 @@ use crate::jobfile::{self, JobFile, JobFileError};
 use crate::program::{JobSpec, Program};
 use crate::plan::{ExecutionPlan, PlanError};
 use crate::runtime::{read_component, GuestError, LoadError, Module, ReadError, Runtime};
-use crate::checkpoint::{CheckpointConfig, Coordinator, DirStorage, RestoreError};
+use crate::checkpoint::{CheckpointConfig, CheckpointStorage, Coordinator, DirStorage, RestoreError};
 use crate::task::{Checkpointing, JobSignals, TaskAck, TaskError, TaskMetrics};
 
 /// Why a job did not run to its end.
@@ -144,8 +144,9 @@ impl LocalCluster {
                     let _ = ack_tx.send(ack);
                 }),
             });
-            let restored = options.restore.as_ref().map(|r| (r.meta.checkpoint, r.location.clone()));
-            Coordinator::new(&plan.name, c.config.clone(), storage, plan.subtasks(), plan.max_parallelism, restored)
+            let restored = options.restore.as_ref().map(|r| r.location.clone());
+            let next_id = Coordinator::id_after(options.restore.as_ref().map(|r| r.meta.checkpoint));
+            Coordinator::new(&plan.name, c.config.clone(), storage, plan.subtasks(), plan.max_parallelism, restored, next_id)
         });
         // Without a coordinator nothing sends acknowledgements: never select on the closed channel.
         let ack_rx = if coordinator.is_some() { ack_rx } else { crossbeam_channel::never() };
@@ -177,6 +178,9 @@ impl LocalCluster {
                 recv(ack_rx) -> ack => {
                     let (Ok(ack), Some(c)) = (ack, &mut coordinator) else { continue };
                     if let Some(done) = c.ack(ack.checkpoint, ack.chain, ack.subtask, ack.result) {
+                        for old in done.superseded {
+                            c.storage().discard(old);
+                        }
                         signals.checkpoint_completed(done.barrier.id);
                     }
                 }

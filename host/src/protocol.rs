@@ -1,8 +1,10 @@
 //! What the JobManager and TaskManagers say to each other over QUIC.
 //!
 //! TaskManager → JobManager: `Register` (bidirectional stream, answered with
-//! `Registered`), then `Heartbeat`s and `TaskDone`s (one unidirectional stream
-//! each), and `GetModule` (answered with the raw module bytes).
+//! `Registered`), then `Heartbeat`s (bidirectional, answered with `()`: a
+//! TaskManager whose JobManager stops answering registers again), `TaskDone`s
+//! and `CheckpointAck`s (one unidirectional stream each), and `GetModule`
+//! (answered with the raw module bytes).
 //! JobManager → TaskManager: `Deploy`, `Start`, `Cancel` (bidirectional
 //! streams, answered with `Ack`). TaskManager → TaskManager: one
 //! unidirectional stream per data channel, opened with a [`ChannelHeader`].
@@ -20,12 +22,15 @@ use crate::program::JobSpec;
 /// A message from a TaskManager.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToJobManager {
-    /// A new TaskManager offers its slots.
+    /// A new TaskManager offers its slots (or one that lost its JobManager, again).
     Register {
         /// Number of slots.
         slots: u32,
         /// Where its data endpoint accepts other TaskManagers.
         data_addr: SocketAddr,
+        /// Executions it still runs tasks of (left from before it lost its JobManager).
+        #[serde(default)]
+        running: Vec<String>,
     },
     /// It is alive; with what each of its subtasks has used so far.
     Heartbeat {
@@ -111,6 +116,11 @@ pub struct Registered {
     pub id: String,
     /// How often to heartbeat, in milliseconds.
     pub heartbeat_interval_ms: u64,
+    /// After how long without an answer to its heartbeats the TaskManager
+    /// takes the JobManager for lost (as the JobManager takes a silent TaskManager).
+    pub heartbeat_timeout_ms: u64,
+    /// Executions of `running` that the JobManager no longer wants: cancel them.
+    pub cancel: Vec<String>,
 }
 
 /// A command to a TaskManager.
@@ -153,6 +163,8 @@ pub type Ack = Result<(), String>;
 pub struct Deployment {
     /// Job id.
     pub job: String,
+    /// Which attempt of the job it is (restarts so far): it names the attempt's final checkpoint.
+    pub attempt: u32,
     /// The graph and its programs; every node derives the same plan from it. Their
     /// components are fetched with `GetModule` unless cached.
     pub spec: JobSpec,

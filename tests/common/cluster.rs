@@ -28,11 +28,16 @@ pub struct Cluster {
 /// Starts `eddy jobmanager` on free loopback ports with `args`, logging to
 /// `state/log_name`; answers once it wrote its addresses (which it answers too).
 pub fn start_jobmanager(state: &Path, log_name: &str, args: &[&str]) -> (Child, Value) {
-    let log = std::fs::File::create(state.join(log_name)).unwrap();
+    start_jobmanager_at(state, log_name, ("127.0.0.1:0", "127.0.0.1:0"), args)
+}
+
+/// `start_jobmanager` on given (HTTP, QUIC) addresses: a restart where the old one ran.
+pub fn start_jobmanager_at(state: &Path, log_name: &str, (http, rpc): (&str, &str), args: &[&str]) -> (Child, Value) {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(state.join(log_name)).unwrap();
     let addr_file = state.join("jobmanager.json");
     let _ = std::fs::remove_file(&addr_file);
     let child = eddy()
-        .args(["jobmanager", "--bind", "127.0.0.1:0", "--rpc-bind", "127.0.0.1:0"])
+        .args(["jobmanager", "--bind", http, "--rpc-bind", rpc])
         .args(args)
         .stdout(Stdio::null())
         .stderr(log)
@@ -75,6 +80,21 @@ impl Cluster {
             cluster.wait_for(|c| c.get("/taskmanagers")["taskmanagers"].as_array().unwrap().len() == i, "registration");
         }
         cluster
+    }
+
+    /// SIGKILLs the JobManager and starts it again on the same state and
+    /// addresses with `args` (the TaskManagers are left alone); answers when it
+    /// is serving again.
+    pub fn restart_jobmanager(&mut self, args: &[&str]) -> Instant {
+        self.jobmanager.kill().unwrap();
+        self.jobmanager.wait().unwrap();
+        let killed = Instant::now();
+        let mut all = vec!["--state-dir", self.dir.path().to_str().unwrap()];
+        all.extend_from_slice(args);
+        let (http, rpc) = (self.http.clone(), self.rpc.clone());
+        let (child, _) = start_jobmanager_at(self.dir.path(), "jobmanager.log", (&http, &rpc), &all);
+        self.jobmanager = child;
+        killed
     }
 
     pub fn add_taskmanager(&mut self, slots: u32) {

@@ -194,3 +194,26 @@ pub fn word_count_input(dir: &Path) -> (PathBuf, Vec<u8>) {
     (input, text)
 }
 
+/// The committed output of the `sequence-check` job over `n` records and `keys`
+/// keys holds every record once: per key the sequence numbers without gap or
+/// repeat, and the counts 1..=n once each (no record lost from or counted twice
+/// in the state).
+pub fn assert_sequences_exactly_once(out: &Path, n: u64, keys: u64) {
+    let mut per_key: std::collections::BTreeMap<u64, Vec<(u64, u64, u64)>> = Default::default();
+    for line in read_parts(out) {
+        let f: Vec<u64> = line.split(' ').map(|x| x.parse().unwrap()).collect();
+        per_key.entry(f[0]).or_default().push((f[1], f[2], f[3]));
+    }
+    assert_eq!(per_key.len() as u64, keys.min(n));
+    for (key, mut records) in per_key {
+        let expected_n = (n - key).div_ceil(keys);
+        let mut seqs: Vec<u64> = records.iter().map(|r| r.0).collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (0..expected_n).collect::<Vec<_>>(), "key {key}: sequence numbers with a gap or a repeat");
+        records.sort_by_key(|r| r.1);
+        let counts: Vec<u64> = records.iter().map(|r| r.1).collect();
+        assert_eq!(counts, (1..=expected_n).collect::<Vec<_>>(), "key {key}: a record lost from or counted twice in the state");
+        let sum: u64 = (0..expected_n).map(|s| s * keys + key).sum();
+        assert_eq!(records.last().unwrap().2, sum, "key {key}: wrong sum");
+    }
+}

@@ -2,7 +2,7 @@
 //! the embedded cluster): decides when to inject barriers, collects the
 //! tasks' acknowledgements, completes checkpoints, and keeps the last few.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -62,6 +62,9 @@ pub struct Completed {
     pub barrier: Barrier,
     /// Where it is.
     pub location: PathBuf,
+    /// Older checkpoints it supersedes: to discard once the new one is
+    /// recorded where a restart looks (a JobManager's database), not before.
+    pub superseded: Vec<u64>,
 }
 
 /// The coordinator of one job.
@@ -87,27 +90,27 @@ pub struct Coordinator {
     history: VecDeque<CheckpointStats>,
     completed_count: u64,
     failed_count: u64,
-    /// Tasks whose input ended (they acknowledged [`FINAL_CHECKPOINT`]).
-    at_end: BTreeSet<(usize, u32)>,
+    /// Tasks whose input ended, with their snapshot at the end (they
+    /// acknowledged [`FINAL_CHECKPOINT`]).
+    at_end: BTreeMap<(usize, u32), TaskHandle>,
 }
 
 const HISTORY: usize = 20;
 
 impl Coordinator {
     /// The coordinator of `job`, storing under `storage`; `restored_from`
-    /// is the checkpoint the job started from (ids continue after it).
+    /// is the checkpoint the job starts from, and `next_id` the first id it
+    /// may give (above every id an earlier run of the job could have used).
     pub fn new(
         job: &str,
         config: CheckpointConfig,
         storage: DirStorage,
         tasks: Vec<(usize, u32)>,
         max_parallelism: u32,
-        restored_from: Option<(u64, PathBuf)>,
+        restored_from: Option<PathBuf>,
+        next_id: u64,
     ) -> Self {
-        let (next_id, latest) = match restored_from {
-            Some((id, path)) => (id + 1, Some(path)),
-            None => (1, None),
-        };
+        let latest = restored_from;
         Coordinator {
             job: job.into(),
             config,
@@ -124,8 +127,27 @@ impl Coordinator {
             history: VecDeque::new(),
             completed_count: 0,
             failed_count: 0,
-            at_end: BTreeSet::new(),
+            at_end: BTreeMap::new(),
         }
+    }
+
+    /// The first id after a checkpoint `id` restored from: its successor, or
+    /// 1 after a final checkpoint (whose id is no place in the sequence).
+    pub fn id_after(restored: Option<u64>) -> u64 {
+        match restored {
+            Some(id) if id != FINAL_CHECKPOINT => id + 1,
+            _ => 1,
+        }
+    }
+
+    /// The id the next barrier gets.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Where the checkpoints go (to discard superseded ones off the caller's lock).
+    pub fn storage(&self) -> &DirStorage {
+        &self.storage
     }
 
     /// The barrier to inject now, if one is due: a queued savepoint first,
@@ -188,12 +210,24 @@ impl Coordinator {
         self.queued.push_back(request);
     }
 
-    /// A task acknowledged checkpoint `id` (or failed to snapshot).
+    /// A task acknowledged checkpoint `id` (or failed to snapshot). A handle
+    /// that is not the file storage gave that task is refused: a task names
+    /// its own snapshot, nothing else, for a restore to read.
     pub fn ack(&mut self, id: u64, chain: usize, subtask: u32, result: Result<TaskHandle, String>) -> Option<Completed> {
+        if !self.tasks.contains(&(chain, subtask)) {
+            tracing::warn!(job = %self.job, chain, subtask, "ignored an acknowledgement of a task the job does not have");
+            return None;
+        }
+        let result = result.and_then(|h| {
+            let expected = storage::task_file(chain, subtask);
+            if h.chain == chain && h.subtask == subtask && h.file == expected {
+                Ok(h)
+            } else {
+                Err(format!("its snapshot handle names {:?}, not its own file {expected:?}", h.file))
+            }
+        });
         if id == FINAL_CHECKPOINT {
-            self.at_end.insert((chain, subtask));
-            let all = self.tasks.iter().all(|t| self.at_end.contains(t));
-            return all.then(|| Completed { barrier: Barrier { id, stop: false }, location: PathBuf::new() });
+            return self.ack_final(chain, subtask, result);
         }
         let pending = self.pending.as_mut().filter(|p| p.barrier.id == id)?;
         match result {
@@ -212,7 +246,7 @@ impl Coordinator {
         }
         let p = self.pending.take().unwrap();
         match self.complete(&p) {
-            Ok(location) => {
+            Ok((location, superseded)) => {
                 let stats = self.stats_mut(id);
                 stats.status = "COMPLETED";
                 stats.duration_ms = p.started.elapsed().as_millis() as u64;
@@ -225,7 +259,7 @@ impl Coordinator {
                 if let Some(r) = p.request {
                     (r.reply)(Ok(location.clone()));
                 }
-                Some(Completed { barrier: p.barrier, location })
+                Some(Completed { barrier: p.barrier, location, superseded })
             }
             Err(e) => {
                 let why = format!("cannot complete checkpoint {id}: {e}");
@@ -238,7 +272,51 @@ impl Coordinator {
         }
     }
 
-    fn complete(&mut self, p: &Pending) -> std::io::Result<PathBuf> {
+    /// Every task's input ended: their end snapshots make the final
+    /// checkpoint, the restore point of a failure during the last commit
+    /// (which finishes the commit instead of replaying the input).
+    fn ack_final(&mut self, chain: usize, subtask: u32, result: Result<TaskHandle, String>) -> Option<Completed> {
+        let handle = match result {
+            Ok(h) => h,
+            Err(e) => {
+                // Without its snapshot the commit cannot be finished by a restore;
+                // the sinks still commit, as they would without checkpoints.
+                tracing::warn!(job = %self.job, chain, subtask, "no end snapshot: {e}");
+                TaskHandle { chain, subtask, file: String::new(), bytes: 0, sync_ms: 0 }
+            }
+        };
+        self.at_end.insert((chain, subtask), handle);
+        if !self.tasks.iter().all(|t| self.at_end.contains_key(t)) {
+            return None;
+        }
+        let barrier = Barrier { id: FINAL_CHECKPOINT, stop: false };
+        let handles: Vec<TaskHandle> = self.at_end.values().cloned().collect();
+        if handles.iter().any(|h| h.file.is_empty()) {
+            return Some(Completed { barrier, location: PathBuf::new(), superseded: Vec::new() });
+        }
+        let meta = Metadata {
+            job: self.job.clone(),
+            checkpoint: FINAL_CHECKPOINT,
+            savepoint: false,
+            completed_ms: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
+            max_parallelism: self.max_parallelism,
+            tasks: handles,
+        };
+        match self.storage.complete(&meta) {
+            Ok(location) => {
+                tracing::info!(job = %self.job, location = %location.display(), "final checkpoint completed");
+                self.latest = Some(location.clone());
+                let superseded = std::mem::take(&mut self.retained).into();
+                Some(Completed { barrier, location, superseded })
+            }
+            Err(e) => {
+                tracing::warn!(job = %self.job, "cannot complete the final checkpoint: {e}");
+                Some(Completed { barrier, location: PathBuf::new(), superseded: Vec::new() })
+            }
+        }
+    }
+
+    fn complete(&mut self, p: &Pending) -> std::io::Result<(PathBuf, Vec<u64>)> {
         let meta = Metadata {
             job: self.job.clone(),
             checkpoint: p.barrier.id,
@@ -252,16 +330,16 @@ impl Coordinator {
             Some(target) => {
                 let target = target.join(format!("savepoint-{}-{}", self.job, p.barrier.id));
                 storage::relocate(&location, &target, &meta)?;
-                Ok(target)
+                Ok((target, Vec::new()))
             }
-            None if p.request.is_some() => Ok(location),
+            None if p.request.is_some() => Ok((location, Vec::new())),
             None => {
                 self.retained.push_back(p.barrier.id);
+                let mut superseded = Vec::new();
                 while self.retained.len() > self.config.retained.max(1) {
-                    let old = self.retained.pop_front().unwrap();
-                    self.storage.discard(old);
+                    superseded.push(self.retained.pop_front().unwrap());
                 }
-                Ok(location)
+                Ok((location, superseded))
             }
         }
     }
@@ -318,10 +396,11 @@ impl Coordinator {
         }
     }
 
-    /// A new attempt of the job will start (after a restart): every task runs again.
-    pub fn restarted(&mut self) {
+    /// Attempt `attempt` of the job will start (after a restart): every task runs again.
+    pub fn restarted(&mut self, attempt: u32) {
         self.finished_tasks = false;
         self.at_end.clear();
+        self.storage = self.storage.clone().for_attempt(attempt);
         self.last_trigger = Instant::now();
     }
 
@@ -359,7 +438,7 @@ mod tests {
     fn completes_when_every_task_acked_and_keeps_the_last_n() {
         let dir = tempfile::tempdir().unwrap();
         let storage = DirStorage::new(dir.path());
-        let mut c = Coordinator::new("j", config(2), storage.clone(), vec![(0, 0), (0, 1)], 128, None);
+        let mut c = Coordinator::new("j", config(2), storage.clone(), vec![(0, 0), (0, 1)], 128, None, 1);
         for id in 1..=3u64 {
             let b = c.poll().unwrap();
             assert_eq!(b, Barrier { id, stop: false });
@@ -369,18 +448,45 @@ mod tests {
             assert!(c.ack(id, 0, 0, Ok(h0)).is_none());
             let done = c.ack(id, 0, 1, Ok(h1)).unwrap();
             assert_eq!(done.location, storage.path(id));
+            assert_eq!(done.superseded, if id == 3 { vec![1] } else { vec![] }, "discarded by the caller, after recording the new one");
+            for old in done.superseded {
+                storage.discard(old);
+            }
         }
         assert!(!storage.path(1).exists() && storage.path(2).exists() && storage.path(3).join("_metadata").exists());
         assert_eq!(c.latest(), Some(storage.path(3).as_path()));
-        let handle = || Ok(TaskHandle { chain: 0, subtask: 0, file: String::new(), bytes: 0, sync_ms: 0 });
-        assert!(c.ack(FINAL_CHECKPOINT, 0, 1, handle()).is_none());
-        assert_eq!(c.ack(FINAL_CHECKPOINT, 0, 0, handle()).unwrap().barrier.id, FINAL_CHECKPOINT, "every task at its end");
+        // The end snapshots make the final checkpoint, the restore point of the last commit.
+        let end = |s: u32| storage.write_task(FINAL_CHECKPOINT, 0, s, &vec![]).map_err(|e| e.to_string());
+        assert!(c.ack(FINAL_CHECKPOINT, 0, 1, end(1)).is_none());
+        let done = c.ack(FINAL_CHECKPOINT, 0, 0, end(0)).unwrap();
+        assert_eq!(done.barrier.id, FINAL_CHECKPOINT, "every task at its end");
+        assert_eq!(done.location, dir.path().join("chk-final-0"));
+        assert_eq!(done.superseded, vec![2, 3]);
+        let restored = crate::checkpoint::Restored::load(&done.location).unwrap();
+        assert_eq!((restored.meta.checkpoint, restored.meta.tasks.len()), (FINAL_CHECKPOINT, 2));
+        assert_eq!(c.latest(), Some(done.location.as_path()));
+        assert_eq!(Coordinator::id_after(Some(FINAL_CHECKPOINT)), 1);
+    }
+
+    #[test]
+    fn a_handle_naming_another_file_or_task_fails_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = DirStorage::new(dir.path());
+        let mut c = Coordinator::new("j", config(1), storage.clone(), vec![(0, 0), (0, 1)], 128, None, 7);
+        let b = c.poll().unwrap();
+        assert_eq!(b.id, 7, "ids continue where the job's earlier runs left them");
+        let forged = TaskHandle { chain: 0, subtask: 0, file: "../../other-job/chk-1/task-0-0".into(), bytes: 0, sync_ms: 0 };
+        assert!(c.ack(b.id, 0, 0, Ok(forged)).is_none());
+        assert!(c.ack(b.id, 5, 0, Ok(storage.write_task(b.id, 0, 1, &vec![]).unwrap())).is_none(), "a task the job lacks");
+        assert_eq!(c.view()["failed"], 1);
+        assert!(c.view()["history"][0]["failure"].as_str().unwrap().contains("not its own file"), "{}", c.view());
+        assert_eq!(c.latest(), None);
     }
 
     #[test]
     fn a_failed_snapshot_fails_the_checkpoint_and_answers_the_savepoint() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Coordinator::new("j", config(1), DirStorage::new(dir.path()), vec![(0, 0)], 128, None);
+        let mut c = Coordinator::new("j", config(1), DirStorage::new(dir.path()), vec![(0, 0)], 128, None, 1);
         let (tx, rx) = std::sync::mpsc::channel();
         c.request_savepoint(SavepointRequest { target: None, stop: true, reply: Box::new(move |r| tx.send(r).unwrap()) });
         let b = c.poll().unwrap();

@@ -61,20 +61,33 @@ pub trait CheckpointStorage: Send + Sync {
     fn discard(&self, checkpoint: u64);
 }
 
-/// Checkpoints as directories `chk-<id>` under one directory per job.
+/// Checkpoints as directories `chk-<id>` under one directory per job; the
+/// final checkpoint of attempt `a` is `chk-final-<a>`, so that tasks of an
+/// attempt that is being cancelled never write into the next one's.
 #[derive(Debug, Clone)]
 pub struct DirStorage {
     root: PathBuf,
+    /// The job's attempt (restarts so far), which names its final checkpoint.
+    attempt: u32,
 }
 
 impl DirStorage {
-    /// Storage under `root` (the job's own directory).
+    /// Storage under `root` (the job's own directory), for its first attempt.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        DirStorage { root: root.into() }
+        DirStorage { root: root.into(), attempt: 0 }
+    }
+
+    /// The same storage for attempt `attempt` of the job.
+    pub fn for_attempt(mut self, attempt: u32) -> Self {
+        self.attempt = attempt;
+        self
     }
 
     /// The directory of checkpoint `id`.
     pub fn path(&self, id: u64) -> PathBuf {
+        if id == super::FINAL_CHECKPOINT {
+            return self.root.join(format!("chk-final-{}", self.attempt));
+        }
         self.root.join(format!("chk-{id}"))
     }
 }
@@ -83,7 +96,7 @@ impl CheckpointStorage for DirStorage {
     fn write_task(&self, checkpoint: u64, chain: usize, subtask: u32, state: &TaskState) -> io::Result<TaskHandle> {
         let dir = self.path(checkpoint);
         std::fs::create_dir_all(&dir)?;
-        let file = format!("task-{chain}-{subtask}");
+        let file = task_file(chain, subtask);
         let bytes = snapshot::write(&dir.join(&file), state)?;
         Ok(TaskHandle { chain, subtask, file, bytes, sync_ms: 0 })
     }
@@ -98,6 +111,12 @@ impl CheckpointStorage for DirStorage {
     fn discard(&self, checkpoint: u64) {
         let _ = std::fs::remove_dir_all(self.path(checkpoint));
     }
+}
+
+/// The file of a task's snapshot inside its checkpoint's directory: the
+/// only name a coordinator accepts in that task's acknowledgement.
+pub fn task_file(chain: usize, subtask: u32) -> String {
+    format!("task-{chain}-{subtask}")
 }
 
 /// Writes `_metadata` whole, then renames it into place: a reader sees a complete checkpoint or none.

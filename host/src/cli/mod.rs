@@ -300,6 +300,10 @@ pub struct TaskManagerArgs {
     /// [default: ~/.local/share/eddy/cluster].
     #[arg(long, value_name = "DIR")]
     pub cluster_dir: Option<PathBuf>,
+    /// How long to keep trying to register with the JobManager, at start and after losing it
+    /// (a JobManager restart, a network partition): `300s`, `5m`, `0s` to give up at once.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::jobmanager::parse_duration)]
+    pub reconnect_timeout: std::time::Duration,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub runtime: RuntimeArgs,
@@ -596,6 +600,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 slots: a.slots,
                 bind: a.bind,
                 cluster_dir: a.cluster_dir.clone().unwrap_or_else(default_state_dir),
+                reconnect_timeout: a.reconnect_timeout,
             };
             crate::taskmanager::run(config, runtime)?;
         }

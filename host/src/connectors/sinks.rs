@@ -148,6 +148,15 @@ fn io<'a>(files: &'a Files, path: &'a Path) -> impl FnOnce(std::io::Error) -> Ta
     move |e| files.error(PathRole::SinkFile, path, e, |source| TaskError::Io { what: format!("file sink {}", path.display()), source })
 }
 
+/// Fault injection for the tests of a failure during the last commit: with
+/// `EDDY_FAULT_DELAY_FINAL_COMMIT_MS` set, a sink waits that long before it
+/// commits its last files, so that a test can kill its process in between.
+fn delay_final_commit_for_tests(subtask: u32) {
+    let Some(ms) = std::env::var("EDDY_FAULT_DELAY_FINAL_COMMIT_MS").ok().and_then(|v| v.parse::<u64>().ok()) else { return };
+    tracing::warn!(subtask, "delaying the final commit by {ms} ms (EDDY_FAULT_DELAY_FINAL_COMMIT_MS)");
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+}
+
 /// Renames a finished part file to its final name; done already if only the final one exists.
 fn commit(files: &Files, pending: &Path, done: &Path) -> Result<(), TaskError> {
     match files.rename(pending, done) {
@@ -197,6 +206,9 @@ impl Operator for FileSink {
     fn checkpoint_complete(&mut self, checkpoint: u64) -> Result<(), TaskError> {
         let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|(c, _, _)| *c <= checkpoint);
         self.pending = later;
+        if checkpoint == FINAL_CHECKPOINT && !ready.is_empty() {
+            delay_final_commit_for_tests(self.subtask);
+        }
         for (_, pending, done) in ready {
             commit(&self.files, &pending, &done)?;
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::job::command_to;
 use super::{JobManager, JobStatus};
-use crate::checkpoint::{SavepointRequest, TaskHandle};
+use crate::checkpoint::{CheckpointStorage, SavepointRequest, TaskHandle};
 use crate::protocol::ToTaskManager;
 
 /// How often coordinators are asked whether a checkpoint is due.
@@ -27,19 +27,33 @@ pub(super) async fn trigger_loop(jm: Arc<JobManager>) {
                 .filter(|j| j.status == JobStatus::Running && j.deployed)
                 .filter_map(|j| {
                     let barrier = j.coordinator.poll()?;
+                    // A new block of ids is recorded before the first of them is used.
+                    let reserve = barrier.id >= j.ids_reserved;
+                    if reserve {
+                        j.ids_reserved = barrier.id + super::durable::ID_BLOCK;
+                    }
                     // Barriers start at the sources: the chains no edge leads into.
                     let sources = (0..j.plan.chains.len()).filter(|&c| !j.plan.edges.iter().any(|e| e.target == c));
                     let mut tms: Vec<String> = sources.flat_map(|c| j.placement[c].iter().map(|(tm, _)| tm.clone())).collect();
                     tms.sort();
                     tms.dedup();
                     let conns: Vec<_> = tms.iter().filter_map(|t| taskmanagers.get(t)).map(|t| t.connection.clone()).collect();
-                    Some((j.id.clone(), j.execution(), barrier, conns))
+                    Some((j.id.clone(), j.execution(), barrier, conns, reserve))
                 })
                 .collect()
         };
-        for (id, exec, barrier, conns) in due {
+        for (id, exec, barrier, conns, reserve) in due {
             let jm = jm.clone();
             tokio::spawn(async move {
+                if reserve {
+                    if let Err(e) = jm.persist(&id).await {
+                        let mut state = jm.state.lock().unwrap();
+                        if let Some(j) = state.jobs.get_mut(&id) {
+                            j.coordinator.abort(&format!("cannot reserve checkpoint ids in the database: {e}"));
+                        }
+                        return;
+                    }
+                }
                 for conn in conns {
                     let command = ToTaskManager::TriggerCheckpoint { job: exec.clone(), barrier };
                     if let Err(e) = command_to(&conn, &command).await {
@@ -57,20 +71,38 @@ pub(super) async fn trigger_loop(jm: Arc<JobManager>) {
 use super::State;
 
 impl JobManager {
-    /// A task acknowledged a checkpoint of execution `exec`.
-    pub fn checkpoint_ack(self: &Arc<Self>, exec: &str, chain: usize, subtask: u32, checkpoint: u64, result: Result<TaskHandle, String>) {
-        let Some(id) = self.current(exec) else { return };
-        let announce = {
+    /// A task of execution `exec` on TaskManager `tm` acknowledged a checkpoint;
+    /// only the TaskManager the task was deployed to may. A completed
+    /// checkpoint is recorded in the database before the checkpoints it
+    /// supersedes are discarded and before sinks are told to commit it.
+    pub fn checkpoint_ack(self: &Arc<Self>, tm: &str, exec: &str, chain: usize, subtask: u32, checkpoint: u64, result: Result<TaskHandle, String>) {
+        let (id, done, storage) = {
             let mut state = self.state.lock().unwrap();
-            let Some(job) = state.jobs.get_mut(&id) else { return };
+            let Some(job) = state.current_mut(exec) else { return };
+            if !job.runs_on(chain, subtask, tm) {
+                tracing::warn!(taskmanager = tm, job = %job.id, chain, subtask, "ignored a checkpoint acknowledgement for a task the TaskManager does not run");
+                return;
+            }
             let Some(done) = job.coordinator.ack(checkpoint, chain, subtask, result) else { return };
-            let tms = job.taskmanagers();
-            let conns: Vec<_> = tms.iter().filter_map(|t| state.taskmanagers.get(t)).map(|t| t.connection.clone()).collect();
-            (done, conns)
+            (job.id.clone(), done, job.coordinator.storage().clone())
         };
-        let (done, conns) = announce;
-        let command = ToTaskManager::CheckpointComplete { job: exec.to_string(), checkpoint: done.barrier.id };
-        tokio::spawn(super::job::tell(conns, command));
+        let jm = self.clone();
+        let exec = exec.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = jm.persist(&id).await {
+                // Not committed: the sinks' files stay pending, and a failure replays from the checkpoint before.
+                tracing::error!(job = %id, "cannot record checkpoint {} in the database: {e}", done.barrier.id);
+                return;
+            }
+            let superseded = done.superseded.clone();
+            let _ = tokio::task::spawn_blocking(move || superseded.into_iter().for_each(|c| storage.discard(c))).await;
+            let conns = {
+                let state = jm.state.lock().unwrap();
+                let Some(job) = state.jobs.get(&id).filter(|j| j.execution() == exec) else { return };
+                job.taskmanagers().iter().filter_map(|t| state.taskmanagers.get(t)).map(|t| t.connection.clone()).collect()
+            };
+            super::job::tell(conns, ToTaskManager::CheckpointComplete { job: exec, checkpoint: done.barrier.id }).await;
+        });
     }
 
     /// Takes a savepoint of job `id` (into `target`, else its checkpoint

@@ -21,6 +21,8 @@ const MODULES: TableDefinition<&str, &str> = TableDefinition::new("modules");
 const JOBS: TableDefinition<&str, &str> = TableDefinition::new("jobs");
 /// `TENANT/MINUTE/JOB` → that minute's usage.
 const USAGE: TableDefinition<&str, &str> = TableDefinition::new("usage");
+/// Jobs not ended yet, by id: what a restart resumes (`durable.rs`).
+const ACTIVE_JOBS: TableDefinition<&str, &str> = TableDefinition::new("active-jobs");
 /// Names of deleted tenants → when: never given again, since jobs and usage keep the name.
 const DELETED: TableDefinition<&str, &str> = TableDefinition::new("deleted-tenants");
 
@@ -39,6 +41,8 @@ pub enum Table {
     Usage,
     /// Names of deleted tenants.
     Deleted,
+    /// Jobs not ended yet.
+    ActiveJobs,
 }
 
 impl Table {
@@ -50,6 +54,7 @@ impl Table {
             Table::Jobs => JOBS,
             Table::Usage => USAGE,
             Table::Deleted => DELETED,
+            Table::ActiveJobs => ACTIVE_JOBS,
         }
     }
 }
@@ -93,7 +98,7 @@ impl Db {
     pub fn open(state_dir: &Path) -> Result<Db, DbError> {
         let db = Database::create(state_dir.join("jobmanager.redb")).map_err(redb_err)?;
         let txn = db.begin_write().map_err(redb_err)?;
-        for t in [Table::Tenants, Table::Tokens, Table::Modules, Table::Jobs, Table::Usage, Table::Deleted] {
+        for t in [Table::Tenants, Table::Tokens, Table::Modules, Table::Jobs, Table::Usage, Table::Deleted, Table::ActiveJobs] {
             txn.open_table(t.def()).map_err(redb_err)?;
         }
         txn.commit().map_err(redb_err)?;

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::db::{Db, DbError, Table};
+use super::db::{Change, Db, DbError, Table};
 use super::JobStatus;
 
 /// What is kept of an ended job.
@@ -50,9 +50,11 @@ impl History {
         Ok(History { jobs: Mutex::new(jobs) })
     }
 
-    /// Records an ended job, durably.
+    /// Records an ended job, durably, in the same write that removes it from
+    /// the active jobs: a restart either resumes it or shows it ended.
     pub fn record(&self, db: &Db, record: JobRecord) -> Result<(), DbError> {
-        db.put(Table::Jobs, &record.id, &record)?;
+        let value = super::db::json(&record);
+        db.write(&[Change::Put(Table::Jobs, &record.id, value), Change::Delete(Table::ActiveJobs, &record.id)])?;
         self.jobs.lock().unwrap().insert(record.id.clone(), record);
         Ok(())
     }

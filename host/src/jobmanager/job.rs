@@ -41,7 +41,8 @@ pub enum JobStatus {
 }
 
 /// How a job is checkpointed, restarted and resumed (the run request's settings).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct JobSettings {
     /// Default parallelism it is planned with.
     pub parallelism: u32,
@@ -84,7 +85,7 @@ pub enum Submission {
 
 /// A submitted job.
 pub struct Job {
-    /// `job-N`.
+    /// 32 hex digits, random.
     pub id: String,
     /// The plan's name.
     pub name: String,
@@ -134,9 +135,59 @@ pub struct Job {
     pub state_bytes: BTreeMap<String, u64>,
     /// The most it held at once, over all attempts.
     pub peak_state_bytes: u64,
+    /// Checkpoint ids below this one are reserved in the database (`durable.rs`).
+    pub ids_reserved: u64,
+    /// Records read and written by its earlier attempts (replays included).
+    pub records_before: (u64, u64),
+    /// It was scheduled once: `started` is when, whatever restarts followed.
+    pub first_run_done: bool,
 }
 
 impl Job {
+    /// A job just submitted (or taken up again after a restart), waiting for slots.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: String,
+        plan: ExecutionPlan,
+        spec: JobSpec,
+        settings: JobSettings,
+        from_job_file: bool,
+        sandbox: Option<SandboxConfig>,
+        confinement: Confinement,
+        coordinator: Coordinator,
+    ) -> Job {
+        Job {
+            id,
+            name: plan.name.clone(),
+            settings,
+            status: JobStatus::Created,
+            spec,
+            from_job_file,
+            remaining: plan.chains.iter().map(|c| c.parallelism as usize).sum(),
+            plan: Arc::new(plan),
+            placement: Vec::new(),
+            failure: None,
+            records: (0, 0),
+            usage: BTreeMap::new(),
+            submitted: Instant::now(),
+            started: SystemTime::now(),
+            ended: None,
+            attempt: 0,
+            deployed: false,
+            failures: Vec::new(),
+            exceptions: Vec::new(),
+            ids_reserved: coordinator.next_id(),
+            coordinator,
+            waiting: None,
+            sandbox,
+            confinement,
+            state_bytes: BTreeMap::new(),
+            peak_state_bytes: 0,
+            records_before: (0, 0),
+            first_run_done: false,
+        }
+    }
+
     /// Still CREATED, RUNNING or RESTARTING.
     pub fn is_active(&self) -> bool {
         matches!(self.status, JobStatus::Created | JobStatus::Running | JobStatus::Restarting)
@@ -191,13 +242,16 @@ impl Job {
         self.placement.iter().flatten().any(|(t, _)| t == tm)
     }
 
-    /// Records read and written so far: final counts once ended, heartbeats' while running.
+    /// Records read and written so far, over all attempts: final counts once
+    /// ended, heartbeats' while running.
     pub fn progress(&self) -> (u64, u64) {
-        if self.status == JobStatus::Running {
-            self.usage.values().fold((0, 0), |a, b| (a.0 + b.records_in, a.1 + b.records_out))
-        } else {
-            self.records
-        }
+        let (r, w) = if self.status == JobStatus::Running { self.attempt_progress() } else { self.records };
+        (self.records_before.0 + r, self.records_before.1 + w)
+    }
+
+    /// Records read and written by the current attempt, as its subtasks last reported.
+    pub(super) fn attempt_progress(&self) -> (u64, u64) {
+        self.usage.values().fold((0, 0), |a, b| (a.0 + b.records_in, a.1 + b.records_out))
     }
 
     pub(super) fn taskmanagers(&self) -> Vec<String> {
@@ -456,42 +510,26 @@ impl JobManager {
                 running_jobs_quota(&state, t)?;
             }
             let id = self.new_job_id();
-            let remaining = plan.chains.iter().map(|c| c.parallelism as usize).sum();
             let storage = DirStorage::new(settings.checkpoint_dir.join(&id));
-            let restored = restored_id.zip(settings.savepoint.clone());
-            let coordinator =
-                Coordinator::new(&id, settings.checkpoint.clone(), storage, plan.subtasks(), plan.max_parallelism, restored);
-            let job = Job {
-                id: id.clone(),
-                name: plan.name.clone(),
-                settings,
-                status: JobStatus::Created,
-                spec,
-                from_job_file,
-                plan: Arc::new(plan),
-                placement: Vec::new(),
-                remaining,
-                failure: None,
-                records: (0, 0),
-                usage: BTreeMap::new(),
-                submitted: Instant::now(),
-                started: SystemTime::now(),
-                ended: None,
-                attempt: 0,
-                deployed: false,
-                failures: Vec::new(),
-                exceptions: Vec::new(),
-                coordinator,
-                waiting: None,
-                sandbox,
-                confinement,
-                state_bytes: BTreeMap::new(),
-                peak_state_bytes: 0,
-            };
+            let coordinator = Coordinator::new(
+                &id,
+                settings.checkpoint.clone(),
+                storage,
+                plan.subtasks(),
+                plan.max_parallelism,
+                settings.savepoint.clone().filter(|_| restored_id.is_some()),
+                Coordinator::id_after(restored_id),
+            );
+            let job = Job::new(id.clone(), plan, spec, settings, from_job_file, sandbox, confinement, coordinator);
             tracing::info!(job = %id, name = %job.name, slots = job.plan.slots.len(), "job submitted");
             state.jobs.insert(id.clone(), job);
             id
         };
+        // Recorded before the client hears of it: a JobManager restart resumes it.
+        if let Err(e) = self.persist(&id).await {
+            self.state.lock().unwrap().jobs.remove(&id);
+            return Err((500, format!("cannot record the job in the JobManager's database: {e}")));
+        }
         self.schedule_waiting();
         Ok(id)
     }
@@ -540,7 +578,10 @@ impl JobManager {
                 job.placement = placement;
                 job.status = JobStatus::Running;
                 job.waiting = None;
-                job.started = SystemTime::now();
+                if !job.first_run_done {
+                    job.started = SystemTime::now();
+                    job.first_run_done = true;
+                }
                 deploy.push(id);
             }
         }
@@ -581,6 +622,7 @@ impl JobManager {
             }
             let deployment = Deployment {
                 job: job.execution(),
+                attempt: job.attempt,
                 spec: job.spec.clone(),
                 parallelism: job.settings.parallelism,
                 buffer_timeout_ms: job.settings.buffer_timeout_ms,
@@ -597,6 +639,11 @@ impl JobManager {
             (deployment, connections)
         };
         let exec = deployment.job.clone();
+        // The attempt is recorded before any of its tasks exist: a restarted JobManager never gives its id again.
+        if let Err(e) = self.persist(id).await {
+            self.fail_job(id, format!("cannot record the attempt in the JobManager's database: {e}"));
+            return;
+        }
         let command = ToTaskManager::Deploy(Box::new(deployment));
         for (tm, conn) in &connections {
             if let Err(e) = command_to(conn, &command).await {

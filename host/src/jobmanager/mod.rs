@@ -5,6 +5,7 @@
 
 mod checkpoints;
 mod db;
+mod durable;
 mod history;
 mod http;
 mod job;
@@ -130,6 +131,8 @@ pub struct JobManager {
     history: history::History,
     /// Tenants' usage not yet in the database.
     meter: usage::Meter,
+    /// Writes of active jobs to the database, one at a time (`durable.rs`).
+    persisting: tokio::sync::Mutex<()>,
 }
 
 /// Runs a JobManager until the process is killed.
@@ -155,7 +158,18 @@ async fn serve(config: JobManagerConfig, runtime: Runtime) -> anyhow::Result<()>
     let rpc_addr = endpoint.local_addr()?;
     let scheme = if config.http_tls == HttpTls::Plain { "http" } else { "https" };
     let state = State { taskmanagers: BTreeMap::new(), jobs: BTreeMap::new(), next_taskmanager: 1 };
-    let jm = Arc::new(JobManager { config: config.clone(), runtime, state: Mutex::new(state), db, directory, modules, history, meter: usage::Meter::default() });
+    let jm = Arc::new(JobManager {
+        config: config.clone(),
+        runtime,
+        state: Mutex::new(state),
+        db,
+        directory,
+        modules,
+        history,
+        meter: usage::Meter::default(),
+        persisting: tokio::sync::Mutex::new(()),
+    });
+    jm.resume_jobs().context("cannot resume the jobs of the database")?;
     let address_file = config.state_dir.join("jobmanager.json");
     let http_shown = if scheme == "https" { format!("https://{http_addr}") } else { http_addr.to_string() };
     let addresses = serde_json::json!({"http": http_shown, "rpc": rpc_addr.to_string(), "pid": std::process::id()});

@@ -37,13 +37,15 @@ impl JobManager {
             let Some(delay) = job.settings.restart.next_delay(restarts, &job.failures) else { return false };
             tracing::warn!(job = id, attempt = job.attempt, ?delay, "job failed, restarting: {why}");
             job.coordinator.abort(why);
-            // Before the new attempt's tasks exist: their end-of-input acknowledgements must not be lost.
-            job.coordinator.restarted();
             job.status = JobStatus::Restarting;
             job.deployed = false;
             let exec = job.execution();
             let tms = job.taskmanagers();
+            let (r, w) = job.attempt_progress();
+            job.records_before = (job.records_before.0 + r, job.records_before.1 + w);
             job.attempt += 1;
+            // Before the new attempt's tasks exist: their end-of-input acknowledgements must not be lost.
+            job.coordinator.restarted(job.attempt);
             job.placement.clear();
             job.remaining = job.plan.chains.iter().map(|c| c.parallelism as usize).sum();
             job.records = (0, 0);
@@ -56,6 +58,9 @@ impl JobManager {
         let jm = self.clone();
         let id = id.to_string();
         tokio::spawn(async move {
+            if let Err(e) = jm.persist(&id).await {
+                tracing::error!(job = %id, "cannot record the restart in the database: {e}");
+            }
             super::job::tell(connections, ToTaskManager::Cancel { job: exec }).await;
             tokio::time::sleep(delay).await;
             {

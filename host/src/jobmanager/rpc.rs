@@ -51,6 +51,31 @@ fn heartbeat(jm: &Arc<JobManager>, tm: &str, running_tasks: u32, usage: Vec<(Str
     jm.meter_all(metered);
 }
 
+/// Registers the TaskManager on `conn` under a new id. Whatever it still runs
+/// is of attempts this JobManager did not place on it (a new id has no
+/// tasks): the answer tells it to cancel all of them.
+fn register(jm: &Arc<JobManager>, conn: &quinn::Connection, slots: u32, data_addr: std::net::SocketAddr, running: Vec<String>) -> (String, Vec<String>) {
+    let mut state = jm.state.lock().unwrap();
+    let new_id = jm.new_taskmanager_id(&mut state);
+    state.taskmanagers.insert(new_id.clone(), TaskManagerEntry {
+        id: new_id.clone(),
+        data_addr,
+        slots: vec![None; slots as usize],
+        last_heartbeat: Instant::now(),
+        running_tasks: 0,
+        connection: conn.clone(),
+    });
+    let cancel: Vec<String> = running.into_iter().take(MAX_RECONCILED).collect();
+    tracing::info!(taskmanager = %new_id, %data_addr, slots, remote = %conn.remote_address(), left_over = cancel.len(), "TaskManager registered");
+    (new_id, cancel)
+}
+
+/// Slots one TaskManager may offer (as `eddy taskmanager --slots` allows).
+const MAX_SLOTS: u32 = 1024;
+
+/// Executions a registering TaskManager may list: more than its slots could hold is not believed.
+const MAX_RECONCILED: usize = 4096;
+
 async fn serve(jm: Arc<JobManager>, conn: quinn::Connection) {
     let mut id: Option<String> = None;
     loop {
@@ -58,26 +83,30 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection) {
             bi = conn.accept_bi() => {
                 let Ok((mut send, mut recv)) = bi else { break };
                 match codec::read::<ToJobManager>(&mut recv).await {
-                    Ok(Some(ToJobManager::Register { slots, data_addr })) if id.is_none() => {
-                        let new_id = {
-                            let mut state = jm.state.lock().unwrap();
-                            let new_id = jm.new_taskmanager_id(&mut state);
-                            state.taskmanagers.insert(new_id.clone(), TaskManagerEntry {
-                                id: new_id.clone(),
-                                data_addr,
-                                slots: vec![None; slots as usize],
-                                last_heartbeat: Instant::now(),
-                                running_tasks: 0,
-                                connection: conn.clone(),
-                            });
-                            new_id
+                    Ok(Some(ToJobManager::Register { slots, .. })) if !(1..=MAX_SLOTS).contains(&slots) => {
+                        tracing::warn!(remote = %conn.remote_address(), slots, "refused a registration: slots must be 1 to {MAX_SLOTS}");
+                        conn.close(1u32.into(), b"bad registration");
+                        break;
+                    }
+                    Ok(Some(ToJobManager::Register { slots, data_addr, running })) if id.is_none() => {
+                        let (new_id, cancel) = register(&jm, &conn, slots, data_addr, running);
+                        let reply = Registered {
+                            id: new_id.clone(),
+                            heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+                            heartbeat_timeout_ms: (jm.config.heartbeat_timeout * 1000.0) as u64,
+                            cancel,
                         };
-                        tracing::info!(taskmanager = %new_id, %data_addr, slots, remote = %conn.remote_address(), "TaskManager registered");
-                        let reply = Registered { id: new_id.clone(), heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS };
                         let _ = codec::write(&mut send, &reply).await;
                         let _ = send.finish();
                         id = Some(new_id);
                         jm.schedule_waiting();
+                    }
+                    // What a connection says counts for the TaskManager that registered on it, whatever id it names.
+                    Ok(Some(ToJobManager::Heartbeat { running_tasks, usage, state, .. })) => {
+                        let Some(tm) = id.as_deref() else { continue };
+                        heartbeat(&jm, tm, running_tasks, usage, state);
+                        let _ = codec::write(&mut send, &()).await;
+                        let _ = send.finish();
                     }
                     Ok(Some(ToJobManager::GetModule { digest })) => {
                         let jm = jm.clone();
@@ -99,17 +128,13 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection) {
             uni = conn.accept_uni() => {
                 let Ok(mut recv) = uni else { break };
                 match codec::read::<ToJobManager>(&mut recv).await {
-                    // What a connection says counts for the TaskManager that registered on it, whatever id it names.
-                    Ok(Some(ToJobManager::Heartbeat { running_tasks, usage, state, .. })) => {
-                        let Some(tm) = id.as_deref() else { continue };
-                        heartbeat(&jm, tm, running_tasks, usage, state);
-                    }
                     Ok(Some(ToJobManager::TaskDone { job, chain, subtask, outcome, usage, .. })) => {
                         let Some(tm) = id.as_deref() else { continue };
                         jm.task_done(tm, &job, (chain, subtask), outcome, usage);
                     }
                     Ok(Some(ToJobManager::CheckpointAck { job, chain, subtask, checkpoint, result })) => {
-                        jm.checkpoint_ack(&job, chain, subtask, checkpoint, result)
+                        let Some(tm) = id.as_deref() else { continue };
+                        jm.checkpoint_ack(tm, &job, chain, subtask, checkpoint, result)
                     }
                     Ok(other) => tracing::warn!("unexpected message {other:?}"),
                     Err(e) => tracing::warn!("bad message from {}: {e}", conn.remote_address()),

@@ -25,8 +25,13 @@ pub fn endpoint(bind: SocketAddr, identity: &NodeIdentity) -> anyhow::Result<qui
 
 /// Connects to a cluster peer; the TLS handshake proves both are members.
 pub async fn connect(endpoint: &quinn::Endpoint, addr: SocketAddr) -> anyhow::Result<quinn::Connection> {
+    connect_within(endpoint, addr, std::time::Duration::from_secs(10)).await
+}
+
+/// Connects to a cluster peer, giving up after `timeout`.
+pub async fn connect_within(endpoint: &quinn::Endpoint, addr: SocketAddr, timeout: std::time::Duration) -> anyhow::Result<quinn::Connection> {
     let connecting = endpoint.connect(addr, tls::CLUSTER_NAME)?;
-    let connection = tokio::time::timeout(std::time::Duration::from_secs(10), connecting)
+    let connection = tokio::time::timeout(timeout, connecting)
         .await
         .map_err(|_| anyhow::anyhow!("connecting to {addr} timed out"))??;
     Ok(connection)

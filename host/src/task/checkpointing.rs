@@ -117,16 +117,25 @@ impl TaskCheckpoints {
 
     /// The task is done: after a stop-with-savepoint, waits until the
     /// savepoint completed (so that sinks commit what it covers); after the
-    /// end of its input, acknowledges [`FINAL_CHECKPOINT`] and waits until
-    /// every task did, then lets the sinks commit their last files.
-    pub fn finish(&mut self, chain: &mut Chain, signals: &JobSignals) -> Result<(), TaskError> {
+    /// end of its input, writes its end snapshot (what its sinks still hold
+    /// uncommitted, and `source`: the uid of a source with nothing left to
+    /// read), acknowledges [`FINAL_CHECKPOINT`] with it and waits until every
+    /// task did, then lets the sinks commit their last files.
+    pub fn finish(&mut self, chain: &mut Chain, signals: &JobSignals, source: Option<&str>) -> Result<(), TaskError> {
         let Some(shared) = &self.shared else { return Ok(()) };
         let id = match self.stopped {
             Some(id) => id,
             None => {
+                let (mut state, emitted) = chain.snapshot(FINAL_CHECKPOINT)?;
+                if !emitted.is_empty() {
+                    tracing::warn!(chain = self.chain, subtask = self.subtask, "records emitted after the end of input were dropped");
+                }
+                if let Some(uid) = source {
+                    state.push((uid.to_string(), OperatorState::default()));
+                }
                 let (chain, subtask) = (self.chain, self.subtask);
-                let handle = TaskHandle { chain, subtask, file: String::new(), bytes: 0, sync_ms: 0 };
-                (shared.acks)(TaskAck { checkpoint: FINAL_CHECKPOINT, chain, subtask, result: Ok(handle) });
+                let result = shared.storage.write_task(FINAL_CHECKPOINT, chain, subtask, &state).map_err(|e| e.to_string());
+                (shared.acks)(TaskAck { checkpoint: FINAL_CHECKPOINT, chain, subtask, result });
                 FINAL_CHECKPOINT
             }
         };

@@ -70,6 +70,9 @@ pub enum TaskError {
     /// Another task failed or the job was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// The host's own code panicked in the task's thread (a bug, reported as a failure).
+    #[error("the task panicked: {0}")]
+    Panicked(String),
 }
 
 /// Flags shared by every task of one job.
@@ -201,6 +204,10 @@ pub struct Task {
     pub checkpoints: TaskCheckpoints,
     /// The uid under which a source's position is snapshotted.
     pub source_uid: String,
+    /// Restored from a final checkpoint: its input had ended and its sinks
+    /// were committing. It runs no input and emits nothing (its operators
+    /// saw their end already); restoring its sinks finished their commit.
+    pub restored_at_end: bool,
 }
 
 /// What a source calls to hand over its records; the task loop drives its
@@ -317,6 +324,7 @@ impl Task {
             uid: &self.source_uid,
         };
         match &mut self.head {
+            _ if self.restored_at_end => {}
             Head::Source(source) => source.run(&mut ctx)?,
             Head::Input(gate) => loop {
                 match gate.next(ctx.wait(), ctx.signals)? {
@@ -340,10 +348,11 @@ impl Task {
             },
         }
         // After a stop-with-savepoint the job ends undrained: no final watermark, no final results.
-        if self.checkpoints.stopped.is_none() {
+        if self.checkpoints.stopped.is_none() && !self.restored_at_end {
             self.end_of_input(i64::MAX)?;
         }
-        self.checkpoints.finish(&mut self.chain, &self.signals)?;
+        let source = matches!(self.head, Head::Source(_)).then_some(self.source_uid.as_str());
+        self.checkpoints.finish(&mut self.chain, &self.signals, source)?;
         self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
         self.live.bytes_out.store(self.chain.bytes_written(), Ordering::Relaxed);
         self.live.sample_cpu();

@@ -1,6 +1,11 @@
 //! The TaskManager: registers its slots with the JobManager, heartbeats,
 //! runs the subtasks deployed to it (one thread each, as in the embedded
 //! cluster), and exchanges records with other TaskManagers (`exchange.rs`).
+//!
+//! A TaskManager outlives its JobManager: when the connection is lost (or
+//! heartbeats go unanswered for the JobManager's heartbeat timeout) it
+//! cancels its tasks, whose attempts the JobManager will not resume, and
+//! registers again with backoff until `--reconnect-timeout` passes.
 
 mod exchange;
 
@@ -32,6 +37,17 @@ pub struct TaskManagerConfig {
     pub bind: SocketAddr,
     /// Where the cluster CA is.
     pub cluster_dir: PathBuf,
+    /// How long to keep trying to register (at start, and after losing the JobManager).
+    pub reconnect_timeout: Duration,
+}
+
+/// The registration in force: the id the JobManager gave and the connection it is on.
+#[derive(Clone)]
+struct Link {
+    id: String,
+    connection: quinn::Connection,
+    /// After how long without a heartbeat answer the JobManager is taken for lost.
+    silence: Duration,
 }
 
 /// A job's part on this TaskManager.
@@ -57,11 +73,9 @@ struct Pending {
 
 /// The TaskManager's shared state.
 pub(crate) struct TaskManager {
-    /// Its id, given by the JobManager.
-    id: String,
+    /// Its id and connection, replaced when it registers again.
+    link: std::sync::RwLock<Link>,
     runtime: Runtime,
-    /// The connection to the JobManager.
-    jobmanager: quinn::Connection,
     /// The QUIC endpoint for data (and for connecting to peers).
     endpoint: quinn::Endpoint,
     /// The tokio runtime, for task threads that block on network I/O.
@@ -78,11 +92,58 @@ pub(crate) struct TaskManager {
     running: AtomicU32,
 }
 
-/// Runs a TaskManager until its JobManager connection is lost for good or the process is killed.
+/// Runs a TaskManager until it cannot reach a JobManager for the reconnect timeout, or the process is killed.
 pub fn run(config: TaskManagerConfig, runtime: Runtime) -> anyhow::Result<()> {
     let tokio = net::runtime()?;
     let handle = tokio.handle().clone();
     tokio.block_on(serve(config, runtime, handle))
+}
+
+/// How long a registration attempt may take: a JobManager that is down must
+/// not hold the TaskManager in one attempt while it is starting again.
+const REGISTER_ATTEMPT: Duration = Duration::from_secs(3);
+
+/// Registers with the JobManager, trying again with backoff until the reconnect timeout.
+async fn register(config: &TaskManagerConfig, endpoint: &quinn::Endpoint, running: Vec<String>) -> anyhow::Result<(Link, Vec<String>)> {
+    let data_addr = endpoint.local_addr()?;
+    let deadline = tokio::time::Instant::now() + config.reconnect_timeout;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let connection = net::connect_within(endpoint, config.jobmanager, REGISTER_ATTEMPT)
+                .await
+                .with_context(|| format!("cannot connect to the JobManager at {}", config.jobmanager))?;
+            let request = ToJobManager::Register { slots: config.slots, data_addr, running: running.clone() };
+            let registered: Registered = tokio::time::timeout(REGISTER_ATTEMPT, codec::call(&connection, &request))
+                .await
+                .map_err(|_| anyhow::anyhow!("no answer within {REGISTER_ATTEMPT:?}"))
+                .and_then(|r| r)
+                .with_context(|| format!("the JobManager at {} did not accept the registration", config.jobmanager))?;
+            anyhow::Ok((connection, registered))
+        };
+        match attempt.await {
+            Ok((connection, r)) => {
+                let silence = Duration::from_millis(r.heartbeat_timeout_ms.max(r.heartbeat_interval_ms * 2));
+                let link = Link { id: r.id, connection, silence };
+                return Ok((link, r.cancel));
+            }
+            Err(e) if refused(&e) => return Err(e),
+            Err(e) if tokio::time::Instant::now() + backoff > deadline => {
+                return Err(anyhow::anyhow!("{e:#} (gave up after trying for {:?})", config.reconnect_timeout));
+            }
+            Err(e) => tracing::info!("registration failed, retrying in {backoff:?}: {e:#}"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Whether the JobManager refused the TaskManager (a certificate of another
+/// CA, a registration it does not accept): trying again would not help.
+fn refused(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(c.downcast_ref::<quinn::ConnectionError>(), Some(quinn::ConnectionError::TransportError(_) | quinn::ConnectionError::ConnectionClosed(_)))
+    })
 }
 
 async fn serve(config: TaskManagerConfig, runtime: Runtime, handle: tokio::runtime::Handle) -> anyhow::Result<()> {
@@ -90,17 +151,12 @@ async fn serve(config: TaskManagerConfig, runtime: Runtime, handle: tokio::runti
     let identity = ca.issue()?;
     let endpoint = net::endpoint(config.bind, &identity)?;
     let data_addr = endpoint.local_addr()?;
-    let jobmanager = net::connect(&endpoint, config.jobmanager)
-        .await
-        .with_context(|| format!("cannot connect to the JobManager at {}", config.jobmanager))?;
-    let registered: Registered = codec::call(&jobmanager, &ToJobManager::Register { slots: config.slots, data_addr })
-        .await
-        .with_context(|| format!("the JobManager at {} did not accept the registration", config.jobmanager))?;
-    eprintln!("TaskManager {}: {} slots, data endpoint {data_addr}, JobManager {}", registered.id, config.slots, config.jobmanager);
+    let (link, _) = register(&config, &endpoint, Vec::new()).await?;
+    eprintln!("TaskManager {}: {} slots, data endpoint {data_addr}, JobManager {}", link.id, config.slots, config.jobmanager);
+    let heartbeat_interval = Duration::from_millis(500);
     let tm = Arc::new(TaskManager {
-        id: registered.id,
+        link: std::sync::RwLock::new(link),
         runtime,
-        jobmanager: jobmanager.clone(),
         endpoint: endpoint.clone(),
         handle,
         modules: Mutex::new(HashMap::new()),
@@ -110,45 +166,98 @@ async fn serve(config: TaskManagerConfig, runtime: Runtime, handle: tokio::runti
         running: AtomicU32::new(0),
     });
     tokio::spawn(exchange::accept(tm.clone()));
-    tokio::spawn(heartbeat(tm.clone(), Duration::from_millis(registered.heartbeat_interval_ms)));
+    tokio::spawn(heartbeat(tm.clone(), heartbeat_interval));
     loop {
-        let (mut send, mut recv) = match jobmanager.accept_bi().await {
-            Ok(s) => s,
-            Err(e) => anyhow::bail!("lost the JobManager at {}: {e}", config.jobmanager),
-        };
-        let tm = tm.clone();
-        tokio::spawn(async move {
-            let ack: Ack = match codec::read::<ToTaskManager>(&mut recv).await {
-                Ok(Some(command)) => tm.command(command).await,
-                Ok(None) => return,
-                Err(e) => Err(format!("bad command: {e}")),
-            };
-            let _ = codec::write(&mut send, &ack).await;
-            let _ = send.finish();
-        });
+        let connection = tm.link().connection;
+        let reason = tm.clone().commands(connection).await;
+        tracing::warn!("lost the JobManager at {} ({reason}); cancelling this TaskManager's tasks and registering again", config.jobmanager);
+        let left = tm.cancel_all().await;
+        let (link, cancel) = register(&config, &endpoint, left).await?;
+        for exec in &cancel {
+            tm.cancel(exec);
+        }
+        eprintln!("TaskManager {}: registered again with the JobManager at {}", link.id, config.jobmanager);
+        *tm.link.write().unwrap() = link;
     }
 }
 
+/// Heartbeats the JobManager; one that leaves them unanswered for its
+/// heartbeat timeout is taken for lost: its connection is closed, and the
+/// TaskManager registers again.
 async fn heartbeat(tm: Arc<TaskManager>, interval: Duration) {
+    let mut answered = tokio::time::Instant::now();
+    let mut on: Option<quinn::Connection> = None;
     loop {
+        let link = tm.link();
+        if on.as_ref().is_none_or(|c| c.stable_id() != link.connection.stable_id()) {
+            on = Some(link.connection.clone());
+            answered = tokio::time::Instant::now();
+        }
         let (usage, state) = {
             let jobs = tm.jobs.lock().unwrap();
             let usage = jobs.iter().flat_map(|(job, local)| local.live.iter().map(move |(c, s, l)| (job.clone(), *c, *s, l.usage()))).collect();
             let state = jobs.iter().filter_map(|(job, local)| Some((job.clone(), local.budget.as_ref()?.state_bytes()))).collect();
             (usage, state)
         };
-        let beat = ToJobManager::Heartbeat { id: tm.id.clone(), running_tasks: tm.running.load(Ordering::Relaxed), usage, state };
-        if let Err(e) = tm.tell_jobmanager(&beat).await {
-            tracing::warn!("heartbeat failed: {e}");
+        let beat = ToJobManager::Heartbeat { id: link.id.clone(), running_tasks: tm.running.load(Ordering::Relaxed), usage, state };
+        let conn = link.connection.clone();
+        let call = tokio::time::timeout(interval.max(Duration::from_millis(200)), codec::call::<_, ()>(&conn, &beat));
+        match call.await {
+            Ok(Ok(())) => answered = tokio::time::Instant::now(),
+            Ok(Err(e)) => tracing::debug!("heartbeat failed: {e}"),
+            Err(_) => tracing::debug!("heartbeat unanswered"),
+        }
+        if answered.elapsed() > link.silence {
+            conn.close(0u32.into(), b"the JobManager stopped answering heartbeats");
         }
         tokio::time::sleep(interval).await;
     }
 }
 
 impl TaskManager {
+    /// The registration in force.
+    fn link(&self) -> Link {
+        self.link.read().unwrap().clone()
+    }
+
+    /// Runs the JobManager's commands on `connection` until it is lost; answers why.
+    async fn commands(self: Arc<Self>, connection: quinn::Connection) -> String {
+        loop {
+            let (mut send, mut recv) = match connection.accept_bi().await {
+                Ok(s) => s,
+                Err(e) => return e.to_string(),
+            };
+            let tm = self.clone();
+            tokio::spawn(async move {
+                let ack: Ack = match codec::read::<ToTaskManager>(&mut recv).await {
+                    Ok(Some(command)) => tm.command(command).await,
+                    Ok(None) => return,
+                    Err(e) => Err(format!("bad command: {e}")),
+                };
+                let _ = codec::write(&mut send, &ack).await;
+                let _ = send.finish();
+            });
+        }
+    }
+
+    /// Cancels every job here and waits (a while) for their threads to end;
+    /// answers the executions still running after that.
+    async fn cancel_all(&self) -> Vec<String> {
+        let all: Vec<String> = self.jobs.lock().unwrap().keys().cloned().collect();
+        for exec in &all {
+            self.cancel(exec);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.running.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.jobs.lock().unwrap().keys().cloned().collect()
+    }
+
     /// Sends a one-way message to the JobManager.
     async fn tell_jobmanager(&self, message: &ToJobManager) -> anyhow::Result<()> {
-        let mut send = self.jobmanager.open_uni().await?;
+        let connection = self.link().connection;
+        let mut send = connection.open_uni().await?;
         codec::write(&mut send, message).await?;
         send.finish()?;
         Ok(())
@@ -179,7 +288,7 @@ impl TaskManager {
         if let Some(m) = self.modules.lock().unwrap().get(digest) {
             return Ok(m.clone());
         }
-        let (mut send, mut recv) = self.jobmanager.open_bi().await?;
+        let (mut send, mut recv) = self.link().connection.open_bi().await?;
         codec::write(&mut send, &ToJobManager::GetModule { digest: digest.into() }).await?;
         send.finish()?;
         let bytes = recv.read_to_end(codec::MAX_MESSAGE).await.context("downloading the module")?;
@@ -225,7 +334,7 @@ impl TaskManager {
                     }
                 });
             });
-            Checkpointing { storage: Arc::new(DirStorage::new(dir)), acks }
+            Checkpointing { storage: Arc::new(DirStorage::new(dir).for_attempt(d.attempt)), acks }
         });
         let options = JobOptions {
             buffer_timeout: Duration::from_millis(d.buffer_timeout_ms),
@@ -238,7 +347,7 @@ impl TaskManager {
             confinement: d.confinement.clone(),
             ..JobOptions::default()
         };
-        let me = self.id.clone();
+        let me = self.link().id;
         if let Some(peer) = d.placement.iter().flatten().find(|tm| **tm != me && !d.peers.contains_key(*tm)) {
             anyhow::bail!("no address for TaskManager {peer}");
         }
@@ -298,7 +407,7 @@ impl TaskManager {
                     }
                 };
                 let usage = by_subtask.get(&(chain, subtask)).map(|l| l.usage()).unwrap_or_default();
-                let message = ToJobManager::TaskDone { id: tm.id.clone(), job: job.clone(), chain, subtask, outcome, usage };
+                let message = ToJobManager::TaskDone { id: tm.link().id, job: job.clone(), chain, subtask, outcome, usage };
                 let tm2 = tm.clone();
                 tm.handle.spawn(async move {
                     if let Err(e) = tm2.tell_jobmanager(&message).await {
