@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, ONE_AT_A_TIME};
 use common::*;
+use serde_json::json;
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -191,4 +192,97 @@ fn cluster_start_runs_processes_that_run_jobs_and_cluster_stop_ends_them() {
     assert!(stopped.contains("Stopped 3 process"), "{stopped}");
     result.unwrap();
     assert!(run(&["list", "-m", &http, "--token-file", key]).status.code() == Some(1), "the JobManager is gone");
+}
+
+/// A peer with a legitimate TaskManager certificate registers and then lies:
+/// another TaskManager's heartbeat with absurd usage, ends and checkpoint
+/// acknowledgements of tasks it does not run (one pointing restore outside the
+/// checkpoint), a module it has no task of, a message claiming 4 GiB, garbage,
+/// and a data stream for a channel another TaskManager feeds. None changes the
+/// running job, which finishes with its exact output; nothing crashes.
+#[test]
+fn forged_cluster_messages_change_no_job_and_crash_nothing() {
+    use eddy::checkpoint::TaskHandle;
+    use eddy::net::codec;
+    use eddy::protocol::{ChannelHeader, Registered, TaskOutcome, TaskUsage, ToJobManager};
+
+    let mut cluster = Cluster::start(2, 1, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let (n, keys) = (40_000u64, 50u64);
+    let jar = cluster.upload(&component("stateful"));
+    let id = cluster.submit_with(&jar, json!({
+        "entry": "sequence-check",
+        "args": ["--n", n.to_string(), "--keys", keys.to_string(), "--rate", "10000", "--output", out.to_str().unwrap()],
+        "parallelism": 2,
+        "checkpoint-interval-ms": 300,
+    }));
+    cluster.wait_status(&id, "RUNNING");
+    cluster.wait_for(|c| c.job(&id)["checkpoints"]["completed"].as_u64() >= Some(1), "a checkpoint");
+    let exec = format!("{id}@0");
+    let tm1_data: std::net::SocketAddr = cluster.get("/taskmanagers")["taskmanagers"][0]["dataAddress"].as_str().unwrap().parse().unwrap();
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let identity = eddy::net::ClusterCa::load(cluster.dir.path()).unwrap().issue().unwrap();
+        let endpoint = eddy::net::endpoint("127.0.0.1:0".parse().unwrap(), &identity).unwrap();
+        let conn = eddy::net::connect(&endpoint, cluster.rpc.parse().unwrap()).await.unwrap();
+        let register = ToJobManager::Register { slots: 1, data_addr: endpoint.local_addr().unwrap(), running: vec![exec.clone()] };
+        let registered: Registered = codec::call(&conn, &register).await.unwrap();
+        assert_eq!(registered.cancel, vec![exec.clone()], "what a new TaskManager claims to run is not the JobManager's");
+        let huge = TaskUsage { records_in: 1 << 50, records_out: 1 << 50, bytes_in: 1 << 50, bytes_out: 1 << 50, cpu_ns: 1 << 50 };
+        let beat = ToJobManager::Heartbeat { id: "tm-1".into(), running_tasks: 7, usage: vec![(exec.clone(), 0, 0, huge)], state: vec![(exec.clone(), 1 << 50)] };
+        let () = codec::call(&conn, &beat).await.unwrap();
+        let outside = TaskHandle { chain: 0, subtask: 0, file: "../../../etc/passwd".into(), bytes: 1, sync_ms: 0 };
+        let lies = [
+            ToJobManager::TaskDone { id: "tm-1".into(), job: exec.clone(), chain: 0, subtask: 0, outcome: TaskOutcome::Failed("forged".into()), usage: huge },
+            ToJobManager::TaskDone { id: "tm-2".into(), job: exec.clone(), chain: 1, subtask: 1, outcome: TaskOutcome::Finished { records_in: 1, records_out: 1 }, usage: huge },
+            ToJobManager::CheckpointAck { job: exec.clone(), chain: 0, subtask: 0, checkpoint: 1_000_000, result: Ok(outside) },
+            ToJobManager::CheckpointAck { job: exec.clone(), chain: 9, subtask: 9, checkpoint: 1, result: Err("forged".into()) },
+        ];
+        for lie in &lies {
+            let mut send = conn.open_uni().await.unwrap();
+            codec::write(&mut send, lie).await.unwrap();
+            send.finish().unwrap();
+        }
+        // A module it runs no task of: the stream ends without its bytes.
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        codec::write(&mut send, &ToJobManager::GetModule { digest: jar.clone() }).await.unwrap();
+        send.finish().unwrap();
+        assert!(recv.read_to_end(1 << 30).await.unwrap_or_default().is_empty(), "a module went to a TaskManager without its tasks");
+        // A length of 4 GiB, then garbage.
+        for bytes in [u32::MAX.to_le_bytes().to_vec(), b"\x10\x00\x00\x00not json at all!".to_vec()] {
+            let mut send = conn.open_uni().await.unwrap();
+            let _ = send.write_all(&bytes).await;
+            let _ = send.finish();
+        }
+        // A data stream into tm-1 for a channel that tm-2 feeds, and one with a header of 4 GiB.
+        let data = eddy::net::connect(&endpoint, tm1_data).await.unwrap();
+        let mut send = data.open_uni().await.unwrap();
+        codec::write(&mut send, &ChannelHeader { job: exec.clone(), chain: 1, subtask: 0, channel: 1 }).await.unwrap();
+        let _ = send.write_all(&[0, 0xff, 0xff, 0xff, 0xff]).await;
+        let _ = send.finish();
+        let mut send = data.open_uni().await.unwrap();
+        let _ = send.write_all(&u32::MAX.to_le_bytes()).await;
+        let _ = send.finish();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    });
+
+    let finished = cluster.wait_status(&id, "FINISHED");
+    assert_eq!(finished["restarts"], 0, "{finished}");
+    assert_eq!(finished["exceptions"], json!([]), "{finished}");
+    assert_eq!(finished["records-in"].as_u64(), Some(n), "{finished}");
+    assert!(finished["peak-state-bytes"].as_u64().unwrap() < 1 << 40, "{finished}");
+    assert_sequences_exactly_once(&out, n, keys);
+    for tm in cluster.taskmanagers.iter_mut() {
+        assert!(tm.try_wait().unwrap().is_none(), "a TaskManager exited");
+    }
+    assert!(cluster.jobmanager.try_wait().unwrap().is_none(), "the JobManager exited");
+    let jm_log = cluster.log("jobmanager.log");
+    for said in ["ignored the end of a subtask the TaskManager does not run", "ignored a checkpoint acknowledgement", "refused a module", "over the limit", "bad message"] {
+        assert!(jm_log.contains(said), "the JobManager did not log '{said}':\n{jm_log}");
+    }
+    let tm_log = cluster.log("taskmanager-1.log");
+    assert!(tm_log.contains("data stream refused") && tm_log.contains("is fed from"), "{tm_log}");
+    assert!(tm_log.contains("header of 4294967295 bytes"), "{tm_log}");
 }

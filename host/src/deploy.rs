@@ -95,6 +95,16 @@ impl ChannelLayout {
     pub fn gate_size(&self, chain: usize, subtask: u32) -> u32 {
         self.counts[chain][subtask as usize]
     }
+
+    /// Every channel as `((target chain, target subtask, channel), (source chain, source subtask))`:
+    /// who may feed which channel.
+    pub fn producers<'a>(&'a self, plan: &'a ExecutionPlan) -> impl Iterator<Item = ((usize, u32, u32), (usize, u32))> + 'a {
+        plan.edges.iter().zip(&self.ids).flat_map(|(e, edge)| {
+            edge.iter().enumerate().flat_map(move |(u, row)| {
+                row.iter().enumerate().filter_map(move |(t, id)| Some(((e.target, t as u32, (*id)?), (e.source, u as u32))))
+            })
+        })
+    }
 }
 
 /// One wired subtask, ready to become a thread.

@@ -76,6 +76,14 @@ const MAX_SLOTS: u32 = 1024;
 /// Executions a registering TaskManager may list: more than its slots could hold is not believed.
 const MAX_RECONCILED: usize = 4096;
 
+impl JobManager {
+    /// Whether an active job placed on TaskManager `tm` runs module `digest`.
+    fn module_used_on(&self, tm: &str, digest: &str) -> bool {
+        let state = self.state.lock().unwrap();
+        state.jobs.values().any(|j| j.is_active() && j.uses(tm) && j.spec.programs.iter().any(|p| p.module == digest))
+    }
+}
+
 async fn serve(jm: Arc<JobManager>, conn: quinn::Connection) {
     let mut id: Option<String> = None;
     loop {
@@ -109,6 +117,13 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection) {
                         let _ = send.finish();
                     }
                     Ok(Some(ToJobManager::GetModule { digest })) => {
+                        // Only to a TaskManager that runs a task of it: modules are tenants' code.
+                        let wanted = id.as_deref().is_some_and(|tm| jm.module_used_on(tm, &digest));
+                        if !wanted {
+                            tracing::warn!(remote = %conn.remote_address(), digest, "refused a module to a TaskManager that runs no task of it");
+                            let _ = send.finish();
+                            continue;
+                        }
                         let jm = jm.clone();
                         tokio::spawn(async move {
                             // Read off the async threads: a module may be hundreds of MiB.

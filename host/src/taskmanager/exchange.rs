@@ -116,9 +116,17 @@ pub(super) async fn accept(tm: Arc<TaskManager>) {
             };
             while let Ok(recv) = conn.accept_uni().await {
                 let tm = tm.clone();
-                tokio::task::spawn_blocking(move || {
-                    if let Err(e) = serve_channel(&tm, recv) {
-                        tracing::debug!(%remote, "data stream ended: {e}");
+                tokio::spawn(async move {
+                    match admit(&tm, remote, recv).await {
+                        Ok(admitted) => {
+                            let _ = tokio::task::spawn_blocking(move || {
+                                if let Err(e) = serve_channel(&tm, admitted) {
+                                    tracing::warn!(%remote, "data stream closed: {e:#}");
+                                }
+                            })
+                            .await;
+                        }
+                        Err(e) => tracing::warn!(%remote, "data stream refused: {e:#}"),
                     }
                 });
             }
@@ -126,38 +134,96 @@ pub(super) async fn accept(tm: Arc<TaskManager>) {
     }
 }
 
-/// Moves one stream's events into its gate, blocking when the gate is full.
-fn serve_channel(tm: &TaskManager, mut recv: quinn::RecvStream) -> anyhow::Result<()> {
-    let handle = tm.handle.clone();
-    let header: ChannelHeader =
-        handle.block_on(codec::read(&mut recv))?.ok_or_else(|| anyhow::anyhow!("stream without header"))?;
-    let key = (header.job.clone(), header.chain, header.subtask);
+/// Largest channel header: a job id and three numbers.
+const MAX_HEADER: usize = 1024;
+/// Data frames are read in pieces of at most this much: a frame's claimed
+/// length is not allocated before its bytes arrive.
+const READ_PIECE: usize = 1 << 20;
+
+/// A data stream whose header names a channel this TaskManager expects from that peer.
+struct Admitted {
+    recv: quinn::RecvStream,
+    header: ChannelHeader,
+    tx: crate::task::GateQueue,
+    signals: Arc<JobSignals>,
+}
+
+/// Reads a stream's header and admits it if it feeds a channel of a local
+/// gate of a deployed attempt, from the TaskManager its producer was deployed
+/// to, and no other stream took that channel. Waits (asynchronously) for a
+/// deployment racing the peer's.
+async fn admit(tm: &TaskManager, remote: SocketAddr, mut recv: quinn::RecvStream) -> anyhow::Result<Admitted> {
+    let header: ChannelHeader = tokio::time::timeout(GATE_WAIT, read_header(&mut recv))
+        .await
+        .map_err(|_| anyhow::anyhow!("no header within {GATE_WAIT:?}"))??;
+    let key = (header.job.clone(), header.chain, header.subtask, header.channel);
     let started = Instant::now();
-    let (tx, signals) = loop {
-        let tx = tm.gates.lock().unwrap().get(&key).cloned();
-        if let (Some(tx), Some(signals)) = (tx, tm.signals(&header.job)) {
-            break (tx, signals);
+    loop {
+        let producer = tm.expected.lock().unwrap().get(&key).copied();
+        if let Some((producer, claimed)) = producer {
+            anyhow::ensure!(
+                producer.ip().to_canonical() == remote.ip().to_canonical() && producer.port() == remote.port(),
+                "channel {key:?} is fed from {producer}, not from {remote}"
+            );
+            // Once: a second stream for the channel would interleave with the first.
+            anyhow::ensure!(!claimed, "channel {key:?} is already fed");
+            let gate = tm.gates.lock().unwrap().get(&(header.job.clone(), header.chain, header.subtask)).cloned();
+            if let (Some(tx), Some(signals)) = (gate, tm.signals(&header.job)) {
+                if let Some(entry) = tm.expected.lock().unwrap().get_mut(&key).filter(|e| !e.1) {
+                    entry.1 = true;
+                    return Ok(Admitted { recv, header, tx, signals });
+                }
+                anyhow::bail!("channel {key:?} is already fed");
+            }
         }
-        anyhow::ensure!(started.elapsed() < GATE_WAIT, "no gate for {key:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+        anyhow::ensure!(started.elapsed() < GATE_WAIT, "no channel {key:?} deployed here");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A channel header: a length of at most [`MAX_HEADER`], then JSON.
+async fn read_header(recv: &mut quinn::RecvStream) -> anyhow::Result<ChannelHeader> {
+    let mut len = [0u8; 4];
+    recv.read_exact(&mut len).await?;
+    let len = u32::from_le_bytes(len) as usize;
+    anyhow::ensure!(len <= MAX_HEADER, "header of {len} bytes");
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body).await?;
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// Reads `len` bytes, growing the buffer as they arrive.
+fn read_payload(handle: &tokio::runtime::Handle, recv: &mut quinn::RecvStream, len: usize) -> anyhow::Result<Vec<u8>> {
+    let mut payload = Vec::with_capacity(len.min(READ_PIECE));
+    while payload.len() < len {
+        let start = payload.len();
+        payload.resize(start + (len - start).min(READ_PIECE), 0);
+        handle.block_on(recv.read_exact(&mut payload[start..]))?;
+    }
+    Ok(payload)
+}
+
+/// Moves one stream's events into its gate, blocking when the gate is full.
+/// A malformed frame closes the stream (and fails the job's tasks waiting on it).
+fn serve_channel(tm: &TaskManager, admitted: Admitted) -> anyhow::Result<()> {
+    let Admitted { mut recv, header, tx, signals } = admitted;
+    let handle = tm.handle.clone();
     loop {
         let mut head = [0u8; 5];
         handle.block_on(recv.read_exact(&mut head))?;
         let len = u32::from_le_bytes(head[1..5].try_into().unwrap()) as usize;
-        anyhow::ensure!(len <= codec::MAX_MESSAGE, "frame of {len} bytes");
-        let mut payload = vec![0u8; len];
-        handle.block_on(recv.read_exact(&mut payload))?;
+        anyhow::ensure!(len <= codec::MAX_MESSAGE, "frame of {len} bytes is over the limit");
+        let payload = read_payload(&handle, &mut recv, len)?;
         let event = match head[0] {
             0 => Event::Data(payload),
-            1 => Event::Watermark(i64::from_le_bytes(payload.as_slice().try_into()?)),
-            2 => Event::End,
+            1 if len == 8 => Event::Watermark(i64::from_le_bytes(payload.as_slice().try_into()?)),
+            2 if len == 0 => Event::End,
             3 if len == 9 => Event::Barrier(crate::checkpoint::Barrier {
                 id: u64::from_le_bytes(payload[..8].try_into().unwrap()),
                 stop: payload[8] != 0,
             }),
-            4 => Event::Idle,
-            t => anyhow::bail!("unknown frame tag {t}"),
+            4 if len == 0 => Event::Idle,
+            t => anyhow::bail!("malformed frame: tag {t} with {len} bytes"),
         };
         let end = matches!(event, Event::End);
         send_local(&tx, header.channel, event, &signals).map_err(|e| anyhow::anyhow!("{e}"))?;

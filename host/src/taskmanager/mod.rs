@@ -86,6 +86,10 @@ pub(crate) struct TaskManager {
     jobs: Mutex<HashMap<String, LocalJob>>,
     /// Gates of local subtasks, for data streams from peers: (job, chain, subtask).
     gates: Mutex<HashMap<(String, usize, u32), GateQueue>>,
+    /// Channels of local gates that a peer feeds: (job, chain, subtask, channel) →
+    /// the data address of the TaskManager its producer was deployed to, and
+    /// whether a stream took it. One stream per channel, from that address only.
+    expected: Mutex<HashMap<(String, usize, u32, u32), (SocketAddr, bool)>>,
     /// One connection per peer TaskManager.
     peers: tokio::sync::Mutex<HashMap<SocketAddr, quinn::Connection>>,
     /// Subtasks running now.
@@ -162,6 +166,7 @@ async fn serve(config: TaskManagerConfig, runtime: Runtime, handle: tokio::runti
         modules: Mutex::new(HashMap::new()),
         jobs: Mutex::new(HashMap::new()),
         gates: Mutex::new(HashMap::new()),
+        expected: Mutex::new(HashMap::new()),
         peers: tokio::sync::Mutex::new(HashMap::new()),
         running: AtomicU32::new(0),
     });
@@ -359,6 +364,14 @@ impl TaskManager {
         };
         let wiring = deploy::wire(&plan, &options, is_local, remote)?;
         {
+            let layout = deploy::ChannelLayout::new(&plan);
+            let mut expected = self.expected.lock().unwrap();
+            for ((c, t, channel), (sc, su)) in layout.producers(&plan) {
+                let producer = &d.placement[sc][su as usize];
+                if is_local(c, t) && *producer != me {
+                    expected.insert((d.job.clone(), c, t, channel), (d.peers[producer], false));
+                }
+            }
             let mut gates = self.gates.lock().unwrap();
             for ((c, t), tx) in wiring.gates {
                 gates.insert((d.job.clone(), c, t), tx);
@@ -438,6 +451,7 @@ impl TaskManager {
     fn forget(&self, job: &str) {
         self.jobs.lock().unwrap().remove(job);
         self.gates.lock().unwrap().retain(|(j, _, _), _| j != job);
+        self.expected.lock().unwrap().retain(|(j, _, _, _), _| j != job);
     }
 
     /// The connection to a peer TaskManager, opened once.
