@@ -204,6 +204,11 @@ impl Restored {
         let mut handles = meta.tasks.clone();
         handles.sort_by_key(|t| (t.chain, t.subtask));
         for t in handles {
+            // A `_metadata` names its tasks' files inside its own directory, nothing else.
+            if t.file != task_file(t.chain, t.subtask) {
+                let why = format!("names {:?} for task {} subtask {}", t.file, t.chain, t.subtask);
+                return Err(read_err(&meta_path)(io::Error::new(io::ErrorKind::InvalidData, why)));
+            }
             let path = location.join(&t.file);
             let state = snapshot::read(&path).map_err(read_err(&path))?;
             tasks.push((t, state));

@@ -2,6 +2,7 @@
 //! JSON messages that the JobManager and TaskManagers exchange.
 
 pub mod codec;
+pub mod frame;
 pub mod https;
 pub mod tls;
 

@@ -11,40 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::TaskManager;
-use crate::net::codec;
+use crate::net::{codec, frame};
 use crate::protocol::ChannelHeader;
 use crate::task::{send_local, Event, JobSignals, RemoteSend, TaskError, CANCEL_POLL};
 
 /// How long a data stream may wait for its gate (the peer's deploy racing ours).
 const GATE_WAIT: Duration = Duration::from_secs(30);
-
-fn frame(event: &Event) -> Vec<u8> {
-    let (tag, payload): (u8, &[u8]) = match event {
-        Event::Data(batch) => (0, batch),
-        Event::Watermark(_) => (1, &[]),
-        Event::End => (2, &[]),
-        Event::Barrier(_) => (3, &[]),
-        Event::Idle => (4, &[]),
-    };
-    let mut out = Vec::with_capacity(5 + payload.len() + 8);
-    out.push(tag);
-    match event {
-        Event::Watermark(w) => {
-            out.extend_from_slice(&8u32.to_le_bytes());
-            out.extend_from_slice(&w.to_le_bytes());
-        }
-        Event::Barrier(b) => {
-            out.extend_from_slice(&9u32.to_le_bytes());
-            out.extend_from_slice(&b.id.to_le_bytes());
-            out.push(u8::from(b.stop));
-        }
-        _ => {
-            out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            out.extend_from_slice(payload);
-        }
-    }
-    out
-}
 
 /// A channel to a gate on another TaskManager.
 pub(super) struct QuicChannel {
@@ -72,7 +44,7 @@ fn channel_error(peer: SocketAddr, header: &ChannelHeader, e: impl std::fmt::Dis
 
 impl RemoteSend for QuicChannel {
     fn send(&mut self, event: Event, signals: &JobSignals) -> Result<(), TaskError> {
-        let bytes = frame(&event);
+        let bytes = frame::encode(&event);
         let end = matches!(event, Event::End);
         let handle = self.tm.handle.clone();
         let (peer, header) = (self.peer, &self.header);
@@ -209,22 +181,11 @@ fn serve_channel(tm: &TaskManager, admitted: Admitted) -> anyhow::Result<()> {
     let Admitted { mut recv, header, tx, signals } = admitted;
     let handle = tm.handle.clone();
     loop {
-        let mut head = [0u8; 5];
+        let mut head = [0u8; frame::HEAD];
         handle.block_on(recv.read_exact(&mut head))?;
-        let len = u32::from_le_bytes(head[1..5].try_into().unwrap()) as usize;
-        anyhow::ensure!(len <= codec::MAX_MESSAGE, "frame of {len} bytes is over the limit");
+        let (tag, len) = frame::head(&head)?;
         let payload = read_payload(&handle, &mut recv, len)?;
-        let event = match head[0] {
-            0 => Event::Data(payload),
-            1 if len == 8 => Event::Watermark(i64::from_le_bytes(payload.as_slice().try_into()?)),
-            2 if len == 0 => Event::End,
-            3 if len == 9 => Event::Barrier(crate::checkpoint::Barrier {
-                id: u64::from_le_bytes(payload[..8].try_into().unwrap()),
-                stop: payload[8] != 0,
-            }),
-            4 if len == 0 => Event::Idle,
-            t => anyhow::bail!("malformed frame: tag {t} with {len} bytes"),
-        };
+        let event = frame::decode(tag, payload)?;
         let end = matches!(event, Event::End);
         send_local(&tx, header.channel, event, &signals).map_err(|e| anyhow::anyhow!("{e}"))?;
         if end {
