@@ -31,6 +31,38 @@ struct Pending {
     /// Tasks that have not acknowledged yet.
     awaiting: BTreeSet<(usize, u32)>,
     handles: Vec<TaskHandle>,
+    /// Every task acknowledged; its `_metadata` is being written.
+    finishing: bool,
+}
+
+/// A checkpoint every task acknowledged, whose `_metadata` is still to be
+/// written: file I/O that a JobManager does off its lock.
+pub struct Finishing {
+    /// The checkpoint.
+    pub id: u64,
+    meta: Metadata,
+    storage: DirStorage,
+    /// Where a savepoint with a target directory goes.
+    target: Option<PathBuf>,
+}
+
+impl Finishing {
+    /// Writes `_metadata` last (a reader sees a complete checkpoint or none) and
+    /// moves a savepoint to its target; answers where the checkpoint is.
+    pub fn write(&self) -> std::io::Result<PathBuf> {
+        if self.meta.tasks.iter().any(|t| t.file.is_empty()) {
+            // A final checkpoint some task could not snapshot: nothing to restore.
+            return Ok(PathBuf::new());
+        }
+        let location = self.storage.complete(&self.meta)?;
+        match &self.target {
+            Some(target) => {
+                storage::relocate(&location, target, &self.meta)?;
+                Ok(target.clone())
+            }
+            None => Ok(location),
+        }
+    }
 }
 
 /// One checkpoint as the API shows it.
@@ -200,6 +232,7 @@ impl Coordinator {
             request,
             awaiting: self.tasks.iter().copied().collect(),
             handles: Vec::new(),
+            finishing: false,
         });
         tracing::debug!(job = %self.job, id = barrier.id, kind, "checkpoint triggered");
         Some(barrier)
@@ -210,10 +243,22 @@ impl Coordinator {
         self.queued.push_back(request);
     }
 
+    /// A task acknowledged checkpoint `id` (or failed to snapshot), and
+    /// completes it at once if it was the last: [`Coordinator::ack_deferred`],
+    /// [`Finishing::write`] and [`Coordinator::finish`] in one call, for a
+    /// caller that may do file I/O where it is (the embedded cluster).
+    pub fn ack(&mut self, id: u64, chain: usize, subtask: u32, result: Result<TaskHandle, String>) -> Option<Completed> {
+        let finishing = self.ack_deferred(id, chain, subtask, result)?;
+        let written = finishing.write();
+        self.finish(finishing.id, written)
+    }
+
     /// A task acknowledged checkpoint `id` (or failed to snapshot). A handle
     /// that is not the file storage gave that task is refused: a task names
-    /// its own snapshot, nothing else, for a restore to read.
-    pub fn ack(&mut self, id: u64, chain: usize, subtask: u32, result: Result<TaskHandle, String>) -> Option<Completed> {
+    /// its own snapshot, nothing else, for a restore to read. When every task
+    /// acknowledged, answers the `_metadata` to write (off the caller's lock);
+    /// [`Coordinator::finish`] takes the outcome.
+    pub fn ack_deferred(&mut self, id: u64, chain: usize, subtask: u32, result: Result<TaskHandle, String>) -> Option<Finishing> {
         if !self.tasks.contains(&(chain, subtask)) {
             tracing::warn!(job = %self.job, chain, subtask, "ignored an acknowledgement of a task the job does not have");
             return None;
@@ -229,7 +274,7 @@ impl Coordinator {
         if id == FINAL_CHECKPOINT {
             return self.ack_final(chain, subtask, result);
         }
-        let pending = self.pending.as_mut().filter(|p| p.barrier.id == id)?;
+        let pending = self.pending.as_mut().filter(|p| p.barrier.id == id && !p.finishing)?;
         match result {
             Err(e) => {
                 self.fail_pending(format!("subtask {} of task {chain} could not snapshot: {e}", subtask + 1));
@@ -244,38 +289,29 @@ impl Coordinator {
         if !pending.awaiting.is_empty() {
             return None;
         }
-        let p = self.pending.take().unwrap();
-        match self.complete(&p) {
-            Ok((location, superseded)) => {
-                let stats = self.stats_mut(id);
-                stats.status = "COMPLETED";
-                stats.duration_ms = p.started.elapsed().as_millis() as u64;
-                stats.state_bytes = p.handles.iter().map(|h| h.bytes).sum();
-                stats.sync_ms = p.handles.iter().map(|h| h.sync_ms).max().unwrap_or(0);
-                stats.location = Some(location.display().to_string());
-                self.completed_count += 1;
-                tracing::info!(job = %self.job, id, location = %location.display(), "checkpoint completed");
-                self.latest = Some(location.clone());
-                if let Some(r) = p.request {
-                    (r.reply)(Ok(location.clone()));
-                }
-                Some(Completed { barrier: p.barrier, location, superseded })
-            }
-            Err(e) => {
-                let why = format!("cannot complete checkpoint {id}: {e}");
-                self.record_failure(id, &why);
-                if let Some(r) = p.request {
-                    (r.reply)(Err(why));
-                }
-                None
-            }
+        pending.finishing = true;
+        let target = pending.request.as_ref().and_then(|r| r.target.clone());
+        let (savepoint, handles) = (pending.request.is_some(), pending.handles.clone());
+        let target = target.map(|t| t.join(format!("savepoint-{}-{id}", self.job)));
+        let meta = self.metadata(id, savepoint, handles);
+        Some(Finishing { id, meta, storage: self.storage.clone(), target })
+    }
+
+    fn metadata(&self, id: u64, savepoint: bool, tasks: Vec<TaskHandle>) -> Metadata {
+        Metadata {
+            job: self.job.clone(),
+            checkpoint: id,
+            savepoint,
+            completed_ms: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
+            max_parallelism: self.max_parallelism,
+            tasks,
         }
     }
 
     /// Every task's input ended: their end snapshots make the final
     /// checkpoint, the restore point of a failure during the last commit
     /// (which finishes the commit instead of replaying the input).
-    fn ack_final(&mut self, chain: usize, subtask: u32, result: Result<TaskHandle, String>) -> Option<Completed> {
+    fn ack_final(&mut self, chain: usize, subtask: u32, result: Result<TaskHandle, String>) -> Option<Finishing> {
         let handle = match result {
             Ok(h) => h,
             Err(e) => {
@@ -289,57 +325,62 @@ impl Coordinator {
         if !self.tasks.iter().all(|t| self.at_end.contains_key(t)) {
             return None;
         }
-        let barrier = Barrier { id: FINAL_CHECKPOINT, stop: false };
-        let handles: Vec<TaskHandle> = self.at_end.values().cloned().collect();
-        if handles.iter().any(|h| h.file.is_empty()) {
-            return Some(Completed { barrier, location: PathBuf::new(), superseded: Vec::new() });
-        }
-        let meta = Metadata {
-            job: self.job.clone(),
-            checkpoint: FINAL_CHECKPOINT,
-            savepoint: false,
-            completed_ms: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
-            max_parallelism: self.max_parallelism,
-            tasks: handles,
-        };
-        match self.storage.complete(&meta) {
-            Ok(location) => {
-                tracing::info!(job = %self.job, location = %location.display(), "final checkpoint completed");
-                self.latest = Some(location.clone());
-                let superseded = std::mem::take(&mut self.retained).into();
-                Some(Completed { barrier, location, superseded })
-            }
-            Err(e) => {
-                tracing::warn!(job = %self.job, "cannot complete the final checkpoint: {e}");
-                Some(Completed { barrier, location: PathBuf::new(), superseded: Vec::new() })
-            }
-        }
+        let meta = self.metadata(FINAL_CHECKPOINT, false, self.at_end.values().cloned().collect());
+        Some(Finishing { id: FINAL_CHECKPOINT, meta, storage: self.storage.clone(), target: None })
     }
 
-    fn complete(&mut self, p: &Pending) -> std::io::Result<(PathBuf, Vec<u64>)> {
-        let meta = Metadata {
-            job: self.job.clone(),
-            checkpoint: p.barrier.id,
-            savepoint: p.request.is_some(),
-            completed_ms: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
-            max_parallelism: self.max_parallelism,
-            tasks: p.handles.clone(),
-        };
-        let location = self.storage.complete(&meta)?;
-        match p.request.as_ref().and_then(|r| r.target.as_ref()) {
-            Some(target) => {
-                let target = target.join(format!("savepoint-{}-{}", self.job, p.barrier.id));
-                storage::relocate(&location, &target, &meta)?;
-                Ok((target, Vec::new()))
-            }
-            None if p.request.is_some() => Ok((location, Vec::new())),
-            None => {
-                self.retained.push_back(p.barrier.id);
-                let mut superseded = Vec::new();
-                while self.retained.len() > self.config.retained.max(1) {
-                    superseded.push(self.retained.pop_front().unwrap());
+    /// Takes the outcome of writing a [`Finishing`]'s `_metadata`: the
+    /// checkpoint completed (sinks may commit) or failed.
+    pub fn finish(&mut self, id: u64, written: std::io::Result<PathBuf>) -> Option<Completed> {
+        if id == FINAL_CHECKPOINT {
+            let barrier = Barrier { id, stop: false };
+            return match written {
+                Ok(location) if !location.as_os_str().is_empty() => {
+                    tracing::info!(job = %self.job, location = %location.display(), "final checkpoint completed");
+                    self.latest = Some(location.clone());
+                    let superseded = std::mem::take(&mut self.retained).into();
+                    Some(Completed { barrier, location, superseded })
                 }
-                Ok((location, superseded))
+                other => {
+                    if let Err(e) = other {
+                        tracing::warn!(job = %self.job, "cannot complete the final checkpoint: {e}");
+                    }
+                    Some(Completed { barrier, location: PathBuf::new(), superseded: Vec::new() })
+                }
+            };
+        }
+        // Expired, aborted or dropped meanwhile: what was written stays unused.
+        let p = self.pending.take_if(|p| p.barrier.id == id && p.finishing)?;
+        match written {
+            Ok(location) => {
+                let stats = self.stats_mut(id);
+                stats.status = "COMPLETED";
+                stats.duration_ms = p.started.elapsed().as_millis() as u64;
+                stats.state_bytes = p.handles.iter().map(|h| h.bytes).sum();
+                stats.sync_ms = p.handles.iter().map(|h| h.sync_ms).max().unwrap_or(0);
+                stats.location = Some(location.display().to_string());
+                self.completed_count += 1;
+                tracing::info!(job = %self.job, id, location = %location.display(), "checkpoint completed");
+                self.latest = Some(location.clone());
+                let mut superseded = Vec::new();
+                if p.request.is_none() {
+                    self.retained.push_back(id);
+                    while self.retained.len() > self.config.retained.max(1) {
+                        superseded.push(self.retained.pop_front().unwrap());
+                    }
+                }
+                if let Some(r) = p.request {
+                    (r.reply)(Ok(location.clone()));
+                }
+                Some(Completed { barrier: p.barrier, location, superseded })
+            }
+            Err(e) => {
+                let why = format!("cannot complete checkpoint {id}: {e}");
+                self.record_failure(id, &why);
+                if let Some(r) = p.request {
+                    (r.reply)(Err(why));
+                }
+                None
             }
         }
     }

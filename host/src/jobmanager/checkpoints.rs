@@ -83,12 +83,26 @@ impl JobManager {
                 tracing::warn!(taskmanager = tm, job = %job.id, chain, subtask, "ignored a checkpoint acknowledgement for a task the TaskManager does not run");
                 return;
             }
-            let Some(done) = job.coordinator.ack(checkpoint, chain, subtask, result) else { return };
-            (job.id.clone(), done, job.coordinator.storage().clone())
+            let Some(finishing) = job.coordinator.ack_deferred(checkpoint, chain, subtask, result) else { return };
+            (job.id.clone(), finishing, job.coordinator.storage().clone())
         };
         let jm = self.clone();
         let exec = exec.to_string();
         tokio::spawn(async move {
+            // `_metadata` is written off the lock (and the async threads): it is file I/O and an fsync.
+            let (id_, finishing) = (id.clone(), done);
+            let written = tokio::task::spawn_blocking(move || {
+                let written = finishing.write();
+                (finishing.id, written)
+            })
+            .await;
+            let Ok((checkpoint, written)) = written else { return };
+            let done = {
+                let mut state = jm.state.lock().unwrap();
+                let Some(job) = state.jobs.get_mut(&id_).filter(|j| j.execution() == exec) else { return };
+                let Some(done) = job.coordinator.finish(checkpoint, written) else { return };
+                done
+            };
             if let Err(e) = jm.persist(&id).await {
                 // Not committed: the sinks' files stay pending, and a failure replays from the checkpoint before.
                 tracing::error!(job = %id, "cannot record checkpoint {} in the database: {e}", done.barrier.id);
