@@ -38,15 +38,7 @@ fn a_killed_taskmanager_is_recovered_from_with_exactly_once_output() {
     let out = work.path().join("out");
     // 8 s at 12 500 records/s; heartbeats report progress every 0.5 s, 6.25% of the input.
     let n: u64 = 100_000;
-    let jar = cluster.upload(&component("stateful"));
-    let body = json!({
-        "entry": "sequence-check",
-        "args": ["--n", n.to_string(), "--keys", KEYS.to_string(), "--rate", "12500", "--output", out.to_str().unwrap()],
-        "parallelism": 2,
-        "checkpoint-interval-ms": 300,
-        "restart-strategy": { "type": "fixed-delay", "attempts": 3, "delay-ms": 200 },
-    });
-    let id = cluster.submit_with(&jar, body);
+    let id = cluster.submit_sequence_check(n, KEYS, Some(12_500), &out, Some(200));
     let job = cluster.wait_status(&id, "RUNNING");
     let victim = taskmanager_of(&job);
     // Progress is seen in heartbeat steps: aim below 63% so that the kill lands before 70%.

@@ -210,13 +210,8 @@ fn forged_cluster_messages_change_no_job_and_crash_nothing() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
     let (n, keys) = (40_000u64, 50u64);
-    let jar = cluster.upload(&component("stateful"));
-    let id = cluster.submit_with(&jar, json!({
-        "entry": "sequence-check",
-        "args": ["--n", n.to_string(), "--keys", keys.to_string(), "--rate", "10000", "--output", out.to_str().unwrap()],
-        "parallelism": 2,
-        "checkpoint-interval-ms": 300,
-    }));
+    let id = cluster.submit_sequence_check(n, keys, Some(10_000), &out, None);
+    let jar = cluster.get("/jars")["files"][0]["id"].as_str().unwrap().to_string();
     cluster.wait_status(&id, "RUNNING");
     cluster.wait_for(|c| c.job(&id)["checkpoints"]["completed"].as_u64() >= Some(1), "a checkpoint");
     let exec = format!("{id}@0");

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
 use common::*;
-use serde_json::json;
 
 /// Keys of the `sequence-check` job.
 const KEYS: u64 = 50;
@@ -27,15 +26,7 @@ fn a_killed_jobmanager_resumes_its_jobs_with_exactly_once_output() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
     let n: u64 = 100_000;
-    let jar = cluster.upload(&component("stateful"));
-    let body = json!({
-        "entry": "sequence-check",
-        "args": ["--n", n.to_string(), "--keys", KEYS.to_string(), "--rate", "12500", "--output", out.to_str().unwrap()],
-        "parallelism": 2,
-        "checkpoint-interval-ms": 300,
-        "restart-strategy": { "type": "fixed-delay", "attempts": 3, "delay-ms": 200 },
-    });
-    let id = cluster.submit_with(&jar, body);
+    let id = cluster.submit_sequence_check(n, KEYS, Some(12_500), &out, Some(200));
     cluster.wait_status(&id, "RUNNING");
     cluster.wait_for(|c| c.job(&id)["records-in"].as_u64().unwrap_or(0) >= n * 2 / 5, "progress");
     let before = cluster.job(&id);
@@ -58,12 +49,7 @@ fn a_killed_jobmanager_resumes_its_jobs_with_exactly_once_output() {
     assert_sequences_exactly_once(&out, n, KEYS);
 
     // A job submitted after the restart gets a fresh id and never touches the first one's output.
-    let again = cluster.submit_with(&jar, json!({
-        "entry": "sequence-check",
-        "args": ["--n", "1000", "--keys", KEYS.to_string(), "--output", work.path().join("again").to_str().unwrap()],
-        "parallelism": 2,
-        "checkpoint-interval-ms": 300,
-    }));
+    let again = cluster.submit_sequence_check(1000, KEYS, None, &work.path().join("again"), None);
     assert_ne!(again, id);
     cluster.wait_status(&again, "FINISHED");
     assert_sequences_exactly_once(&out, n, KEYS);
@@ -111,14 +97,7 @@ fn a_taskmanager_killed_during_the_final_commit_leaves_exactly_once_output() {
         let work = tempfile::tempdir().unwrap();
         let out = work.path().join("out");
         let n: u64 = 20_000;
-        let jar = cluster.upload(&component("stateful"));
-        let id = cluster.submit_with(&jar, json!({
-            "entry": "sequence-check",
-            "args": ["--n", n.to_string(), "--keys", KEYS.to_string(), "--rate", "20000", "--output", out.to_str().unwrap()],
-            "parallelism": 2,
-            "checkpoint-interval-ms": 300,
-            "restart-strategy": { "type": "fixed-delay", "attempts": 3, "delay-ms": 100 },
-        }));
+        let id = cluster.submit_sequence_check(n, KEYS, Some(20_000), &out, Some(100));
         let job = cluster.wait_status(&id, "RUNNING");
         assert_eq!(job["tasks"][1]["subtasks"][1]["taskmanager"], "tm-2", "{job}");
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -148,6 +148,23 @@ impl Cluster {
         v["jobid"].as_str().unwrap().to_string()
     }
 
+    /// Uploads the `stateful` component and runs its `sequence-check` job at
+    /// parallelism 2 with checkpoints every 300 ms: `n` records over `keys` keys
+    /// at `rate` records/s (none: as fast as it goes) into the file sink `out`,
+    /// restarting up to 3 times after `restart_delay_ms` if given.
+    pub fn submit_sequence_check(&self, n: u64, keys: u64, rate: Option<u64>, out: &Path, restart_delay_ms: Option<u64>) -> String {
+        let jar = self.upload(&super::component("stateful"));
+        let mut args = vec!["--n".to_string(), n.to_string(), "--keys".into(), keys.to_string(), "--output".into(), out.to_str().unwrap().into()];
+        if let Some(rate) = rate {
+            args.extend(["--rate".to_string(), rate.to_string()]);
+        }
+        let mut body = serde_json::json!({ "entry": "sequence-check", "args": args, "parallelism": 2, "checkpoint-interval-ms": 300 });
+        if let Some(delay) = restart_delay_ms {
+            body["restart-strategy"] = serde_json::json!({ "type": "fixed-delay", "attempts": 3, "delay-ms": delay });
+        }
+        self.submit_with(&jar, body)
+    }
+
     /// `Bearer ADMIN-KEY`.
     pub fn bearer(&self) -> String {
         format!("Bearer {}", self.token)
