@@ -37,7 +37,7 @@ pub(super) async fn trigger_loop(jm: Arc<JobManager>) {
                     let mut tms: Vec<String> = sources.flat_map(|c| j.placement[c].iter().map(|(tm, _)| tm.clone())).collect();
                     tms.sort();
                     tms.dedup();
-                    let conns: Vec<_> = tms.iter().filter_map(|t| taskmanagers.get(t)).map(|t| t.connection.clone()).collect();
+                    let conns = super::connections(taskmanagers, &tms);
                     Some((j.id.clone(), j.execution(), barrier, conns, reserve))
                 })
                 .collect()
@@ -113,7 +113,7 @@ impl JobManager {
             let conns = {
                 let state = jm.state.lock().unwrap();
                 let Some(job) = state.jobs.get(&id).filter(|j| j.execution() == exec) else { return };
-                job.taskmanagers().iter().filter_map(|t| state.taskmanagers.get(t)).map(|t| t.connection.clone()).collect()
+                super::connections(&state.taskmanagers, &job.taskmanagers())
             };
             super::job::tell(conns, ToTaskManager::CheckpointComplete { job: exec, checkpoint: done.barrier.id }).await;
         });

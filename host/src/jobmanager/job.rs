@@ -752,7 +752,7 @@ impl JobManager {
             let exec = job.execution();
             let tms = job.taskmanagers();
             free_slots(&mut state, id);
-            (exec, tms.iter().filter_map(|t| state.taskmanagers.get(t)).map(|t| t.connection.clone()).collect::<Vec<_>>())
+            (exec, super::connections(&state.taskmanagers, &tms))
         };
         self.record_end(id);
         tokio::spawn(tell(connections, ToTaskManager::Cancel { job: exec }));

@@ -98,6 +98,11 @@ pub struct TaskManagerEntry {
     pub connection: quinn::Connection,
 }
 
+/// The connections of the TaskManagers `tms` still registered: whom to tell something of a job.
+pub(crate) fn connections(taskmanagers: &BTreeMap<String, TaskManagerEntry>, tms: &[String]) -> Vec<quinn::Connection> {
+    tms.iter().filter_map(|t| taskmanagers.get(t)).map(|t| t.connection.clone()).collect()
+}
+
 impl TaskManagerEntry {
     fn free_slots(&self) -> usize {
         self.slots.iter().filter(|s| s.is_none()).count()

@@ -52,7 +52,7 @@ impl JobManager {
             job.usage.clear();
             job.state_bytes.clear();
             free_slots(&mut state, id);
-            let connections: Vec<_> = tms.iter().filter_map(|t| state.taskmanagers.get(t)).map(|t| t.connection.clone()).collect();
+            let connections = super::connections(&state.taskmanagers, &tms);
             (delay, exec, connections)
         };
         let jm = self.clone();
