@@ -309,4 +309,17 @@ mod tests {
         assert!(restored.check(128, &BTreeSet::new(), true).is_ok());
         assert!(matches!(Restored::load(dir.path()), Err(RestoreError::NotACheckpoint(_))));
     }
+
+    #[test]
+    fn a_metadata_naming_a_file_outside_its_checkpoint_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = DirStorage::new(dir.path());
+        std::fs::write(dir.path().join("secret"), b"EDDYSNP1\x00\x00\x00\x00").unwrap();
+        let mut handle = storage.write_task(1, 0, 0, &vec![]).unwrap();
+        handle.file = "../secret".into();
+        let meta = Metadata { job: "j".into(), checkpoint: 1, savepoint: false, completed_ms: 0, max_parallelism: 128, tasks: vec![handle] };
+        let location = storage.complete(&meta).unwrap();
+        let err = Restored::load(&location).unwrap_err().to_string();
+        assert!(err.contains("names \"../secret\" for task 0 subtask 0"), "{err}");
+    }
 }
