@@ -274,6 +274,9 @@ impl Coordinator {
         if id == FINAL_CHECKPOINT {
             return self.ack_final(chain, subtask, result);
         }
+        if self.finished_tasks {
+            return None;
+        }
         let pending = self.pending.as_mut().filter(|p| p.barrier.id == id && !p.finishing)?;
         match result {
             Err(e) => {
@@ -325,6 +328,9 @@ impl Coordinator {
         if !self.tasks.iter().all(|t| self.at_end.contains_key(t)) {
             return None;
         }
+        // A checkpoint still in flight would, completing late, become the restore point
+        // in place of the final one, and a restore from it would write the tail again.
+        self.task_finished();
         let meta = self.metadata(FINAL_CHECKPOINT, false, self.at_end.values().cloned().collect());
         Some(Finishing { id: FINAL_CHECKPOINT, meta, storage: self.storage.clone(), target: None })
     }
@@ -403,7 +409,7 @@ impl Coordinator {
     fn fail_pending(&mut self, why: String) {
         if let Some(p) = self.pending.take() {
             self.record_failure(p.barrier.id, &why);
-            self.storage.discard(p.barrier.id);
+            self.storage.discard_in_background(p.barrier.id);
             if let Some(r) = p.request {
                 (r.reply)(Err(why));
             }
@@ -430,7 +436,7 @@ impl Coordinator {
         if let Some(p) = self.pending.take() {
             tracing::debug!(job = %self.job, id = p.barrier.id, "checkpoint dropped: a task finished");
             self.history.retain(|s| s.id != p.barrier.id);
-            self.storage.discard(p.barrier.id);
+            self.storage.discard_in_background(p.barrier.id);
             if let Some(r) = p.request {
                 (r.reply)(Err("a task finished before the savepoint completed".into()));
             }

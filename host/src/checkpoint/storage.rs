@@ -83,6 +83,13 @@ impl DirStorage {
         self
     }
 
+    /// Deletes checkpoint `id` on a thread of its own: callers hold a lock
+    /// (the JobManager's) that file I/O must not delay.
+    pub fn discard_in_background(&self, id: u64) {
+        let path = self.path(id);
+        let _ = std::thread::Builder::new().name("discard".into()).spawn(move || std::fs::remove_dir_all(path));
+    }
+
     /// The directory of checkpoint `id`.
     pub fn path(&self, id: u64) -> PathBuf {
         if id == super::FINAL_CHECKPOINT {

@@ -50,6 +50,8 @@ pub(super) async fn trigger_loop(jm: Arc<JobManager>) {
                         let mut state = jm.state.lock().unwrap();
                         if let Some(j) = state.jobs.get_mut(&id) {
                             j.coordinator.abort(&format!("cannot reserve checkpoint ids in the database: {e}"));
+                            // Unreserved: the next checkpoint tries again.
+                            j.ids_reserved = barrier.id;
                         }
                         return;
                     }
@@ -106,6 +108,10 @@ impl JobManager {
             if let Err(e) = jm.persist(&id).await {
                 // Not committed: the sinks' files stay pending, and a failure replays from the checkpoint before.
                 tracing::error!(job = %id, "cannot record checkpoint {} in the database: {e}", done.barrier.id);
+                if done.barrier.id == crate::checkpoint::FINAL_CHECKPOINT {
+                    // The tasks wait for this commit: restart rather than wait forever.
+                    jm.fail_job(&id, format!("cannot record the final checkpoint in the database: {e}"));
+                }
                 return;
             }
             let superseded = done.superseded.clone();

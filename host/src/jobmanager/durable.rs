@@ -84,7 +84,7 @@ impl Job {
             // crash keeps it, as a restart after a failure does.
             records_before: {
                 let (r, w) = if self.status == JobStatus::Running { self.attempt_progress() } else { (0, 0) };
-                (self.records_before.0 + r, self.records_before.1 + w)
+                (self.records_before.0.saturating_add(r), self.records_before.1.saturating_add(w))
             },
             peak_state_bytes: self.peak_state_bytes,
         }
@@ -152,9 +152,17 @@ impl JobManager {
     /// Takes up the jobs the database holds as active: each waits for slots
     /// as a new attempt, or fails with why it cannot resume.
     pub(super) fn resume_jobs(self: &Arc<Self>) -> Result<(), DbError> {
-        let entries = self.db.scan::<JobEntry>(Table::ActiveJobs, "")?;
+        let entries = self.db.scan::<serde_json::Value>(Table::ActiveJobs, "")?;
         let mut failed = Vec::new();
-        for (id, entry) in entries {
+        for (id, value) in entries {
+            // One entry this version cannot read is left where it is, not a reason to refuse to start.
+            let entry: JobEntry = match serde_json::from_value(value) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(job = %id, "cannot read the job's entry in the database, left as it is: {e}");
+                    continue;
+                }
+            };
             // Ended, but the process died before the entry was removed with the ending.
             if self.history.get(&id).is_some() {
                 self.db.write(&[super::db::Change::Delete(Table::ActiveJobs, &id)])?;
@@ -170,7 +178,9 @@ impl JobManager {
         }
         for (entry, why) in failed {
             tracing::warn!(job = %entry.id, "job not resumed: {why}");
-            self.record_unresumable(&entry, &why)?;
+            if let Err(e) = self.record_unresumable(&entry, &why) {
+                tracing::error!(job = %entry.id, "cannot record that the job ended: {e}");
+            }
         }
         Ok(())
     }

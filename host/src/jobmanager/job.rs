@@ -141,6 +141,8 @@ pub struct Job {
     pub records_before: (u64, u64),
     /// It was scheduled once: `started` is when, whatever restarts followed.
     pub first_run_done: bool,
+    /// Subtasks of the current attempt that reported their end.
+    pub ended_subtasks: std::collections::BTreeSet<(usize, u32)>,
 }
 
 impl Job {
@@ -185,6 +187,7 @@ impl Job {
             peak_state_bytes: 0,
             records_before: (0, 0),
             first_run_done: false,
+            ended_subtasks: Default::default(),
         }
     }
 
@@ -231,7 +234,7 @@ impl Job {
     /// the job's total now, for the meter's peak.
     pub fn report_state(&mut self, tm: &str, bytes: u64) -> Option<(String, String, super::usage::Usage)> {
         self.state_bytes.insert(tm.to_string(), bytes);
-        let now: u64 = self.state_bytes.values().sum();
+        let now = self.state_bytes.values().fold(0u64, |a, b| a.saturating_add(*b));
         self.peak_state_bytes = self.peak_state_bytes.max(now);
         let tenant = self.settings.tenant.clone()?;
         Some((tenant, self.id.clone(), super::usage::Usage { peak_state_bytes: now, ..Default::default() }))
@@ -246,12 +249,12 @@ impl Job {
     /// ended, heartbeats' while running.
     pub fn progress(&self) -> (u64, u64) {
         let (r, w) = if self.status == JobStatus::Running { self.attempt_progress() } else { self.records };
-        (self.records_before.0 + r, self.records_before.1 + w)
+        (self.records_before.0.saturating_add(r), self.records_before.1.saturating_add(w))
     }
 
     /// Records read and written by the current attempt, as its subtasks last reported.
     pub(super) fn attempt_progress(&self) -> (u64, u64) {
-        self.usage.values().fold((0, 0), |a, b| (a.0 + b.records_in, a.1 + b.records_out))
+        self.usage.values().fold((0u64, 0u64), |a, b| (a.0.saturating_add(b.records_in), a.1.saturating_add(b.records_out)))
     }
 
     pub(super) fn taskmanagers(&self) -> Vec<String> {
@@ -527,7 +530,9 @@ impl JobManager {
         };
         // Recorded before the client hears of it: a JobManager restart resumes it.
         if let Err(e) = self.persist(&id).await {
-            self.state.lock().unwrap().jobs.remove(&id);
+            let mut state = self.state.lock().unwrap();
+            free_slots(&mut state, &id);
+            state.jobs.remove(&id);
             return Err((500, format!("cannot record the job in the JobManager's database: {e}")));
         }
         self.schedule_waiting();
@@ -644,12 +649,21 @@ impl JobManager {
             self.fail_job(id, format!("cannot record the attempt in the JobManager's database: {e}"));
             return;
         }
+        // Cancelled, restarted or failed while it was being recorded: nothing of it may run.
+        if !self.still_running(&exec) {
+            return;
+        }
         let command = ToTaskManager::Deploy(Box::new(deployment));
         for (tm, conn) in &connections {
             if let Err(e) = command_to(conn, &command).await {
                 self.fail_job(id, format!("deploying to TaskManager {tm} failed: {e}"));
                 return;
             }
+        }
+        // Its Cancel may have reached the TaskManagers before the Deploy did: cancel again.
+        if !self.still_running(&exec) {
+            tell(connections.into_iter().map(|(_, c)| c).collect(), ToTaskManager::Cancel { job: exec }).await;
+            return;
         }
         for (tm, conn) in &connections {
             if let Err(e) = command_to(conn, &ToTaskManager::Start { job: exec.clone() }).await {
@@ -661,6 +675,11 @@ impl JobManager {
             job.deployed = true;
         }
         tracing::info!(job = id, execution = %exec, taskmanagers = connections.len(), "job deployed and started");
+    }
+
+    /// Whether execution `exec` is its job's current attempt, and RUNNING.
+    fn still_running(&self, exec: &str) -> bool {
+        self.state.lock().unwrap().current_mut(exec).is_some_and(|j| j.status == JobStatus::Running)
     }
 
     /// Subtask `(chain, subtask)` of execution `exec` reported its end (and what it used),
@@ -676,12 +695,17 @@ impl JobManager {
                 tracing::warn!(taskmanager = tm, job, chain, subtask, "ignored the end of a subtask the TaskManager does not run");
                 return;
             }
+            // Each subtask ends once: a repeated report cannot end the job before its other subtasks.
+            if !j.ended_subtasks.insert((chain, subtask)) {
+                tracing::warn!(taskmanager = tm, job, chain, subtask, "ignored a second end of a subtask");
+                return;
+            }
             metered.extend(j.report_usage(chain, subtask, usage));
             j.remaining = j.remaining.saturating_sub(1);
             match outcome {
                 TaskOutcome::Finished { records_in, records_out } => {
-                    j.records.0 += records_in;
-                    j.records.1 += records_out;
+                    j.records.0 = j.records.0.saturating_add(records_in);
+                    j.records.1 = j.records.1.saturating_add(records_out);
                     j.coordinator.task_finished();
                     if j.remaining == 0 && j.status == JobStatus::Running {
                         j.status = JobStatus::Finished;

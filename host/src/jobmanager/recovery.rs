@@ -42,7 +42,7 @@ impl JobManager {
             let exec = job.execution();
             let tms = job.taskmanagers();
             let (r, w) = job.attempt_progress();
-            job.records_before = (job.records_before.0 + r, job.records_before.1 + w);
+            job.records_before = (job.records_before.0.saturating_add(r), job.records_before.1.saturating_add(w));
             job.attempt += 1;
             // Before the new attempt's tasks exist: their end-of-input acknowledgements must not be lost.
             job.coordinator.restarted(job.attempt);
@@ -50,6 +50,7 @@ impl JobManager {
             job.remaining = job.plan.chains.iter().map(|c| c.parallelism as usize).sum();
             job.records = (0, 0);
             job.usage.clear();
+            job.ended_subtasks.clear();
             job.state_bytes.clear();
             free_slots(&mut state, id);
             let connections = super::connections(&state.taskmanagers, &tms);

@@ -68,7 +68,10 @@ pub fn decode(tag: u8, payload: Vec<u8>) -> Result<Event, FrameError> {
         (0, _) => Event::Data(payload),
         (1, 8) => Event::Watermark(i64::from_le_bytes(payload[..8].try_into().unwrap())),
         (2, 0) => Event::End,
-        (3, 9) => Event::Barrier(Barrier { id: u64::from_le_bytes(payload[..8].try_into().unwrap()), stop: payload[8] != 0 }),
+        // The final checkpoint's id is no barrier's: a task acknowledges it at its end only.
+        (3, 9) if payload[..8] != crate::checkpoint::FINAL_CHECKPOINT.to_le_bytes() => {
+            Event::Barrier(Barrier { id: u64::from_le_bytes(payload[..8].try_into().unwrap()), stop: payload[8] != 0 })
+        }
         (4, 0) => Event::Idle,
         _ => return Err(FrameError::Malformed { tag, len }),
     })
@@ -89,6 +92,7 @@ mod tests {
         }
         assert_eq!(decode(1, vec![0; 7]).unwrap_err(), FrameError::Malformed { tag: 1, len: 7 });
         assert_eq!(decode(9, vec![]).unwrap_err(), FrameError::Malformed { tag: 9, len: 0 });
+        assert!(decode(3, [u64::MAX.to_le_bytes().as_slice(), &[0]].concat()).is_err(), "a barrier with the final checkpoint's id");
         assert_eq!(head(&[0, 0xff, 0xff, 0xff, 0xff]).unwrap_err(), FrameError::TooLarge(u32::MAX as usize));
     }
 }

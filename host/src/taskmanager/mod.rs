@@ -142,11 +142,16 @@ async fn register(config: &TaskManagerConfig, endpoint: &quinn::Endpoint, runnin
     }
 }
 
-/// Whether the JobManager refused the TaskManager (a certificate of another
-/// CA, a registration it does not accept): trying again would not help.
+/// Whether the JobManager refused the TaskManager's certificate (one of
+/// another CA): a TLS failure, which trying again would not change. Any
+/// other failure (a JobManager starting, busy or down) is tried again.
 fn refused(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        matches!(c.downcast_ref::<quinn::ConnectionError>(), Some(quinn::ConnectionError::TransportError(_) | quinn::ConnectionError::ConnectionClosed(_)))
+    // QUIC carries TLS alerts as the transport error codes 0x100..=0x1ff.
+    let tls = |code: quinn::TransportErrorCode| (0x100..=0x1ff).contains(&u64::from(code));
+    e.chain().any(|c| match c.downcast_ref::<quinn::ConnectionError>() {
+        Some(quinn::ConnectionError::TransportError(t)) => tls(t.code),
+        Some(quinn::ConnectionError::ConnectionClosed(close)) => tls(close.error_code),
+        _ => false,
     })
 }
 
