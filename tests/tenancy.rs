@@ -680,3 +680,58 @@ fn subtasks_per_taskmanager_spread_a_tenants_jobs_and_make_the_next_one_wait() {
         (403, "quota subtasks-per-taskmanager exceeded: tenant spread allows 1 subtasks on one TaskManager, and one slot of the job holds 2")
     );
 }
+
+/// schemathesis (installed by `./dev test` from PyPI) runs against the OpenAPI
+/// document the JobManager serves, with a tenant's developer key: examples,
+/// the coverage phase and random requests on every operation. No answer is a
+/// server error (5xx), and none breaks the schema the document gives it.
+#[test]
+fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
+    let schemathesis = Path::new(env!("CARGO_BIN_EXE_eddy")).parent().unwrap().parent().unwrap().join("tools/schemathesis/bin/schemathesis");
+    assert!(schemathesis.exists(), "{} is missing: `./dev test` installs it (tests/tools/install-schemathesis.sh)", schemathesis.display());
+    let mut cluster = Cluster::start(1, 2, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let admin_file = cluster.dir.path().join("admin.token");
+    let m = cluster.http.as_str();
+    ok(eddy_with(&admin_file, &["tenant", "create", "alpha", "-m", m, "--data-root", work.path().to_str().unwrap()]));
+    let dev = key(&make_key(&cluster, work.path(), "alpha-dev", "alpha", "developer"));
+    let alpha = Api::new(m, Some(&dev));
+    let doc = alpha.get("/openapi.json");
+    assert_eq!(doc["openapi"], "3.0.3");
+    for &(method, route) in eddy::jobmanager::ROUTES {
+        assert!(doc["paths"][route][method].is_object(), "{method} {route} is not in the document");
+    }
+    // Real objects of the tenant, so that requests reach past "not found": a jar and a running job.
+    let jar = ok(eddy_with(&work.path().join("alpha-dev.key"), &["upload", "-m", m, component("stateful").to_str().unwrap()])).trim().to_string();
+    let (status, answer) = alpha.call("post", &format!("/jars/{jar}/run"), Some(&json!({"entry": "big-state", "args": ["--n", "100000000", "--rate", "50", "--keys", "10"]})));
+    assert_eq!(status, 200, "{answer}");
+    let job = answer["jobid"].as_str().unwrap().to_string();
+    cluster.wait_status(&job, "RUNNING");
+    let file = work.path().join("openapi.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let config = work.path().join("schemathesis.toml");
+    std::fs::write(&config, format!(r#"
+[[operations]]
+include-path-regex = "^/jars/"
+parameters = {{ "path.id" = "{jar}" }}
+
+[[operations]]
+include-path-regex = "^/jobs/"
+parameters = {{ "path.id" = "{job}" }}
+
+[[operations]]
+include-path-regex = "^/tenants/"
+parameters = {{ "path.name" = "alpha" }}
+"#)).unwrap();
+    let out = std::process::Command::new(&schemathesis)
+        .args(["--config-file", config.to_str().unwrap()])
+        .args(["run", file.to_str().unwrap(), "--url", &format!("http://{m}"), "-H", &format!("Authorization: Bearer {dev}")])
+        .args(["--checks", "not_a_server_error,response_schema_conformance", "--phases", "examples,coverage,fuzzing"])
+        .args(["--max-examples", "25", "--workers", "1", "--seed", "1", "--no-color"])
+        .output()
+        .unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "schemathesis found problems:\n{report}\nJobManager log:\n{}", cluster.log("jobmanager.log"));
+    assert!(cluster.jobmanager.try_wait().unwrap().is_none(), "the JobManager exited");
+    eprintln!("{}", report.lines().filter(|l| l.contains("passed") || l.contains("Summary") || l.contains("operations")).collect::<Vec<_>>().join("\n"));
+}

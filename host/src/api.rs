@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Mode;
@@ -11,7 +12,7 @@ use crate::jobmanager::RestartStrategy;
 use crate::state::BackendKind;
 
 /// How a submitted job runs (`POST /jars/{id}/run`, `POST /jobs`); every field has a default.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct SubmitSettings {
     /// Default parallelism of operators that set none [1].
@@ -54,7 +55,7 @@ pub struct SubmitSettings {
 }
 
 /// `POST /jars/{id}/run`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RunRequest {
     /// The entry to plan.
     pub entry: String,
@@ -67,9 +68,10 @@ pub struct RunRequest {
 }
 
 /// `POST /jobs`: a job file whose components are ids of uploaded jars.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct JobFileRequest {
-    /// The job file.
+    /// The job file (`docs/job-files.md`).
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub job: crate::jobfile::JobFile,
     /// How it runs.
     #[serde(flatten)]
@@ -77,7 +79,7 @@ pub struct JobFileRequest {
 }
 
 /// What a key may do. Admin keys belong to no tenant; the others to one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// The cluster's administrator: tenants, keys, TaskManagers, every job.
@@ -100,7 +102,7 @@ impl std::fmt::Display for Role {
 
 /// A tenant's limits. Each is checked at submission (and, for what guests do,
 /// at run time on the TaskManagers); `docs/multi-tenancy.md` says how to size them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", default)]
 pub struct Quotas {
     /// Slots its running jobs may hold at once; jobs past it wait as CREATED.
@@ -150,7 +152,7 @@ impl Default for Quotas {
 
 /// The changes of `PATCH /tenants/{name}` (and what `POST /tenants` sets beyond the
 /// defaults): each field set replaces the tenant's.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct TenantChanges {
     /// Quota fields to set, by their names in [`Quotas`].
@@ -165,7 +167,7 @@ pub struct TenantChanges {
 }
 
 /// `POST /tenants`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CreateTenant {
     /// Its name: 1 to 63 of `a-z 0-9 -`, starting with a letter.
@@ -176,7 +178,7 @@ pub struct CreateTenant {
 }
 
 /// A tenant, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct Tenant {
     /// Its name, which is its id.
@@ -192,7 +194,7 @@ pub struct Tenant {
 }
 
 /// `POST /tokens`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CreateToken {
     /// The tenant the key acts for; none for an admin key.
@@ -205,7 +207,7 @@ pub struct CreateToken {
 }
 
 /// An API key, as listed (never with its secret).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct TokenInfo {
     /// Its public id (the part of the key before the secret).
@@ -223,7 +225,7 @@ pub struct TokenInfo {
 }
 
 /// The answer to `POST /tokens`: the only time the key is shown.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CreatedToken {
     /// The key to send as `Authorization: Bearer KEY`.
     pub token: String,
@@ -233,7 +235,7 @@ pub struct CreatedToken {
 
 /// What one job of a tenant used in one minute (`GET /tenants/{name}/usage`);
 /// `docs/multi-tenancy.md` says what each figure counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", default)]
 pub struct Usage {
     /// CPU time of its task threads, in nanoseconds.
@@ -253,7 +255,7 @@ pub struct Usage {
 }
 
 /// One row of a tenant's usage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct UsageRow {
     /// The minute's start, in ms since the epoch.
@@ -266,7 +268,7 @@ pub struct UsageRow {
 }
 
 /// The answer of `GET /tenants/{name}/usage`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct UsageReport {
     /// The tenant.
     pub tenant: String,
@@ -279,7 +281,7 @@ pub struct UsageReport {
 }
 
 /// The answer of `GET /whoami`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Identity {
     /// The key's id.
     pub key: String,
@@ -287,4 +289,23 @@ pub struct Identity {
     pub tenant: Option<String>,
     /// Its role.
     pub role: Role,
+}
+
+/// `POST /jobs/{id}/savepoints`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct SavepointBody {
+    /// Where to put it (the admin only); none: the job's savepoint place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_directory: Option<PathBuf>,
+    /// End the job once it completed (stop with savepoint).
+    #[serde(default)]
+    pub stop: bool,
+}
+
+/// Every refusal: `{"errors": [why]}`, one line.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Refusal {
+    /// Why, in one line.
+    pub errors: Vec<String>,
 }

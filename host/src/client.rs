@@ -493,7 +493,8 @@ impl Client {
     /// Takes a savepoint (and with `stop`, ends the job after it): `POST
     /// /jobs/{id}/savepoints`, which answers once it completed; returns its location.
     pub fn savepoint(&self, id: &str, dir: Option<&std::path::Path>, stop: bool) -> Result<String, ClientError> {
-        let body = serde_json::json!({ "target-directory": dir.map(|d| d.display().to_string()), "stop": stop });
+        let request = crate::api::SavepointBody { target_directory: dir.map(std::path::Path::to_path_buf), stop };
+        let body = serde_json::to_value(request).expect("a savepoint request serializes");
         let answer: Value = self.call("POST", &format!("/jobs/{}/savepoints", encode(id)), Body::Json(&body))?;
         answer["location"].as_str().map(str::to_string).ok_or_else(|| ClientError::BadResponse("no location in the answer".into()))
     }

@@ -451,6 +451,11 @@ impl Coordinator {
         self.last_trigger = Instant::now();
     }
 
+    /// Whether some task of the current attempt finished (no more checkpoints).
+    pub fn tasks_finished(&self) -> bool {
+        self.finished_tasks
+    }
+
     /// What a restart resumes from.
     pub fn latest(&self) -> Option<&Path> {
         self.latest.as_deref()

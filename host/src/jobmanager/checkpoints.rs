@@ -140,8 +140,14 @@ impl JobManager {
             });
             job.coordinator.request_savepoint(SavepointRequest { target, stop, reply });
         }
+        let ended = || {
+            let state = self.state.lock().unwrap();
+            state.jobs.get(id).is_none_or(|j| j.status != JobStatus::Running || j.coordinator.tasks_finished())
+        };
+        // A job that ended (or whose tasks did) meanwhile is the caller's conflict; anything else is ours.
         match rx.await {
             Ok(Ok(location)) => Ok(location),
+            Ok(Err(why)) if ended() => Err((409, format!("savepoint of job {id} not taken: {why}"))),
             Ok(Err(why)) => Err((500, format!("savepoint of job {id} failed: {why}"))),
             Err(_) => Err((500, format!("savepoint of job {id} was abandoned"))),
         }

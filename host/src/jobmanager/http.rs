@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use super::tenants::Caller;
 use super::{millis, JobManager, JobSettings, JobStatus, ModuleStore, RestartStrategy, Submission};
-use crate::api::{JobFileRequest, RunRequest, SubmitSettings};
+use crate::api::{JobFileRequest, RunRequest, SavepointBody, SubmitSettings};
 use crate::checkpoint::CheckpointConfig;
 use crate::runtime::digest as eddy_digest;
 
@@ -106,6 +106,7 @@ api_routes! {
     delete "/tenants/{name}" => super::tenant_api::delete_tenant,
     get "/tenants/{name}/usage" => super::tenant_api::usage,
     get "/whoami" => super::tenant_api::whoami,
+    get "/openapi.json" => openapi,
     get "/tokens" => super::tenant_api::list_tokens,
     post "/tokens" => super::tenant_api::create_token,
     delete "/tokens/{id}" => super::tenant_api::revoke_token,
@@ -146,6 +147,11 @@ async fn authenticate(State(jm): State<Shared>, mut request: Request, next: Next
         }
         None => error(StatusCode::UNAUTHORIZED, "unknown or revoked API key"),
     }
+}
+
+/// The API's OpenAPI document, generated from its routes and types (`openapi.rs`).
+async fn openapi() -> Response {
+    Json(super::openapi::document()).into_response()
 }
 
 async fn health() -> Response {
@@ -362,14 +368,6 @@ async fn get_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>,
         "tasks": tasks,
     }))
     .into_response()
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct SavepointBody {
-    target_directory: Option<std::path::PathBuf>,
-    #[serde(default)]
-    stop: bool,
 }
 
 /// Unlike Flink's, answers when the savepoint completed rather than with a trigger id to poll.

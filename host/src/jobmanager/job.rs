@@ -710,6 +710,8 @@ impl JobManager {
                     if j.remaining == 0 && j.status == JobStatus::Running {
                         j.status = JobStatus::Finished;
                         j.ended = Some(SystemTime::now());
+                        // Savepoints asked for while it was ending are answered, not left waiting.
+                        j.coordinator.shutdown("the job finished");
                         tracing::info!(job, "job finished");
                         free_slots(&mut state, job);
                     }

@@ -10,6 +10,7 @@ mod history;
 mod http;
 mod job;
 mod modules;
+mod openapi;
 mod placement;
 mod recovery;
 mod restart;

@@ -49,7 +49,7 @@ pub trait StateBackend: Send {
 }
 
 /// Which backend a job's keyed state uses.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
     /// Hash maps in the TaskManager's memory: fastest; state must fit in memory.
