@@ -7,11 +7,4 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 VERSION=0.25.1
 venv="${CARGO_TARGET_DIR:-$repo/target}/tools/python"
-stamp="$venv/.componentize-py-$VERSION"
-if [ -f "$stamp" ] && [ -x "$venv/bin/componentize-py" ]; then
-  exit 0
-fi
-echo "==> installing componentize-py $VERSION into $venv" >&2
-python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$VERSION"
-touch "$stamp"
+exec "$repo/tests/tools/pip-tool.sh" "$venv" componentize-py "$VERSION" componentize-py
