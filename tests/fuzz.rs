@@ -157,15 +157,9 @@ fn cluster_messages() {
     });
 }
 
-/// Writes the seed corpus (`cargo test --test fuzz -- --ignored write_corpus`).
-#[test]
-#[ignore]
-fn write_corpus() {
-    let write = |target: &str, name: &str, bytes: &[u8]| {
-        let dir = corpus_dir(target);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(name), bytes).unwrap();
-    };
+/// The seed corpus, made with the host's own encoders.
+fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    let mut seeds = Vec::new();
     let tmp = tempfile::tempdir().unwrap();
     let states = [
         vec![("op".to_string(), OperatorState { keyed: vec![(b"\"k\"".to_vec(), b"{\"n\":1}".to_vec())], items: vec![b"[0,10]".to_vec()] })],
@@ -174,23 +168,23 @@ fn write_corpus() {
     for (i, state) in states.iter().enumerate() {
         snapshot::write(&tmp.path().join("s"), state).unwrap();
         let v2 = std::fs::read(tmp.path().join("s")).unwrap();
-        write("snapshot", &format!("seed-{i}"), &v2);
         // The same state in format 1 (no checksum), whose decoding mutations reach.
         let mut v1 = b"EDDYSNP1".to_vec();
         v1.extend_from_slice(&v2[8..v2.len() - 4]);
-        write("snapshot", &format!("seed-v1-{i}"), &v1);
+        seeds.push(("snapshot", format!("seed-{i}"), v2));
+        seeds.push(("snapshot", format!("seed-v1-{i}"), v1));
     }
     let mut batch = Vec::new();
     eddy::framing::push(&mut batch, Some(b"\"key\""), b"{\"a\":[1,2.5,\"x\"]}", Some(42));
     eddy::framing::push(&mut batch, None, b"-12.5e3", None);
     eddy::framing::push(&mut batch, None, b"\"caf\\u00e9\"", Some(-1));
-    write("framing", "seed-0", &batch);
+    seeds.push(("framing", "seed-0".into(), batch.clone()));
     use eddy::task::Event;
     let mut frames = Vec::new();
-    for e in [Event::Data(batch.clone()), Event::Watermark(7), Event::Barrier(eddy::checkpoint::Barrier { id: 3, stop: false }), Event::Idle, Event::End] {
+    for e in [Event::Data(batch), Event::Watermark(7), Event::Barrier(eddy::checkpoint::Barrier { id: 3, stop: false }), Event::Idle, Event::End] {
         frames.extend(frame::encode(&e));
     }
-    write("frame", "seed-0", &frames);
+    seeds.push(("frame", "seed-0".into(), frames));
     let messages = [
         serde_json::to_vec(&ToJobManager::Register { slots: 2, data_addr: "127.0.0.1:9".parse().unwrap(), running: vec!["j@0".into()] }).unwrap(),
         serde_json::to_vec(&ToJobManager::GetModule { digest: "ab".into() }).unwrap(),
@@ -199,7 +193,24 @@ fn write_corpus() {
         br#"{"Heartbeat":{"id":"tm-1","running_tasks":1,"usage":[["j@0",0,1,{"records_in":5,"records_out":1,"bytes_in":9,"bytes_out":3,"cpu_ns":100}]],"state":[["j@0",12]]}}"#.to_vec(),
         br#"{"CheckpointAck":{"job":"j@0","chain":0,"subtask":0,"checkpoint":4,"result":{"Ok":{"chain":0,"subtask":0,"file":"task-0-0","bytes":10}}}}"#.to_vec(),
     ];
-    for (i, m) in messages.iter().enumerate() {
-        write("message", &format!("seed-{i}"), m);
+    for (i, m) in messages.into_iter().enumerate() {
+        seeds.push(("message", format!("seed-{i}"), m));
+    }
+    seeds
+}
+
+/// The corpus in the repository holds every seed as the host encodes it now: a
+/// change of a format shows here, and `EDDY_FUZZ_WRITE_CORPUS=1` writes the seeds anew.
+#[test]
+fn the_corpus_holds_every_seed_in_the_current_formats() {
+    let write = std::env::var_os("EDDY_FUZZ_WRITE_CORPUS").is_some();
+    for (target, name, bytes) in seeds() {
+        let file = corpus_dir(target).join(&name);
+        if write {
+            std::fs::create_dir_all(corpus_dir(target)).unwrap();
+            std::fs::write(&file, &bytes).unwrap();
+        }
+        let kept = std::fs::read(&file).unwrap_or_default();
+        assert!(kept == bytes, "{} is not the seed the host makes now: run this test with EDDY_FUZZ_WRITE_CORPUS=1", file.display());
     }
 }

@@ -723,7 +723,9 @@ parameters = {{ "path.id" = "{job}" }}
 include-path-regex = "^/tenants/"
 parameters = {{ "path.name" = "alpha" }}
 "#)).unwrap();
+    // Its cache goes to the working directory: the test's, not the source tree.
     let out = std::process::Command::new(&schemathesis)
+        .current_dir(work.path())
         .args(["--config-file", config.to_str().unwrap()])
         .args(["run", file.to_str().unwrap(), "--url", &format!("http://{m}"), "-H", &format!("Authorization: Bearer {dev}")])
         .args(["--checks", "not_a_server_error,response_schema_conformance", "--phases", "examples,coverage,fuzzing"])

@@ -243,6 +243,7 @@ pub fn spawn(
     let mut all = Vec::with_capacity(subtasks.len());
     let config = options.sandbox.clone().or_else(|| modules.first().map(|m| m.runtime_sandbox().clone())).unwrap_or_default();
     let budget = JobBudget::new(config, &options.run_id, Some(signals.clone()));
+    let restored_at_end = options.restore.as_ref().is_some_and(|r| r.meta.checkpoint == crate::checkpoint::FINAL_CHECKPOINT);
     for Subtask { chain, subtask, head, output } in subtasks {
         let live = Arc::new(LiveCounts::default());
         all.push((chain, subtask, live.clone()));
@@ -264,7 +265,6 @@ pub fn spawn(
                     budget: &budget,
                 };
                 let checkpoints = TaskCheckpoints::new(options.checkpointing.clone(), chain, subtask);
-                let restored_at_end = options.restore.as_ref().is_some_and(|r| r.meta.checkpoint == crate::checkpoint::FINAL_CHECKPOINT);
                 let run = || {
                     build_chain(&ctx, chain, subtask).and_then(|chain| {
                         Task { name, head, chain, output, signals: signals.clone(), live, checkpoints, source_uid, restored_at_end }.run()

@@ -78,7 +78,7 @@ impl JobManager {
     /// checkpoint is recorded in the database before the checkpoints it
     /// supersedes are discarded and before sinks are told to commit it.
     pub fn checkpoint_ack(self: &Arc<Self>, tm: &str, exec: &str, chain: usize, subtask: u32, checkpoint: u64, result: Result<TaskHandle, String>) {
-        let (id, done, storage) = {
+        let (id, finishing, storage) = {
             let mut state = self.state.lock().unwrap();
             let Some(job) = state.current_mut(exec) else { return };
             if !job.runs_on(chain, subtask, tm) {
@@ -92,16 +92,11 @@ impl JobManager {
         let exec = exec.to_string();
         tokio::spawn(async move {
             // `_metadata` is written off the lock (and the async threads): it is file I/O and an fsync.
-            let (id_, finishing) = (id.clone(), done);
-            let written = tokio::task::spawn_blocking(move || {
-                let written = finishing.write();
-                (finishing.id, written)
-            })
-            .await;
-            let Ok((checkpoint, written)) = written else { return };
+            let checkpoint = finishing.id;
+            let Ok(written) = tokio::task::spawn_blocking(move || finishing.write()).await else { return };
             let done = {
                 let mut state = jm.state.lock().unwrap();
-                let Some(job) = state.jobs.get_mut(&id_).filter(|j| j.execution() == exec) else { return };
+                let Some(job) = state.jobs.get_mut(&id).filter(|j| j.execution() == exec) else { return };
                 let Some(done) = job.coordinator.finish(checkpoint, written) else { return };
                 done
             };

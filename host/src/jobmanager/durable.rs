@@ -134,7 +134,6 @@ fn resume(e: JobEntry) -> Result<Job, (JobEntry, String)> {
     job.attempt = attempt;
     job.ids_reserved = next_id;
     job.started = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(e.started_ms);
-    job.first_run_done = ran;
     job.records_before = e.records_before;
     job.peak_state_bytes = e.peak_state_bytes;
     job.exceptions = e.exceptions.into_iter().map(|(t, why)| (SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(t), why)).collect();

@@ -139,8 +139,6 @@ pub struct Job {
     pub ids_reserved: u64,
     /// Records read and written by its earlier attempts (replays included).
     pub records_before: (u64, u64),
-    /// It was scheduled once: `started` is when, whatever restarts followed.
-    pub first_run_done: bool,
     /// Subtasks of the current attempt that reported their end.
     pub ended_subtasks: std::collections::BTreeSet<(usize, u32)>,
 }
@@ -186,7 +184,6 @@ impl Job {
             state_bytes: BTreeMap::new(),
             peak_state_bytes: 0,
             records_before: (0, 0),
-            first_run_done: false,
             ended_subtasks: Default::default(),
         }
     }
@@ -583,9 +580,9 @@ impl JobManager {
                 job.placement = placement;
                 job.status = JobStatus::Running;
                 job.waiting = None;
-                if !job.first_run_done {
+                // `started` is the first attempt's start, whatever restarts follow.
+                if job.attempt == 0 {
                     job.started = SystemTime::now();
-                    job.first_run_done = true;
                 }
                 deploy.push(id);
             }

@@ -119,7 +119,7 @@ pub fn document() -> Value {
         if path == "/health" {
             operation["security"] = json!([]);
         }
-        let entry = paths.entry(path.replace("/{", "/{")).or_insert_with(|| json!({}));
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[method] = operation;
     }
     let schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
