@@ -17,6 +17,8 @@ usage: checkpoint.py EDDY WORDCOUNT.wasm STATEFUL.wasm TEXT [RUNS]
 """
 import json, os, re, signal, statistics, subprocess, sys, tempfile, time, urllib.request
 
+import cluster
+
 eddy, wordcount, stateful, text = sys.argv[1:5]
 runs = int(sys.argv[5]) if len(sys.argv) > 5 else 3
 
@@ -80,8 +82,7 @@ with tempfile.TemporaryDirectory() as tmp:
         addrs = json.load(open(f"{tmp}/jobmanager.json"))
         KEY_FILE = f"{tmp}/admin.token"
         for _ in range(3):
-            tms.append(subprocess.Popen([eddy, "taskmanager", "--jobmanager", addrs["rpc"], "--slots", "1", "--cluster-dir", tmp],
-                                        stderr=subprocess.DEVNULL))
+            tms.append(cluster.taskmanager(eddy, addrs["rpc"], addrs["http"], tmp, 1, stderr=subprocess.DEVNULL))
             n = len(tms)
             while len(get(addrs["http"], "/taskmanagers")["taskmanagers"]) < n:
                 time.sleep(0.05)
@@ -153,8 +154,7 @@ with tempfile.TemporaryDirectory() as tmp:
         return p
 
     jm = start_jm()
-    tms = [subprocess.Popen([eddy, "taskmanager", "--jobmanager", rpc, "--slots", "1", "--cluster-dir", tmp], stderr=subprocess.DEVNULL)
-           for _ in range(2)]
+    tms = [cluster.taskmanager(eddy, rpc, http, tmp, 1, stderr=subprocess.DEVNULL) for _ in range(2)]
     try:
         while len(get_retrying(http, "/taskmanagers")["taskmanagers"]) < 2:
             time.sleep(0.05)

@@ -8,6 +8,8 @@ TaskManagers) on 127.0.0.1, runs bench-ops' `exchange` job (file source -> rebal
 channel -> file sink) three times per path and prints medians."""
 import json, statistics, subprocess, sys, tempfile, time, urllib.request, os
 
+import cluster
+
 argv = sys.argv[1:]
 wordcount = None
 if "--wordcount" in argv:
@@ -43,8 +45,7 @@ try:
     base = "http://" + addrs["http"]
     for i in range(2):
         log = open(os.path.join(state, f"taskmanager-{i}.log"), "w")
-        procs.append(subprocess.Popen([eddy, "taskmanager", "--jobmanager", addrs["rpc"], "--slots", "1",
-                                       "--cluster-dir", state], stdout=log, stderr=log))
+        procs.append(cluster.taskmanager(eddy, addrs["rpc"], addrs["http"], state, 1, stdout=log, stderr=log))
     while len(http("GET", "/taskmanagers")["taskmanagers"]) < 2:
         time.sleep(0.05)
     jar = http("POST", "/jars/upload?name=bench_ops.wasm", open(wasm, "rb").read(), "application/wasm")["id"]

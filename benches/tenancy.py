@@ -10,6 +10,8 @@ Starts its own cluster (one JobManager, one TaskManager with 2 slots) on 127.0.0
    one keep-alive connection, median latency of each kind."""
 import http.client, json, os, statistics, subprocess, sys, tempfile, time
 
+import cluster
+
 eddy, wasm, text = sys.argv[1], sys.argv[2], os.path.abspath(sys.argv[3])
 runs = int(sys.argv[4]) if len(sys.argv) > 4 else 5
 state = tempfile.mkdtemp(prefix="eddy-tenancy-")
@@ -44,8 +46,7 @@ try:
     time.sleep(0.1)
     addrs = json.load(open(os.path.join(state, "jobmanager.json")))
     tm_log = open(os.path.join(state, "taskmanager.log"), "w")
-    procs.append(subprocess.Popen([eddy, "taskmanager", "--jobmanager", addrs["rpc"], "--slots", "2",
-                                   "--cluster-dir", state], stdout=tm_log, stderr=tm_log))
+    procs.append(cluster.taskmanager(eddy, addrs["rpc"], addrs["http"], state, 2, stdout=tm_log, stderr=tm_log))
     admin = Api(addrs["http"], open(os.path.join(state, "admin.token")).read().strip())
     while len(admin.call("GET", "/taskmanagers")["taskmanagers"]) < 1:
         time.sleep(0.05)

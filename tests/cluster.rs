@@ -123,17 +123,18 @@ fn a_killed_taskmanager_fails_the_job_and_the_cluster_runs_the_next_one() {
 #[test]
 fn peers_without_the_cluster_certificate_bad_uploads_and_missing_slots_are_refused() {
     let cluster = Cluster::start(1, 1, &["--slot-timeout", "1"]);
-    // A TaskManager whose certificate comes from another CA cannot join.
+    // A TaskManager that trusts another CA does not take the JobManager for one.
     let alien = tempfile::tempdir().unwrap();
     eddy::net::ClusterCa::load_or_create(alien.path()).unwrap();
     let out = eddy()
-        .args(["taskmanager", "--jobmanager", &cluster.rpc, "--cluster-dir"])
-        .arg(alien.path())
+        .args(["taskmanager", "--jobmanager", &cluster.rpc, "--join-token", "eddyjoin_x_y", "--ca"])
+        .arg(alien.path().join("ca.pem"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(error_line(&err).starts_with(&format!("error: cannot connect to the JobManager at {}", cluster.rpc)), "{err}");
+    assert!(error_line(&err).starts_with(&format!("error: cannot enrol with the JobManager at {}", cluster.rpc)), "{err}");
+    assert!(error_line(&err).contains("invalid peer certificate"), "{err}");
     std::thread::sleep(Duration::from_millis(200));
     assert!(cluster.log("jobmanager.log").contains("refused a cluster connection"), "{}", cluster.log("jobmanager.log"));
 
@@ -216,12 +217,16 @@ fn forged_cluster_messages_change_no_job_and_crash_nothing() {
     cluster.wait_for(|c| c.job(&id)["checkpoints"]["completed"].as_u64() >= Some(1), "a checkpoint");
     let exec = format!("{id}@0");
     let tm1_data: std::net::SocketAddr = cluster.get("/taskmanagers")["taskmanagers"][0]["dataAddress"].as_str().unwrap().parse().unwrap();
+    let join = cluster.join_token();
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let identity = eddy::net::ClusterCa::load(cluster.dir.path()).unwrap().issue().unwrap();
-        let endpoint = eddy::net::endpoint("127.0.0.1:0".parse().unwrap(), &identity).unwrap();
-        let conn = eddy::net::connect(&endpoint, cluster.rpc.parse().unwrap()).await.unwrap();
+        // A legitimate TaskManager: enrolled with the cluster's join token.
+        let ca_pem = std::fs::read_to_string(cluster.dir.path().join("ca.pem")).unwrap();
+        let me = eddy::taskmanager::identity::enrol(cluster.rpc.parse().unwrap(), &ca_pem, &join).await.unwrap();
+        assert_eq!(me.identity, "tm-3");
+        let endpoint = eddy::net::endpoint("127.0.0.1:0".parse().unwrap(), &me.node().unwrap(), eddy::net::Clients::Certified).unwrap();
+        let conn = eddy::net::connect(&endpoint, cluster.rpc.parse().unwrap(), eddy::net::JOBMANAGER_NAME).await.unwrap();
         let register = ToJobManager::Register { slots: 1, data_addr: endpoint.local_addr().unwrap(), running: vec![exec.clone()] };
         let registered: Registered = codec::call(&conn, &register).await.unwrap();
         assert_eq!(registered.cancel, vec![exec.clone()], "what a new TaskManager claims to run is not the JobManager's");
@@ -252,7 +257,7 @@ fn forged_cluster_messages_change_no_job_and_crash_nothing() {
             let _ = send.finish();
         }
         // A data stream into tm-1 for a channel that tm-2 feeds, and one with a header of 4 GiB.
-        let data = eddy::net::connect(&endpoint, tm1_data).await.unwrap();
+        let data = eddy::net::connect(&endpoint, tm1_data, eddy::net::TASKMANAGER_NAME).await.unwrap();
         let mut send = data.open_uni().await.unwrap();
         codec::write(&mut send, &ChannelHeader { job: exec.clone(), chain: 1, subtask: 0, channel: 1 }).await.unwrap();
         let _ = send.write_all(&[0, 0xff, 0xff, 0xff, 0xff]).await;

@@ -112,6 +112,28 @@ fn fuzz(target: &str, decode: impl Fn(&[u8])) {
     eprintln!("{target}: {runs} inputs in {seconds} s, seed {seed}, no panic");
 }
 
+/// Certificate signing requests, which peers without a certificate send the
+/// JobManager to enrol: it parses them, checks their signature and signs.
+#[test]
+fn certificate_signing_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = eddy::net::ClusterCa::load_or_create(dir.path()).unwrap();
+    fuzz("csr", |bytes| {
+        let Ok(text) = std::str::from_utf8(bytes) else { return };
+        let _ = ca.sign_taskmanager(text, "tm-1", std::time::Duration::from_secs(60));
+    });
+}
+
+/// A CSR as `eddy taskmanager` makes one, fixed so that the corpus stays the same.
+const CSR: &str = concat!(
+    "-----BEGIN CERTIFICATE REQUEST-----\n",
+    "MIG5MGICAQAwADBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABBg4p/BIXQm+F6d1\n",
+    "UtQ8JWpE3L7uEpyffGbdzLAUluwbwN+bY0mMy8Gsvu3oc6byk58dQ7Cx7d4faekv\n",
+    "qpKuV5ugADAKBggqhkjOPQQDAgNHADBEAiBED3/gWoznAHr5aHcAM7VBTlMQ8PAZ\n",
+    "Kr740Ftay2pNuwIgDhzDmUm+uvUEKwFvR2q/5Qf7WyQdMYnI4YhZWQjfwp8=\n",
+    "-----END CERTIFICATE REQUEST-----\n",
+);
+
 #[test]
 fn snapshot_files() {
     fuzz("snapshot", |bytes| {
@@ -192,7 +214,9 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         serde_json::to_vec(&ChannelHeader { job: "j@0".into(), chain: 1, subtask: 0, channel: 2 }).unwrap(),
         br#"{"Heartbeat":{"id":"tm-1","running_tasks":1,"usage":[["j@0",0,1,{"records_in":5,"records_out":1,"bytes_in":9,"bytes_out":3,"cpu_ns":100}]],"state":[["j@0",12]]}}"#.to_vec(),
         br#"{"CheckpointAck":{"job":"j@0","chain":0,"subtask":0,"checkpoint":4,"result":{"Ok":{"chain":0,"subtask":0,"file":"task-0-0","bytes":10}}}}"#.to_vec(),
+        serde_json::to_vec(&ToJobManager::Enrol { token: "eddyjoin_ab_cd".into(), csr: CSR.into() }).unwrap(),
     ];
+    seeds.push(("csr", "seed-0".into(), CSR.as_bytes().to_vec()));
     for (i, m) in messages.into_iter().enumerate() {
         seeds.push(("message", format!("seed-{i}"), m));
     }

@@ -61,7 +61,7 @@ impl Api {
 /// `eddy` with `args` and the key in `key_file`; stdout on success.
 fn eddy_with(key_file: &Path, args: &[&str]) -> std::process::Output {
     // After the (sub)command: what follows a component are the job's own arguments.
-    let at = if matches!(args[0], "tenant" | "token") { 2 } else { 1 };
+    let at = if matches!(args[0], "tenant" | "token" | "taskmanager-token") { 2 } else { 1 };
     let mut all = args.to_vec();
     all.splice(at..at, ["--token-file", key_file.to_str().unwrap()]);
     eddy().env_remove("EDDY_TOKEN").args(&all).stdout(Stdio::piped()).stderr(Stdio::piped()).output().unwrap()
@@ -502,15 +502,18 @@ fn the_http_api_over_tls_is_trusted_with_the_cluster_ca_only() {
     let (mut jm, addrs) = common::cluster::start_jobmanager(dir.path(), "jm.log", &["--tls", "--state-dir", dir.path().to_str().unwrap()]);
     let https = addrs["http"].as_str().unwrap().to_string();
     assert!(https.starts_with("https://127.0.0.1:"), "{https}");
+    let admin = dir.path().join("admin.token");
+    let ca = dir.path().join("ca.pem");
+    // The join token, over TLS too.
+    let join = ok(eddy_with(&admin, &["taskmanager-token", "create", "-m", &https, "--ca", ca.to_str().unwrap(), "--ttl", "10m"]));
     let mut tm = eddy()
-        .args(["taskmanager", "--jobmanager", addrs["rpc"].as_str().unwrap(), "--slots", "1", "--cluster-dir"])
-        .arg(dir.path())
+        .args(["taskmanager", "--jobmanager", addrs["rpc"].as_str().unwrap(), "--slots", "1", "--ca"])
+        .arg(&ca)
+        .env("EDDY_JOIN_TOKEN", join.trim())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let admin = dir.path().join("admin.token");
-    let ca = dir.path().join("ca.pem");
     let result = std::panic::catch_unwind(|| {
         // With the cluster CA: a whole job runs.
         let work = tempfile::tempdir().unwrap();

@@ -233,6 +233,54 @@ pub struct CreatedToken {
     pub info: TokenInfo,
 }
 
+/// `POST /taskmanager-tokens`: a join token with which TaskManagers enrol.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CreateJoinToken {
+    /// A note for `eddy taskmanager-token list`.
+    #[serde(default)]
+    pub description: String,
+    /// How long it admits TaskManagers, in seconds [86400: a day; at most 31536000].
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+}
+
+/// A join token, as listed (never with its secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct JoinTokenInfo {
+    /// Its public id (the part of the token before the secret).
+    pub id: String,
+    /// The note given at creation.
+    pub description: String,
+    /// When it was created (ms since the epoch).
+    pub created: u64,
+    /// When it stops admitting TaskManagers (ms since the epoch).
+    pub expires: u64,
+    /// Revoked tokens admit no one.
+    pub revoked: bool,
+    /// TaskManagers enrolled with it.
+    pub enrolled: u64,
+}
+
+/// The answer to `POST /taskmanager-tokens`: the only time the token is shown.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CreatedJoinToken {
+    /// What `eddy taskmanager --join-token` takes.
+    pub token: String,
+    /// What it is.
+    pub info: JoinTokenInfo,
+}
+
+/// The answer to `DELETE /taskmanagers/{id}`: the identity is revoked.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RevokedTaskManager {
+    /// The TaskManager's identity.
+    pub id: String,
+    /// When it was revoked (ms since the epoch).
+    pub revoked: u64,
+}
+
 /// What one job of a tenant used in one minute (`GET /tenants/{name}/usage`);
 /// `docs/multi-tenancy.md` says what each figure counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

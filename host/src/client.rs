@@ -577,6 +577,30 @@ impl Client {
     pub fn revoke_token(&self, id: &str) -> Result<crate::api::TokenInfo, ClientError> {
         self.call("DELETE", &format!("/tokens/{}", encode(id)), Body::None)
     }
+
+    /// `POST /taskmanager-tokens`.
+    pub fn create_join_token(&self, request: &crate::api::CreateJoinToken) -> Result<crate::api::CreatedJoinToken, ClientError> {
+        self.call("POST", "/taskmanager-tokens", Body::Json(&serde_json::to_value(request).expect("serializes")))
+    }
+
+    /// `GET /taskmanager-tokens`.
+    pub fn join_tokens(&self) -> Result<Vec<crate::api::JoinTokenInfo>, ClientError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            tokens: Vec<crate::api::JoinTokenInfo>,
+        }
+        self.call::<Answer>("GET", "/taskmanager-tokens", Body::None).map(|a| a.tokens)
+    }
+
+    /// `DELETE /taskmanager-tokens/{id}`.
+    pub fn revoke_join_token(&self, id: &str) -> Result<crate::api::JoinTokenInfo, ClientError> {
+        self.call("DELETE", &format!("/taskmanager-tokens/{}", encode(id)), Body::None)
+    }
+
+    /// `DELETE /taskmanagers/{id}`: revokes the TaskManager's certificates.
+    pub fn revoke_taskmanager(&self, id: &str) -> Result<crate::api::RevokedTaskManager, ClientError> {
+        self.call("DELETE", &format!("/taskmanagers/{}", encode(id)), Body::None)
+    }
 }
 
 enum Body<'a> {
@@ -680,6 +704,20 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 pub fn jobs_table(jobs: &[JobSummary]) -> String {
     let rows: Vec<Vec<String>> = jobs.iter().map(|j| vec![j.id.clone(), j.status.clone(), j.name.clone()]).collect();
     table(&["ID", "STATUS", "NAME"], &rows)
+}
+
+/// A time (ms since the epoch) as how far from now: `in 23h 59m`, `5m ago`.
+pub fn ago_or_in(ms: u64) -> String {
+    let now = crate::jobmanager::now_ms();
+    let span = |d: u64| {
+        let (h, m, s) = (d / 3_600_000, d / 60_000 % 60, d / 1000 % 60);
+        match (h, m) {
+            (0, 0) => format!("{s}s"),
+            (0, _) => format!("{m}m {s}s"),
+            _ => format!("{h}h {m}m"),
+        }
+    };
+    if ms >= now { format!("in {}", span(ms - now)) } else { format!("{} ago", span(now - ms)) }
 }
 
 /// The table `eddy taskmanagers` prints.

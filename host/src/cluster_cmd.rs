@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
+use crate::api::CreateJoinToken;
 use crate::client::Client;
 
 /// How long `start` waits for the JobManager to listen and for the
@@ -115,11 +116,11 @@ fn log_file(path: &Path) -> anyhow::Result<(File, File)> {
     Ok((f, g))
 }
 
-fn spawn(args: &[String], log: &Path) -> anyhow::Result<Child> {
+fn spawn(args: &[String], log: &Path, env: &[(&str, &str)]) -> anyhow::Result<Child> {
     let exe = std::env::current_exe().context("cannot find the eddy executable")?;
     let (out, err) = log_file(log)?;
     let mut cmd = Command::new(&exe);
-    cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+    cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err).envs(env.iter().copied());
     if std::env::var_os("EDDY_LOG").is_none() {
         cmd.env("EDDY_LOG", "info");
     }
@@ -202,7 +203,7 @@ fn start_processes(
         args.push("--heartbeat-timeout".into());
         args.push(t.to_string());
     }
-    children.push(spawn(&args, &jm_log)?);
+    children.push(spawn(&args, &jm_log, &[])?);
     pids.push(children[0].id());
     write_pids(dir, &pids)?;
 
@@ -228,6 +229,13 @@ fn start_processes(
         std::thread::sleep(Duration::from_millis(50));
     };
 
+    // The JobManager wrote its admin key before its addresses. The TaskManagers
+    // enrol with a join token that lives as long as they may take to start.
+    let key = std::fs::read_to_string(dir.join(crate::jobmanager::ADMIN_KEY_FILE))
+        .with_context(|| format!("cannot read the admin key in {}", dir.display()))?;
+    let client = Client::new(&jm.http, Some(key.trim().to_string()))?;
+    let request = CreateJoinToken { description: "eddy cluster start".into(), ttl_seconds: Some(START_TIMEOUT.as_secs() * 3) };
+    let join = client.create_join_token(&request).context("cannot create a join token for the TaskManagers")?;
     for i in 1..=opts.taskmanagers {
         let log = log_dir.join(format!("taskmanager-{i}.log"));
         let args: Vec<String> = vec![
@@ -236,20 +244,18 @@ fn start_processes(
             jm.rpc.clone(),
             "--slots".into(),
             opts.slots.to_string(),
-            "--cluster-dir".into(),
-            dir.display().to_string(),
+            "--ca".into(),
+            dir.join("ca.pem").display().to_string(),
+            "--state-dir".into(),
+            dir.join(format!("taskmanager-{i}")).display().to_string(),
         ];
-        let child = spawn(&args, &log)?;
+        let child = spawn(&args, &log, &[("EDDY_JOIN_TOKEN", join.token.as_str())])?;
         pids.push(child.id());
         children.push(child);
         write_pids(dir, &pids)?;
     }
 
     // Wait for every TaskManager to register.
-    // The JobManager wrote its admin key before its addresses.
-    let key = std::fs::read_to_string(dir.join(crate::jobmanager::ADMIN_KEY_FILE))
-        .with_context(|| format!("cannot read the admin key in {}", dir.display()))?;
-    let client = Client::new(&jm.http, Some(key.trim().to_string()))?;
     let want = opts.taskmanagers as usize;
     loop {
         let progress = match client.taskmanagers() {

@@ -76,6 +76,34 @@ pub enum ToJobManager {
         /// sha256 hex.
         digest: String,
     },
+    /// A TaskManager without a certificate asks for one (answered with
+    /// `Result<Enrolled, String>`); the only message such a connection may send.
+    Enrol {
+        /// The join token an admin created (`eddy taskmanager-token create`).
+        token: String,
+        /// A certificate signing request for the TaskManager's new key (PEM).
+        csr: String,
+    },
+    /// A registered TaskManager asks for a new certificate of its identity
+    /// before its own expires (answered with `Result<Enrolled, String>`).
+    Renew {
+        /// A certificate signing request for a new key (PEM).
+        csr: String,
+    },
+}
+
+/// The JobManager closes a connection with this code when its certificate is of a revoked TaskManager.
+pub const CLOSE_REVOKED: u32 = 0x52;
+/// … and with this one when it is not a TaskManager's (or there is none, and no enrolment).
+pub const CLOSE_NOT_A_TASKMANAGER: u32 = 0x53;
+
+/// A certificate the JobManager signed for a TaskManager.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Enrolled {
+    /// The identity it names (`tm-7`): the TaskManager's id from now on.
+    pub identity: String,
+    /// The certificate (PEM).
+    pub certificate: String,
 }
 
 /// What one subtask has used, cumulative over its attempt.

@@ -21,6 +21,8 @@ pub struct Cluster {
     pub rpc: String,
     /// The admin key the JobManager created on its first start.
     pub token: String,
+    /// A join token the TaskManagers enrol with, created with the first.
+    join_token: Option<String>,
     pub jobmanager: Child,
     pub taskmanagers: Vec<Child>,
 }
@@ -69,6 +71,7 @@ impl Cluster {
             dir,
             jobmanager,
             taskmanagers: Vec::new(),
+            join_token: None,
         };
         // `eddy` commands of the test find the key as a user's shell would; clusters run
         // one at a time, so the variable names this one's until it is dropped.
@@ -101,14 +104,40 @@ impl Cluster {
         self.add_taskmanager_with(slots, &[]);
     }
 
+    /// A join token (made once per cluster), as `eddy taskmanager-token create` makes it.
+    pub fn join_token(&mut self) -> String {
+        if self.join_token.is_none() {
+            let mut resp = ureq::post(&format!("http://{}/taskmanager-tokens", self.http))
+                .header("authorization", &self.bearer())
+                .send_json(serde_json::json!({ "description": "test" }))
+                .unwrap();
+            let made: Value = resp.body_mut().read_json().unwrap();
+            self.join_token = Some(made["token"].as_str().unwrap().to_string());
+        }
+        self.join_token.clone().unwrap()
+    }
+
+    /// The arguments and environment of a TaskManager that enrols with the cluster's
+    /// join token and keeps its certificate in `state_dir`.
+    pub fn taskmanager_command(&mut self, slots: u32, state_dir: &Path) -> std::process::Command {
+        let token = self.join_token();
+        let mut cmd = eddy();
+        cmd.env("EDDY_JOIN_TOKEN", token)
+            .args(["taskmanager", "--jobmanager", &self.rpc, "--slots", &slots.to_string(), "--ca"])
+            .arg(self.dir.path().join("ca.pem"))
+            .arg("--state-dir")
+            .arg(state_dir);
+        cmd
+    }
+
     /// A TaskManager with environment variables of its own (`EDDY_LOG`, say).
     pub fn add_taskmanager_with(&mut self, slots: u32, env: &[(&str, &str)]) {
         let i = self.taskmanagers.len() + 1;
         let log = std::fs::File::create(self.dir.path().join(format!("taskmanager-{i}.log"))).unwrap();
-        let child = eddy()
+        let state = self.dir.path().join(format!("taskmanager-{i}"));
+        let child = self
+            .taskmanager_command(slots, &state)
             .envs(env.iter().copied())
-            .args(["taskmanager", "--jobmanager", &self.rpc, "--slots", &slots.to_string(), "--cluster-dir"])
-            .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

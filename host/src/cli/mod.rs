@@ -82,6 +82,12 @@ pub enum Command {
     /// Create, list and revoke API keys (admin key).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Create, list and revoke join tokens, with which TaskManagers enrol (admin key).
+    #[command(subcommand, name = "taskmanager-token")]
+    TaskmanagerToken(tenancy::JoinTokenCommand),
+    /// Revoke a TaskManager: disconnect it and refuse its certificates from now on (admin key).
+    #[command(arg_required_else_help = true, name = "revoke-taskmanager")]
+    RevokeTaskmanager(tenancy::RevokeTaskManagerArgs),
     /// Show what a tenant's jobs used, per minute and job: CPU time, records and
     /// bytes in and out, slot time.
     Usage(UsageArgs),
@@ -279,6 +285,10 @@ pub struct JobManagerArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// How long the certificate the JobManager signs for an enrolled TaskManager
+    /// is valid, like 24h or 30m (TaskManagers renew at two thirds of it; at least 10s) [default: 24h].
+    #[arg(long, value_name = "DURATION", value_parser = crate::jobmanager::parse_duration)]
+    pub taskmanager_cert_lifetime: Option<Duration>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub runtime: RuntimeArgs,
@@ -296,10 +306,20 @@ pub struct TaskManagerArgs {
     /// Address of this TaskManager's data endpoint (port 0: any free port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub bind: SocketAddr,
-    /// Directory with the cluster CA (`ca.pem`, `ca.key`), as the JobManager's state directory has it
-    /// [default: ~/.local/share/eddy/cluster].
+    /// The cluster CA's certificate (the JobManager's STATE_DIR/ca.pem, copied
+    /// here): the only key material a TaskManager starts with [default: STATE_DIR/ca.pem].
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// A join token from `eddy taskmanager-token create`, to enrol: the
+    /// JobManager signs this TaskManager a certificate of its own. Needed when
+    /// --state-dir holds no valid certificate; prefer the variable, as other
+    /// users of this machine can read command lines.
+    #[arg(long, value_name = "TOKEN", env = "EDDY_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
+    /// Where to keep this TaskManager's certificate and key between runs (so a
+    /// restart needs no token) [default: nowhere; every start enrols].
     #[arg(long, value_name = "DIR")]
-    pub cluster_dir: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
     /// How long to keep trying to register with the JobManager, at start and after losing it
     /// (a JobManager restart, a network partition): `300s`, `5m`, `0s` to give up at once.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::jobmanager::parse_duration)]
@@ -468,6 +488,14 @@ struct ConfigFile {
     slot_timeout: Option<f64>,
     max_upload: Option<u64>,
     checkpoint_dir: Option<PathBuf>,
+    #[serde(default, deserialize_with = "duration_text")]
+    taskmanager_cert_lifetime: Option<Duration>,
+}
+
+/// A duration of a config file, written as on the command line (`24h`).
+fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::jobmanager::parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
 }
 
 /// A JobManager's settings: flags over the config file over defaults.
@@ -488,7 +516,11 @@ fn jobmanager_config(a: &JobManagerArgs) -> anyhow::Result<JobManagerConfig> {
         max_upload: a.max_upload.or(file.max_upload).unwrap_or(256),
         checkpoint_dir: PathBuf::new(),
         http_tls: crate::jobmanager::HttpTls::Plain,
+        taskmanager_cert_lifetime: a.taskmanager_cert_lifetime.or(file.taskmanager_cert_lifetime).unwrap_or(Duration::from_secs(86_400)),
     };
+    if config.taskmanager_cert_lifetime < Duration::from_secs(10) || config.taskmanager_cert_lifetime > Duration::from_secs(365 * 86_400) {
+        anyhow::bail!("taskmanager-cert-lifetime must be 10s to 365d, not {:?}", config.taskmanager_cert_lifetime);
+    }
     let mut config = config;
     config.checkpoint_dir =
         a.checkpoint_dir.clone().or(file.checkpoint_dir).unwrap_or_else(|| config.state_dir.join("checkpoints"));
@@ -599,7 +631,13 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 jobmanager,
                 slots: a.slots,
                 bind: a.bind,
-                cluster_dir: a.cluster_dir.clone().unwrap_or_else(default_state_dir),
+                ca: match (&a.ca, &a.state_dir) {
+                    (Some(ca), _) => ca.clone(),
+                    (None, Some(dir)) => dir.join("ca.pem"),
+                    (None, None) => anyhow::bail!("a TaskManager needs the cluster CA's certificate: --ca FILE (the JobManager's STATE_DIR/ca.pem)"),
+                },
+                join_token: a.join_token.clone().filter(|t| !t.trim().is_empty()),
+                state_dir: a.state_dir.clone(),
                 reconnect_timeout: a.reconnect_timeout,
             };
             crate::taskmanager::run(config, runtime)?;
@@ -692,6 +730,8 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Tenant(c) => tenancy::tenant(c)?,
         Command::Token(c) => tenancy::token(c)?,
+        Command::TaskmanagerToken(c) => tenancy::join_token(c)?,
+        Command::RevokeTaskmanager(a) => tenancy::revoke_taskmanager(a)?,
         Command::Usage(a) => tenancy::usage(a)?,
         Command::Cluster(ClusterCommand::Stop(a)) => {
             let dir = a.state_dir.clone().unwrap_or_else(crate::cluster_cmd::default_dir);

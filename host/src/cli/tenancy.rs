@@ -1,4 +1,5 @@
-//! `eddy tenant …` and `eddy token …`, and where every cluster command finds its API key.
+//! `eddy tenant …`, `eddy token …`, `eddy taskmanager-token …` and `eddy
+//! revoke-taskmanager`, and where every cluster command finds its API key.
 
 use std::path::PathBuf;
 
@@ -224,6 +225,97 @@ pub enum TokenCommand {
         #[allow(missing_docs)]
         connect: ConnectArgs,
     },
+}
+
+/// `eddy taskmanager-token`.
+#[derive(Debug, Subcommand)]
+pub enum JoinTokenCommand {
+    /// Create a join token and print it (shown this once): a TaskManager started
+    /// with it (`--join-token` or EDDY_JOIN_TOKEN) enrols and gets a certificate
+    /// of its own from the JobManager.
+    Create {
+        /// How long it admits TaskManagers, like 30m, 24h, 7d (at most 365d).
+        #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = crate::jobmanager::parse_duration)]
+        ttl: std::time::Duration,
+        /// A note shown by `eddy taskmanager-token list`.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Write the token to FILE (created readable by you only) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        connect: ConnectArgs,
+    },
+    /// List join tokens (never their secrets) and how many TaskManagers each enrolled.
+    List {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        connect: ConnectArgs,
+    },
+    /// Revoke a join token: no TaskManager enrols with it any more (enrolled ones keep their certificates).
+    Revoke {
+        /// The token's id (`eddy taskmanager-token list`).
+        id: String,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        connect: ConnectArgs,
+    },
+}
+
+/// `eddy revoke-taskmanager`.
+#[derive(Debug, Args)]
+pub struct RevokeTaskManagerArgs {
+    /// The TaskManager's id (`eddy taskmanagers`), as its certificate names it.
+    pub id: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectArgs,
+}
+
+/// Runs `eddy taskmanager-token …`.
+pub fn join_token(command: JoinTokenCommand) -> anyhow::Result<()> {
+    match command {
+        JoinTokenCommand::Create { ttl, description, output, connect: c } => {
+            let request = crate::api::CreateJoinToken { description, ttl_seconds: Some(ttl.as_secs().max(1)) };
+            let made = connect(&c)?.create_join_token(&request)?;
+            let expires = crate::client::ago_or_in(made.info.expires);
+            match output {
+                Some(path) => {
+                    crate::jobmanager::write_private(&path, &format!("{}\n", made.token))
+                        .with_context(|| format!("cannot write the token to {}", path.display()))?;
+                    eprintln!("Created join token {} (expires {expires}) in {}", made.info.id, path.display());
+                }
+                None => {
+                    eprintln!("Created join token {} (expires {expires}); it is shown only now:", made.info.id);
+                    println!("{}", made.token);
+                }
+            }
+        }
+        JoinTokenCommand::List { connect: c } => {
+            let rows: Vec<Vec<String>> = connect(&c)?
+                .join_tokens()?
+                .iter()
+                .map(|t| {
+                    let state = if t.revoked { "revoked" } else if t.expires <= crate::jobmanager::now_ms() { "expired" } else { "active" };
+                    vec![t.id.clone(), state.into(), crate::client::ago_or_in(t.expires), t.enrolled.to_string(), t.description.clone()]
+                })
+                .collect();
+            print!("{}", table(&["ID", "STATE", "EXPIRES", "ENROLLED", "DESCRIPTION"], &rows));
+        }
+        JoinTokenCommand::Revoke { id, connect: c } => {
+            let info = connect(&c)?.revoke_join_token(&id)?;
+            println!("Revoked join token {}", info.id);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `eddy revoke-taskmanager`.
+pub fn revoke_taskmanager(a: RevokeTaskManagerArgs) -> anyhow::Result<()> {
+    let revoked = connect(&a.connect)?.revoke_taskmanager(&a.id)?;
+    println!("Revoked TaskManager {}: it is disconnected and its certificates are refused", revoked.id);
+    Ok(())
 }
 
 /// Runs `eddy tenant …`.

@@ -25,6 +25,10 @@ const USAGE: TableDefinition<&str, &str> = TableDefinition::new("usage");
 const ACTIVE_JOBS: TableDefinition<&str, &str> = TableDefinition::new("active-jobs");
 /// Names of deleted tenants → when: never given again, since jobs and usage keep the name.
 const DELETED: TableDefinition<&str, &str> = TableDefinition::new("deleted-tenants");
+/// TaskManager join tokens by id (hashes only).
+const JOIN_TOKENS: TableDefinition<&str, &str> = TableDefinition::new("join-tokens");
+/// TaskManager identities given at enrolment, and whether they are revoked.
+const IDENTITIES: TableDefinition<&str, &str> = TableDefinition::new("taskmanager-identities");
 
 /// A table of the database.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +47,10 @@ pub enum Table {
     Deleted,
     /// Jobs not ended yet.
     ActiveJobs,
+    /// TaskManager join tokens.
+    JoinTokens,
+    /// TaskManager identities.
+    Identities,
 }
 
 impl Table {
@@ -55,6 +63,8 @@ impl Table {
             Table::Usage => USAGE,
             Table::Deleted => DELETED,
             Table::ActiveJobs => ACTIVE_JOBS,
+            Table::JoinTokens => JOIN_TOKENS,
+            Table::Identities => IDENTITIES,
         }
     }
 }
@@ -98,7 +108,7 @@ impl Db {
     pub fn open(state_dir: &Path) -> Result<Db, DbError> {
         let db = Database::create(state_dir.join("jobmanager.redb")).map_err(redb_err)?;
         let txn = db.begin_write().map_err(redb_err)?;
-        for t in [Table::Tenants, Table::Tokens, Table::Modules, Table::Jobs, Table::Usage, Table::Deleted, Table::ActiveJobs] {
+        for t in [Table::Tenants, Table::Tokens, Table::Modules, Table::Jobs, Table::Usage, Table::Deleted, Table::ActiveJobs, Table::JoinTokens, Table::Identities] {
             txn.open_table(t.def()).map_err(redb_err)?;
         }
         txn.commit().map_err(redb_err)?;

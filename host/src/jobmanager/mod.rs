@@ -6,6 +6,7 @@
 mod checkpoints;
 mod db;
 mod durable;
+mod enrolment;
 mod history;
 mod http;
 mod job;
@@ -65,6 +66,8 @@ pub struct JobManagerConfig {
     pub checkpoint_dir: PathBuf,
     /// How the HTTP API is served.
     pub http_tls: HttpTls,
+    /// How long a TaskManager's certificate is valid (it renews at two thirds).
+    pub taskmanager_cert_lifetime: Duration,
 }
 
 /// Plain HTTP or TLS for the HTTP API. Plain only on a loopback address: keys travel in it.
@@ -85,7 +88,7 @@ pub enum HttpTls {
 
 /// A registered TaskManager.
 pub struct TaskManagerEntry {
-    /// Its id (`tm-1`, …).
+    /// Its identity (`tm-1`, …), as its certificate names it.
     pub id: String,
     /// Its data endpoint, for other TaskManagers.
     pub data_addr: SocketAddr,
@@ -116,7 +119,6 @@ pub struct State {
     pub taskmanagers: BTreeMap<String, TaskManagerEntry>,
     /// Jobs by id.
     pub jobs: BTreeMap<String, Job>,
-    next_taskmanager: u64,
 }
 
 /// The shared core of the JobManager.
@@ -131,6 +133,8 @@ pub struct JobManager {
     db: db::Db,
     /// Tenants and API keys, for the per-request check.
     directory: tenants::Directory,
+    /// Join tokens, TaskManager identities and the CA that signs their certificates.
+    enrolment: enrolment::Enrolment,
     /// Uploaded modules (their own lock: reading one is file I/O).
     modules: ModuleStore,
     /// Ended jobs, from the database.
@@ -149,27 +153,29 @@ pub fn run(config: JobManagerConfig, runtime: Runtime) -> anyhow::Result<()> {
 
 async fn serve(config: JobManagerConfig, runtime: Runtime) -> anyhow::Result<()> {
     let ca = ClusterCa::load_or_create(&config.state_dir)?;
-    let identity = ca.issue()?;
-    let endpoint = crate::net::endpoint(config.rpc_bind, &identity)?;
+    let identity = ca.issue_jobmanager()?;
+    let endpoint = crate::net::endpoint(config.rpc_bind, &identity, crate::net::Clients::MayEnrol)?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot bind the HTTP API to {}", config.bind))?;
     let db = db::Db::open(&config.state_dir)
         .with_context(|| format!("cannot open the database in {} (is another JobManager using it?)", config.state_dir.display()))?;
     let directory = tenants::Directory::open(&db, &config.state_dir)?;
+    let enrolment = enrolment::Enrolment::open(&db, ca, config.taskmanager_cert_lifetime)?;
     let modules = ModuleStore::open(config.state_dir.join("modules"), &runtime, &db)
         .with_context(|| format!("cannot open the module store in {}", config.state_dir.display()))?;
     let history = history::History::load(&db)?;
     let http_addr = listener.local_addr()?;
     let rpc_addr = endpoint.local_addr()?;
     let scheme = if config.http_tls == HttpTls::Plain { "http" } else { "https" };
-    let state = State { taskmanagers: BTreeMap::new(), jobs: BTreeMap::new(), next_taskmanager: 1 };
+    let state = State { taskmanagers: BTreeMap::new(), jobs: BTreeMap::new() };
     let jm = Arc::new(JobManager {
         config: config.clone(),
         runtime,
         state: Mutex::new(state),
         db,
         directory,
+        enrolment,
         modules,
         history,
         meter: usage::Meter::default(),
@@ -191,7 +197,7 @@ async fn serve(config: JobManagerConfig, runtime: Runtime) -> anyhow::Result<()>
     tokio::spawn(flush_usage(jm.clone()));
     let cert = match &config.http_tls {
         HttpTls::Plain => return http::serve(jm, listener).await,
-        HttpTls::ClusterCa(names) => crate::net::https::ServerCert::from_ca(&ca, names)?,
+        HttpTls::ClusterCa(names) => crate::net::https::ServerCert::from_ca(jm.enrolment.ca(), names)?,
         HttpTls::Files { cert, key } => crate::net::https::ServerCert::from_files(cert, key)?,
     };
     http::serve(jm, crate::net::https::TlsListener::new(listener, cert)?).await
@@ -257,10 +263,12 @@ impl JobManager {
         }
     }
 
-    fn new_taskmanager_id(&self, state: &mut State) -> String {
-        let id = format!("tm-{}", state.next_taskmanager);
-        state.next_taskmanager += 1;
-        id
+    /// `lose_taskmanager`, if `id` is still registered on `conn` (not again on another).
+    fn connection_closed(self: &Arc<Self>, id: &str, conn: &quinn::Connection, why: &str) {
+        let current = self.state.lock().unwrap().taskmanagers.get(id).is_some_and(|t| t.connection.stable_id() == conn.stable_id());
+        if current {
+            self.lose_taskmanager(id, why);
+        }
     }
 
     /// Random, like Flink's: never reused across restarts, and not guessable by another tenant.

@@ -58,6 +58,14 @@ fn describe(g: &mut SchemaGenerator, method: &str, path: &str) -> Operation {
             with_body("Takes a savepoint (and stops the job with `stop`); answers once it completed", schema::<api::SavepointBody>(g), (200, object()))
         }
         ("get", "/taskmanagers") => op("The TaskManagers and their slots (the admin only)", (200, object())),
+        ("delete", "/taskmanagers/{id}") => {
+            op("Revokes a TaskManager: disconnects it and refuses its certificates (the admin only)", (200, schema::<api::RevokedTaskManager>(g)))
+        }
+        ("get", "/taskmanager-tokens") => op("Join tokens of TaskManagers (never their secrets; the admin only)", (200, list_of::<api::JoinTokenInfo>(g, "tokens"))),
+        ("post", "/taskmanager-tokens") => {
+            with_body("Creates a join token for TaskManagers; the answer holds its secret, once", schema::<api::CreateJoinToken>(g), (201, schema::<api::CreatedJoinToken>(g)))
+        }
+        ("delete", "/taskmanager-tokens/{id}") => op("Revokes a join token", (200, schema::<api::JoinTokenInfo>(g))),
         ("get", "/overview") => op("Counts of the caller's jobs; the cluster's slots for the admin", (200, object())),
         ("get", "/tenants") => op("Every tenant (the admin only)", (200, list_of::<api::Tenant>(g, "tenants"))),
         ("post", "/tenants") => with_body("Creates a tenant (the admin only)", schema::<api::CreateTenant>(g), (201, schema::<api::Tenant>(g))),

@@ -106,7 +106,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => value,
         "s" => value * 1e3,
         "m" | "min" => value * 60e3,
-        _ => return Err(format!("'{s}' has unknown unit '{unit}' (use ms, s or m)")),
+        "h" => value * 3600e3,
+        "d" => value * 86_400e3,
+        _ => return Err(format!("'{s}' has unknown unit '{unit}' (use ms, s, m, h or d)")),
     };
     if !(0.0..1e12).contains(&ms) {
         return Err(format!("duration '{s}' is out of range"));

@@ -1,13 +1,18 @@
-//! The JobManager's QUIC endpoint: TaskManagers register, heartbeat, report
-//! task ends and download modules. The TLS handshake has already checked
-//! that the peer holds a certificate of the cluster CA.
+//! The JobManager's QUIC endpoint: TaskManagers enrol, register, heartbeat,
+//! report task ends and download modules. The TLS handshake has checked that
+//! the peer holds a certificate of the cluster CA, or none: a peer without
+//! one may only enrol (`enrolment.rs`). A certificate that is not a
+//! TaskManager's, or of a revoked one, is refused here.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::{JobManager, TaskManagerEntry};
-use crate::net::codec;
-use crate::protocol::{Registered, TaskUsage, ToJobManager};
+use crate::net::{codec, Role};
+use crate::protocol::{Enrolled, Registered, TaskUsage, ToJobManager, CLOSE_NOT_A_TASKMANAGER, CLOSE_REVOKED};
+
+/// How long a peer without a certificate has to ask for one.
+const ENROL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How often TaskManagers heartbeat.
 const HEARTBEAT_INTERVAL_MS: u64 = 500;
@@ -19,8 +24,8 @@ pub async fn accept(jm: Arc<JobManager>, endpoint: quinn::Endpoint) {
         tokio::spawn(async move {
             let remote = incoming.remote_address();
             match incoming.await {
-                Ok(conn) => serve(jm, conn).await,
-                // A peer without a certificate of the cluster CA ends here.
+                Ok(conn) => admit(jm, conn).await,
+                // A peer with a certificate of another CA ends here.
                 Err(e) => tracing::warn!(%remote, "refused a cluster connection: {e}"),
             }
         });
@@ -51,12 +56,65 @@ fn heartbeat(jm: &Arc<JobManager>, tm: &str, running_tasks: u32, usage: Vec<(Str
     jm.meter_all(metered);
 }
 
-/// Registers the TaskManager on `conn` under a new id. Whatever it still runs
-/// is of attempts this JobManager did not place on it (a new id has no
-/// tasks): the answer tells it to cancel all of them.
-fn register(jm: &Arc<JobManager>, conn: &quinn::Connection, slots: u32, data_addr: std::net::SocketAddr, running: Vec<String>) -> (String, Vec<String>) {
+/// Serves a connection as what its certificate says its peer is.
+async fn admit(jm: Arc<JobManager>, conn: quinn::Connection) {
+    let remote = conn.remote_address();
+    match crate::net::peer_role(&conn) {
+        None if conn.peer_identity().is_none() => enrol(jm, conn).await,
+        Some(Role::TaskManager(id)) if jm.enrolment.revoked(&id) => {
+            tracing::warn!(%remote, taskmanager = %id, "refused a cluster connection: TaskManager {id} was revoked");
+            conn.close(CLOSE_REVOKED.into(), format!("TaskManager {id} was revoked").as_bytes());
+        }
+        Some(Role::TaskManager(id)) => serve(jm, conn, id).await,
+        _ => {
+            tracing::warn!(%remote, "refused a cluster connection: its certificate is not a TaskManager's");
+            conn.close(CLOSE_NOT_A_TASKMANAGER.into(), b"not a TaskManager certificate");
+        }
+    }
+}
+
+/// A peer without a certificate: one `Enrol` request, answered, and the connection ends.
+async fn enrol(jm: Arc<JobManager>, conn: quinn::Connection) {
+    let remote = conn.remote_address();
+    let request = async {
+        let (send, mut recv) = conn.accept_bi().await.ok()?;
+        Some((send, codec::read_within::<ToJobManager>(&mut recv, codec::MAX_ANONYMOUS).await))
+    };
+    let (mut send, request) = match tokio::time::timeout(ENROL_TIMEOUT, request).await {
+        Ok(Some(r)) => r,
+        _ => return conn.close(CLOSE_NOT_A_TASKMANAGER.into(), b"no enrolment request"),
+    };
+    let Ok(Some(ToJobManager::Enrol { token, csr })) = request else {
+        tracing::warn!(%remote, "refused a peer without a certificate: it asked for something else than enrolment");
+        return conn.close(CLOSE_NOT_A_TASKMANAGER.into(), b"a certificate is needed");
+    };
+    let jm2 = jm.clone();
+    let answer = tokio::task::spawn_blocking(move || jm2.enrolment.enrol(&jm2.db, &token, &csr)).await;
+    let answer: Result<Enrolled, String> = match answer {
+        Ok(Ok(enrolled)) => {
+            tracing::info!(%remote, taskmanager = %enrolled.identity, "TaskManager enrolled");
+            Ok(enrolled)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%remote, "refused an enrolment: {e}");
+            Err(e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    let _ = codec::write(&mut send, &answer).await;
+    let _ = send.finish();
+    // Let the answer reach the peer, which closes the connection once it has it.
+    let _ = tokio::time::timeout(ENROL_TIMEOUT, conn.closed()).await;
+}
+
+/// Registers TaskManager `id` on `conn`, in place of an earlier registration
+/// of it (whose connection it no longer uses). Whatever it still runs is of
+/// attempts it was told to cancel when it lost its JobManager or that this
+/// JobManager did not place on this registration: the answer cancels them all.
+fn register(jm: &Arc<JobManager>, conn: &quinn::Connection, id: &str, slots: u32, data_addr: std::net::SocketAddr, running: Vec<String>) -> Vec<String> {
+    jm.lose_taskmanager(id, "it registered again");
     let mut state = jm.state.lock().unwrap();
-    let new_id = jm.new_taskmanager_id(&mut state);
+    let new_id = id.to_string();
     state.taskmanagers.insert(new_id.clone(), TaskManagerEntry {
         id: new_id.clone(),
         data_addr,
@@ -67,11 +125,14 @@ fn register(jm: &Arc<JobManager>, conn: &quinn::Connection, slots: u32, data_add
     });
     let cancel: Vec<String> = running.into_iter().take(MAX_RECONCILED).collect();
     tracing::info!(taskmanager = %new_id, %data_addr, slots, remote = %conn.remote_address(), left_over = cancel.len(), "TaskManager registered");
-    (new_id, cancel)
+    cancel
 }
 
 /// Slots one TaskManager may offer (as `eddy taskmanager --slots` allows).
 const MAX_SLOTS: u32 = 1024;
+
+/// Largest message a TaskManager sends (heartbeats of 1024 subtasks are a fraction of it).
+const MAX_FROM_TASKMANAGER: usize = 16 << 20;
 
 /// Executions a registering TaskManager may list: more than its slots could hold is not believed.
 const MAX_RECONCILED: usize = 4096;
@@ -84,30 +145,48 @@ impl JobManager {
     }
 }
 
-async fn serve(jm: Arc<JobManager>, conn: quinn::Connection) {
+/// Serves TaskManager `identity` (its certificate's) on `conn`.
+async fn serve(jm: Arc<JobManager>, conn: quinn::Connection, identity: String) {
     let mut id: Option<String> = None;
     loop {
         tokio::select! {
             bi = conn.accept_bi() => {
                 let Ok((mut send, mut recv)) = bi else { break };
-                match codec::read::<ToJobManager>(&mut recv).await {
+                match codec::read_within::<ToJobManager>(&mut recv, MAX_FROM_TASKMANAGER).await {
                     Ok(Some(ToJobManager::Register { slots, .. })) if !(1..=MAX_SLOTS).contains(&slots) => {
                         tracing::warn!(remote = %conn.remote_address(), slots, "refused a registration: slots must be 1 to {MAX_SLOTS}");
                         conn.close(1u32.into(), b"bad registration");
                         break;
                     }
                     Ok(Some(ToJobManager::Register { slots, data_addr, running })) if id.is_none() => {
-                        let (new_id, cancel) = register(&jm, &conn, slots, data_addr, running);
+                        let cancel = register(&jm, &conn, &identity, slots, data_addr, running);
                         let reply = Registered {
-                            id: new_id.clone(),
+                            id: identity.clone(),
                             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
                             heartbeat_timeout_ms: (jm.config.heartbeat_timeout * 1000.0) as u64,
                             cancel,
                         };
                         let _ = codec::write(&mut send, &reply).await;
                         let _ = send.finish();
-                        id = Some(new_id);
+                        id = Some(identity.clone());
                         jm.schedule_waiting();
+                    }
+                    Ok(Some(ToJobManager::Renew { csr })) => {
+                        let (jm, identity) = (jm.clone(), identity.clone());
+                        tokio::spawn(async move {
+                            let who = identity.clone();
+                            let answer = tokio::task::spawn_blocking(move || jm.enrolment.renew(&who, &csr)).await;
+                            let answer: Result<Enrolled, String> = match answer {
+                                Ok(r) => r.map_err(|e| e.to_string()),
+                                Err(e) => Err(e.to_string()),
+                            };
+                            match &answer {
+                                Ok(_) => tracing::info!(taskmanager = %identity, "renewed a TaskManager's certificate"),
+                                Err(e) => tracing::warn!(taskmanager = %identity, "refused to renew a TaskManager's certificate: {e}"),
+                            }
+                            let _ = codec::write(&mut send, &answer).await;
+                            let _ = send.finish();
+                        });
                     }
                     // What a connection says counts for the TaskManager that registered on it, whatever id it names.
                     Ok(Some(ToJobManager::Heartbeat { running_tasks, usage, state, .. })) => {
@@ -142,7 +221,7 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection) {
             }
             uni = conn.accept_uni() => {
                 let Ok(mut recv) = uni else { break };
-                match codec::read::<ToJobManager>(&mut recv).await {
+                match codec::read_within::<ToJobManager>(&mut recv, MAX_FROM_TASKMANAGER).await {
                     Ok(Some(ToJobManager::TaskDone { job, chain, subtask, outcome, usage, .. })) => {
                         let Some(tm) = id.as_deref() else { continue };
                         jm.task_done(tm, &job, (chain, subtask), outcome, usage);
@@ -160,6 +239,6 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection) {
     if let Some(id) = id {
         // A closed connection is a lost TaskManager, without waiting for the heartbeat timeout.
         let reason = conn.close_reason().map(|r| r.to_string()).unwrap_or_else(|| "connection closed".into());
-        jm.lose_taskmanager(&id, &format!("its connection closed ({reason})"));
+        jm.connection_closed(&id, &conn, &format!("its connection closed ({reason})"));
     }
 }

@@ -1,5 +1,7 @@
-//! The admin's routes for tenants and API keys (`/tenants`, `/tokens`). A tenant's
-//! key may read its own tenant (its quotas and reach), nothing else here.
+//! The admin's routes for tenants and API keys (`/tenants`, `/tokens`), and for
+//! TaskManagers' join tokens and revocation (`/taskmanager-tokens`,
+//! `DELETE /taskmanagers/{id}`). A tenant's key may read its own tenant (its
+//! quotas and reach), nothing else here.
 
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
@@ -9,21 +11,42 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::http::{admin, error, Body, Shared};
+use super::enrolment::EnrolError;
 use super::tenants::{Caller, TenancyError};
-use crate::api::{CreateTenant, CreateToken, TenantChanges};
+use crate::api::{CreateJoinToken, CreateTenant, CreateToken, TenantChanges};
 
-fn refused(e: TenancyError) -> Response {
-    let status = match &e {
-        TenancyError::NotFound { .. } => StatusCode::NOT_FOUND,
-        TenancyError::Exists(_) | TenancyError::Busy(_) => StatusCode::CONFLICT,
-        TenancyError::Invalid(_) => StatusCode::BAD_REQUEST,
-        TenancyError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    error(status, e.to_string())
+/// An error of an admin operation, as the HTTP status it answers.
+trait Status: std::fmt::Display {
+    fn status(&self) -> StatusCode;
+}
+
+impl Status for TenancyError {
+    fn status(&self) -> StatusCode {
+        match self {
+            TenancyError::NotFound { .. } => StatusCode::NOT_FOUND,
+            TenancyError::Exists(_) | TenancyError::Busy(_) => StatusCode::CONFLICT,
+            TenancyError::Invalid(_) => StatusCode::BAD_REQUEST,
+            TenancyError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl Status for EnrolError {
+    fn status(&self) -> StatusCode {
+        match self {
+            EnrolError::NotFound { .. } => StatusCode::NOT_FOUND,
+            EnrolError::Invalid(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+fn refused(e: impl Status) -> Response {
+    error(e.status(), e.to_string())
 }
 
 /// Runs a database-writing change off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, TenancyError> + Send + 'static) -> Result<T, Response> {
+async fn blocking<T: Send + 'static, E: Status + Send + 'static>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, Response> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(refused),
         Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
@@ -89,7 +112,7 @@ pub(super) async fn usage(State(jm): State<Shared>, Extension(caller): Extension
     }
     let since = q.since.unwrap_or_else(|| super::now_ms().saturating_sub(3_600_000));
     let n = name.clone();
-    let rows = try_answer!(blocking(move || Ok(jm.meter.rows(&jm.db, &n, since)?)).await);
+    let rows = try_answer!(blocking(move || Ok::<_, TenancyError>(jm.meter.rows(&jm.db, &n, since)?)).await);
     let mut total = super::usage::Usage::default();
     for r in &rows {
         total.add(&r.usage);
@@ -124,4 +147,34 @@ pub(super) async fn revoke_token(State(jm): State<Shared>, Extension(caller): Ex
     let info = try_answer!(blocking(move || jm.directory.revoke(&jm.db, &id)).await);
     tracing::info!(key = %info.id, by = %caller.key, "API key revoked");
     Json(json!(info)).into_response()
+}
+
+pub(super) async fn list_join_tokens(State(jm): State<Shared>, Extension(caller): Extension<Caller>) -> Response {
+    try_answer!(admin(&caller));
+    Json(json!({ "tokens": jm.enrolment.tokens() })).into_response()
+}
+
+pub(super) async fn create_join_token(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Body(req): Body<CreateJoinToken>) -> Response {
+    try_answer!(admin(&caller));
+    let made = try_answer!(blocking(move || jm.enrolment.create_token(&jm.db, req)).await);
+    tracing::info!(token = %made.info.id, expires = made.info.expires, by = %caller.key, "join token created");
+    (StatusCode::CREATED, Json(json!(made))).into_response()
+}
+
+pub(super) async fn revoke_join_token(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {
+    try_answer!(admin(&caller));
+    let info = try_answer!(blocking(move || jm.enrolment.revoke_token(&jm.db, &id)).await);
+    tracing::info!(token = %info.id, by = %caller.key, "join token revoked");
+    Json(json!(info)).into_response()
+}
+
+/// Revokes a TaskManager's identity: it is disconnected now (its jobs fail
+/// over as for a lost TaskManager) and its certificates are refused from then on.
+pub(super) async fn revoke_taskmanager(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {
+    try_answer!(admin(&caller));
+    let jm2 = jm.clone();
+    let revoked = try_answer!(blocking(move || jm2.enrolment.revoke_taskmanager(&jm2.db, &id)).await);
+    tracing::warn!(taskmanager = %revoked.id, by = %caller.key, "TaskManager revoked");
+    jm.lose_taskmanager(&revoked.id, "it was revoked");
+    Json(json!(revoked)).into_response()
 }

@@ -121,9 +121,7 @@ impl Directory {
         let (id, secret) = key.strip_prefix("eddy_")?.split_once('_')?;
         let inner = self.inner.read().unwrap();
         let stored = inner.keys.get(id)?;
-        let given = hex::encode(Sha256::digest(secret.as_bytes()));
-        let equal: bool = given.as_bytes().ct_eq(stored.hash.as_bytes()).into();
-        (equal && !stored.info.revoked).then(|| Caller {
+        (secret_matches(secret, &stored.hash) && !stored.info.revoked).then(|| Caller {
             key: id.to_string(),
             tenant: stored.info.tenant.clone(),
             role: stored.info.role,
@@ -204,7 +202,7 @@ impl Directory {
             return Err(TenancyError::Invalid("a key's description is one line of at most 200 bytes".into()));
         }
         let id = hex::encode(random::<6>());
-        let secret = hex::encode(random::<32>());
+        let (secret, hash) = new_secret();
         let info = TokenInfo {
             id: id.clone(),
             tenant: request.tenant,
@@ -213,7 +211,7 @@ impl Directory {
             created: now_ms(),
             revoked: false,
         };
-        let stored = StoredKey { info: info.clone(), hash: hex::encode(Sha256::digest(secret.as_bytes())) };
+        let stored = StoredKey { info: info.clone(), hash };
         db.put(Table::Tokens, &id, &stored)?;
         self.inner.write().unwrap().keys.insert(id.clone(), stored);
         Ok(CreatedToken { token: format!("eddy_{id}_{secret}"), info })
@@ -294,6 +292,19 @@ fn apply(mut tenant: Tenant, changes: TenantChanges) -> Result<Tenant, TenancyEr
         tenant.allowed_sockets = sockets;
     }
     Ok(tenant)
+}
+
+/// A new secret (32 random bytes, hex) and the hash to keep of it.
+pub fn new_secret() -> (String, String) {
+    let secret = hex::encode(random::<32>());
+    let hash = hex::encode(Sha256::digest(secret.as_bytes()));
+    (secret, hash)
+}
+
+/// Whether `secret` is the one whose hash was kept, compared in constant time.
+pub fn secret_matches(secret: &str, hash: &str) -> bool {
+    let given = hex::encode(Sha256::digest(secret.as_bytes()));
+    given.as_bytes().ct_eq(hash.as_bytes()).into()
 }
 
 /// Random bytes from the operating system.

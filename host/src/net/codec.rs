@@ -35,8 +35,18 @@ pub async fn write<T: Serialize>(send: &mut quinn::SendStream, message: &T) -> R
     Ok(())
 }
 
+/// Largest message a peer without a certificate may send: an enrolment request.
+pub const MAX_ANONYMOUS: usize = 16 << 10;
+
 /// Reads one message; `None` if the stream ended cleanly before it.
 pub async fn read<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Result<Option<T>, CodecError> {
+    read_within(recv, MAX_MESSAGE).await
+}
+
+/// Reads one message of at most `max` bytes. Its body is read as it arrives,
+/// so a peer claiming a big length gets memory only for what it sends.
+pub async fn read_within<T: DeserializeOwned>(recv: &mut quinn::RecvStream, max: usize) -> Result<Option<T>, CodecError> {
+    const PIECE: usize = 1 << 20;
     let mut len = [0u8; 4];
     match recv.read_exact(&mut len).await {
         Ok(()) => {}
@@ -44,11 +54,15 @@ pub async fn read<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Result<O
         Err(e) => return Err(e.into()),
     }
     let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_MESSAGE {
+    if len > max.min(MAX_MESSAGE) {
         return Err(CodecError::TooLarge(len));
     }
-    let mut body = vec![0u8; len];
-    recv.read_exact(&mut body).await?;
+    let mut body = Vec::with_capacity(len.min(PIECE));
+    while body.len() < len {
+        let start = body.len();
+        body.resize(start + (len - start).min(PIECE), 0);
+        recv.read_exact(&mut body[start..]).await?;
+    }
     serde_json::from_slice(&body).map(Some).map_err(|e| CodecError::Decode(e.to_string()))
 }
 

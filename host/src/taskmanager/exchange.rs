@@ -11,12 +11,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::TaskManager;
-use crate::net::{codec, frame};
+use crate::net::{self, codec, frame};
 use crate::protocol::ChannelHeader;
 use crate::task::{send_local, Event, JobSignals, RemoteSend, TaskError, CANCEL_POLL};
 
 /// How long a data stream may wait for its gate (the peer's deploy racing ours).
 const GATE_WAIT: Duration = Duration::from_secs(30);
+
+/// Who feeds a channel of a local gate.
+pub(super) struct Expected {
+    /// The identity of the TaskManager its producer was deployed to: the peer's certificate must name it.
+    pub producer: String,
+    /// That TaskManager's data address: the stream must come from it.
+    pub addr: SocketAddr,
+    /// Whether a stream took the channel.
+    pub claimed: bool,
+}
 
 /// A channel to a gate on another TaskManager.
 pub(super) struct QuicChannel {
@@ -86,10 +96,16 @@ pub(super) async fn accept(tm: Arc<TaskManager>) {
                 Ok(c) => c,
                 Err(e) => return tracing::warn!(%remote, "refused a cluster connection: {e}"),
             };
+            // Data comes from TaskManagers only: the JobManager's certificate sends none.
+            let Some(net::Role::TaskManager(peer)) = net::peer_role(&conn) else {
+                tracing::warn!(%remote, "refused a cluster connection: its certificate is not a TaskManager's");
+                return conn.close(crate::protocol::CLOSE_NOT_A_TASKMANAGER.into(), b"not a TaskManager certificate");
+            };
+            let peer: Arc<str> = peer.into();
             while let Ok(recv) = conn.accept_uni().await {
-                let tm = tm.clone();
+                let (tm, peer) = (tm.clone(), peer.clone());
                 tokio::spawn(async move {
-                    match admit(&tm, remote, recv).await {
+                    match admit(&tm, &peer, remote, recv).await {
                         Ok(admitted) => {
                             let _ = tokio::task::spawn_blocking(move || {
                                 if let Err(e) = serve_channel(&tm, admitted) {
@@ -122,27 +138,28 @@ struct Admitted {
 
 /// Reads a stream's header and admits it if it feeds a channel of a local
 /// gate of a deployed attempt, from the TaskManager its producer was deployed
-/// to, and no other stream took that channel. Waits (asynchronously) for a
-/// deployment racing the peer's.
-async fn admit(tm: &TaskManager, remote: SocketAddr, mut recv: quinn::RecvStream) -> anyhow::Result<Admitted> {
+/// to (`peer`, by its certificate, at its data address), and no other stream
+/// took that channel. Waits (asynchronously) for a deployment racing the peer's.
+async fn admit(tm: &TaskManager, peer: &str, remote: SocketAddr, mut recv: quinn::RecvStream) -> anyhow::Result<Admitted> {
     let header: ChannelHeader = tokio::time::timeout(GATE_WAIT, read_header(&mut recv))
         .await
         .map_err(|_| anyhow::anyhow!("no header within {GATE_WAIT:?}"))??;
     let key = (header.job.clone(), header.chain, header.subtask, header.channel);
     let started = Instant::now();
     loop {
-        let producer = tm.expected.lock().unwrap().get(&key).copied();
-        if let Some((producer, claimed)) = producer {
+        let feeder = tm.expected.lock().unwrap().get(&key).map(|e| (e.producer.clone(), e.addr, e.claimed));
+        if let Some((producer, addr, claimed)) = feeder {
+            anyhow::ensure!(producer == peer, "channel {key:?} is fed from {producer}, not from {peer}");
             anyhow::ensure!(
-                producer.ip().to_canonical() == remote.ip().to_canonical() && producer.port() == remote.port(),
-                "channel {key:?} is fed from {producer}, not from {remote}"
+                addr.ip().to_canonical() == remote.ip().to_canonical() && addr.port() == remote.port(),
+                "channel {key:?} is fed from {addr}, not from {remote}"
             );
             // Once: a second stream for the channel would interleave with the first.
             anyhow::ensure!(!claimed, "channel {key:?} is already fed");
             let gate = tm.gates.lock().unwrap().get(&(header.job.clone(), header.chain, header.subtask)).cloned();
             if let (Some(tx), Some(signals)) = (gate, tm.signals(&header.job)) {
-                if let Some(entry) = tm.expected.lock().unwrap().get_mut(&key).filter(|e| !e.1) {
-                    entry.1 = true;
+                if let Some(entry) = tm.expected.lock().unwrap().get_mut(&key).filter(|e| !e.claimed) {
+                    entry.claimed = true;
                     return Ok(Admitted { recv, header, tx, signals });
                 }
                 anyhow::bail!("channel {key:?} is already fed");

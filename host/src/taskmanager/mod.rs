@@ -8,6 +8,7 @@
 //! registers again with backoff until `--reconnect-timeout` passes.
 
 mod exchange;
+pub mod identity;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,7 +20,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::deploy::{self, JobOptions, Subtask};
-use crate::net::{self, codec, ClusterCa};
+use crate::net::{self, codec};
+use identity::Credentials;
 use crate::plan::ExecutionPlan;
 use crate::protocol::{Ack, ChannelHeader, Deployment, Registered, TaskOutcome, ToJobManager, ToTaskManager};
 use crate::runtime::{Module, Runtime};
@@ -35,8 +37,12 @@ pub struct TaskManagerConfig {
     pub slots: u32,
     /// Data endpoint address.
     pub bind: SocketAddr,
-    /// Where the cluster CA is.
-    pub cluster_dir: PathBuf,
+    /// The cluster CA's certificate (`ca.pem`).
+    pub ca: PathBuf,
+    /// A join token, to enrol when there is no valid certificate in `state_dir`.
+    pub join_token: Option<String>,
+    /// Where the certificate and key are kept between runs; none: in memory only.
+    pub state_dir: Option<PathBuf>,
     /// How long to keep trying to register (at start, and after losing the JobManager).
     pub reconnect_timeout: Duration,
 }
@@ -78,6 +84,8 @@ pub(crate) struct TaskManager {
     runtime: Runtime,
     /// The QUIC endpoint for data (and for connecting to peers).
     endpoint: quinn::Endpoint,
+    /// How it connects: with its current certificate, replaced when renewed.
+    client: std::sync::RwLock<quinn::ClientConfig>,
     /// The tokio runtime, for task threads that block on network I/O.
     handle: tokio::runtime::Handle,
     /// Modules by digest, loaded once.
@@ -87,9 +95,8 @@ pub(crate) struct TaskManager {
     /// Gates of local subtasks, for data streams from peers: (job, chain, subtask).
     gates: Mutex<HashMap<(String, usize, u32), GateQueue>>,
     /// Channels of local gates that a peer feeds: (job, chain, subtask, channel) →
-    /// the data address of the TaskManager its producer was deployed to, and
-    /// whether a stream took it. One stream per channel, from that address only.
-    expected: Mutex<HashMap<(String, usize, u32, u32), (SocketAddr, bool)>>,
+    /// who feeds it. One stream per channel, from that TaskManager only.
+    expected: Mutex<HashMap<(String, usize, u32, u32), exchange::Expected>>,
     /// One connection per peer TaskManager.
     peers: tokio::sync::Mutex<HashMap<SocketAddr, quinn::Connection>>,
     /// Subtasks running now.
@@ -108,21 +115,24 @@ pub fn run(config: TaskManagerConfig, runtime: Runtime) -> anyhow::Result<()> {
 const REGISTER_ATTEMPT: Duration = Duration::from_secs(3);
 
 /// Registers with the JobManager, trying again with backoff until the reconnect timeout.
-async fn register(config: &TaskManagerConfig, endpoint: &quinn::Endpoint, running: Vec<String>) -> anyhow::Result<(Link, Vec<String>)> {
+async fn register(config: &TaskManagerConfig, endpoint: &quinn::Endpoint, client: &quinn::ClientConfig, running: Vec<String>) -> anyhow::Result<(Link, Vec<String>)> {
     let data_addr = endpoint.local_addr()?;
     let deadline = tokio::time::Instant::now() + config.reconnect_timeout;
     let mut backoff = Duration::from_millis(100);
     loop {
         let attempt = async {
-            let connection = net::connect_within(endpoint, config.jobmanager, REGISTER_ATTEMPT)
+            let connection = net::connect_with(endpoint, Some(client.clone()), config.jobmanager, net::JOBMANAGER_NAME, REGISTER_ATTEMPT)
                 .await
                 .with_context(|| format!("cannot connect to the JobManager at {}", config.jobmanager))?;
             let request = ToJobManager::Register { slots: config.slots, data_addr, running: running.clone() };
-            let registered: Registered = tokio::time::timeout(REGISTER_ATTEMPT, codec::call(&connection, &request))
+            let registered = tokio::time::timeout(REGISTER_ATTEMPT, codec::call::<_, Registered>(&connection, &request))
                 .await
                 .map_err(|_| anyhow::anyhow!("no answer within {REGISTER_ATTEMPT:?}"))
-                .and_then(|r| r)
-                .with_context(|| format!("the JobManager at {} did not accept the registration", config.jobmanager))?;
+                .and_then(|r| r);
+            if let Some(why) = refusal(&connection) {
+                anyhow::bail!(Refused(format!("the JobManager at {} refused this TaskManager: {why}", config.jobmanager)));
+            }
+            let registered = registered.with_context(|| format!("the JobManager at {} did not accept the registration", config.jobmanager))?;
             anyhow::Ok((connection, registered))
         };
         match attempt.await {
@@ -142,31 +152,105 @@ async fn register(config: &TaskManagerConfig, endpoint: &quinn::Endpoint, runnin
     }
 }
 
-/// Whether the JobManager refused the TaskManager's certificate (one of
-/// another CA): a TLS failure, which trying again would not change. Any
-/// other failure (a JobManager starting, busy or down) is tried again.
+/// The JobManager refused this TaskManager for good: trying again would not change it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+/// Why the JobManager closed `connection`, if it did because of the
+/// TaskManager's certificate (revoked, or not a TaskManager's).
+fn refusal(connection: &quinn::Connection) -> Option<String> {
+    match connection.close_reason()? {
+        quinn::ConnectionError::ApplicationClosed(close)
+            if [crate::protocol::CLOSE_REVOKED, crate::protocol::CLOSE_NOT_A_TASKMANAGER].map(u64::from).contains(&close.error_code.into_inner()) =>
+        {
+            Some(String::from_utf8_lossy(&close.reason).into_owned())
+        }
+        _ => None,
+    }
+}
+
+/// Whether the JobManager refused the TaskManager: its certificate revoked,
+/// or a TLS failure (a certificate of another CA, a JobManager whose
+/// certificate is not the JobManager's), which trying again would not change.
+/// Any other failure (a JobManager starting, busy or down) is tried again.
 fn refused(e: &anyhow::Error) -> bool {
     // QUIC carries TLS alerts as the transport error codes 0x100..=0x1ff.
     let tls = |code: quinn::TransportErrorCode| (0x100..=0x1ff).contains(&u64::from(code));
-    e.chain().any(|c| match c.downcast_ref::<quinn::ConnectionError>() {
+    e.chain().any(|c| c.is::<Refused>()) || e.chain().any(|c| match c.downcast_ref::<quinn::ConnectionError>() {
         Some(quinn::ConnectionError::TransportError(t)) => tls(t.code),
         Some(quinn::ConnectionError::ConnectionClosed(close)) => tls(close.error_code),
         _ => false,
     })
 }
 
+/// This TaskManager's certificate: the one kept in the state directory if it
+/// is still valid, else a new one from enrolling with the join token.
+async fn credentials(config: &TaskManagerConfig) -> anyhow::Result<Credentials> {
+    let ca_pem = std::fs::read_to_string(&config.ca).with_context(|| format!("cannot read the cluster CA certificate {}", config.ca.display()))?;
+    if let Some(dir) = &config.state_dir {
+        if let Some(kept) = Credentials::load(dir, &ca_pem)? {
+            return Ok(kept);
+        }
+    }
+    let Some(token) = &config.join_token else {
+        let kept = config.state_dir.as_ref().map_or(String::new(), |d| format!(" (none valid in {})", d.display()));
+        anyhow::bail!("this TaskManager has no certificate{kept}: give it a join token (--join-token or EDDY_JOIN_TOKEN; an admin creates one with `eddy taskmanager-token create`)");
+    };
+    let credentials = identity::enrol(config.jobmanager, &ca_pem, token)
+        .await
+        .with_context(|| format!("cannot enrol with the JobManager at {}", config.jobmanager))?;
+    if let Some(dir) = &config.state_dir {
+        credentials.save(dir)?;
+    }
+    Ok(credentials)
+}
+
+/// Renews the certificate at two thirds of its life, on the registered
+/// connection; the endpoint uses the new one for every connection it makes or
+/// accepts from then on. A failed renewal is tried again until it expires.
+async fn renew_certificates(tm: Arc<TaskManager>, mut credentials: Credentials, state_dir: Option<PathBuf>) {
+    loop {
+        tokio::time::sleep(credentials.renew_in().max(Duration::from_secs(1))).await;
+        let renewed = async {
+            let new = identity::renew(&tm.link().connection, credentials.ca_pem()).await?;
+            let node = new.node()?;
+            tm.endpoint.set_server_config(Some(node.server_config(net::Clients::Certified)?));
+            *tm.client.write().unwrap() = node.client_config()?;
+            if let Some(dir) = &state_dir {
+                new.save(dir)?;
+            }
+            anyhow::Ok(new)
+        };
+        match renewed.await {
+            Ok(new) => {
+                let valid = new.expires().duration_since(std::time::SystemTime::now()).unwrap_or_default();
+                tracing::info!(taskmanager = %new.identity, valid_for = ?valid, "renewed this TaskManager's certificate");
+                eprintln!("TaskManager {}: renewed its certificate", new.identity);
+                credentials = new;
+            }
+            Err(e) => {
+                tracing::warn!("cannot renew this TaskManager's certificate (trying again in 5s): {e:#}");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
 async fn serve(config: TaskManagerConfig, runtime: Runtime, handle: tokio::runtime::Handle) -> anyhow::Result<()> {
-    let ca = ClusterCa::load(&config.cluster_dir)?;
-    let identity = ca.issue()?;
-    let endpoint = net::endpoint(config.bind, &identity)?;
+    let credentials = credentials(&config).await?;
+    let node = credentials.node()?;
+    let endpoint = net::endpoint(config.bind, &node, net::Clients::Certified)?;
+    let client = node.client_config()?;
     let data_addr = endpoint.local_addr()?;
-    let (link, _) = register(&config, &endpoint, Vec::new()).await?;
+    let (link, _) = register(&config, &endpoint, &client, Vec::new()).await?;
     eprintln!("TaskManager {}: {} slots, data endpoint {data_addr}, JobManager {}", link.id, config.slots, config.jobmanager);
     let heartbeat_interval = Duration::from_millis(500);
     let tm = Arc::new(TaskManager {
         link: std::sync::RwLock::new(link),
         runtime,
         endpoint: endpoint.clone(),
+        client: std::sync::RwLock::new(client),
         handle,
         modules: Mutex::new(HashMap::new()),
         jobs: Mutex::new(HashMap::new()),
@@ -177,12 +261,14 @@ async fn serve(config: TaskManagerConfig, runtime: Runtime, handle: tokio::runti
     });
     tokio::spawn(exchange::accept(tm.clone()));
     tokio::spawn(heartbeat(tm.clone(), heartbeat_interval));
+    tokio::spawn(renew_certificates(tm.clone(), credentials, config.state_dir.clone()));
     loop {
         let connection = tm.link().connection;
         let reason = tm.clone().commands(connection).await;
         tracing::warn!("lost the JobManager at {} ({reason}); cancelling this TaskManager's tasks and registering again", config.jobmanager);
         let left = tm.cancel_all().await;
-        let (link, cancel) = register(&config, &endpoint, left).await?;
+        let client = tm.client.read().unwrap().clone();
+        let (link, cancel) = register(&config, &endpoint, &client, left).await?;
         for exec in &cancel {
             tm.cancel(exec);
         }
@@ -374,7 +460,8 @@ impl TaskManager {
             for ((c, t, channel), (sc, su)) in layout.producers(&plan) {
                 let producer = &d.placement[sc][su as usize];
                 if is_local(c, t) && *producer != me {
-                    expected.insert((d.job.clone(), c, t, channel), (d.peers[producer], false));
+                    let feeder = exchange::Expected { producer: producer.clone(), addr: d.peers[producer], claimed: false };
+                    expected.insert((d.job.clone(), c, t, channel), feeder);
                 }
             }
             let mut gates = self.gates.lock().unwrap();
@@ -467,7 +554,8 @@ impl TaskManager {
                 return Ok(c.clone());
             }
         }
-        let conn = net::connect(&self.endpoint, addr).await?;
+        let client = self.client.read().unwrap().clone();
+        let conn = net::connect_with(&self.endpoint, Some(client), addr, net::TASKMANAGER_NAME, Duration::from_secs(10)).await?;
         peers.insert(addr, conn.clone());
         Ok(conn)
     }
