@@ -4,7 +4,8 @@
 1. Word count over TEXT at parallelism 2 on the embedded cluster, runs
    alternating without and with `--checkpoint-interval 1s`: medians and ratio.
 2. A job keeping ~1 GiB of keyed state (1 M keys x 1100-byte values),
-   checkpointed every 2 s: how long its checkpoints take (trigger to completion).
+   checkpointed every 2 s: how long its checkpoints take (trigger to completion),
+   to a local directory and to an S3-compatible server on loopback (s3s-fs).
 3. Recovery: a cluster of a JobManager and 3 TaskManagers (heartbeat timeout
    2 s) runs a checkpointed job on two of them; one is SIGKILLed; time until
    the job is RUNNING again (on the spare), as `GET /jobs/{id}` shows.
@@ -46,28 +47,58 @@ a, b = statistics.median(plain), statistics.median(checked)
 print(f"word count: median {a:.3f} s without, {b:.3f} s with 1 s checkpoints: {b / a:.3f}x the time "
       f"(throughput {100 * (a / b - 1):+.1f}%), {statistics.median(completed) if completed else 0} checkpoints per run")
 
-print("==> checkpoint of ~1 GiB of keyed state (1 M keys x 1100 bytes), every 2 s")
-with tempfile.TemporaryDirectory() as tmp:
-    t, err = timed(["run", "--local", "--checkpoint-interval", "2s", "--checkpoint-dir", f"{tmp}/chk", "--memory-limit", "4096",
-                    "-c", "big-state", stateful, "--n", "4000000", "--keys", "1000000", "--value-bytes", "1100", "--rate", "500000"])
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def big_state(where, checkpoint_dir, env=None):
+    """The ~1 GiB job checkpointing to `checkpoint_dir`: (MiB, ms, paused ms) of its 1 GiB checkpoints."""
+    print(f"==> checkpoint of ~1 GiB of keyed state (1 M keys x 1100 bytes), every 2 s, to {where}")
+    start = time.time()
+    p = subprocess.run([eddy, "run", "--local", "--checkpoint-interval", "2s", "--checkpoint-dir", checkpoint_dir, "--memory-limit", "4096",
+                        "-c", "big-state", stateful, "--n", "4000000", "--keys", "1000000", "--value-bytes", "1100", "--rate", "500000"],
+                       capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        sys.exit(f"the big-state job failed:\n{p.stderr[-2000:]}")
     sizes = [(int(i), float(mib), int(ms), int(sync)) for i, mib, ms, sync in
-             re.findall(r"checkpoint (\d+): ([\d.]+) MiB in (\d+) ms \(processing paused (\d+) ms\)", err)]
+             re.findall(r"checkpoint (\d+): ([\d.]+) MiB in (\d+) ms \(processing paused (\d+) ms\)", p.stderr)]
     for i, mib, ms, sync in sizes:
         print(f"   checkpoint {i}: {mib:.0f} MiB in {ms} ms, processing paused {sync} ms")
     big = [s for s in sizes if s[1] >= 1024]
-    if big:
-        print(f"1 GiB checkpoint: median {statistics.median(s[2] for s in big)} ms for {statistics.median(s[1] for s in big):.0f} MiB, "
-              f"of which processing paused {statistics.median(s[3] for s in big)} ms")
-    else:
-        print("no checkpoint reached 1 GiB:\n" + err[-2000:])
+    if not big:
+        print("no checkpoint reached 1 GiB:\n" + p.stderr[-2000:])
+        return None
+    ms, mib, paused = statistics.median(s[2] for s in big), statistics.median(s[1] for s in big), statistics.median(s[3] for s in big)
+    print(f"1 GiB checkpoint to {where}: median {ms} ms for {mib:.0f} MiB, of which processing paused {paused} ms")
+    return ms
 
 
-def get(http, path):
-    # The JobManager wrote its admin key beside its addresses.
-    key = open(KEY_FILE).read().strip()
-    req = urllib.request.Request(f"http://{http}{path}", headers={"authorization": f"Bearer {key}"})
-    with urllib.request.urlopen(req) as r:
-        return json.load(r)
+with tempfile.TemporaryDirectory() as tmp:
+    local = big_state("a local directory", f"{tmp}/chk")
+
+# The same to an S3-compatible server on loopback (s3s-fs, on a local disk too):
+# what the object-store path costs over writing files.
+s3s = os.environ.get("S3S_FS", os.path.join(os.path.dirname(eddy), "..", "tools", "bin", "s3s-fs"))
+if os.path.exists(s3s):
+    with tempfile.TemporaryDirectory() as root:
+        os.mkdir(f"{root}/eddy")
+        port = free_port()
+        server = subprocess.Popen([s3s, "--host", "127.0.0.1", "--port", str(port), "--access-key", "bench", "--secret-key", "bench-secret", root],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            env = dict(os.environ, AWS_ENDPOINT=f"http://127.0.0.1:{port}", AWS_ALLOW_HTTP="true", AWS_ACCESS_KEY_ID="bench",
+                       AWS_SECRET_ACCESS_KEY="bench-secret", AWS_REGION="us-east-1")
+            remote = big_state("S3 (s3s-fs on 127.0.0.1)", "s3://eddy/bench", env)
+        finally:
+            server.kill()
+    if local and remote:
+        print(f"1 GiB checkpoint: S3 {remote} ms vs local directory {local} ms: {remote / local:.2f}x")
+else:
+    print(f"(no {s3s}: tests/tools/install-s3s-fs.sh installs it; the S3 checkpoint benchmark is skipped)")
 
 
 print("==> recovery after SIGKILL of a TaskManager (heartbeat timeout 2 s)")
@@ -110,12 +141,6 @@ with tempfile.TemporaryDirectory() as tmp:
         for p in tms + [jm]:
             p.kill()
 
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def post(http, path, body, content_type):

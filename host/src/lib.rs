@@ -27,6 +27,7 @@ pub mod json;
 pub mod keys;
 pub mod local;
 pub mod net;
+pub mod offload;
 pub mod plan;
 pub mod program;
 pub mod protocol;

@@ -6,6 +6,8 @@ use std::io::IsTerminal;
 use clap::Parser;
 
 fn main() {
+    // The HTTP client of object stores links a second TLS provider: the process's is ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let filter = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG").unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)

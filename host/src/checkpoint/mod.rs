@@ -22,6 +22,7 @@ impl OperatorState {
 }
 
 pub mod coordinator;
+pub mod objects;
 pub mod snapshot;
 pub mod storage;
 

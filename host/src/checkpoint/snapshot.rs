@@ -42,10 +42,23 @@ fn put(w: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     w.write_all(bytes)
 }
 
-/// Writes `state` to `path` and syncs it; returns the bytes written.
+/// Writes `state` to `path` and syncs it; returns the bytes of state written.
 pub fn write(path: &Path, state: &TaskState) -> io::Result<u64> {
     let file = std::fs::File::create(path)?;
-    let mut w = Summed { inner: BufWriter::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new() };
+    let (w, bytes) = encode_to(BufWriter::with_capacity(1 << 20, file), state)?;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(bytes)
+}
+
+/// The bytes of a snapshot file of `state` (for an object store), and the bytes of state in it.
+pub fn encode(state: &TaskState) -> io::Result<(Vec<u8>, u64)> {
+    encode_to(Vec::new(), state)
+}
+
+/// Writes a snapshot file of `state` to `w`; answers `w` and the bytes of state written.
+fn encode_to<W: Write>(w: W, state: &TaskState) -> io::Result<(W, u64)> {
+    let mut w = Summed { inner: w, crc: crc32fast::Hasher::new() };
     w.write_all(MAGIC)?;
     w.write_all(&(state.len() as u32).to_le_bytes())?;
     let mut bytes = 16u64;
@@ -67,9 +80,7 @@ pub fn write(path: &Path, state: &TaskState) -> io::Result<u64> {
     let crc = w.crc.finalize();
     let mut w = w.inner;
     w.write_all(&crc.to_le_bytes())?;
-    let file = w.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    Ok(bytes)
+    Ok((w, bytes))
 }
 
 struct Reader<'a> {

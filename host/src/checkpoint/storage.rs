@@ -1,7 +1,8 @@
 //! Checkpoint storage: where tasks write their snapshots and the coordinator
-//! the `_metadata` that marks a checkpoint complete. A directory for now (on
-//! a filesystem every TaskManager shares); an S3-compatible store can come
-//! behind the same trait.
+//! the `_metadata` that marks a checkpoint complete. A location is a directory
+//! on a filesystem every TaskManager shares, or an `s3://BUCKET/PREFIX` of an
+//! object store (`objects.rs`); both have the same layout and rules, and the
+//! functions here take either.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::objects::{is_object_url, Object};
 use super::snapshot::{self, TaskState};
 use super::OperatorState;
 use crate::keys;
@@ -61,7 +63,7 @@ pub trait CheckpointStorage: Send + Sync {
     fn discard(&self, checkpoint: u64);
 }
 
-/// Checkpoints as directories `chk-<id>` under one directory per job; the
+/// Checkpoints as directories (or prefixes) `chk-<id>` under one per job; the
 /// final checkpoint of attempt `a` is `chk-final-<a>`, so that tasks of an
 /// attempt that is being cancelled never write into the next one's.
 #[derive(Debug, Clone)]
@@ -87,7 +89,7 @@ impl DirStorage {
     /// (the JobManager's) that file I/O must not delay.
     pub fn discard_in_background(&self, id: u64) {
         let path = self.path(id);
-        let _ = std::thread::Builder::new().name("discard".into()).spawn(move || std::fs::remove_dir_all(path));
+        let _ = std::thread::Builder::new().name("discard".into()).spawn(move || remove_all(&path));
     }
 
     /// The directory of checkpoint `id`.
@@ -102,21 +104,26 @@ impl DirStorage {
 impl CheckpointStorage for DirStorage {
     fn write_task(&self, checkpoint: u64, chain: usize, subtask: u32, state: &TaskState) -> io::Result<TaskHandle> {
         let dir = self.path(checkpoint);
-        std::fs::create_dir_all(&dir)?;
         let file = task_file(chain, subtask);
-        let bytes = snapshot::write(&dir.join(&file), state)?;
+        let bytes = if is_object_url(&dir) {
+            let (encoded, bytes) = snapshot::encode(state)?;
+            Object::at(&dir.join(&file))?.put(encoded)?;
+            bytes
+        } else {
+            std::fs::create_dir_all(&dir)?;
+            snapshot::write(&dir.join(&file), state)?
+        };
         Ok(TaskHandle { chain, subtask, file, bytes, sync_ms: 0 })
     }
 
     fn complete(&self, meta: &Metadata) -> io::Result<PathBuf> {
         let dir = self.path(meta.checkpoint);
-        std::fs::create_dir_all(&dir)?;
         write_metadata(&dir, meta)?;
         Ok(dir)
     }
 
     fn discard(&self, checkpoint: u64) {
-        let _ = std::fs::remove_dir_all(self.path(checkpoint));
+        let _ = remove_all(&self.path(checkpoint));
     }
 }
 
@@ -126,32 +133,79 @@ pub fn task_file(chain: usize, subtask: u32) -> String {
     format!("task-{chain}-{subtask}")
 }
 
-/// Writes `_metadata` whole, then renames it into place: a reader sees a complete checkpoint or none.
+/// Writes `_metadata`, whole: on a filesystem to a side file renamed into
+/// place, in an object store as one PUT. A reader sees a complete checkpoint or none.
 fn write_metadata(dir: &Path, meta: &Metadata) -> io::Result<()> {
+    let text = serde_json::to_vec_pretty(meta)?;
+    if is_object_url(dir) {
+        return Object::at(&dir.join(METADATA))?.put(text);
+    }
+    std::fs::create_dir_all(dir)?;
     let tmp = dir.join("_metadata.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(meta)?)?;
+    std::fs::write(&tmp, text)?;
     std::fs::File::open(&tmp)?.sync_all()?;
     std::fs::rename(&tmp, dir.join(METADATA))
 }
 
+/// The bytes of a file of a checkpoint, from a filesystem or an object store.
+fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    if is_object_url(path) {
+        return Object::at(path)?.get();
+    }
+    std::fs::read(path)
+}
+
+/// Deletes a checkpoint: a directory, or the objects under a prefix.
+fn remove_all(location: &Path) -> io::Result<()> {
+    if is_object_url(location) {
+        return Object::at(location)?.delete_all();
+    }
+    std::fs::remove_dir_all(location)
+}
+
+/// Whether `location` holds a completed checkpoint (its `_metadata`).
+pub fn is_complete(location: &Path) -> io::Result<bool> {
+    let meta = location.join(METADATA);
+    if is_object_url(location) {
+        return Object::at(&meta)?.exists();
+    }
+    Ok(meta.exists())
+}
+
+/// Whether `location` can name checkpoints wherever a JobManager or TaskManager
+/// runs: an absolute directory, or an object store.
+pub fn is_absolute(location: &Path) -> bool {
+    location.is_absolute() || is_object_url(location)
+}
+
 /// Moves a completed checkpoint to `target` (a savepoint the user keeps):
-/// a rename when possible, else a copy.
+/// a rename when both are directories on one filesystem, else a copy of
+/// each file, `_metadata` last, and the source deleted.
 pub fn relocate(from: &Path, target: &Path, meta: &Metadata) -> io::Result<()> {
-    if target.join(METADATA).exists() {
+    if is_complete(target)? {
         return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} already holds a savepoint", target.display())));
     }
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)?;
+    let local = !is_object_url(from) && !is_object_url(target);
+    if local {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if std::fs::rename(from, target).is_ok() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(target)?;
     }
-    if std::fs::rename(from, target).is_ok() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(target)?;
     for t in &meta.tasks {
-        std::fs::copy(from.join(&t.file), target.join(&t.file))?;
+        let bytes = read_file(&from.join(&t.file))?;
+        if is_object_url(target) {
+            Object::at(&target.join(&t.file))?.put(bytes)?;
+        } else {
+            std::fs::create_dir_all(target)?;
+            std::fs::write(target.join(&t.file), bytes)?;
+        }
     }
     write_metadata(target, meta)?;
-    let _ = std::fs::remove_dir_all(from);
+    let _ = remove_all(from);
     Ok(())
 }
 
@@ -197,14 +251,15 @@ impl Restored {
     /// Reads the checkpoint at `location`.
     pub fn load(location: &Path) -> Result<Self, RestoreError> {
         let meta_path = location.join(METADATA);
-        if !meta_path.exists() {
-            return Err(RestoreError::NotACheckpoint(location.display().to_string()));
-        }
         let read_err = |path: &Path| {
             let path = path.display().to_string();
             move |source| RestoreError::Read { path, source }
         };
-        let text = std::fs::read(&meta_path).map_err(read_err(&meta_path))?;
+        let text = match read_file(&meta_path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RestoreError::NotACheckpoint(location.display().to_string())),
+            Err(e) => return Err(read_err(&meta_path)(e)),
+        };
         let meta: Metadata = serde_json::from_slice(&text)
             .map_err(|e| read_err(&meta_path)(io::Error::new(io::ErrorKind::InvalidData, e)))?;
         let mut tasks = Vec::with_capacity(meta.tasks.len());
@@ -217,7 +272,7 @@ impl Restored {
                 return Err(read_err(&meta_path)(io::Error::new(io::ErrorKind::InvalidData, why)));
             }
             let path = location.join(&t.file);
-            let state = snapshot::read(&path).map_err(read_err(&path))?;
+            let state = read_file(&path).and_then(|bytes| snapshot::decode(&bytes)).map_err(read_err(&path))?;
             tasks.push((t, state));
         }
         Ok(Restored { meta, location: location.to_path_buf(), tasks })

@@ -154,9 +154,10 @@ pub struct CheckpointArgs {
     /// Completed checkpoints to keep (older ones are deleted).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub checkpoints_retained: u64,
-    /// Where checkpoints are written [embedded default: ./eddy-checkpoints;
-    /// on a cluster: the JobManager's --checkpoint-dir].
-    #[arg(long, value_name = "DIR")]
+    /// Where checkpoints are written: a directory, or s3://BUCKET/PREFIX of an
+    /// S3-compatible store (AWS_* variables give its endpoint and credentials)
+    /// [embedded default: ./eddy-checkpoints; on a cluster: the JobManager's --checkpoint-dir].
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
     pub checkpoint_dir: Option<PathBuf>,
     /// What a cluster does when a task fails or a TaskManager is lost: none,
     /// fixed-delay:ATTEMPTS:DELAY, exponential-delay:INITIAL:MAX or
@@ -259,10 +260,13 @@ pub struct JobManagerArgs {
     /// a TaskManager stalled that long is taken for dead [default: 3].
     #[arg(long, value_name = "SECONDS")]
     pub heartbeat_timeout: Option<f64>,
-    /// Where jobs' checkpoints go, one directory per job; every TaskManager
-    /// must reach it at the same path (a shared filesystem)
+    /// Where jobs' checkpoints go, one directory per job: a directory every
+    /// TaskManager reaches at the same path (a shared filesystem), or
+    /// s3://BUCKET/PREFIX of an S3-compatible store, which the JobManager and
+    /// every TaskManager reach with AWS_ENDPOINT, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_REGION (and AWS_ALLOW_HTTP=true for plain HTTP)
     /// [default: STATE_DIR/checkpoints].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
     pub checkpoint_dir: Option<PathBuf>,
     /// Fail a job that waited this many seconds for free slots [default: 300].
     #[arg(long, value_name = "SECONDS")]
@@ -815,7 +819,11 @@ fn take_savepoint(a: &SavepointArgs, stop: bool) -> anyhow::Result<String> {
 }
 
 /// Paths sent to a cluster must not depend on the client's working directory.
+/// A directory made absolute; an `s3://` location as it is.
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    if crate::checkpoint::objects::is_object_url(path) {
+        return Ok(path.to_path_buf());
+    }
     std::path::absolute(path).with_context(|| format!("bad path {}", path.display()))
 }
 

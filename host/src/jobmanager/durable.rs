@@ -106,10 +106,17 @@ fn resume(e: JobEntry) -> Result<Job, (JobEntry, String)> {
     let ran = e.attempt > 0 || matches!(e.status, JobStatus::Running | JobStatus::Restarting);
     let latest = e.latest.clone();
     match &latest {
-        Some(path) if !path.join(crate::checkpoint::storage::METADATA).exists() => {
-            let why = format!("the JobManager restarted and the job's latest checkpoint {} is gone", path.display());
-            return Err((e, why));
-        }
+        Some(path) => match crate::checkpoint::storage::is_complete(path) {
+            Ok(true) => {}
+            Ok(false) => {
+                let why = format!("the JobManager restarted and the job's latest checkpoint {} is gone", path.display());
+                return Err((e, why));
+            }
+            Err(err) => {
+                let why = format!("the JobManager restarted and cannot read the job's latest checkpoint {}: {err}", path.display());
+                return Err((e, why));
+            }
+        },
         None if ran && !replayable(&e.spec) => {
             let why = "the JobManager restarted and the job has no completed checkpoint to resume from; its socket source cannot be replayed".to_string();
             return Err((e, why));

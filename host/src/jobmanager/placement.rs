@@ -26,8 +26,8 @@ impl Places {
     /// The places of a job `caller` submits, from what it asked for.
     pub fn for_caller(jm: &JobManager, caller: &Caller, checkpoint_dir: Option<PathBuf>, savepoint: Option<PathBuf>) -> Result<Places, String> {
         let Some(tenant) = caller.tenant.as_deref() else {
-            if let Some(s) = savepoint.as_ref().filter(|s| !s.is_absolute()) {
-                return Err(format!("savepointPath {} must be an absolute path", s.display()));
+            if let Some(s) = savepoint.as_ref().filter(|s| !crate::checkpoint::storage::is_absolute(s)) {
+                return Err(format!("savepointPath {} must be an absolute path or an s3:// location", s.display()));
             }
             let checkpoints = checkpoint_dir.unwrap_or_else(|| jm.config.checkpoint_dir.clone());
             return Ok(Places { checkpoints, savepoint });
@@ -69,7 +69,9 @@ pub fn state_backend(caller: &Caller, asked: BackendKind) -> Result<BackendKind,
 pub fn savepoint_target(jm: &JobManager, caller: &Caller, target: Option<PathBuf>) -> Result<Option<PathBuf>, String> {
     match caller.tenant.as_deref() {
         None => match target {
-            Some(t) if !t.is_absolute() => Err(format!("savepoint directory {} must be an absolute path", t.display())),
+            Some(t) if !crate::checkpoint::storage::is_absolute(&t) => {
+                Err(format!("savepoint directory {} must be an absolute path or an s3:// location", t.display()))
+            }
             t => Ok(t),
         },
         Some(_) if target.is_some() => Err("a tenant's savepoints are placed by the cluster: leave out the directory".into()),
