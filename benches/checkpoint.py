@@ -13,6 +13,10 @@
    on 2 TaskManagers is SIGKILLed and started again at once on the same state
    and addresses; time from the SIGKILL until the job is RUNNING again (the
    TaskManagers noticed, registered again, and the job resumed), 3 times.
+5. Standby: two JobManagers share a PostgreSQL database (lease 2 s); the
+   leader is SIGKILLed and the standby takes over; time from the SIGKILL until
+   the job is RUNNING on the standby, 3 times (each killed leader comes back
+   as the next standby).
 
 usage: checkpoint.py EDDY WORDCOUNT.wasm STATEFUL.wasm TEXT [RUNS]
 """
@@ -205,3 +209,82 @@ with tempfile.TemporaryDirectory() as tmp:
     finally:
         for p in tms + [jm]:
             p.kill()
+
+
+def start_postgres(root):
+    """Debian's PostgreSQL on a free loopback port, data in `root` (as the postgres user when root)."""
+    import glob, pwd
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    binary = lambda name: os.path.join(bins[-1], name) if bins else name
+    data = os.path.join(root, "pg")
+    os.mkdir(data)
+    prefix = []
+    if os.geteuid() == 0:
+        os.chmod(root, 0o755)
+        pw = pwd.getpwnam("postgres")
+        os.chown(data, pw.pw_uid, pw.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(prefix + [binary("initdb"), "-A", "trust", "-U", "eddy", "--no-sync", "-D", data], check=True, capture_output=True)
+    port = free_port()
+    p = subprocess.Popen(prefix + [binary("postgres"), "-D", data, "-p", str(port), "-k", data, "-c", "listen_addresses=127.0.0.1",
+                                   "-c", "fsync=off"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import socket
+    while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+        time.sleep(0.05)
+    return p, f"postgres://eddy@127.0.0.1:{port}/postgres"
+
+
+print("==> standby JobManager: the leader SIGKILLed, the standby takes over (PostgreSQL, lease 2 s, heartbeat timeout 2 s)")
+with tempfile.TemporaryDirectory() as tmp:
+    pg, url = start_postgres(tmp)
+    sides = [(f"{tmp}/a", f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"), (f"{tmp}/b", f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}")]
+    for d, _, _ in sides:
+        os.mkdir(d)
+
+    def start_side(i):
+        d, http, rpc = sides[i]
+        if os.path.exists(f"{d}/jobmanager.json"):
+            os.remove(f"{d}/jobmanager.json")
+        return subprocess.Popen([eddy, "jobmanager", "--bind", http, "--rpc-bind", rpc, "--state-dir", d, "--database", url,
+                                 "--leader-lease", "2s", "--heartbeat-timeout", "2"], stderr=subprocess.DEVNULL)
+
+    jms = [start_side(0), None]
+    while not os.path.exists(f"{sides[0][0]}/jobmanager.json"):
+        time.sleep(0.01)
+    jms[1] = start_side(1)
+    KEY_FILE = f"{sides[0][0]}/admin.token"
+    both = f"{sides[0][2]},{sides[1][2]}"
+    tms = [cluster.taskmanager(eddy, both, sides[0][1], sides[0][0], 1, stderr=subprocess.DEVNULL) for _ in range(2)]
+    try:
+        while len(get_retrying(sides[0][1], "/taskmanagers")["taskmanagers"]) < 2:
+            time.sleep(0.05)
+        job = submit(sides[0][1], stateful, {"entry": "sequence-check", "parallelism": 2, "checkpoint-interval-ms": 500,
+                                              "args": ["--n", "10000000", "--rate", "20000", "--output", f"{tmp}/out"]})
+        times, leader = [], 0
+        for i in range(3):
+            http = sides[leader][1]
+            attempt = get_retrying(http, f"/jobs/{job}")["attempt"]
+            while get_retrying(http, f"/jobs/{job}")["checkpoints"]["completed"] < 1 or get_retrying(http, f"/jobs/{job}")["status"] != "RUNNING":
+                time.sleep(0.05)
+            jms[leader].send_signal(signal.SIGKILL)
+            jms[leader].wait()
+            killed = time.time()
+            standby = 1 - leader
+            while True:
+                try:
+                    j = get(sides[standby][1], f"/jobs/{job}")
+                    if j["attempt"] > attempt and j["status"] == "RUNNING":
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.01)
+            times.append(time.time() - killed)
+            print(f"   takeover {i + 1}: RUNNING on the standby {times[-1]:.2f} s after the SIGKILL of the leader")
+            jms[leader] = start_side(leader)  # the next standby
+            leader = standby
+        print(f"standby takeover: RUNNING again after a median {statistics.median(times):.2f} s (target 3 s)")
+    finally:
+        for p in tms + [j for j in jms if j]:
+            p.kill()
+        pg.terminate()
+        pg.wait()

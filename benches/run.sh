@@ -62,6 +62,7 @@ echo "==> exchange benchmark (QUIC vs in-memory channel)"
 python3 benches/exchange.py "$eddy" "$target/wasm32-wasip2/component/bench_ops.wasm" 5000000 --wordcount "$text" "$wasm"
 
 tests/tools/install-s3s-fs.sh
+tests/tools/install-postgres.sh
 python3 benches/checkpoint.py "$eddy" "$wasm" "$target/wasm32-wasip2/component/stateful.wasm" "$text"
 
 python3 benches/tenancy.py "$eddy" "$wasm" "$text" 7

@@ -293,6 +293,18 @@ pub struct JobManagerArgs {
     /// is valid, like 24h or 30m (TaskManagers renew at two thirds of it; at least 10s) [default: 24h].
     #[arg(long, value_name = "DURATION", value_parser = crate::jobmanager::parse_duration)]
     pub taskmanager_cert_lifetime: Option<Duration>,
+    /// Keep the JobManager's state in this PostgreSQL database
+    /// (postgres://USER[:PASSWORD]@HOST:PORT/DB) instead of the state directory's
+    /// redb, so that standby JobManagers started with the same database take over
+    /// when the leader dies: each waits for the leadership lease, then resumes every
+    /// job. Checkpoints must then be where every JobManager reaches them
+    /// (--checkpoint-dir on a shared filesystem or s3://).
+    #[arg(long, value_name = "URL", env = "EDDY_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
+    /// How long the leadership lease lasts unless the leader renews it (every
+    /// quarter of it): how soon a standby takes over, like 5s [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = crate::jobmanager::parse_duration)]
+    pub leader_lease: Option<Duration>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub runtime: RuntimeArgs,
@@ -301,8 +313,9 @@ pub struct JobManagerArgs {
 /// `eddy taskmanager`.
 #[derive(Debug, Args)]
 pub struct TaskManagerArgs {
-    /// The JobManager's QUIC address (its `--rpc-bind`).
-    #[arg(long, value_name = "HOST:PORT")]
+    /// The JobManager's QUIC address (its `--rpc-bind`); with standby
+    /// JobManagers, every one's, comma-separated: it registers with the leader.
+    #[arg(long, value_name = "HOST:PORT[,HOST:PORT…]")]
     pub jobmanager: String,
     /// Number of task slots offered.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -494,6 +507,9 @@ struct ConfigFile {
     checkpoint_dir: Option<PathBuf>,
     #[serde(default, deserialize_with = "duration_text")]
     taskmanager_cert_lifetime: Option<Duration>,
+    database: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
+    leader_lease: Option<Duration>,
 }
 
 /// A duration of a config file, written as on the command line (`24h`).
@@ -521,7 +537,12 @@ fn jobmanager_config(a: &JobManagerArgs) -> anyhow::Result<JobManagerConfig> {
         checkpoint_dir: PathBuf::new(),
         http_tls: crate::jobmanager::HttpTls::Plain,
         taskmanager_cert_lifetime: a.taskmanager_cert_lifetime.or(file.taskmanager_cert_lifetime).unwrap_or(Duration::from_secs(86_400)),
+        database: a.database.clone().or(file.database).filter(|d| !d.trim().is_empty()),
+        leader_lease: a.leader_lease.or(file.leader_lease).unwrap_or(Duration::from_secs(5)),
     };
+    if config.leader_lease < Duration::from_millis(500) || config.leader_lease > Duration::from_secs(600) {
+        anyhow::bail!("leader-lease must be 500ms to 10m, not {:?}", config.leader_lease);
+    }
     if config.taskmanager_cert_lifetime < Duration::from_secs(10) || config.taskmanager_cert_lifetime > Duration::from_secs(365 * 86_400) {
         anyhow::bail!("taskmanager-cert-lifetime must be 10s to 365d, not {:?}", config.taskmanager_cert_lifetime);
     }
@@ -630,9 +651,9 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Taskmanager(a) => {
             let runtime = a.runtime.runtime()?;
-            let jobmanager = resolve(&a.jobmanager)?;
+            let jobmanagers = a.jobmanager.split(',').map(|j| resolve(j.trim())).collect::<anyhow::Result<Vec<_>>>()?;
             let config = crate::taskmanager::TaskManagerConfig {
-                jobmanager,
+                jobmanagers,
                 slots: a.slots,
                 bind: a.bind,
                 ca: match (&a.ca, &a.state_dir) {

@@ -452,7 +452,7 @@ impl JobManager {
         let stored = tokio::task::spawn_blocking(move || {
             wanted
                 .into_iter()
-                .map(|(digest, name)| match jm.modules.bytes(&digest) {
+                .map(|(digest, name)| match jm.modules.bytes(&digest, &jm.db) {
                     Some(Ok(bytes)) => Ok((digest, name, bytes)),
                     Some(Err(e)) => Err((500, format!("cannot read module: {e}"))),
                     None => Err((404, format!("no jar with id {digest}"))),

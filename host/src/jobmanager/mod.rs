@@ -13,6 +13,7 @@ mod job;
 mod modules;
 mod openapi;
 mod placement;
+mod postgres;
 mod recovery;
 mod restart;
 mod rpc;
@@ -68,6 +69,10 @@ pub struct JobManagerConfig {
     pub http_tls: HttpTls,
     /// How long a TaskManager's certificate is valid (it renews at two thirds).
     pub taskmanager_cert_lifetime: Duration,
+    /// A PostgreSQL database shared with standby JobManagers; none: the state directory's redb.
+    pub database: Option<String>,
+    /// How long the leadership lease lasts unless renewed (a shared database only).
+    pub leader_lease: Duration,
 }
 
 /// Plain HTTP or TLS for the HTTP API. Plain only on a loopback address: keys travel in it.
@@ -151,19 +156,61 @@ pub fn run(config: JobManagerConfig, runtime: Runtime) -> anyhow::Result<()> {
     tokio.block_on(serve(config, runtime))
 }
 
+/// The database and the cluster CA: the state directory's redb and CA files,
+/// or a shared PostgreSQL database, once this process holds its leadership
+/// lease (a standby waits here).
+async fn open_database(config: &JobManagerConfig) -> anyhow::Result<(db::Db, ClusterCa)> {
+    let Some(url) = config.database.clone() else {
+        let db = db::Db::open(&config.state_dir)
+            .with_context(|| format!("cannot open the database in {} (is another JobManager using it?)", config.state_dir.display()))?;
+        return Ok((db, ClusterCa::load_or_create(&config.state_dir)?));
+    };
+    let (address, lease) = (config.rpc_bind.to_string(), config.leader_lease);
+    let pg = tokio::task::spawn_blocking(move || {
+        let pg = postgres::Pg::connect(&url).context("cannot connect to the database")?;
+        pg.wait_for_lease(&address, lease).context("cannot take the leadership lease")?;
+        pg.keep_lease(address, lease);
+        anyhow::Ok(pg)
+    })
+    .await??;
+    let db = db::Db::postgres(pg);
+    let ca = shared_ca(&db, &config.state_dir)?;
+    Ok((db, ca))
+}
+
+/// The cluster CA kept in a shared database (made by the first leader), with
+/// its certificate written to the state directory for clients and TaskManagers.
+fn shared_ca(db: &db::Db, state_dir: &std::path::Path) -> anyhow::Result<ClusterCa> {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Stored {
+        cert: String,
+        key: String,
+    }
+    let stored = match db.get::<Stored>(db::Table::Cluster, "ca")? {
+        Some(s) => s,
+        None => {
+            let (cert, key) = ClusterCa::generate()?;
+            let s = Stored { cert, key };
+            db.put(db::Table::Cluster, "ca", &s)?;
+            tracing::info!("created a new cluster CA in the database");
+            s
+        }
+    };
+    std::fs::create_dir_all(state_dir)?;
+    std::fs::write(state_dir.join("ca.pem"), &stored.cert).with_context(|| format!("cannot write {}", state_dir.join("ca.pem").display()))?;
+    Ok(ClusterCa::from_pem(&stored.cert, &stored.key)?)
+}
+
 async fn serve(config: JobManagerConfig, runtime: Runtime) -> anyhow::Result<()> {
-    let ca = ClusterCa::load_or_create(&config.state_dir)?;
+    let (db, ca) = open_database(&config).await?;
     let identity = ca.issue_jobmanager()?;
     let endpoint = crate::net::endpoint(config.rpc_bind, &identity, crate::net::Clients::MayEnrol)?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot bind the HTTP API to {}", config.bind))?;
-    let db = db::Db::open(&config.state_dir)
-        .with_context(|| format!("cannot open the database in {} (is another JobManager using it?)", config.state_dir.display()))?;
     let directory = tenants::Directory::open(&db, &config.state_dir)?;
     let enrolment = enrolment::Enrolment::open(&db, ca, config.taskmanager_cert_lifetime)?;
-    let modules = ModuleStore::open(config.state_dir.join("modules"), &runtime, &db)
-        .with_context(|| format!("cannot open the module store in {}", config.state_dir.display()))?;
+    let modules = ModuleStore::open(&runtime, &db).context("cannot open the module store")?;
     let history = history::History::load(&db)?;
     let http_addr = listener.local_addr()?;
     let rpc_addr = endpoint.local_addr()?;

@@ -1,13 +1,13 @@
 //! The content-addressed module store: uploaded components, validated, kept
-//! on disk under their sha256, like Flink's blob server. The same bytes
+//! in the database under their sha256 (files beside redb, or rows of
+//! PostgreSQL, which a standby reads too), like Flink's blob server. The same bytes
 //! uploaded by two tenants are stored once and listed for each, under the name
 //! each gave; who owns what is in the database.
 //!
-//! Its maps have their own lock, never held across file I/O: reading or writing
+//! Its maps have their own lock, never held across I/O: reading or writing
 //! a 256 MiB module must not stall heartbeats or other requests.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::RwLock;
 
 use serde::Serialize;
@@ -39,9 +39,8 @@ struct Known {
     owners: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-/// Modules by digest, on disk.
+/// Modules by digest.
 pub struct ModuleStore {
-    dir: PathBuf,
     known: RwLock<Known>,
 }
 
@@ -82,20 +81,17 @@ fn owner_key(owner: Option<&str>) -> &str {
 }
 
 impl ModuleStore {
-    /// The store under `dir`, with the modules already there and their owners.
-    pub fn open(dir: PathBuf, runtime: &Runtime, db: &Db) -> Result<Self, UploadError> {
-        std::fs::create_dir_all(&dir)?;
+    /// The store of the modules in `db`, and their owners.
+    pub fn open(runtime: &Runtime, db: &Db) -> Result<Self, UploadError> {
         let mut known = Known::default();
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "wasm") {
-                let bytes = std::fs::read(&path)?;
-                match Self::validate("stored module", &bytes, runtime) {
-                    Ok(info) => {
-                        known.modules.insert(info.id.clone(), info);
-                    }
-                    Err(e) => tracing::warn!(path = %path.display(), "ignoring stored module: {e}"),
+        for id in db.modules()? {
+            let Some(bytes) = db.module(&id)? else { continue };
+            match Self::validate("stored module", &bytes, runtime) {
+                Ok(info) if info.id == id => {
+                    known.modules.insert(info.id.clone(), info);
                 }
+                Ok(_) => tracing::warn!(module = %id, "ignoring a stored module whose bytes are not its digest's"),
+                Err(e) => tracing::warn!(module = %id, "ignoring stored module: {e}"),
             }
         }
         for (key, name) in db.scan::<String>(Table::Modules, "")? {
@@ -103,7 +99,7 @@ impl ModuleStore {
                 known.owners.entry(digest.to_string()).or_default().insert(owner.to_string(), name);
             }
         }
-        Ok(ModuleStore { dir, known: RwLock::new(known) })
+        Ok(ModuleStore { known: RwLock::new(known) })
     }
 
     /// Checks that `bytes` are a component of the job world and lists its
@@ -123,9 +119,7 @@ impl ModuleStore {
     /// it, within `limit` bytes of modules owned by `owner`.
     pub fn insert(&self, info: ModuleInfo, bytes: &[u8], owner: Option<&str>, limit: Option<u64>, db: &Db) -> Result<ModuleInfo, UploadError> {
         if !self.has(&info.id) {
-            let tmp = self.dir.join(format!("{}.tmp", info.id));
-            std::fs::write(&tmp, bytes)?;
-            std::fs::rename(&tmp, self.path(&info.id))?;
+            db.put_module(&info.id, bytes)?;
             self.known.write().unwrap().modules.insert(info.id.clone(), info.clone());
         }
         self.own(&info, owner, limit, db)?;
@@ -154,10 +148,6 @@ impl ModuleStore {
             return Err(e.into());
         }
         Ok(())
-    }
-
-    fn path(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.wasm"))
     }
 
     /// A module as `owner` sees it: none if it did not upload it (the admin, `None`, sees all).
@@ -195,7 +185,10 @@ impl ModuleStore {
     }
 
     /// A module's bytes, read without holding the store's lock.
-    pub fn bytes(&self, id: &str) -> Option<std::io::Result<Vec<u8>>> {
-        self.has(id).then(|| std::fs::read(self.path(id)))
+    pub fn bytes(&self, id: &str, db: &Db) -> Option<Result<Vec<u8>, DbError>> {
+        if !self.has(id) {
+            return None;
+        }
+        db.module(id).transpose().or_else(|| Some(Err(DbError::Corrupt { key: id.into(), cause: "the module's bytes are gone".into() })))
     }
 }

@@ -207,7 +207,7 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection, identity: String) {
                         tokio::spawn(async move {
                             // Read off the async threads: a module may be hundreds of MiB.
                             let d = digest.clone();
-                            let bytes = tokio::task::spawn_blocking(move || jm.modules.bytes(&d)).await.ok().flatten();
+                            let bytes = tokio::task::spawn_blocking(move || jm.modules.bytes(&d, &jm.db)).await.ok().flatten();
                             match bytes {
                                 Some(Ok(bytes)) => { let _ = send.write_all(&bytes).await; }
                                 _ => tracing::warn!(digest, "TaskManager asked for an unknown module"),

@@ -150,16 +150,29 @@ fn ca_params() -> CertificateParams {
 }
 
 impl ClusterCa {
+    /// A new CA: its certificate and key, PEM.
+    pub fn generate() -> Result<(String, String), TlsError> {
+        let key = KeyPair::generate().map_err(setup)?;
+        let cert = ca_params().self_signed(&key).map_err(setup)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// The CA of these PEM texts.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<ClusterCa, TlsError> {
+        let key = KeyPair::from_pem(key_pem).map_err(|e| TlsError::Setup(format!("the cluster CA's key: {e}")))?;
+        let cert = parse_cert(cert_pem).map_err(|e| TlsError::Setup(format!("the cluster CA's certificate: {e}")))?;
+        Ok(ClusterCa { cert, cert_pem: cert_pem.to_string(), key })
+    }
+
     /// Loads `ca.pem` and `ca.key` from `dir`, creating them (key readable
     /// by the owner only) if neither exists: the JobManager's first start.
     pub fn load_or_create(dir: &Path) -> Result<ClusterCa, TlsError> {
         let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("ca.key"));
         if !cert_path.exists() && !key_path.exists() {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
-            let key = KeyPair::generate().map_err(setup)?;
-            let cert = ca_params().self_signed(&key).map_err(setup)?;
-            write_private(&key_path, key.serialize_pem().as_bytes()).map_err(io(&key_path))?;
-            std::fs::write(&cert_path, cert.pem()).map_err(io(&cert_path))?;
+            let (cert, key) = Self::generate()?;
+            write_private(&key_path, key.as_bytes()).map_err(io(&key_path))?;
+            std::fs::write(&cert_path, cert).map_err(io(&cert_path))?;
             tracing::info!(dir = %dir.display(), "created a new cluster CA");
         }
         Self::load(dir)

@@ -31,8 +31,8 @@ use crate::task::{AckSink, Checkpointing, GateQueue, JobSignals, LiveCounts, Sen
 /// Settings of a TaskManager; `eddy taskmanager --help` explains each.
 #[derive(Debug, Clone)]
 pub struct TaskManagerConfig {
-    /// The JobManager's QUIC address.
-    pub jobmanager: SocketAddr,
+    /// The JobManagers' QUIC addresses: the leader's and its standbys'.
+    pub jobmanagers: Vec<SocketAddr>,
     /// Slots offered.
     pub slots: u32,
     /// Data endpoint address.
@@ -54,6 +54,8 @@ struct Link {
     connection: quinn::Connection,
     /// After how long without a heartbeat answer the JobManager is taken for lost.
     silence: Duration,
+    /// The JobManager's address (the leader's, of several).
+    jobmanager: SocketAddr,
 }
 
 /// A job's part on this TaskManager.
@@ -114,31 +116,60 @@ pub fn run(config: TaskManagerConfig, runtime: Runtime) -> anyhow::Result<()> {
 /// not hold the TaskManager in one attempt while it is starting again.
 const REGISTER_ATTEMPT: Duration = Duration::from_secs(3);
 
-/// Registers with the JobManager, trying again with backoff until the reconnect timeout.
-async fn register(config: &TaskManagerConfig, endpoint: &quinn::Endpoint, client: &quinn::ClientConfig, running: Vec<String>) -> anyhow::Result<(Link, Vec<String>)> {
+/// Registers with the JobManager at `addr`: the connection and its answer.
+async fn register_at(
+    addr: SocketAddr,
+    config: &TaskManagerConfig,
+    endpoint: &quinn::Endpoint,
+    client: &quinn::ClientConfig,
+    running: &[String],
+) -> anyhow::Result<(quinn::Connection, Registered)> {
     let data_addr = endpoint.local_addr()?;
+    let connection = net::connect_with(endpoint, Some(client.clone()), addr, net::JOBMANAGER_NAME, REGISTER_ATTEMPT)
+        .await
+        .with_context(|| format!("cannot connect to the JobManager at {addr}"))?;
+    let request = ToJobManager::Register { slots: config.slots, data_addr, running: running.to_vec() };
+    let registered = tokio::time::timeout(REGISTER_ATTEMPT, codec::call::<_, Registered>(&connection, &request))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {REGISTER_ATTEMPT:?}"))
+        .and_then(|r| r);
+    if let Some(why) = refusal(&connection) {
+        anyhow::bail!(Refused(format!("the JobManager at {addr} refused this TaskManager: {why}")));
+    }
+    let registered = registered.with_context(|| format!("the JobManager at {addr} did not accept the registration"))?;
+    Ok((connection, registered))
+}
+
+/// The first of `attempts` that succeeds (all run at once: with standbys, only
+/// the leader listens); else a refusal if there was one, else the last failure.
+async fn first_ok<T>(attempts: Vec<impl std::future::Future<Output = anyhow::Result<T>>>) -> anyhow::Result<T> {
+    use futures::StreamExt;
+    let mut pending: futures::stream::FuturesUnordered<_> = attempts.into_iter().collect();
+    let mut failure: Option<anyhow::Error> = None;
+    while let Some(result) = pending.next().await {
+        match result {
+            Ok(v) => return Ok(v),
+            Err(e) if failure.as_ref().is_some_and(refused) && !refused(&e) => {}
+            Err(e) => failure = Some(e),
+        }
+    }
+    Err(failure.unwrap_or_else(|| anyhow::anyhow!("no JobManager address given")))
+}
+
+/// Registers with the JobManager (the one of `--jobmanager` that leads), trying
+/// again with backoff until the reconnect timeout.
+async fn register(config: &TaskManagerConfig, endpoint: &quinn::Endpoint, client: &quinn::ClientConfig, running: Vec<String>) -> anyhow::Result<(Link, Vec<String>)> {
     let deadline = tokio::time::Instant::now() + config.reconnect_timeout;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let attempt = async {
-            let connection = net::connect_with(endpoint, Some(client.clone()), config.jobmanager, net::JOBMANAGER_NAME, REGISTER_ATTEMPT)
-                .await
-                .with_context(|| format!("cannot connect to the JobManager at {}", config.jobmanager))?;
-            let request = ToJobManager::Register { slots: config.slots, data_addr, running: running.clone() };
-            let registered = tokio::time::timeout(REGISTER_ATTEMPT, codec::call::<_, Registered>(&connection, &request))
-                .await
-                .map_err(|_| anyhow::anyhow!("no answer within {REGISTER_ATTEMPT:?}"))
-                .and_then(|r| r);
-            if let Some(why) = refusal(&connection) {
-                anyhow::bail!(Refused(format!("the JobManager at {} refused this TaskManager: {why}", config.jobmanager)));
-            }
-            let registered = registered.with_context(|| format!("the JobManager at {} did not accept the registration", config.jobmanager))?;
-            anyhow::Ok((connection, registered))
-        };
-        match attempt.await {
-            Ok((connection, r)) => {
+        let running = &running;
+        let attempts = config.jobmanagers.iter().map(|&addr| async move {
+            register_at(addr, config, endpoint, client, running).await.map(|(c, r)| (addr, c, r))
+        });
+        match first_ok(attempts.collect()).await {
+            Ok((jobmanager, connection, r)) => {
                 let silence = Duration::from_millis(r.heartbeat_timeout_ms.max(r.heartbeat_interval_ms * 2));
-                let link = Link { id: r.id, connection, silence };
+                let link = Link { id: r.id, connection, silence, jobmanager };
                 return Ok((link, r.cancel));
             }
             Err(e) if refused(&e) => return Err(e),
@@ -197,9 +228,11 @@ async fn credentials(config: &TaskManagerConfig) -> anyhow::Result<Credentials> 
         let kept = config.state_dir.as_ref().map_or(String::new(), |d| format!(" (none valid in {})", d.display()));
         anyhow::bail!("this TaskManager has no certificate{kept}: give it a join token (--join-token or EDDY_JOIN_TOKEN; an admin creates one with `eddy taskmanager-token create`)");
     };
-    let credentials = identity::enrol(config.jobmanager, &ca_pem, token)
-        .await
-        .with_context(|| format!("cannot enrol with the JobManager at {}", config.jobmanager))?;
+    let attempts = config.jobmanagers.iter().map(|&addr| {
+        let ca_pem = &ca_pem;
+        async move { identity::enrol(addr, ca_pem, token).await.with_context(|| format!("cannot enrol with the JobManager at {addr}")) }
+    });
+    let credentials = first_ok(attempts.collect()).await?;
     if let Some(dir) = &config.state_dir {
         credentials.save(dir)?;
     }
@@ -244,7 +277,7 @@ async fn serve(config: TaskManagerConfig, runtime: Runtime, handle: tokio::runti
     let client = node.client_config()?;
     let data_addr = endpoint.local_addr()?;
     let (link, _) = register(&config, &endpoint, &client, Vec::new()).await?;
-    eprintln!("TaskManager {}: {} slots, data endpoint {data_addr}, JobManager {}", link.id, config.slots, config.jobmanager);
+    eprintln!("TaskManager {}: {} slots, data endpoint {data_addr}, JobManager {}", link.id, config.slots, link.jobmanager);
     let heartbeat_interval = Duration::from_millis(500);
     let tm = Arc::new(TaskManager {
         link: std::sync::RwLock::new(link),
@@ -265,14 +298,14 @@ async fn serve(config: TaskManagerConfig, runtime: Runtime, handle: tokio::runti
     loop {
         let connection = tm.link().connection;
         let reason = tm.clone().commands(connection).await;
-        tracing::warn!("lost the JobManager at {} ({reason}); cancelling this TaskManager's tasks and registering again", config.jobmanager);
+        tracing::warn!("lost the JobManager at {} ({reason}); cancelling this TaskManager's tasks and registering again", tm.link().jobmanager);
         let left = tm.cancel_all().await;
         let client = tm.client.read().unwrap().clone();
         let (link, cancel) = register(&config, &endpoint, &client, left).await?;
         for exec in &cancel {
             tm.cancel(exec);
         }
-        eprintln!("TaskManager {}: registered again with the JobManager at {}", link.id, config.jobmanager);
+        eprintln!("TaskManager {}: registered again with the JobManager at {}", link.id, link.jobmanager);
         *tm.link.write().unwrap() = link;
     }
 }
