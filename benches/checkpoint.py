@@ -105,6 +105,14 @@ else:
     print(f"(no {s3s}: tests/tools/install-s3s-fs.sh installs it; the S3 checkpoint benchmark is skipped)")
 
 
+def get(http, path):
+    # The JobManager wrote its admin key beside its addresses.
+    key = open(KEY_FILE).read().strip()
+    req = urllib.request.Request(f"http://{http}{path}", headers={"authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)
+
+
 print("==> recovery after SIGKILL of a TaskManager (heartbeat timeout 2 s)")
 with tempfile.TemporaryDirectory() as tmp:
     jm = subprocess.Popen([eddy, "jobmanager", "--bind", "127.0.0.1:0", "--rpc-bind", "127.0.0.1:0", "--state-dir", tmp,

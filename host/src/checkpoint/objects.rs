@@ -163,6 +163,15 @@ impl Object {
         })
     }
 
+    /// The names right under this prefix (its "directories").
+    pub fn children(&self) -> io::Result<Vec<String>> {
+        let (store, key) = (self.store.clone(), self.key.clone());
+        run(async move {
+            let listed = store.list_with_delimiter(Some(&key)).await.map_err(other)?;
+            Ok(listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
+        })
+    }
+
     /// How the location was given.
     pub fn shown(&self) -> &str {
         &self.shown

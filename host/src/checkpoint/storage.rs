@@ -92,6 +92,32 @@ impl DirStorage {
         let _ = std::thread::Builder::new().name("discard".into()).spawn(move || remove_all(&path));
     }
 
+    /// Deletes, on a thread of its own, the checkpoints an earlier JobManager
+    /// process left of this job (those numbered below `next_id` and the final
+    /// ones of earlier attempts), but `keep`: the one it resumes from. A restarted
+    /// coordinator knows only that one; the others (superseded, retained, or
+    /// half-written when the process died) would otherwise stay forever.
+    pub fn discard_earlier_in_background(&self, next_id: u64, keep: Option<PathBuf>) {
+        let (root, attempt) = (self.root.clone(), self.attempt);
+        let earlier = move |name: &str| match name.strip_prefix("chk-final-") {
+            Some(a) => a.parse::<u32>().is_ok_and(|a| a < attempt),
+            None => name.strip_prefix("chk-").and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n < next_id),
+        };
+        let _ = std::thread::Builder::new().name("discard".into()).spawn(move || {
+            let names = match children(&root) {
+                Ok(names) => names,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+                Err(e) => return tracing::warn!(location = %root.display(), "cannot list the job's old checkpoints: {e}"),
+            };
+            for name in names.iter().filter(|n| earlier(n)) {
+                let path = root.join(name);
+                if keep.as_deref() != Some(path.as_path()) {
+                    let _ = remove_all(&path);
+                }
+            }
+        });
+    }
+
     /// The directory of checkpoint `id`.
     pub fn path(&self, id: u64) -> PathBuf {
         if id == super::FINAL_CHECKPOINT {
@@ -161,6 +187,14 @@ fn remove_all(location: &Path) -> io::Result<()> {
         return Object::at(location)?.delete_all();
     }
     std::fs::remove_dir_all(location)
+}
+
+/// The names of the entries (directories, or prefixes) right under `location`.
+fn children(location: &Path) -> io::Result<Vec<String>> {
+    if is_object_url(location) {
+        return Object::at(location)?.children();
+    }
+    std::fs::read_dir(location)?.map(|e| Ok(e?.file_name().to_string_lossy().into_owned())).collect()
 }
 
 /// Whether `location` holds a completed checkpoint (its `_metadata`).
@@ -370,6 +404,26 @@ mod tests {
         assert!(err.contains("state for operator uid 'op'"), "{err}");
         assert!(restored.check(128, &BTreeSet::new(), true).is_ok());
         assert!(matches!(Restored::load(dir.path()), Err(RestoreError::NotACheckpoint(_))));
+    }
+
+    #[test]
+    fn a_restart_discards_the_earlier_processes_checkpoints_but_the_restore_point() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["chk-1", "chk-2", "chk-5", "chk-final-0", "chk-final-1", "other"] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        let storage = DirStorage::new(dir.path()).for_attempt(1);
+        storage.discard_earlier_in_background(5, Some(dir.path().join("chk-2")));
+        let left = || {
+            let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            names.sort();
+            names
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while left().len() > 4 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(left(), ["chk-2", "chk-5", "chk-final-1", "other"]);
     }
 
     #[test]

@@ -280,17 +280,7 @@ pub fn join_token(command: JoinTokenCommand) -> anyhow::Result<()> {
             let request = crate::api::CreateJoinToken { description, ttl_seconds: Some(ttl.as_secs().max(1)) };
             let made = connect(&c)?.create_join_token(&request)?;
             let expires = crate::client::ago_or_in(made.info.expires);
-            match output {
-                Some(path) => {
-                    crate::jobmanager::write_private(&path, &format!("{}\n", made.token))
-                        .with_context(|| format!("cannot write the token to {}", path.display()))?;
-                    eprintln!("Created join token {} (expires {expires}) in {}", made.info.id, path.display());
-                }
-                None => {
-                    eprintln!("Created join token {} (expires {expires}); it is shown only now:", made.info.id);
-                    println!("{}", made.token);
-                }
-            }
+            deliver(&made.token, output, &format!("join token {} (expires {expires})", made.info.id))?;
         }
         JoinTokenCommand::List { connect: c } => {
             let rows: Vec<Vec<String>> = connect(&c)?
@@ -306,6 +296,22 @@ pub fn join_token(command: JoinTokenCommand) -> anyhow::Result<()> {
         JoinTokenCommand::Revoke { id, connect: c } => {
             let info = connect(&c)?.revoke_join_token(&id)?;
             println!("Revoked join token {}", info.id);
+        }
+    }
+    Ok(())
+}
+
+/// Hands a new secret (`what` it is) to the user, once: into `output`
+/// (created readable by its owner only), or printed.
+fn deliver(secret: &str, output: Option<PathBuf>, what: &str) -> anyhow::Result<()> {
+    match output {
+        Some(path) => {
+            crate::jobmanager::write_private(&path, &format!("{secret}\n")).with_context(|| format!("cannot write it to {}", path.display()))?;
+            eprintln!("Created {what} in {}", path.display());
+        }
+        None => {
+            eprintln!("Created {what}; it is shown only now:");
+            println!("{secret}");
         }
     }
     Ok(())
@@ -373,17 +379,7 @@ pub fn token(command: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Create { tenant, role, description, output, connect: c } => {
             let made = connect(&c)?.create_token(&CreateToken { tenant, role, description })?;
             let whose = made.info.tenant.as_deref().map_or("the cluster".to_string(), |t| format!("tenant {t}"));
-            match output {
-                Some(path) => {
-                    crate::jobmanager::write_private(&path, &format!("{}\n", made.token))
-                        .with_context(|| format!("cannot write the key to {}", path.display()))?;
-                    eprintln!("Created {} key {} for {whose} in {}", made.info.role, made.info.id, path.display());
-                }
-                None => {
-                    eprintln!("Created {} key {} for {whose}; it is shown only now:", made.info.role, made.info.id);
-                    println!("{}", made.token);
-                }
-            }
+            deliver(&made.token, output, &format!("{} key {} for {whose}", made.info.role, made.info.id))?;
         }
         TokenCommand::List { tenant, connect: c } => print!("{}", tokens_table(&connect(&c)?.tokens(tenant.as_deref())?)),
         TokenCommand::Revoke { id, connect: c } => {

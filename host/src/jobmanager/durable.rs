@@ -128,6 +128,7 @@ fn resume(e: JobEntry) -> Result<Job, (JobEntry, String)> {
     let attempt = if ran { e.attempt + 1 } else { e.attempt };
     let storage = DirStorage::new(e.settings.checkpoint_dir.join(&e.id)).for_attempt(attempt);
     let next_id = e.checkpoint_ids.max(1);
+    storage.discard_earlier_in_background(next_id, latest.clone());
     let coordinator = Coordinator::new(
         &e.id,
         e.settings.checkpoint.clone(),

@@ -29,7 +29,9 @@ use super::db::{Change, DbError, Table};
 /// A connection to the shared database, as one JobManager process.
 #[derive(Clone)]
 pub struct Pg {
+    /// The connection, made again when it closed (PostgreSQL restarted, a network blip).
     client: Arc<Mutex<Client>>,
+    url: Arc<str>,
     /// This process's id in the lease row.
     holder: String,
 }
@@ -62,52 +64,57 @@ fn run<T: Send + 'static>(f: impl std::future::Future<Output = Result<T, DbError
 impl Pg {
     /// Connects to `url` (`postgres://USER@HOST:PORT/DB`) and creates the tables if they are missing.
     pub fn connect(url: &str) -> Result<Pg, DbError> {
-        let url = url.to_string();
-        let client = run(async move {
-            let (client, connection) = tokio_postgres::connect(&url, NoTls).await.map_err(pg)?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::error!("the connection to PostgreSQL ended: {e}");
-                }
-            });
-            // Two JobManagers starting at once must not both create the tables.
-            client.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock(7316); {SCHEMA} COMMIT;")).await.map_err(pg)?;
-            Ok(client)
-        })?;
+        let owned = url.to_string();
+        let client = run(async move { open(&owned).await })?;
         let holder = hex::encode(super::tenants::random::<12>());
-        Ok(Pg { client: Arc::new(Mutex::new(client)), holder })
+        Ok(Pg { client: Arc::new(Mutex::new(client)), url: url.into(), holder })
+    }
+
+    /// The connection, opened again if it closed.
+    async fn client<'a>(client: &'a Mutex<Client>, url: &str) -> Result<tokio::sync::MutexGuard<'a, Client>, DbError> {
+        let mut guard = client.lock().await;
+        if guard.is_closed() {
+            tracing::warn!("the connection to PostgreSQL closed; connecting again");
+            *guard = open(url).await?;
+        }
+        Ok(guard)
     }
 
     /// Takes the lease for `lease` (or renews it); whether this process holds it now.
     pub fn take_lease(&self, address: &str, lease: Duration) -> Result<bool, DbError> {
-        let (client, holder, address) = (self.client.clone(), self.holder.clone(), address.to_string());
+        let (client, url, holder, address) = (self.client.clone(), self.url.clone(), self.holder.clone(), address.to_string());
         let ms = lease.as_secs_f64() * 1e3;
-        run(async move { Ok(!client.lock().await.query(TAKE_LEASE, &[&holder, &address, &ms]).await.map_err(pg)?.is_empty()) })
+        run(async move { Ok(!Self::client(&client, &url).await?.query(TAKE_LEASE, &[&holder, &address, &ms]).await.map_err(pg)?.is_empty()) })
     }
 
     /// Who holds the lease now and for how many more milliseconds, if anyone.
     pub fn leader(&self) -> Result<Option<(String, i64)>, DbError> {
-        let client = self.client.clone();
+        let (client, url) = (self.client.clone(), self.url.clone());
         run(async move {
             let q = "SELECT address, (extract(epoch FROM until - clock_timestamp()) * 1000)::bigint FROM eddy_leader WHERE id = 1";
-            let rows = client.lock().await.query(q, &[]).await.map_err(pg)?;
+            let rows = Self::client(&client, &url).await?.query(q, &[]).await.map_err(pg)?;
             Ok(rows.first().map(|r| (r.get(0), r.get(1))))
         })
     }
 
     /// Waits until this process holds the lease, trying every `lease / 8`;
     /// says once whom it waits for.
+    /// A standby outlives a database that is briefly away: failures are logged and tried again.
     pub fn wait_for_lease(&self, address: &str, lease: Duration) -> Result<(), DbError> {
         let mut said = false;
-        while !self.take_lease(address, lease)? {
-            if !said {
-                let (who, left) = self.leader()?.unwrap_or_default();
-                eprintln!("JobManager: standby; {who} leads (its lease ends in {left} ms unless renewed); waiting to take over");
-                said = true;
+        loop {
+            match self.take_lease(address, lease) {
+                Ok(true) => return Ok(()),
+                Ok(false) if !said => {
+                    let (who, left) = self.leader()?.unwrap_or_default();
+                    eprintln!("JobManager: standby; {who} leads (its lease ends in {left} ms unless renewed); waiting to take over");
+                    said = true;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!("cannot reach the database for the leadership lease (trying again): {e}"),
             }
             std::thread::sleep(lease / 8);
         }
-        Ok(())
     }
 
     /// Renews the lease every `lease / 4` on a thread of its own; when a renewal
@@ -138,9 +145,9 @@ impl Pg {
                 Change::Delete(t, k) => (*t, k.to_string(), None),
             })
             .collect();
-        let (client, holder) = (self.client.clone(), self.holder.clone());
+        let (client, url, holder) = (self.client.clone(), self.url.clone(), self.holder.clone());
         run(async move {
-            let mut client = client.lock().await;
+            let mut client = Self::client(&client, &url).await?;
             let txn = client.transaction().await.map_err(pg)?;
             if txn.query(FENCE, &[&holder]).await.map_err(pg)?.is_empty() {
                 return Err(DbError::NotLeader);
@@ -162,28 +169,28 @@ impl Pg {
 
     /// Entries of `table` whose key starts with `prefix`, in byte order of keys (as redb's).
     pub fn scan(&self, table: Table, prefix: &str) -> Result<Vec<(String, String)>, DbError> {
-        let (client, prefix) = (self.client.clone(), prefix.to_string());
+        let (client, url, prefix) = (self.client.clone(), self.url.clone(), prefix.to_string());
         run(async move {
             let q = r#"SELECT key, value FROM eddy_kv WHERE tbl = $1 AND starts_with(key, $2) ORDER BY key COLLATE "C""#;
-            let rows = client.lock().await.query(q, &[&table.name(), &prefix]).await.map_err(pg)?;
+            let rows = Self::client(&client, &url).await?.query(q, &[&table.name(), &prefix]).await.map_err(pg)?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
 
     /// One entry's value.
     pub fn get(&self, table: Table, key: &str) -> Result<Option<String>, DbError> {
-        let (client, key) = (self.client.clone(), key.to_string());
+        let (client, url, key) = (self.client.clone(), self.url.clone(), key.to_string());
         run(async move {
-            let rows = client.lock().await.query("SELECT value FROM eddy_kv WHERE tbl = $1 AND key = $2", &[&table.name(), &key]).await.map_err(pg)?;
+            let rows = Self::client(&client, &url).await?.query("SELECT value FROM eddy_kv WHERE tbl = $1 AND key = $2", &[&table.name(), &key]).await.map_err(pg)?;
             Ok(rows.first().map(|r| r.get(0)))
         })
     }
 
     /// Stores a module's bytes, fenced by the lease.
     pub fn put_module(&self, digest: &str, bytes: &[u8]) -> Result<(), DbError> {
-        let (client, holder, digest, bytes) = (self.client.clone(), self.holder.clone(), digest.to_string(), bytes.to_vec());
+        let (client, url, holder, digest, bytes) = (self.client.clone(), self.url.clone(), self.holder.clone(), digest.to_string(), bytes.to_vec());
         run(async move {
-            let mut client = client.lock().await;
+            let mut client = Self::client(&client, &url).await?;
             let txn = client.transaction().await.map_err(pg)?;
             if txn.query(FENCE, &[&holder]).await.map_err(pg)?.is_empty() {
                 return Err(DbError::NotLeader);
@@ -197,21 +204,34 @@ impl Pg {
 
     /// A module's bytes.
     pub fn module(&self, digest: &str) -> Result<Option<Vec<u8>>, DbError> {
-        let (client, digest) = (self.client.clone(), digest.to_string());
+        let (client, url, digest) = (self.client.clone(), self.url.clone(), digest.to_string());
         run(async move {
-            let rows = client.lock().await.query("SELECT bytes FROM eddy_modules WHERE digest = $1", &[&digest]).await.map_err(pg)?;
+            let rows = Self::client(&client, &url).await?.query("SELECT bytes FROM eddy_modules WHERE digest = $1", &[&digest]).await.map_err(pg)?;
             Ok(rows.first().map(|r| r.get(0)))
         })
     }
 
     /// The digests of the stored modules.
     pub fn module_digests(&self) -> Result<Vec<String>, DbError> {
-        let client = self.client.clone();
+        let (client, url) = (self.client.clone(), self.url.clone());
         run(async move {
-            let rows = client.lock().await.query("SELECT digest FROM eddy_modules ORDER BY digest", &[]).await.map_err(pg)?;
+            let rows = Self::client(&client, &url).await?.query("SELECT digest FROM eddy_modules ORDER BY digest", &[]).await.map_err(pg)?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
+}
+
+/// A new connection (its driver on the current runtime), with the tables created if missing.
+async fn open(url: &str) -> Result<Client, DbError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(pg)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::error!("the connection to PostgreSQL ended: {e}");
+        }
+    });
+    // Two JobManagers starting at once must not both create the tables.
+    client.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock(7316); {SCHEMA} COMMIT;")).await.map_err(pg)?;
+    Ok(client)
 }
 
 /// Ends the process: a JobManager that may not lead must not act.

@@ -13,6 +13,10 @@ use crate::protocol::{Enrolled, Registered, TaskUsage, ToJobManager, CLOSE_NOT_A
 
 /// How long a peer without a certificate has to ask for one.
 const ENROL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Peers without a certificate served at once; more are turned away, so that
+/// anonymous connections cannot pile up.
+const MAX_ENROLLING: usize = 64;
+static ENROLLING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// How often TaskManagers heartbeat.
 const HEARTBEAT_INTERVAL_MS: u64 = 500;
@@ -60,7 +64,16 @@ fn heartbeat(jm: &Arc<JobManager>, tm: &str, running_tasks: u32, usage: Vec<(Str
 async fn admit(jm: Arc<JobManager>, conn: quinn::Connection) {
     let remote = conn.remote_address();
     match crate::net::peer_role(&conn) {
-        None if conn.peer_identity().is_none() => enrol(jm, conn).await,
+        None if conn.peer_identity().is_none() => {
+            use std::sync::atomic::Ordering;
+            if ENROLLING.fetch_add(1, Ordering::SeqCst) >= MAX_ENROLLING {
+                tracing::warn!(%remote, "refused a peer without a certificate: {MAX_ENROLLING} are enrolling already");
+                conn.close(CLOSE_NOT_A_TASKMANAGER.into(), b"too many enrolments at once");
+            } else {
+                enrol(jm, conn).await;
+            }
+            ENROLLING.fetch_sub(1, Ordering::SeqCst);
+        }
         Some(Role::TaskManager(id)) if jm.enrolment.revoked(&id) => {
             tracing::warn!(%remote, taskmanager = %id, "refused a cluster connection: TaskManager {id} was revoked");
             conn.close(CLOSE_REVOKED.into(), format!("TaskManager {id} was revoked").as_bytes());

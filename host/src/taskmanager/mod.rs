@@ -356,10 +356,10 @@ impl TaskManager {
                 Ok(s) => s,
                 Err(e) => return e.to_string(),
             };
-            let tm = self.clone();
+            let (tm, connection) = (self.clone(), connection.clone());
             tokio::spawn(async move {
                 let ack: Ack = match codec::read::<ToTaskManager>(&mut recv).await {
-                    Ok(Some(command)) => tm.command(command).await,
+                    Ok(Some(command)) => tm.command(command, &connection).await,
                     Ok(None) => return,
                     Err(e) => Err(format!("bad command: {e}")),
                 };
@@ -392,9 +392,9 @@ impl TaskManager {
         Ok(())
     }
 
-    async fn command(self: &Arc<Self>, command: ToTaskManager) -> Ack {
+    async fn command(self: &Arc<Self>, command: ToTaskManager, from: &quinn::Connection) -> Ack {
         match command {
-            ToTaskManager::Deploy(d) => self.deploy(*d).await.map_err(|e| format!("{e:#}")),
+            ToTaskManager::Deploy(d) => self.deploy(*d, from).await.map_err(|e| format!("{e:#}")),
             ToTaskManager::Start { job } => self.start(&job),
             ToTaskManager::Cancel { job } => {
                 self.cancel(&job);
@@ -430,7 +430,8 @@ impl TaskManager {
     }
 
     /// Wires the job's local subtasks and opens their gates; starts nothing yet.
-    async fn deploy(self: &Arc<Self>, d: Deployment) -> anyhow::Result<()> {
+    /// Prepares a job's subtasks deployed by the JobManager on `from`.
+    async fn deploy(self: &Arc<Self>, d: Deployment, from: &quinn::Connection) -> anyhow::Result<()> {
         let mut modules = Vec::with_capacity(d.spec.programs.len());
         for program in &d.spec.programs {
             modules.push(self.module(&program.module).await?);
@@ -508,9 +509,18 @@ impl TaskManager {
             live: Vec::new(),
             budget: None,
         };
-        self.jobs.lock().unwrap().insert(d.job.clone(), job);
-        tracing::info!(job = %d.job, "deployed");
-        Ok(())
+        {
+            // Under the lock `cancel_all` lists jobs with: a deployment that finishes
+            // after the JobManager was lost (and its jobs cancelled) is not kept.
+            let mut jobs = self.jobs.lock().unwrap();
+            if from.close_reason().is_none() {
+                jobs.insert(d.job.clone(), job);
+                tracing::info!(job = %d.job, "deployed");
+                return Ok(());
+            }
+        }
+        self.forget(&d.job);
+        anyhow::bail!("the JobManager that deployed {} is gone", d.job)
     }
 
     fn start(self: &Arc<Self>, job: &str) -> Ack {
