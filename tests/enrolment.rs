@@ -10,16 +10,32 @@ use std::time::{Duration, Instant};
 use common::cluster::Cluster;
 use common::*;
 
-/// `eddy taskmanager` against the cluster with a token, the cluster's CA and a fresh state directory; waits for it to exit.
+/// `eddy taskmanager` against the cluster with a token, the cluster's CA and a
+/// state directory; waits for it to exit, and kills it after 30 s: one that was
+/// wrongly admitted fails the test instead of hanging it.
 fn taskmanager_with(cluster: &Cluster, token: &str, state: &std::path::Path) -> Output {
-    eddy()
-        .args(["taskmanager", "--jobmanager", &cluster.rpc, "--reconnect-timeout", "2s", "--ca"])
+    let mut cmd = eddy();
+    cmd.args(["taskmanager", "--jobmanager", &cluster.rpc, "--reconnect-timeout", "2s", "--ca"])
         .arg(cluster.dir.path().join("ca.pem"))
         .arg("--state-dir")
         .arg(state)
-        .env("EDDY_JOIN_TOKEN", token)
-        .output()
-        .unwrap()
+        .env("EDDY_JOIN_TOKEN", token);
+    output_within(cmd, Duration::from_secs(30))
+}
+
+fn output_within(mut cmd: std::process::Command, limit: Duration) -> Output {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id().to_string();
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if wait.recv_timeout(limit).is_err() {
+            let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = done.send(());
+    watchdog.join().unwrap();
+    out
 }
 
 fn stderr_line(out: &Output) -> String {
@@ -69,6 +85,7 @@ fn taskmanagers_without_a_valid_join_token_or_with_a_foreign_certificate_are_ref
     std::fs::write(state.path().join("taskmanager.key"), key.serialize_pem()).unwrap();
     let foreign = taskmanager_with(&cluster, "", state.path());
     assert!(stderr_line(&foreign).contains(&format!("the JobManager at {}", cluster.rpc)), "{foreign:?}");
+    assert!(stderr_line(&foreign).contains("certificate") || stderr_line(&foreign).contains("TLS") || stderr_line(&foreign).contains("alert"), "{foreign:?}");
     assert!(cluster.log("jobmanager.log").contains("refused a cluster connection"));
 
     // None of them registered; a good token still enrols, as the next identity.
@@ -112,6 +129,7 @@ fn a_revoked_taskmanager_is_refused_and_roles_cannot_be_swapped() {
     assert!(stderr_line(&again).ends_with("TaskManager tm-2 was revoked"), "{again:?}");
 
     let ca_pem = std::fs::read_to_string(cluster.dir.path().join("ca.pem")).unwrap();
+    let join = cluster.join_token();
     let tm1 = eddy::taskmanager::identity::Credentials::load(&cluster.dir.path().join("taskmanager-1"), &ca_pem).unwrap().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let fake_jobmanager = rt.block_on(async {
@@ -124,6 +142,22 @@ fn a_revoked_taskmanager_is_refused_and_roles_cannot_be_swapped() {
         let answer: anyhow::Result<eddy::protocol::Registered> = eddy::net::codec::call(&conn, &register).await;
         assert!(answer.is_err(), "the JobManager's certificate registered as a TaskManager");
         assert!(format!("{:?}", conn.close_reason()).contains("not a TaskManager certificate"), "{:?}", conn.close_reason());
+
+        // Revoked while connected but not registered yet: its registration is refused.
+        let tm3 = eddy::taskmanager::identity::enrol(cluster.rpc.parse().unwrap(), &ca_pem, &join).await.unwrap();
+        let endpoint = eddy::net::endpoint("127.0.0.1:0".parse().unwrap(), &tm3.node().unwrap(), eddy::net::Clients::Certified).unwrap();
+        let conn = eddy::net::connect(&endpoint, cluster.rpc.parse().unwrap(), eddy::net::JOBMANAGER_NAME).await.unwrap();
+        let out = tokio::task::spawn_blocking({
+            let (http, id) = (cluster.http.clone(), tm3.identity.clone());
+            move || run(&["revoke-taskmanager", &id, "-m", &http])
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let register = eddy::protocol::ToJobManager::Register { slots: 1, data_addr: endpoint.local_addr().unwrap(), running: vec![] };
+        let answer: anyhow::Result<eddy::protocol::Registered> = eddy::net::codec::call(&conn, &register).await;
+        assert!(answer.is_err(), "a revoked TaskManager registered on a connection made before its revocation");
+        assert!(format!("{:?}", conn.close_reason()).contains("was revoked"), "{:?}", conn.close_reason());
 
         // A TaskManager's certificate serving as the JobManager.
         eddy::net::endpoint("127.0.0.1:0".parse().unwrap(), &tm1.node().unwrap(), eddy::net::Clients::MayEnrol).unwrap()
@@ -141,13 +175,9 @@ fn a_revoked_taskmanager_is_refused_and_roles_cannot_be_swapped() {
             }
         });
         let run = move || {
-            eddy()
-                .args(["taskmanager", "--jobmanager", &fake_addr, "--reconnect-timeout", "2s", "--ca"])
-                .arg(ca)
-                .arg("--state-dir")
-                .arg(tm1_copy.path())
-                .output()
-                .unwrap()
+            let mut cmd = eddy();
+            cmd.args(["taskmanager", "--jobmanager", &fake_addr, "--reconnect-timeout", "2s", "--ca"]).arg(ca).arg("--state-dir").arg(tm1_copy.path());
+            output_within(cmd, Duration::from_secs(30))
         };
         tokio::task::spawn_blocking(run).await.unwrap()
     });

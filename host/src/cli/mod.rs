@@ -298,7 +298,8 @@ pub struct JobManagerArgs {
     /// redb, so that standby JobManagers started with the same database take over
     /// when the leader dies: each waits for the leadership lease, then resumes every
     /// job. Checkpoints must then be where every JobManager reaches them
-    /// (--checkpoint-dir on a shared filesystem or s3://).
+    /// (--checkpoint-dir on a shared filesystem or s3://). There is no TLS to
+    /// PostgreSQL: a host other than loopback needs ?sslmode=disable in the URL.
     #[arg(long, value_name = "URL", env = "EDDY_DATABASE_URL", hide_env_values = true)]
     pub database: Option<String>,
     /// How long the leadership lease lasts unless the leader renews it (every

@@ -3,9 +3,10 @@
 //! jobs, join tokens and identities, and the uploaded modules' bytes, so that a
 //! restart keeps them.
 //!
-//! Two backends behind one API: a redb file in the state directory (the
-//! single-node default; modules are files beside it), or a PostgreSQL database
-//! that a standby JobManager reaches too (`postgres.rs`, with the leadership lease).
+//! Two backends behind the `Store` trait: a redb file in the state directory
+//! (the single-node default; modules are files beside it), or a PostgreSQL
+//! database that a standby JobManager reaches too (`postgres.rs`, with the
+//! leadership lease). `Db` is what the JobManager calls: JSON over a `Store`.
 //!
 //! Values are JSON: they are small, read at start and written on change, and JSON
 //! keeps the file readable with any redb tool and tolerant of added fields.
@@ -121,22 +122,91 @@ pub enum Change<'a> {
     Delete(Table, &'a str),
 }
 
-/// The database.
-pub struct Db {
-    backend: Backend,
+/// What a backend of the database stores: entries of the tables (JSON text,
+/// by key) and the modules' bytes. The redb file below is the single-node
+/// default; `postgres.rs` is the one a standby shares.
+pub trait Store: Send + Sync {
+    /// Applies changes in one durable transaction: all or none.
+    fn write(&self, changes: &[Change<'_>]) -> Result<(), DbError>;
+    /// Every entry of a table whose key starts with `prefix`, in byte order of keys, as stored.
+    fn scan(&self, table: Table, prefix: &str) -> Result<Vec<(String, String)>, DbError>;
+    /// One entry's value, as stored.
+    fn get(&self, table: Table, key: &str) -> Result<Option<String>, DbError>;
+    /// Stores a module's bytes under its digest.
+    fn put_module(&self, digest: &str, bytes: &[u8]) -> Result<(), DbError>;
+    /// A module's bytes.
+    fn module(&self, digest: &str) -> Result<Option<Vec<u8>>, DbError>;
+    /// The digests of the stored modules.
+    fn modules(&self) -> Result<Vec<String>, DbError>;
 }
 
-enum Backend {
-    /// A redb file; module bytes as files in `blobs`.
-    Redb { db: Database, blobs: PathBuf },
-    /// A PostgreSQL database shared with standby JobManagers.
-    Postgres(super::postgres::Pg),
+/// The database: a backend, and the JSON of its values.
+pub struct Db {
+    store: Box<dyn Store>,
 }
 
 impl Db {
     /// Opens (or creates) `state_dir/jobmanager.redb`; refuses a file another
     /// JobManager holds open.
     pub fn open(state_dir: &Path) -> Result<Db, DbError> {
+        Ok(Db { store: Box::new(Redb::open(state_dir)?) })
+    }
+
+    /// The database of another backend (PostgreSQL, whose lease this JobManager holds).
+    pub fn with(store: impl Store + 'static) -> Db {
+        Db { store: Box::new(store) }
+    }
+
+    /// Applies changes in one durable transaction: all or none.
+    pub fn write(&self, changes: &[Change<'_>]) -> Result<(), DbError> {
+        self.store.write(changes)
+    }
+
+    /// Puts one value.
+    pub fn put<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<(), DbError> {
+        self.write(&[Change::Put(table, key, json(value))])
+    }
+
+    /// Every entry of a table whose key starts with `prefix`, decoded.
+    pub fn scan<T: DeserializeOwned>(&self, table: Table, prefix: &str) -> Result<Vec<(String, T)>, DbError> {
+        self.store
+            .scan(table, prefix)?
+            .into_iter()
+            .map(|(key, v)| serde_json::from_str(&v).map(|value| (key.clone(), value)).map_err(|e| DbError::Corrupt { key, cause: e.to_string() }))
+            .collect()
+    }
+
+    /// One value, decoded.
+    pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>, DbError> {
+        let Some(text) = self.store.get(table, key)? else { return Ok(None) };
+        serde_json::from_str(&text).map(Some).map_err(|e| DbError::Corrupt { key: key.to_string(), cause: e.to_string() })
+    }
+
+    /// Stores a module's bytes under its digest.
+    pub fn put_module(&self, digest: &str, bytes: &[u8]) -> Result<(), DbError> {
+        self.store.put_module(digest, bytes)
+    }
+
+    /// A module's bytes.
+    pub fn module(&self, digest: &str) -> Result<Option<Vec<u8>>, DbError> {
+        self.store.module(digest)
+    }
+
+    /// The digests of the stored modules.
+    pub fn modules(&self) -> Result<Vec<String>, DbError> {
+        self.store.modules()
+    }
+}
+
+/// The single-node backend: a redb file, and module bytes as files beside it.
+struct Redb {
+    db: Database,
+    /// `DIGEST.wasm` files.
+    blobs: PathBuf,
+}
+
+impl Redb {
+    fn open(state_dir: &Path) -> Result<Redb, DbError> {
         let db = Database::create(state_dir.join("jobmanager.redb")).map_err(redb_err)?;
         let txn = db.begin_write().map_err(redb_err)?;
         for t in Table::ALL {
@@ -145,29 +215,13 @@ impl Db {
         txn.commit().map_err(redb_err)?;
         let blobs = state_dir.join("modules");
         std::fs::create_dir_all(&blobs)?;
-        Ok(Db { backend: Backend::Redb { db, blobs } })
+        Ok(Redb { db, blobs })
     }
+}
 
-    /// The database of a PostgreSQL connection (whose lease this JobManager holds).
-    pub fn postgres(pg: super::postgres::Pg) -> Db {
-        Db { backend: Backend::Postgres(pg) }
-    }
-
-    /// The PostgreSQL backend, if it is one: what a standby shares.
-    pub fn shared(&self) -> Option<&super::postgres::Pg> {
-        match &self.backend {
-            Backend::Postgres(pg) => Some(pg),
-            Backend::Redb { .. } => None,
-        }
-    }
-
-    /// Applies changes in one durable transaction: all or none.
-    pub fn write(&self, changes: &[Change<'_>]) -> Result<(), DbError> {
-        let db = match &self.backend {
-            Backend::Redb { db, .. } => db,
-            Backend::Postgres(pg) => return pg.write(changes),
-        };
-        let txn = db.begin_write().map_err(redb_err)?;
+impl Store for Redb {
+    fn write(&self, changes: &[Change<'_>]) -> Result<(), DbError> {
+        let txn = self.db.begin_write().map_err(redb_err)?;
         for change in changes {
             match change {
                 Change::Put(t, k, v) => {
@@ -181,18 +235,8 @@ impl Db {
         txn.commit().map_err(redb_err)
     }
 
-    /// Puts one value.
-    pub fn put<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<(), DbError> {
-        self.write(&[Change::Put(table, key, json(value))])
-    }
-
-    /// Every entry of a table whose key starts with `prefix`, in key order, as stored.
-    fn scan_raw(&self, table: Table, prefix: &str) -> Result<Vec<(String, String)>, DbError> {
-        let db = match &self.backend {
-            Backend::Redb { db, .. } => db,
-            Backend::Postgres(pg) => return pg.scan(table, prefix),
-        };
-        let txn = db.begin_read().map_err(redb_err)?;
+    fn scan(&self, table: Table, prefix: &str) -> Result<Vec<(String, String)>, DbError> {
+        let txn = self.db.begin_read().map_err(redb_err)?;
         let t = txn.open_table(table.def()).map_err(redb_err)?;
         let mut out = Vec::new();
         for entry in t.range(prefix..).map_err(redb_err)? {
@@ -205,68 +249,37 @@ impl Db {
         Ok(out)
     }
 
-    /// Every entry of a table whose key starts with `prefix`, decoded.
-    pub fn scan<T: DeserializeOwned>(&self, table: Table, prefix: &str) -> Result<Vec<(String, T)>, DbError> {
-        self.scan_raw(table, prefix)?
-            .into_iter()
-            .map(|(key, v)| serde_json::from_str(&v).map(|value| (key.clone(), value)).map_err(|e| DbError::Corrupt { key, cause: e.to_string() }))
-            .collect()
+    fn get(&self, table: Table, key: &str) -> Result<Option<String>, DbError> {
+        let txn = self.db.begin_read().map_err(redb_err)?;
+        let t = txn.open_table(table.def()).map_err(redb_err)?;
+        Ok(t.get(key).map_err(redb_err)?.map(|v| v.value().to_string()))
     }
 
-    /// One value, decoded.
-    pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>, DbError> {
-        let text = match &self.backend {
-            Backend::Redb { db, .. } => {
-                let txn = db.begin_read().map_err(redb_err)?;
-                let t = txn.open_table(table.def()).map_err(redb_err)?;
-                t.get(key).map_err(redb_err)?.map(|v| v.value().to_string())
-            }
-            Backend::Postgres(pg) => pg.get(table, key)?,
-        };
-        let Some(text) = text else { return Ok(None) };
-        serde_json::from_str(&text).map(Some).map_err(|e| DbError::Corrupt { key: key.to_string(), cause: e.to_string() })
+    /// Written aside and renamed: a crash leaves the module whole or absent.
+    fn put_module(&self, digest: &str, bytes: &[u8]) -> Result<(), DbError> {
+        let tmp = self.blobs.join(format!("{digest}.tmp"));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, self.blobs.join(format!("{digest}.wasm")))?;
+        Ok(())
     }
 
-    /// Stores a module's bytes under its digest (a file written aside and renamed, or a row).
-    pub fn put_module(&self, digest: &str, bytes: &[u8]) -> Result<(), DbError> {
-        match &self.backend {
-            Backend::Redb { blobs, .. } => {
-                let tmp = blobs.join(format!("{digest}.tmp"));
-                std::fs::write(&tmp, bytes)?;
-                std::fs::rename(&tmp, blobs.join(format!("{digest}.wasm")))?;
-                Ok(())
-            }
-            Backend::Postgres(pg) => pg.put_module(digest, bytes),
+    fn module(&self, digest: &str) -> Result<Option<Vec<u8>>, DbError> {
+        match std::fs::read(self.blobs.join(format!("{digest}.wasm"))) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 
-    /// A module's bytes.
-    pub fn module(&self, digest: &str) -> Result<Option<Vec<u8>>, DbError> {
-        match &self.backend {
-            Backend::Redb { blobs, .. } => match std::fs::read(blobs.join(format!("{digest}.wasm"))) {
-                Ok(bytes) => Ok(Some(bytes)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e.into()),
-            },
-            Backend::Postgres(pg) => pg.module(digest),
-        }
-    }
-
-    /// The digests of the stored modules.
-    pub fn modules(&self) -> Result<Vec<String>, DbError> {
-        match &self.backend {
-            Backend::Redb { blobs, .. } => {
-                let mut out = Vec::new();
-                for entry in std::fs::read_dir(blobs)? {
-                    let path = entry?.path();
-                    if path.extension().is_some_and(|e| e == "wasm") {
-                        out.extend(path.file_stem().and_then(|s| s.to_str()).map(str::to_string));
-                    }
-                }
-                Ok(out)
+    fn modules(&self) -> Result<Vec<String>, DbError> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.blobs)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "wasm") {
+                out.extend(path.file_stem().and_then(|s| s.to_str()).map(str::to_string));
             }
-            Backend::Postgres(pg) => pg.module_digests(),
         }
+        Ok(out)
     }
 }
 

@@ -106,7 +106,7 @@ impl Enrolment {
         }
         for (id, identity) in db.scan::<Identity>(Table::Identities, "")? {
             if let Some(n) = id.strip_prefix("tm-").and_then(|n| n.parse::<u64>().ok()) {
-                inner.next = inner.next.max(n + 1);
+                inner.next = inner.next.max(n.saturating_add(1));
             }
             inner.identities.insert(id, identity);
         }
@@ -153,38 +153,46 @@ impl Enrolment {
 
     /// Revokes a token: no TaskManager enrols with it from now on (those that did keep their certificates).
     pub fn revoke_token(&self, db: &Db, id: &str) -> Result<JoinTokenInfo, EnrolError> {
-        let mut inner = self.inner.lock().unwrap();
-        let mut stored = inner.tokens.get(id).cloned().ok_or_else(|| EnrolError::NotFound { kind: "join token", name: id.into() })?;
+        let mut stored = self.inner.lock().unwrap().tokens.get(id).cloned().ok_or_else(|| EnrolError::NotFound { kind: "join token", name: id.into() })?;
         stored.info.revoked = true;
         db.put(Table::JoinTokens, id, &stored)?;
-        inner.tokens.insert(id.to_string(), stored.clone());
+        if let Some(t) = self.inner.lock().unwrap().tokens.get_mut(id) {
+            t.info.revoked = true;
+        }
         Ok(stored.info)
     }
 
     /// A TaskManager with `token` asks for a certificate for the key of `csr`:
     /// the token is checked, a new identity given and recorded, and signed.
+    /// The lock is not held across the database write (a network round trip
+    /// with PostgreSQL): admissions check revocations under it.
     pub fn enrol(&self, db: &Db, token: &str, csr: &str) -> Result<Enrolled, EnrolError> {
-        let mut inner = self.inner.lock().unwrap();
         let (id, secret) = token.strip_prefix("eddyjoin_").and_then(|t| t.split_once('_')).ok_or(EnrolError::UnknownToken)?;
-        let stored = inner.tokens.get(id).filter(|t| secret_matches(secret, &t.hash)).cloned().ok_or(EnrolError::UnknownToken)?;
-        if stored.info.revoked {
-            return Err(EnrolError::TokenRevoked(id.into()));
-        }
-        if now_ms() >= stored.info.expires {
-            return Err(EnrolError::TokenExpired(id.into()));
-        }
-        let identity = format!("tm-{}", inner.next);
-        // Signed before anything is written: a bad CSR uses up no identity.
+        let identity = {
+            let mut inner = self.inner.lock().unwrap();
+            let stored = inner.tokens.get(id).filter(|t| secret_matches(secret, &t.hash)).ok_or(EnrolError::UnknownToken)?;
+            if stored.info.revoked {
+                return Err(EnrolError::TokenRevoked(id.into()));
+            }
+            if now_ms() >= stored.info.expires {
+                return Err(EnrolError::TokenExpired(id.into()));
+            }
+            // Taken now, whatever happens next: an identity is never given twice.
+            inner.next = inner.next.saturating_add(1);
+            format!("tm-{}", inner.next - 1)
+        };
         let certificate = self.ca.sign_taskmanager(csr, &identity, self.lifetime)?;
-        let mut used = stored;
-        used.info.enrolled += 1;
         let record = Identity { enrolled: now_ms(), token: id.to_string(), revoked: None };
+        let mut used = self.inner.lock().unwrap().tokens.get(id).cloned().ok_or(EnrolError::UnknownToken)?;
+        used.info.enrolled += 1;
         db.write(&[
             super::db::Change::Put(Table::Identities, &identity, super::db::json(&record)),
             super::db::Change::Put(Table::JoinTokens, id, super::db::json(&used)),
         ])?;
-        inner.next += 1;
-        inner.tokens.insert(id.to_string(), used);
+        let mut inner = self.inner.lock().unwrap();
+        if let Some(t) = inner.tokens.get_mut(id) {
+            t.info.enrolled += 1;
+        }
         inner.identities.insert(identity.clone(), record);
         Ok(Enrolled { identity, certificate })
     }
@@ -203,13 +211,12 @@ impl Enrolment {
         if !valid_identity(id) {
             return Err(EnrolError::NotFound { kind: "TaskManager", name: id.into() });
         }
-        let mut inner = self.inner.lock().unwrap();
         // An identity the database does not know (a certificate signed before
         // enrolment was recorded, or by an older JobManager) can be revoked too.
-        let mut record = inner.identities.get(id).cloned().unwrap_or(Identity { enrolled: 0, token: String::new(), revoked: None });
+        let mut record = self.inner.lock().unwrap().identities.get(id).cloned().unwrap_or(Identity { enrolled: 0, token: String::new(), revoked: None });
         let revoked = *record.revoked.get_or_insert_with(now_ms);
         db.put(Table::Identities, id, &record)?;
-        inner.identities.insert(id.to_string(), record);
+        self.inner.lock().unwrap().identities.insert(id.to_string(), record);
         Ok(RevokedTaskManager { id: id.to_string(), revoked })
     }
 

@@ -167,13 +167,14 @@ async fn open_database(config: &JobManagerConfig) -> anyhow::Result<(db::Db, Clu
     };
     let (address, lease) = (config.rpc_bind.to_string(), config.leader_lease);
     let pg = tokio::task::spawn_blocking(move || {
-        let pg = postgres::Pg::connect(&url).context("cannot connect to the database")?;
-        pg.wait_for_lease(&address, lease).context("cannot take the leadership lease")?;
-        pg.keep_lease(address, lease);
+        let pg = postgres::Pg::connect(&url, lease).context("cannot connect to the database")?;
+        let held = pg.lease(&address, lease).context("cannot connect to the database for the leadership lease")?;
+        held.wait();
+        held.keep();
         anyhow::Ok(pg)
     })
     .await??;
-    let db = db::Db::postgres(pg);
+    let db = db::Db::with(pg);
     let ca = shared_ca(&db, &config.state_dir)?;
     Ok((db, ca))
 }

@@ -117,7 +117,7 @@ async fn enrol(jm: Arc<JobManager>, conn: quinn::Connection) {
     let _ = codec::write(&mut send, &answer).await;
     let _ = send.finish();
     // Let the answer reach the peer, which closes the connection once it has it.
-    let _ = tokio::time::timeout(ENROL_TIMEOUT, conn.closed()).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), conn.closed()).await;
 }
 
 /// Registers TaskManager `id` on `conn`, in place of an earlier registration
@@ -125,8 +125,14 @@ async fn enrol(jm: Arc<JobManager>, conn: quinn::Connection) {
 /// attempts it was told to cancel when it lost its JobManager or that this
 /// JobManager did not place on this registration: the answer cancels them all.
 fn register(jm: &Arc<JobManager>, conn: &quinn::Connection, id: &str, slots: u32, data_addr: std::net::SocketAddr, running: Vec<String>) -> Vec<String> {
-    jm.lose_taskmanager(id, "it registered again");
-    let mut state = jm.state.lock().unwrap();
+    let mut state = loop {
+        jm.lose_taskmanager(id, "it registered again");
+        let state = jm.state.lock().unwrap();
+        // Another registration of the same identity may have come in between: lose that one too.
+        if !state.taskmanagers.contains_key(id) {
+            break state;
+        }
+    };
     let new_id = id.to_string();
     state.taskmanagers.insert(new_id.clone(), TaskManagerEntry {
         id: new_id.clone(),
@@ -169,6 +175,12 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection, identity: String) {
                     Ok(Some(ToJobManager::Register { slots, .. })) if !(1..=MAX_SLOTS).contains(&slots) => {
                         tracing::warn!(remote = %conn.remote_address(), slots, "refused a registration: slots must be 1 to {MAX_SLOTS}");
                         conn.close(1u32.into(), b"bad registration");
+                        break;
+                    }
+                    // Revoked after this connection was admitted: it registers no more.
+                    Ok(Some(ToJobManager::Register { .. })) if jm.enrolment.revoked(&identity) => {
+                        tracing::warn!(taskmanager = %identity, "refused a registration: TaskManager {identity} was revoked");
+                        conn.close(CLOSE_REVOKED.into(), format!("TaskManager {identity} was revoked").as_bytes());
                         break;
                     }
                     Ok(Some(ToJobManager::Register { slots, data_addr, running })) if id.is_none() => {

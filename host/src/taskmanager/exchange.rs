@@ -32,14 +32,16 @@ pub(super) struct Expected {
 pub(super) struct QuicChannel {
     tm: Arc<TaskManager>,
     peer: SocketAddr,
+    /// The identity of the TaskManager the consumer was deployed to: its certificate must name it.
+    identity: String,
     header: ChannelHeader,
     /// Opened on the first send.
     stream: Option<quinn::SendStream>,
 }
 
 impl QuicChannel {
-    pub(super) fn new(tm: Arc<TaskManager>, peer: SocketAddr, header: ChannelHeader) -> Self {
-        QuicChannel { tm, peer, header, stream: None }
+    pub(super) fn new(tm: Arc<TaskManager>, peer: SocketAddr, identity: String, header: ChannelHeader) -> Self {
+        QuicChannel { tm, peer, identity, header, stream: None }
     }
 
 }
@@ -61,7 +63,7 @@ impl RemoteSend for QuicChannel {
         let error = |e: &dyn std::fmt::Display| channel_error(peer, header, e);
         handle.block_on(async {
             if self.stream.is_none() {
-                let conn = self.tm.peer(peer).await.map_err(|e| error(&e))?;
+                let conn = self.tm.peer(peer, &self.identity).await.map_err(|e| error(&e))?;
                 let mut stream = conn.open_uni().await.map_err(|e| error(&e))?;
                 codec::write(&mut stream, header).await.map_err(|e| error(&e))?;
                 self.stream = Some(stream);

@@ -88,6 +88,12 @@ impl Credentials {
         if credentials.expires() <= SystemTime::now() {
             return Ok(None);
         }
+        // A key that is not the certificate's (a crash between the two renames of
+        // `save`) is no identity: enrol again.
+        if let Err(e) = credentials.node()?.client_config() {
+            tracing::warn!("the certificate and key in {} do not go together ({e}); enrolling again", dir.display());
+            return Ok(None);
+        }
         Ok(Some(Credentials { identity, ..credentials }))
     }
 }

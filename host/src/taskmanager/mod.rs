@@ -99,8 +99,8 @@ pub(crate) struct TaskManager {
     /// Channels of local gates that a peer feeds: (job, chain, subtask, channel) →
     /// who feeds it. One stream per channel, from that TaskManager only.
     expected: Mutex<HashMap<(String, usize, u32, u32), exchange::Expected>>,
-    /// One connection per peer TaskManager.
-    peers: tokio::sync::Mutex<HashMap<SocketAddr, quinn::Connection>>,
+    /// One connection per peer TaskManager, by its address and identity.
+    peers: tokio::sync::Mutex<HashMap<(SocketAddr, String), quinn::Connection>>,
     /// Subtasks running now.
     running: AtomicU32,
 }
@@ -483,9 +483,9 @@ impl TaskManager {
         }
         let is_local = |c: usize, t: u32| d.placement[c][t as usize] == me;
         let remote = |c: usize, t: u32, channel: u32| {
-            let addr = d.peers[&d.placement[c][t as usize]];
+            let consumer = &d.placement[c][t as usize];
             let header = ChannelHeader { job: d.job.clone(), chain: c, subtask: t, channel };
-            Sender::Remote(Box::new(exchange::QuicChannel::new(self.clone(), addr, header)))
+            Sender::Remote(Box::new(exchange::QuicChannel::new(self.clone(), d.peers[consumer], consumer.clone(), header)))
         };
         let wiring = deploy::wire(&plan, &options, is_local, remote)?;
         {
@@ -589,17 +589,20 @@ impl TaskManager {
         self.expected.lock().unwrap().retain(|(j, _, _, _), _| j != job);
     }
 
-    /// The connection to a peer TaskManager, opened once.
-    async fn peer(&self, addr: SocketAddr) -> anyhow::Result<quinn::Connection> {
+    /// The connection to peer TaskManager `identity` at `addr`, opened once. Its
+    /// certificate must name that identity: records go to no other TaskManager.
+    async fn peer(&self, addr: SocketAddr, identity: &str) -> anyhow::Result<quinn::Connection> {
         let mut peers = self.peers.lock().await;
-        if let Some(c) = peers.get(&addr) {
+        let key = (addr, identity.to_string());
+        if let Some(c) = peers.get(&key) {
             if c.close_reason().is_none() {
                 return Ok(c.clone());
             }
         }
         let client = self.client.read().unwrap().clone();
-        let conn = net::connect_with(&self.endpoint, Some(client), addr, net::TASKMANAGER_NAME, Duration::from_secs(10)).await?;
-        peers.insert(addr, conn.clone());
+        let name = format!("{identity}.{}", net::TASKMANAGER_NAME);
+        let conn = net::connect_with(&self.endpoint, Some(client), addr, &name, Duration::from_secs(10)).await?;
+        peers.insert(key, conn.clone());
         Ok(conn)
     }
 
