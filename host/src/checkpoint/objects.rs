@@ -44,8 +44,6 @@ pub fn is_object_url(location: &Path) -> bool {
 pub struct Object {
     store: Arc<dyn ObjectStore>,
     key: Key,
-    /// The location as given, for messages.
-    shown: String,
 }
 
 fn invalid(why: String) -> io::Error {
@@ -103,7 +101,7 @@ impl Object {
             return Err(invalid(format!("{shown} has an empty, '.' or '..' segment")));
         }
         let key = Key::parse(key).map_err(|e| invalid(format!("{shown}: {e}")))?;
-        Ok(Object { store: store(bucket)?, key, shown })
+        Ok(Object { store: store(bucket)?, key })
     }
 
     /// Stores `bytes` as this object, whole or not at all.
@@ -170,11 +168,6 @@ impl Object {
             let listed = store.list_with_delimiter(Some(&key)).await.map_err(other)?;
             Ok(listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
         })
-    }
-
-    /// How the location was given.
-    pub fn shown(&self) -> &str {
-        &self.shown
     }
 }
 

@@ -94,13 +94,28 @@ impl Pg {
     }
 
     /// The connection, opened again if it closed.
-    async fn client<'a>(client: &'a Mutex<Client>, url: &str, settings: &str) -> Result<tokio::sync::MutexGuard<'a, Client>, DbError> {
-        let mut guard = client.lock().await;
+    async fn connection(&self) -> Result<tokio::sync::MutexGuard<'_, Client>, DbError> {
+        let mut guard = self.client.lock().await;
         if guard.is_closed() {
             tracing::warn!("the connection to PostgreSQL closed; connecting again");
-            *guard = open(url, settings).await?;
+            *guard = open(&self.url, &self.settings).await?;
         }
         Ok(guard)
+    }
+
+    /// Runs `statements` in one transaction that first checks, and locks
+    /// `FOR SHARE`, the lease row where this process still holds it.
+    async fn fenced<F>(&self, statements: F) -> Result<(), DbError>
+    where
+        F: for<'t> FnOnce(&'t tokio_postgres::Transaction<'t>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), DbError>> + Send + 't>>,
+    {
+        let mut client = self.connection().await?;
+        let txn = client.transaction().await.map_err(pg)?;
+        if txn.query(FENCE, &[&self.holder]).await.map_err(pg)?.is_empty() {
+            return Err(DbError::NotLeader);
+        }
+        statements(&txn).await?;
+        txn.commit().await.map_err(pg)
     }
 }
 
@@ -115,17 +130,16 @@ pub struct Lease {
 impl Lease {
     /// Takes the lease (or renews it); whether this process holds it now.
     fn take(&self) -> Result<bool, DbError> {
-        let Pg { client, url, holder, settings } = self.conn.clone();
-        let (address, ms) = (self.address.clone(), self.lease.as_secs_f64() * 1e3);
-        run(async move { Ok(!Pg::client(&client, &url, &settings).await?.query(TAKE_LEASE, &[&holder, &address, &ms]).await.map_err(pg)?.is_empty()) })
+        let (conn, address, ms) = (self.conn.clone(), self.address.clone(), self.lease.as_secs_f64() * 1e3);
+        run(async move { Ok(!conn.connection().await?.query(TAKE_LEASE, &[&conn.holder, &address, &ms]).await.map_err(pg)?.is_empty()) })
     }
 
     /// Who holds the lease now and for how many more milliseconds, if anyone.
     fn leader(&self) -> Result<Option<(String, i64)>, DbError> {
-        let Pg { client, url, settings, .. } = self.conn.clone();
+        let conn = self.conn.clone();
         run(async move {
             let q = "SELECT address, (extract(epoch FROM until - clock_timestamp()) * 1000)::bigint FROM eddy_leader WHERE id = 1";
-            let rows = Pg::client(&client, &url, &settings).await?.query(q, &[]).await.map_err(pg)?;
+            let rows = conn.connection().await?.query(q, &[]).await.map_err(pg)?;
             Ok(rows.first().map(|r| (r.get(0), r.get(1))))
         })
     }
@@ -178,12 +192,6 @@ impl Lease {
     }
 }
 
-impl Pg {
-    fn conn_settings(&self) -> Arc<str> {
-        self.settings.clone()
-    }
-}
-
 /// The shared backend: every write fenced by the lease.
 impl Store for Pg {
     /// Applies changes in one transaction, fenced by the lease.
@@ -195,77 +203,76 @@ impl Store for Pg {
                 Change::Delete(t, k) => (*t, k.to_string(), None),
             })
             .collect();
-        let (client, url, settings, holder) = (self.client.clone(), self.url.clone(), self.conn_settings(), self.holder.clone());
+        let me = self.clone();
         run(async move {
-            let mut client = Pg::client(&client, &url, &settings).await?;
-            let txn = client.transaction().await.map_err(pg)?;
-            if txn.query(FENCE, &[&holder]).await.map_err(pg)?.is_empty() {
-                return Err(DbError::NotLeader);
-            }
-            for (table, key, value) in &owned {
-                match value {
-                    Some(v) => {
-                        let q = "INSERT INTO eddy_kv (tbl, key, value) VALUES ($1, $2, $3) ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value";
-                        txn.execute(q, &[&table.name(), key, v]).await.map_err(pg)?;
+            me.fenced(|txn| {
+                Box::pin(async move {
+                    for (table, key, value) in &owned {
+                        match value {
+                            Some(v) => {
+                                let q = "INSERT INTO eddy_kv (tbl, key, value) VALUES ($1, $2, $3) ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value";
+                                txn.execute(q, &[&table.name(), key, v]).await.map_err(pg)?;
+                            }
+                            None => {
+                                txn.execute("DELETE FROM eddy_kv WHERE tbl = $1 AND key = $2", &[&table.name(), key]).await.map_err(pg)?;
+                            }
+                        }
                     }
-                    None => {
-                        txn.execute("DELETE FROM eddy_kv WHERE tbl = $1 AND key = $2", &[&table.name(), key]).await.map_err(pg)?;
-                    }
-                }
-            }
-            txn.commit().await.map_err(pg)
+                    Ok(())
+                })
+            })
+            .await
         })
     }
 
     /// Entries of `table` whose key starts with `prefix`, in byte order of keys (as redb's).
     fn scan(&self, table: Table, prefix: &str) -> Result<Vec<(String, String)>, DbError> {
-        let (client, url, settings, prefix) = (self.client.clone(), self.url.clone(), self.conn_settings(), prefix.to_string());
+        let (me, prefix) = (self.clone(), prefix.to_string());
         run(async move {
             let q = r#"SELECT key, value FROM eddy_kv WHERE tbl = $1 AND starts_with(key, $2) ORDER BY key COLLATE "C""#;
-            let rows = Pg::client(&client, &url, &settings).await?.query(q, &[&table.name(), &prefix]).await.map_err(pg)?;
+            let rows = me.connection().await?.query(q, &[&table.name(), &prefix]).await.map_err(pg)?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
 
     /// One entry's value.
     fn get(&self, table: Table, key: &str) -> Result<Option<String>, DbError> {
-        let (client, url, settings, key) = (self.client.clone(), self.url.clone(), self.conn_settings(), key.to_string());
+        let (me, key) = (self.clone(), key.to_string());
         run(async move {
-            let rows = Pg::client(&client, &url, &settings).await?.query("SELECT value FROM eddy_kv WHERE tbl = $1 AND key = $2", &[&table.name(), &key]).await.map_err(pg)?;
+            let rows = me.connection().await?.query("SELECT value FROM eddy_kv WHERE tbl = $1 AND key = $2", &[&table.name(), &key]).await.map_err(pg)?;
             Ok(rows.first().map(|r| r.get(0)))
         })
     }
 
     /// Stores a module's bytes, fenced by the lease.
     fn put_module(&self, digest: &str, bytes: &[u8]) -> Result<(), DbError> {
-        let (client, url, settings, holder, digest, bytes) = (self.client.clone(), self.url.clone(), self.conn_settings(), self.holder.clone(), digest.to_string(), bytes.to_vec());
+        let (me, digest, bytes) = (self.clone(), digest.to_string(), bytes.to_vec());
         run(async move {
-            let mut client = Pg::client(&client, &url, &settings).await?;
-            let txn = client.transaction().await.map_err(pg)?;
-            if txn.query(FENCE, &[&holder]).await.map_err(pg)?.is_empty() {
-                return Err(DbError::NotLeader);
-            }
-            txn.execute("INSERT INTO eddy_modules (digest, bytes) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING", &[&digest, &bytes])
-                .await
-                .map_err(pg)?;
-            txn.commit().await.map_err(pg)
+            me.fenced(|txn| {
+                Box::pin(async move {
+                    let q = "INSERT INTO eddy_modules (digest, bytes) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING";
+                    txn.execute(q, &[&digest, &bytes]).await.map_err(pg)?;
+                    Ok(())
+                })
+            })
+            .await
         })
     }
 
     /// A module's bytes.
     fn module(&self, digest: &str) -> Result<Option<Vec<u8>>, DbError> {
-        let (client, url, settings, digest) = (self.client.clone(), self.url.clone(), self.conn_settings(), digest.to_string());
+        let (me, digest) = (self.clone(), digest.to_string());
         run(async move {
-            let rows = Pg::client(&client, &url, &settings).await?.query("SELECT bytes FROM eddy_modules WHERE digest = $1", &[&digest]).await.map_err(pg)?;
+            let rows = me.connection().await?.query("SELECT bytes FROM eddy_modules WHERE digest = $1", &[&digest]).await.map_err(pg)?;
             Ok(rows.first().map(|r| r.get(0)))
         })
     }
 
     /// The digests of the stored modules.
     fn modules(&self) -> Result<Vec<String>, DbError> {
-        let (client, url, settings) = (self.client.clone(), self.url.clone(), self.conn_settings());
+        let me = self.clone();
         run(async move {
-            let rows = Pg::client(&client, &url, &settings).await?.query("SELECT digest FROM eddy_modules ORDER BY digest", &[]).await.map_err(pg)?;
+            let rows = me.connection().await?.query("SELECT digest FROM eddy_modules ORDER BY digest", &[]).await.map_err(pg)?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
