@@ -49,6 +49,24 @@ fn missing_input_file_is_a_clear_error() {
     assert!(error_line(&err).contains("cannot read /no/such/file.txt"), "{err}");
 }
 
+/// `eddy entries C | head -1`: the reader leaves before eddy writes. That
+/// ends the command quietly, as it ends `cat`; it used to panic.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let mut child = eddy()
+        .args(["entries", component("wordcount").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Compiling the component takes far longer than this; the pipe is closed before the first write.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "nothing on stderr, got: {stderr}");
+}
+
 /// Reads eddy's stdout lines on a thread, so the test can wait with a deadline.
 fn line_reader(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();

@@ -130,10 +130,10 @@ fi
 
 # Key groups: a keyed entry may set them; the job file's own win.
 file="$(job keygroups '{ elements = ["a"] }' "$(step c key-by-value)$(step c running-count '["--max-parallelism", "32"]')")"
-if "$eddy" info "$file" 2>"$work/err" | grep -q "max parallelism 32$"; then pass "an entry sets the job's key groups"
+if "$eddy" info "$file" >"$work/info" 2>"$work/err" && grep -q "max parallelism 32$" "$work/info"; then pass "an entry sets the job's key groups"
 else fail "an entry's key groups"; cat "$work/err" >&2; fi
 sed -i '1i max-parallelism = 16' "$file"
-if "$eddy" info "$file" 2>"$work/err" | grep -q "max parallelism 16$"; then pass "the job file's key groups beat an entry's"
+if "$eddy" info "$file" >"$work/info" 2>"$work/err" && grep -q "max parallelism 16$" "$work/info"; then pass "the job file's key groups beat an entry's"
 else fail "the job file's key groups"; cat "$work/err" >&2; fi
 
 file="$(job lengths '{ elements = ["ab", "abc", "éé", "ééé", "née", ""] }' "$(step c length-filter '["--min=3"]')")"

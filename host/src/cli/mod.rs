@@ -1,5 +1,17 @@
 //! The `eddy` command line.
 
+/// Prints to stdout like `print!`, except that a reader which went away
+/// (`eddy list | head -1`) ends the command quietly, as it ends `cat`,
+/// instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::write_stdout(format_args!($($arg)*)) };
+}
+
+/// `println!` through [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => { out!("{}\n", format_args!($($arg)*)) };
+}
+
 mod tenancy;
 
 pub use tenancy::{AuthArgs, QuotaArgs, TenantCommand, TokenCommand, UsageArgs};
@@ -635,6 +647,21 @@ pub fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("{addr} resolves to no address"))
 }
 
+/// Writes what `out!` formatted. Output the user's reader can no longer take
+/// is the end of the command, not an error: exit 0, as ripgrep does.
+#[doc(hidden)]
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Runs the command; errors reach `main`, which prints them on one line.
 pub fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -642,7 +669,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             let (name, bytes) = read_component(&a.component)?;
             let module = a.runtime.runtime()?.load(&name, &bytes)?;
             for e in module.entries().map_err(|e| anyhow::anyhow!("listing entries of {name} failed: {e}"))? {
-                println!("{e}");
+                outln!("{e}");
             }
         }
         Command::Jobmanager(a) => {
@@ -671,12 +698,12 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Info(a) => match (&a.job, &a.entry, &a.component) {
             (Some(job), _, _) => {
                 let client = connect(&a.connect)?;
-                print!("{}", crate::client::format_placement(&client.job_details(job)?));
+                out!("{}", crate::client::format_placement(&client.job_details(job)?));
             }
             (None, entry, Some(component)) => {
                 let target = Target::new(component, entry.as_deref(), &a.job_args)?;
                 let (_, plan) = target.plan(&LocalCluster::new(a.runtime.runtime()?), a.parallelism)?;
-                print!("{plan}");
+                out!("{plan}");
             }
             _ => anyhow::bail!("eddy info needs a component with -c ENTRY, a job file, or --job JOB"),
         },
@@ -700,24 +727,24 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::List(c) => {
             let jobs = connect(&c)?.jobs()?;
-            print!("{}", crate::client::jobs_table(&jobs));
+            out!("{}", crate::client::jobs_table(&jobs));
         }
         Command::Taskmanagers(c) => {
             let tms = connect(&c)?.taskmanagers()?;
-            print!("{}", crate::client::taskmanagers_table(&tms));
+            out!("{}", crate::client::taskmanagers_table(&tms));
         }
         Command::Savepoint(a) => {
             let location = take_savepoint(&a, false)?;
-            println!("Savepoint completed: {location}");
+            outln!("Savepoint completed: {location}");
         }
         Command::Stop(a) => {
             anyhow::ensure!(a.savepoint, "eddy stop needs --savepoint (eddy cancel stops a job without one)");
             let location = take_savepoint(&a.target, true)?;
-            println!("Job {} stopped with savepoint {location}", a.target.job);
+            outln!("Job {} stopped with savepoint {location}", a.target.job);
         }
         Command::Cancel(a) => {
             connect(&a.connect)?.cancel(&a.job)?;
-            println!("Cancelled job {}", a.job);
+            outln!("Cancelled job {}", a.job);
         }
         Command::Upload(a) => {
             let (name, bytes) = read_component(&a.component)?;
@@ -727,7 +754,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             } else {
                 eprintln!("{name} is already on the cluster");
             }
-            println!("{}", up.digest);
+            outln!("{}", up.digest);
         }
         Command::Cluster(ClusterCommand::Start(a)) => {
             let dir = a.state_dir.clone().unwrap_or_else(crate::cluster_cmd::default_dir);
@@ -742,17 +769,17 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 Some(d) => format!("eddy cluster stop --state-dir {}", d.display()),
                 None => "eddy cluster stop".to_string(),
             };
-            println!("Cluster started: eddy run -m {} -c ENTRY JOB.wasm ...", jm.http);
-            println!(
+            outln!("Cluster started: eddy run -m {} -c ENTRY JOB.wasm ...", jm.http);
+            outln!(
                 "  {} TaskManager(s) with {} slot(s) each; TaskManagers connect to {}; logs in {}",
                 a.taskmanagers,
                 a.slots,
                 jm.rpc,
                 dir.join("log").display()
             );
-            println!("  admin key in {} (commands on this machine use it by default)", dir.join(crate::jobmanager::ADMIN_KEY_FILE).display());
-            println!("  stop it with: {stop}");
-            println!("{}", jm.http);
+            outln!("  admin key in {} (commands on this machine use it by default)", dir.join(crate::jobmanager::ADMIN_KEY_FILE).display());
+            outln!("  stop it with: {stop}");
+            outln!("{}", jm.http);
         }
         Command::Tenant(c) => tenancy::tenant(c)?,
         Command::Token(c) => tenancy::token(c)?,
@@ -763,9 +790,9 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             let dir = a.state_dir.clone().unwrap_or_else(crate::cluster_cmd::default_dir);
             let n = crate::cluster_cmd::stop(&dir)?;
             if n == 0 {
-                println!("Stopped 0 processes (no cluster was running from {})", dir.display());
+                outln!("Stopped 0 processes (no cluster was running from {})", dir.display());
             } else {
-                println!("Stopped {n} process{} of the cluster in {}", if n == 1 { "" } else { "es" }, dir.display());
+                outln!("Stopped {n} process{} of the cluster in {}", if n == 1 { "" } else { "es" }, dir.display());
             }
         }
         Command::Run(a) => {
@@ -869,9 +896,9 @@ fn run_on_cluster(client: crate::client::Client, addr: &str, job: &JobArgs, sett
         let (name, bytes) = read_component(path)?;
         let up = client.upload(&name, &bytes)?;
         if up.uploaded {
-            println!("Uploaded {name} as {}", up.digest);
+            outln!("Uploaded {name} as {}", up.digest);
         } else {
-            println!("{name} is already on the cluster ({})", up.digest);
+            outln!("{name} is already on the cluster ({})", up.digest);
         }
         Ok(up.digest)
     };
@@ -886,7 +913,7 @@ fn run_on_cluster(client: crate::client::Client, addr: &str, job: &JobArgs, sett
             client.run_job_file(&file, settings)?
         }
     };
-    println!("Job has been submitted with JobID {id}");
+    outln!("Job has been submitted with JobID {id}");
     {
         let (id, addr) = (id.clone(), addr.to_string());
         let _ = ctrlc::set_handler(move || {
@@ -919,18 +946,18 @@ fn run_on_cluster(client: crate::client::Client, addr: &str, job: &JobArgs, sett
         if state.attempt > attempt {
             attempt = state.attempt;
             let why = state.exceptions.last().and_then(|e| e["exception"].as_str()).unwrap_or("a failure");
-            println!("restarting from the latest checkpoint (restart {attempt}) after: {why}");
+            outln!("restarting from the latest checkpoint (restart {attempt}) after: {why}");
         }
         match state.status.as_str() {
             "CREATED" => {
                 if !waiting_said {
-                    println!("waiting for slots");
+                    outln!("waiting for slots");
                     waiting_said = true;
                 }
                 last_progress = std::time::Instant::now();
             }
             "RUNNING" if state.bounded != Some(false) && last_progress.elapsed() >= PROGRESS_INTERVAL => {
-                println!("running: {} records in, {} records out", counts.0, counts.1);
+                outln!("running: {} records in, {} records out", counts.0, counts.1);
                 last_progress = std::time::Instant::now();
             }
             "FINISHED" => {
@@ -939,7 +966,7 @@ fn run_on_cluster(client: crate::client::Client, addr: &str, job: &JobArgs, sett
                     .filter(|d| *d >= 0)
                     .or_else(|| Some(state.end_time? - state.start_time?).filter(|d| *d >= 0))
                     .map_or_else(|| submitted.elapsed().as_secs_f64(), |d| d as f64 / 1000.0);
-                println!("Job {id} finished in {ms:.3} s: {} records in, {} records out", counts.0, counts.1);
+                outln!("Job {id} finished in {ms:.3} s: {} records in, {} records out", counts.0, counts.1);
                 return Ok(());
             }
             "FAILED" => {

@@ -291,11 +291,11 @@ pub fn join_token(command: JoinTokenCommand) -> anyhow::Result<()> {
                     vec![t.id.clone(), state.into(), crate::client::ago_or_in(t.expires), t.enrolled.to_string(), t.description.clone()]
                 })
                 .collect();
-            print!("{}", table(&["ID", "STATE", "EXPIRES", "ENROLLED", "DESCRIPTION"], &rows));
+            out!("{}", table(&["ID", "STATE", "EXPIRES", "ENROLLED", "DESCRIPTION"], &rows));
         }
         JoinTokenCommand::Revoke { id, connect: c } => {
             let info = connect(&c)?.revoke_join_token(&id)?;
-            println!("Revoked join token {}", info.id);
+            outln!("Revoked join token {}", info.id);
         }
     }
     Ok(())
@@ -311,7 +311,7 @@ fn deliver(secret: &str, output: Option<PathBuf>, what: &str) -> anyhow::Result<
         }
         None => {
             eprintln!("Created {what}; it is shown only now:");
-            println!("{secret}");
+            outln!("{secret}");
         }
     }
     Ok(())
@@ -320,7 +320,7 @@ fn deliver(secret: &str, output: Option<PathBuf>, what: &str) -> anyhow::Result<
 /// Runs `eddy revoke-taskmanager`.
 pub fn revoke_taskmanager(a: RevokeTaskManagerArgs) -> anyhow::Result<()> {
     let revoked = connect(&a.connect)?.revoke_taskmanager(&a.id)?;
-    println!("Revoked TaskManager {}: it is disconnected and its certificates are refused", revoked.id);
+    outln!("Revoked TaskManager {}: it is disconnected and its certificates are refused", revoked.id);
     Ok(())
 }
 
@@ -329,13 +329,13 @@ pub fn tenant(command: TenantCommand) -> anyhow::Result<()> {
     match command {
         TenantCommand::Create(TenantArgs { name, quotas, connect: c }) => {
             let t = connect(&c)?.create_tenant(&CreateTenant { name, changes: quotas.changes()? })?;
-            println!("Created tenant {}", t.name);
-            print!("{}", describe(&t));
+            outln!("Created tenant {}", t.name);
+            out!("{}", describe(&t));
         }
         TenantCommand::Update(TenantArgs { name, quotas, connect: c }) => {
             let t = connect(&c)?.update_tenant(&name, &quotas.changes()?)?;
-            println!("Updated tenant {}", t.name);
-            print!("{}", describe(&t));
+            outln!("Updated tenant {}", t.name);
+            out!("{}", describe(&t));
         }
         TenantCommand::List(c) => {
             let rows: Vec<Vec<String>> = connect(&c)?
@@ -351,12 +351,12 @@ pub fn tenant(command: TenantCommand) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            print!("{}", table(&["NAME", "SLOTS", "MAX PARALLELISM", "RUNNING JOBS", "DATA ROOT"], &rows));
+            out!("{}", table(&["NAME", "SLOTS", "MAX PARALLELISM", "RUNNING JOBS", "DATA ROOT"], &rows));
         }
-        TenantCommand::Show { name, connect: c } => print!("{}", describe(&connect(&c)?.tenant(&name)?)),
+        TenantCommand::Show { name, connect: c } => out!("{}", describe(&connect(&c)?.tenant(&name)?)),
         TenantCommand::Delete { name, connect: c } => {
             connect(&c)?.delete_tenant(&name)?;
-            println!("Deleted tenant {name} and revoked its keys");
+            outln!("Deleted tenant {name} and revoked its keys");
         }
     }
     Ok(())
@@ -381,10 +381,10 @@ pub fn token(command: TokenCommand) -> anyhow::Result<()> {
             let whose = made.info.tenant.as_deref().map_or("the cluster".to_string(), |t| format!("tenant {t}"));
             deliver(&made.token, output, &format!("{} key {} for {whose}", made.info.role, made.info.id))?;
         }
-        TokenCommand::List { tenant, connect: c } => print!("{}", tokens_table(&connect(&c)?.tokens(tenant.as_deref())?)),
+        TokenCommand::List { tenant, connect: c } => out!("{}", tokens_table(&connect(&c)?.tokens(tenant.as_deref())?)),
         TokenCommand::Revoke { id, connect: c } => {
             let info = connect(&c)?.revoke_token(&id)?;
-            println!("Revoked key {}", info.id);
+            outln!("Revoked key {}", info.id);
         }
     }
     Ok(())
@@ -451,7 +451,7 @@ pub fn usage(a: UsageArgs) -> anyhow::Result<()> {
     let mut rows: Vec<Vec<String>> = report.minutes.iter().map(|r| row(utc_minute(r.minute), r.job.clone(), &r.usage)).collect();
     rows.push(row("total".into(), String::new(), &report.total));
     let headers = ["MINUTE (UTC)", "JOB", "CPU S", "RECORDS IN", "RECORDS OUT", "BYTES IN", "BYTES OUT", "SLOT S"];
-    print!("{}", table(&headers, &rows));
+    out!("{}", table(&headers, &rows));
     Ok(())
 }
 
