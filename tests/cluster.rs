@@ -43,9 +43,21 @@ fn word_count_on_two_taskmanagers_equals_the_reference_and_the_embedded_cluster(
     let expected_places: std::collections::BTreeSet<_> =
         [("tm-1", 0), ("tm-1", 1), ("tm-2", 0), ("tm-2", 1)].iter().map(|(t, s)| (t.to_string(), *s)).collect();
     assert_eq!(places, expected_places);
+    // Statistics per task: the source task read every line; what it sent (words,
+    // pre-counted per batch before the shuffle) the counting task took in; that
+    // task wrote one final count per distinct word.
+    let lines = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count() as u64;
+    let distinct = reference_counts(&text).len() as u64;
+    let tasks = details["tasks"].as_array().unwrap();
+    let (read, sent) = (tasks[0]["metrics"]["records-in"].as_u64().unwrap(), tasks[0]["metrics"]["records-out"].as_u64().unwrap());
+    assert_eq!(read, lines, "{details}");
+    assert!(sent >= distinct, "{details}");
+    assert_eq!(tasks[1]["metrics"]["records-in"].as_u64(), Some(sent), "{details}");
+    assert_eq!(tasks[1]["metrics"]["records-out"].as_u64(), Some(distinct), "{details}");
     let info = run_ok(&["info", "-m", &cluster.http, "--job", &job]);
-    assert!(info.starts_with(&format!("job {job} 'word-count': FINISHED\ntask 0: File Source -> tokenize -> KeyBy\n")), "{info}");
-    assert!(info.contains("  subtask 1/4: tm-1 slot 0\n") && info.contains("tm-2 slot 1"), "{info}");
+    let head = format!("job {job} 'word-count': FINISHED\ntask 0: File Source -> tokenize -> KeyBy, {lines} in, {sent} out");
+    assert!(info.starts_with(&head), "{info}");
+    assert!(info.contains("  subtask 1/4: tm-1 slot 0, ") && info.contains("tm-2 slot 1, "), "{info}");
     assert_eq!(cluster.free_slots(), [2, 2], "a finished job frees its slots");
 
     // The embedded cluster gives the same files' content.
@@ -205,7 +217,7 @@ fn cluster_start_runs_processes_that_run_jobs_and_cluster_stop_ends_them() {
 fn forged_cluster_messages_change_no_job_and_crash_nothing() {
     use eddy::checkpoint::TaskHandle;
     use eddy::net::codec;
-    use eddy::protocol::{ChannelHeader, Registered, TaskOutcome, TaskUsage, ToJobManager};
+    use eddy::protocol::{ChannelHeader, Registered, SubtaskStats, TaskOutcome, TaskUsage, ToJobManager};
 
     let mut cluster = Cluster::start(2, 1, &[]);
     let work = tempfile::tempdir().unwrap();
@@ -231,12 +243,19 @@ fn forged_cluster_messages_change_no_job_and_crash_nothing() {
         let registered: Registered = codec::call(&conn, &register).await.unwrap();
         assert_eq!(registered.cancel, vec![exec.clone()], "what a new TaskManager claims to run is not the JobManager's");
         let huge = TaskUsage { records_in: 1 << 50, records_out: 1 << 50, bytes_in: 1 << 50, bytes_out: 1 << 50, cpu_ns: 1 << 50 };
-        let beat = ToJobManager::Heartbeat { id: "tm-1".into(), running_tasks: 7, usage: vec![(exec.clone(), 0, 0, huge)], state: vec![(exec.clone(), 1 << 50)] };
+        let forged = SubtaskStats { records_in: 1 << 50, records_out: 1 << 50, wall_ns: u64::MAX, ..Default::default() };
+        let beat = ToJobManager::Heartbeat {
+            id: "tm-1".into(),
+            running_tasks: 7,
+            usage: vec![(exec.clone(), 0, 0, huge)],
+            state: vec![(exec.clone(), 1 << 50)],
+            stats: vec![(exec.clone(), 0, 0, forged), (exec.clone(), 99, 99, forged)],
+        };
         let () = codec::call(&conn, &beat).await.unwrap();
         let outside = TaskHandle { chain: 0, subtask: 0, file: "../../../etc/passwd".into(), bytes: 1, sync_ms: 0 };
         let lies = [
-            ToJobManager::TaskDone { id: "tm-1".into(), job: exec.clone(), chain: 0, subtask: 0, outcome: TaskOutcome::Failed("forged".into()), usage: huge },
-            ToJobManager::TaskDone { id: "tm-2".into(), job: exec.clone(), chain: 1, subtask: 1, outcome: TaskOutcome::Finished { records_in: 1, records_out: 1 }, usage: huge },
+            ToJobManager::TaskDone { id: "tm-1".into(), job: exec.clone(), chain: 0, subtask: 0, outcome: TaskOutcome::Failed("forged".into()), usage: huge, stats: forged },
+            ToJobManager::TaskDone { id: "tm-2".into(), job: exec.clone(), chain: 1, subtask: 1, outcome: TaskOutcome::Finished { records_in: 1, records_out: 1 }, usage: huge, stats: forged },
             ToJobManager::CheckpointAck { job: exec.clone(), chain: 0, subtask: 0, checkpoint: 1_000_000, result: Ok(outside) },
             ToJobManager::CheckpointAck { job: exec.clone(), chain: 9, subtask: 9, checkpoint: 1, result: Err("forged".into()) },
         ];
@@ -273,6 +292,9 @@ fn forged_cluster_messages_change_no_job_and_crash_nothing() {
     assert_eq!(finished["exceptions"], json!([]), "{finished}");
     assert_eq!(finished["records-in"].as_u64(), Some(n), "{finished}");
     assert!(finished["peak-state-bytes"].as_u64().unwrap() < 1 << 40, "{finished}");
+    for task in finished["tasks"].as_array().unwrap() {
+        assert!(task["metrics"]["records-in"].as_u64().unwrap() <= n, "forged statistics were taken: {task}");
+    }
     assert_sequences_exactly_once(&out, n, keys);
     for tm in cluster.taskmanagers.iter_mut() {
         assert!(tm.try_wait().unwrap().is_none(), "a TaskManager exited");

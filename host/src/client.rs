@@ -737,8 +737,24 @@ pub fn taskmanagers_table(tms: &[TaskManager]) -> String {
     table(&["ID", "DATA ADDRESS", "SLOTS", "FREE", "LAST HEARTBEAT"], &rows)
 }
 
-/// A job's tasks and where each subtask runs, from `GET /jobs/{id}`:
-/// `task 0: File Source -> tokenize -> KeyBy` then `  subtask 1/2: tm-1 slot 0`.
+/// `, 1000 in, 1000 out, 52 records/s out, back-pressured 80 %` from a task's or
+/// subtask's statistics; nothing before it reported.
+fn stats_line(m: &Value) -> String {
+    let Some(records_in) = m["records-in"].as_u64() else { return String::new() };
+    let mut line = format!(", {records_in} in, {} out", m["records-out"].as_u64().unwrap_or(0));
+    if let Some(rate) = m["records-out-per-second"].as_f64().filter(|r| *r > 0.0) {
+        line.push_str(&format!(", {rate} records/s out"));
+    }
+    if let Some(bp) = m["backpressured-ratio"].as_f64().filter(|b| *b > 0.1) {
+        line.push_str(&format!(", back-pressured {:.0} %", bp * 100.0));
+    }
+    line
+}
+
+/// `eddy info --job`, from `GET /jobs/{id}`: the job's status and why, its tasks
+/// (`task 0: File Source -> tokenize -> KeyBy, 40 in, 120 out`) and where each
+/// subtask runs (`  subtask 1/2: tm-1 slot 0, 20 in, 60 out`), its restarts,
+/// exceptions and checkpoints.
 pub fn format_placement(job: &Value) -> String {
     let mut out = format!(
         "job {} '{}': {}\n",
@@ -746,21 +762,35 @@ pub fn format_placement(job: &Value) -> String {
         job["name"].as_str().unwrap_or(""),
         job["status"].as_str().unwrap_or("?")
     );
+    if let Some(why) = job["failure"].as_str() {
+        out.push_str(&format!("failed: {why}\n"));
+    }
+    if let Some(why) = job["waiting"].as_str() {
+        out.push_str(&format!("waiting: {why}\n"));
+    }
     for task in job["tasks"].as_array().into_iter().flatten() {
         let subtasks = task["subtasks"].as_array().cloned().unwrap_or_default();
-        out.push_str(&format!("task {}: {}\n", task["task"], task["name"].as_str().unwrap_or("")));
+        out.push_str(&format!("task {}: {}{}\n", task["task"], task["name"].as_str().unwrap_or(""), stats_line(&task["metrics"])));
         for s in &subtasks {
             let place = match (s["taskmanager"].as_str(), s["slot"].as_u64()) {
                 (Some(tm), Some(slot)) => format!("{tm} slot {slot}"),
                 _ => "not placed yet".to_string(),
             };
             let i = s["subtask"].as_u64().unwrap_or(0) + 1;
-            out.push_str(&format!("  subtask {i}/{}: {place}\n", subtasks.len()));
+            out.push_str(&format!("  subtask {i}/{}: {place}{}\n", subtasks.len(), stats_line(&s["metrics"])));
         }
     }
     if let Some(n) = job["restarts"].as_u64().filter(|n| *n > 0) {
-        let last = job["exceptions"].as_array().and_then(|e| e.last()).and_then(|e| e["exception"].as_str()).unwrap_or("");
-        out.push_str(&format!("restarts: {n}, last after: {last}\n"));
+        out.push_str(&format!("restarts: {n}\n"));
+    }
+    let exceptions = job["exceptions"].as_array().cloned().unwrap_or_default();
+    if !exceptions.is_empty() {
+        out.push_str("exceptions (newest last):\n");
+        let now = crate::jobmanager::now_ms();
+        for e in exceptions.iter().rev().take(5).rev() {
+            let ago = e["timestamp"].as_u64().map(|t| format!("{} s ago", now.saturating_sub(t) / 1000)).unwrap_or_default();
+            out.push_str(&format!("  {ago}: {}\n", e["exception"].as_str().unwrap_or("")));
+        }
     }
     let c = &job["checkpoints"];
     if let Some(done) = c["completed"].as_u64() {
@@ -967,6 +997,19 @@ mod tests {
     }
 
     #[test]
+    fn placement_shows_why_a_job_failed_and_what_each_task_did() {
+        let job = serde_json::json!({
+            "jid": "job-2", "name": "wc", "status": "FAILED", "failure": "task 1 failed: boom",
+            "tasks": [{"task": 0, "name": "Source", "metrics": {"records-in": 40, "records-out": 120, "records-out-per-second": 12.0, "backpressured-ratio": 0.8},
+                "subtasks": [{"subtask": 0, "taskmanager": "tm-1", "slot": 0, "metrics": {"records-in": 40, "records-out": 120}}]}],
+        });
+        let text = format_placement(&job);
+        assert!(text.starts_with("job job-2 'wc': FAILED\nfailed: task 1 failed: boom\n"), "{text}");
+        assert!(text.contains("task 0: Source, 40 in, 120 out, 12 records/s out, back-pressured 80 %\n"), "{text}");
+        assert!(text.contains("  subtask 1/1: tm-1 slot 0, 40 in, 120 out\n"), "{text}");
+    }
+
+    #[test]
     fn placement_shows_restarts_and_checkpoints() {
         let job = serde_json::json!({
             "jid": "job-1", "name": "wc", "status": "RUNNING",
@@ -976,7 +1019,8 @@ mod tests {
         });
         let text = format_placement(&job);
         assert!(text.contains("subtask 1/1: tm-3 slot 0"), "{text}");
-        assert!(text.contains("restarts: 1, last after: TaskManager tm-2 was lost"), "{text}");
+        assert!(text.contains("restarts: 1\nexceptions (newest last):\n  "), "{text}");
+        assert!(text.contains(" s ago: TaskManager tm-2 was lost\n"), "{text}");
         assert!(text.contains("checkpoints: 3 completed, 0 failed, latest /c/job-1/chk-3"), "{text}");
     }
 }

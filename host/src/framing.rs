@@ -98,6 +98,29 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
+/// How many records `bytes` holds, hopping from header to header without
+/// reading keys or values: the statistics count every batch a task takes in or
+/// sends. A batch that breaks the framing counts the records before the break
+/// (it is refused where it is read).
+pub fn count(bytes: &[u8]) -> u64 {
+    let len_at = |at: usize| bytes.get(at..at.checked_add(4)?).map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize);
+    let (mut pos, mut n) = (0usize, 0u64);
+    while let Some(&flags) = bytes.get(pos) {
+        let mut at = pos + 1 + if flags & HAS_TIMESTAMP != 0 { 8 } else { 0 };
+        if flags & HAS_KEY != 0 {
+            let Some(key) = len_at(at) else { break };
+            at = at.saturating_add(4).saturating_add(key);
+        }
+        let Some(value) = len_at(at) else { break };
+        let end = at.saturating_add(4).saturating_add(value);
+        if end > bytes.len() {
+            break;
+        }
+        (pos, n) = (end, n + 1);
+    }
+    n
+}
+
 /// Appends a record to a packed batch.
 pub fn push(batch: &mut Vec<u8>, key: Option<&[u8]>, value: &[u8], timestamp: Option<i64>) {
     push_with(batch, key, timestamp, |buf| buf.extend_from_slice(value));
@@ -150,6 +173,20 @@ pub fn push_with_timestamp(batch: &mut Vec<u8>, record: &Record, timestamp: i64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_hops_records_and_stops_at_a_break() {
+        let mut b = Vec::new();
+        push(&mut b, None, b"1", None);
+        push(&mut b, Some(b"\"k\""), b"[\"k\",1]", Some(-5));
+        push(&mut b, None, b"", Some(7));
+        assert_eq!(count(&b), 3);
+        assert_eq!(count(&b[..b.len() - 1]), 2, "a cut record is not counted");
+        assert_eq!(count(&[]), 0);
+        let mut huge = vec![HAS_KEY];
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(count(&huge), 0, "a claimed length past the end counts nothing");
+    }
 
     #[test]
     fn round_trips_all_field_combinations() {

@@ -42,6 +42,9 @@ pub enum ToJobManager {
         usage: Vec<(String, usize, u32, TaskUsage)>,
         /// Per job here: (execution id, keyed state bytes its instances hold now).
         state: Vec<(String, u64)>,
+        /// Per subtask here: (execution id, chain, subtask, its statistics now).
+        #[serde(default)]
+        stats: Vec<(String, usize, u32, SubtaskStats)>,
     },
     /// A task ended.
     TaskDone {
@@ -57,6 +60,9 @@ pub enum ToJobManager {
         outcome: TaskOutcome,
         /// What it used in all, whatever the outcome.
         usage: TaskUsage,
+        /// Its statistics at the end.
+        #[serde(default)]
+        stats: SubtaskStats,
     },
     /// A task wrote its snapshot of a checkpoint (or could not).
     CheckpointAck {
@@ -119,6 +125,32 @@ pub struct TaskUsage {
     pub bytes_out: u64,
     /// CPU time of its thread, in nanoseconds.
     pub cpu_ns: u64,
+}
+
+/// What passed through one subtask and how its time went, cumulative over its
+/// attempt (`task::LiveStats`); the JobManager derives rates from two of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubtaskStats {
+    /// Records that entered it (read by its source, or from its input gate).
+    pub records_in: u64,
+    /// Records it sent downstream or its sinks wrote.
+    pub records_out: u64,
+    /// Bytes that entered it.
+    pub bytes_in: u64,
+    /// Bytes it sent or wrote.
+    pub bytes_out: u64,
+    /// Wall time since it was deployed, in nanoseconds.
+    pub wall_ns: u64,
+    /// Time blocked on a full output, in nanoseconds.
+    pub backpressured_ns: u64,
+    /// Time waiting for input, in nanoseconds.
+    pub idle_ns: u64,
+    /// The last watermark it sent downstream.
+    pub watermark: Option<i64>,
+    /// Events in its input gate's queue.
+    pub queued: u64,
+    /// Room of that queue, in events.
+    pub capacity: u64,
 }
 
 /// How a subtask ended.

@@ -461,6 +461,16 @@ impl Coordinator {
         self.latest.as_deref()
     }
 
+    /// Checkpoints completed and failed so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.completed_count, self.failed_count)
+    }
+
+    /// The latest checkpoint that completed, as its history keeps it.
+    pub fn last_completed(&self) -> Option<&CheckpointStats> {
+        self.history.iter().rev().find(|c| c.status == "COMPLETED")
+    }
+
     /// Counts and recent history, for `GET /jobs/{id}`.
     pub fn view(&self) -> serde_json::Value {
         serde_json::json!({

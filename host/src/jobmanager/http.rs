@@ -111,6 +111,7 @@ api_routes! {
     get "/tenants/{name}/usage" => super::tenant_api::usage,
     get "/whoami" => super::tenant_api::whoami,
     get "/openapi.json" => openapi,
+    get "/metrics" => metrics,
     get "/tokens" => super::tenant_api::list_tokens,
     post "/tokens" => super::tenant_api::create_token,
     delete "/tokens/{id}" => super::tenant_api::revoke_token,
@@ -151,6 +152,12 @@ async fn authenticate(State(jm): State<Shared>, mut request: Request, next: Next
         }
         None => error(StatusCode::UNAUTHORIZED, "unknown or revoked API key"),
     }
+}
+
+/// The caller's figures for Prometheus (`metrics.rs`, `docs/metrics.md`).
+async fn metrics(State(jm): State<Shared>, Extension(caller): Extension<Caller>) -> Response {
+    let body = super::metrics::render(&jm, &caller);
+    ([(axum::http::header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], body).into_response()
 }
 
 /// The API's OpenAPI document, generated from its routes and types (`openapi.rs`).
@@ -338,10 +345,17 @@ async fn get_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>,
                         "subtask": s,
                         "taskmanager": place.map(|p| p.0.clone()),
                         "slot": place.map(|p| p.1),
+                        "metrics": j.stats.subtask(c, s as u32).map(|v| v.json()),
                     })
                 })
                 .collect();
-            json!({ "task": c, "name": plan.chain_name(c), "subtasks": subtasks })
+            json!({
+                "task": c,
+                "name": plan.chain_name(c),
+                "parallelism": chain.parallelism,
+                "metrics": j.stats.chain(c, chain.parallelism).json(),
+                "subtasks": subtasks,
+            })
         })
         .collect();
     Json(json!({

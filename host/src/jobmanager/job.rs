@@ -14,7 +14,7 @@ use crate::checkpoint::{CheckpointConfig, Coordinator, DirStorage, Restored};
 use crate::state::BackendKind;
 use crate::net::codec;
 use crate::plan::ExecutionPlan;
-use crate::protocol::{Ack, Deployment, TaskOutcome, TaskUsage, ToTaskManager};
+use crate::protocol::{Ack, Deployment, SubtaskStats, TaskOutcome, TaskUsage, ToTaskManager};
 use crate::jobfile::{self, JobFile};
 use crate::program::{JobSpec, Program};
 use crate::api::Tenant;
@@ -109,6 +109,8 @@ pub struct Job {
     pub records: (u64, u64),
     /// What each subtask of the current attempt reported using so far, by (chain, subtask).
     pub usage: BTreeMap<(usize, u32), TaskUsage>,
+    /// What passed through each subtask of the current attempt, and how fast.
+    pub stats: super::stats::JobStats,
     /// When it was submitted (for the slot timeout).
     pub submitted: Instant,
     /// Wall-clock start and end, for the API.
@@ -169,6 +171,7 @@ impl Job {
             failure: None,
             records: (0, 0),
             usage: BTreeMap::new(),
+            stats: Default::default(),
             submitted: Instant::now(),
             started: SystemTime::now(),
             ended: None,
@@ -681,7 +684,8 @@ impl JobManager {
 
     /// Subtask `(chain, subtask)` of execution `exec` reported its end (and what it used),
     /// from TaskManager `tm`; other TaskManagers cannot end a subtask they do not run.
-    pub fn task_done(self: &Arc<Self>, tm: &str, exec: &str, (chain, subtask): (usize, u32), outcome: TaskOutcome, usage: TaskUsage) {
+    pub fn task_done(self: &Arc<Self>, tm: &str, exec: &str, (chain, subtask): (usize, u32), end: (TaskOutcome, TaskUsage, SubtaskStats)) {
+        let (outcome, usage, stats) = end;
         let Some(job) = self.current(exec) else { return };
         let job = job.as_str();
         let mut metered = Vec::new();
@@ -698,6 +702,7 @@ impl JobManager {
                 return;
             }
             metered.extend(j.report_usage(chain, subtask, usage));
+            j.stats.report(chain, subtask, stats);
             j.remaining = j.remaining.saturating_sub(1);
             match outcome {
                 TaskOutcome::Finished { records_in, records_out } => {

@@ -88,6 +88,7 @@ fn describe(g: &mut SchemaGenerator, method: &str, path: &str) -> Operation {
         ("post", "/tokens") => with_body("Creates an API key; the answer holds its secret, once", schema::<api::CreateToken>(g), (201, schema::<api::CreatedToken>(g))),
         ("delete", "/tokens/{id}") => op("Revokes an API key", (200, schema::<api::TokenInfo>(g))),
         ("get", "/openapi.json") => op("This document", (200, object())),
+        ("get", "/metrics") => op("The caller's figures in the Prometheus text format (docs/metrics.md)", (200, json!({ "type": "string" }))),
         _ => op("", (200, object())),
     }
 }
@@ -118,6 +119,10 @@ pub fn document() -> Value {
         });
         if let Some(body) = op.body {
             operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": body } } });
+        }
+        if (method, path) == ("get", "/metrics") {
+            let text = json!({ "schema": { "type": "string" } });
+            operation["responses"]["200"]["content"] = json!({ "text/plain": text });
         }
         if (method, path) == ("post", "/jars/upload") {
             // The bytes are the component whatever the content type says.

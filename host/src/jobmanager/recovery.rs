@@ -50,6 +50,7 @@ impl JobManager {
             job.remaining = job.plan.chains.iter().map(|c| c.parallelism as usize).sum();
             job.records = (0, 0);
             job.usage.clear();
+            job.stats.clear();
             job.ended_subtasks.clear();
             job.state_bytes.clear();
             free_slots(&mut state, id);

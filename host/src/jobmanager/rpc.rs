@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::{JobManager, TaskManagerEntry};
 use crate::net::{codec, Role};
-use crate::protocol::{Enrolled, Registered, TaskUsage, ToJobManager, CLOSE_NOT_A_TASKMANAGER, CLOSE_REVOKED};
+use crate::protocol::{Enrolled, Registered, SubtaskStats, TaskUsage, ToJobManager, CLOSE_NOT_A_TASKMANAGER, CLOSE_REVOKED};
 
 /// How long a peer without a certificate has to ask for one.
 const ENROL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -36,9 +36,12 @@ pub async fn accept(jm: Arc<JobManager>, endpoint: quinn::Endpoint) {
     }
 }
 
-/// A heartbeat of TaskManager `tm`: it is alive, and what its subtasks used so far;
+/// What a heartbeat reports per subtask (usage, statistics) and per job (state bytes).
+type Reports = (Vec<(String, usize, u32, TaskUsage)>, Vec<(String, u64)>, Vec<(String, usize, u32, SubtaskStats)>);
+
+/// A heartbeat of TaskManager `tm`: it is alive, and what its subtasks used and did so far;
 /// reports for subtasks it does not run in the current attempt are ignored.
-fn heartbeat(jm: &Arc<JobManager>, tm: &str, running_tasks: u32, usage: Vec<(String, usize, u32, TaskUsage)>, held: Vec<(String, u64)>) {
+fn heartbeat(jm: &Arc<JobManager>, tm: &str, running_tasks: u32, (usage, held, stats): Reports) {
     let mut metered = Vec::new();
     {
         let mut state = jm.state.lock().unwrap();
@@ -49,6 +52,11 @@ fn heartbeat(jm: &Arc<JobManager>, tm: &str, running_tasks: u32, usage: Vec<(Str
         for (exec, chain, subtask, u) in usage {
             if let Some(j) = state.current_mut(&exec).filter(|j| j.runs_on(chain, subtask, tm)) {
                 metered.extend(j.report_usage(chain, subtask, u));
+            }
+        }
+        for (exec, chain, subtask, st) in stats {
+            if let Some(j) = state.current_mut(&exec).filter(|j| j.runs_on(chain, subtask, tm)) {
+                j.stats.report(chain, subtask, st);
             }
         }
         for (exec, bytes) in held {
@@ -214,9 +222,9 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection, identity: String) {
                         });
                     }
                     // What a connection says counts for the TaskManager that registered on it, whatever id it names.
-                    Ok(Some(ToJobManager::Heartbeat { running_tasks, usage, state, .. })) => {
+                    Ok(Some(ToJobManager::Heartbeat { running_tasks, usage, state, stats, .. })) => {
                         let Some(tm) = id.as_deref() else { continue };
-                        heartbeat(&jm, tm, running_tasks, usage, state);
+                        heartbeat(&jm, tm, running_tasks, (usage, state, stats));
                         let _ = codec::write(&mut send, &()).await;
                         let _ = send.finish();
                     }
@@ -247,9 +255,9 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection, identity: String) {
             uni = conn.accept_uni() => {
                 let Ok(mut recv) = uni else { break };
                 match codec::read_within::<ToJobManager>(&mut recv, MAX_FROM_TASKMANAGER).await {
-                    Ok(Some(ToJobManager::TaskDone { job, chain, subtask, outcome, usage, .. })) => {
+                    Ok(Some(ToJobManager::TaskDone { job, chain, subtask, outcome, usage, stats, .. })) => {
                         let Some(tm) = id.as_deref() else { continue };
-                        jm.task_done(tm, &job, (chain, subtask), outcome, usage);
+                        jm.task_done(tm, &job, (chain, subtask), (outcome, usage, stats));
                     }
                     Ok(Some(ToJobManager::CheckpointAck { job, chain, subtask, checkpoint, result })) => {
                         let Some(tm) = id.as_deref() else { continue };

@@ -46,6 +46,9 @@ impl Usage {
 #[derive(Default)]
 pub struct Meter {
     pending: Mutex<BTreeMap<String, Usage>>,
+    /// Per tenant, everything added since the process started: `/metrics`
+    /// counters, without reading the database on every scrape.
+    totals: Mutex<BTreeMap<String, Usage>>,
 }
 
 /// Keys sort by tenant, then time: minutes as fixed-width numbers.
@@ -64,6 +67,12 @@ impl Meter {
             return;
         }
         self.pending.lock().unwrap().entry(key(tenant, this_minute(), job)).or_default().add(&usage);
+        self.totals.lock().unwrap().entry(tenant.to_string()).or_default().add(&usage);
+    }
+
+    /// Per tenant, what its jobs used since this process started.
+    pub fn totals(&self) -> Vec<(String, Usage)> {
+        self.totals.lock().unwrap().iter().map(|(t, u)| (t.clone(), *u)).collect()
     }
 
     /// Writes pending usage to the database, added to what is there.

@@ -148,6 +148,72 @@ pub struct LiveCounts {
     pub bytes_out: AtomicU64,
     /// CPU time its thread has used, in nanoseconds (the thread's own clock).
     pub cpu_ns: AtomicU64,
+    /// How the task's time went and what passed through it, for monitoring.
+    pub stats: LiveStats,
+}
+
+/// What a task's statistics count (`GET /jobs/{id}`, `/metrics`). Busy,
+/// back-pressured and idle time are measured as Flink measures them: blocked
+/// on a full output, waiting on an empty input, and the rest.
+#[derive(Debug)]
+pub struct LiveStats {
+    /// When the task was made: its wall time so far is measured from here.
+    pub since: std::time::Instant,
+    /// Records that entered the task: read by its source or taken from its input gate.
+    pub records_in: AtomicU64,
+    /// Records it sent downstream or its sinks wrote.
+    pub records_out: AtomicU64,
+    /// Bytes of the batches that entered it.
+    pub bytes_in: AtomicU64,
+    /// Bytes of the batches it sent downstream or its sinks wrote.
+    pub bytes_out: AtomicU64,
+    /// Time blocked on a full downstream channel, in nanoseconds.
+    pub backpressured_ns: AtomicU64,
+    /// Time waiting for input on an empty gate, in nanoseconds.
+    pub idle_ns: AtomicU64,
+    /// The last watermark it sent downstream (`i64::MIN`: none yet).
+    pub watermark: std::sync::atomic::AtomicI64,
+    /// Events waiting in its input gate when it last took one.
+    pub queued: AtomicU64,
+    /// Room of its input gate, in events (0 for a source).
+    pub capacity: AtomicU64,
+}
+
+impl Default for LiveStats {
+    fn default() -> Self {
+        LiveStats {
+            since: std::time::Instant::now(),
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            backpressured_ns: AtomicU64::new(0),
+            idle_ns: AtomicU64::new(0),
+            watermark: std::sync::atomic::AtomicI64::new(i64::MIN),
+            queued: AtomicU64::new(0),
+            capacity: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LiveStats {
+    /// A copy to report, as heartbeats and task ends carry it.
+    pub fn snapshot(&self) -> crate::protocol::SubtaskStats {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let wm = self.watermark.load(Ordering::Relaxed);
+        crate::protocol::SubtaskStats {
+            records_in: load(&self.records_in),
+            records_out: load(&self.records_out),
+            bytes_in: load(&self.bytes_in),
+            bytes_out: load(&self.bytes_out),
+            wall_ns: self.since.elapsed().as_nanos().min(u64::MAX as u128) as u64,
+            backpressured_ns: load(&self.backpressured_ns),
+            idle_ns: load(&self.idle_ns),
+            watermark: (wm != i64::MIN).then_some(wm),
+            queued: load(&self.queued),
+            capacity: load(&self.capacity),
+        }
+    }
 }
 
 impl LiveCounts {
@@ -171,6 +237,15 @@ impl LiveCounts {
     /// Reads the calling thread's CPU clock: call it from the task's own thread.
     fn sample_cpu(&self) {
         self.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
+    }
+
+    /// Shows what the task's output sent and its sinks wrote so far.
+    fn publish(&self, chain: &Chain, output: &Output) {
+        let sent = output.sent();
+        let store = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        store(&self.stats.records_out, sent.records.saturating_add(chain.records_written()));
+        store(&self.stats.bytes_out, sent.bytes.saturating_add(chain.bytes_written()));
+        store(&self.stats.backpressured_ns, sent.blocked_ns);
     }
 }
 
@@ -232,6 +307,8 @@ impl SourceContext<'_> {
     pub fn emit(&mut self, batch: Vec<u8>, records: u64) -> Result<(), TaskError> {
         self.live.records_in.fetch_add(records, Ordering::Relaxed);
         self.live.bytes_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.live.stats.records_in.fetch_add(records, Ordering::Relaxed);
+        self.live.stats.bytes_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.process(batch)
     }
 
@@ -251,11 +328,19 @@ impl SourceContext<'_> {
         self.live.bytes_out.store(self.chain.bytes_written(), Ordering::Relaxed);
         self.live.sample_cpu();
         self.output.write(&out, self.signals)?;
-        match self.chain.take_progress() {
-            Some(Progress::Watermark(wm)) => self.output.broadcast(Event::Watermark(wm), self.signals),
+        let result = match self.chain.take_progress() {
+            Some(Progress::Watermark(wm)) => self.watermark(wm),
             Some(Progress::Idle) => self.output.broadcast(Event::Idle, self.signals),
             None => Ok(()),
-        }
+        };
+        self.live.publish(&*self.chain, &*self.output);
+        result
+    }
+
+    /// Sends a watermark downstream and shows it in the statistics.
+    fn watermark(&mut self, wm: i64) -> Result<(), TaskError> {
+        self.live.stats.watermark.store(wm, Ordering::Relaxed);
+        self.output.broadcast(Event::Watermark(wm), self.signals)
     }
 
     /// Runs the chain's processing-time hooks that are due.
@@ -327,13 +412,22 @@ impl Task {
             _ if self.restored_at_end => {}
             Head::Source(source) => source.run(&mut ctx)?,
             Head::Input(gate) => loop {
-                match gate.next(ctx.wait(), ctx.signals)? {
+                let event = gate.next(ctx.wait(), ctx.signals)?;
+                let stats = &ctx.live.stats;
+                stats.idle_ns.store(gate.waited_ns(), Ordering::Relaxed);
+                stats.queued.store(gate.queued() as u64, Ordering::Relaxed);
+                stats.capacity.store(gate.capacity() as u64, Ordering::Relaxed);
+                match event {
                     GateEvent::Timeout => ctx.idle()?,
-                    GateEvent::Data(batch) => ctx.process(batch)?,
+                    GateEvent::Data(batch) => {
+                        stats.records_in.fetch_add(crate::framing::count(&batch), Ordering::Relaxed);
+                        stats.bytes_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        ctx.process(batch)?
+                    }
                     GateEvent::Watermark(wm) => {
                         let out = ctx.chain.watermark(wm)?;
                         ctx.deliver(out)?;
-                        ctx.output.broadcast(Event::Watermark(wm), ctx.signals)?;
+                        ctx.watermark(wm)?;
                         ctx.fire_timers()?;
                     }
                     GateEvent::Idle => ctx.output.broadcast(Event::Idle, ctx.signals)?,
@@ -356,6 +450,7 @@ impl Task {
         self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
         self.live.bytes_out.store(self.chain.bytes_written(), Ordering::Relaxed);
         self.live.sample_cpu();
+        self.live.publish(&self.chain, &self.output);
         (metrics.records_in, metrics.records_out) = self.live.get();
         metrics.counters = self.chain.counters();
         Ok(metrics)

@@ -84,13 +84,40 @@ pub struct Output {
     last_flush: Instant,
     /// Whether some edge carries the side output: only then are batches split.
     splits: bool,
+    /// What it sent, for the task's statistics.
+    sent: Sent,
+}
+
+/// What an output sent so far.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sent {
+    /// Records written to it (once each, whatever the fan-out).
+    pub records: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Time spent in sends, in nanoseconds: a send into a full channel blocks
+    /// until the consumer takes something (back-pressure).
+    pub blocked_ns: u64,
+}
+
+/// Sends `event` to `target`, adding the time it took to `blocked_ns`.
+fn timed_send(target: &mut Sender, event: Event, signals: &JobSignals, blocked_ns: &mut u64) -> Result<(), TaskError> {
+    let since = Instant::now();
+    let result = target.send(event, signals);
+    *blocked_ns = blocked_ns.saturating_add(since.elapsed().as_nanos() as u64);
+    result
 }
 
 impl Output {
     /// An output over `edges` that flushes at least every `buffer_timeout`.
     pub fn new(edges: Vec<OutputEdge>, buffer_timeout: Duration) -> Self {
         let splits = edges.iter().any(|e| e.side_output);
-        Output { edges, buffer_timeout, last_flush: Instant::now(), splits }
+        Output { edges, buffer_timeout, last_flush: Instant::now(), splits, sent: Sent::default() }
+    }
+
+    /// What it sent so far.
+    pub fn sent(&self) -> Sent {
+        self.sent
     }
 
     /// The buffer timeout.
@@ -100,9 +127,11 @@ impl Output {
 
     /// Routes a batch into the buffers, sending those that are full.
     pub fn write(&mut self, batch: &[u8], signals: &JobSignals) -> Result<(), TaskError> {
-        if batch.is_empty() {
+        if batch.is_empty() || self.edges.is_empty() {
             return Ok(());
         }
+        self.sent.records += framing::count(batch);
+        self.sent.bytes += batch.len() as u64;
         let split;
         let (main, side) = if self.splits {
             split = self.split(batch)?;
@@ -114,7 +143,7 @@ impl Output {
             edge.route(if edge.side_output { side } else { main })?;
             for (buf, target) in edge.buffers.iter_mut().zip(&mut edge.targets) {
                 if buf.len() >= FLUSH_BYTES {
-                    target.send(Event::Data(std::mem::take(buf)), signals)?;
+                    timed_send(target, Event::Data(std::mem::take(buf)), signals, &mut self.sent.blocked_ns)?;
                 }
             }
         }
@@ -153,7 +182,7 @@ impl Output {
         for edge in &mut self.edges {
             for (buf, target) in edge.buffers.iter_mut().zip(&mut edge.targets) {
                 if !buf.is_empty() {
-                    target.send(Event::Data(std::mem::take(buf)), signals)?;
+                    timed_send(target, Event::Data(std::mem::take(buf)), signals, &mut self.sent.blocked_ns)?;
                 }
             }
         }
@@ -166,7 +195,7 @@ impl Output {
         self.flush(signals)?;
         for edge in &mut self.edges {
             for target in &mut edge.targets {
-                target.send(event.clone(), signals)?;
+                timed_send(target, event.clone(), signals, &mut self.sent.blocked_ns)?;
             }
         }
         Ok(())

@@ -322,13 +322,15 @@ async fn heartbeat(tm: Arc<TaskManager>, interval: Duration) {
             on = Some(link.connection.clone());
             answered = tokio::time::Instant::now();
         }
-        let (usage, state) = {
+        let (usage, state, stats) = {
             let jobs = tm.jobs.lock().unwrap();
-            let usage = jobs.iter().flat_map(|(job, local)| local.live.iter().map(move |(c, s, l)| (job.clone(), *c, *s, l.usage()))).collect();
+            let subtasks = || jobs.iter().flat_map(|(job, local)| local.live.iter().map(move |(c, s, l)| (job, *c, *s, l)));
+            let usage = subtasks().map(|(job, c, s, l)| (job.clone(), c, s, l.usage())).collect();
+            let stats = subtasks().map(|(job, c, s, l)| (job.clone(), c, s, l.stats.snapshot())).collect();
             let state = jobs.iter().filter_map(|(job, local)| Some((job.clone(), local.budget.as_ref()?.state_bytes()))).collect();
-            (usage, state)
+            (usage, state, stats)
         };
-        let beat = ToJobManager::Heartbeat { id: link.id.clone(), running_tasks: tm.running.load(Ordering::Relaxed), usage, state };
+        let beat = ToJobManager::Heartbeat { id: link.id.clone(), running_tasks: tm.running.load(Ordering::Relaxed), usage, state, stats };
         let conn = link.connection.clone();
         let call = tokio::time::timeout(interval.max(Duration::from_millis(200)), codec::call::<_, ()>(&conn, &beat));
         match call.await {
@@ -554,8 +556,10 @@ impl TaskManager {
                         TaskOutcome::Failed(e.to_string())
                     }
                 };
-                let usage = by_subtask.get(&(chain, subtask)).map(|l| l.usage()).unwrap_or_default();
-                let message = ToJobManager::TaskDone { id: tm.link().id, job: job.clone(), chain, subtask, outcome, usage };
+                let live = by_subtask.get(&(chain, subtask));
+                let usage = live.map(|l| l.usage()).unwrap_or_default();
+                let stats = live.map(|l| l.stats.snapshot()).unwrap_or_default();
+                let message = ToJobManager::TaskDone { id: tm.link().id, job: job.clone(), chain, subtask, outcome, usage, stats };
                 let tm2 = tm.clone();
                 tm.handle.spawn(async move {
                     if let Err(e) = tm2.tell_jobmanager(&message).await {
