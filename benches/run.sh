@@ -11,7 +11,10 @@
 #  5. the languages benchmark: the same map in Rust, Python and JavaScript, with
 #     instantiation time and memory per instance;
 #  6. tenancy (benches/tenancy.py): word count as a tenant (quotas, confinement,
-#     metering) against the admin, and what an authorised request costs.
+#     metering) against the admin, and what an authorised request costs;
+#  7. statistics (benches/metrics.py): word count against EDDY_BASELINE (an eddy
+#     built before the statistics, when given), and the JobManager's CPU with
+#     1000 subtasks reporting and a /metrics scrape every second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flink=no
@@ -66,6 +69,8 @@ tests/tools/install-postgres.sh
 python3 benches/checkpoint.py "$eddy" "$wasm" "$target/wasm32-wasip2/component/stateful.wasm" "$text"
 
 python3 benches/tenancy.py "$eddy" "$wasm" "$text" 7
+
+python3 benches/metrics.py "$eddy" "$wasm" "$target/wasm32-wasip2/component/features.wasm" "$text" ${EDDY_BASELINE:+--baseline "$EDDY_BASELINE"}
 
 echo "==> boundary benchmark"
 cargo bench --quiet -p eddy --bench boundary

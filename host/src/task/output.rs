@@ -43,16 +43,26 @@ impl OutputEdge {
         OutputEdge { partitioning, targets, buffers, max_parallelism, next: 0, operator, side_output }
     }
 
-    fn route(&mut self, batch: &[u8]) -> Result<(), TaskError> {
+    /// Routes the batch's records into the buffers; answers how many records it
+    /// held (counted while routing, or by hopping over their headers).
+    fn route(&mut self, batch: &[u8]) -> Result<u64, TaskError> {
         let framing_err = |source| TaskError::Framing { operator: self.operator.clone(), source };
+        let mut n = 0u64;
         match self.partitioning {
-            Partitioning::Forward => self.buffers[0].extend_from_slice(batch),
-            Partitioning::Broadcast => self.buffers.iter_mut().for_each(|b| b.extend_from_slice(batch)),
+            Partitioning::Forward => {
+                self.buffers[0].extend_from_slice(batch);
+                n = framing::count(batch);
+            }
+            Partitioning::Broadcast => {
+                self.buffers.iter_mut().for_each(|b| b.extend_from_slice(batch));
+                n = framing::count(batch);
+            }
             Partitioning::Rebalance => {
                 for record in framing::records(batch) {
                     let record = record.map_err(framing_err)?;
                     self.buffers[self.next].extend_from_slice(record.raw);
                     self.next = (self.next + 1) % self.buffers.len();
+                    n += 1;
                 }
             }
             Partitioning::Hash => {
@@ -68,10 +78,11 @@ impl OutputEdge {
                     let group = keys::key_group(key, self.max_parallelism);
                     let target = keys::subtask_for_key_group(group, p, self.max_parallelism) as usize;
                     self.buffers[target].extend_from_slice(record.raw);
+                    n += 1;
                 }
             }
         }
-        Ok(())
+        Ok(n)
     }
 }
 
@@ -130,7 +141,6 @@ impl Output {
         if batch.is_empty() || self.edges.is_empty() {
             return Ok(());
         }
-        self.sent.records += framing::count(batch);
         self.sent.bytes += batch.len() as u64;
         let split;
         let (main, side) = if self.splits {
@@ -139,14 +149,19 @@ impl Output {
         } else {
             (batch, &[][..])
         };
+        // A record counts once, however many edges it goes to; side-output records too.
+        let (mut main_records, mut side_records) = (None, None);
         for edge in &mut self.edges {
-            edge.route(if edge.side_output { side } else { main })?;
+            let n = edge.route(if edge.side_output { side } else { main })?;
+            let seen = if edge.side_output { &mut side_records } else { &mut main_records };
+            seen.get_or_insert(n);
             for (buf, target) in edge.buffers.iter_mut().zip(&mut edge.targets) {
                 if buf.len() >= FLUSH_BYTES {
                     timed_send(target, Event::Data(std::mem::take(buf)), signals, &mut self.sent.blocked_ns)?;
                 }
             }
         }
+        self.sent.records += main_records.unwrap_or(0) + side_records.unwrap_or(0);
         Ok(())
     }
 

@@ -137,12 +137,14 @@ fn parallel(env: &mut Env, _: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// `slow --delay-ms D`: an endless fast source feeding, across slot-sharing groups (so
+/// `slow --delay-ms D [--parallelism P]`: an endless fast source feeding, across slot-sharing groups (so
 /// across TaskManagers when each has one slot), an operator that sleeps D ms per record.
-/// Only back-pressure keeps the source from filling memory.
+/// Only back-pressure keeps the source from filling memory. `--parallelism P` (1) runs
+/// P subtasks of each (the statistics benchmark's many reporting subtasks).
 fn slow(env: &mut Env, args: &Args) -> Result<(), String> {
     let delay: u64 = args.parse_or("delay-ms", 1)?;
-    env.set_parallelism(1);
+    let parallelism: u32 = args.parse_or("parallelism", 1)?;
+    env.set_parallelism(parallelism).set_max_parallelism(parallelism.max(128));
     env.generate(u64::MAX, |i| format!("{i:0>90}"))
         .rebalance()
         .filter(move |_: &String| {
