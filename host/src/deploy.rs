@@ -245,7 +245,7 @@ pub fn spawn(
     let budget = JobBudget::new(config, &options.run_id, Some(signals.clone()));
     let restored_at_end = options.restore.as_ref().is_some_and(|r| r.meta.checkpoint == crate::checkpoint::FINAL_CHECKPOINT);
     for Subtask { chain, subtask, head, output } in subtasks {
-        let live = Arc::new(LiveCounts::default());
+        let live = Arc::new(LiveCounts::of(&output));
         all.push((chain, subtask, live.clone()));
         let (plan, modules, signals, done) = (plan.clone(), modules.to_vec(), signals.clone(), done.clone());
         let (options, budget) = (options.clone(), budget.clone());

@@ -18,7 +18,7 @@ use thiserror::Error;
 pub use channel::{channel, send_local, Event, CANCEL_POLL, GateEvent, GateQueue, InputGate, RemoteSend, Sender};
 pub use checkpointing::{AckSink, Checkpointing, TaskAck, TaskCheckpoints};
 pub use operators::{build_chain, state_uids, Chain, ChainContext, Operator, Progress};
-pub use output::{Output, OutputEdge};
+pub use output::{BlockClock, Output, OutputEdge};
 
 use crate::checkpoint::Barrier;
 use crate::connectors::Source;
@@ -167,8 +167,8 @@ pub struct LiveStats {
     pub bytes_in: AtomicU64,
     /// Bytes of the batches it sent downstream or its sinks wrote.
     pub bytes_out: AtomicU64,
-    /// Time blocked on a full downstream channel, in nanoseconds.
-    pub backpressured_ns: AtomicU64,
+    /// Time blocked on a full downstream channel (its output's clock).
+    pub blocked: Arc<output::BlockClock>,
     /// Time waiting for input on an empty gate, in nanoseconds.
     pub idle_ns: AtomicU64,
     /// The last watermark it sent downstream (`i64::MIN`: none yet).
@@ -179,6 +179,13 @@ pub struct LiveStats {
     pub capacity: AtomicU64,
 }
 
+impl LiveCounts {
+    /// The counts of a task writing to `output`.
+    pub fn of(output: &Output) -> Self {
+        LiveCounts { stats: LiveStats { blocked: output.blocked(), ..LiveStats::default() }, ..LiveCounts::default() }
+    }
+}
+
 impl Default for LiveStats {
     fn default() -> Self {
         LiveStats {
@@ -187,7 +194,7 @@ impl Default for LiveStats {
             records_out: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
-            backpressured_ns: AtomicU64::new(0),
+            blocked: Arc::default(),
             idle_ns: AtomicU64::new(0),
             watermark: std::sync::atomic::AtomicI64::new(i64::MIN),
             queued: AtomicU64::new(0),
@@ -207,7 +214,7 @@ impl LiveStats {
             bytes_in: load(&self.bytes_in),
             bytes_out: load(&self.bytes_out),
             wall_ns: self.since.elapsed().as_nanos().min(u64::MAX as u128) as u64,
-            backpressured_ns: load(&self.backpressured_ns),
+            backpressured_ns: self.blocked.blocked_ns(),
             idle_ns: load(&self.idle_ns),
             watermark: (wm != i64::MIN).then_some(wm),
             queued: load(&self.queued),
@@ -245,7 +252,6 @@ impl LiveCounts {
         let store = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
         store(&self.stats.records_out, sent.records.saturating_add(chain.records_written()));
         store(&self.stats.bytes_out, sent.bytes.saturating_add(chain.bytes_written()));
-        store(&self.stats.backpressured_ns, sent.blocked_ns);
     }
 }
 

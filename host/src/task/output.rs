@@ -1,6 +1,8 @@
 //! A task's output: per downstream channel a buffer, filled by the edge's
 //! partitioning and sent when it is full or the buffer timeout passed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Event, JobSignals, Sender, TaskError};
@@ -97,6 +99,10 @@ pub struct Output {
     splits: bool,
     /// What it sent, for the task's statistics.
     sent: Sent,
+    /// Time spent in sends: a send into a full channel blocks until the
+    /// consumer takes something (back-pressure). Shared with the statistics,
+    /// which read a block while it lasts.
+    blocked: Arc<BlockClock>,
 }
 
 /// What an output sent so far.
@@ -106,16 +112,56 @@ pub struct Sent {
     pub records: u64,
     /// Their bytes.
     pub bytes: u64,
-    /// Time spent in sends, in nanoseconds: a send into a full channel blocks
-    /// until the consumer takes something (back-pressure).
-    pub blocked_ns: u64,
 }
 
-/// Sends `event` to `target`, adding the time it took to `blocked_ns`.
-fn timed_send(target: &mut Sender, event: Event, signals: &JobSignals, blocked_ns: &mut u64) -> Result<(), TaskError> {
-    let since = Instant::now();
+/// Time a task spent blocked in sends, readable from another thread while a
+/// block lasts: a consumer that takes a batch every ten seconds shows as
+/// back-pressure at once, not when the send returns.
+#[derive(Debug)]
+pub struct BlockClock {
+    /// Its times are nanoseconds since this.
+    origin: Instant,
+    /// Blocked time of the sends that returned.
+    total_ns: AtomicU64,
+    /// When the send in progress began (+1, so that 0 means none).
+    since_ns: AtomicU64,
+}
+
+impl Default for BlockClock {
+    fn default() -> Self {
+        BlockClock { origin: Instant::now(), total_ns: AtomicU64::new(0), since_ns: AtomicU64::new(0) }
+    }
+}
+
+impl BlockClock {
+    fn now_ns(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64 + 1
+    }
+
+    fn start(&self) {
+        self.since_ns.store(self.now_ns(), Ordering::Relaxed);
+    }
+
+    fn stop(&self) {
+        let since = self.since_ns.swap(0, Ordering::Relaxed);
+        if since != 0 {
+            self.total_ns.fetch_add(self.now_ns().saturating_sub(since), Ordering::Relaxed);
+        }
+    }
+
+    /// Time blocked so far, the send in progress included.
+    pub fn blocked_ns(&self) -> u64 {
+        let since = self.since_ns.load(Ordering::Relaxed);
+        let current = if since == 0 { 0 } else { self.now_ns().saturating_sub(since) };
+        self.total_ns.load(Ordering::Relaxed).saturating_add(current)
+    }
+}
+
+/// Sends `event` to `target`, on the clock of blocked time.
+fn timed_send(target: &mut Sender, event: Event, signals: &JobSignals, blocked: &BlockClock) -> Result<(), TaskError> {
+    blocked.start();
     let result = target.send(event, signals);
-    *blocked_ns = blocked_ns.saturating_add(since.elapsed().as_nanos() as u64);
+    blocked.stop();
     result
 }
 
@@ -123,7 +169,12 @@ impl Output {
     /// An output over `edges` that flushes at least every `buffer_timeout`.
     pub fn new(edges: Vec<OutputEdge>, buffer_timeout: Duration) -> Self {
         let splits = edges.iter().any(|e| e.side_output);
-        Output { edges, buffer_timeout, last_flush: Instant::now(), splits, sent: Sent::default() }
+        Output { edges, buffer_timeout, last_flush: Instant::now(), splits, sent: Sent::default(), blocked: Arc::default() }
+    }
+
+    /// The clock of its blocked time, for the task's statistics.
+    pub fn blocked(&self) -> Arc<BlockClock> {
+        self.blocked.clone()
     }
 
     /// What it sent so far.
@@ -157,7 +208,7 @@ impl Output {
             seen.get_or_insert(n);
             for (buf, target) in edge.buffers.iter_mut().zip(&mut edge.targets) {
                 if buf.len() >= FLUSH_BYTES {
-                    timed_send(target, Event::Data(std::mem::take(buf)), signals, &mut self.sent.blocked_ns)?;
+                    timed_send(target, Event::Data(std::mem::take(buf)), signals, &self.blocked)?;
                 }
             }
         }
@@ -197,7 +248,7 @@ impl Output {
         for edge in &mut self.edges {
             for (buf, target) in edge.buffers.iter_mut().zip(&mut edge.targets) {
                 if !buf.is_empty() {
-                    timed_send(target, Event::Data(std::mem::take(buf)), signals, &mut self.sent.blocked_ns)?;
+                    timed_send(target, Event::Data(std::mem::take(buf)), signals, &self.blocked)?;
                 }
             }
         }
@@ -210,7 +261,7 @@ impl Output {
         self.flush(signals)?;
         for edge in &mut self.edges {
             for target in &mut edge.targets {
-                timed_send(target, event.clone(), signals, &mut self.sent.blocked_ns)?;
+                timed_send(target, event.clone(), signals, &self.blocked)?;
             }
         }
         Ok(())
