@@ -67,6 +67,50 @@ fn a_closed_stdout_ends_the_command_quietly() {
     assert!(stderr.is_empty(), "nothing on stderr, got: {stderr}");
 }
 
+/// Runs `eddy ARGS` under a pseudo-terminal (util-linux `script`); answers what it drew.
+fn on_a_terminal(args: &[&str]) -> String {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let eddy = env!("CARGO_BIN_EXE_eddy");
+    let command = std::iter::once(eddy).chain(args.iter().copied()).map(|a| format!("'{a}'")).collect::<Vec<_>>().join(" ");
+    let status = std::process::Command::new("script")
+        .args(["-qfec", &command])
+        .arg(log.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("script (util-linux) runs");
+    assert!(status.success(), "{status:?}");
+    String::from_utf8_lossy(&std::fs::read(log.path()).unwrap()).into_owned()
+}
+
+#[test]
+fn a_bounded_job_shows_a_progress_bar_on_a_terminal_and_not_in_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.txt");
+    std::fs::write(&input, "the quick brown fox jumps over the lazy dog\n".repeat(400_000)).unwrap();
+    let wasm = component("wordcount");
+    let args = |out: &str| {
+        ["run", "-p", "2", "-c", "word-count", wasm.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([dir.path().join(out).to_str().unwrap().to_string()])
+            .collect::<Vec<_>>()
+    };
+    let drawn = on_a_terminal(&args("a").iter().map(String::as_str).collect::<Vec<_>>());
+    // The bar: elapsed time, bytes read of the file's 16.78 MiB, records in.
+    assert!(drawn.contains("MiB/16.78 MiB") && drawn.contains("records in, ") && drawn.contains("] "), "{drawn}");
+    assert!(drawn.contains("Job 'word-count' finished in "), "a one-line summary at the end: {drawn}");
+    let mut quiet = args("b");
+    quiet.insert(1, "--quiet".into());
+    let drawn = on_a_terminal(&quiet.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!drawn.contains("MiB/") && drawn.contains("Job 'word-count' finished in "), "--quiet draws no bar: {drawn}");
+    // In a pipe, nothing but the lines it always wrote.
+    let out = eddy().args(args("c")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !stderr.contains("MiB") && !stderr.contains('\r'), "{stderr}");
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+}
+
 /// Reads eddy's stdout lines on a thread, so the test can wait with a deadline.
 fn line_reader(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();

@@ -74,16 +74,43 @@ pub struct CheckpointSettings {
     pub dir: std::path::PathBuf,
 }
 
+/// How far a running embedded job is, summed over its subtasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobProgress {
+    /// Records its sources read.
+    pub records_in: u64,
+    /// Records its sinks wrote.
+    pub records_out: u64,
+    /// Bytes its sources read of their inputs.
+    pub input_read: u64,
+    /// The size of those inputs, if every source knows its own (files do, sockets do not).
+    pub input_size: Option<u64>,
+}
+
+/// What is told of a job's progress while it runs.
+pub type ProgressHook = Arc<dyn Fn(JobProgress) + Send + Sync>;
+
+/// How often the progress hook hears of a job.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
 /// An in-process cluster sized to each job.
 #[derive(Clone)]
 pub struct LocalCluster {
     runtime: Runtime,
+    /// Told how far a job is while it runs (`eddy run`'s progress bar).
+    progress: Option<ProgressHook>,
 }
 
 impl LocalCluster {
     /// A cluster whose operators run in `runtime`.
     pub fn new(runtime: Runtime) -> Self {
-        LocalCluster { runtime }
+        LocalCluster { runtime, progress: None }
+    }
+
+    /// The same cluster, telling `hook` how far each job is every 100 ms.
+    pub fn on_progress(mut self, hook: ProgressHook) -> Self {
+        self.progress = Some(hook);
+        self
     }
 
     /// The Wasm runtime.
@@ -153,7 +180,8 @@ impl LocalCluster {
         let wiring = deploy::wire(&plan, &options, |_, _| true, |_, _, _| unreachable!("every subtask is local"))?;
         let count = wiring.subtasks.len();
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        deploy::spawn(wiring.subtasks, &plan, modules, &options, &signals, done_tx);
+        let spawned = deploy::spawn(wiring.subtasks, &plan, modules, &options, &signals, done_tx);
+        let mut told = Instant::now();
         let mut summary = JobSummary { name: plan.name.clone(), ..Default::default() };
         let mut failure: Option<TaskError> = None;
         let mut ended = 0;
@@ -186,6 +214,10 @@ impl LocalCluster {
                 }
                 default(Duration::from_millis(10)) => {}
             }
+            if let Some(hook) = self.progress.as_ref().filter(|_| told.elapsed() >= PROGRESS_EVERY) {
+                hook(progress(&plan, &spawned.live));
+                told = Instant::now();
+            }
             if let Some(barrier) = coordinator.as_mut().and_then(|c| c.poll()) {
                 signals.trigger_checkpoint(barrier);
             }
@@ -198,6 +230,23 @@ impl LocalCluster {
             None => Ok(summary),
         }
     }
+}
+
+/// The sums over a job's subtasks of what its sources read and its sinks wrote.
+fn progress(plan: &ExecutionPlan, live: &[(usize, u32, Arc<crate::task::LiveCounts>)]) -> JobProgress {
+    let mut p = JobProgress { input_size: Some(0), ..Default::default() };
+    for (chain, _, l) in live {
+        let (records_in, records_out) = l.get();
+        p.records_in += records_in;
+        p.records_out += records_out;
+        if crate::plan::is_source(&plan.vertices[plan.chains[*chain].vertices[0]].kind) {
+            let (read, size) = l.stats.input();
+            p.input_read += read;
+            // One source without a size (a socket, or one that has not started) leaves the total unknown.
+            p.input_size = p.input_size.zip(size).map(|(total, size)| total + size);
+        }
+    }
+    p
 }
 
 impl JobSummary {

@@ -156,7 +156,7 @@ pub struct ExecutionPlan {
     pub program_of: Vec<Option<usize>>,
 }
 
-fn is_source(kind: &VertexKind) -> bool {
+pub(crate) fn is_source(kind: &VertexKind) -> bool {
     matches!(
         kind,
         VertexKind::SocketSource(_) | VertexKind::FileSource(_) | VertexKind::ElementsSource(_) | VertexKind::SequenceSource(_)

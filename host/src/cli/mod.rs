@@ -433,6 +433,10 @@ pub struct RunArgs {
     /// in milliseconds: lower means lower latency, higher fuller batches.
     #[arg(long, value_name = "MS", default_value_t = 10)]
     pub buffer_timeout: u64,
+    /// No progress bar. (It shows only on a terminal, for a bounded job on the
+    /// embedded cluster that does not print its records.)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub checkpoints: CheckpointArgs,
@@ -800,6 +804,11 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             let target = Target::new(&job.component, job.entry.as_deref(), &job.job_args)?;
             let cluster = LocalCluster::new(a.runtime.runtime()?);
             let (modules, plan) = target.plan(&cluster, job.parallelism)?;
+            let bar = (!a.quiet).then(|| progress_bar(&plan)).flatten();
+            let cluster = match &bar {
+                Some(bar) => cluster.on_progress(bar.hook()),
+                None => cluster,
+            };
             let c = &a.checkpoints;
             anyhow::ensure!(c.restart_strategy.is_none(), "--restart-strategy applies to jobs on a cluster (-m); the embedded cluster does not restart jobs");
             let restore = match &c.from_savepoint {
@@ -826,7 +835,11 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
             let signals = Arc::new(JobSignals::default());
             install_ctrl_c(&signals);
             eprintln!("Running job '{}' ({} tasks in {} slots) on the embedded cluster", plan.name, plan.chains.len(), plan.slots.len());
-            let summary = cluster.execute(&modules, &plan, &options, checkpoints.as_ref(), signals)?;
+            let result = cluster.execute(&modules, &plan, &options, checkpoints.as_ref(), signals);
+            if let Some(bar) = &bar {
+                bar.finish();
+            }
+            let summary = result?;
             eprintln!(
                 "Job '{}' finished in {:.3} s: {} records in, {} records out",
                 summary.name,
@@ -847,6 +860,56 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `eddy run`'s progress bar: bytes read against the input's size where every
+/// source knows it (a spinner where not), records per second, elapsed time.
+struct ProgressBar {
+    bar: indicatif::ProgressBar,
+    started: std::time::Instant,
+}
+
+/// A bar for `plan`, when there is a terminal to draw it on and nothing else
+/// writes there: a bounded job whose records do not go to stdout.
+fn progress_bar(plan: &crate::plan::ExecutionPlan) -> Option<ProgressBar> {
+    use std::io::IsTerminal;
+    let prints = plan.vertices.iter().any(|v| matches!(v.kind, crate::runtime::VertexKind::PrintSink));
+    if !plan.bounded || prints || !std::io::stdout().is_terminal() || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr_with_hz(10));
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("a valid template"));
+    Some(ProgressBar { bar, started: std::time::Instant::now() })
+}
+
+impl ProgressBar {
+    /// What the embedded cluster calls with the job's progress.
+    fn hook(&self) -> crate::local::ProgressHook {
+        let (bar, started) = (self.bar.clone(), self.started);
+        let sized = std::sync::atomic::AtomicBool::new(false);
+        Arc::new(move |p: crate::local::JobProgress| {
+            if let Some(size) = p.input_size {
+                if !sized.swap(true, Ordering::Relaxed) {
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template("{elapsed:>4} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {msg}")
+                            .expect("a valid template")
+                            .progress_chars("=> "),
+                    );
+                    bar.set_length(size);
+                }
+                bar.set_position(p.input_read.min(size));
+            } else {
+                bar.tick();
+            }
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!("{} records in, {:.0}/s", p.records_in, p.records_in as f64 / secs));
+        })
+    }
+
+    /// Clears the bar: the summary line follows.
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 /// First Ctrl-C: sources end and the job drains (sinks flushed). Second: exit now.

@@ -96,6 +96,8 @@ struct FileTextSource {
     path: PathBuf,
     /// What is left to read, the split being read first.
     splits: std::collections::VecDeque<FileSplit>,
+    /// Bytes of all its splits, as they were when it started (for progress).
+    size: u64,
 }
 
 impl FileTextSource {
@@ -112,7 +114,13 @@ impl FileTextSource {
             },
         };
         let (start, end) = share(len, subtask, parallelism);
-        Ok(FileTextSource { files, shown, path, splits: vec![FileSplit { start, end, mid_line: start > 0 }].into() })
+        Ok(FileTextSource { files, shown, path, splits: vec![FileSplit { start, end, mid_line: start > 0 }].into(), size: end - start })
+    }
+
+    /// Shows how far it is: the splits done, and `into_first` bytes of the first one left.
+    fn report(&self, ctx: &SourceContext, into_first: u64) {
+        let left: u64 = self.splits.iter().map(|s| s.end.saturating_sub(s.start)).sum();
+        ctx.progress(self.size.saturating_sub(left).saturating_add(into_first).min(self.size), self.size);
     }
 
     fn read_split(&mut self, ctx: &mut SourceContext) -> Result<bool, TaskError> {
@@ -147,6 +155,7 @@ impl FileTextSource {
             records += push_lines(&mut batch, &line);
             if batch.len() >= SOURCE_BATCH_BYTES {
                 ctx.emit(std::mem::take(&mut batch), std::mem::take(&mut records))?;
+                self.report(ctx, pos - split.start);
                 self.splits[0] = FileSplit { start: pos, end: split.end, mid_line: false };
                 if !ctx.checkpoint(|| encode_splits(self.splits.make_contiguous()))? || ctx.should_stop() {
                     return Ok(false);
@@ -157,12 +166,14 @@ impl FileTextSource {
             ctx.emit(batch, records)?;
         }
         self.splits.pop_front();
+        self.report(ctx, 0);
         ctx.checkpoint(|| encode_splits(self.splits.make_contiguous()))
     }
 }
 
 impl Source for FileTextSource {
     fn run(&mut self, ctx: &mut SourceContext) -> Result<(), TaskError> {
+        self.report(ctx, 0);
         while !self.splits.is_empty() {
             if !self.read_split(ctx)? {
                 break;
@@ -173,6 +184,7 @@ impl Source for FileTextSource {
 
     fn restore(&mut self, splits: Vec<Vec<u8>>) -> Result<(), String> {
         self.splits = decode_splits(splits)?.into();
+        self.size = self.splits.iter().map(|s| s.end.saturating_sub(s.start)).sum();
         Ok(())
     }
 }

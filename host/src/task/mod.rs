@@ -177,6 +177,9 @@ pub struct LiveStats {
     pub queued: AtomicU64,
     /// Room of its input gate, in events (0 for a source).
     pub capacity: AtomicU64,
+    /// Bytes its source read of its input, and the input's size + 1 (0:
+    /// unknown, as for a socket), for `eddy run`'s progress bar: see `input()`.
+    input: (AtomicU64, AtomicU64),
 }
 
 impl LiveCounts {
@@ -199,11 +202,18 @@ impl Default for LiveStats {
             watermark: std::sync::atomic::AtomicI64::new(i64::MIN),
             queued: AtomicU64::new(0),
             capacity: AtomicU64::new(0),
+            input: (AtomicU64::new(0), AtomicU64::new(0)),
         }
     }
 }
 
 impl LiveStats {
+    /// Bytes its source read, and the size of its input if known.
+    pub fn input(&self) -> (u64, Option<u64>) {
+        let size = self.input.1.load(Ordering::Relaxed);
+        (self.input.0.load(Ordering::Relaxed), size.checked_sub(1))
+    }
+
     /// A copy to report, as heartbeats and task ends carry it.
     pub fn snapshot(&self) -> crate::protocol::SubtaskStats {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -309,6 +319,12 @@ pub fn now_ms() -> i64 {
 }
 
 impl SourceContext<'_> {
+    /// Tells how far the source is: `read` bytes of its `size` (both over all its splits).
+    pub fn progress(&self, read: u64, size: u64) {
+        self.live.stats.input.0.store(read, Ordering::Relaxed);
+        self.live.stats.input.1.store(size.saturating_add(1), Ordering::Relaxed);
+    }
+
     /// Pushes a batch of `records` records through the chain.
     pub fn emit(&mut self, batch: Vec<u8>, records: u64) -> Result<(), TaskError> {
         self.live.records_in.fetch_add(records, Ordering::Relaxed);
