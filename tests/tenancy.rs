@@ -149,7 +149,7 @@ fn tenants_see_only_their_own_objects_on_every_route_and_keys_are_enforced() {
             _ => None,
         };
         let fill = |id: &str, name: &str, token: &str| {
-            let path = route.replace("{name}", name).replace("{id}", id);
+            let path = route.replace("{name}", name).replace("{id}", id).replace("{trigger}", "0123456789abcdef");
             if route.starts_with("/tokens/") {
                 route.replace("{id}", token)
             } else {

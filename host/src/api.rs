@@ -349,6 +349,29 @@ pub struct SavepointBody {
     /// End the job once it completed (stop with savepoint).
     #[serde(default)]
     pub stop: bool,
+    /// Flink's name for `stop` (`flink savepoint --cancel`... and its client send it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel_job: bool,
+}
+
+/// `POST /jobs/{id}/stop`, as Flink's `flink stop` sends it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StopBody {
+    /// Where to put the savepoint (the admin only); none: the job's savepoint place.
+    #[serde(default)]
+    pub target_directory: Option<PathBuf>,
+    /// Flink's `--drain` (a final watermark before stopping): refused, Eddy stops undrained.
+    #[serde(default)]
+    pub drain: bool,
+}
+
+/// The answer of a savepoint or stop trigger: the id to poll.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TriggerAnswer {
+    /// `GET /jobs/{id}/savepoints/{request-id}` says how it goes.
+    #[serde(rename = "request-id")]
+    pub request_id: String,
 }
 
 /// Every refusal: `{"errors": [why]}`, one line.

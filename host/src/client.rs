@@ -493,10 +493,23 @@ impl Client {
     /// Takes a savepoint (and with `stop`, ends the job after it): `POST
     /// /jobs/{id}/savepoints`, which answers once it completed; returns its location.
     pub fn savepoint(&self, id: &str, dir: Option<&std::path::Path>, stop: bool) -> Result<String, ClientError> {
-        let request = crate::api::SavepointBody { target_directory: dir.map(std::path::Path::to_path_buf), stop };
+        let request = crate::api::SavepointBody { target_directory: dir.map(std::path::Path::to_path_buf), stop, cancel_job: false };
         let body = serde_json::to_value(request).expect("a savepoint request serializes");
-        let answer: Value = self.call("POST", &format!("/jobs/{}/savepoints", encode(id)), Body::Json(&body))?;
-        answer["location"].as_str().map(str::to_string).ok_or_else(|| ClientError::BadResponse("no location in the answer".into()))
+        let trigger: crate::api::TriggerAnswer = self.call("POST", &format!("/jobs/{}/savepoints", encode(id)), Body::Json(&body))?;
+        let status = format!("/jobs/{}/savepoints/{}", encode(id), encode(&trigger.request_id));
+        loop {
+            let answer: Value = self.call("GET", &status, Body::None)?;
+            match answer["status"]["id"].as_str() {
+                Some("COMPLETED") => {
+                    return answer["operation"]["location"]
+                        .as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| ClientError::BadResponse("no location in the answer".into()))
+                }
+                Some("IN_PROGRESS") => std::thread::sleep(Duration::from_millis(100)),
+                _ => return Err(ClientError::BadResponse(format!("unexpected savepoint status {answer}"))),
+            }
+        }
     }
 
     /// Cancels a job: `DELETE /jobs/{id}`.

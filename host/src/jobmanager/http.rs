@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use super::tenants::Caller;
 use super::{millis, JobManager, JobSettings, JobStatus, ModuleStore, RestartStrategy, Submission};
-use crate::api::{JobFileRequest, RunRequest, SavepointBody, SubmitSettings};
+use crate::api::{JobFileRequest, RunRequest, SavepointBody, StopBody, SubmitSettings, TriggerAnswer};
 use crate::checkpoint::CheckpointConfig;
 use crate::runtime::digest as eddy_digest;
 
@@ -77,9 +77,10 @@ macro_rules! api_routes {
         /// Every route of the API, as (method, path).
         pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
 
+        /// Each route also under `/v1`, where Flink's REST clients send every request.
         fn routes() -> Router<Shared> {
             let router = Router::new();
-            $(let router = router.route($path, axum::routing::$method($handler));)*
+            $(let router = router.route($path, axum::routing::$method($handler)).route(concat!("/v1", $path), axum::routing::$method($handler));)*
             router
         }
     };
@@ -96,7 +97,10 @@ api_routes! {
     get "/jobs/{id}" => get_job,
     patch "/jobs/{id}" => cancel_job,
     delete "/jobs/{id}" => cancel_job,
+    get "/jobs/overview" => jobs_overview,
     post "/jobs/{id}/savepoints" => savepoint,
+    get "/jobs/{id}/savepoints/{trigger}" => savepoint_status,
+    post "/jobs/{id}/stop" => stop_job,
     get "/taskmanagers" => taskmanagers,
     delete "/taskmanagers/{id}" => super::tenant_api::revoke_taskmanager,
     get "/taskmanager-tokens" => super::tenant_api::list_join_tokens,
@@ -365,6 +369,8 @@ async fn get_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>,
         "entry": (!j.from_job_file).then(|| &j.spec.programs[0].entry),
         "programs": j.spec.programs,
         "status": j.status,
+        // Flink's name for the status.
+        "state": j.status,
         "bounded": plan.bounded,
         // The job's default: a job file's or entry's own, else the submitted one.
         "parallelism": j.spec.graph.parallelism.unwrap_or(j.settings.parallelism),
@@ -389,24 +395,92 @@ async fn get_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>,
 }
 
 /// Unlike Flink's, answers when the savepoint completed rather than with a trigger id to poll.
+/// Triggers a savepoint (Flink's shape: `202 {"request-id"}`, then poll its status).
 async fn savepoint(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(id): Path<String>, Body(body): Body<SavepointBody>) -> Response {
+    trigger_savepoint(jm, caller, id, body.target_directory, body.stop || body.cancel_job)
+}
+
+/// Flink's stop with savepoint: `flink stop`.
+async fn stop_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(id): Path<String>, Body(body): Body<StopBody>) -> Response {
+    if body.drain && jm.job_visible(&id, &caller) {
+        return error(StatusCode::BAD_REQUEST, "eddy stops a job with a savepoint without draining it: leave out --drain");
+    }
+    trigger_savepoint(jm, caller, id, body.target_directory, true)
+}
+
+/// Starts a savepoint of job `id` and answers its trigger id; the savepoint runs on.
+fn trigger_savepoint(jm: Shared, caller: Caller, id: String, target: Option<std::path::PathBuf>, stop: bool) -> Response {
     if !jm.job_visible(&id, &caller) {
         return not_found("job", &id);
     }
     if let Err(r) = writer(&caller) {
         return r;
     }
-    let target = match super::placement::savepoint_target(&jm, &caller, body.target_directory) {
+    let target = match super::placement::savepoint_target(&jm, &caller, target) {
         Ok(t) => t,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    match jm.savepoint(&id, target, body.stop).await {
-        Ok(location) => {
-            let shown = super::placement::shown_location(&jm, &caller, &location);
-            Json(json!({ "location": shown })).into_response()
-        }
-        Err((status, message)) => error(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message),
+    let Some(trigger) = jm.triggers.start(&id) else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "too many savepoints in progress; try again later");
+    };
+    let answer = TriggerAnswer { request_id: trigger.clone() };
+    tokio::spawn(async move {
+        let outcome = jm.savepoint(&id, target, stop).await.map(|location| super::placement::shown_location(&jm, &caller, &location));
+        jm.triggers.finish(&id, &trigger, outcome);
+    });
+    (StatusCode::ACCEPTED, Json(answer)).into_response()
+}
+
+/// How a triggered savepoint goes: `{"status": {"id": "IN_PROGRESS"}}`, or
+/// `COMPLETED` with `{"operation": {"location"}}`; a failed one answers its refusal.
+async fn savepoint_status(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path((id, trigger)): Path<(String, String)>) -> Response {
+    if !jm.job_visible(&id, &caller) {
+        return not_found("job", &id);
     }
+    match jm.triggers.get(&id, &trigger) {
+        None => not_found("savepoint operation", &trigger),
+        Some(None) => Json(json!({ "status": { "id": "IN_PROGRESS" } })).into_response(),
+        Some(Some(Ok(location))) => Json(json!({ "status": { "id": "COMPLETED" }, "operation": { "location": location } })).into_response(),
+        Some(Some(Err((status, message)))) => error(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message),
+    }
+}
+
+/// The caller's jobs in Flink's `JobDetails` shape (`flink list` reads it).
+async fn jobs_overview(State(jm): State<Shared>, Extension(caller): Extension<Caller>) -> Response {
+    let now = super::now_ms();
+    let mut jobs: Vec<Value> = {
+        let state = jm.state.lock().unwrap();
+        state
+            .jobs
+            .values()
+            .filter(|j| caller.sees(j.settings.tenant.as_deref()))
+            .map(|j| {
+                let start = millis(j.started);
+                let end = j.ended.map(millis);
+                let tasks: u32 = j.plan.chains.iter().map(|c| c.parallelism).sum();
+                let running = if j.status == JobStatus::Running { tasks.saturating_sub(j.ended_subtasks.len() as u32) } else { 0 };
+                let finished = if j.status == JobStatus::Finished { tasks } else { j.ended_subtasks.len() as u32 };
+                json!({
+                    "jid": j.id, "name": j.name, "state": j.status,
+                    "start-time": start, "end-time": end.map_or(-1, |e| e as i64),
+                    "duration": end.unwrap_or(now).saturating_sub(start), "last-modification": end.unwrap_or(start),
+                    "tasks": { "total": tasks, "running": running, "finished": finished },
+                    "jobType": "STREAMING", "schedulerType": "Default", "pending-operators": 0,
+                })
+            })
+            .collect()
+    };
+    for ended in jm.history.list(caller.tenant.as_deref()) {
+        if !jobs.iter().any(|j| j["jid"] == ended.id.as_str()) {
+            jobs.push(json!({
+                "jid": ended.id, "name": ended.name, "state": ended.status,
+                "start-time": ended.start_time, "end-time": ended.end_time, "duration": ended.duration,
+                "last-modification": ended.end_time, "tasks": { "total": 0 },
+                "jobType": "STREAMING", "schedulerType": "Default", "pending-operators": 0,
+            }));
+        }
+    }
+    Json(json!({ "jobs": jobs })).into_response()
 }
 
 async fn cancel_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {

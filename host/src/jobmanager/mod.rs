@@ -21,6 +21,7 @@ mod rpc;
 mod stats;
 mod tenant_api;
 mod tenants;
+mod triggers;
 mod usage;
 
 use std::collections::BTreeMap;
@@ -148,6 +149,8 @@ pub struct JobManager {
     history: history::History,
     /// Tenants' usage not yet in the database.
     meter: usage::Meter,
+    /// Savepoints triggered through the API, for their callers to poll.
+    triggers: triggers::Triggers,
     /// Writes of active jobs to the database, one at a time (`durable.rs`).
     persisting: tokio::sync::Mutex<()>,
 }
@@ -229,6 +232,7 @@ async fn serve(config: JobManagerConfig, runtime: Runtime) -> anyhow::Result<()>
         modules,
         history,
         meter: usage::Meter::default(),
+        triggers: triggers::Triggers::default(),
         persisting: tokio::sync::Mutex::new(()),
     });
     jm.resume_jobs().context("cannot resume the jobs of the database")?;

@@ -54,9 +54,18 @@ fn describe(g: &mut SchemaGenerator, method: &str, path: &str) -> Operation {
         ("get", "/jobs/{id}") => op("A job: status, vertices, tasks, checkpoints, exceptions", (200, object())),
         ("patch", "/jobs/{id}") => op("Cancels a job (as Flink's PATCH)", (202, object())),
         ("delete", "/jobs/{id}") => op("Cancels a job", (202, object())),
-        ("post", "/jobs/{id}/savepoints") => {
-            with_body("Takes a savepoint (and stops the job with `stop`); answers once it completed", schema::<api::SavepointBody>(g), (200, object()))
-        }
+        ("post", "/jobs/{id}/savepoints") => with_body(
+            "Triggers a savepoint (and stops the job with `stop`); poll the request id",
+            schema::<api::SavepointBody>(g),
+            (202, schema::<api::TriggerAnswer>(g)),
+        ),
+        ("post", "/jobs/{id}/stop") => with_body(
+            "Stops the job with a savepoint (Flink's `flink stop`); poll the request id",
+            schema::<api::StopBody>(g),
+            (202, schema::<api::TriggerAnswer>(g)),
+        ),
+        ("get", "/jobs/{id}/savepoints/{trigger}") => op("How a triggered savepoint goes: IN_PROGRESS, or COMPLETED with its location", (200, object())),
+        ("get", "/jobs/overview") => op("The caller's jobs in Flink's JobDetails shape", (200, object())),
         ("get", "/taskmanagers") => op("The TaskManagers and their slots (the admin only)", (200, object())),
         ("delete", "/taskmanagers/{id}") => {
             op("Revokes a TaskManager: disconnects it and refuses its certificates (the admin only)", (200, schema::<api::RevokedTaskManager>(g)))
