@@ -173,7 +173,7 @@ pub fn wire(
                 ));
             }
             let head = match heads.remove(&(c, u)) {
-                Some(gate) => Head::Input(gate),
+                Some(gate) => Head::Input(Box::new(gate)),
                 None => {
                     let vertex = &plan.vertices[chain.vertices[0]];
                     let mut source = create_source(&vertex.kind, u, chain.parallelism, &options.confinement)?;

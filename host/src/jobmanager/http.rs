@@ -301,21 +301,31 @@ fn settings(jm: &JobManager, caller: &Caller, req: SubmitSettings) -> Result<Job
 }
 
 async fn list_jobs(State(jm): State<Shared>, Extension(caller): Extension<Caller>) -> Response {
-    let mut jobs: Vec<Value> = {
-        let state = jm.state.lock().unwrap();
-        state
-            .jobs
-            .values()
-            .filter(|j| caller.sees(j.settings.tenant.as_deref()))
-            .map(|j| json!({ "id": j.id, "name": j.name, "status": j.status }))
-            .collect()
-    };
-    for ended in jm.history.list(caller.tenant.as_deref()) {
-        if !jobs.iter().any(|j| j["id"] == ended.id.as_str()) {
-            jobs.push(json!({ "id": ended.id, "name": ended.name, "status": ended.status }));
-        }
-    }
+    let jobs = caller_jobs(
+        &jm,
+        &caller,
+        |j| json!({ "id": j.id, "name": j.name, "status": j.status }),
+        |r| json!({ "id": r.id, "name": r.name, "status": r.status }),
+    );
     Json(json!({ "jobs": jobs })).into_response()
+}
+
+/// The caller's jobs: those the JobManager holds (shown by `held`), then the ended
+/// ones only its history has (since a restart; shown by `ended`).
+fn caller_jobs(
+    jm: &super::JobManager,
+    caller: &Caller,
+    held: impl Fn(&super::Job) -> Value,
+    ended: impl Fn(&super::history::JobRecord) -> Value,
+) -> Vec<Value> {
+    let (mut jobs, ids) = {
+        let state = jm.state.lock().unwrap();
+        let mine: Vec<_> = state.jobs.values().filter(|j| caller.sees(j.settings.tenant.as_deref())).collect();
+        let ids: std::collections::HashSet<String> = mine.iter().map(|j| j.id.clone()).collect();
+        (mine.into_iter().map(held).collect::<Vec<_>>(), ids)
+    };
+    jobs.extend(jm.history.list(caller.tenant.as_deref()).iter().filter(|r| !ids.contains(&r.id)).map(ended));
+    jobs
 }
 
 async fn get_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {
@@ -448,38 +458,28 @@ async fn savepoint_status(State(jm): State<Shared>, Extension(caller): Extension
 /// The caller's jobs in Flink's `JobDetails` shape (`flink list` reads it).
 async fn jobs_overview(State(jm): State<Shared>, Extension(caller): Extension<Caller>) -> Response {
     let now = super::now_ms();
-    let mut jobs: Vec<Value> = {
-        let state = jm.state.lock().unwrap();
-        state
-            .jobs
-            .values()
-            .filter(|j| caller.sees(j.settings.tenant.as_deref()))
-            .map(|j| {
-                let start = millis(j.started);
-                let end = j.ended.map(millis);
-                let tasks: u32 = j.plan.chains.iter().map(|c| c.parallelism).sum();
-                let running = if j.status == JobStatus::Running { tasks.saturating_sub(j.ended_subtasks.len() as u32) } else { 0 };
-                let finished = if j.status == JobStatus::Finished { tasks } else { j.ended_subtasks.len() as u32 };
-                json!({
-                    "jid": j.id, "name": j.name, "state": j.status,
-                    "start-time": start, "end-time": end.map_or(-1, |e| e as i64),
-                    "duration": end.unwrap_or(now).saturating_sub(start), "last-modification": end.unwrap_or(start),
-                    "tasks": { "total": tasks, "running": running, "finished": finished },
-                    "jobType": "STREAMING", "schedulerType": "Default", "pending-operators": 0,
-                })
-            })
-            .collect()
+    // Flink's deserializer needs each of these fields.
+    let flink = |jid: &str, name: &str, state: JobStatus, (start, end): (u64, Option<u64>), tasks: Value| {
+        json!({
+            "jid": jid, "name": name, "state": state,
+            "start-time": start, "end-time": end.map_or(-1, |e| e as i64),
+            "duration": end.unwrap_or(now).saturating_sub(start), "last-modification": end.unwrap_or(start),
+            "tasks": tasks, "jobType": "STREAMING", "schedulerType": "Default", "pending-operators": 0,
+        })
     };
-    for ended in jm.history.list(caller.tenant.as_deref()) {
-        if !jobs.iter().any(|j| j["jid"] == ended.id.as_str()) {
-            jobs.push(json!({
-                "jid": ended.id, "name": ended.name, "state": ended.status,
-                "start-time": ended.start_time, "end-time": ended.end_time, "duration": ended.duration,
-                "last-modification": ended.end_time, "tasks": { "total": 0 },
-                "jobType": "STREAMING", "schedulerType": "Default", "pending-operators": 0,
-            }));
-        }
-    }
+    let jobs = caller_jobs(
+        &jm,
+        &caller,
+        |j| {
+            let total: u32 = j.plan.chains.iter().map(|c| c.parallelism).sum();
+            let ended = j.ended_subtasks.len() as u32;
+            let running = if j.status == JobStatus::Running { total.saturating_sub(ended) } else { 0 };
+            let finished = if j.status == JobStatus::Finished { total } else { ended };
+            let tasks = json!({ "total": total, "running": running, "finished": finished });
+            flink(&j.id, &j.name, j.status, (millis(j.started), j.ended.map(millis)), tasks)
+        },
+        |r| flink(&r.id, &r.name, r.status, (r.start_time, Some(r.end_time)), json!({ "total": 0 })),
+    );
     Json(json!({ "jobs": jobs })).into_response()
 }
 

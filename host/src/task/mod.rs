@@ -120,7 +120,7 @@ pub enum Head {
     /// A source connector, run in the task thread.
     Source(Box<dyn Source>),
     /// Channels from upstream tasks.
-    Input(InputGate),
+    Input(Box<InputGate>),
 }
 
 /// Counts a task reports when it ends.
