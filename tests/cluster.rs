@@ -75,6 +75,21 @@ fn word_count_on_two_taskmanagers_equals_the_reference_and_the_embedded_cluster(
 }
 
 #[test]
+fn eddy_run_m_draws_the_clusters_progress_on_a_terminal() {
+    let cluster = Cluster::start(1, 2, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let input = work.path().join("input.txt");
+    std::fs::write(&input, "the quick brown fox jumps over the lazy dog\n".repeat(1_200_000)).unwrap();
+    let (wasm, out) = (component("wordcount"), work.path().join("out"));
+    let args = ["run", "-m", &cluster.http, "-p", "2", "-c", "word-count", wasm.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()];
+    let drawn = on_a_terminal(&args);
+    // From the TaskManagers' statistics: bytes read of the file's 50.35 MiB, records in.
+    assert!(drawn.contains("MiB/50.35 MiB") && drawn.contains("records in, "), "{drawn}");
+    assert!(drawn.contains(" finished in ") && drawn.contains("1200000 records in"), "{drawn}");
+    assert!(!drawn.contains("running: "), "the bar replaces the progress lines: {drawn}");
+}
+
+#[test]
 fn a_slow_operator_back_pressures_the_source_across_taskmanagers() {
     // One slot each: the source's group lands on tm-1, the slow group on tm-2.
     let cluster = Cluster::start(2, 1, &[]);

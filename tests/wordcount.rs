@@ -67,22 +67,6 @@ fn a_closed_stdout_ends_the_command_quietly() {
     assert!(stderr.is_empty(), "nothing on stderr, got: {stderr}");
 }
 
-/// Runs `eddy ARGS` under a pseudo-terminal (util-linux `script`); answers what it drew.
-fn on_a_terminal(args: &[&str]) -> String {
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let eddy = env!("CARGO_BIN_EXE_eddy");
-    let command = std::iter::once(eddy).chain(args.iter().copied()).map(|a| format!("'{a}'")).collect::<Vec<_>>().join(" ");
-    let status = std::process::Command::new("script")
-        .args(["-qfec", &command])
-        .arg(log.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .expect("script (util-linux) runs");
-    assert!(status.success(), "{status:?}");
-    String::from_utf8_lossy(&std::fs::read(log.path()).unwrap()).into_owned()
-}
-
 #[test]
 fn a_bounded_job_shows_a_progress_bar_on_a_terminal_and_not_in_a_pipe() {
     let dir = tempfile::tempdir().unwrap();

@@ -104,6 +104,16 @@ pub struct JobSummary {
     pub status: String,
 }
 
+/// What a job's sources read of their inputs, as `GET /jobs/{id}` says.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct InputRead {
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Of this many, if every source knows its input's size.
+    pub bytes: Option<u64>,
+}
+
 /// A job as `GET /jobs/{id}` describes it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -142,6 +152,9 @@ pub struct Job {
     /// Whether all its sources are bounded, if the JobManager says.
     #[serde(default)]
     pub bounded: Option<bool>,
+    /// How much of their inputs its sources read (this attempt).
+    #[serde(default)]
+    pub input: Option<InputRead>,
     /// The job's vertices, as the JobManager describes them.
     #[serde(default)]
     pub vertices: Vec<Value>,

@@ -151,6 +151,12 @@ pub struct SubtaskStats {
     pub queued: u64,
     /// Room of that queue, in events.
     pub capacity: u64,
+    /// Bytes its source read of its input (0 for a task without a source).
+    #[serde(default)]
+    pub input_read: u64,
+    /// The size of that input, if its source knows it (files do, sockets do not).
+    #[serde(default)]
+    pub input_size: Option<u64>,
 }
 
 /// How a subtask ended.

@@ -217,3 +217,19 @@ pub fn assert_sequences_exactly_once(out: &Path, n: u64, keys: u64) {
         assert_eq!(records.last().unwrap().2, sum, "key {key}: wrong sum");
     }
 }
+
+/// Runs `eddy ARGS` under a pseudo-terminal (util-linux `script`); answers what it drew.
+pub fn on_a_terminal(args: &[&str]) -> String {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let eddy = env!("CARGO_BIN_EXE_eddy");
+    let command = std::iter::once(eddy).chain(args.iter().copied()).map(|a| format!("'{a}'")).collect::<Vec<_>>().join(" ");
+    let status = std::process::Command::new("script")
+        .args(["-qfec", &command])
+        .arg(log.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("script (util-linux) runs");
+    assert!(status.success(), "{status:?}");
+    String::from_utf8_lossy(&std::fs::read(log.path()).unwrap()).into_owned()
+}

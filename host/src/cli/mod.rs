@@ -433,8 +433,8 @@ pub struct RunArgs {
     /// in milliseconds: lower means lower latency, higher fuller batches.
     #[arg(long, value_name = "MS", default_value_t = 10)]
     pub buffer_timeout: u64,
-    /// No progress bar. (It shows only on a terminal, for a bounded job on the
-    /// embedded cluster that does not print its records.)
+    /// No progress bar. (It shows only on a terminal, for a bounded job; on the
+    /// embedded cluster, for one that does not print its records there.)
     #[arg(short = 'q', long)]
     pub quiet: bool,
     #[command(flatten)]
@@ -727,7 +727,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 memory_limit_mib: a.runtime.memory_limit,
                 call_timeout_ms: a.runtime.call_timeout_checked()?.map(|s| (s * 1000.0).ceil() as u64),
             };
-            run_on_cluster(a.auth.client(addr)?, addr, &a.job, settings)?;
+            run_on_cluster(a.auth.client(addr)?, addr, &a.job, settings, a.quiet)?;
         }
         Command::List(c) => {
             let jobs = connect(&c)?.jobs()?;
@@ -864,46 +864,64 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
 
 /// `eddy run`'s progress bar: bytes read against the input's size where every
 /// source knows it (a spinner where not), records per second, elapsed time.
-struct ProgressBar {
+#[derive(Clone)]
+struct RunProgress {
     bar: indicatif::ProgressBar,
     started: std::time::Instant,
+    /// The bar has its length (the inputs' size), and a bar's style.
+    sized: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// A bar for `plan`, when there is a terminal to draw it on and nothing else
-/// writes there: a bounded job whose records do not go to stdout.
-fn progress_bar(plan: &crate::plan::ExecutionPlan) -> Option<ProgressBar> {
-    use std::io::IsTerminal;
+/// A bar for `plan` on the embedded cluster: a bounded job whose records do not
+/// go to the terminal the bar is drawn on.
+fn progress_bar(plan: &crate::plan::ExecutionPlan) -> Option<RunProgress> {
     let prints = plan.vertices.iter().any(|v| matches!(v.kind, crate::runtime::VertexKind::PrintSink));
-    if !plan.bounded || prints || !std::io::stdout().is_terminal() || !std::io::stderr().is_terminal() {
+    if !plan.bounded || prints {
+        return None;
+    }
+    terminal_bar()
+}
+
+/// A bar, when stdout and stderr are a terminal to draw it on.
+fn terminal_bar() -> Option<RunProgress> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stderr().is_terminal() {
         return None;
     }
     let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr_with_hz(10));
     bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("a valid template"));
-    Some(ProgressBar { bar, started: std::time::Instant::now() })
+    Some(RunProgress { bar, started: std::time::Instant::now(), sized: Arc::default() })
 }
 
-impl ProgressBar {
+impl RunProgress {
+    /// Draws how far the job is.
+    fn update(&self, p: crate::local::JobProgress) {
+        if let Some(size) = p.input_size {
+            if !self.sized.swap(true, Ordering::Relaxed) {
+                self.bar.set_style(
+                    indicatif::ProgressStyle::with_template("{elapsed:>4} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {msg}")
+                        .expect("a valid template")
+                        .progress_chars("=> "),
+                );
+                self.bar.set_length(size);
+            }
+            self.bar.set_position(p.input_read.min(size));
+        } else {
+            self.bar.tick();
+        }
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        self.bar.set_message(format!("{} records in, {:.0}/s", p.records_in, p.records_in as f64 / secs));
+    }
+
     /// What the embedded cluster calls with the job's progress.
     fn hook(&self) -> crate::local::ProgressHook {
-        let (bar, started) = (self.bar.clone(), self.started);
-        let sized = std::sync::atomic::AtomicBool::new(false);
-        Arc::new(move |p: crate::local::JobProgress| {
-            if let Some(size) = p.input_size {
-                if !sized.swap(true, Ordering::Relaxed) {
-                    bar.set_style(
-                        indicatif::ProgressStyle::with_template("{elapsed:>4} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {msg}")
-                            .expect("a valid template")
-                            .progress_chars("=> "),
-                    );
-                    bar.set_length(size);
-                }
-                bar.set_position(p.input_read.min(size));
-            } else {
-                bar.tick();
-            }
-            let secs = started.elapsed().as_secs_f64().max(1e-3);
-            bar.set_message(format!("{} records in, {:.0}/s", p.records_in, p.records_in as f64 / secs));
-        })
+        let me = self.clone();
+        Arc::new(move |p| me.update(p))
+    }
+
+    /// Prints a line above the bar.
+    fn say(&self, line: &str) {
+        self.bar.suspend(|| outln!("{line}"));
     }
 
     /// Clears the bar: the summary line follows.
@@ -952,7 +970,7 @@ const UNREACHABLE_GRACE: Duration = Duration::from_secs(10);
 
 /// `eddy run -m`: uploads the component (unless the cluster has it), submits
 /// the job and follows it until it ends.
-fn run_on_cluster(client: crate::client::Client, addr: &str, job: &JobArgs, settings: crate::client::RunSettings) -> anyhow::Result<()> {
+fn run_on_cluster(client: crate::client::Client, addr: &str, job: &JobArgs, settings: crate::client::RunSettings, quiet: bool) -> anyhow::Result<()> {
     use crate::client::ClientError;
     // Each component goes up once; the cluster keeps it by digest.
     let upload = |path: &Path| -> anyhow::Result<String> {
@@ -985,6 +1003,12 @@ fn run_on_cluster(client: crate::client::Client, addr: &str, job: &JobArgs, sett
         });
     }
     let submitted = std::time::Instant::now();
+    // On a terminal, the bar of a bounded job replaces the periodic progress lines.
+    let bar = (!quiet).then(terminal_bar).flatten();
+    let say = |line: String| match &bar {
+        Some(bar) => bar.say(&line),
+        None => outln!("{line}"),
+    };
     let mut waiting_said = false;
     let mut last_progress = std::time::Instant::now();
     let mut unreachable_since: Option<std::time::Instant> = None;
@@ -1009,15 +1033,30 @@ fn run_on_cluster(client: crate::client::Client, addr: &str, job: &JobArgs, sett
         if state.attempt > attempt {
             attempt = state.attempt;
             let why = state.exceptions.last().and_then(|e| e["exception"].as_str()).unwrap_or("a failure");
-            outln!("restarting from the latest checkpoint (restart {attempt}) after: {why}");
+            say(format!("restarting from the latest checkpoint (restart {attempt}) after: {why}"));
+        }
+        if !matches!(state.status.as_str(), "CREATED" | "RUNNING" | "RESTARTING") {
+            if let Some(bar) = &bar {
+                bar.finish();
+            }
         }
         match state.status.as_str() {
             "CREATED" => {
                 if !waiting_said {
-                    outln!("waiting for slots");
+                    say("waiting for slots".into());
                     waiting_said = true;
                 }
                 last_progress = std::time::Instant::now();
+            }
+            "RUNNING" if state.bounded != Some(false) && bar.is_some() => {
+                let input = state.input.as_ref();
+                let progress = crate::local::JobProgress {
+                    records_in: counts.0,
+                    records_out: counts.1,
+                    input_read: input.map_or(0, |i| i.bytes_read),
+                    input_size: input.and_then(|i| i.bytes),
+                };
+                bar.as_ref().expect("checked").update(progress);
             }
             "RUNNING" if state.bounded != Some(false) && last_progress.elapsed() >= PROGRESS_INTERVAL => {
                 outln!("running: {} records in, {} records out", counts.0, counts.1);

@@ -372,6 +372,9 @@ async fn get_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>,
             })
         })
         .collect();
+    // What the sources read of their inputs, for `eddy run -m`'s progress bar.
+    let sources = plan.chains.iter().enumerate().filter(|(_, c)| crate::plan::is_source(&plan.vertices[c.vertices[0]].kind));
+    let input = j.stats.input(sources.map(|(i, c)| (i, c.parallelism)));
     Json(json!({
         "jid": j.id,
         "name": j.name,
@@ -396,6 +399,7 @@ async fn get_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>,
         "checkpoints": j.coordinator.view(),
         "records-in": j.progress().0,
         "records-out": j.progress().1,
+        "input": { "bytes-read": input.0, "bytes": input.1 },
         "state-bytes": j.state_bytes.values().sum::<u64>(),
         "peak-state-bytes": j.peak_state_bytes,
         "vertices": vertices,
@@ -431,7 +435,8 @@ fn trigger_savepoint(jm: Shared, caller: Caller, id: String, target: Option<std:
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let Some(trigger) = jm.triggers.start(&id) else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "too many savepoints in progress; try again later");
+        let most = super::triggers::PER_JOB;
+        return error(StatusCode::TOO_MANY_REQUESTS, format!("too many savepoints in progress (at most {most} per job); try again later"));
     };
     let answer = TriggerAnswer { request_id: trigger.clone() };
     tokio::spawn(async move {

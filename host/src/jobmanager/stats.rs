@@ -109,6 +109,20 @@ impl JobStats {
         self.subtasks.clear();
     }
 
+    /// Bytes the subtasks of `source_chains` read of their inputs, and the inputs'
+    /// size if every one of them reported a size (`eddy run -m`'s progress bar).
+    pub fn input(&self, source_chains: impl IntoIterator<Item = (usize, u32)>) -> (u64, Option<u64>) {
+        let (mut read, mut size) = (0u64, Some(0u64));
+        for (chain, parallelism) in source_chains {
+            for s in 0..parallelism {
+                let latest = self.subtask(chain, s).map(|v| v.latest);
+                read = read.saturating_add(latest.map_or(0, |l| l.input_read));
+                size = size.zip(latest.and_then(|l| l.input_size)).map(|(a, b)| a.saturating_add(b));
+            }
+        }
+        (read, size)
+    }
+
     /// The sums over a chain's subtasks, its slowest watermark and its highest back-pressure.
     pub fn chain(&self, chain: usize, parallelism: u32) -> ChainTotals {
         let mut t = ChainTotals::default();
@@ -118,10 +132,11 @@ impl JobStats {
                 watermarks.push(None);
                 continue;
             };
-            t.records_in += v.latest.records_in;
-            t.records_out += v.latest.records_out;
-            t.bytes_in += v.latest.bytes_in;
-            t.bytes_out += v.latest.bytes_out;
+            // A TaskManager's figures are its word: sums saturate rather than wrap.
+            t.records_in = t.records_in.saturating_add(v.latest.records_in);
+            t.records_out = t.records_out.saturating_add(v.latest.records_out);
+            t.bytes_in = t.bytes_in.saturating_add(v.latest.bytes_in);
+            t.bytes_out = t.bytes_out.saturating_add(v.latest.bytes_out);
             t.records_in_per_s += v.rates.records_in;
             t.records_out_per_s += v.rates.records_out;
             t.backpressured = t.backpressured.max(v.rates.backpressured);

@@ -8,6 +8,9 @@ use std::sync::Mutex;
 
 /// Operations kept for their callers to read; past this the oldest finished go.
 const KEPT: usize = 1000;
+/// Savepoints of one job in progress at once: a caller cannot fill the store
+/// (and starve other tenants' triggers) by firing requests at one job.
+pub const PER_JOB: usize = 8;
 
 /// How a triggered savepoint went: in progress, its location (as the caller is
 /// shown it), or the refusal (status and one line).
@@ -27,9 +30,12 @@ struct Op {
 
 impl Triggers {
     /// Records a new operation on `job`; answers its trigger id, or `None` when
-    /// [`KEPT`] operations are still in progress.
+    /// [`PER_JOB`] of the job's or [`KEPT`] in all are still in progress.
     pub fn start(&self, job: &str) -> Option<String> {
         let mut ops = self.ops.lock().unwrap();
+        if ops.iter().filter(|o| o.job == job && o.outcome.is_none()).count() >= PER_JOB {
+            return None;
+        }
         if ops.len() >= KEPT {
             let finished = ops.iter().position(|o| o.outcome.is_some())?;
             ops.remove(finished);
@@ -64,11 +70,15 @@ mod tests {
         assert_eq!(t.get("j2", &a), None, "another job's trigger is unknown");
         t.finish("j1", &a, Ok("/s/1".into()));
         assert_eq!(t.get("j1", &a), Some(Some(Ok("/s/1".into()))));
-        for _ in 1..KEPT {
+        for _ in 0..PER_JOB {
             t.start("j1").unwrap();
         }
-        assert!(t.start("j1").is_some(), "the finished one made room");
+        assert!(t.start("j1").is_none(), "{PER_JOB} of one job in progress: no more of it");
+        for i in PER_JOB + 1..KEPT {
+            t.start(&format!("j{i}")).unwrap();
+        }
+        assert!(t.start("j-last").is_some(), "the finished one made room");
         assert_eq!(t.get("j1", &a), None);
-        assert!(t.start("j1").is_none(), "{KEPT} in progress: no more");
+        assert!(t.start("j-more").is_none(), "{KEPT} in progress: no more");
     }
 }

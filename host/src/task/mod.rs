@@ -218,6 +218,7 @@ impl LiveStats {
     pub fn snapshot(&self) -> crate::protocol::SubtaskStats {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let wm = self.watermark.load(Ordering::Relaxed);
+        let (input_read, input_size) = self.input();
         crate::protocol::SubtaskStats {
             records_in: load(&self.records_in),
             records_out: load(&self.records_out),
@@ -229,6 +230,8 @@ impl LiveStats {
             watermark: (wm != i64::MIN).then_some(wm),
             queued: load(&self.queued),
             capacity: load(&self.capacity),
+            input_read,
+            input_size,
         }
     }
 }
