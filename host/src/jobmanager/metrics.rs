@@ -122,7 +122,7 @@ fn gather(jm: &JobManager, caller: &Caller) -> Gathered {
     let state = jm.state.lock().unwrap();
     if caller.is_admin() {
         let slots: usize = state.taskmanagers.values().map(|t| t.slots.len()).sum();
-        let free: usize = state.taskmanagers.values().map(|t| t.slots.iter().filter(|s| s.is_none()).count()).sum();
+        let free: usize = state.taskmanagers.values().map(|t| t.free_slots()).sum();
         g.cluster.push(("taskmanagers", "TaskManagers registered", state.taskmanagers.len() as f64));
         g.cluster.push(("slots", "Slots of the registered TaskManagers", slots as f64));
         g.cluster.push(("slots_available", "Slots no job holds", free as f64));

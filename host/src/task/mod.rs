@@ -159,11 +159,11 @@ pub struct LiveCounts {
 pub struct LiveStats {
     /// When the task was made: its wall time so far is measured from here.
     pub since: std::time::Instant,
-    /// Records that entered the task: read by its source or taken from its input gate.
+    /// Records taken from its input gate (a source's are `LiveCounts::records_in`).
     pub records_in: AtomicU64,
     /// Records it sent downstream or its sinks wrote.
     pub records_out: AtomicU64,
-    /// Bytes of the batches that entered it.
+    /// Bytes of the batches taken from its input gate (a source's are `LiveCounts::bytes_in`).
     pub bytes_in: AtomicU64,
     /// Bytes of the batches it sent downstream or its sinks wrote.
     pub bytes_out: AtomicU64,
@@ -214,22 +214,27 @@ impl LiveStats {
         (self.input.0.load(Ordering::Relaxed), size.checked_sub(1))
     }
 
-    /// A copy to report, as heartbeats and task ends carry it.
-    pub fn snapshot(&self) -> crate::protocol::SubtaskStats {
+}
+
+impl LiveCounts {
+    /// The task's statistics, as heartbeats and task ends carry them: what entered
+    /// it is what its source read or what it took from its gate (one is zero).
+    pub fn statistics(&self) -> crate::protocol::SubtaskStats {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let wm = self.watermark.load(Ordering::Relaxed);
-        let (input_read, input_size) = self.input();
+        let s = &self.stats;
+        let wm = s.watermark.load(Ordering::Relaxed);
+        let (input_read, input_size) = s.input();
         crate::protocol::SubtaskStats {
-            records_in: load(&self.records_in),
-            records_out: load(&self.records_out),
-            bytes_in: load(&self.bytes_in),
-            bytes_out: load(&self.bytes_out),
-            wall_ns: self.since.elapsed().as_nanos().min(u64::MAX as u128) as u64,
-            backpressured_ns: self.blocked.blocked_ns(),
-            idle_ns: load(&self.idle_ns),
+            records_in: load(&self.records_in).saturating_add(load(&s.records_in)),
+            records_out: load(&s.records_out),
+            bytes_in: load(&self.bytes_in).saturating_add(load(&s.bytes_in)),
+            bytes_out: load(&s.bytes_out),
+            wall_ns: s.since.elapsed().as_nanos().min(u64::MAX as u128) as u64,
+            backpressured_ns: s.blocked.blocked_ns(),
+            idle_ns: load(&s.idle_ns),
             watermark: (wm != i64::MIN).then_some(wm),
-            queued: load(&self.queued),
-            capacity: load(&self.capacity),
+            queued: load(&s.queued),
+            capacity: load(&s.capacity),
             input_read,
             input_size,
         }
@@ -332,8 +337,6 @@ impl SourceContext<'_> {
     pub fn emit(&mut self, batch: Vec<u8>, records: u64) -> Result<(), TaskError> {
         self.live.records_in.fetch_add(records, Ordering::Relaxed);
         self.live.bytes_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        self.live.stats.records_in.fetch_add(records, Ordering::Relaxed);
-        self.live.stats.bytes_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.process(batch)
     }
 
@@ -433,6 +436,9 @@ impl Task {
             checkpoints: &mut self.checkpoints,
             uid: &self.source_uid,
         };
+        if let Head::Input(gate) = &self.head {
+            self.live.stats.capacity.store(gate.capacity() as u64, Ordering::Relaxed);
+        }
         match &mut self.head {
             _ if self.restored_at_end => {}
             Head::Source(source) => source.run(&mut ctx)?,
@@ -441,7 +447,6 @@ impl Task {
                 let stats = &ctx.live.stats;
                 stats.idle_ns.store(gate.waited_ns(), Ordering::Relaxed);
                 stats.queued.store(gate.queued() as u64, Ordering::Relaxed);
-                stats.capacity.store(gate.capacity() as u64, Ordering::Relaxed);
                 match event {
                     GateEvent::Timeout => ctx.idle()?,
                     GateEvent::Data(batch) => {

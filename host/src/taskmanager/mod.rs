@@ -326,7 +326,7 @@ async fn heartbeat(tm: Arc<TaskManager>, interval: Duration) {
             let jobs = tm.jobs.lock().unwrap();
             let subtasks = || jobs.iter().flat_map(|(job, local)| local.live.iter().map(move |(c, s, l)| (job, *c, *s, l)));
             let usage = subtasks().map(|(job, c, s, l)| (job.clone(), c, s, l.usage())).collect();
-            let stats = subtasks().map(|(job, c, s, l)| (job.clone(), c, s, l.stats.snapshot())).collect();
+            let stats = subtasks().map(|(job, c, s, l)| (job.clone(), c, s, l.statistics())).collect();
             let state = jobs.iter().filter_map(|(job, local)| Some((job.clone(), local.budget.as_ref()?.state_bytes()))).collect();
             (usage, state, stats)
         };
@@ -558,7 +558,7 @@ impl TaskManager {
                 };
                 let live = by_subtask.get(&(chain, subtask));
                 let usage = live.map(|l| l.usage()).unwrap_or_default();
-                let stats = live.map(|l| l.stats.snapshot()).unwrap_or_default();
+                let stats = live.map(|l| l.statistics()).unwrap_or_default();
                 let message = ToJobManager::TaskDone { id: tm.link().id, job: job.clone(), chain, subtask, outcome, usage, stats };
                 let tm2 = tm.clone();
                 tm.handle.spawn(async move {
