@@ -374,6 +374,39 @@ pub struct TriggerAnswer {
     pub request_id: String,
 }
 
+/// One line a job's operator logged (`GET /jobs/{id}/logs`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct LogLine {
+    /// Its place in the job's log: `?after=` this gets the lines after it.
+    pub seq: u64,
+    /// When the guest logged it, ms since the epoch (the TaskManager's clock).
+    pub timestamp: u64,
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    /// The TaskManager that ran the subtask.
+    pub taskmanager: String,
+    /// The task (Flink's job vertex).
+    pub task: usize,
+    /// The subtask.
+    pub subtask: u32,
+    /// The operator that logged it.
+    pub operator: String,
+    /// What it said.
+    pub message: String,
+}
+
+/// The answer of `GET /jobs/{id}/logs`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct JobLogs {
+    /// The kept lines asked for, oldest first.
+    pub lines: Vec<LogLine>,
+    /// Lines lost so far: over the job's log rate, or past what is kept.
+    pub dropped: u64,
+    /// The `seq` the next line will get: ask `?after=` one less to follow.
+    pub next: u64,
+}
+
 /// Every refusal: `{"errors": [why]}`, one line.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Refusal {

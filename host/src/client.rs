@@ -493,6 +493,12 @@ impl Client {
         self.call("GET", &format!("/jobs/{}", encode(id)), Body::None)
     }
 
+    /// `GET /jobs/{id}/logs?after=SEQ`: the kept lines after `after` (all with `None`).
+    pub fn logs(&self, id: &str, after: Option<u64>) -> Result<crate::api::JobLogs, ClientError> {
+        let query = after.map(|s| format!("?after={s}")).unwrap_or_default();
+        self.call("GET", &format!("/jobs/{}/logs{query}", encode(id)), Body::None)
+    }
+
     /// `GET /jobs/{id}` as the JobManager sends it, with its tasks and placement.
     pub fn job_details(&self, id: &str) -> Result<Value, ClientError> {
         self.call("GET", &format!("/jobs/{}", encode(id)), Body::None)

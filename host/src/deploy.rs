@@ -254,6 +254,10 @@ pub fn spawn(
         std::thread::Builder::new()
             .name(task_thread_name(&options.run_id, chain, subtask))
             .spawn(move || {
+                // Every line logged on this thread, the guest's included, names its job,
+                // vertex and subtask. At the error level so that any filter that prints
+                // anything prints the span with it.
+                let _span = tracing::error_span!("task", job = %options.run_id, vertex = chain, subtask).entered();
                 let ctx = ChainContext {
                     plan: &plan,
                     modules: &modules,

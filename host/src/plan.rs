@@ -411,7 +411,8 @@ fn topological_order(vertices: &[Vertex], edges: &[(usize, usize, Partitioning, 
     }
 }
 
-fn partitioning_name(p: Partitioning) -> &'static str {
+/// The name of a partitioning, as job files and the API spell it.
+pub fn partitioning_name(p: Partitioning) -> &'static str {
     match p {
         Partitioning::Forward => "forward",
         Partitioning::Hash => "hash",

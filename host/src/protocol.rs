@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 use crate::checkpoint::{Barrier, Mode, TaskHandle};
+use crate::runtime::GuestLogs;
 use crate::program::JobSpec;
 
 /// A message from a TaskManager.
@@ -45,6 +46,9 @@ pub enum ToJobManager {
         /// Per subtask here: (execution id, chain, subtask, its statistics now).
         #[serde(default)]
         stats: Vec<(String, usize, u32, SubtaskStats)>,
+        /// Per job here: (execution id, what its guests logged since the last heartbeat).
+        #[serde(default)]
+        logs: Vec<(String, GuestLogs)>,
     },
     /// A task ended.
     TaskDone {
@@ -63,6 +67,9 @@ pub enum ToJobManager {
         /// Its statistics at the end.
         #[serde(default)]
         stats: SubtaskStats,
+        /// What the job's guests here logged since the last heartbeat.
+        #[serde(default)]
+        logs: GuestLogs,
     },
     /// A task wrote its snapshot of a checkpoint (or could not).
     CheckpointAck {

@@ -17,7 +17,7 @@ pub fn eddy() -> Command {
     cmd
 }
 
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     // CARGO_BIN_EXE_eddy is <target>/release/eddy.
     Path::new(env!("CARGO_BIN_EXE_eddy")).parent().unwrap().parent().unwrap().to_path_buf()
 }

@@ -12,6 +12,7 @@ macro_rules! outln {
     ($($arg:tt)*) => { out!("{}\n", format_args!($($arg)*)) };
 }
 
+mod logs;
 mod tenancy;
 
 pub use tenancy::{AuthArgs, QuotaArgs, TenantCommand, TokenCommand, UsageArgs};
@@ -103,6 +104,11 @@ pub enum Command {
     /// Show what a tenant's jobs used, per minute and job: CPU time, records and
     /// bytes in and out, slot time.
     Usage(UsageArgs),
+    /// Print what a job's operators logged lately on its TaskManagers (the
+    /// last 1000 lines the JobManager keeps); `--follow` prints new ones as
+    /// they come.
+    #[command(arg_required_else_help = true)]
+    Logs(logs::LogsArgs),
 }
 
 /// How to reach a cluster's JobManager.
@@ -790,6 +796,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::TaskmanagerToken(c) => tenancy::join_token(c)?,
         Command::RevokeTaskmanager(a) => tenancy::revoke_taskmanager(a)?,
         Command::Usage(a) => tenancy::usage(a)?,
+        Command::Logs(a) => logs::run(&a)?,
         Command::Cluster(ClusterCommand::Stop(a)) => {
             let dir = a.state_dir.clone().unwrap_or_else(crate::cluster_cmd::default_dir);
             let n = crate::cluster_cmd::stop(&dir)?;

@@ -456,7 +456,7 @@ pub fn usage(a: UsageArgs) -> anyhow::Result<()> {
 }
 
 /// `2026-12-01 09:31` for a time in ms since the epoch (the civil calendar, UTC).
-fn utc_minute(ms: u64) -> String {
+pub(super) fn utc_minute(ms: u64) -> String {
     let minutes = ms / 60_000;
     let (days, minute_of_day) = ((minutes / 1440) as i64, minutes % 1440);
     // Days since 1970-01-01 to a date: Howard Hinnant's civil_from_days.

@@ -95,6 +95,8 @@ api_routes! {
     get "/jobs" => list_jobs,
     post "/jobs" => run_job_file,
     get "/jobs/{id}" => get_job,
+    get "/jobs/{id}/vertices/{task}" => get_vertex,
+    get "/jobs/{id}/logs" => job_logs,
     patch "/jobs/{id}" => cancel_job,
     delete "/jobs/{id}" => cancel_job,
     get "/jobs/overview" => jobs_overview,
@@ -102,6 +104,7 @@ api_routes! {
     get "/jobs/{id}/savepoints/{trigger}" => savepoint_status,
     post "/jobs/{id}/stop" => stop_job,
     get "/taskmanagers" => taskmanagers,
+    get "/taskmanagers/{id}" => get_taskmanager,
     delete "/taskmanagers/{id}" => super::tenant_api::revoke_taskmanager,
     get "/taskmanager-tokens" => super::tenant_api::list_join_tokens,
     post "/taskmanager-tokens" => super::tenant_api::create_join_token,
@@ -126,6 +129,7 @@ pub(super) fn router(jm: Shared) -> Router {
     // Uploads are refused per tenant quota in `upload`; this is the cluster's ceiling.
     let limit = (jm.config.max_upload as usize) << 20;
     routes()
+        .merge(super::dashboard::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(jm.clone(), authenticate))
         .with_state(jm)
@@ -140,9 +144,9 @@ where
     Ok(())
 }
 
-/// Finds the caller of every request but `/health` and hands it to the handler.
+/// Finds the caller of every request but `/health` and the dashboard's files, and hands it to the handler.
 async fn authenticate(State(jm): State<Shared>, mut request: Request, next: Next) -> Response {
-    if request.uri().path() == "/health" {
+    if request.uri().path() == "/health" || (request.method() == axum::http::Method::GET && super::dashboard::is_asset(request.uri().path())) {
         return next.run(request).await;
     }
     let header = request.headers().get("authorization").and_then(|v| v.to_str().ok());
@@ -347,30 +351,11 @@ async fn get_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>,
             json!({ "id": i, "name": v.name, "parallelism": plan.parallelism[i], "task": task })
         })
         .collect();
-    let tasks: Vec<Value> = plan
-        .chains
+    let tasks: Vec<Value> = (0..plan.chains.len()).map(|c| task_json(j, c)).collect();
+    let edges: Vec<Value> = plan
+        .edges
         .iter()
-        .enumerate()
-        .map(|(c, chain)| {
-            let subtasks: Vec<Value> = (0..chain.parallelism as usize)
-                .map(|s| {
-                    let place = j.placement.get(c).and_then(|p| p.get(s));
-                    json!({
-                        "subtask": s,
-                        "taskmanager": place.map(|p| p.0.clone()),
-                        "slot": place.map(|p| p.1),
-                        "metrics": j.stats.subtask(c, s as u32).map(|v| v.json()),
-                    })
-                })
-                .collect();
-            json!({
-                "task": c,
-                "name": plan.chain_name(c),
-                "parallelism": chain.parallelism,
-                "metrics": j.stats.chain(c, chain.parallelism).json(),
-                "subtasks": subtasks,
-            })
-        })
+        .map(|e| json!({ "source": e.source, "target": e.target, "partitioning": crate::plan::partitioning_name(e.partitioning), "side-output": e.side_output }))
         .collect();
     // What the sources read of their inputs, for `eddy run -m`'s progress bar.
     let sources = plan.chains.iter().enumerate().filter(|(_, c)| crate::plan::is_source(&plan.vertices[c.vertices[0]].kind));
@@ -404,8 +389,74 @@ async fn get_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>,
         "peak-state-bytes": j.peak_state_bytes,
         "vertices": vertices,
         "tasks": tasks,
+        "edges": edges,
     }))
     .into_response()
+}
+
+/// Task `c` of a held job: its operators, its totals and each subtask's place and figures.
+fn task_json(j: &super::Job, c: usize) -> Value {
+    let chain = &j.plan.chains[c];
+    let subtasks: Vec<Value> = (0..chain.parallelism as usize)
+        .map(|s| {
+            let place = j.placement.get(c).and_then(|p| p.get(s));
+            json!({
+                "subtask": s,
+                "taskmanager": place.map(|p| p.0.clone()),
+                "slot": place.map(|p| p.1),
+                "metrics": j.stats.subtask(c, s as u32).map(|v| v.json()),
+            })
+        })
+        .collect();
+    json!({
+        "task": c,
+        "name": j.plan.chain_name(c),
+        "operators": chain.vertices.iter().map(|&v| &j.plan.vertices[v].name).collect::<Vec<_>>(),
+        "parallelism": chain.parallelism,
+        "metrics": j.stats.chain(c, chain.parallelism).json(),
+        "subtasks": subtasks,
+    })
+}
+
+/// One task of a job (Flink's job vertex): `GET /jobs/{id}/vertices/{task}`.
+async fn get_vertex(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path((id, task)): Path<(String, String)>) -> Response {
+    let state = jm.state.lock().unwrap();
+    let Some(j) = state.jobs.get(&id).filter(|j| caller.sees(j.settings.tenant.as_deref())) else {
+        return not_found("job", &id);
+    };
+    match task.parse::<usize>().ok().filter(|&c| c < j.plan.chains.len()) {
+        Some(c) => {
+            let mut answer = task_json(j, c);
+            // Flink's field names for the same figures.
+            answer["id"] = c.into();
+            answer["now"] = super::now_ms().into();
+            Json(answer).into_response()
+        }
+        None => not_found("vertex", &task),
+    }
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    /// Only lines after this `seq`.
+    after: Option<u64>,
+    /// At most this many (default and ceiling 1000).
+    limit: Option<usize>,
+}
+
+/// What a job's guests logged lately on its TaskManagers (`logs.rs`), oldest first.
+async fn job_logs(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(id): Path<String>, Query(q): Query<LogsQuery>) -> Response {
+    let state = jm.state.lock().unwrap();
+    let Some(j) = state.jobs.get(&id).filter(|j| caller.sees(j.settings.tenant.as_deref())) else {
+        drop(state);
+        // An ended job from before a JobManager restart: its lines are gone.
+        return match jm.history.get(&id).filter(|h| caller.sees(h.tenant.as_deref())) {
+            Some(_) => Json(super::logs::JobLog::default().after(None, 0)).into_response(),
+            None => not_found("job", &id),
+        };
+    };
+    let limit = q.limit.unwrap_or(super::logs::KEPT_LINES).min(super::logs::KEPT_LINES);
+    Json(j.logs.after(q.after, limit)).into_response()
 }
 
 /// Unlike Flink's, answers when the savepoint completed rather than with a trigger id to poll.
@@ -507,21 +558,52 @@ async fn taskmanagers(State(jm): State<Shared>, Extension(caller): Extension<Cal
         return r;
     }
     let state = jm.state.lock().unwrap();
-    let tms: Vec<Value> = state
-        .taskmanagers
-        .values()
-        .map(|t| {
-            json!({
-                "id": t.id,
-                "dataAddress": t.data_addr.to_string(),
-                "slotsNumber": t.slots.len(),
-                "freeSlots": t.free_slots(),
-                "lastHeartbeatMsAgo": t.last_heartbeat.elapsed().as_millis() as u64,
-                "runningTasks": t.running_tasks,
-            })
+    let tms: Vec<Value> = state.taskmanagers.values().map(taskmanager_json).collect();
+    Json(json!({ "taskmanagers": tms })).into_response()
+}
+
+/// A TaskManager as `GET /taskmanagers` lists it.
+fn taskmanager_json(t: &super::TaskManagerEntry) -> Value {
+    json!({
+        "id": t.id,
+        "dataAddress": t.data_addr.to_string(),
+        "slotsNumber": t.slots.len(),
+        "freeSlots": t.free_slots(),
+        "lastHeartbeatMsAgo": t.last_heartbeat.elapsed().as_millis() as u64,
+        "runningTasks": t.running_tasks,
+    })
+}
+
+/// One TaskManager and what each of its slots holds: the job and its subtasks there.
+async fn get_taskmanager(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {
+    if let Err(r) = admin(&caller) {
+        return r;
+    }
+    let state = jm.state.lock().unwrap();
+    let Some(t) = state.taskmanagers.get(&id) else {
+        return not_found("taskmanager", &id);
+    };
+    let slots: Vec<Value> = t
+        .slots
+        .iter()
+        .enumerate()
+        .map(|(slot, holder)| {
+            let job = holder.as_ref().and_then(|h| state.jobs.get(h));
+            let subtasks: Vec<Value> = job
+                .map(|j| {
+                    let placed = j.placement.iter().enumerate().flat_map(|(c, p)| p.iter().enumerate().map(move |(s, at)| (c, s, at)));
+                    placed
+                        .filter(|(_, _, (tm, sl))| *tm == id && *sl == slot)
+                        .map(|(c, s, _)| json!({ "task": c, "task-name": j.plan.chain_name(c), "subtask": s }))
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({ "slot": slot, "job": holder, "job-name": job.map(|j| &j.name), "subtasks": subtasks })
         })
         .collect();
-    Json(json!({ "taskmanagers": tms })).into_response()
+    let mut answer = taskmanager_json(t);
+    answer["slots"] = slots.into();
+    Json(answer).into_response()
 }
 
 /// Counts of the caller's jobs; the cluster's slots for the admin only.

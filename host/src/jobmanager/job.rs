@@ -111,6 +111,8 @@ pub struct Job {
     pub usage: BTreeMap<(usize, u32), TaskUsage>,
     /// What passed through each subtask of the current attempt, and how fast.
     pub stats: super::stats::JobStats,
+    /// What its guests logged lately (`GET /jobs/{id}/logs`), over all attempts.
+    pub logs: super::logs::JobLog,
     /// When it was submitted (for the slot timeout).
     pub submitted: Instant,
     /// Wall-clock start and end, for the API.
@@ -172,6 +174,7 @@ impl Job {
             records: (0, 0),
             usage: BTreeMap::new(),
             stats: Default::default(),
+            logs: Default::default(),
             submitted: Instant::now(),
             started: SystemTime::now(),
             ended: None,
@@ -209,7 +212,14 @@ impl Job {
 
     /// Whether subtask `subtask` of chain `chain` of the current attempt is placed on `tm`.
     pub fn runs_on(&self, chain: usize, subtask: u32, tm: &str) -> bool {
-        self.placement.get(chain).and_then(|p| p.get(subtask as usize)).is_some_and(|(t, _)| t == tm)
+        placed_on(&self.placement, chain, subtask, tm)
+    }
+
+    /// Keeps what TaskManager `tm` says the job's guests logged, believed only for the
+    /// subtasks it runs; answers how many lines were not believed.
+    pub fn keep_logs(&mut self, tm: &str, logs: crate::runtime::GuestLogs) -> usize {
+        let placement = &self.placement;
+        self.logs.add(tm, logs, |c, s| placed_on(placement, c, s, tm))
     }
 
     /// Takes a subtask's cumulative usage; answers what a tenant's job used since the
@@ -803,4 +813,9 @@ pub(super) async fn command_to(conn: &quinn::Connection, command: &ToTaskManager
         .await
         .map_err(|_| anyhow::anyhow!("no answer within 60 s"))??;
     ack.map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Whether `placement` puts subtask `subtask` of chain `chain` on TaskManager `tm`.
+fn placed_on(placement: &[Vec<(String, usize)>], chain: usize, subtask: u32, tm: &str) -> bool {
+    placement.get(chain).and_then(|p| p.get(subtask as usize)).is_some_and(|(t, _)| t == tm)
 }

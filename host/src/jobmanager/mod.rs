@@ -4,12 +4,14 @@
 //! over QUIC (`rpc.rs`); a job's life is in `job.rs`.
 
 mod checkpoints;
+mod dashboard;
 mod db;
 mod durable;
 mod enrolment;
 mod history;
 mod http;
 mod job;
+mod logs;
 mod metrics;
 mod modules;
 mod openapi;
@@ -36,6 +38,7 @@ use crate::net::ClusterCa;
 use crate::runtime::Runtime;
 
 pub use http::ROUTES;
+pub use logs::KEPT_LINES as KEPT_LOG_LINES;
 pub use job::{Job, JobSettings, JobStatus, Submission};
 pub use tenants::{write_private, Caller, ADMIN_KEY_FILE};
 

@@ -52,6 +52,16 @@ fn describe(g: &mut SchemaGenerator, method: &str, path: &str) -> Operation {
         ("get", "/jobs") => op("The caller's jobs, running and ended", (200, object())),
         ("post", "/jobs") => with_body("Runs a job file over uploaded components", schema::<api::JobFileRequest>(g), (200, object())),
         ("get", "/jobs/{id}") => op("A job: status, vertices, tasks, checkpoints, exceptions", (200, object())),
+        ("get", "/jobs/{id}/vertices/{task}") => op("One task of a job (Flink's job vertex): its operators, totals and subtasks", (200, object())),
+        ("get", "/jobs/{id}/logs") => Operation {
+            summary: "What the job's operators logged lately, oldest first",
+            body: None,
+            query: vec![
+                ("after", json!({ "type": "integer", "minimum": 0 }), "only lines after this seq"),
+                ("limit", json!({ "type": "integer", "minimum": 0 }), "at most this many [1000]"),
+            ],
+            ok: (200, schema::<api::JobLogs>(g)),
+        },
         ("patch", "/jobs/{id}") => op("Cancels a job (as Flink's PATCH)", (202, object())),
         ("delete", "/jobs/{id}") => op("Cancels a job", (202, object())),
         ("post", "/jobs/{id}/savepoints") => with_body(
@@ -67,6 +77,7 @@ fn describe(g: &mut SchemaGenerator, method: &str, path: &str) -> Operation {
         ("get", "/jobs/{id}/savepoints/{trigger}") => op("How a triggered savepoint goes: IN_PROGRESS, or COMPLETED with its location", (200, object())),
         ("get", "/jobs/overview") => op("The caller's jobs in Flink's JobDetails shape", (200, object())),
         ("get", "/taskmanagers") => op("The TaskManagers and their slots (the admin only)", (200, object())),
+        ("get", "/taskmanagers/{id}") => op("One TaskManager and the job and subtasks each of its slots holds (the admin only)", (200, object())),
         ("delete", "/taskmanagers/{id}") => {
             op("Revokes a TaskManager: disconnects it and refuses its certificates (the admin only)", (200, schema::<api::RevokedTaskManager>(g)))
         }

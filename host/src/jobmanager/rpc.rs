@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use super::{JobManager, TaskManagerEntry};
 use crate::net::{codec, Role};
+use crate::runtime::GuestLogs;
 use crate::protocol::{Enrolled, Registered, SubtaskStats, TaskUsage, ToJobManager, CLOSE_NOT_A_TASKMANAGER, CLOSE_REVOKED};
 
 /// How long a peer without a certificate has to ask for one.
@@ -66,6 +67,21 @@ fn heartbeat(jm: &Arc<JobManager>, tm: &str, running_tasks: u32, (usage, held, s
         }
     }
     jm.meter_all(metered);
+}
+
+/// Keeps what TaskManager `tm` says its guests logged, for the subtasks it runs in the current attempt.
+fn keep_logs(jm: &Arc<JobManager>, tm: &str, logs: Vec<(String, GuestLogs)>) {
+    if logs.is_empty() {
+        return;
+    }
+    let mut state = jm.state.lock().unwrap();
+    for (exec, lines) in logs {
+        let Some(j) = state.current_mut(&exec).filter(|j| j.uses(tm)) else { continue };
+        let refused = j.keep_logs(tm, lines);
+        if refused > 0 {
+            tracing::warn!(taskmanager = tm, job = exec, refused, "ignored log lines of subtasks the TaskManager does not run");
+        }
+    }
 }
 
 /// Serves a connection as what its certificate says its peer is.
@@ -222,8 +238,9 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection, identity: String) {
                         });
                     }
                     // What a connection says counts for the TaskManager that registered on it, whatever id it names.
-                    Ok(Some(ToJobManager::Heartbeat { running_tasks, usage, state, stats, .. })) => {
+                    Ok(Some(ToJobManager::Heartbeat { running_tasks, usage, state, stats, logs, .. })) => {
                         let Some(tm) = id.as_deref() else { continue };
+                        keep_logs(&jm, tm, logs);
                         heartbeat(&jm, tm, running_tasks, (usage, state, stats));
                         let _ = codec::write(&mut send, &()).await;
                         let _ = send.finish();
@@ -255,8 +272,9 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection, identity: String) {
             uni = conn.accept_uni() => {
                 let Ok(mut recv) = uni else { break };
                 match codec::read_within::<ToJobManager>(&mut recv, MAX_FROM_TASKMANAGER).await {
-                    Ok(Some(ToJobManager::TaskDone { job, chain, subtask, outcome, usage, stats, .. })) => {
+                    Ok(Some(ToJobManager::TaskDone { job, chain, subtask, outcome, usage, stats, logs, .. })) => {
                         let Some(tm) = id.as_deref() else { continue };
+                        keep_logs(&jm, tm, vec![(job.clone(), logs)]);
                         jm.task_done(tm, &job, (chain, subtask), (outcome, usage, stats));
                     }
                     Ok(Some(ToJobManager::CheckpointAck { job, chain, subtask, checkpoint, result })) => {

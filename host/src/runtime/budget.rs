@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::SandboxConfig;
@@ -50,6 +51,40 @@ pub const MAX_COUNTER_NAME: usize = 256;
 /// How often a job's dropped log lines are reported while it keeps dropping.
 const DROP_REPORT_EVERY: Duration = Duration::from_secs(10);
 
+/// Guest log lines a job keeps here until the next heartbeat takes them; past
+/// that the oldest go (counted as dropped), so a JobManager that stops asking
+/// costs a bounded amount of memory.
+pub const KEPT_LOG_LINES: usize = 256;
+
+/// Longest guest log message kept for the JobManager, in bytes; longer ones are cut.
+pub const KEPT_LOG_MESSAGE: usize = 4096;
+
+/// A guest's log line, kept for `eddy logs` and the dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestLine {
+    /// When it was logged, in ms since the epoch.
+    pub at_ms: u64,
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    /// The task (chain) and subtask that logged it.
+    pub task: usize,
+    /// Its subtask.
+    pub subtask: u32,
+    /// The operator.
+    pub operator: String,
+    /// What it said (at most [`KEPT_LOG_MESSAGE`] bytes).
+    pub message: String,
+}
+
+/// What a job logged here since it was last asked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuestLogs {
+    /// The lines, oldest first.
+    pub lines: Vec<GuestLine>,
+    /// Lines dropped meanwhile: over the job's log rate, or not taken in time.
+    pub dropped: u64,
+}
+
 /// The quotas of one job in this process and what it uses of them. One per
 /// job (and attempt) per process, shared by all of its instances.
 pub struct JobBudget {
@@ -63,6 +98,8 @@ pub struct JobBudget {
     /// Distinct counter names, kept only while they are bounded.
     counters: Mutex<HashSet<Box<str>>>,
     log: Mutex<LogBucket>,
+    /// Admitted guest lines not yet taken by a heartbeat, and the drops since.
+    kept: Mutex<GuestLogs>,
 }
 
 /// A token bucket of log bytes holding at most one second's worth.
@@ -87,6 +124,7 @@ impl JobBudget {
             state_bytes: AtomicU64::new(0),
             counters: Mutex::new(HashSet::new()),
             log: Mutex::new(log),
+            kept: Mutex::new(GuestLogs::default()),
         })
     }
 
@@ -155,7 +193,33 @@ impl JobBudget {
             report_drops(&self.job, &mut b, rate);
             b.reported = now;
         }
+        drop(b);
+        let mut kept = self.kept.lock().unwrap();
+        kept.dropped = kept.dropped.saturating_add(1);
         false
+    }
+
+    /// Keeps an admitted guest line for the JobManager, cut to [`KEPT_LOG_MESSAGE`] bytes.
+    pub(crate) fn keep_log(&self, mut line: GuestLine) {
+        if line.message.len() > KEPT_LOG_MESSAGE {
+            let mut end = KEPT_LOG_MESSAGE;
+            while !line.message.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.message.truncate(end);
+        }
+        let mut kept = self.kept.lock().unwrap();
+        if kept.lines.len() >= KEPT_LOG_LINES {
+            kept.lines.remove(0);
+            kept.dropped = kept.dropped.saturating_add(1);
+        }
+        kept.lines.push(line);
+    }
+
+    /// Takes what the job logged since the last call; `None` if nothing.
+    pub fn take_logs(&self) -> Option<GuestLogs> {
+        let mut kept = self.kept.lock().unwrap();
+        (!kept.lines.is_empty() || kept.dropped > 0).then(|| std::mem::take(&mut *kept))
     }
 
 }

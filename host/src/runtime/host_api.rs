@@ -37,6 +37,9 @@ pub struct HostState {
     pub(crate) counters: BTreeMap<String, u64>,
     /// The job's quotas.
     budget: Arc<JobBudget>,
+    /// The task and subtask running this instance, once known: its log lines
+    /// are kept for the JobManager with them (`eddy logs`).
+    origin: Option<(usize, u32)>,
 }
 
 impl HostState {
@@ -51,7 +54,13 @@ impl HostState {
             watermark: i64::MIN,
             counters: BTreeMap::new(),
             budget,
+            origin: None,
         }
+    }
+
+    /// Says which task and subtask the instance runs, so that its log lines are kept for the JobManager.
+    pub fn set_origin(&mut self, task: usize, subtask: u32) {
+        self.origin = Some((task, subtask));
     }
 
     /// The keyed state, for snapshots and restores.
@@ -90,7 +99,25 @@ impl types::Host for HostState {}
 impl host::Host for HostState {
     fn log(&mut self, level: types::Level, message: String) -> wasmtime::Result<()> {
         let op = &*self.operator;
-        if !guest_level_enabled(level) || !self.budget.admit_log(message.len()) {
+        // Info and above are kept for `eddy logs` even where this process does not print them.
+        let keep = self.origin.filter(|_| !matches!(level, types::Level::Trace | types::Level::Debug));
+        let print = guest_level_enabled(level);
+        if !(print || keep.is_some()) || !self.budget.admit_log(message.len()) {
+            return Ok(());
+        }
+        if let Some((task, subtask)) = keep {
+            let at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+            let level = match level {
+                types::Level::Trace => "trace",
+                types::Level::Debug => "debug",
+                types::Level::Info => "info",
+                types::Level::Warn => "warn",
+                types::Level::Error => "error",
+            }
+            .to_string();
+            self.budget.keep_log(super::GuestLine { at_ms, level, task, subtask, operator: op.to_string(), message: message.clone() });
+        }
+        if !print {
             return Ok(());
         }
         match level {

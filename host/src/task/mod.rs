@@ -426,7 +426,6 @@ impl SourceContext<'_> {
 impl Task {
     /// Runs the task to the end of its input.
     pub fn run(mut self) -> Result<TaskMetrics, TaskError> {
-        let _span = tracing::debug_span!("task", name = %self.name).entered();
         let mut metrics = TaskMetrics::default();
         let mut ctx = SourceContext {
             chain: &mut self.chain,

@@ -382,6 +382,8 @@ impl WasmOperator {
         if let Some(state) = keyed_state {
             op.instance.host().set_state(state);
         }
+        let task = plan.chains.iter().position(|c| c.vertices.contains(&vertices[0])).unwrap_or_default();
+        op.instance.host().set_origin(task, subtask.index);
         op.instance.open(&program.entry, &program.args, &indices, subtask).map_err(|e| fail(&op.name, subtask, e))?;
         Ok(op)
     }

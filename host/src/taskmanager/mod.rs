@@ -322,15 +322,18 @@ async fn heartbeat(tm: Arc<TaskManager>, interval: Duration) {
             on = Some(link.connection.clone());
             answered = tokio::time::Instant::now();
         }
-        let (usage, state, stats) = {
+        let (usage, state, stats, logs) = {
             let jobs = tm.jobs.lock().unwrap();
             let subtasks = || jobs.iter().flat_map(|(job, local)| local.live.iter().map(move |(c, s, l)| (job, *c, *s, l)));
             let usage = subtasks().map(|(job, c, s, l)| (job.clone(), c, s, l.usage())).collect();
             let stats = subtasks().map(|(job, c, s, l)| (job.clone(), c, s, l.statistics())).collect();
             let state = jobs.iter().filter_map(|(job, local)| Some((job.clone(), local.budget.as_ref()?.state_bytes()))).collect();
-            (usage, state, stats)
+            // Taken even if this beat is lost: a lost beat loses at most one beat's lines.
+            let logs = jobs.iter().filter_map(|(job, local)| Some((job.clone(), local.budget.as_ref()?.take_logs()?))).collect();
+            (usage, state, stats, logs)
         };
-        let beat = ToJobManager::Heartbeat { id: link.id.clone(), running_tasks: tm.running.load(Ordering::Relaxed), usage, state, stats };
+        let running_tasks = tm.running.load(Ordering::Relaxed);
+        let beat = ToJobManager::Heartbeat { id: link.id.clone(), running_tasks, usage, state, stats, logs };
         let conn = link.connection.clone();
         let call = tokio::time::timeout(interval.max(Duration::from_millis(200)), codec::call::<_, ()>(&conn, &beat));
         match call.await {
@@ -538,6 +541,7 @@ impl TaskManager {
         let spawned = deploy::spawn(subtasks, &plan, &modules, &options, &signals, done_tx);
         let by_subtask: std::collections::HashMap<(usize, u32), Arc<LiveCounts>> =
             spawned.live.iter().map(|(c, s, l)| ((*c, *s), l.clone())).collect();
+        let budget = spawned.budget.clone();
         if let Some(local) = self.jobs.lock().unwrap().get_mut(job) {
             local.live = spawned.live;
             local.budget = Some(spawned.budget);
@@ -559,7 +563,8 @@ impl TaskManager {
                 let live = by_subtask.get(&(chain, subtask));
                 let usage = live.map(|l| l.usage()).unwrap_or_default();
                 let stats = live.map(|l| l.statistics()).unwrap_or_default();
-                let message = ToJobManager::TaskDone { id: tm.link().id, job: job.clone(), chain, subtask, outcome, usage, stats };
+                let logs = budget.take_logs().unwrap_or_default();
+                let message = ToJobManager::TaskDone { id: tm.link().id, job: job.clone(), chain, subtask, outcome, usage, stats, logs };
                 let tm2 = tm.clone();
                 tm.handle.spawn(async move {
                     if let Err(e) = tm2.tell_jobmanager(&message).await {
