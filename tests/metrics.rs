@@ -1,6 +1,6 @@
 //! Statistics and Prometheus metrics against a real Prometheus server
 //! (Debian's `prometheus`, installed by `./dev test`) scraping a cluster of
-//! real processes on 127.0.0.1.
+//! real processes on 127.0.0.1, and the jobs' log lines (`eddy logs`).
 
 mod common;
 
@@ -31,7 +31,8 @@ fn free_port() -> u16 {
 }
 
 impl Prometheus {
-    fn start(dir: &Path, target: &str, key: &str) -> Prometheus {
+    /// Scrapes the JobManager at `target` with `key`, and the TaskManagers' `/metrics` at `taskmanagers`.
+    fn start(dir: &Path, target: &str, key: &str, taskmanagers: &[String]) -> Prometheus {
         let key_file = dir.join("eddy.key");
         std::fs::write(&key_file, key).unwrap();
         let config = dir.join("prometheus.yml");
@@ -39,8 +40,10 @@ impl Prometheus {
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: eddy\n    \
-                 authorization:\n      credentials_file: {}\n    static_configs:\n      - targets: [\"{target}\"]\n",
-                key_file.display()
+                 authorization:\n      credentials_file: {}\n    static_configs:\n      - targets: [\"{target}\"]\n  \
+                 - job_name: taskmanagers\n    static_configs:\n      - targets: [{}]\n",
+                key_file.display(),
+                taskmanagers.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ")
             ),
         )
         .unwrap();
@@ -102,7 +105,8 @@ fn prometheus_reads_exact_vertex_totals_and_the_back_pressure_of_a_slow_vertex()
     // `parallel` needs 5 slots (its groups: 3 and 2).
     let cluster = Cluster::start(2, 3, &[]);
     let work = tempfile::tempdir().unwrap();
-    let prometheus = Prometheus::start(work.path(), &cluster.http, &cluster.token);
+    let taskmanagers = [cluster.metrics_addr(1), cluster.metrics_addr(2)];
+    let prometheus = Prometheus::start(work.path(), &cluster.http, &cluster.token, &taskmanagers);
     let jar = cluster.upload(&component("features"));
 
     // `parallel`: 1000 records through four tasks at parallelism 3, 2, 3 and 1.
@@ -124,6 +128,11 @@ fn prometheus_reads_exact_vertex_totals_and_the_back_pressure_of_a_slow_vertex()
     }
     let total = prometheus.query(&format!("sum(eddy_subtask_records_in_total{{job_id=\"{job}\"}})"));
     assert_eq!(total[0].1, 4000.0, "every subtask's records, summed by Prometheus");
+    let slots = prometheus.wait("eddy_taskmanager_slots", "a scrape of both TaskManagers", |s| s.len() == 2);
+    assert_eq!(slots.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [3.0, 3.0], "{slots:?}");
+    let calls = prometheus.query("sum(eddy_sandbox_calls_total)");
+    assert!(calls[0].1 > 0.0, "guest calls are counted: {calls:?}");
+    assert_eq!(prometheus.query("sum(eddy_sandbox_traps_total)")[0].1, 0.0, "no guest trapped yet");
     let finished = prometheus.query(&format!("eddy_job_status{{job_id=\"{job}\",status=\"FINISHED\"}}"));
     assert_eq!(finished[0].1, 1.0);
     assert_eq!(prometheus.query("eddy_taskmanagers")[0].1, 2.0);
@@ -145,8 +154,29 @@ fn prometheus_reads_exact_vertex_totals_and_the_back_pressure_of_a_slow_vertex()
     let details = cluster.job(&slow);
     assert_eq!(details["tasks"][0]["metrics"]["backpressure-level"], "high", "{details}");
     assert_eq!(details["tasks"][1]["metrics"]["backpressure-level"], "ok", "{details}");
+    // The TaskManagers' own figures of the running subtasks, under their own names (nothing counts twice):
+    // the source's records rise, and so does the time it spends blocked.
+    let here = format!("eddy_taskmanager_subtask_backpressured_milliseconds_total{{job_id=\"{slow}\",vertex=\"0\"}}");
+    prometheus.wait(&here, "the source's blocked time on its TaskManager", |s| s.len() == 1 && s[0].1 > 1000.0);
+    let read = prometheus.query(&format!("eddy_taskmanager_subtask_records_in_total{{job_id=\"{slow}\",vertex=\"0\"}}"));
+    assert!(read.len() == 1 && read[0].1 > 0.0, "{read:?}");
+    assert!(read[0].0["taskmanager"].as_str().unwrap().starts_with("tm-"), "{read:?}");
+    // `slow` is of the component `parallel` came in: no TaskManager compiled it twice.
+    prometheus.wait("sum(eddy_sandbox_compile_cache_hits_total{cache=\"memory\"})", "a compile-cache hit", |s| s.first().is_some_and(|x| x.1 > 0.0));
+    let compiled = prometheus.query("eddy_sandbox_compiles_total");
+    assert!(compiled.iter().all(|(_, v)| *v <= 1.0), "{compiled:?}");
+    let instances = prometheus.wait("sum(eddy_sandbox_instances)", "the slow job's instances", |s| s.first().is_some_and(|x| x.1 >= 1.0));
+    let memory = prometheus.query("sum(eddy_sandbox_linear_memory_bytes)");
+    assert!(memory[0].1 >= 65536.0, "live instances hold linear memory: {instances:?} {memory:?}");
     run_ok(&["cancel", "-m", &cluster.http, &slow]);
     cluster.wait_status(&slow, "CANCELED");
+
+    // A guest that traps shows in the TaskManagers' sandbox figures, and a cancel does not.
+    let hostile = cluster.upload(&component("hostile"));
+    let trap = cluster.submit(&hostile, "trap", &[], 1);
+    cluster.wait_status(&trap, "FAILED");
+    prometheus.wait("sum(eddy_sandbox_traps_total)", "the trap to be counted", |s| s.first().is_some_and(|x| x.1 >= 1.0));
+    prometheus.wait("sum(eddy_sandbox_instances)", "the instances to go", |s| s.first().is_some_and(|x| x.1 == 0.0));
 }
 
 #[test]
@@ -195,4 +225,46 @@ fn a_tenants_key_scrapes_only_its_own_jobs() {
     assert!(mine.contains("eddy_tenant_records_in_total{tenant=\"alpha\"}"), "its usage: {mine}");
     let no_key = ureq::get(&format!("http://{}/metrics", cluster.http)).call();
     assert!(matches!(no_key, Err(ureq::Error::StatusCode(401))), "{no_key:?}");
+}
+
+#[test]
+fn eddy_logs_prints_a_jobs_lines_with_their_origin_and_counts_what_was_dropped() {
+    let cluster = Cluster::start(2, 2, &[]);
+    let jar = cluster.upload(&component("hostile"));
+    let job = cluster.submit(&jar, "log-and-count", &[], 1);
+    cluster.wait_status(&job, "FINISHED");
+    // Lines reach the JobManager with the task's end, not only with the next heartbeat.
+    let out = run_ok(&["logs", "-m", &cluster.http, &job]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (i, line) in lines.iter().enumerate() {
+        let (_, rest) = line.split_once(" INFO  ").unwrap_or_else(|| panic!("a time, then the level: {line}"));
+        assert!(rest.starts_with("log-and-count (task 0, subtask 0 on tm-"), "{line}");
+        assert!(rest.ends_with(&format!("): saw {}", i + 1)), "{line}");
+    }
+    // --follow ends with the job; an unknown job is one clear line.
+    assert_eq!(run_ok(&["logs", "-m", &cluster.http, "--follow", &job]), out);
+    let err = run_err(&["logs", "-m", &cluster.http, "0123456789abcdef0123456789abcdef"]);
+    assert_eq!(error_line(&err), "error: the JobManager refused the request: no job with id 0123456789abcdef0123456789abcdef", "{err}");
+
+    // 2000 lines at once: the TaskManager keeps a bounded number for the JobManager, and
+    // every other line is counted as dropped.
+    let flood = cluster.submit(&jar, "log-flood", &["--lines", "2000", "--bytes", "100"], 1);
+    cluster.wait_status(&flood, "FINISHED");
+    let logs = cluster.get(&format!("/jobs/{flood}/logs"));
+    let kept = logs["lines"].as_array().unwrap().len() as u64;
+    assert!(kept > 0 && kept <= 256, "{kept}");
+    assert_eq!(kept + logs["dropped"].as_u64().unwrap(), 2000, "{logs}");
+    let out = eddy().args(["logs", "-m", &cluster.http, &flood]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("({} lines dropped: over the job's log rate, or past the last 1000 kept)", 2000 - kept)), "{stderr}");
+    // Another tenant's key gets no lines of the job.
+    let admin_post = |path: &str, body: Value| -> Value {
+        let mut resp = ureq::post(&format!("http://{}{path}", cluster.http)).header("authorization", &cluster.bearer()).send_json(&body).unwrap();
+        resp.body_mut().read_json().unwrap()
+    };
+    admin_post("/tenants", json!({ "name": "beta" }));
+    let key = admin_post("/tokens", json!({ "tenant": "beta", "role": "developer" }))["token"].as_str().unwrap().to_string();
+    let theirs = ureq::get(&format!("http://{}/jobs/{job}/logs", cluster.http)).header("authorization", &format!("Bearer {key}")).call();
+    assert!(matches!(theirs, Err(ureq::Error::StatusCode(404))), "{theirs:?}");
 }

@@ -30,6 +30,7 @@ pub mod net;
 pub mod offload;
 pub mod plan;
 pub mod program;
+pub mod prometheus;
 pub mod protocol;
 pub mod runtime;
 pub mod state;

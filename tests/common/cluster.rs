@@ -126,8 +126,23 @@ impl Cluster {
             .args(["taskmanager", "--jobmanager", &self.rpc, "--slots", &slots.to_string(), "--ca"])
             .arg(self.dir.path().join("ca.pem"))
             .arg("--state-dir")
-            .arg(state_dir);
+            .arg(state_dir)
+            // Every test TaskManager serves its metrics; `metrics_addr` finds where.
+            .args(["--metrics-bind", "127.0.0.1:0"]);
         cmd
+    }
+
+    /// Where TaskManager `i` (from 1) serves its metrics, as it logged it.
+    pub fn metrics_addr(&self, i: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.log(&format!("taskmanager-{i}.log"));
+            if let Some(addr) = log.lines().find_map(|l| l.split_once("metrics at http://").map(|(_, a)| a.trim_end_matches("/metrics").to_string())) {
+                return addr;
+            }
+            assert!(Instant::now() < deadline, "TaskManager {i} did not say where its metrics are: {log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// A TaskManager with environment variables of its own (`EDDY_LOG`, say).

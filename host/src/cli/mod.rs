@@ -360,6 +360,14 @@ pub struct TaskManagerArgs {
     /// (a JobManager restart, a network partition): `300s`, `5m`, `0s` to give up at once.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::jobmanager::parse_duration)]
     pub reconnect_timeout: std::time::Duration,
+    /// Serve this TaskManager's Prometheus metrics (slots, subtasks, sandboxes;
+    /// docs/metrics.md) at http://ADDR/metrics [default: not served].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_bind: Option<SocketAddr>,
+    /// A file holding the bearer token scrapes of --metrics-bind must send
+    /// (needed off loopback: the figures name tenants' jobs).
+    #[arg(long, value_name = "FILE", requires = "metrics_bind")]
+    pub metrics_token_file: Option<PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub runtime: RuntimeArgs,
@@ -702,6 +710,20 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 join_token: a.join_token.clone().filter(|t| !t.trim().is_empty()),
                 state_dir: a.state_dir.clone(),
                 reconnect_timeout: a.reconnect_timeout,
+                metrics: match a.metrics_bind {
+                    None => None,
+                    Some(bind) => {
+                        let token = match &a.metrics_token_file {
+                            None => None,
+                            Some(f) => {
+                                let t = std::fs::read_to_string(f).with_context(|| format!("cannot read --metrics-token-file {}", f.display()))?;
+                                anyhow::ensure!(!t.trim().is_empty(), "--metrics-token-file {} is empty", f.display());
+                                Some(t.trim().to_string())
+                            }
+                        };
+                        Some(crate::taskmanager::metrics::MetricsEndpoint { bind, token })
+                    }
+                },
             };
             crate::taskmanager::run(config, runtime)?;
         }

@@ -165,7 +165,7 @@ async fn authenticate(State(jm): State<Shared>, mut request: Request, next: Next
 /// The caller's figures for Prometheus (`metrics.rs`, `docs/metrics.md`).
 async fn metrics(State(jm): State<Shared>, Extension(caller): Extension<Caller>) -> Response {
     let body = super::metrics::render(&jm, &caller);
-    ([(axum::http::header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], body).into_response()
+    ([(axum::http::header::CONTENT_TYPE, crate::prometheus::CONTENT_TYPE)], body).into_response()
 }
 
 /// The API's OpenAPI document, generated from its routes and types (`openapi.rs`).

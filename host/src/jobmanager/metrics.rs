@@ -10,45 +10,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use prometheus_client::encoding::prometheus_text;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
-
 use super::tenants::Caller;
 use super::{JobManager, JobStatus};
+use crate::prometheus::{Families, Labels};
 
 /// How long an ended job's series are still shown.
 pub const ENDED_SHOWN: Duration = Duration::from_secs(600);
 /// The most ended jobs shown at once (the newest): label cardinality stays bounded.
 pub const MAX_ENDED: usize = 100;
-
-/// A series' labels: (name, value) pairs.
-type Labels = Vec<(&'static str, String)>;
-
-/// One family of counters or gauges by name, help and kind, filled as the state is read.
-struct Families {
-    registry: Registry,
-}
-
-impl Families {
-    fn counter(&mut self, name: &str, help: &str, series: Vec<(Labels, u64)>) {
-        let family = Family::<Labels, Counter>::default();
-        for (labels, v) in series {
-            family.get_or_create(&labels).inc_by(v);
-        }
-        self.registry.register(name, help, family);
-    }
-
-    fn gauge(&mut self, name: &str, help: &str, series: Vec<(Labels, f64)>) {
-        let family = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        for (labels, v) in series {
-            family.get_or_create(&labels).set(v);
-        }
-        self.registry.register(name, help, family);
-    }
-}
 
 /// Series gathered under the JobManager's lock, by metric.
 #[derive(Default)]
@@ -81,7 +50,7 @@ struct Gathered {
 /// The text a scrape by `caller` gets.
 pub fn render(jm: &JobManager, caller: &Caller) -> String {
     let g = gather(jm, caller);
-    let mut f = Families { registry: Registry::with_prefix("eddy") };
+    let mut f = Families::default();
     for (name, help, v) in g.cluster {
         f.gauge(name, help, vec![(Vec::new(), v)]);
     }
@@ -108,14 +77,8 @@ pub fn render(jm: &JobManager, caller: &Caller) -> String {
     f.gauge("subtask_idle_ratio", "Share of the last second the subtask waited for input", g.subtask_idle);
     f.gauge("subtask_input_queue_fill_ratio", "How full the subtask's input queue was when it last took an event", g.subtask_queue);
     tenant_usage(jm, caller, &mut f);
-    let mut out = String::new();
-    // Writing into a String cannot fail.
-    let _ = prometheus_text::encode(&mut out, &f.registry);
-    out
+    f.encode()
 }
-
-/// The content type of what [`render`] returns.
-pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 fn gather(jm: &JobManager, caller: &Caller) -> Gathered {
     let mut g = Gathered::default();

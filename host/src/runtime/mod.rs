@@ -2,6 +2,7 @@
 //! once per digest (and cached on disk), one sandboxed `Store` per instance.
 
 mod budget;
+mod figures;
 mod component_file;
 mod host_api;
 mod sandbox;
@@ -18,6 +19,7 @@ use wasmtime::{Config, Engine, Store, Trap};
 
 pub use component_file::{read_component, ReadError, MAX_COMPONENT_FILE};
 pub use host_api::{HostState, KeyScope};
+pub use figures::{sandbox_figures, SandboxFigures};
 pub use budget::{Charge, GuestLine, GuestLogs, JobBudget, QuotaError, KEPT_LOG_LINES, KEPT_LOG_MESSAGE, MAX_COUNTER_NAME};
 pub use sandbox::{SandboxConfig, StoreState, DEFAULT_COUNTERS, DEFAULT_LOG_BYTES_PER_SECOND};
 
@@ -165,12 +167,21 @@ impl Runtime {
         &self.inner.sandbox
     }
 
+    /// The module of `digest` if this process loaded it before (a compile-cache hit).
+    pub fn loaded(&self, digest: &str) -> Option<Module> {
+        let m = self.inner.modules.lock().unwrap().get(digest).cloned();
+        if m.is_some() {
+            figures::bump(&figures::FIGURES.memory_hits);
+        }
+        m
+    }
+
     /// Loads a component: validated against the world, compiled at most once.
     #[tracing::instrument(skip(self, bytes), fields(bytes = bytes.len()))]
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Module, LoadError> {
         let digest = digest(bytes);
-        if let Some(m) = self.inner.modules.lock().unwrap().get(&digest) {
-            return Ok(m.clone());
+        if let Some(m) = self.loaded(&digest) {
+            return Ok(m);
         }
         check_header(name, bytes)?;
         let component = self.compile(name, &digest, bytes)?;
@@ -185,6 +196,7 @@ impl Runtime {
     fn compile(&self, name: &str, digest: &str, bytes: &[u8]) -> Result<Component, LoadError> {
         let invalid = |e: wasmtime::Error| LoadError::Invalid { name: name.into(), cause: one_line(&e) };
         let Some(dir) = &self.inner.cache_dir else {
+            figures::bump(&figures::FIGURES.compiled);
             return Component::new(&self.inner.engine, bytes).map_err(invalid);
         };
         let path = dir.join(format!("{digest}-{}.cwasm", self.engine_fingerprint()));
@@ -193,12 +205,16 @@ impl Runtime {
             // engine configuration (its fingerprint is in the name) into the
             // user's own cache directory.
             match unsafe { Component::deserialize_file(&self.inner.engine, &path) } {
-                Ok(c) => return Ok(c),
+                Ok(c) => {
+                    figures::bump(&figures::FIGURES.disk_hits);
+                    return Ok(c);
+                }
                 Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable compiled cache entry: {e}"),
             }
         }
         let started = std::time::Instant::now();
         let component = Component::new(&self.inner.engine, bytes).map_err(invalid)?;
+        figures::bump(&figures::FIGURES.compiled);
         tracing::debug!(module = name, elapsed = ?started.elapsed(), "compiled");
         if let Err(e) = write_cache(&path, &component) {
             tracing::warn!(path = %path.display(), "cannot cache compiled code: {e}");
@@ -286,6 +302,8 @@ impl Module {
         let (call_timeout, memory_limit) = (config.call_timeout, config.memory_limit_bytes);
         let state = StoreState::new(operator, budget.clone(), HostState::new(operator, scope, budget.clone()));
         let mut store = Store::new(&self.runtime.inner.engine, state);
+        // Counted from here: dropping the store (as `Instance`) uncounts it.
+        figures::bump(&figures::FIGURES.instances);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_callback(|ctx| Ok(ctx.data().on_epoch()));
         let mut instance = Instance { store, job: None, call_timeout, memory_limit };
@@ -320,6 +338,14 @@ pub struct Instance {
     memory_limit: u64,
 }
 
+impl Drop for Instance {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        figures::FIGURES.instances.fetch_sub(1, Relaxed);
+        figures::FIGURES.linear_memory.fetch_sub(self.store.data().limiter.total_bytes as u64, Relaxed);
+    }
+}
+
 impl Instance {
     /// Runs `f` under the call's deadline and turns traps into `GuestError`s.
     fn guard<A, R>(
@@ -330,10 +356,18 @@ impl Instance {
         // Every tick asks `on_epoch`, which ends the call at its deadline or at a cancel.
         self.store.data().deadline.start(self.call_timeout);
         self.store.set_epoch_deadline(1);
+        figures::bump(&figures::FIGURES.calls);
         match f(&mut self.store, arg) {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(msg)) => Err(GuestError::Returned(msg)),
-            Err(e) => Err(self.classify(e)),
+            Err(e) => {
+                let e = self.classify(e);
+                // A cancel interrupts the call, but the guest did nothing wrong.
+                if !matches!(e, GuestError::Cancelled) {
+                    figures::bump(&figures::FIGURES.traps);
+                }
+                Err(e)
+            }
         }
     }
 

@@ -240,6 +240,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
             wasmtime::bail!("memory limit of {} MiB exceeded", self.max_bytes >> 20);
         }
         self.total_bytes += desired - current;
+        super::figures::FIGURES.linear_memory.fetch_add((desired - current) as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(true)
     }
 

@@ -8,6 +8,7 @@
 //! registers again with backoff until `--reconnect-timeout` passes.
 
 mod exchange;
+pub mod metrics;
 pub mod identity;
 
 use std::collections::HashMap;
@@ -45,6 +46,8 @@ pub struct TaskManagerConfig {
     pub state_dir: Option<PathBuf>,
     /// How long to keep trying to register (at start, and after losing the JobManager).
     pub reconnect_timeout: Duration,
+    /// Where to serve `/metrics` for Prometheus, if anywhere.
+    pub metrics: Option<metrics::MetricsEndpoint>,
 }
 
 /// The registration in force: the id the JobManager gave and the connection it is on.
@@ -90,8 +93,6 @@ pub(crate) struct TaskManager {
     client: std::sync::RwLock<quinn::ClientConfig>,
     /// The tokio runtime, for task threads that block on network I/O.
     handle: tokio::runtime::Handle,
-    /// Modules by digest, loaded once.
-    modules: Mutex<HashMap<String, Module>>,
     /// Jobs with subtasks here.
     jobs: Mutex<HashMap<String, LocalJob>>,
     /// Gates of local subtasks, for data streams from peers: (job, chain, subtask).
@@ -103,6 +104,8 @@ pub(crate) struct TaskManager {
     peers: tokio::sync::Mutex<HashMap<(SocketAddr, String), quinn::Connection>>,
     /// Subtasks running now.
     running: AtomicU32,
+    /// Slots it offers, for its metrics.
+    slots: u32,
 }
 
 /// Runs a TaskManager until it cannot reach a JobManager for the reconnect timeout, or the process is killed.
@@ -285,13 +288,18 @@ async fn serve(config: TaskManagerConfig, runtime: Runtime, handle: tokio::runti
         endpoint: endpoint.clone(),
         client: std::sync::RwLock::new(client),
         handle,
-        modules: Mutex::new(HashMap::new()),
         jobs: Mutex::new(HashMap::new()),
         gates: Mutex::new(HashMap::new()),
         expected: Mutex::new(HashMap::new()),
         peers: tokio::sync::Mutex::new(HashMap::new()),
         running: AtomicU32::new(0),
+        slots: config.slots,
     });
+    if let Some(endpoint) = config.metrics.clone() {
+        let (addr, server) = metrics::bind(tm.clone(), endpoint).await?;
+        eprintln!("TaskManager {}: metrics at http://{addr}/metrics", tm.link().id);
+        tokio::spawn(server);
+    }
     tokio::spawn(exchange::accept(tm.clone()));
     tokio::spawn(heartbeat(tm.clone(), heartbeat_interval));
     tokio::spawn(renew_certificates(tm.clone(), credentials, config.state_dir.clone()));
@@ -419,8 +427,8 @@ impl TaskManager {
     }
 
     async fn module(&self, digest: &str) -> anyhow::Result<Module> {
-        if let Some(m) = self.modules.lock().unwrap().get(digest) {
-            return Ok(m.clone());
+        if let Some(m) = self.runtime.loaded(digest) {
+            return Ok(m);
         }
         let (mut send, mut recv) = self.link().connection.open_bi().await?;
         codec::write(&mut send, &ToJobManager::GetModule { digest: digest.into() }).await?;
@@ -429,9 +437,7 @@ impl TaskManager {
         anyhow::ensure!(crate::runtime::digest(&bytes) == digest, "the module downloaded does not match digest {digest}");
         let runtime = self.runtime.clone();
         let name = format!("{}.wasm", &digest[..12]);
-        let module = tokio::task::spawn_blocking(move || runtime.load(&name, &bytes)).await??;
-        self.modules.lock().unwrap().insert(digest.into(), module.clone());
-        Ok(module)
+        Ok(tokio::task::spawn_blocking(move || runtime.load(&name, &bytes)).await??)
     }
 
     /// Wires the job's local subtasks and opens their gates; starts nothing yet.
