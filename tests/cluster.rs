@@ -74,6 +74,20 @@ fn word_count_on_two_taskmanagers_equals_the_reference_and_the_embedded_cluster(
     assert_eq!(cluster.get("/jars")["files"].as_array().unwrap().len(), 1);
 }
 
+/// Word count at parallelism 40 over two TaskManagers: its hash shuffle has 1600 channels,
+/// 800 of them into each TaskManager from the other. Each remote channel once took a
+/// thread of tokio's blocking pool (512 at most), and the job waited forever on the rest.
+#[test]
+fn a_shuffle_of_1600_channels_across_taskmanagers_finishes_exactly() {
+    let cluster = Cluster::start(2, 20, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let (input, text) = word_count_input(work.path());
+    let out = work.path().join("out");
+    let wasm = component("wordcount");
+    run_ok(&["run", "-m", &cluster.http, "-p", "40", "-c", "word-count", wasm.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    assert_eq!(parse_counts(read_parts(&out)), reference_counts(&text));
+}
+
 #[test]
 fn eddy_run_m_draws_the_clusters_progress_on_a_terminal() {
     let cluster = Cluster::start(1, 2, &[]);
@@ -233,6 +247,7 @@ fn forged_cluster_messages_change_no_job_and_crash_nothing() {
     use eddy::checkpoint::TaskHandle;
     use eddy::net::codec;
     use eddy::protocol::{ChannelHeader, Registered, SubtaskStats, TaskOutcome, TaskUsage, ToJobManager};
+    use eddy::runtime::{GuestLine, GuestLogs};
 
     let mut cluster = Cluster::start(2, 1, &[]);
     let work = tempfile::tempdir().unwrap();
@@ -259,18 +274,22 @@ fn forged_cluster_messages_change_no_job_and_crash_nothing() {
         assert_eq!(registered.cancel, vec![exec.clone()], "what a new TaskManager claims to run is not the JobManager's");
         let huge = TaskUsage { records_in: 1 << 50, records_out: 1 << 50, bytes_in: 1 << 50, bytes_out: 1 << 50, cpu_ns: 1 << 50 };
         let forged = SubtaskStats { records_in: 1 << 50, records_out: 1 << 50, wall_ns: u64::MAX, ..Default::default() };
+        // Log lines in another TaskManager's name, for its subtask and for one that does not exist.
+        let line = |task, subtask| GuestLine { at_ms: 0, level: "error".into(), task, subtask, operator: "forged".into(), message: "forged line".into() };
+        let forged_logs = GuestLogs { lines: vec![line(0, 0), line(99, 99)], dropped: u64::MAX };
         let beat = ToJobManager::Heartbeat {
             id: "tm-1".into(),
             running_tasks: 7,
             usage: vec![(exec.clone(), 0, 0, huge)],
             state: vec![(exec.clone(), 1 << 50)],
             stats: vec![(exec.clone(), 0, 0, forged), (exec.clone(), 99, 99, forged)],
+            logs: vec![(exec.clone(), forged_logs.clone())],
         };
         let () = codec::call(&conn, &beat).await.unwrap();
         let outside = TaskHandle { chain: 0, subtask: 0, file: "../../../etc/passwd".into(), bytes: 1, sync_ms: 0 };
         let lies = [
-            ToJobManager::TaskDone { id: "tm-1".into(), job: exec.clone(), chain: 0, subtask: 0, outcome: TaskOutcome::Failed("forged".into()), usage: huge, stats: forged },
-            ToJobManager::TaskDone { id: "tm-2".into(), job: exec.clone(), chain: 1, subtask: 1, outcome: TaskOutcome::Finished { records_in: 1, records_out: 1 }, usage: huge, stats: forged },
+            ToJobManager::TaskDone { id: "tm-1".into(), job: exec.clone(), chain: 0, subtask: 0, outcome: TaskOutcome::Failed("forged".into()), usage: huge, stats: forged, logs: forged_logs.clone() },
+            ToJobManager::TaskDone { id: "tm-2".into(), job: exec.clone(), chain: 1, subtask: 1, outcome: TaskOutcome::Finished { records_in: 1, records_out: 1 }, usage: huge, stats: forged, logs: forged_logs.clone() },
             ToJobManager::CheckpointAck { job: exec.clone(), chain: 0, subtask: 0, checkpoint: 1_000_000, result: Ok(outside) },
             ToJobManager::CheckpointAck { job: exec.clone(), chain: 9, subtask: 9, checkpoint: 1, result: Err("forged".into()) },
         ];
@@ -311,6 +330,9 @@ fn forged_cluster_messages_change_no_job_and_crash_nothing() {
         assert!(task["metrics"]["records-in"].as_u64().unwrap() <= n, "forged statistics were taken: {task}");
     }
     assert_sequences_exactly_once(&out, n, keys);
+    let logs = cluster.get(&format!("/jobs/{id}/logs"));
+    assert!(!logs.to_string().contains("forged"), "forged log lines were kept: {logs}");
+    assert!(logs["dropped"].as_u64().unwrap() < 1 << 40, "{logs}");
     for tm in cluster.taskmanagers.iter_mut() {
         assert!(tm.try_wait().unwrap().is_none(), "a TaskManager exited");
     }

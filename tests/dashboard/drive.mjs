@@ -4,7 +4,7 @@
 // stdout. A step that cannot happen (an element that never shows) fails with its name.
 //
 // Environment: URL (the JobManager's), KEY (the admin's), TENANT_KEY, PARALLEL_JOB
-// (ended, four tasks), SLOW_JOB (running, back-pressured), UPLOAD (a .wasm to upload
+// (ended, four tasks), SLOW_JOB (running, back-pressured), STOP_JOB (running, not back-pressured), UPLOAD (a .wasm to upload
 // from the page), SHOTS (directory for screenshots), PLAYWRIGHT (its node_modules).
 import { createRequire } from "node:module";
 import { mkdirSync } from "node:fs";
@@ -115,6 +115,21 @@ async function run() {
   await page.locator("#job-status .s-CANCELED").waitFor({ timeout: 30000 });
   report.cancelHidden = await page.locator("#cancel").isHidden();
   await shot("07-job-canceled");
+
+  // (On a job without back-pressure: a barrier waits behind the records queued before it.)
+  step = "a savepoint taken from a running job's page completes";
+  await page.evaluate((id) => { location.hash = "#/jobs/" + id; }, env("STOP_JOB"));
+  await page.locator("#savepoint").waitFor({ state: "visible" });
+  await page.click("#savepoint");
+  await page.waitForFunction(() => (document.querySelector("#toast")?.textContent || "").startsWith("Savepoint completed: "), null, { timeout: 30000 });
+  report.savepoint = await page.textContent("#toast");
+
+  step = "stop with a savepoint from the page ends that job";
+  await page.evaluate(() => { document.querySelector("#toast").hidden = true; document.querySelector("#toast").textContent = ""; });
+  await page.click("#stop");
+  await page.locator("#job-status .s-FINISHED").waitFor({ timeout: 30000 });
+  await page.waitForFunction(() => (document.querySelector("#toast")?.textContent || "").startsWith("Savepoint completed: "), null, { timeout: 30000 });
+  report.stopSavepoint = await page.textContent("#toast");
   report.errors = errors;
 
   step = "a tenant's key sees its own jobs only, and no TaskManagers";

@@ -2,9 +2,10 @@
 //! back-pressures its producers, and carrying control events in-band.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, TrySendError};
 
 use super::{JobSignals, TaskError};
 use crate::checkpoint::{Barrier, Mode};
@@ -29,8 +30,38 @@ pub enum Event {
 /// How long a blocked send waits before looking at the cancel flag again.
 pub const CANCEL_POLL: Duration = Duration::from_millis(50);
 
-/// The queue of a task's input gate, which all its channels' senders push into.
-pub type GateQueue = crossbeam_channel::Sender<(u32, Event)>;
+/// The queue of a task's input gate, which all its channels' senders push into:
+/// task threads block on it, the TaskManager's readers of remote streams wait on
+/// it asynchronously (a thread per remote channel would not scale: a job's
+/// channels grow with the square of its parallelism).
+#[derive(Clone)]
+pub struct GateQueue {
+    tx: crossbeam_channel::Sender<(u32, Event)>,
+    /// Told when the gate takes an event from a full queue: room for a waiting async sender.
+    room: Arc<tokio::sync::Notify>,
+}
+
+impl GateQueue {
+    /// Sends, waiting without a thread while the gate is full, until the job is cancelled.
+    pub async fn send_async(&self, channel: u32, event: Event, signals: &JobSignals) -> Result<(), TaskError> {
+        let mut item = (channel, event);
+        loop {
+            // Registered before trying, so that room made between the try and the wait wakes it.
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.tx.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(back)) if !signals.cancelled() => item = back,
+                Err(_) => return Err(TaskError::Cancelled),
+            }
+            tokio::select! {
+                _ = room => {}
+                _ = tokio::time::sleep(CANCEL_POLL) => {}
+            }
+        }
+    }
+}
 
 /// A channel to a gate in another process (a QUIC stream), provided by the TaskManager.
 pub trait RemoteSend: Send {
@@ -69,7 +100,7 @@ pub fn send_local(
     signals: &JobSignals,
 ) -> Result<(), TaskError> {
     loop {
-        match tx.send_timeout((channel, event), CANCEL_POLL) {
+        match tx.tx.send_timeout((channel, event), CANCEL_POLL) {
             Ok(()) => return Ok(()),
             Err(SendTimeoutError::Timeout((_, e))) if !signals.cancelled() => event = e,
             Err(_) => return Err(TaskError::Cancelled),
@@ -80,6 +111,8 @@ pub fn send_local(
 /// A task's inputs: every upstream subtask's channel, merged into one queue.
 pub struct InputGate {
     rx: Receiver<(u32, Event)>,
+    /// Wakes async senders waiting for room (`GateQueue::send_async`).
+    room: Arc<tokio::sync::Notify>,
     /// Latest watermark of each channel.
     watermarks: Vec<i64>,
     /// Channels that have ended.
@@ -125,9 +158,11 @@ pub enum GateEvent {
 /// barriers per `mode`; returns the gate and the queue its channels' senders push into.
 pub fn channel(channels: u32, capacity: usize, mode: Mode) -> (InputGate, GateQueue) {
     let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+    let room = Arc::new(tokio::sync::Notify::new());
     let n = channels as usize;
     let gate = InputGate {
         rx,
+        room: room.clone(),
         watermarks: vec![i64::MIN; n],
         ended: vec![false; n],
         idle: vec![false; n],
@@ -140,7 +175,7 @@ pub fn channel(channels: u32, capacity: usize, mode: Mode) -> (InputGate, GateQu
         replay: VecDeque::new(),
         waited_ns: 0,
     };
-    (gate, tx)
+    (gate, GateQueue { tx, room })
 }
 
 impl InputGate {
@@ -177,6 +212,10 @@ impl InputGate {
                         r
                     }
                 };
+                // Taken from a full queue: a sender may be waiting for room.
+                if received.is_ok() && self.rx.len() + 1 >= self.capacity() {
+                    self.room.notify_waiters();
+                }
                 match received {
                     Ok(x) => x,
                     Err(RecvTimeoutError::Timeout) if !signals.cancelled() => return Ok(GateEvent::Timeout),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::TaskManager;
 use crate::net::{self, codec, frame};
 use crate::protocol::ChannelHeader;
-use crate::task::{send_local, Event, JobSignals, RemoteSend, TaskError, CANCEL_POLL};
+use crate::task::{Event, JobSignals, RemoteSend, TaskError, CANCEL_POLL};
 
 /// How long a data stream may wait for its gate (the peer's deploy racing ours).
 const GATE_WAIT: Duration = Duration::from_secs(30);
@@ -109,12 +109,9 @@ pub(super) async fn accept(tm: Arc<TaskManager>) {
                 tokio::spawn(async move {
                     match admit(&tm, &peer, remote, recv).await {
                         Ok(admitted) => {
-                            let _ = tokio::task::spawn_blocking(move || {
-                                if let Err(e) = serve_channel(&tm, admitted) {
-                                    tracing::warn!(%remote, "data stream closed: {e:#}");
-                                }
-                            })
-                            .await;
+                            if let Err(e) = serve_channel(admitted).await {
+                                tracing::warn!(%remote, "data stream closed: {e:#}");
+                            }
                         }
                         Err(e) => tracing::warn!(%remote, "data stream refused: {e:#}"),
                     }
@@ -184,29 +181,28 @@ async fn read_header(recv: &mut quinn::RecvStream) -> anyhow::Result<ChannelHead
 }
 
 /// Reads `len` bytes, growing the buffer as they arrive.
-fn read_payload(handle: &tokio::runtime::Handle, recv: &mut quinn::RecvStream, len: usize) -> anyhow::Result<Vec<u8>> {
+async fn read_payload(recv: &mut quinn::RecvStream, len: usize) -> anyhow::Result<Vec<u8>> {
     let mut payload = Vec::with_capacity(len.min(READ_PIECE));
     while payload.len() < len {
         let start = payload.len();
         payload.resize(start + (len - start).min(READ_PIECE), 0);
-        handle.block_on(recv.read_exact(&mut payload[start..]))?;
+        recv.read_exact(&mut payload[start..]).await?;
     }
     Ok(payload)
 }
 
-/// Moves one stream's events into its gate, blocking when the gate is full.
+/// Moves one stream's events into its gate, waiting (without a thread) while the gate is full.
 /// A malformed frame closes the stream (and fails the job's tasks waiting on it).
-fn serve_channel(tm: &TaskManager, admitted: Admitted) -> anyhow::Result<()> {
+async fn serve_channel(admitted: Admitted) -> anyhow::Result<()> {
     let Admitted { mut recv, header, tx, signals } = admitted;
-    let handle = tm.handle.clone();
     loop {
         let mut head = [0u8; frame::HEAD];
-        handle.block_on(recv.read_exact(&mut head))?;
+        recv.read_exact(&mut head).await?;
         let (tag, len) = frame::head(&head)?;
-        let payload = read_payload(&handle, &mut recv, len)?;
+        let payload = read_payload(&mut recv, len).await?;
         let event = frame::decode(tag, payload)?;
         let end = matches!(event, Event::End);
-        send_local(&tx, header.channel, event, &signals).map_err(|e| anyhow::anyhow!("{e}"))?;
+        tx.send_async(header.channel, event, &signals).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         if end {
             return Ok(());
         }
