@@ -8,13 +8,7 @@ repo="$(cd "$(dirname "$0")/../.." && pwd)"
 dir="${CARGO_TARGET_DIR:-$repo/target}/tools/playwright"
 version=1.65.1
 if ! command -v chromium >/dev/null 2>&1; then
-    echo "==> installing Chromium (apt-get)"
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "Chromium is missing and this is not root: install the chromium package" >&2
-        exit 1
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    "$repo/tests/tools/apt-install.sh" Chromium chromium
 fi
 if [ "$(cat "$dir/version" 2>/dev/null)" != "$version" ]; then
     echo "==> installing playwright-core $version (npm)"

@@ -5,13 +5,7 @@
 set -euo pipefail
 cache=${FLINK_CACHE:-$HOME/.cache/flink-anchor}
 if ! command -v java >/dev/null 2>&1; then
-    echo "==> installing Java (apt-get)"
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "Java is missing and this is not root: install openjdk-17-jre-headless" >&2
-        exit 1
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null
+    "$(dirname "$0")/apt-install.sh" Java openjdk-17-jre-headless
 fi
 if [ ! -f "$cache/lib/flink-dist-2.3.0.jar" ]; then
     echo "==> downloading Apache Flink 2.3's jars (PyPI apache-flink-libraries, ~330 MB)"
