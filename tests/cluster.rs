@@ -284,12 +284,13 @@ fn forged_cluster_messages_change_no_job_and_crash_nothing() {
             state: vec![(exec.clone(), 1 << 50)],
             stats: vec![(exec.clone(), 0, 0, forged), (exec.clone(), 99, 99, forged)],
             logs: vec![(exec.clone(), forged_logs.clone())],
+            counters: vec![(exec.clone(), 0, 0, vec![("forged".into(), 1 << 50)])],
         };
         let () = codec::call(&conn, &beat).await.unwrap();
         let outside = TaskHandle { chain: 0, subtask: 0, file: "../../../etc/passwd".into(), bytes: 1, sync_ms: 0 };
         let lies = [
-            ToJobManager::TaskDone { id: "tm-1".into(), job: exec.clone(), chain: 0, subtask: 0, outcome: TaskOutcome::Failed("forged".into()), usage: huge, stats: forged, logs: forged_logs.clone() },
-            ToJobManager::TaskDone { id: "tm-2".into(), job: exec.clone(), chain: 1, subtask: 1, outcome: TaskOutcome::Finished { records_in: 1, records_out: 1 }, usage: huge, stats: forged, logs: forged_logs.clone() },
+            ToJobManager::TaskDone { id: "tm-1".into(), job: exec.clone(), chain: 0, subtask: 0, outcome: TaskOutcome::Failed("forged".into()), usage: huge, stats: forged, logs: forged_logs.clone(), counters: vec![("forged".into(), 1 << 50)] },
+            ToJobManager::TaskDone { id: "tm-2".into(), job: exec.clone(), chain: 1, subtask: 1, outcome: TaskOutcome::Finished { records_in: 1, records_out: 1 }, usage: huge, stats: forged, logs: forged_logs.clone(), counters: vec![("forged".into(), 1 << 50)] },
             ToJobManager::CheckpointAck { job: exec.clone(), chain: 0, subtask: 0, checkpoint: 1_000_000, result: Ok(outside) },
             ToJobManager::CheckpointAck { job: exec.clone(), chain: 9, subtask: 9, checkpoint: 1, result: Err("forged".into()) },
         ];
@@ -332,6 +333,7 @@ fn forged_cluster_messages_change_no_job_and_crash_nothing() {
     assert_sequences_exactly_once(&out, n, keys);
     let logs = cluster.get(&format!("/jobs/{id}/logs"));
     assert!(!logs.to_string().contains("forged"), "forged log lines were kept: {logs}");
+    assert!(!finished.to_string().contains("forged"), "forged counters were kept: {finished}");
     assert!(logs["dropped"].as_u64().unwrap() < 1 << 40, "{logs}");
     for tm in cluster.taskmanagers.iter_mut() {
         assert!(tm.try_wait().unwrap().is_none(), "a TaskManager exited");

@@ -85,6 +85,10 @@ fn the_dashboard_shows_a_live_cluster_and_runs_uploads_cancels_and_scopes_jobs()
     assert_eq!(job["name"], "log-and-count");
     assert_eq!(job["programs"][0]["args"], json!(["--tag", "<img src=x onerror=window.pwned=1>"]), "the arguments as typed, quotes split like a shell's");
     assert_eq!(job["records-in"], 3);
+    // The operator's own counter ("seen", once per record), summed and per subtask.
+    assert_eq!(job["tasks"][0]["counters"], json!({ "seen": 3 }), "{job}");
+    assert_eq!(job["tasks"][0]["subtasks"][0]["counters"], json!({ "seen": 3 }), "{job}");
+    assert_eq!(seen["counters"], "counters: seen 3");
     let logs: Vec<&str> = seen["logs"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
     for x in 1..=3 {
         assert!(logs.iter().any(|l| l.ends_with(&format!("saw {x}")) && l.contains("INFO log-and-count #0 on tm-")), "{logs:?}");
@@ -99,7 +103,9 @@ fn the_dashboard_shows_a_live_cluster_and_runs_uploads_cancels_and_scopes_jobs()
     assert!(seen["stopSavepoint"].as_str().unwrap().contains(&stop), "{seen}");
 
     // Cancelled from the page.
-    assert_eq!(cluster.job(&slow)["status"], "CANCELED");
+    let canceled = cluster.job(&slow);
+    assert_eq!(canceled["status"], "CANCELED");
+    assert!(canceled["records-in"].as_u64().unwrap() > 0, "a cancelled job keeps what it read: {canceled}");
     assert_eq!(seen["cancelHidden"], true, "no cancel button on an ended job");
     assert_eq!(seen["errors"], json!([]), "no script errors");
 

@@ -268,3 +268,27 @@ fn eddy_logs_prints_a_jobs_lines_with_their_origin_and_counts_what_was_dropped()
     let theirs = ureq::get(&format!("http://{}/jobs/{job}/logs", cluster.http)).header("authorization", &format!("Bearer {key}")).call();
     assert!(matches!(theirs, Err(ureq::Error::StatusCode(404))), "{theirs:?}");
 }
+
+#[test]
+fn a_taskmanagers_metrics_need_its_token_and_are_refused_off_loopback_without_one() {
+    let err = run_err(&["taskmanager", "--jobmanager", "127.0.0.1:9", "--ca", "/nonexistent", "--metrics-bind", "0.0.0.0:0"]);
+    assert_eq!(error_line(&err), "error: --metrics-bind 0.0.0.0:0 is not a loopback address: give --metrics-token-file too", "{err}");
+
+    let mut cluster = Cluster::start(0, 1, &[]);
+    let token = cluster.dir.path().join("metrics.token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let log = std::fs::File::create(cluster.dir.path().join("taskmanager-1.log")).unwrap();
+    let state = cluster.dir.path().join("taskmanager-1");
+    let child = cluster.taskmanager_command(2, &state).arg("--metrics-token-file").arg(&token).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+    cluster.taskmanagers.push(child);
+    let url = format!("http://{}/metrics", cluster.metrics_addr(1));
+    let none = ureq::get(&url).call();
+    assert!(matches!(none, Err(ureq::Error::StatusCode(401))), "{none:?}");
+    let wrong = ureq::get(&url).header("authorization", "Bearer s3cre").call();
+    assert!(matches!(wrong, Err(ureq::Error::StatusCode(401))), "{wrong:?}");
+    let mut ok = ureq::get(&url).header("authorization", "Bearer s3cret").call().unwrap();
+    assert!(ok.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = ok.body_mut().read_to_string().unwrap();
+    assert!(text.contains("eddy_taskmanager_slots{taskmanager=\"tm-1\"} 2"), "{text}");
+    assert!(text.contains("eddy_sandbox_instances{taskmanager=\"tm-1\"} 0"), "{text}");
+}

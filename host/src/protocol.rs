@@ -49,6 +49,9 @@ pub enum ToJobManager {
         /// Per job here: (execution id, what its guests logged since the last heartbeat).
         #[serde(default)]
         logs: Vec<(String, GuestLogs)>,
+        /// Per subtask here with counters: (execution id, chain, subtask, its operators' counters).
+        #[serde(default)]
+        counters: Vec<(String, usize, u32, Vec<(String, u64)>)>,
     },
     /// A task ended.
     TaskDone {
@@ -70,6 +73,9 @@ pub enum ToJobManager {
         /// What the job's guests here logged since the last heartbeat.
         #[serde(default)]
         logs: GuestLogs,
+        /// Its operators' counters at the end (the ones shown live).
+        #[serde(default)]
+        counters: Vec<(String, u64)>,
     },
     /// A task wrote its snapshot of a checkpoint (or could not).
     CheckpointAck {

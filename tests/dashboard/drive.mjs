@@ -103,6 +103,8 @@ async function run() {
   await page.click('.tabs button[data-tab="logs"]');
   await page.waitForFunction(() => (document.querySelector("#logs")?.textContent || "").includes("saw 3"), null, { timeout: 20000 });
   report.logs = await page.$$eval("#logs > div", (ls) => ls.map((l) => l.textContent));
+  await page.click('.tabs button[data-tab="subtasks"]');
+  report.counters = await page.textContent('#subtasks-table tr[data-task-row="0"] .counters');
   await shot("06-job-logs");
   await page.click('.tabs button[data-tab="configuration"]');
   report.argsShown = await page.textContent("#tab table");

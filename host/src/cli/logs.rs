@@ -35,7 +35,7 @@ pub fn run(a: &LogsArgs) -> anyhow::Result<()> {
             outln!("{}", format_line(line));
         }
         if logs.dropped > dropped {
-            eprintln!("({} lines dropped: over the job's log rate, or past the last {} kept)", logs.dropped - dropped, crate::jobmanager::KEPT_LOG_LINES);
+            eprintln!("({} lines dropped: over the job's log rate, or past the last {} kept)", logs.dropped - dropped, crate::jobmanager::JOB_LOG_LINES);
             dropped = logs.dropped;
         }
         after = logs.lines.last().map(|l| l.seq).or(after);

@@ -405,6 +405,7 @@ fn task_json(j: &super::Job, c: usize) -> Value {
                 "taskmanager": place.map(|p| p.0.clone()),
                 "slot": place.map(|p| p.1),
                 "metrics": j.stats.subtask(c, s as u32).map(|v| v.json()),
+                "counters": j.stats.counters(c, s as u32),
             })
         })
         .collect();
@@ -414,6 +415,7 @@ fn task_json(j: &super::Job, c: usize) -> Value {
         "operators": chain.vertices.iter().map(|&v| &j.plan.vertices[v].name).collect::<Vec<_>>(),
         "parallelism": chain.parallelism,
         "metrics": j.stats.chain(c, chain.parallelism).json(),
+        "counters": j.stats.chain_counters(c),
         "subtasks": subtasks,
     })
 }

@@ -255,10 +255,10 @@ impl Job {
         self.placement.iter().flatten().any(|(t, _)| t == tm)
     }
 
-    /// Records read and written so far, over all attempts: final counts once
-    /// ended, heartbeats' while running.
+    /// Records read and written so far, over all attempts: the subtasks' final counts once
+    /// finished; else what they last reported (a cancelled or failed job keeps what it read).
     pub fn progress(&self) -> (u64, u64) {
-        let (r, w) = if self.status == JobStatus::Running { self.attempt_progress() } else { self.records };
+        let (r, w) = if self.status == JobStatus::Finished { self.records } else { self.attempt_progress() };
         (self.records_before.0.saturating_add(r), self.records_before.1.saturating_add(w))
     }
 

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 
 use crate::api::{JobLogs, LogLine};
-use crate::runtime::{GuestLogs, KEPT_LOG_LINES, KEPT_LOG_MESSAGE};
+use crate::runtime::{cut_at_char, GuestLogs, KEPT_LOG_LINES, KEPT_LOG_MESSAGE};
 
 /// Lines kept per job; older ones go.
 pub const KEPT_LINES: usize = 1000;
@@ -41,16 +41,6 @@ fn level(name: &str) -> &'static str {
     }
 }
 
-fn cut(text: &mut String, most: usize) {
-    if text.len() > most {
-        let mut end = most;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-}
-
 impl JobLog {
     /// Adds what TaskManager `tm` says its subtasks logged; lines of subtasks
     /// `runs_on` denies are not believed. Answers how many were not believed.
@@ -66,8 +56,8 @@ impl JobLog {
                 continue;
             }
             let (mut operator, mut message) = (line.operator, line.message);
-            cut(&mut operator, MAX_OPERATOR);
-            cut(&mut message, KEPT_LOG_MESSAGE);
+            cut_at_char(&mut operator, MAX_OPERATOR);
+            cut_at_char(&mut message, KEPT_LOG_MESSAGE);
             self.bytes += message.len();
             self.lines.push_back(LogLine {
                 seq: self.next,

@@ -38,7 +38,7 @@ use crate::net::ClusterCa;
 use crate::runtime::Runtime;
 
 pub use http::ROUTES;
-pub use logs::KEPT_LINES as KEPT_LOG_LINES;
+pub use logs::KEPT_LINES as JOB_LOG_LINES;
 pub use job::{Job, JobSettings, JobStatus, Submission};
 pub use tenants::{write_private, Caller, ADMIN_KEY_FILE};
 

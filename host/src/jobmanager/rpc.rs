@@ -84,6 +84,19 @@ fn keep_logs(jm: &Arc<JobManager>, tm: &str, logs: Vec<(String, GuestLogs)>) {
     }
 }
 
+/// Keeps the operators' counters TaskManager `tm` reports, for the subtasks it runs in the current attempt.
+fn keep_counters(jm: &Arc<JobManager>, tm: &str, counters: Vec<(String, usize, u32, Vec<(String, u64)>)>) {
+    if counters.is_empty() {
+        return;
+    }
+    let mut state = jm.state.lock().unwrap();
+    for (exec, chain, subtask, values) in counters {
+        if let Some(j) = state.current_mut(&exec).filter(|j| j.runs_on(chain, subtask, tm)) {
+            j.stats.report_counters(chain, subtask, values);
+        }
+    }
+}
+
 /// Serves a connection as what its certificate says its peer is.
 async fn admit(jm: Arc<JobManager>, conn: quinn::Connection) {
     let remote = conn.remote_address();
@@ -238,9 +251,10 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection, identity: String) {
                         });
                     }
                     // What a connection says counts for the TaskManager that registered on it, whatever id it names.
-                    Ok(Some(ToJobManager::Heartbeat { running_tasks, usage, state, stats, logs, .. })) => {
+                    Ok(Some(ToJobManager::Heartbeat { running_tasks, usage, state, stats, logs, counters, .. })) => {
                         let Some(tm) = id.as_deref() else { continue };
                         keep_logs(&jm, tm, logs);
+                        keep_counters(&jm, tm, counters);
                         heartbeat(&jm, tm, running_tasks, (usage, state, stats));
                         let _ = codec::write(&mut send, &()).await;
                         let _ = send.finish();
@@ -272,9 +286,10 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection, identity: String) {
             uni = conn.accept_uni() => {
                 let Ok(mut recv) = uni else { break };
                 match codec::read_within::<ToJobManager>(&mut recv, MAX_FROM_TASKMANAGER).await {
-                    Ok(Some(ToJobManager::TaskDone { job, chain, subtask, outcome, usage, stats, logs, .. })) => {
+                    Ok(Some(ToJobManager::TaskDone { job, chain, subtask, outcome, usage, stats, logs, counters, .. })) => {
                         let Some(tm) = id.as_deref() else { continue };
                         keep_logs(&jm, tm, vec![(job.clone(), logs)]);
+                        keep_counters(&jm, tm, vec![(job.clone(), chain, subtask, counters)]);
                         jm.task_done(tm, &job, (chain, subtask), (outcome, usage, stats));
                     }
                     Ok(Some(ToJobManager::CheckpointAck { job, chain, subtask, checkpoint, result })) => {

@@ -76,6 +76,8 @@ impl Rates {
 #[derive(Debug, Clone, Default)]
 pub struct JobStats {
     subtasks: BTreeMap<(usize, u32), SubtaskView>,
+    /// The operators' own counters of each subtask that has some, as last reported (bounded).
+    counters: BTreeMap<(usize, u32), Vec<(String, u64)>>,
 }
 
 impl JobStats {
@@ -99,6 +101,31 @@ impl JobStats {
         view.at = Instant::now();
     }
 
+    /// Takes a subtask's counters, bounded as a TaskManager must bound them.
+    pub fn report_counters(&mut self, chain: usize, subtask: u32, values: Vec<(String, u64)>) {
+        if !values.is_empty() {
+            self.counters.insert((chain, subtask), crate::task::live_counters(values));
+        }
+    }
+
+    /// A subtask's counters, by name.
+    pub fn counters(&self, chain: usize, subtask: u32) -> BTreeMap<&str, u64> {
+        self.counters.get(&(chain, subtask)).map(|c| c.iter().map(|(n, v)| (n.as_str(), *v)).collect()).unwrap_or_default()
+    }
+
+    /// A chain's counters summed over its subtasks, by name: at most
+    /// `LIVE_COUNTERS` names a subtask, so at most that times the parallelism.
+    pub fn chain_counters(&self, chain: usize) -> BTreeMap<&str, u64> {
+        let mut sums: BTreeMap<&str, u64> = BTreeMap::new();
+        for (_, values) in self.counters.range((chain, 0)..=(chain, u32::MAX)) {
+            for (n, v) in values {
+                let sum = sums.entry(n.as_str()).or_default();
+                *sum = sum.saturating_add(*v);
+            }
+        }
+        sums
+    }
+
     /// A subtask's view, if it reported.
     pub fn subtask(&self, chain: usize, subtask: u32) -> Option<&SubtaskView> {
         self.subtasks.get(&(chain, subtask))
@@ -107,6 +134,7 @@ impl JobStats {
     /// Forgets everything: a new attempt's tasks start from zero.
     pub fn clear(&mut self) {
         self.subtasks.clear();
+        self.counters.clear();
     }
 
     /// Bytes the subtasks of `source_chains` read of their inputs, and the inputs'

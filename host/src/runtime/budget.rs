@@ -201,13 +201,7 @@ impl JobBudget {
 
     /// Keeps an admitted guest line for the JobManager, cut to [`KEPT_LOG_MESSAGE`] bytes.
     pub(crate) fn keep_log(&self, mut line: GuestLine) {
-        if line.message.len() > KEPT_LOG_MESSAGE {
-            let mut end = KEPT_LOG_MESSAGE;
-            while !line.message.is_char_boundary(end) {
-                end -= 1;
-            }
-            line.message.truncate(end);
-        }
+        cut_at_char(&mut line.message, KEPT_LOG_MESSAGE);
         let mut kept = self.kept.lock().unwrap();
         if kept.lines.len() >= KEPT_LOG_LINES {
             kept.lines.remove(0);
@@ -216,12 +210,34 @@ impl JobBudget {
         kept.lines.push(line);
     }
 
-    /// Takes what the job logged since the last call; `None` if nothing.
-    pub fn take_logs(&self) -> Option<GuestLogs> {
+    /// Takes what the job logged since the last call, oldest first, up to `max_bytes` of
+    /// messages (at least one line); the rest waits for the next call. `None` if nothing.
+    pub fn take_logs(&self, max_bytes: usize) -> Option<GuestLogs> {
         let mut kept = self.kept.lock().unwrap();
-        (!kept.lines.is_empty() || kept.dropped > 0).then(|| std::mem::take(&mut *kept))
+        if kept.lines.is_empty() && kept.dropped == 0 {
+            return None;
+        }
+        let mut bytes = 0;
+        let n = kept.lines.iter().take_while(|l| {
+            bytes += l.message.len() + l.operator.len();
+            bytes <= max_bytes
+        });
+        let n = n.count().max(1).min(kept.lines.len());
+        let lines = kept.lines.drain(..n).collect();
+        Some(GuestLogs { lines, dropped: std::mem::take(&mut kept.dropped) })
     }
 
+}
+
+/// Cuts `text` to at most `most` bytes, at a character boundary.
+pub fn cut_at_char(text: &mut String, most: usize) {
+    if text.len() > most {
+        let mut end = most;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
 }
 
 fn report_drops(job: &str, b: &mut LogBucket, rate: u64) {
@@ -326,5 +342,26 @@ mod tests {
         assert!(b.admit_log(49) && b.admit_log(49));
         assert!(!b.admit_log(49), "a second's worth of bytes is spent");
         assert_eq!(b.log.lock().unwrap().dropped_bytes, 50);
+    }
+
+    #[test]
+    fn kept_lines_are_bounded_cut_and_taken_within_a_byte_budget() {
+        let b = budget(None);
+        let line = |m: &str| GuestLine { at_ms: 0, level: "info".into(), task: 0, subtask: 0, operator: "op".into(), message: m.into() };
+        for i in 0..KEPT_LOG_LINES + 4 {
+            b.keep_log(line(&format!("{i:08}")));
+        }
+        b.keep_log(line(&"é".repeat(KEPT_LOG_MESSAGE)));
+        assert!(!b.admit_log(1000), "over the rate");
+        // 10 bytes a line: 3 lines fit in 30 bytes; the drops (5 kept lines pushed out, 1 over the rate) go with them.
+        let first = b.take_logs(30).unwrap();
+        assert_eq!(first.lines.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), ["00000005", "00000006", "00000007"]);
+        assert_eq!(first.dropped, 6);
+        let rest = b.take_logs(usize::MAX).unwrap();
+        assert_eq!(rest.lines.len(), KEPT_LOG_LINES - 3);
+        assert_eq!(rest.dropped, 0);
+        let long = &rest.lines.last().unwrap().message;
+        assert!(long.len() <= KEPT_LOG_MESSAGE && long.chars().all(|c| c == 'é'), "cut at a character");
+        assert!(b.take_logs(usize::MAX).is_none());
     }
 }

@@ -20,7 +20,7 @@ use wasmtime::{Config, Engine, Store, Trap};
 pub use component_file::{read_component, ReadError, MAX_COMPONENT_FILE};
 pub use host_api::{HostState, KeyScope};
 pub use figures::{sandbox_figures, SandboxFigures};
-pub use budget::{Charge, GuestLine, GuestLogs, JobBudget, QuotaError, KEPT_LOG_LINES, KEPT_LOG_MESSAGE, MAX_COUNTER_NAME};
+pub use budget::{cut_at_char, Charge, GuestLine, GuestLogs, JobBudget, QuotaError, KEPT_LOG_LINES, KEPT_LOG_MESSAGE, MAX_COUNTER_NAME};
 pub use sandbox::{SandboxConfig, StoreState, DEFAULT_COUNTERS, DEFAULT_LOG_BYTES_PER_SECOND};
 
 /// Host bindings generated from `wit/eddy.wit`; the WIT documents them.

@@ -180,6 +180,28 @@ pub struct LiveStats {
     /// Bytes its source read of its input, and the input's size + 1 (0:
     /// unknown, as for a socket), for `eddy run`'s progress bar: see `input()`.
     input: (AtomicU64, AtomicU64),
+    /// A bounded copy of its operators' own counters ([`LIVE_COUNTERS`] at most),
+    /// refreshed at most every [`COUNTERS_EVERY`] by the task's thread.
+    counters: std::sync::Mutex<Vec<(String, u64)>>,
+    /// When `counters` was last refreshed, in ns after `since` (`u64::MAX`: never).
+    counters_at: AtomicU64,
+}
+
+/// Counters of one subtask shown while it runs (the first by name); all of them are in its end's metrics.
+pub const LIVE_COUNTERS: usize = 16;
+/// Longest counter name shown while a subtask runs, in bytes.
+pub const LIVE_COUNTER_NAME: usize = 64;
+/// How often a task copies its operators' counters for the statistics.
+const COUNTERS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The counters shown of `all`: the first [`LIVE_COUNTERS`] by name, names cut to
+/// [`LIVE_COUNTER_NAME`] bytes. The JobManager applies it again to what it is sent.
+pub fn live_counters(all: impl IntoIterator<Item = (String, u64)>) -> Vec<(String, u64)> {
+    let mut shown: Vec<(String, u64)> = all.into_iter().take(LIVE_COUNTERS).collect();
+    for (name, _) in &mut shown {
+        crate::runtime::cut_at_char(name, LIVE_COUNTER_NAME);
+    }
+    shown
 }
 
 impl LiveCounts {
@@ -203,6 +225,8 @@ impl Default for LiveStats {
             queued: AtomicU64::new(0),
             capacity: AtomicU64::new(0),
             input: (AtomicU64::new(0), AtomicU64::new(0)),
+            counters: std::sync::Mutex::new(Vec::new()),
+            counters_at: AtomicU64::new(u64::MAX),
         }
     }
 }
@@ -212,6 +236,21 @@ impl LiveStats {
     pub fn input(&self) -> (u64, Option<u64>) {
         let size = self.input.1.load(Ordering::Relaxed);
         (self.input.0.load(Ordering::Relaxed), size.checked_sub(1))
+    }
+
+    /// The operators' counters as last copied.
+    pub fn counters(&self) -> Vec<(String, u64)> {
+        self.counters.lock().unwrap().clone()
+    }
+
+    /// Copies the chain's counters if a second passed since the last copy, or `now`.
+    fn refresh_counters(&self, chain: &Chain, now: bool) {
+        let elapsed = self.since.elapsed().as_nanos().min(u64::MAX as u128 - 1) as u64;
+        let at = self.counters_at.load(Ordering::Relaxed);
+        if now || at == u64::MAX || elapsed.saturating_sub(at) >= COUNTERS_EVERY.as_nanos() as u64 {
+            self.counters_at.store(elapsed, Ordering::Relaxed);
+            *self.counters.lock().unwrap() = live_counters(chain.counters());
+        }
     }
 
 }
@@ -264,12 +303,14 @@ impl LiveCounts {
         self.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
     }
 
-    /// Shows what the task's output sent and its sinks wrote so far.
-    fn publish(&self, chain: &Chain, output: &Output) {
+    /// Shows what the task's output sent and its sinks wrote so far, and now and
+    /// then its operators' counters (at its end, `last`, always).
+    fn publish(&self, chain: &Chain, output: &Output, last: bool) {
         let sent = output.sent();
         let store = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
         store(&self.stats.records_out, sent.records.saturating_add(chain.records_written()));
         store(&self.stats.bytes_out, sent.bytes.saturating_add(chain.bytes_written()));
+        self.stats.refresh_counters(chain, last);
     }
 }
 
@@ -361,7 +402,7 @@ impl SourceContext<'_> {
             Some(Progress::Idle) => self.output.broadcast(Event::Idle, self.signals),
             None => Ok(()),
         };
-        self.live.publish(&*self.chain, &*self.output);
+        self.live.publish(&*self.chain, &*self.output, false);
         result
     }
 
@@ -479,7 +520,7 @@ impl Task {
         self.live.records_out.store(self.chain.records_written(), Ordering::Relaxed);
         self.live.bytes_out.store(self.chain.bytes_written(), Ordering::Relaxed);
         self.live.sample_cpu();
-        self.live.publish(&self.chain, &self.output);
+        self.live.publish(&self.chain, &self.output, true);
         (metrics.records_in, metrics.records_out) = self.live.get();
         metrics.counters = self.chain.counters();
         Ok(metrics)

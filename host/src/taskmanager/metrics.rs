@@ -43,17 +43,33 @@ pub enum MetricsError {
     Bind(SocketAddr, std::io::Error),
 }
 
-/// Binds the endpoint; answers the bound address and the server to spawn.
-pub(crate) async fn bind(
-    tm: Arc<TaskManager>,
-    endpoint: MetricsEndpoint,
-) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), MetricsError> {
+/// The endpoint's socket, bound before the TaskManager registers: a bad address stops
+/// it before it takes any work.
+pub struct MetricsListener {
+    listener: tokio::net::TcpListener,
+    token: Option<String>,
+}
+
+impl MetricsListener {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// Binds the endpoint, refusing one open to the network without a token.
+pub async fn listen(endpoint: MetricsEndpoint) -> Result<MetricsListener, MetricsError> {
     if endpoint.token.is_none() && !endpoint.bind.ip().is_loopback() {
         return Err(MetricsError::OpenToTheNetwork(endpoint.bind));
     }
     let listener = tokio::net::TcpListener::bind(endpoint.bind).await.map_err(|e| MetricsError::Bind(endpoint.bind, e))?;
-    let addr = listener.local_addr().map_err(|e| MetricsError::Bind(endpoint.bind, e))?;
-    let token: Arc<Option<String>> = Arc::new(endpoint.token);
+    Ok(MetricsListener { listener, token: endpoint.token })
+}
+
+/// Serves `/metrics` of `tm` on `listener` until the process ends.
+pub(crate) async fn serve(tm: Arc<TaskManager>, listener: MetricsListener) {
+    let MetricsListener { listener, token } = listener;
+    let token: Arc<Option<String>> = Arc::new(token);
     let router = Router::new()
         .route("/metrics", get(metrics))
         .with_state(tm)
@@ -61,12 +77,9 @@ pub(crate) async fn bind(
             let token = token.clone();
             async move { authorize(token.as_deref(), request, next).await }
         }));
-    let server = async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::warn!("the metrics endpoint stopped: {e}");
-        }
-    };
-    Ok((addr, server))
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::warn!("the metrics endpoint stopped: {e}");
+    }
 }
 
 async fn authorize(token: Option<&str>, request: Request, next: Next) -> Response {

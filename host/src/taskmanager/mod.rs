@@ -274,6 +274,11 @@ async fn renew_certificates(tm: Arc<TaskManager>, mut credentials: Credentials, 
 }
 
 async fn serve(config: TaskManagerConfig, runtime: Runtime, handle: tokio::runtime::Handle) -> anyhow::Result<()> {
+    // First: a bad metrics address stops the TaskManager before it enrols or takes work.
+    let metrics = match config.metrics.clone() {
+        Some(endpoint) => Some(metrics::listen(endpoint).await?),
+        None => None,
+    };
     let credentials = credentials(&config).await?;
     let node = credentials.node()?;
     let endpoint = net::endpoint(config.bind, &node, net::Clients::Certified)?;
@@ -295,10 +300,9 @@ async fn serve(config: TaskManagerConfig, runtime: Runtime, handle: tokio::runti
         running: AtomicU32::new(0),
         slots: config.slots,
     });
-    if let Some(endpoint) = config.metrics.clone() {
-        let (addr, server) = metrics::bind(tm.clone(), endpoint).await?;
-        eprintln!("TaskManager {}: metrics at http://{addr}/metrics", tm.link().id);
-        tokio::spawn(server);
+    if let Some(listener) = metrics {
+        eprintln!("TaskManager {}: metrics at http://{}/metrics", tm.link().id, listener.local_addr()?);
+        tokio::spawn(metrics::serve(tm.clone(), listener));
     }
     tokio::spawn(exchange::accept(tm.clone()));
     tokio::spawn(heartbeat(tm.clone(), heartbeat_interval));
@@ -318,6 +322,9 @@ async fn serve(config: TaskManagerConfig, runtime: Runtime, handle: tokio::runti
     }
 }
 
+/// Guest log bytes one heartbeat carries at most (the JobManager takes messages of 16 MiB).
+const LOG_BYTES_PER_BEAT: usize = 2 << 20;
+
 /// Heartbeats the JobManager; one that leaves them unanswered for its
 /// heartbeat timeout is taken for lost: its connection is closed, and the
 /// TaskManager registers again.
@@ -330,18 +337,32 @@ async fn heartbeat(tm: Arc<TaskManager>, interval: Duration) {
             on = Some(link.connection.clone());
             answered = tokio::time::Instant::now();
         }
-        let (usage, state, stats, logs) = {
+        let (usage, state, stats, logs, counters) = {
             let jobs = tm.jobs.lock().unwrap();
             let subtasks = || jobs.iter().flat_map(|(job, local)| local.live.iter().map(move |(c, s, l)| (job, *c, *s, l)));
             let usage = subtasks().map(|(job, c, s, l)| (job.clone(), c, s, l.usage())).collect();
             let stats = subtasks().map(|(job, c, s, l)| (job.clone(), c, s, l.statistics())).collect();
+            let counters = subtasks()
+                .map(|(job, c, s, l)| (job.clone(), c, s, l.stats.counters()))
+                .filter(|x| !x.3.is_empty())
+                .collect();
             let state = jobs.iter().filter_map(|(job, local)| Some((job.clone(), local.budget.as_ref()?.state_bytes()))).collect();
-            // Taken even if this beat is lost: a lost beat loses at most one beat's lines.
-            let logs = jobs.iter().filter_map(|(job, local)| Some((job.clone(), local.budget.as_ref()?.take_logs()?))).collect();
-            (usage, state, stats, logs)
+            // Taken even if this beat is lost: a lost beat loses at most one beat's lines. At most
+            // LOG_BYTES_PER_BEAT in all, so that jobs that log a lot cannot make the heartbeat too
+            // big for the JobManager to take (which would lose this TaskManager); the rest waits.
+            let mut room = LOG_BYTES_PER_BEAT;
+            let logs: Vec<_> = jobs
+                .iter()
+                .filter_map(|(job, local)| {
+                    let taken = local.budget.as_ref()?.take_logs(room)?;
+                    room = room.saturating_sub(taken.lines.iter().map(|l| l.message.len() + l.operator.len()).sum());
+                    Some((job.clone(), taken))
+                })
+                .collect();
+            (usage, state, stats, logs, counters)
         };
         let running_tasks = tm.running.load(Ordering::Relaxed);
-        let beat = ToJobManager::Heartbeat { id: link.id.clone(), running_tasks, usage, state, stats, logs };
+        let beat = ToJobManager::Heartbeat { id: link.id.clone(), running_tasks, usage, state, stats, logs, counters };
         let conn = link.connection.clone();
         let call = tokio::time::timeout(interval.max(Duration::from_millis(200)), codec::call::<_, ()>(&conn, &beat));
         match call.await {
@@ -569,8 +590,9 @@ impl TaskManager {
                 let live = by_subtask.get(&(chain, subtask));
                 let usage = live.map(|l| l.usage()).unwrap_or_default();
                 let stats = live.map(|l| l.statistics()).unwrap_or_default();
-                let logs = budget.take_logs().unwrap_or_default();
-                let message = ToJobManager::TaskDone { id: tm.link().id, job: job.clone(), chain, subtask, outcome, usage, stats, logs };
+                let counters = live.map(|l| l.stats.counters()).unwrap_or_default();
+                let logs = budget.take_logs(LOG_BYTES_PER_BEAT).unwrap_or_default();
+                let message = ToJobManager::TaskDone { id: tm.link().id, job: job.clone(), chain, subtask, outcome, usage, stats, logs, counters };
                 let tm2 = tm.clone();
                 tm.handle.spawn(async move {
                     if let Err(e) = tm2.tell_jobmanager(&message).await {

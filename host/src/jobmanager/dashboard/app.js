@@ -519,8 +519,10 @@ function subtasksTab(job, ui) {
   let rows = "";
   for (const t of shown) {
     const m = t.metrics || {};
-    rows += `<tr class="group"><td colspan="13"><b>${esc(t.name)}</b> <span class="muted">task ${t.task} · parallelism ${t.parallelism} ·
-      ${fmtNum(m["records-in"])} in · ${fmtNum(m["records-out"])} out</span></td></tr>`;
+    // The operators' own counters, summed over the task's subtasks.
+    const counters = Object.entries(t.counters || {}).map(([k, v]) => `${esc(k)} <b>${fmtNum(v)}</b>`).join(" · ");
+    rows += `<tr class="group" data-task-row="${t.task}"><td colspan="13"><b>${esc(t.name)}</b> <span class="muted">task ${t.task} · parallelism ${t.parallelism} ·
+      ${fmtNum(m["records-in"])} in · ${fmtNum(m["records-out"])} out</span>${counters ? ` <span class="counters">counters: ${counters}</span>` : ""}</td></tr>`;
     for (const s of t.subtasks) {
       const x = s.metrics;
       const tm = s.taskmanager ? (isAdmin() ? `<a href="#/taskmanagers/${encodeURIComponent(s.taskmanager)}">${esc(s.taskmanager)}</a>` : esc(s.taskmanager)) : DASH;
