@@ -299,7 +299,7 @@ function taskManagersPage(ctx) {
   return async () => {
     let tms;
     try { tms = await api("GET", "/taskmanagers"); } catch (e) {
-      if (e.status !== 403) throw e;
+      if (e.status !== 403 || !ctx.alive()) throw e;
       $("#tms").innerHTML = `<p class="empty">Only the cluster's admin sees the TaskManagers.</p>`;
       return;
     }
@@ -491,16 +491,26 @@ function drawGraph(job, ui) {
     <rect class="lg-ok" x="0" y="-10" width="12" height="12"></rect><text x="18" y="0">not back-pressured</text>
     <rect class="lg-low" x="150" y="-10" width="12" height="12"></rect><text x="168" y="0">back-pressured over 10%</text>
     <rect class="lg-high" x="330" y="-10" width="12" height="12"></rect><text x="348" y="0">over 50%</text></g>`;
-  $("#graph").innerHTML = `<svg xmlns="http://www.w3.org/2000/svg" width="${Math.max(width, 520)}" height="${total + 60}">
+  const graph = $("#graph"), left = graph.scrollLeft;
+  graph.innerHTML = `<svg xmlns="http://www.w3.org/2000/svg" width="${Math.max(width, 520)}" height="${total + 60}">
     <defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
       <path d="M0,0 L10,5 L0,10 z" fill="#8593a3"></path></marker></defs>${svg}${legend}</svg>`;
+  graph.scrollLeft = left;
+}
+
+// Redraws `box` with `html`, keeping where its scrolling parts were scrolled to:
+// the page redraws every second, and a table of 100 subtasks must not jump back.
+function redraw(box, html) {
+  const kept = $$(".scroll, .graph", box).map((e) => [e.scrollTop, e.scrollLeft]);
+  box.innerHTML = html;
+  $$(".scroll, .graph", box).forEach((e, i) => { if (kept[i]) [e.scrollTop, e.scrollLeft] = kept[i]; });
 }
 
 function drawTab(ui) {
   const job = ui.job, tab = $("#tab");
   if (!job) return;
-  if (ui.tab === "subtasks") { tab.innerHTML = subtasksTab(job, ui); sizeBars(tab); }
-  else if (ui.tab === "checkpoints") tab.innerHTML = checkpointsTab(job);
+  if (ui.tab === "subtasks") { redraw(tab, subtasksTab(job, ui)); sizeBars(tab); }
+  else if (ui.tab === "checkpoints") redraw(tab, checkpointsTab(job));
   else if (ui.tab === "exceptions") tab.innerHTML = exceptionsTab(job);
   else if (ui.tab === "logs") drawLogs(ui);
   else tab.innerHTML = configurationTab(job);
