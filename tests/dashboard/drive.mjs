@@ -4,7 +4,7 @@
 // stdout. A step that cannot happen (an element that never shows) fails with its name.
 //
 // Environment: URL (the JobManager's), KEY (the admin's), TENANT_KEY, PARALLEL_JOB
-// (ended, four tasks), SLOW_JOB (running, back-pressured), STOP_JOB (running, not back-pressured), UPLOAD (a .wasm to upload
+// (ended, four tasks), SLOW_JOB (running, back-pressured), UPLOAD (a .wasm to upload
 // from the page), SHOTS (directory for screenshots), PLAYWRIGHT (its node_modules).
 import { createRequire } from "node:module";
 import { mkdirSync } from "node:fs";
@@ -72,7 +72,7 @@ async function run() {
   await page.waitForFunction(([sel, was]) => {
     const td = document.querySelector(sel);
     return td && Number(td.dataset.value) > was;
-  }, [source, before], { timeout: 20000 });
+  }, [source, before], { timeout: 40000 });
   const after = Number(await page.getAttribute(source, "data-value"));
   await page.waitForSelector('#graph g.node.bp-high[data-task="0"]', { timeout: 20000 });
   report.live = { before, after, sourceLevel: "high", navigations: await page.evaluate(() => performance.getEntriesByType("navigation").length) };
@@ -118,9 +118,19 @@ async function run() {
   report.cancelHidden = await page.locator("#cancel").isHidden();
   await shot("07-job-canceled");
 
-  // (On a job without back-pressure: a barrier waits behind the records queued before it.)
+  // A job without back-pressure (a barrier waits behind the records queued before it),
+  // submitted from the page after the back-pressured one is gone: they would share 2 cores.
+  step = "a second job submitted from the page runs";
+  await page.click('nav a[data-nav="submit"]');
+  const features = page.locator(".jar").filter({ has: page.locator('select[name="entry"] option', { hasText: "slow" }) });
+  await features.locator('select[name="entry"]').selectOption("slow");
+  await features.locator('input[name="args"]').fill("--delay-ms 0");
+  await features.locator('button[type="submit"]').click();
+  await page.waitForURL(/#\/jobs\/[0-9a-f]+$/);
+  report.stopJob = decodeURIComponent(page.url().split("#/jobs/")[1]);
+  await page.locator("#job-status .s-RUNNING").waitFor({ timeout: 30000 });
+
   step = "a savepoint taken from a running job's page completes";
-  await page.evaluate((id) => { location.hash = "#/jobs/" + id; }, env("STOP_JOB"));
   await page.locator("#savepoint").waitFor({ state: "visible" });
   await page.click("#savepoint");
   await page.waitForFunction(() => (document.querySelector("#toast")?.textContent || "").startsWith("Savepoint completed: "), null, { timeout: 30000 });
