@@ -283,3 +283,8 @@ pub struct ChannelHeader {
     /// Channel index in the target's input gate.
     pub channel: u32,
 }
+
+/// An execution id (`JOB@ATTEMPT`, what the JobManager deploys) as its job id and attempt.
+pub fn execution_parts(exec: &str) -> Option<(&str, &str)> {
+    exec.rsplit_once('@')
+}

@@ -334,7 +334,7 @@ fn caller_jobs(
 
 async fn get_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(id): Path<String>) -> Response {
     let state = jm.state.lock().unwrap();
-    let Some(j) = state.jobs.get(&id).filter(|j| caller.sees(j.settings.tenant.as_deref())) else {
+    let Some(j) = state.visible_job(&id, &caller) else {
         drop(state);
         return match jm.history.get(&id).filter(|h| caller.sees(h.tenant.as_deref())) {
             Some(ended) => Json(json!(ended)).into_response(),
@@ -423,7 +423,7 @@ fn task_json(j: &super::Job, c: usize) -> Value {
 /// One task of a job (Flink's job vertex): `GET /jobs/{id}/vertices/{task}`.
 async fn get_vertex(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path((id, task)): Path<(String, String)>) -> Response {
     let state = jm.state.lock().unwrap();
-    let Some(j) = state.jobs.get(&id).filter(|j| caller.sees(j.settings.tenant.as_deref())) else {
+    let Some(j) = state.visible_job(&id, &caller) else {
         return not_found("job", &id);
     };
     match task.parse::<usize>().ok().filter(|&c| c < j.plan.chains.len()) {
@@ -449,7 +449,7 @@ struct LogsQuery {
 /// What a job's guests logged lately on its TaskManagers (`logs.rs`), oldest first.
 async fn job_logs(State(jm): State<Shared>, Extension(caller): Extension<Caller>, Path(id): Path<String>, Query(q): Query<LogsQuery>) -> Response {
     let state = jm.state.lock().unwrap();
-    let Some(j) = state.jobs.get(&id).filter(|j| caller.sees(j.settings.tenant.as_deref())) else {
+    let Some(j) = state.visible_job(&id, &caller) else {
         drop(state);
         // An ended job from before a JobManager restart: its lines are gone.
         return match jm.history.get(&id).filter(|h| caller.sees(h.tenant.as_deref())) {

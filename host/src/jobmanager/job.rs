@@ -216,10 +216,13 @@ impl Job {
     }
 
     /// Keeps what TaskManager `tm` says the job's guests logged, believed only for the
-    /// subtasks it runs; answers how many lines were not believed.
-    pub fn keep_logs(&mut self, tm: &str, logs: crate::runtime::GuestLogs) -> usize {
+    /// subtasks it runs.
+    pub fn keep_logs(&mut self, tm: &str, logs: crate::runtime::GuestLogs) {
         let placement = &self.placement;
-        self.logs.add(tm, logs, |c, s| placed_on(placement, c, s, tm))
+        let refused = self.logs.add(tm, logs, |c, s| placed_on(placement, c, s, tm));
+        if refused > 0 {
+            tracing::warn!(taskmanager = tm, job = %self.id, refused, "ignored log lines of subtasks the TaskManager does not run");
+        }
     }
 
     /// Takes a subtask's cumulative usage; answers what a tenant's job used since the
@@ -418,10 +421,15 @@ fn confinement_for(t: &Tenant) -> Confinement {
 }
 
 impl State {
+    /// Job `id`, held in memory, if `caller` may see it (else it answers as unknown).
+    pub(super) fn visible_job(&self, id: &str, caller: &super::Caller) -> Option<&Job> {
+        self.jobs.get(id).filter(|j| caller.sees(j.settings.tenant.as_deref()))
+    }
+
     /// The job of execution `exec` (`JOB@ATTEMPT`), if that is its current attempt:
     /// reports of an attempt it no longer runs change nothing.
     pub(super) fn current_mut(&mut self, exec: &str) -> Option<&mut Job> {
-        let (job, attempt) = exec.rsplit_once('@')?;
+        let (job, attempt) = crate::protocol::execution_parts(exec)?;
         self.jobs.get_mut(job).filter(|j| j.attempt.to_string() == attempt)
     }
 }
@@ -694,8 +702,8 @@ impl JobManager {
 
     /// Subtask `(chain, subtask)` of execution `exec` reported its end (and what it used),
     /// from TaskManager `tm`; other TaskManagers cannot end a subtask they do not run.
-    pub fn task_done(self: &Arc<Self>, tm: &str, exec: &str, (chain, subtask): (usize, u32), end: (TaskOutcome, TaskUsage, SubtaskStats)) {
-        let (outcome, usage, stats) = end;
+    pub fn task_done(self: &Arc<Self>, tm: &str, exec: &str, (chain, subtask): (usize, u32), end: SubtaskEnd) {
+        let SubtaskEnd { outcome, usage, stats, logs, counters } = end;
         let Some(job) = self.current(exec) else { return };
         let job = job.as_str();
         let mut metered = Vec::new();
@@ -713,6 +721,8 @@ impl JobManager {
             }
             metered.extend(j.report_usage(chain, subtask, usage));
             j.stats.report(chain, subtask, stats);
+            j.stats.report_counters(chain, subtask, counters);
+            j.keep_logs(tm, logs);
             j.remaining = j.remaining.saturating_sub(1);
             match outcome {
                 TaskOutcome::Finished { records_in, records_out } => {
@@ -818,4 +828,18 @@ pub(super) async fn command_to(conn: &quinn::Connection, command: &ToTaskManager
 /// Whether `placement` puts subtask `subtask` of chain `chain` on TaskManager `tm`.
 fn placed_on(placement: &[Vec<(String, usize)>], chain: usize, subtask: u32, tm: &str) -> bool {
     placement.get(chain).and_then(|p| p.get(subtask as usize)).is_some_and(|(t, _)| t == tm)
+}
+
+/// What a TaskManager says of a subtask's end (`ToJobManager::TaskDone`).
+pub struct SubtaskEnd {
+    /// How it ended.
+    pub outcome: TaskOutcome,
+    /// What it used in all.
+    pub usage: TaskUsage,
+    /// Its statistics at the end.
+    pub stats: SubtaskStats,
+    /// What the job's guests there logged since the last heartbeat.
+    pub logs: crate::runtime::GuestLogs,
+    /// Its operators' counters at the end.
+    pub counters: Vec<(String, u64)>,
 }

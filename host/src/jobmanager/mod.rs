@@ -39,7 +39,7 @@ use crate::runtime::Runtime;
 
 pub use http::ROUTES;
 pub use logs::KEPT_LINES as JOB_LOG_LINES;
-pub use job::{Job, JobSettings, JobStatus, Submission};
+pub use job::{Job, JobSettings, JobStatus, Submission, SubtaskEnd};
 pub use tenants::{write_private, Caller, ADMIN_KEY_FILE};
 
 /// Milliseconds since the epoch of `t`: how the API and the database give times.
@@ -336,7 +336,7 @@ impl JobManager {
     /// Whether job `id` exists and `caller` may see it.
     fn job_visible(&self, id: &str, caller: &Caller) -> bool {
         let state = self.state.lock().unwrap();
-        state.jobs.get(id).is_some_and(|j| caller.sees(j.settings.tenant.as_deref()))
+        state.visible_job(id, caller).is_some()
     }
 
     /// Keeps an ended job in the database (its record outlives a restart).

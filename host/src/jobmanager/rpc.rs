@@ -37,12 +37,19 @@ pub async fn accept(jm: Arc<JobManager>, endpoint: quinn::Endpoint) {
     }
 }
 
-/// What a heartbeat reports per subtask (usage, statistics) and per job (state bytes).
-type Reports = (Vec<(String, usize, u32, TaskUsage)>, Vec<(String, u64)>, Vec<(String, usize, u32, SubtaskStats)>);
+/// What a heartbeat reports per subtask and per job (execution id first).
+struct Reports {
+    usage: Vec<(String, usize, u32, TaskUsage)>,
+    held: Vec<(String, u64)>,
+    stats: Vec<(String, usize, u32, SubtaskStats)>,
+    logs: Vec<(String, GuestLogs)>,
+    counters: Vec<(String, usize, u32, Vec<(String, u64)>)>,
+}
 
-/// A heartbeat of TaskManager `tm`: it is alive, and what its subtasks used and did so far;
-/// reports for subtasks it does not run in the current attempt are ignored.
-fn heartbeat(jm: &Arc<JobManager>, tm: &str, running_tasks: u32, (usage, held, stats): Reports) {
+/// A heartbeat of TaskManager `tm`: it is alive, and what its subtasks used, did and logged
+/// so far; reports for subtasks it does not run in the current attempt are ignored.
+fn heartbeat(jm: &Arc<JobManager>, tm: &str, running_tasks: u32, reports: Reports) {
+    let Reports { usage, held, stats, logs, counters } = reports;
     let mut metered = Vec::new();
     {
         let mut state = jm.state.lock().unwrap();
@@ -60,41 +67,23 @@ fn heartbeat(jm: &Arc<JobManager>, tm: &str, running_tasks: u32, (usage, held, s
                 j.stats.report(chain, subtask, st);
             }
         }
+        for (exec, chain, subtask, values) in counters {
+            if let Some(j) = state.current_mut(&exec).filter(|j| j.runs_on(chain, subtask, tm)) {
+                j.stats.report_counters(chain, subtask, values);
+            }
+        }
         for (exec, bytes) in held {
             if let Some(j) = state.current_mut(&exec).filter(|j| j.uses(tm)) {
                 metered.extend(j.report_state(tm, bytes));
             }
         }
+        for (exec, lines) in logs {
+            if let Some(j) = state.current_mut(&exec).filter(|j| j.uses(tm)) {
+                j.keep_logs(tm, lines);
+            }
+        }
     }
     jm.meter_all(metered);
-}
-
-/// Keeps what TaskManager `tm` says its guests logged, for the subtasks it runs in the current attempt.
-fn keep_logs(jm: &Arc<JobManager>, tm: &str, logs: Vec<(String, GuestLogs)>) {
-    if logs.is_empty() {
-        return;
-    }
-    let mut state = jm.state.lock().unwrap();
-    for (exec, lines) in logs {
-        let Some(j) = state.current_mut(&exec).filter(|j| j.uses(tm)) else { continue };
-        let refused = j.keep_logs(tm, lines);
-        if refused > 0 {
-            tracing::warn!(taskmanager = tm, job = exec, refused, "ignored log lines of subtasks the TaskManager does not run");
-        }
-    }
-}
-
-/// Keeps the operators' counters TaskManager `tm` reports, for the subtasks it runs in the current attempt.
-fn keep_counters(jm: &Arc<JobManager>, tm: &str, counters: Vec<(String, usize, u32, Vec<(String, u64)>)>) {
-    if counters.is_empty() {
-        return;
-    }
-    let mut state = jm.state.lock().unwrap();
-    for (exec, chain, subtask, values) in counters {
-        if let Some(j) = state.current_mut(&exec).filter(|j| j.runs_on(chain, subtask, tm)) {
-            j.stats.report_counters(chain, subtask, values);
-        }
-    }
 }
 
 /// Serves a connection as what its certificate says its peer is.
@@ -253,9 +242,7 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection, identity: String) {
                     // What a connection says counts for the TaskManager that registered on it, whatever id it names.
                     Ok(Some(ToJobManager::Heartbeat { running_tasks, usage, state, stats, logs, counters, .. })) => {
                         let Some(tm) = id.as_deref() else { continue };
-                        keep_logs(&jm, tm, logs);
-                        keep_counters(&jm, tm, counters);
-                        heartbeat(&jm, tm, running_tasks, (usage, state, stats));
+                        heartbeat(&jm, tm, running_tasks, Reports { usage, held: state, stats, logs, counters });
                         let _ = codec::write(&mut send, &()).await;
                         let _ = send.finish();
                     }
@@ -288,9 +275,7 @@ async fn serve(jm: Arc<JobManager>, conn: quinn::Connection, identity: String) {
                 match codec::read_within::<ToJobManager>(&mut recv, MAX_FROM_TASKMANAGER).await {
                     Ok(Some(ToJobManager::TaskDone { job, chain, subtask, outcome, usage, stats, logs, counters, .. })) => {
                         let Some(tm) = id.as_deref() else { continue };
-                        keep_logs(&jm, tm, vec![(job.clone(), logs)]);
-                        keep_counters(&jm, tm, vec![(job.clone(), chain, subtask, counters)]);
-                        jm.task_done(tm, &job, (chain, subtask), (outcome, usage, stats));
+                        jm.task_done(tm, &job, (chain, subtask), super::SubtaskEnd { outcome, usage, stats, logs, counters });
                     }
                     Ok(Some(ToJobManager::CheckpointAck { job, chain, subtask, checkpoint, result })) => {
                         let Some(tm) = id.as_deref() else { continue };

@@ -125,7 +125,7 @@ pub(crate) fn render(tm: &TaskManager) -> String {
     {
         let jobs = tm.jobs.lock().unwrap();
         for (exec, local) in jobs.iter() {
-            let (job, attempt) = exec.rsplit_once('@').unwrap_or((exec, "0"));
+            let (job, attempt) = crate::protocol::execution_parts(exec).unwrap_or((exec, "0"));
             let job = at(&[("job_id", job.to_string()), ("attempt", attempt.to_string())]);
             let held = local.budget.as_ref().map_or(0, |b| b.state_bytes());
             s.jobs.push((job.clone(), held as f64));
