@@ -51,7 +51,7 @@ pub enum ToJobManager {
         logs: Vec<(String, GuestLogs)>,
         /// Per subtask here with counters: (execution id, chain, subtask, its operators' counters).
         #[serde(default)]
-        counters: Vec<(String, usize, u32, Vec<(String, u64)>)>,
+        counters: Vec<SubtaskCounters>,
     },
     /// A task ended.
     TaskDone {
@@ -288,3 +288,6 @@ pub struct ChannelHeader {
 pub fn execution_parts(exec: &str) -> Option<(&str, &str)> {
     exec.rsplit_once('@')
 }
+
+/// One subtask's operators' counters in a heartbeat: (execution id, chain, subtask, (name, value)s).
+pub type SubtaskCounters = (String, usize, u32, Vec<(String, u64)>);

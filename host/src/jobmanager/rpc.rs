@@ -43,7 +43,7 @@ struct Reports {
     held: Vec<(String, u64)>,
     stats: Vec<(String, usize, u32, SubtaskStats)>,
     logs: Vec<(String, GuestLogs)>,
-    counters: Vec<(String, usize, u32, Vec<(String, u64)>)>,
+    counters: Vec<crate::protocol::SubtaskCounters>,
 }
 
 /// A heartbeat of TaskManager `tm`: it is alive, and what its subtasks used, did and logged
