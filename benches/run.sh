@@ -14,7 +14,10 @@
 #     metering) against the admin, and what an authorised request costs;
 #  7. statistics (benches/metrics.py): word count against EDDY_BASELINE (an eddy
 #     built before the statistics, when given), and the JobManager's CPU with
-#     1000 subtasks reporting and a /metrics scrape every second.
+#     1000 subtasks reporting and a /metrics scrape every second;
+#  8. Kafka (benches/kafka.rs): Kafka -> map -> Kafka at p=2 against librdkafka's
+#     own produce, consume and consume+produce throughput on the same broker, and
+#     end-to-end latency at 100 000 records/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flink=no
@@ -77,3 +80,7 @@ cargo bench --quiet -p eddy --bench boundary
 
 echo "==> languages benchmark (the same map in Rust, Python, JavaScript)"
 cargo bench --quiet -p eddy --bench languages
+
+tests/tools/install-tansu.sh
+echo "==> Kafka benchmark (tansu on 127.0.0.1)"
+cargo bench --quiet -p eddy --bench kafka

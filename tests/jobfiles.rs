@@ -92,7 +92,7 @@ fn bad_job_files_get_one_clear_line() {
         (format!("{rust}{source}[[step]]\ncomponent = \"rust\"\nentry = \"word-count\"\nargs = [\"--input\", \"x\"]\n"),
             "error: step 'word-count': entry 'word-count' of component 'rust' is a job, not an operator entry (an operator entry's graph starts with input())"),
         (format!("{rust}{source}[[step]]\ncomponent = \"rust\"\nentry = \"nope\"\n"),
-            "error: step 'nope': planning entry 'nope' of component 'rust' failed: unknown entry 'nope'; this component offers: word-count, stream-word-count, tokenize"),
+            "error: step 'nope': planning entry 'nope' of component 'rust' failed: unknown entry 'nope'; this component offers: word-count, stream-word-count, kafka-word-count, tokenize"),
         (format!("{rust}[[step]]\ncomponent = \"rust\"\nentry = \"tokenize\"\n"),
             "error: step 'tokenize' has no input: only a source can come first"),
         (format!("{rust}{source}[[step]]\nsink = \"print\"\n[[step]]\nsink = \"print\"\n"),

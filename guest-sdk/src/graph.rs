@@ -140,6 +140,14 @@ impl Env {
         self.source("Socket Source", kind, Some(1))
     }
 
+    /// The records of Kafka topics (see [`crate::kafka::KafkaSource`]): values
+    /// as `T` (text: `String`; `json()`: any type; `envelope()`:
+    /// [`crate::kafka::KafkaRecord`]). Partitions are spread over the
+    /// source's subtasks; their offsets are checkpointed.
+    pub fn read_kafka<T>(&mut self, source: crate::kafka::KafkaSource) -> Stream<T> {
+        self.source("Kafka Source", VertexKind::KafkaSource(source.spec), None)
+    }
+
     /// Lines of a text file, as `String`s (bounded; split across subtasks by the host).
     pub fn read_text_file(&mut self, path: impl Into<String>) -> Stream<String> {
         self.source("File Source", VertexKind::FileSource(path.into()), None)
@@ -465,6 +473,12 @@ impl<T> Stream<T> {
             VertexKind::FileSink(path.into()),
             Some(self.input()),
         );
+        DataSink { g: self.g, vertex }
+    }
+
+    /// Writes each value into a Kafka topic (see [`crate::kafka::KafkaSink`]).
+    pub fn write_kafka(self, sink: crate::kafka::KafkaSink) -> DataSink {
+        let vertex = add_vertex(&self.g, "Kafka Sink", VertexKind::KafkaSink(sink.spec), Some(self.input()));
         DataSink { g: self.g, vertex }
     }
 

@@ -46,6 +46,9 @@ pub mod bindings {
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
+/// Kafka sources and sinks.
+pub mod kafka;
+
 pub use args::Args;
 pub use ctx::{counter, info, log, Ctx, KeyedCtx, Level, ListState, MapState, TimeDomain, Timer, ValueState};
 pub use graph::{DataSink, Env, Field, KeyedStream, Stream};

@@ -3,11 +3,13 @@
 //! embedded cluster runs every subtask here; a TaskManager runs those placed
 //! in its slots and reaches the others through [`RemoteSend`] channels.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connectors::{create_source, Confinement};
+use crate::connectors::kafka::KafkaSecret;
+use crate::connectors::{create_source, Confinement, Reach};
 use crate::plan::{vertex_uid, ExecutionPlan};
 use crate::runtime::{JobBudget, Module, Partitioning, SandboxConfig};
 use crate::checkpoint::{Mode, Restored};
@@ -41,6 +43,8 @@ pub struct JobOptions {
     pub sandbox: Option<SandboxConfig>,
     /// What its sources and sinks may reach.
     pub confinement: Confinement,
+    /// The secrets its connectors name, resolved by the cluster for its tenant.
+    pub secrets: BTreeMap<String, KafkaSecret>,
 }
 
 impl Default for JobOptions {
@@ -55,6 +59,7 @@ impl Default for JobOptions {
             state_backend: BackendKind::Memory,
             sandbox: None,
             confinement: Confinement::default(),
+            secrets: BTreeMap::new(),
         }
     }
 }
@@ -176,7 +181,9 @@ pub fn wire(
                 Some(gate) => Head::Input(Box::new(gate)),
                 None => {
                     let vertex = &plan.vertices[chain.vertices[0]];
-                    let mut source = create_source(&vertex.kind, u, chain.parallelism, &options.confinement)?;
+                    let client_id = format!("{}-v{}", options.run_id, vertex.id);
+                    let reach = Reach { confinement: &options.confinement, secrets: &options.secrets, client_id: &client_id };
+                    let mut source = create_source(&vertex.kind, u, chain.parallelism, &reach)?;
                     let uid = vertex_uid(vertex);
                     if let Some(r) = options.restore.as_ref().filter(|r| r.contains(&uid)) {
                         if let Err(e) = source.restore(r.state_for(&uid, u, chain.parallelism).items) {
@@ -266,6 +273,7 @@ pub fn spawn(
                     checkpointing: options.checkpointing.is_some(),
                     state_backend: &options.state_backend,
                     confinement: &options.confinement,
+                    secrets: &options.secrets,
                     budget: &budget,
                 };
                 let checkpoints = TaskCheckpoints::new(options.checkpointing.clone(), chain, subtask);

@@ -105,6 +105,101 @@ pub enum SourceStep {
     Sequence(u64),
     /// Fixed JSON values.
     Elements(Vec<serde_json::Value>),
+    /// Records of Kafka topics.
+    Kafka(KafkaSourceStep),
+}
+
+/// A Kafka source of a job file: `source.kafka = { brokers = "HOST:PORT", topics = ["in"] }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KafkaSourceStep {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    /// Topics (`^…`: a regular expression).
+    pub topics: Vec<String>,
+    /// `earliest` (default), `latest`, `committed`, or `{ timestamp = MS }`.
+    #[serde(default)]
+    pub start: KafkaStartStep,
+    /// Stop at the ends the partitions have at the start.
+    #[serde(default)]
+    pub bounded: bool,
+    /// The consumer group offsets are committed to.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// `text` (default), `json` or `envelope`.
+    #[serde(default)]
+    pub format: KafkaFormatStep,
+    /// A cluster-side secret's name.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// Where a job file's Kafka source starts.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum KafkaStartStep {
+    /// The first offset.
+    #[default]
+    Earliest,
+    /// The end at the start.
+    Latest,
+    /// The group's committed offsets.
+    Committed,
+    /// The first record at or after this epoch time (ms).
+    Timestamp(i64),
+}
+
+/// A job file's Kafka record format.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KafkaFormatStep {
+    /// Values are text.
+    #[default]
+    Text,
+    /// Values are JSON.
+    Json,
+    /// Values are envelopes with key, value, headers and metadata.
+    Envelope,
+}
+
+impl KafkaFormatStep {
+    fn kind(self) -> crate::runtime::KafkaFormat {
+        match self {
+            KafkaFormatStep::Text => crate::runtime::KafkaFormat::Text,
+            KafkaFormatStep::Json => crate::runtime::KafkaFormat::Json,
+            KafkaFormatStep::Envelope => crate::runtime::KafkaFormat::Envelope,
+        }
+    }
+}
+
+/// A Kafka sink of a job file: `sink.kafka = { brokers = "HOST:PORT", topic = "out" }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KafkaSinkStep {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    /// The topic.
+    pub topic: String,
+    /// `none` (default) or `at-least-once`.
+    #[serde(default)]
+    pub guarantee: GuaranteeStep,
+    /// `text` (default), `json` or `envelope`.
+    #[serde(default)]
+    pub format: KafkaFormatStep,
+    /// A cluster-side secret's name.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// A job file's Kafka delivery guarantee.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuaranteeStep {
+    /// Nothing awaited.
+    #[default]
+    None,
+    /// Flushed on every checkpoint.
+    AtLeastOnce,
 }
 
 impl SourceStep {
@@ -118,6 +213,23 @@ impl SourceStep {
             }
             SourceStep::Sequence(count) => VertexKind::SequenceSource(Sequence { count: *count, per_second: None }),
             SourceStep::Elements(values) => VertexKind::ElementsSource(values.iter().map(|v| v.to_string().into_bytes()).collect()),
+            SourceStep::Kafka(k) => {
+                use crate::runtime::KafkaStart;
+                VertexKind::KafkaSource(crate::runtime::KafkaSource {
+                    brokers: k.brokers.clone(),
+                    topics: k.topics.clone(),
+                    start: match k.start {
+                        KafkaStartStep::Earliest => KafkaStart::Earliest,
+                        KafkaStartStep::Latest => KafkaStart::Latest,
+                        KafkaStartStep::Committed => KafkaStart::Committed,
+                        KafkaStartStep::Timestamp(ms) => KafkaStart::Timestamp(ms),
+                    },
+                    bounded: k.bounded,
+                    group: k.group.clone(),
+                    format: k.format.kind(),
+                    secret: k.secret.clone(),
+                })
+            }
         })
     }
 }
@@ -130,6 +242,8 @@ pub enum SinkStep {
     Print,
     /// Part files under a directory.
     File(String),
+    /// A Kafka topic.
+    Kafka(KafkaSinkStep),
 }
 
 impl SinkStep {
@@ -137,6 +251,16 @@ impl SinkStep {
         match self {
             SinkStep::Print => VertexKind::PrintSink,
             SinkStep::File(dir) => VertexKind::FileSink(dir.clone()),
+            SinkStep::Kafka(k) => VertexKind::KafkaSink(crate::runtime::KafkaSink {
+                brokers: k.brokers.clone(),
+                topic: k.topic.clone(),
+                guarantee: match k.guarantee {
+                    GuaranteeStep::None => crate::runtime::DeliveryGuarantee::None,
+                    GuaranteeStep::AtLeastOnce => crate::runtime::DeliveryGuarantee::AtLeastOnce,
+                },
+                format: k.format.kind(),
+                secret: k.secret.clone(),
+            }),
         }
     }
 }
@@ -526,7 +650,7 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
             fragment
                 .vertices
                 .iter()
-                .filter(|v| v.id != input && !matches!(v.kind, VertexKind::PrintSink | VertexKind::FileSink(_)))
+                .filter(|v| v.id != input && !matches!(v.kind, VertexKind::PrintSink | VertexKind::FileSink(_) | VertexKind::KafkaSink(_)))
                 .filter(|v| !fragment.edges.iter().any(|e| e.source == v.id && !e.side_output))
                 .map(|v| ids[&v.id])
                 .collect()

@@ -159,12 +159,16 @@ pub struct ExecutionPlan {
 pub(crate) fn is_source(kind: &VertexKind) -> bool {
     matches!(
         kind,
-        VertexKind::SocketSource(_) | VertexKind::FileSource(_) | VertexKind::ElementsSource(_) | VertexKind::SequenceSource(_)
+        VertexKind::SocketSource(_)
+            | VertexKind::FileSource(_)
+            | VertexKind::ElementsSource(_)
+            | VertexKind::SequenceSource(_)
+            | VertexKind::KafkaSource(_)
     )
 }
 
 fn is_sink(kind: &VertexKind) -> bool {
-    matches!(kind, VertexKind::PrintSink | VertexKind::FileSink(_))
+    matches!(kind, VertexKind::PrintSink | VertexKind::FileSink(_) | VertexKind::KafkaSink(_))
 }
 
 /// The uid naming a vertex's state: its own, or one derived from its id.
@@ -319,7 +323,8 @@ impl ExecutionPlan {
             }
         }
 
-        let bounded = vertices.iter().filter(|v| is_source(&v.kind)).all(|v| !matches!(v.kind, VertexKind::SocketSource(_)));
+        let unbounded = |k: &VertexKind| matches!(k, VertexKind::SocketSource(_)) || matches!(k, VertexKind::KafkaSource(s) if !s.bounded);
+        let bounded = vertices.iter().filter(|v| is_source(&v.kind)).all(|v| !unbounded(&v.kind));
         if bounded {
             // A built-in aggregate fed by one chain whose only output it is: combine upstream.
             for t in 0..chains.len() {
@@ -444,6 +449,10 @@ fn describe(kind: &VertexKind) -> String {
             Some(r) => format!("sequence source 0..{} at {r}/s", s.count),
             None => format!("sequence source 0..{}", s.count),
         },
+        VertexKind::KafkaSource(k) => {
+            let bounded = if k.bounded { ", bounded" } else { "" };
+            format!("kafka source {} from {}{bounded}", k.topics.join(","), k.brokers)
+        }
         VertexKind::Input => "input of an operator entry".into(),
         VertexKind::Wasm(i) => format!("wasm operator #{i}"),
         VertexKind::Aggregate(a) => format!("built-in keyed {}", aggregate_name(a)),
@@ -470,6 +479,7 @@ fn describe(kind: &VertexKind) -> String {
         }
         VertexKind::PrintSink => "print sink".into(),
         VertexKind::FileSink(p) => format!("file sink {p}"),
+        VertexKind::KafkaSink(k) => format!("kafka sink {} on {} ({:?})", k.topic, k.brokers, k.guarantee),
     }
 }
 

@@ -269,6 +269,9 @@ pub struct Deployment {
     pub sandbox: Option<crate::runtime::SandboxConfig>,
     /// What its connectors may reach: its tenant's data root and allow-list.
     pub confinement: crate::connectors::Confinement,
+    /// The secrets its connectors name, resolved for its tenant (never persisted, never shown).
+    #[serde(default)]
+    pub secrets: BTreeMap<String, crate::connectors::kafka::KafkaSecret>,
 }
 
 /// First bytes of a data stream: which gate and channel it feeds.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod kafka;
 
 use std::collections::BTreeMap;
 use std::io::Write;

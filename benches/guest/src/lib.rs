@@ -41,7 +41,24 @@ fn exchange(env: &mut Env, args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// `kafka-map --brokers B --input T --output T [--bounded]`: the Kafka benchmark
+/// (`cargo bench -p eddy --bench kafka`): text values of a topic through a Wasm map
+/// (the value unchanged, so that the benchmark reads its send time back) into
+/// another topic, at least once.
+fn kafka_map(env: &mut Env, args: &Args) -> Result<(), String> {
+    use eddy_sdk::kafka::{KafkaSink, KafkaSource};
+    let brokers = args.required("brokers")?;
+    let source = KafkaSource::new(brokers, [args.required("input")?]);
+    let source = if args.has("bounded") { source.bounded() } else { source };
+    env.read_kafka::<String>(source)
+        .map(|line: String| line)
+        .name("map")
+        .write_kafka(KafkaSink::new(brokers, args.required("output")?).at_least_once());
+    Ok(())
+}
+
 eddy_sdk::entries! {
     "map-u64" => map_u64,
     "exchange" => exchange,
+    "kafka-map" => kafka_map,
 }

@@ -128,6 +128,40 @@ export class Env {
     return this._source("Socket Source", { tag: "socket-source", val: { host: String(host), port: p } }, 1);
   }
 
+  /**
+   * The records of Kafka topics, like Flink's `KafkaSource`: partitions are spread
+   * over the source's subtasks and their offsets are checkpointed.
+   * `readKafka("host:9092", ["in"], { start, bounded, group, format, secret })`:
+   * `start` is "earliest" (default), "latest", "committed" or `{ timestamp: ms }`;
+   * `bounded` stops at the ends the partitions had at the start; `format` is
+   * "text" (strings), "json" (parsed values) or "envelope" (objects with topic,
+   * partition, offset, timestamp, key, value and headers); `secret` names
+   * credentials the cluster keeps. Records carry the Kafka timestamp.
+   */
+  readKafka(brokers, topics, options = {}) {
+    const o = kafkaOptions(this._g, "readKafka", options, ["start", "bounded", "group", "format", "secret"]);
+    const start = o.start ?? "earliest";
+    let s;
+    if (typeof start === "object" && start !== null && Number.isInteger(start.timestamp)) {
+      s = { tag: "timestamp", val: BigInt(start.timestamp) };
+    } else if (["earliest", "latest", "committed"].includes(start)) {
+      s = { tag: start };
+    } else {
+      this._g.errors.push(`readKafka: start ${JSON.stringify(start)} is not earliest, latest, committed or {timestamp: ms}`);
+      s = { tag: "earliest" };
+    }
+    const val = {
+      brokers: String(brokers),
+      topics: (typeof topics === "string" ? [topics] : Array.from(topics)).map(String),
+      start: s,
+      bounded: Boolean(o.bounded),
+      group: o.group == null ? undefined : String(o.group),
+      format: kafkaFormat(this._g, "readKafka", o.format),
+      secret: o.secret == null ? undefined : String(o.secret),
+    };
+    return this._source("Kafka Source", { tag: "kafka-source", val }, undefined);
+  }
+
   /** Lines of a text file, as strings (bounded; split across subtasks by the host). */
   readTextFile(path) {
     return this._source("File Source", { tag: "file-source", val: String(path) }, undefined);
@@ -322,6 +356,29 @@ export class Stream extends VertexHandle {
   writeTextFile(path) {
     const kind = { tag: "file-sink", val: String(path) };
     return new DataSink(this._g, this._g.addVertex("File Sink", kind, this._input()));
+  }
+
+  /**
+   * Writes each value into a Kafka topic, like Flink's `KafkaSink`:
+   * `writeKafka("host:9092", "out", { guarantee, format, secret })`. `guarantee`:
+   * "none" (default) or "at-least-once" (each checkpoint waits until the brokers
+   * acknowledged every record before it); `format`: "text" (strings as their
+   * text), "json", or "envelope" (`{ value, key, partition, headers }`).
+   */
+  writeKafka(brokers, topic, options = {}) {
+    const o = kafkaOptions(this._g, "writeKafka", options, ["guarantee", "format", "secret"]);
+    const guarantee = o.guarantee ?? "none";
+    if (!["none", "at-least-once"].includes(guarantee)) {
+      this._g.errors.push(`writeKafka: guarantee ${JSON.stringify(guarantee)} is not none or at-least-once`);
+    }
+    const val = {
+      brokers: String(brokers),
+      topic: String(topic),
+      guarantee: guarantee === "at-least-once" ? "at-least-once" : "none",
+      format: kafkaFormat(this._g, "writeKafka", o.format),
+      secret: o.secret == null ? undefined : String(o.secret),
+    };
+    return new DataSink(this._g, this._g.addVertex("Kafka Sink", { tag: "kafka-sink", val }, this._input()));
   }
 
   /** One output per input: `f(value)`. */
@@ -573,4 +630,20 @@ export class WindowedStream extends VertexHandle {
   process(f) {
     return this._then("Window Process", checkFn(this._g, "process", f));
   }
+}
+
+/** A Kafka connector's options, refusing names it does not know (a typo must not pass silently). */
+function kafkaOptions(g, what, options, known) {
+  const o = options ?? {};
+  for (const k of Object.keys(o)) {
+    if (!known.includes(k)) g.errors.push(`${what}: unknown option ${k} (${known.join(", ")})`);
+  }
+  return o;
+}
+
+function kafkaFormat(g, what, format) {
+  const f = format ?? "text";
+  if (["text", "json", "envelope"].includes(f)) return f;
+  g.errors.push(`${what}: format ${JSON.stringify(f)} is not text, json or envelope`);
+  return "text";
 }

@@ -125,6 +125,24 @@ test("windows with built-in functions and late data", () => {
   ]);
 });
 
+test("kafka source and sink", () => {
+  const g = plan("kafka", (env) => {
+    env
+      .readKafka("b:9092", "in", { start: { timestamp: 5 }, bounded: true, group: "g", format: "json", secret: "s" })
+      .map((v) => v)
+      .writeKafka("b:9092", "out", { guarantee: "at-least-once", format: "envelope" });
+  });
+  assert.deepEqual(g.vertices[0].kind, {
+    tag: "kafka-source",
+    val: { brokers: "b:9092", topics: ["in"], start: { tag: "timestamp", val: 5n }, bounded: true, group: "g", format: "json", secret: "s" },
+  });
+  assert.deepEqual(g.vertices[2].kind, {
+    tag: "kafka-sink",
+    val: { brokers: "b:9092", topic: "out", guarantee: "at-least-once", format: "envelope", secret: undefined },
+  });
+  assert.throws(() => plan("kafka-typo", (env) => env.readKafka("b:1", "t", { fromat: "json" }).print()), (e) => /unknown option fromat/.test(e));
+});
+
 test("builder errors and unknown entries", () => {
   assert.throws(() => plan("idle", (env) => env.fromElements([1]).withIdleness(5).print()), (e) => /withIdleness must follow/.test(e));
   assert.throws(() => plan("empty", () => {}), (e) => /defines no operators/.test(e));

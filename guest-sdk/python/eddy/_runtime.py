@@ -24,6 +24,16 @@ _KIND = {"sum": T.AggregateKind.SUM, "min": T.AggregateKind.MIN,
 _PARTITIONING = {"forward": T.Partitioning.FORWARD, "hash": T.Partitioning.HASH,
                  "rebalance": T.Partitioning.REBALANCE, "broadcast": T.Partitioning.BROADCAST}
 _TIME = {"event-time": T.TimeDomain.EVENT_TIME, "processing-time": T.TimeDomain.PROCESSING_TIME}
+_KAFKA_FORMAT = {"text": T.KafkaFormat.TEXT, "json": T.KafkaFormat.JSON,
+                 "envelope": T.KafkaFormat.ENVELOPE}
+_GUARANTEE = {"none": T.DeliveryGuarantee.NONE, "at-least-once": T.DeliveryGuarantee.AT_LEAST_ONCE}
+
+
+def _kafka_start(start):
+    if start[0] == "timestamp":
+        return T.KafkaStart_Timestamp(start[1])
+    return {"earliest": T.KafkaStart_Earliest, "latest": T.KafkaStart_Latest,
+            "committed": T.KafkaStart_Committed}[start[0]]()
 
 
 def _field(f):
@@ -50,6 +60,14 @@ def _kind(kind):
         return T.VertexKind_ElementsSource(kind[1])
     if k == "sequence-source":
         return T.VertexKind_SequenceSource(T.Sequence(kind[1], kind[2]))
+    if k == "kafka-source":
+        _, brokers, topics, start, bounded, group, fmt, secret = kind
+        return T.VertexKind_KafkaSource(T.KafkaSource(
+            brokers, topics, _kafka_start(start), bounded, group, _KAFKA_FORMAT[fmt], secret))
+    if k == "kafka-sink":
+        _, brokers, topic, guarantee, fmt, secret = kind
+        return T.VertexKind_KafkaSink(T.KafkaSink(
+            brokers, topic, _GUARANTEE[guarantee], _KAFKA_FORMAT[fmt], secret))
     if k == "input":
         return T.VertexKind_Input()
     if k == "aggregate":

@@ -115,6 +115,35 @@ class Env:
         """Lines of a text socket, as strings (parallelism 1, unbounded)."""
         return self._source("Socket Source", ("socket-source", str(host), int(port)), 1)
 
+    def read_kafka(self, brokers, topics, start="earliest", bounded=False, group=None,
+                   format="text", secret=None):
+        """The records of Kafka topics, like Flink's ``KafkaSource``: partitions are
+        spread over the source's subtasks and their offsets are checkpointed.
+
+        ``brokers`` is ``"host:port[,host:port...]"``; ``topics`` a name or a list
+        (a name starting with ``^`` is a regular expression). ``start`` is
+        ``"earliest"``, ``"latest"``, ``"committed"`` (the ``group``'s offsets) or
+        ``{"timestamp": ms}``; ``bounded`` stops at the ends the partitions had at
+        the start. ``format``: ``"text"`` (values are strings), ``"json"`` (values
+        are parsed) or ``"envelope"`` (dicts with topic, partition, offset,
+        timestamp, key, value and headers). ``secret`` names credentials the
+        cluster keeps. Records carry the Kafka timestamp (``assign_watermarks``)."""
+        if isinstance(topics, str):
+            topics = [topics]
+        if isinstance(start, dict):
+            if set(start) != {"timestamp"}:
+                raise EddyError(f"read_kafka: start {start!r} is not {{'timestamp': ms}}")
+            start = ("timestamp", int(start["timestamp"]))
+        elif start in ("earliest", "latest", "committed"):
+            start = (start,)
+        else:
+            raise EddyError(f"read_kafka: start {start!r} is not earliest, latest, committed or {{'timestamp': ms}}")
+        if format not in ("text", "json", "envelope"):
+            raise EddyError(f"read_kafka: format {format!r} is not text, json or envelope")
+        kind = ("kafka-source", str(brokers), [str(t) for t in topics], start, bool(bounded),
+                None if group is None else str(group), format, None if secret is None else str(secret))
+        return self._source("Kafka Source", kind, None)
+
     def read_text_file(self, path):
         """Lines of a text file, as strings (bounded; split across subtasks by the host)."""
         return self._source("File Source", ("file-source", str(path)), None)
@@ -288,6 +317,22 @@ class Stream(_Settable):
         """Writes each value as a line into part files under directory ``path``."""
         kind = ("file-sink", str(path))
         return DataSink(self._g, self._g.add_vertex("File Sink", kind, self._input()))
+
+    def write_kafka(self, brokers, topic, guarantee="none", format="text", secret=None):
+        """Writes each value into a Kafka topic, like Flink's ``KafkaSink``.
+
+        ``guarantee``: ``"none"`` or ``"at-least-once"`` (each checkpoint waits
+        until the brokers acknowledged every record before it). ``format``:
+        ``"text"`` (strings as their text, anything else as JSON), ``"json"``, or
+        ``"envelope"`` (dicts with ``value`` and optional ``key``, ``partition``
+        and ``headers``)."""
+        if guarantee not in ("none", "at-least-once"):
+            raise EddyError(f"write_kafka: guarantee {guarantee!r} is not none or at-least-once")
+        if format not in ("text", "json", "envelope"):
+            raise EddyError(f"write_kafka: format {format!r} is not text, json or envelope")
+        kind = ("kafka-sink", str(brokers), str(topic), guarantee, format,
+                None if secret is None else str(secret))
+        return DataSink(self._g, self._g.add_vertex("Kafka Sink", kind, self._input()))
 
     # Operators.
 

@@ -140,6 +140,22 @@ class GraphTest(unittest.TestCase):
         out = ops.run_batch(g.registry, frame([(None, 5, b"3")]))
         self.assertEqual(out, frame([(b'"k7"', 5, b"7")]))
 
+    def test_kafka_source_and_sink(self):
+        env = eddy.Env("k")
+        (env.read_kafka("b:9092", "in", start={"timestamp": 5}, bounded=True, group="g",
+                        format="json", secret="s")
+            .map(lambda v: v).write_kafka("b:9092", "out", guarantee="at-least-once",
+                                          format="envelope"))
+        g = env._finish()
+        self.assertEqual(g.vertices[0].kind,
+                         ("kafka-source", "b:9092", ["in"], ("timestamp", 5), True, "g", "json", "s"))
+        self.assertEqual(g.vertices[2].kind,
+                         ("kafka-sink", "b:9092", "out", "at-least-once", "envelope", None))
+        with self.assertRaisesRegex(eddy.EddyError, "start 'first' is not earliest"):
+            env.read_kafka("b:1", "t", start="first")
+        with self.assertRaisesRegex(eddy.EddyError, "guarantee 'exactly-once' is not none"):
+            env.read_kafka("b:1", "t").write_kafka("b:1", "o", guarantee="exactly-once")
+
     def test_errors(self):
         with self.assertRaisesRegex(eddy.EddyError, "defines no operators"):
             eddy.Env("e")._finish()

@@ -324,6 +324,12 @@ pub struct JobManagerArgs {
     /// quarter of it): how soon a standby takes over, like 5s [default: 5s].
     #[arg(long, value_name = "DURATION", value_parser = crate::jobmanager::parse_duration)]
     pub leader_lease: Option<Duration>,
+    /// A TOML file of the credentials jobs' Kafka connectors may name
+    /// (`[kafka.NAME]` with tenant, security-protocol, sasl-mechanism,
+    /// username, password, ca-file; see docs/kafka.md). A job names a secret,
+    /// never a password; each secret serves one tenant's jobs.
+    #[arg(long, value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub runtime: RuntimeArgs,
@@ -447,6 +453,11 @@ pub struct RunArgs {
     /// in milliseconds: lower means lower latency, higher fuller batches.
     #[arg(long, value_name = "MS", default_value_t = 10)]
     pub buffer_timeout: u64,
+    /// On the embedded cluster: a TOML file of the credentials the job's Kafka
+    /// connectors may name (`[kafka.NAME]`, see docs/kafka.md; secrets without a
+    /// tenant). A cluster's JobManager has its own (`eddy jobmanager --secrets`).
+    #[arg(long, value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
     /// No progress bar. (It shows only on a terminal, for a bounded job; on the
     /// embedded cluster, for one that does not print its records there.)
     #[arg(short = 'q', long)]
@@ -541,6 +552,7 @@ struct ConfigFile {
     database: Option<String>,
     #[serde(default, deserialize_with = "duration_text")]
     leader_lease: Option<Duration>,
+    secrets: Option<PathBuf>,
 }
 
 /// A duration of a config file, written as on the command line (`24h`).
@@ -570,6 +582,10 @@ fn jobmanager_config(a: &JobManagerArgs) -> anyhow::Result<JobManagerConfig> {
         taskmanager_cert_lifetime: a.taskmanager_cert_lifetime.or(file.taskmanager_cert_lifetime).unwrap_or(Duration::from_secs(86_400)),
         database: a.database.clone().or(file.database).filter(|d| !d.trim().is_empty()),
         leader_lease: a.leader_lease.or(file.leader_lease).unwrap_or(Duration::from_secs(5)),
+        secrets: match a.secrets.clone().or(file.secrets) {
+            Some(path) => crate::connectors::kafka::SecretsFile::load(&path)?,
+            None => Default::default(),
+        },
     };
     if config.leader_lease < Duration::from_millis(500) || config.leader_lease > Duration::from_secs(600) {
         anyhow::bail!("leader-lease must be 500ms to 10m, not {:?}", config.leader_lease);
@@ -741,6 +757,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Run(a) if !a.local && a.jobmanager.as_deref().is_some_and(|m| !m.trim().is_empty()) => {
             let addr = a.jobmanager.as_deref().unwrap_or_default();
+            anyhow::ensure!(a.secrets.is_none(), "--secrets applies to the embedded cluster; a cluster's JobManager has its own (eddy jobmanager --secrets)");
             let c = &a.checkpoints;
             let settings = crate::client::RunSettings {
                 parallelism: a.job.parallelism,
@@ -850,11 +867,16 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
                 None => None,
             };
             let run_id = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis());
+            let secrets = match &a.secrets {
+                Some(path) => crate::connectors::kafka::SecretsFile::load(path)?,
+                None => Default::default(),
+            };
             let options = JobOptions {
                 buffer_timeout: Duration::from_millis(a.buffer_timeout),
                 restore,
                 run_id: run_id.clone(),
                 state_backend: c.state_backend.clone(),
+                secrets: secrets.for_job(crate::connectors::kafka::secret_names(&plan.vertices), None)?,
                 ..JobOptions::default()
             };
             let checkpoints = c.config().map(|config| CheckpointSettings {

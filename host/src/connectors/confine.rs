@@ -65,6 +65,9 @@ pub enum ConfineError {
         /// `host:port` as the job gave it.
         target: String,
     },
+    /// A Kafka broker list with an entry not on the allow-list.
+    #[error("{0}")]
+    Broker(String),
 }
 
 /// How a connector uses a path, as errors name it.
@@ -102,6 +105,8 @@ impl Confinement {
             VertexKind::FileSource(path) => self.beneath_root(PathRole::Source, Path::new(path)).map(drop),
             VertexKind::FileSink(dir) => self.beneath_root(PathRole::SinkDir, Path::new(dir)).map(drop),
             VertexKind::SocketSource(s) => self.check_socket(&s.host, s.port),
+            VertexKind::KafkaSource(k) => self.check_brokers(&k.brokers),
+            VertexKind::KafkaSink(k) => self.check_brokers(&k.brokers),
             _ => Ok(()),
         }
     }
@@ -119,6 +124,11 @@ impl Confinement {
             true => Ok(()),
             false => Err(ConfineError::Socket { target: format!("{host}:{port}") }),
         }
+    }
+
+    /// Refuses a Kafka broker list with an entry not on the allow-list (or not `host:port`).
+    pub fn check_brokers(&self, list: &str) -> Result<(), ConfineError> {
+        super::kafka::check_brokers(self, list).map_err(|e| ConfineError::Broker(e.to_string()))
     }
 
     /// `path` relative to the data root, lexically; `path` as given when unconfined.

@@ -5,7 +5,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Confinement, Files, PathRole, MAX_LINE_BYTES, SOURCE_BATCH_BYTES};
+use super::{Confinement, Files, PathRole, Reach, MAX_LINE_BYTES, SOURCE_BATCH_BYTES};
 use crate::framing;
 use crate::json;
 use crate::runtime::{SocketSource, VertexKind};
@@ -38,8 +38,9 @@ fn encode_splits<T: serde::Serialize>(splits: &[T]) -> Vec<Vec<u8>> {
 }
 
 /// The source of a source vertex, for subtask `subtask` of `parallelism`,
-/// reaching only what `confinement` grants.
-pub fn create_source(kind: &VertexKind, subtask: u32, parallelism: u32, confinement: &Confinement) -> Result<Box<dyn Source>, TaskError> {
+/// reaching only what `reach` grants.
+pub fn create_source(kind: &VertexKind, subtask: u32, parallelism: u32, reach: &Reach) -> Result<Box<dyn Source>, TaskError> {
+    let confinement = reach.confinement;
     Ok(match kind {
         VertexKind::SocketSource(s) => {
             // Refused before any name resolution: no connection is attempted.
@@ -52,6 +53,11 @@ pub fn create_source(kind: &VertexKind, subtask: u32, parallelism: u32, confinem
             let (from, to) = share(seq.count, subtask, parallelism);
             let rate = seq.per_second.map(|r| (r / u64::from(parallelism)).max(1));
             Box::new(SequenceSource { splits: vec![(from, to)].into(), rate })
+        }
+        VertexKind::KafkaSource(k) => {
+            let secret = reach.secret(k.secret.as_deref()).map_err(|e| TaskError::Kafka(format!("kafka source: {e}")))?;
+            let client_id = format!("eddy-{}-{}", reach.client_id, subtask);
+            Box::new(super::kafka::KafkaSourceReader::new(k, client_id, subtask, parallelism, confinement, secret)?)
         }
         _ => unreachable!("not a source: {kind:?}"),
     })

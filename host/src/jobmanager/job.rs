@@ -524,6 +524,8 @@ impl JobManager {
                 check_no_files(t, &spec.graph)?;
             }
         }
+        let names = crate::connectors::kafka::secret_names(&spec.graph.vertices);
+        self.config.secrets.for_job(names, settings.tenant.as_deref()).map_err(|e| (400, e.to_string()))?;
         let id = {
             let mut state = self.state.lock().unwrap();
             // Checked again under the lock that inserts: submissions planned side by side each passed the first check.
@@ -627,6 +629,16 @@ impl JobManager {
         let (deployment, connections) = {
             let state = self.state.lock().unwrap();
             let Some(job) = state.jobs.get(id) else { return };
+            // Resolved at each deployment from the JobManager's file, never stored with the job.
+            let names = crate::connectors::kafka::secret_names(&job.spec.graph.vertices);
+            let secrets = match self.config.secrets.for_job(names, job.settings.tenant.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    drop(state);
+                    self.fail_job(id, e.to_string());
+                    return;
+                }
+            };
             let tms = job.taskmanagers();
             let mut peers = BTreeMap::new();
             let mut connections = Vec::new();
@@ -658,6 +670,7 @@ impl JobManager {
                 tenant: job.settings.tenant.clone(),
                 sandbox: job.sandbox.clone(),
                 confinement: job.confinement.clone(),
+                secrets,
             };
             (deployment, connections)
         };

@@ -79,6 +79,8 @@ pub struct JobManagerConfig {
     pub database: Option<String>,
     /// How long the leadership lease lasts unless renewed (a shared database only).
     pub leader_lease: Duration,
+    /// Credentials jobs' connectors name (`--secrets`), resolved for each job's tenant.
+    pub secrets: crate::connectors::kafka::SecretsFile,
 }
 
 /// Plain HTTP or TLS for the HTTP API. Plain only on a loopback address: keys travel in it.

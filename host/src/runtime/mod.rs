@@ -36,8 +36,9 @@ pub(crate) mod bindings {
 }
 
 pub use bindings::eddy::stream::types::{
-    Aggregate, AggregateKind, Edge, FieldRef, JobGraph, Partitioning, Sequence, SlidingWindow, SocketSource, SubtaskInfo, TimeDomain,
-    TimestampSpec, Vertex, VertexKind, WindowAssigner, WindowFunction, WindowSpec,
+    Aggregate, AggregateKind, DeliveryGuarantee, Edge, FieldRef, JobGraph, KafkaFormat, KafkaSink, KafkaSource, KafkaStart, Partitioning,
+    Sequence, SlidingWindow, SocketSource, SubtaskInfo, TimeDomain, TimestampSpec, Vertex, VertexKind, WindowAssigner, WindowFunction,
+    WindowSpec,
 };
 
 /// The world every job component must implement.

@@ -61,6 +61,11 @@ impl TaskCheckpoints {
         TaskCheckpoints { shared, chain, subtask, injected: 0, committed: 0, stopped: None }
     }
 
+    /// The last barrier this task's source injected (0: none).
+    pub fn injected(&self) -> u64 {
+        self.injected
+    }
+
     /// A barrier a source should inject now, if a checkpoint was triggered since the last.
     pub fn due(&mut self, signals: &JobSignals) -> Option<Barrier> {
         self.shared.as_ref()?;

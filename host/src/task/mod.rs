@@ -56,6 +56,10 @@ pub enum TaskError {
         /// What was wrong with the record.
         message: String,
     },
+    /// A Kafka source or sink cannot reach its brokers, or met a record the
+    /// job's format refuses (the message names the topic, partition and offset).
+    #[error("{0}")]
+    Kafka(String),
     /// A source or sink failed on I/O.
     #[error("{what}: {source}")]
     Io {
@@ -379,6 +383,30 @@ impl SourceContext<'_> {
         self.live.records_in.fetch_add(records, Ordering::Relaxed);
         self.live.bytes_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.process(batch)
+    }
+
+    /// Like [`SourceContext::emit`], for a source that reads several splits
+    /// (Kafka partitions): the batch holds records of split `split` only, so
+    /// that a timestamp assigner keeps one watermark per split.
+    pub fn emit_split(&mut self, batch: Vec<u8>, records: u64, split: u32) -> Result<(), TaskError> {
+        self.chain.input_split(split);
+        self.emit(batch, records)
+    }
+
+    /// The splits the source still reads (by the ids it gives `emit_split`):
+    /// the watermark is the minimum over these only.
+    pub fn active_splits(&mut self, splits: &[u32]) {
+        self.chain.active_splits(splits);
+    }
+
+    /// The id of the last checkpoint this source took part in (0: none).
+    pub fn last_checkpoint(&self) -> u64 {
+        self.checkpoints.injected()
+    }
+
+    /// The newest checkpoint that completed on every task.
+    pub fn completed_checkpoint(&self) -> u64 {
+        self.signals.checkpoint_committed.load(Ordering::Acquire)
     }
 
     /// Runs a batch through the chain and writes what comes out.

@@ -69,6 +69,11 @@ pub trait Operator: Send {
     fn take_progress(&mut self) -> Option<Progress> {
         None
     }
+    /// The next batch holds records of this split of the source only (see
+    /// [`crate::task::SourceContext::emit_split`]); told to the chain's head.
+    fn input_split(&mut self, _split: u32) {}
+    /// The splits the source still reads; told to the chain's head.
+    fn active_splits(&mut self, _splits: &[u32]) {}
     /// When `on_processing_time` is next due, in wall-clock epoch milliseconds.
     fn next_timer(&self) -> Option<i64> {
         None
@@ -126,6 +131,21 @@ impl Chain {
     /// Runs a batch through the chain.
     pub fn process(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
         self.run_from(0, batch)
+    }
+
+    /// Which split of the source the next batch is from (the first operator,
+    /// a timestamp assigner if any, keeps a watermark per split).
+    pub fn input_split(&mut self, split: u32) {
+        if let Some(op) = self.ops.first_mut() {
+            op.input_split(split);
+        }
+    }
+
+    /// The splits the source still reads.
+    pub fn active_splits(&mut self, splits: &[u32]) {
+        if let Some(op) = self.ops.first_mut() {
+            op.active_splits(splits);
+        }
     }
 
     /// Tells every operator, in order, that event time advanced.
@@ -233,6 +253,8 @@ pub struct ChainContext<'a> {
     pub state_backend: &'a BackendKind,
     /// What its sinks may reach.
     pub confinement: &'a connectors::Confinement,
+    /// The secrets its connectors name.
+    pub secrets: &'a std::collections::BTreeMap<String, connectors::kafka::KafkaSecret>,
     /// The job's limits and quotas in this process, shared by all its instances here.
     pub budget: &'a std::sync::Arc<JobBudget>,
 }
@@ -316,6 +338,12 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
                     VertexKind::FileSink(dir) => {
                         let run = ctx.checkpointing.then_some(ctx.run_id);
                         Box::new(connectors::FileSink::create(dir, info, run, ctx.confinement)?)
+                    }
+                    VertexKind::KafkaSink(k) => {
+                        let client_id = format!("eddy-{}-v{}-{subtask}", ctx.run_id, vertex.id);
+                        let reach = connectors::Reach { confinement: ctx.confinement, secrets: ctx.secrets, client_id: &client_id };
+                        let secret = reach.secret(k.secret.as_deref()).map_err(|e| TaskError::Kafka(format!("kafka sink: {e}")))?;
+                        Box::new(connectors::kafka::KafkaSinkOp::create(vertex.name.clone(), k, &client_id, ctx.confinement, secret)?)
                     }
                     VertexKind::Timestamps(spec) => Box::new(TimestampAssigner::new(vertex.name.clone(), spec.clone())),
                     VertexKind::Window(spec) => {

@@ -507,6 +507,7 @@ impl TaskManager {
             state_backend: d.state_backend.clone(),
             sandbox: d.sandbox.clone(),
             confinement: d.confinement.clone(),
+            secrets: d.secrets.clone(),
             ..JobOptions::default()
         };
         let me = self.link().id;

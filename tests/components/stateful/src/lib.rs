@@ -45,6 +45,42 @@ fn sequence_check(env: &mut Env, args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// `kafka-sequence-check --brokers B --topic T --keys K (--output DIR |
+/// --kafka-out TOPIC [--guarantee at-least-once])`: `sequence-check` over a Kafka
+/// topic of JSON numbers `i` (produced by the test): the same per-key count
+/// and sum, each record writing `key seq count sum` to the two-phase file sink
+/// or to a Kafka topic.
+fn kafka_sequence_check(env: &mut Env, args: &Args) -> Result<(), String> {
+    use eddy_sdk::kafka::{KafkaSink, KafkaSource};
+    let brokers = args.required("brokers")?.to_string();
+    let keys: u64 = args.parse_or("keys", 100)?;
+    let source = KafkaSource::new(brokers.clone(), [args.required("topic")?]).json();
+    let lines = env
+        .read_kafka::<u64>(source)
+        .uid("kafka")
+        .key_by(move |i: &u64| i % keys)
+        .process(move |ctx: &mut KeyedCtx<u64, String>, i: u64| {
+            let acc = ctx.value_state::<(u64, u64)>("count-and-sum");
+            let (count, sum) = acc.get()?.unwrap_or((0, 0));
+            let (count, sum) = (count + 1, sum + i);
+            acc.set(&(count, sum))?;
+            let key = ctx.key();
+            ctx.collect(format!("{key} {} {count} {sum}", i / keys));
+            Ok(())
+        })
+        .name("count-and-sum")
+        .uid("count-and-sum");
+    match args.get("kafka-out") {
+        Some(topic) => {
+            let sink = KafkaSink::new(brokers, topic);
+            let sink = if args.get("guarantee") == Some("at-least-once") { sink.at_least_once() } else { sink };
+            lines.write_kafka(sink)
+        }
+        None => lines.write_text_file(args.required("output")?),
+    };
+    Ok(())
+}
+
 /// `totals --n N --keys K --rate R --output DIR`: the final count and sum
 /// per key twice over: a Wasm `reduce` (host keyed state) into `DIR/reduce`
 /// and the built-in `sum` (host aggregate, combined before the exchange)
@@ -132,6 +168,7 @@ fn timers(env: &mut Env, args: &Args) -> Result<(), String> {
 
 eddy_sdk::entries! {
     "timers" => timers,
+    "kafka-sequence-check" => kafka_sequence_check,
     "sequence-check" => sequence_check,
     "totals" => totals,
     "big-state" => big_state,
