@@ -375,3 +375,82 @@ fn bad_brokers_topics_and_records_fail_with_one_clear_line() {
 }
 
 
+
+/// On a hosted cluster: brokers off the tenant's allow-list are refused at
+/// submission; a secret is usable by its own tenant only, under one message
+/// for "another's" and "none"; and a secret's password appears nowhere: not
+/// in the job as the API shows it, its exceptions, nor any process's log.
+#[test]
+fn tenants_reach_only_listed_brokers_and_their_own_secrets_which_never_show() {
+    let broker = Broker::start();
+    broker.create_topic("in", 1);
+    broker.create_topic("out", 1);
+    let work = tempfile::tempdir().unwrap();
+    let secrets = work.path().join("secrets.toml");
+    std::fs::write(
+        &secrets,
+        "[kafka.acme-plain]\ntenant = \"acme\"\n\
+         [kafka.acme-sasl]\ntenant = \"acme\"\nsecurity-protocol = \"sasl-plaintext\"\nsasl-mechanism = \"scram-sha-512\"\n\
+         username = \"etl\"\npassword = \"hunter2-do-not-print\"\n\
+         [kafka.zeta-only]\ntenant = \"zeta\"\n",
+    )
+    .unwrap();
+    let cluster = Cluster::start(1, 2, &["--secrets", secrets.to_str().unwrap()]);
+    let admin = cluster.dir.path().join("admin.token");
+    let (m, wasm) = (cluster.http.as_str(), component("stateful"));
+    // The key file goes after the (sub)command: what follows a component is the job's.
+    let eddy_as = |key: &Path, args: &[&str]| {
+        let at = if matches!(args[0], "tenant" | "token") { 2 } else { 1 };
+        let mut all = args.to_vec();
+        all.splice(at..at, ["--token-file", key.to_str().unwrap()]);
+        eddy().env_remove("EDDY_TOKEN").args(&all).output().unwrap()
+    };
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(eddy_as(&admin, &["tenant", "create", "acme", "-m", m]));
+    let key = work.path().join("acme.key");
+    ok(eddy_as(&admin, &["token", "create", "-m", m, "--tenant", "acme", "--role", "developer", "--output", key.to_str().unwrap()]));
+    let args_with = |secret: &'static str| {
+        let mut args = vec!["run", "-m", m, "-c", "kafka-sequence-check", wasm.to_str().unwrap(), "--brokers", &broker.addr];
+        args.extend(["--topic", "in", "--kafka-out", "out"]);
+        if !secret.is_empty() {
+            args.extend(["--secret", secret]);
+        }
+        args
+    };
+    let submit = |secret: &'static str| eddy_as(&key, &args_with(secret));
+    let refused = submit("");
+    assert!(!refused.status.success());
+    let line = error_line(&String::from_utf8_lossy(&refused.stderr)).to_string();
+    assert!(line.ends_with(&format!("kafka broker {} is not on the tenant's allow-list", broker.addr)), "{line}");
+
+    ok(eddy_as(&admin, &["tenant", "update", "acme", "-m", m, "--allow-socket", &broker.addr]));
+    for secret in ["zeta-only", "nope"] {
+        let out = submit(secret);
+        let line = error_line(&String::from_utf8_lossy(&out.stderr)).to_string();
+        assert!(line.ends_with(&format!("unknown kafka secret \"{secret}\"")), "{line}");
+    }
+    // Its own plaintext secret: the job runs and reads the topic.
+    broker.produce("in", &["7".into()], |_| 0, |_| None);
+    let args = args_with("acme-plain");
+    let mut running = eddy()
+        .env_remove("EDDY_TOKEN")
+        .args([args[0], "--token-file", key.to_str().unwrap()])
+        .args(&args[1..])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let got = broker.consume("out", 1, Duration::from_secs(30), |r| !r.is_empty());
+    let _ = running.kill();
+    assert_eq!(got.first().map(|r| r.1.as_str()), Some("7 0 1 7"), "the job with its own secret ran");
+    // Its own SASL secret against a broker without SASL: the job fails, and the password is nowhere.
+    let _ = submit("acme-sasl");
+    let jobs = cluster.get("/jobs");
+    let everything = format!("{jobs} {}", jobs["jobs"].as_array().unwrap().iter().map(|j| cluster.job(j["id"].as_str().unwrap()).to_string()).collect::<String>());
+    let logs: String = ["jobmanager.log", "taskmanager-1.log"].iter().map(|l| cluster.log(l)).collect();
+    assert!(!everything.contains("hunter2") && !logs.contains("hunter2"), "the password was shown");
+    assert!(everything.contains("acme-sasl"), "the secret's name is shown: {everything}");
+}

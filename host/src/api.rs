@@ -161,7 +161,7 @@ pub struct TenantChanges {
     /// The directory its file sources and sinks resolve beneath (on every TaskManager).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_root: Option<PathBuf>,
-    /// `host:port` entries its socket sources may connect to (replaces the list).
+    /// `host:port` entries its socket sources and Kafka brokers may be (replaces the list).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_sockets: Option<Vec<String>>,
 }
@@ -189,7 +189,7 @@ pub struct Tenant {
     pub quotas: Quotas,
     /// Where its file connectors resolve; none: it may use no files.
     pub data_root: Option<PathBuf>,
-    /// Where its socket sources may connect.
+    /// Where its socket sources and Kafka connectors may connect.
     pub allowed_sockets: Vec<String>,
 }
 

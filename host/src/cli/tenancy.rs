@@ -109,7 +109,7 @@ pub struct QuotaArgs {
     /// The directory (on every TaskManager) its file sources and sinks resolve beneath; without one it may use no files.
     #[arg(long, value_name = "DIR")]
     pub data_root: Option<PathBuf>,
-    /// A HOST:PORT its socket sources may connect to (repeat for more; replaces the list).
+    /// A HOST:PORT its socket sources and Kafka connectors may connect to (repeat for more; replaces the list).
     #[arg(long = "allow-socket", value_name = "HOST:PORT")]
     pub allow_socket: Vec<String>,
 }

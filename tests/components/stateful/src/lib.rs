@@ -46,7 +46,7 @@ fn sequence_check(env: &mut Env, args: &Args) -> Result<(), String> {
 }
 
 /// `kafka-sequence-check --brokers B --topic T --keys K (--output DIR |
-/// --kafka-out TOPIC [--guarantee at-least-once])`: `sequence-check` over a Kafka
+/// --kafka-out TOPIC [--guarantee at-least-once]) [--secret NAME]`: `sequence-check` over a Kafka
 /// topic of JSON numbers `i` (produced by the test): the same per-key count
 /// and sum, each record writing `key seq count sum` to the two-phase file sink
 /// or to a Kafka topic.
@@ -54,7 +54,12 @@ fn kafka_sequence_check(env: &mut Env, args: &Args) -> Result<(), String> {
     use eddy_sdk::kafka::{KafkaSink, KafkaSource};
     let brokers = args.required("brokers")?.to_string();
     let keys: u64 = args.parse_or("keys", 100)?;
+    let secret = args.get("secret");
     let source = KafkaSource::new(brokers.clone(), [args.required("topic")?]).json();
+    let source = match secret {
+        Some(name) => source.secret(name),
+        None => source,
+    };
     let lines = env
         .read_kafka::<u64>(source)
         .uid("kafka")
@@ -73,6 +78,10 @@ fn kafka_sequence_check(env: &mut Env, args: &Args) -> Result<(), String> {
     match args.get("kafka-out") {
         Some(topic) => {
             let sink = KafkaSink::new(brokers, topic);
+            let sink = match secret {
+                Some(name) => sink.secret(name),
+                None => sink,
+            };
             let sink = if args.get("guarantee") == Some("at-least-once") { sink.at_least_once() } else { sink };
             lines.write_kafka(sink)
         }
