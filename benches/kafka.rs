@@ -23,6 +23,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 #[path = "../tests/common/kafka.rs"]
+#[allow(dead_code)]
 mod broker;
 
 /// The workspace's target directory (the broker helper finds tansu there).
@@ -38,7 +39,7 @@ fn consumer(broker: &broker::Broker, topic: &str, from: Offset) -> BaseConsumer 
         .set("group.id", "bench")
         .set("isolation.level", "read_uncommitted")
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "5")
+        .set("fetch.wait.max.ms", "10")
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
@@ -84,6 +85,10 @@ fn consume(broker: &broker::Broker, topic: &str, n: u64, pipe: Option<&str>) -> 
             let m = m.unwrap();
             if let Some(out) = pipe {
                 send(&p, out, m.payload().unwrap());
+                // Serve delivery reports as a well-written client does, not only when the queue is full.
+                if seen % 1024 == 0 {
+                    p.poll(Duration::ZERO);
+                }
             }
             seen += 1;
         }

@@ -291,7 +291,7 @@ fn latencies(broker: &Broker, input: &str, output: &str, seq: impl Fn(&str) -> u
         .set("isolation.level", "read_uncommitted")
         // The source's own setting (connectors/kafka/source.rs): tansu answers a
         // fetch only when this wait is over, so both paths pay it alike.
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", "10")
         .create()
         .unwrap();
     let mut tpl = rdkafka::TopicPartitionList::new();
