@@ -181,5 +181,6 @@ fn main() {
     std::thread::sleep(Duration::from_secs(3));
     let (j50, j99) = percentiles(latencies(&b, "lat-in", "lat-out", rate, 5));
     let _ = job.kill();
+    let _ = job.wait();
     println!("  latency at {rate} records/s: broker alone p50 {d50:.1?} p99 {d99:.1?}; through eddy p50 {j50:.1?} p99 {j99:.1?}");
 }

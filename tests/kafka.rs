@@ -203,6 +203,7 @@ fn event_time_windows_fire_although_partitions_have_no_data() {
     broker.produce("lines", &lines, |_| 0, |i| Some([1_000, 1_100, 1_900, 2_500][i]));
     let records = broker.consume("counts", 1, Duration::from_secs(30), |r| r.len() >= 4);
     let _ = job.kill();
+    let _ = job.wait();
     let mut got: Vec<Value> = records.iter().map(|(_, v)| serde_json::from_str(v).unwrap()).collect();
     got.sort_by_key(|v| v["word"].as_str().unwrap().to_string());
     let expected = [("a", 1), ("dog", 1), ("fox", 2), ("the", 2)].map(|(w, n)| json!({ "word": w, "end": 2000, "n": n }));
@@ -270,6 +271,7 @@ fn records_reach_the_output_topic_within_the_brokers_own_latency_and_the_buffer_
     broker.consume("out", 1, Duration::from_secs(30), |r| !r.is_empty());
     let through = latencies(&broker, "in", "out", |line| line.split(' ').nth(1).unwrap().parse().unwrap());
     let _ = job.kill();
+    let _ = job.wait();
     let p99 = |mut v: Vec<Duration>| {
         v.sort();
         v[v.len() * 99 / 100]
@@ -445,6 +447,7 @@ fn tenants_reach_only_listed_brokers_and_their_own_secrets_which_never_show() {
         .unwrap();
     let got = broker.consume("out", 1, Duration::from_secs(30), |r| !r.is_empty());
     let _ = running.kill();
+    let _ = running.wait();
     assert_eq!(got.first().map(|r| r.1.as_str()), Some("7 0 1 7"), "the job with its own secret ran");
     // Its own SASL secret against a broker without SASL: the job fails, and the password is nowhere.
     let _ = submit("acme-sasl");

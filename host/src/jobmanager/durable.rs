@@ -98,10 +98,10 @@ fn replayable(spec: &JobSpec) -> bool {
 }
 
 /// A job of the database as the restarted JobManager takes it up, or why it cannot be.
-fn resume(e: JobEntry) -> Result<Job, (JobEntry, String)> {
+fn resume(e: JobEntry) -> Result<Job, Box<(JobEntry, String)>> {
     let plan = match ExecutionPlan::new(e.spec.clone(), e.settings.parallelism) {
         Ok(plan) => plan,
-        Err(err) => return Err((e, format!("the JobManager restarted and cannot plan the job again: {err}"))),
+        Err(err) => return Err(Box::new((e, format!("the JobManager restarted and cannot plan the job again: {err}")))),
     };
     let ran = e.attempt > 0 || matches!(e.status, JobStatus::Running | JobStatus::Restarting);
     let latest = e.latest.clone();
@@ -110,16 +110,16 @@ fn resume(e: JobEntry) -> Result<Job, (JobEntry, String)> {
             Ok(true) => {}
             Ok(false) => {
                 let why = format!("the JobManager restarted and the job's latest checkpoint {} is gone", path.display());
-                return Err((e, why));
+                return Err(Box::new((e, why)));
             }
             Err(err) => {
                 let why = format!("the JobManager restarted and cannot read the job's latest checkpoint {}: {err}", path.display());
-                return Err((e, why));
+                return Err(Box::new((e, why)));
             }
         },
         None if ran && !replayable(&e.spec) => {
             let why = "the JobManager restarted and the job has no completed checkpoint to resume from; its socket source cannot be replayed".to_string();
-            return Err((e, why));
+            return Err(Box::new((e, why)));
         }
         _ => {}
     }
@@ -180,7 +180,7 @@ impl JobManager {
                     tracing::info!(job = %id, attempt = job.attempt, latest = ?job.coordinator.latest(), "job resumed after a JobManager restart");
                     self.state.lock().unwrap().jobs.insert(id, job);
                 }
-                Err((entry, why)) => failed.push((entry, why)),
+                Err(failure) => failed.push(*failure),
             }
         }
         for (entry, why) in failed {
