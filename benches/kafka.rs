@@ -51,16 +51,7 @@ fn consumer(broker: &broker::Broker, topic: &str, from: Offset) -> BaseConsumer 
 }
 
 fn send(p: &BaseProducer, topic: &str, value: &[u8]) {
-    let mut r = BaseRecord::<(), [u8]>::to(topic).payload(value);
-    loop {
-        match p.send(r) {
-            Ok(()) => return,
-            Err((_, back)) => {
-                r = back;
-                p.poll(Duration::from_millis(1));
-            }
-        }
-    }
+    broker::send(p, BaseRecord::<(), [u8]>::to(topic).payload(value));
 }
 
 /// Records/s of producing `n` records into `topic`, acknowledged.

@@ -28,16 +28,7 @@ fn produce_sequence(broker: &Broker, topic: &str, from: u64, to: u64, partitions
         let started = Instant::now();
         for i in from..to {
             let value = i.to_string();
-            let mut record = BaseRecord::<(), str>::to(&topic).payload(value.as_str()).partition((i % partitions) as i32);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        record = back;
-                        producer.poll(Duration::from_millis(5));
-                    }
-                }
-            }
+            common::kafka::send(&producer, BaseRecord::<(), str>::to(&topic).payload(value.as_str()).partition((i % partitions) as i32));
             if (i - from) % 500 == 499 {
                 producer.poll(Duration::ZERO);
                 let due = Duration::from_secs_f64((i - from + 1) as f64 / rate as f64);
@@ -55,6 +46,18 @@ fn wait_for_lines(cluster: &Cluster, out: &Path, n: usize) {
         assert!(Instant::now() < deadline, "the output never had {n} lines; JobManager log:\n{}", cluster.log("jobmanager.log"));
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The sum of the offsets `group` committed for the `partitions` of `topic`.
+fn committed_offsets(broker: &Broker, group: &str, topic: &str, partitions: i32) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", &broker.addr).set("group.id", group).create().unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    committed.elements().iter().map(|e| if let rdkafka::Offset::Offset(n) = e.offset() { n } else { 0 }).sum()
 }
 
 /// Where a job's chain-0 subtask 1 runs (the TaskManager to kill).
@@ -104,7 +107,7 @@ fn a_killed_taskmanager_is_recovered_from_with_exactly_once_output_from_kafka() 
     let out = work.path().join("out");
     let n = 60_000;
     let producer = produce_sequence(&broker, "in", 0, n, 4, 8_000);
-    let id = submit_sequence_check(&cluster, &broker, &["--output", out.to_str().unwrap()]);
+    let id = submit_sequence_check(&cluster, &broker, &["--output", out.to_str().unwrap(), "--group", "sequence-check"]);
     let victim = kill_a_source_taskmanager_midway(&mut cluster, &id, n);
     producer.join().unwrap();
     wait_for_lines(&cluster, &out, n as usize);
@@ -114,6 +117,8 @@ fn a_killed_taskmanager_is_recovered_from_with_exactly_once_output_from_kafka() 
     let job = cluster.job(&id);
     assert!(job["exceptions"].to_string().contains(&format!("tm-{victim}")), "{job}");
     assert_sequences_exactly_once(&out, n, KEYS);
+    // Completed checkpoints committed the offsets to the group, for monitoring: all of them by now.
+    assert_eq!(committed_offsets(&broker, "sequence-check", "in", 4), n as i64);
 }
 
 /// The same job into a Kafka topic through the at-least-once sink, and the

@@ -29,6 +29,20 @@ fn tansu() -> PathBuf {
     path
 }
 
+/// Queues `record`, waiting while the producer's queue is full.
+pub fn send<K: rdkafka::message::ToBytes + ?Sized, V: rdkafka::message::ToBytes + ?Sized>(p: &BaseProducer, record: BaseRecord<'_, K, V>) {
+    let mut record = record;
+    loop {
+        match p.send(record) {
+            Ok(()) => return,
+            Err((_, back)) => {
+                record = back;
+                p.poll(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -92,16 +106,7 @@ impl Broker {
             if let Some(ts) = timestamp_of(i) {
                 r = r.timestamp(ts);
             }
-            let mut r = r;
-            loop {
-                match p.send(r) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        r = back;
-                        p.poll(Duration::from_millis(5));
-                    }
-                }
-            }
+            send(&p, r);
         }
         p.flush(Duration::from_secs(30)).unwrap();
     }

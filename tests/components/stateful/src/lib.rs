@@ -20,15 +20,10 @@ fn settings(args: &Args) -> Result<Settings, String> {
     })
 }
 
-/// `sequence-check --n N --keys K --rate R --output DIR`: per key, value
-/// state counts the records and sums them; every record writes
-/// `key seq count sum` to DIR. Exactly-once shows as: for each key the seqs
-/// are `0..n_k` once each, and the counts `1..=n_k` once each.
-fn sequence_check(env: &mut Env, args: &Args) -> Result<(), String> {
-    let s = settings(args)?;
-    let keys = s.keys;
-    env.generate_at_rate(s.n, s.rate, |i| i)
-        .uid("sequence")
+/// Per key `i % keys`, value state counts the records and sums them; every
+/// record `i` becomes the line `key seq count sum` (seq: `i / keys`).
+fn count_and_sum(numbers: Stream<u64>, keys: u64) -> Stream<String> {
+    numbers
         .key_by(move |i: &u64| i % keys)
         .process(move |ctx: &mut KeyedCtx<u64, String>, i: u64| {
             let acc = ctx.value_state::<(u64, u64)>("count-and-sum");
@@ -41,15 +36,24 @@ fn sequence_check(env: &mut Env, args: &Args) -> Result<(), String> {
         })
         .name("count-and-sum")
         .uid("count-and-sum")
-        .write_text_file(s.output);
+}
+
+/// `sequence-check --n N --keys K --rate R --output DIR`: per key, value
+/// state counts the records and sums them; every record writes
+/// `key seq count sum` to DIR. Exactly-once shows as: for each key the seqs
+/// are `0..n_k` once each, and the counts `1..=n_k` once each.
+fn sequence_check(env: &mut Env, args: &Args) -> Result<(), String> {
+    let s = settings(args)?;
+    count_and_sum(env.generate_at_rate(s.n, s.rate, |i| i).uid("sequence"), s.keys).write_text_file(s.output);
     Ok(())
 }
 
 /// `kafka-sequence-check --brokers B --topic T --keys K (--output DIR |
-/// --kafka-out TOPIC [--guarantee at-least-once]) [--secret NAME]`: `sequence-check` over a Kafka
-/// topic of JSON numbers `i` (produced by the test): the same per-key count
-/// and sum, each record writing `key seq count sum` to the two-phase file sink
-/// or to a Kafka topic.
+/// --kafka-out TOPIC [--guarantee at-least-once]) [--secret NAME] [--group G]`:
+/// `sequence-check` over a Kafka topic of JSON numbers `i` (produced by the
+/// test): the same per-key count and sum, each record writing `key seq count
+/// sum` to the two-phase file sink or to a Kafka topic; offsets committed to
+/// group G on completed checkpoints.
 fn kafka_sequence_check(env: &mut Env, args: &Args) -> Result<(), String> {
     use eddy_sdk::kafka::{KafkaSink, KafkaSource};
     let brokers = args.required("brokers")?.to_string();
@@ -60,21 +64,11 @@ fn kafka_sequence_check(env: &mut Env, args: &Args) -> Result<(), String> {
         Some(name) => source.secret(name),
         None => source,
     };
-    let lines = env
-        .read_kafka::<u64>(source)
-        .uid("kafka")
-        .key_by(move |i: &u64| i % keys)
-        .process(move |ctx: &mut KeyedCtx<u64, String>, i: u64| {
-            let acc = ctx.value_state::<(u64, u64)>("count-and-sum");
-            let (count, sum) = acc.get()?.unwrap_or((0, 0));
-            let (count, sum) = (count + 1, sum + i);
-            acc.set(&(count, sum))?;
-            let key = ctx.key();
-            ctx.collect(format!("{key} {} {count} {sum}", i / keys));
-            Ok(())
-        })
-        .name("count-and-sum")
-        .uid("count-and-sum");
+    let source = match args.get("group") {
+        Some(group) => source.group(group),
+        None => source,
+    };
+    let lines = count_and_sum(env.read_kafka::<u64>(source).uid("kafka"), keys);
     match args.get("kafka-out") {
         Some(topic) => {
             let sink = KafkaSink::new(brokers, topic);
