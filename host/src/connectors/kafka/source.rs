@@ -268,9 +268,10 @@ impl KafkaSourceReader {
         Ok(())
     }
 
-    /// Takes a checkpoint if one is due; remembers the position for the
-    /// group's commit. False when the source must end (stop with savepoint).
-    fn checkpoint(&mut self, ctx: &mut SourceContext) -> Result<bool, TaskError> {
+    /// Takes a checkpoint if one is due, remembering the position for the
+    /// group, and commits to the group what completed since. False when the
+    /// source must end (stop with savepoint).
+    fn checkpoint(&mut self, ctx: &mut SourceContext, consumer: &BaseConsumer<JobContext>) -> Result<bool, TaskError> {
         let splits = self.splits.as_ref().expect("splits are known while running");
         let mut taken = None;
         let go_on = ctx.checkpoint(|| {
@@ -284,6 +285,7 @@ impl KafkaSourceReader {
                 self.uncommitted.pop_front();
             }
         }
+        self.commit_completed(ctx, consumer);
         Ok(go_on)
     }
 
@@ -350,8 +352,6 @@ impl crate::connectors::Source for KafkaSourceReader {
                 .map_err(|e| connect(KafkaConnectError::Client(e.to_string())))?;
         }
         consumer.assign(&tpl).map_err(|e| connect(KafkaConnectError::Client(e.to_string())))?;
-        let index: std::collections::HashMap<(String, i32), usize> =
-            splits.iter().enumerate().map(|(i, s)| ((s.topic.clone(), s.partition), i)).collect();
         ctx.active_splits(&active(splits));
         self.report(ctx);
         let wait = ctx.buffer_timeout().clamp(Duration::from_millis(1), Duration::from_millis(100));
@@ -366,14 +366,15 @@ impl crate::connectors::Source for KafkaSourceReader {
             let timeout = if pending.is_some() { Duration::ZERO } else { wait };
             match consumer.poll(timeout) {
                 Some(Ok(m)) => {
-                    let Some(&i) = index.get(&(m.topic().to_string(), m.partition())) else { continue };
+                    let hint = pending.as_ref().map(|p| p.split);
+                    let Some(i) = self.split_of(m.topic(), m.partition(), hint) else { continue };
                     let split = &self.splits.as_ref().expect("known")[i];
                     if split.stop.is_some_and(|stop| m.offset() >= stop) {
                         continue;
                     }
                     if pending.as_ref().is_some_and(|p| p.split != i || p.batch.len() >= SOURCE_BATCH_BYTES) {
                         self.emit(ctx, &mut pending)?;
-                        if !self.checkpoint(ctx)? {
+                        if !self.checkpoint(ctx, &consumer)? {
                             return Ok(());
                         }
                     }
@@ -399,10 +400,9 @@ impl crate::connectors::Source for KafkaSourceReader {
                     self.emit(ctx, &mut pending)?;
                     self.report(ctx);
                     ctx.idle()?;
-                    if !self.checkpoint(ctx)? {
+                    if !self.checkpoint(ctx, &consumer)? {
                         return Ok(());
                     }
-                    self.commit_completed(ctx, &consumer);
                     if self.spec.bounded {
                         self.skip_to_positions(&consumer, ctx)?;
                     }
@@ -428,10 +428,7 @@ impl crate::connectors::Source for KafkaSourceReader {
         }
         self.emit(ctx, &mut pending)?;
         self.report(ctx);
-        if !self.checkpoint(ctx)? {
-            return Ok(());
-        }
-        self.commit_completed(ctx, &consumer);
+        self.checkpoint(ctx, &consumer)?;
         Ok(())
     }
 
@@ -446,6 +443,17 @@ impl crate::connectors::Source for KafkaSourceReader {
 }
 
 impl KafkaSourceReader {
+    /// The index of the split of `topic`'s `partition`: `hint` first (records
+    /// come in runs of one partition), without allocating per record.
+    fn split_of(&self, topic: &str, partition: i32, hint: Option<usize>) -> Option<usize> {
+        let splits = self.splits.as_ref()?;
+        let is = |s: &PartitionSplit| s.partition == partition && s.topic == topic;
+        match hint {
+            Some(h) if is(&splits[h]) => Some(h),
+            _ => splits.iter().position(is),
+        }
+    }
+
     /// Bounded: a partition whose consumer position reached its stop is done
     /// even if no record at the stop was read (transaction markers and
     /// compacted records take offsets but are never delivered).
