@@ -47,6 +47,13 @@ pub struct JobOptions {
     pub secrets: BTreeMap<String, KafkaSecret>,
 }
 
+impl JobOptions {
+    /// What its connectors may use.
+    fn reach(&self) -> Reach<'_> {
+        Reach { confinement: &self.confinement, secrets: &self.secrets, run_id: &self.run_id }
+    }
+}
+
 impl Default for JobOptions {
     fn default() -> Self {
         JobOptions {
@@ -181,9 +188,7 @@ pub fn wire(
                 Some(gate) => Head::Input(Box::new(gate)),
                 None => {
                     let vertex = &plan.vertices[chain.vertices[0]];
-                    let client_id = format!("{}-v{}", options.run_id, vertex.id);
-                    let reach = Reach { confinement: &options.confinement, secrets: &options.secrets, client_id: &client_id };
-                    let mut source = create_source(&vertex.kind, u, chain.parallelism, &reach)?;
+                    let mut source = create_source(vertex, u, chain.parallelism, &options.reach())?;
                     let uid = vertex_uid(vertex);
                     if let Some(r) = options.restore.as_ref().filter(|r| r.contains(&uid)) {
                         if let Err(e) = source.restore(r.state_for(&uid, u, chain.parallelism).items) {
@@ -272,8 +277,7 @@ pub fn spawn(
                     run_id: &options.run_id,
                     checkpointing: options.checkpointing.is_some(),
                     state_backend: &options.state_backend,
-                    confinement: &options.confinement,
-                    secrets: &options.secrets,
+                    reach: options.reach(),
                     budget: &budget,
                 };
                 let checkpoints = TaskCheckpoints::new(options.checkpointing.clone(), chain, subtask);

@@ -19,16 +19,22 @@ pub struct Reach<'a> {
     /// The secrets the job names, resolved by the cluster for its tenant.
     pub secrets: &'a std::collections::BTreeMap<String, kafka::KafkaSecret>,
     /// Names the job's run (job and attempt) in clients' ids, as brokers log them.
-    pub client_id: &'a str,
+    pub run_id: &'a str,
 }
 
 impl Reach<'_> {
-    /// The secret `name`, when a connector names one.
-    pub fn secret(&self, name: Option<&str>) -> Result<Option<kafka::KafkaSecret>, kafka::SecretsError> {
-        match name {
-            None => Ok(None),
-            Some(n) => self.secrets.get(n).cloned().map(Some).ok_or_else(|| kafka::SecretsError::Unknown(n.to_string())),
+    /// The secret `name`, when the Kafka `role` (source or sink) names one.
+    pub fn kafka_secret(&self, name: Option<&str>, role: &str) -> Result<Option<kafka::KafkaSecret>, crate::task::TaskError> {
+        let Some(n) = name else { return Ok(None) };
+        match self.secrets.get(n) {
+            Some(s) => Ok(Some(s.clone())),
+            None => Err(crate::task::TaskError::Kafka(format!("kafka {role}: {}", kafka::SecretsError::Unknown(n.to_string())))),
         }
+    }
+
+    /// The id of the client a connector of `vertex` opens in `subtask`.
+    pub fn client_id(&self, vertex: u32, subtask: u32) -> String {
+        format!("eddy-{}-v{vertex}-{subtask}", self.run_id)
     }
 }
 

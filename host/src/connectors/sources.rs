@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{Confinement, Files, PathRole, Reach, MAX_LINE_BYTES, SOURCE_BATCH_BYTES};
 use crate::framing;
 use crate::json;
-use crate::runtime::{SocketSource, VertexKind};
+use crate::runtime::{SocketSource, Vertex, VertexKind};
 use crate::task::{SourceContext, TaskError};
 
 /// A source, run in its task's thread.
@@ -39,9 +39,9 @@ fn encode_splits<T: serde::Serialize>(splits: &[T]) -> Vec<Vec<u8>> {
 
 /// The source of a source vertex, for subtask `subtask` of `parallelism`,
 /// reaching only what `reach` grants.
-pub fn create_source(kind: &VertexKind, subtask: u32, parallelism: u32, reach: &Reach) -> Result<Box<dyn Source>, TaskError> {
+pub fn create_source(vertex: &Vertex, subtask: u32, parallelism: u32, reach: &Reach) -> Result<Box<dyn Source>, TaskError> {
     let confinement = reach.confinement;
-    Ok(match kind {
+    Ok(match &vertex.kind {
         VertexKind::SocketSource(s) => {
             // Refused before any name resolution: no connection is attempted.
             confinement.check_socket(&s.host, s.port)?;
@@ -55,11 +55,11 @@ pub fn create_source(kind: &VertexKind, subtask: u32, parallelism: u32, reach: &
             Box::new(SequenceSource { splits: vec![(from, to)].into(), rate })
         }
         VertexKind::KafkaSource(k) => {
-            let secret = reach.secret(k.secret.as_deref()).map_err(|e| TaskError::Kafka(format!("kafka source: {e}")))?;
-            let client_id = format!("eddy-{}-{}", reach.client_id, subtask);
+            let secret = reach.kafka_secret(k.secret.as_deref(), "source")?;
+            let client_id = reach.client_id(vertex.id, subtask);
             Box::new(super::kafka::KafkaSourceReader::new(k, client_id, subtask, parallelism, confinement, secret)?)
         }
-        _ => unreachable!("not a source: {kind:?}"),
+        kind => unreachable!("not a source: {kind:?}"),
     })
 }
 

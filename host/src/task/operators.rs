@@ -251,10 +251,8 @@ pub struct ChainContext<'a> {
     pub checkpointing: bool,
     /// Where keyed state of Wasm operators lives.
     pub state_backend: &'a BackendKind,
-    /// What its sinks may reach.
-    pub confinement: &'a connectors::Confinement,
-    /// The secrets its connectors name.
-    pub secrets: &'a std::collections::BTreeMap<String, connectors::kafka::KafkaSecret>,
+    /// What its sinks may reach and use: files, sockets, secrets, a name for their clients.
+    pub reach: connectors::Reach<'a>,
     /// The job's limits and quotas in this process, shared by all its instances here.
     pub budget: &'a std::sync::Arc<JobBudget>,
 }
@@ -337,13 +335,12 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
                     VertexKind::PrintSink => Box::new(connectors::PrintSink::new(info)),
                     VertexKind::FileSink(dir) => {
                         let run = ctx.checkpointing.then_some(ctx.run_id);
-                        Box::new(connectors::FileSink::create(dir, info, run, ctx.confinement)?)
+                        Box::new(connectors::FileSink::create(dir, info, run, ctx.reach.confinement)?)
                     }
                     VertexKind::KafkaSink(k) => {
-                        let client_id = format!("eddy-{}-v{}-{subtask}", ctx.run_id, vertex.id);
-                        let reach = connectors::Reach { confinement: ctx.confinement, secrets: ctx.secrets, client_id: &client_id };
-                        let secret = reach.secret(k.secret.as_deref()).map_err(|e| TaskError::Kafka(format!("kafka sink: {e}")))?;
-                        Box::new(connectors::kafka::KafkaSinkOp::create(vertex.name.clone(), k, &client_id, ctx.confinement, secret)?)
+                        let secret = ctx.reach.kafka_secret(k.secret.as_deref(), "sink")?;
+                        let client_id = ctx.reach.client_id(vertex.id, subtask);
+                        Box::new(connectors::kafka::KafkaSinkOp::create(vertex.name.clone(), k, &client_id, ctx.reach.confinement, secret)?)
                     }
                     VertexKind::Timestamps(spec) => Box::new(TimestampAssigner::new(vertex.name.clone(), spec.clone())),
                     VertexKind::Window(spec) => {
