@@ -23,7 +23,7 @@ pub use secrets::{KafkaSecret, SaslMechanism, SecretsError, SecretsFile, Securit
 pub use sink::KafkaSinkOp;
 pub use source::KafkaSourceReader;
 
-use super::{ConfineError, Confinement};
+use super::Confinement;
 
 /// How long a metadata or offset request may take before the connector gives up.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,12 +80,6 @@ pub enum KafkaConnectError {
         /// librdkafka's reason.
         reason: String,
     },
-}
-
-impl From<ConfineError> for KafkaConnectError {
-    fn from(e: ConfineError) -> Self {
-        KafkaConnectError::Client(e.to_string())
-    }
 }
 
 /// The secrets the Kafka connectors of a graph's `vertices` name.

@@ -149,13 +149,19 @@ impl Operator for KafkaSinkOp {
             let record = record.map_err(|source| TaskError::Framing { operator: self.name.clone(), source })?;
             match self.spec.format {
                 KafkaFormat::Text | KafkaFormat::Json => {
-                    let mut value = Vec::with_capacity(record.value.len());
-                    match self.spec.format {
-                        KafkaFormat::Text => json::write_as_text(&mut value, record.value),
-                        _ => value.extend_from_slice(record.value),
-                    }
+                    // JSON goes as it is; text needs a copy only to drop a string's quotes.
+                    let text;
+                    let value = match self.spec.format {
+                        KafkaFormat::Text => {
+                            let mut t = Vec::with_capacity(record.value.len());
+                            json::write_as_text(&mut t, record.value);
+                            text = t;
+                            &text[..]
+                        }
+                        _ => record.value,
+                    };
                     self.bytes += value.len() as u64;
-                    let mut r = BaseRecord::to(&topic).payload(&value[..]);
+                    let mut r = BaseRecord::to(&topic).payload(value);
                     if let Some(ts) = record.timestamp {
                         r = r.timestamp(ts);
                     }

@@ -105,7 +105,7 @@ impl KafkaSourceReader {
     fn consumer(&self) -> Result<BaseConsumer<JobContext>, TaskError> {
         let mut c = base_config(&self.spec.brokers, &self.client_id, self.secret.as_ref());
         // The group only names where offsets are committed: partitions are assigned, never subscribed.
-        let group = self.spec.group.clone().unwrap_or_else(|| format!("eddy-{}", self.client_id));
+        let group = self.spec.group.clone().unwrap_or_else(|| self.client_id.clone());
         c.set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -137,7 +137,8 @@ impl KafkaSourceReader {
         let mut partitions: Vec<(String, i32)> = Vec::new();
         let mut all_topics = None;
         for topic in &self.spec.topics {
-            if let Some(pattern) = topic.strip_prefix('^').map(|_| topic.as_str()) {
+            if topic.starts_with('^') {
+                let pattern = topic.as_str();
                 let re = regex::Regex::new(pattern)
                     .map_err(|e| KafkaConnectError::Pattern { pattern: pattern.into(), reason: e.to_string() })?;
                 let all = match &all_topics {
@@ -227,10 +228,15 @@ impl KafkaSourceReader {
                 framing::push(batch, None, value, timestamp);
             }
             KafkaFormat::Envelope => framing::push_with(batch, None, timestamp, |b| {
+                use std::io::Write as _;
                 b.extend_from_slice(b"{\"topic\":");
                 json::write_string(b, split.topic.as_bytes());
-                b.extend_from_slice(format!(",\"partition\":{},\"offset\":{},\"timestamp\":", split.partition, m.offset()).as_bytes());
-                b.extend_from_slice(timestamp.map_or("null".into(), |t| t.to_string()).as_bytes());
+                // Writing into a Vec cannot fail.
+                let _ = write!(b, ",\"partition\":{},\"offset\":{},\"timestamp\":", split.partition, m.offset());
+                let _ = match timestamp {
+                    Some(t) => write!(b, "{t}"),
+                    None => write!(b, "null"),
+                };
                 let bytes = |b: &mut Vec<u8>, v: Option<&[u8]>| match v {
                     Some(v) => json::write_string(b, v),
                     None => b.extend_from_slice(b"null"),
@@ -358,7 +364,7 @@ impl crate::connectors::Source for KafkaSourceReader {
         let mut pending: Option<Pending> = None;
         let mut last_health = Instant::now();
         let mut unreachable_since: Option<Instant> = None;
-        while !active(self.splits.as_ref().expect("known")).is_empty() {
+        while !self.splits.as_ref().expect("known").iter().all(PartitionSplit::done) {
             if ctx.should_stop() {
                 break;
             }
