@@ -12,7 +12,7 @@
 //! sasl-mechanism = "scram-sha-512"   # plain | scram-sha-256 | scram-sha-512
 //! username = "acme-etl"
 //! password = "..."
-//! ca-file = "/etc/eddy/kafka-ca.pem" # read by the JobManager; TaskManagers get the PEM
+//! ca-file = "/etc/eddy/kafka-ca.pem" # read by the JobManager; TaskManagers get the PEM (or ca-pem = "…")
 //! ```
 
 use std::collections::BTreeMap;
@@ -101,6 +101,10 @@ pub struct KafkaSecret {
     /// certificates; none: the system's.
     #[serde(default)]
     pub ca_pem: Option<String>,
+    /// The file's way to give `ca_pem`: read into it when the file is loaded,
+    /// so that TaskManagers need no copy; never sent.
+    #[serde(default, skip_serializing)]
+    ca_file: Option<PathBuf>,
 }
 
 /// Secrets never reach a log: a deployment or a task's settings may be printed.
@@ -147,29 +151,11 @@ impl KafkaSecret {
     }
 }
 
-/// A secret as the file writes it: a CA file instead of its PEM.
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct SecretEntry {
-    #[serde(default)]
-    tenant: Option<String>,
-    #[serde(default)]
-    security_protocol: SecurityProtocol,
-    #[serde(default)]
-    sasl_mechanism: Option<SaslMechanism>,
-    #[serde(default)]
-    username: Option<String>,
-    #[serde(default)]
-    password: Option<String>,
-    #[serde(default)]
-    ca_file: Option<PathBuf>,
-}
-
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct FileLayout {
     #[serde(default)]
-    kafka: BTreeMap<String, SecretEntry>,
+    kafka: BTreeMap<String, KafkaSecret>,
 }
 
 /// The secrets a cluster knows, by name.
@@ -217,22 +203,12 @@ impl SecretsFile {
         let text = std::fs::read_to_string(path).map_err(|source| SecretsError::Read { path: path.into(), source })?;
         let layout: FileLayout =
             toml::from_str(&text).map_err(|e| SecretsError::Parse { path: path.into(), message: e.message().to_string() })?;
-        let mut kafka = BTreeMap::new();
-        for (name, entry) in layout.kafka {
-            let ca_pem = match entry.ca_file {
-                Some(ca) => Some(std::fs::read_to_string(&ca).map_err(|source| SecretsError::Read { path: ca.clone(), source })?),
-                None => None,
-            };
-            let secret = KafkaSecret {
-                tenant: entry.tenant,
-                security_protocol: entry.security_protocol,
-                sasl_mechanism: entry.sasl_mechanism,
-                username: entry.username,
-                password: entry.password,
-                ca_pem,
-            };
-            secret.check(&name)?;
-            kafka.insert(name, secret);
+        let mut kafka = layout.kafka;
+        for (name, secret) in &mut kafka {
+            if let Some(ca) = secret.ca_file.take() {
+                secret.ca_pem = Some(std::fs::read_to_string(&ca).map_err(|source| SecretsError::Read { path: ca, source })?);
+            }
+            secret.check(name)?;
         }
         Ok(SecretsFile { kafka })
     }
@@ -277,6 +253,7 @@ mod tests {
         .unwrap();
         let got = f.for_job(["a"], Some("acme")).unwrap();
         assert_eq!(got["a"].ca_pem.as_deref(), Some("PEM"));
+        assert!(!serde_json::to_string(&got["a"]).unwrap().contains("ca-file"), "the JobManager's path is not sent");
         assert!(!format!("{got:?}").contains("hunter2"));
         assert_eq!(f.for_job(["a"], Some("other")).unwrap_err().to_string(), "unknown kafka secret \"a\"");
         assert_eq!(f.for_job(["a"], None).unwrap_err().to_string(), "unknown kafka secret \"a\"");
