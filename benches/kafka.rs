@@ -17,10 +17,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::Offset;
 
 #[path = "../tests/common/kafka.rs"]
 #[allow(dead_code)]
@@ -34,20 +34,7 @@ fn target_dir() -> PathBuf {
 const PARTITIONS: i32 = 4;
 
 fn consumer(broker: &broker::Broker, topic: &str, from: Offset) -> BaseConsumer {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &broker.addr)
-        .set("group.id", "bench")
-        .set("isolation.level", "read_uncommitted")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, from).unwrap();
-    }
-    c.assign(&tpl).unwrap();
-    c
+    broker.reader(topic, PARTITIONS, from)
 }
 
 fn send(p: &BaseProducer, topic: &str, value: &[u8]) {

@@ -289,21 +289,9 @@ fn records_reach_the_output_topic_within_the_brokers_own_latency_and_the_buffer_
 /// Produces the numbers 0..200 into `input` 10 ms apart and answers how long
 /// each took to appear in `output` (`seq` reads a number's index from an output value).
 fn latencies(broker: &Broker, input: &str, output: &str, seq: impl Fn(&str) -> usize) -> Vec<Duration> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
     use rdkafka::producer::{BaseRecord, Producer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &broker.addr)
-        .set("group.id", "latency")
-        .set("isolation.level", "read_uncommitted")
-        // The source's own setting (connectors/kafka/source.rs): tansu answers a
-        // fetch only when this wait is over, so both paths pay it alike.
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(output, 0, rdkafka::Offset::End).unwrap();
-    consumer.assign(&tpl).unwrap();
+    let consumer = broker.reader(output, 1, rdkafka::Offset::End);
     std::thread::sleep(Duration::from_millis(500));
     let producer = broker.producer();
     let n = 200;

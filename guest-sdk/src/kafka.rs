@@ -1,6 +1,6 @@
 //! Kafka topics as sources and sinks, run by the host (the guest opens no socket).
 //!
-//! ```no_run
+//! ```
 //! use eddy_sdk::prelude::*;
 //! use eddy_sdk::kafka::{KafkaSink, KafkaSource, Start};
 //!
@@ -9,6 +9,8 @@
 //!     lines.map(|l: String| l.to_uppercase()).write_kafka(KafkaSink::new("localhost:9092", "output").at_least_once());
 //!     Ok(())
 //! }
+//! // Building the graph needs no host: it runs natively too.
+//! job(&mut Env::new("upper"), &Args::parse(Vec::<String>::new())).unwrap();
 //! ```
 
 use std::collections::BTreeMap;

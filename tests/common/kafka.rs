@@ -121,19 +121,7 @@ impl Broker {
         timeout: Duration,
         mut done: impl FnMut(&[(i32, String)]) -> bool,
     ) -> Vec<(i32, String)> {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.addr)
-            .set("group.id", "eddy-test-reader")
-            .set("enable.auto.commit", "false")
-            // What the source reads too; see read_uncommitted in connectors/kafka/source.rs.
-            .set("isolation.level", "read_uncommitted")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..partitions {
-            tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
-        }
-        c.assign(&tpl).unwrap();
+        let c = self.reader(topic, partitions, Offset::Beginning);
         let mut out = Vec::new();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
@@ -146,6 +134,27 @@ impl Broker {
             }
         }
         out
+    }
+
+    /// A consumer of partitions `0..partitions` of `topic` from `from`, set as
+    /// the source is (connectors/kafka/source.rs): uncommitted records, and
+    /// fetches that wait at most 10 ms (tansu answers a fetch only when its wait
+    /// is over), so that what the tests measure directly pays what the job pays.
+    pub fn reader(&self, topic: &str, partitions: i32, from: Offset) -> BaseConsumer {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.addr)
+            .set("group.id", "eddy-test-reader")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_uncommitted")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, from).unwrap();
+        }
+        c.assign(&tpl).unwrap();
+        c
     }
 
     /// Kills the broker (its in-memory topics go with it).
