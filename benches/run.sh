@@ -17,9 +17,17 @@
 #     1000 subtasks reporting and a /metrics scrape every second;
 #  8. Kafka (benches/kafka.rs): Kafka -> map -> Kafka at p=2 against librdkafka's
 #     own produce, consume and consume+produce throughput on the same broker, and
-#     end-to-end latency at 100 000 records/s.
+#     end-to-end latency at 100 000 records/s;
+#  9. Nexmark (benches/nexmark.py): the queries of examples/nexmark over 10 M events
+#     of the host's generator and of a JSON-lines file at p=1 and p=2; with --flink,
+#     Flink SQL over the same file. `./dev bench nexmark [ARGS]` runs only this part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-$PWD/target}
+if [ "${1:-}" = nexmark ]; then
+  shift
+  exec python3 benches/nexmark.py "$target/release/eddy" "$target/wasm32-wasip2/component/nexmark_queries.wasm" "$@"
+fi
 flink=no
 mb=100
 for a in "$@"; do
@@ -28,7 +36,6 @@ for a in "$@"; do
     *) mb=$a ;;
   esac
 done
-target=${CARGO_TARGET_DIR:-$PWD/target}
 eddy=$target/release/eddy
 wasm=$target/wasm32-wasip2/component/wordcount.wasm
 shared=../shared/bench
@@ -84,3 +91,6 @@ cargo bench --quiet -p eddy --bench languages
 tests/tools/install-tansu.sh
 echo "==> Kafka benchmark (tansu on 127.0.0.1)"
 cargo bench --quiet -p eddy --bench kafka
+
+echo "==> Nexmark (benches/nexmark.py)"
+python3 benches/nexmark.py "$eddy" "$target/wasm32-wasip2/component/nexmark_queries.wasm" $([ "$flink" = yes ] && echo --flink)

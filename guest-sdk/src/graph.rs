@@ -148,6 +148,35 @@ impl Env {
         self.source("Kafka Source", VertexKind::KafkaSource(source.spec), None)
     }
 
+    /// Nexmark events made by the host (see [`crate::nexmark`]), split across the
+    /// source's subtasks, each with its event time and watermarks
+    /// [`OUT_OF_ORDERNESS_MS`](crate::nexmark::OUT_OF_ORDERNESS_MS) behind.
+    pub fn read_nexmark(&mut self, source: crate::nexmark::NexmarkSource) -> Stream<crate::nexmark::Event> {
+        self.source("Nexmark Source", VertexKind::NexmarkSource(source.spec), None).assign_watermarks(crate::nexmark::OUT_OF_ORDERNESS_MS)
+    }
+
+    /// Nexmark events from a JSON-lines file of the shared format (one event object a
+    /// line, as `nexmark_gen.py` writes), with event times and watermarks as
+    /// [`Env::read_nexmark`] gives them.
+    pub fn read_nexmark_file(&mut self, path: impl Into<String>) -> Stream<crate::nexmark::Event> {
+        let lines = self.read_text_file(path);
+        let upstream = lines.vertex;
+        // The line's JSON goes on as it is; only its time is read here.
+        let events: Stream<crate::nexmark::Event> = lines.then(
+            "Nexmark Events",
+            op(|mut r, out| {
+                let line: String = r.value.take()?;
+                let Some(time) = crate::nexmark::line_time(&line) else {
+                    let shown: String = line.chars().take(80).collect();
+                    return Err(format!("not a Nexmark event (no \"dateTime\"): {shown}"));
+                };
+                out.emit(Item { key: None, timestamp: Some(time), value: Value::Json(line.as_bytes()) })
+            }),
+        );
+        place_with(&events.g, upstream, events.vertex);
+        events.assign_watermarks(crate::nexmark::OUT_OF_ORDERNESS_MS)
+    }
+
     /// Lines of a text file, as `String`s (bounded; split across subtasks by the host).
     pub fn read_text_file(&mut self, path: impl Into<String>) -> Stream<String> {
         self.source("File Source", VertexKind::FileSource(path.into()), None)
@@ -473,6 +502,12 @@ impl<T> Stream<T> {
             VertexKind::FileSink(path.into()),
             Some(self.input()),
         );
+        DataSink { g: self.g, vertex }
+    }
+
+    /// Counts each value and drops it (a benchmark's sink, as Flink's `blackhole`).
+    pub fn discard(self) -> DataSink {
+        let vertex = add_vertex(&self.g, "Discard Sink", VertexKind::DiscardSink, Some(self.input()));
         DataSink { g: self.g, vertex }
     }
 

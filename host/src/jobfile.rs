@@ -650,7 +650,7 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
             fragment
                 .vertices
                 .iter()
-                .filter(|v| v.id != input && !matches!(v.kind, VertexKind::PrintSink | VertexKind::FileSink(_) | VertexKind::KafkaSink(_)))
+                .filter(|v| v.id != input && !crate::plan::is_sink(&v.kind))
                 .filter(|v| !fragment.edges.iter().any(|e| e.source == v.id && !e.side_output))
                 .map(|v| ids[&v.id])
                 .collect()

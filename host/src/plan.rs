@@ -74,6 +74,9 @@ pub enum PlanError {
     /// A side-output edge from an operator that has none.
     #[error("operator '{0}' has no side output (only windows do)")]
     NoSideOutput(String),
+    /// A Nexmark source whose event-time rate is 0 or past the generator's range.
+    #[error("nexmark source '{0}' needs an event rate between 1 and {max} events per second", max = crate::connectors::nexmark::MAX_EVENT_RATE)]
+    BadEventRate(String),
     /// A window with a zero size, slide or gap.
     #[error("window '{0}' needs a size, slide and gap above 0")]
     EmptyWindow(String),
@@ -164,11 +167,12 @@ pub(crate) fn is_source(kind: &VertexKind) -> bool {
             | VertexKind::ElementsSource(_)
             | VertexKind::SequenceSource(_)
             | VertexKind::KafkaSource(_)
+            | VertexKind::NexmarkSource(_)
     )
 }
 
-fn is_sink(kind: &VertexKind) -> bool {
-    matches!(kind, VertexKind::PrintSink | VertexKind::FileSink(_) | VertexKind::KafkaSink(_))
+pub(crate) fn is_sink(kind: &VertexKind) -> bool {
+    matches!(kind, VertexKind::PrintSink | VertexKind::FileSink(_) | VertexKind::KafkaSink(_) | VertexKind::DiscardSink)
 }
 
 /// The uid naming a vertex's state: its own, or one derived from its id.
@@ -261,6 +265,11 @@ impl ExecutionPlan {
             }
             if !matches!(v.kind, VertexKind::Window(_)) && edges.iter().any(|e| e.0 == i && e.3) {
                 return Err(PlanError::NoSideOutput(v.name.clone()));
+            }
+            if let VertexKind::NexmarkSource(n) = &v.kind {
+                if !(1..=crate::connectors::nexmark::MAX_EVENT_RATE).contains(&n.event_rate) {
+                    return Err(PlanError::BadEventRate(v.name.clone()));
+                }
             }
             if let VertexKind::Window(w) = &v.kind {
                 let sizes = match w.assigner {
@@ -453,6 +462,10 @@ fn describe(kind: &VertexKind) -> String {
             let bounded = if k.bounded { ", bounded" } else { "" };
             format!("kafka source {} from {}{bounded}", k.topics.join(","), k.brokers)
         }
+        VertexKind::NexmarkSource(n) => {
+            let rate = n.per_second.map(|r| format!(" at {r}/s")).unwrap_or_default();
+            format!("nexmark source of {} events{rate}, {} events per second of event time", n.events, n.event_rate)
+        }
         VertexKind::Input => "input of an operator entry".into(),
         VertexKind::Wasm(i) => format!("wasm operator #{i}"),
         VertexKind::Aggregate(a) => format!("built-in keyed {}", aggregate_name(a)),
@@ -478,6 +491,7 @@ fn describe(kind: &VertexKind) -> String {
             format!("keyed window, {assigner} ({time}), lateness {} ms, {function}", w.allowed_lateness_ms)
         }
         VertexKind::PrintSink => "print sink".into(),
+        VertexKind::DiscardSink => "discard sink".into(),
         VertexKind::FileSink(p) => format!("file sink {p}"),
         VertexKind::KafkaSink(k) => format!("kafka sink {} on {} ({:?})", k.topic, k.brokers, k.guarantee),
     }

@@ -3,11 +3,12 @@
 
 mod confine;
 pub mod kafka;
+pub mod nexmark;
 mod sinks;
 mod sources;
 
 pub use confine::{ConfineError, Confinement, Files, PathRole};
-pub use sinks::{FileSink, PrintSink};
+pub use sinks::{DiscardSink, FileSink, PrintSink};
 pub use sources::{create_source, Source};
 
 /// What a job's connectors may use: where they may reach, the secrets the

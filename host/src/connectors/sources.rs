@@ -1,9 +1,10 @@
-//! Source connectors: socket text, text file, fixed elements, number sequence.
+//! Source connectors: socket text, text file, fixed elements, number sequence (Kafka and
+//! Nexmark have modules of their own).
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Seek, SeekFrom};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Confinement, Files, PathRole, Reach, MAX_LINE_BYTES, SOURCE_BATCH_BYTES};
 use crate::framing;
@@ -29,11 +30,11 @@ fn share(n: u64, subtask: u32, parallelism: u32) -> (u64, u64) {
     ((n * i / p) as u64, (n * (i + 1) / p) as u64)
 }
 
-fn decode_splits<T: serde::de::DeserializeOwned>(splits: Vec<Vec<u8>>) -> Result<Vec<T>, String> {
+pub(super) fn decode_splits<T: serde::de::DeserializeOwned>(splits: Vec<Vec<u8>>) -> Result<Vec<T>, String> {
     splits.iter().map(|s| serde_json::from_slice(s).map_err(|e| format!("corrupt source position in the checkpoint: {e}"))).collect()
 }
 
-fn encode_splits<T: serde::Serialize>(splits: &[T]) -> Vec<Vec<u8>> {
+pub(super) fn encode_splits<T: serde::Serialize>(splits: &[T]) -> Vec<Vec<u8>> {
     splits.iter().map(|s| serde_json::to_vec(s).expect("splits serialize")).collect()
 }
 
@@ -54,6 +55,7 @@ pub fn create_source(vertex: &Vertex, subtask: u32, parallelism: u32, reach: &Re
             let rate = seq.per_second.map(|r| (r / u64::from(parallelism)).max(1));
             Box::new(SequenceSource { splits: vec![(from, to)].into(), rate })
         }
+        VertexKind::NexmarkSource(spec) => Box::new(super::nexmark::NexmarkReader::new(spec, subtask, parallelism)),
         VertexKind::KafkaSource(k) => {
             let secret = reach.kafka_secret(k.secret.as_deref(), "source")?;
             let client_id = reach.client_id(vertex.id, subtask);
@@ -310,8 +312,7 @@ struct SequenceSource {
 impl Source for SequenceSource {
     fn run(&mut self, ctx: &mut SourceContext) -> Result<(), TaskError> {
         let per_batch = self.rate.map_or(4096, |r| (r / 20).clamp(1, 4096));
-        // When the next batch is due, if rate-limited.
-        let mut next = std::time::Instant::now();
+        let mut pacer = Pacer::new(self.rate);
         while let Some(&(from, to)) = self.splits.front() {
             let end = (from + per_batch).min(to);
             let mut batch = Vec::with_capacity(((end - from) * 16) as usize);
@@ -319,25 +320,14 @@ impl Source for SequenceSource {
                 framing::push_with(&mut batch, None, None, |b| b.extend_from_slice(n.to_string().as_bytes()));
             }
             ctx.emit(batch, end - from)?;
-            if let Some(rate) = self.rate {
-                // Paced from when this batch went out: time lost to a stall is not made up in a burst.
-                next = next.max(std::time::Instant::now()) + std::time::Duration::from_secs_f64((end - from) as f64 / rate as f64);
-            }
             if end == to {
                 self.splits.pop_front();
             } else {
                 self.splits[0].0 = end;
             }
-            if !ctx.checkpoint(|| encode_splits(self.splits.make_contiguous()))? || ctx.should_stop() {
+            let position = || encode_splits(&self.splits.iter().collect::<Vec<_>>());
+            if !ctx.checkpoint(position)? || ctx.should_stop() || !pacer.wait(end - from, ctx, position)? {
                 break;
-            }
-            // Sleep until the next batch is due, in short naps that keep checkpoints and timers flowing.
-            while self.rate.is_some() && std::time::Instant::now() < next {
-                std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()).min(std::time::Duration::from_millis(5)));
-                ctx.idle()?;
-                if !ctx.checkpoint(|| encode_splits(self.splits.make_contiguous()))? {
-                    return Ok(());
-                }
             }
         }
         Ok(())
@@ -346,6 +336,37 @@ impl Source for SequenceSource {
     fn restore(&mut self, splits: Vec<Vec<u8>>) -> Result<(), String> {
         self.splits = decode_splits(splits)?.into();
         Ok(())
+    }
+}
+
+/// Holds a source to a rate of records per second, if it has one.
+pub(super) struct Pacer {
+    /// Records per second of this subtask; none: as fast as they go.
+    rate: Option<u64>,
+    /// When the next batch is due.
+    next: Instant,
+}
+
+impl Pacer {
+    pub(super) fn new(rate: Option<u64>) -> Self {
+        Pacer { rate, next: Instant::now() }
+    }
+
+    /// After a batch of `records`, sleeps until the next one is due, in short naps that
+    /// keep checkpoints (of `position`) and timers flowing. Returns false when the
+    /// source must end now (it passed a stop-with-savepoint barrier).
+    pub(super) fn wait(&mut self, records: u64, ctx: &mut SourceContext, mut position: impl FnMut() -> Vec<Vec<u8>>) -> Result<bool, TaskError> {
+        let Some(rate) = self.rate else { return Ok(true) };
+        // Paced from when this batch went out: time lost to a stall is not made up in a burst.
+        self.next = self.next.max(Instant::now()) + Duration::from_secs_f64(records as f64 / rate as f64);
+        while Instant::now() < self.next {
+            std::thread::sleep(self.next.saturating_duration_since(Instant::now()).min(Duration::from_millis(5)));
+            ctx.idle()?;
+            if !ctx.checkpoint(&mut position)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 

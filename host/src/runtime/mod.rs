@@ -36,8 +36,8 @@ pub(crate) mod bindings {
 }
 
 pub use bindings::eddy::stream::types::{
-    Aggregate, AggregateKind, DeliveryGuarantee, Edge, FieldRef, JobGraph, KafkaFormat, KafkaSink, KafkaSource, KafkaStart, Partitioning,
-    Sequence, SlidingWindow, SocketSource, SubtaskInfo, TimeDomain, TimestampSpec, Vertex, VertexKind, WindowAssigner, WindowFunction,
+    Aggregate, AggregateKind, DeliveryGuarantee, Edge, FieldRef, JobGraph, KafkaFormat, KafkaSink, KafkaSource, KafkaStart, NexmarkSource,
+    Partitioning, Sequence, SlidingWindow, SocketSource, SubtaskInfo, TimeDomain, TimestampSpec, Vertex, VertexKind, WindowAssigner, WindowFunction,
     WindowSpec,
 };
 

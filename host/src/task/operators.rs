@@ -333,6 +333,7 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
                         Box::new(AggregateOp::new(vertex.name.clone(), a.clone(), !plan.bounded, input, ctx.budget))
                     }
                     VertexKind::PrintSink => Box::new(connectors::PrintSink::new(info)),
+                    VertexKind::DiscardSink => Box::new(connectors::DiscardSink::default()),
                     VertexKind::FileSink(dir) => {
                         let run = ctx.checkpointing.then_some(ctx.run_id);
                         Box::new(connectors::FileSink::create(dir, info, run, ctx.reach.confinement)?)
