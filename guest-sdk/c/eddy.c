@@ -830,7 +830,7 @@ static int to_wit_graph(const eddy_env *env, eddy_stream_types_job_graph_t *g) {
     g->edges.len = env->n_edges;
     for (size_t i = 0; i < env->n_edges; i++) {
         const edge *e = &env->edges[i];
-        g->edges.ptr[i] = (eddy_stream_types_edge_t){e->source, e->target, e->partitioning, false};
+        g->edges.ptr[i] = (eddy_stream_types_edge_t){e->source, e->target, e->partitioning, false, 0};
     }
     return 0;
 }

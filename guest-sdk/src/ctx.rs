@@ -184,6 +184,12 @@ impl<K, O> std::ops::DerefMut for KeyedCtx<K, O> {
     }
 }
 
+impl<K, O> KeyedCtx<K, O> {
+    pub(crate) fn new() -> Self {
+        KeyedCtx { ctx: Ctx::new(), _key: PhantomData }
+    }
+}
+
 impl<K: DeserializeOwned, O> KeyedCtx<K, O> {
     /// The key of the record being processed, decoded from the record key.
     ///

@@ -7,6 +7,9 @@
 pub const FLAG_KEY: u8 = 0b01;
 /// Flag bit: the record has a timestamp.
 pub const FLAG_TIMESTAMP: u8 = 0b10;
+/// Flag bit: the record came by the second input of a two-input operator (`connect`). Only
+/// the host sets it, from the channel the record came on.
+pub const FLAG_SECOND_INPUT: u8 = 0b1000;
 /// Flag bit: the record is its operator's side output (a window's late records). Only the
 /// host's window operator sets it, and the host clears it before records reach a guest, so
 /// guests reject it like any unknown bit.
@@ -110,6 +113,8 @@ pub struct Decoder<'a> {
     buf: &'a [u8],
     pos: usize,
     failed: bool,
+    /// The input the last record came by: 0, or 1 for a two-input operator's second.
+    input: u8,
 }
 
 /// Decodes a batch lazily; see [`Decoder`].
@@ -118,6 +123,7 @@ pub fn decode(batch: &[u8]) -> Decoder<'_> {
         buf: batch,
         pos: 0,
         failed: false,
+        input: 0,
     }
 }
 
@@ -149,7 +155,7 @@ impl<'a> Decoder<'a> {
         let start = self.pos;
         let flags = self.buf[self.pos];
         self.pos += 1;
-        if flags & !(FLAG_KEY | FLAG_TIMESTAMP) != 0 {
+        if flags & !(FLAG_KEY | FLAG_TIMESTAMP | FLAG_SECOND_INPUT) != 0 {
             return Err(format!(
                 "malformed batch: record at byte {start} has unknown flag bits {flags:#04x}"
             ));
@@ -166,11 +172,20 @@ impl<'a> Decoder<'a> {
             None
         };
         let value = self.take_len_prefixed(start, "value")?;
+        self.input = u8::from(flags & FLAG_SECOND_INPUT != 0);
         Ok(Record {
             key,
             timestamp,
             value,
         })
+    }
+}
+
+impl Decoder<'_> {
+    /// The input the record last returned came by: 0, or 1 for the second input of a
+    /// two-input operator.
+    pub fn input(&self) -> u8 {
+        self.input
     }
 }
 

@@ -44,6 +44,12 @@ pub(crate) type Shared = Rc<RefCell<State>>;
 pub(crate) type Input = (u32, Partitioning, bool);
 
 pub(crate) fn add_vertex(g: &Shared, name: &str, kind: VertexKind, input: Option<Input>) -> u32 {
+    add_vertex_from(g, name, kind, input.as_slice(), &[])
+}
+
+/// Adds a vertex fed by `first` (its input 0) and `second` (input 1: only a two-input
+/// operator has one, and the host marks the records that come by it).
+pub(crate) fn add_vertex_from(g: &Shared, name: &str, kind: VertexKind, first: &[Input], second: &[Input]) -> u32 {
     let mut s = g.borrow_mut();
     let id = s.vertices.len() as u32;
     s.vertices.push(Vertex {
@@ -56,24 +62,28 @@ pub(crate) fn add_vertex(g: &Shared, name: &str, kind: VertexKind, input: Option
         keyed: false,
         per_key_updates: false,
     });
-    if let Some((source, partitioning, side_output)) = input {
-        s.edges.push(Edge {
-            source,
-            target: id,
-            partitioning,
-            side_output,
-        });
+    let inputs = first.iter().map(|i| (i, 0)).chain(second.iter().map(|i| (i, 1)));
+    for (&(source, partitioning, side_output), input) in inputs {
+        s.edges.push(Edge { source, target: id, partitioning, side_output, input });
     }
     id
 }
 
+/// Adds `op` to the registry; returns its index, which `wasm` vertices name.
+pub(crate) fn register(g: &Shared, op: Box<dyn Operator>) -> u32 {
+    let mut s = g.borrow_mut();
+    s.registry.push(op);
+    (s.registry.len() - 1) as u32
+}
+
 pub(crate) fn add_operator(g: &Shared, name: &str, op: Box<dyn Operator>, input: Input) -> u32 {
-    let index = {
-        let mut s = g.borrow_mut();
-        s.registry.push(op);
-        (s.registry.len() - 1) as u32
-    };
-    add_vertex(g, name, VertexKind::Wasm(index), Some(input))
+    add_operator_from(g, name, op, &[input], &[])
+}
+
+/// A user operator fed by `first` and, for a two-input operator, `second`.
+pub(crate) fn add_operator_from(g: &Shared, name: &str, op: Box<dyn Operator>, first: &[Input], second: &[Input]) -> u32 {
+    let index = register(g, op);
+    add_vertex_from(g, name, VertexKind::Wasm(index), first, second)
 }
 
 pub(crate) fn with_vertex(g: &Shared, id: u32, f: impl FnOnce(&mut Vertex)) {
@@ -170,7 +180,7 @@ impl Env {
                     let shown: String = line.chars().take(80).collect();
                     return Err(format!("not a Nexmark event (no \"dateTime\"): {shown}"));
                 };
-                out.emit(Item { key: None, timestamp: Some(time), value: Value::Json(line.as_bytes()) })
+                out.emit(Item { key: None, timestamp: Some(time), value: Value::Json(line.as_bytes()), input: 0 })
             }),
         );
         place_with(&events.g, upstream, events.vertex);
@@ -383,19 +393,21 @@ pub(crate) use vertex_setters;
 
 /// A stream of `T` values, each carried as JSON between operators.
 pub struct Stream<T> {
-    g: Shared,
-    vertex: u32,
+    pub(crate) g: Shared,
+    pub(crate) vertex: u32,
     /// How the next operator connects to this one.
     edge: Partitioning,
     /// Whether this is the vertex's side output (a window's late records).
     side_output: bool,
+    /// The other streams merged into this one by `union`: the next operator reads them too.
+    more: Vec<Input>,
     _t: PhantomData<fn() -> T>,
 }
 
 /// A stream may feed several operators: each clone starts another branch.
 impl<T> Clone for Stream<T> {
     fn clone(&self) -> Self {
-        Stream { g: self.g.clone(), vertex: self.vertex, edge: self.edge, side_output: self.side_output, _t: PhantomData }
+        Stream { g: self.g.clone(), vertex: self.vertex, edge: self.edge, side_output: self.side_output, more: self.more.clone(), _t: PhantomData }
     }
 }
 
@@ -406,6 +418,7 @@ impl<T> Stream<T> {
             vertex,
             edge: Partitioning::Forward,
             side_output: false,
+            more: Vec::new(),
             _t: PhantomData,
         }
     }
@@ -420,6 +433,22 @@ impl<T> Stream<T> {
 
     fn input(&self) -> Input {
         (self.vertex, self.edge, self.side_output)
+    }
+
+    /// Every stream the next operator reads: this one and those merged into it.
+    pub(crate) fn inputs(&self) -> Vec<Input> {
+        std::iter::once(self.input()).chain(self.more.iter().copied()).collect()
+    }
+
+    /// Merges `other`, a stream of the same type, into this one (Flink's `union`): the next
+    /// operator reads the records of both, in no particular order between them, and its
+    /// event time is the minimum of theirs.
+    pub fn union(mut self, other: Stream<T>) -> Stream<T> {
+        if !Rc::ptr_eq(&self.g, &other.g) {
+            builder_error(&self.g, "union: the streams belong to different environments".into());
+        }
+        self.more.extend(other.inputs());
+        self
     }
 
     /// Event time from field `field` of each value (epoch milliseconds), with watermarks
@@ -472,53 +501,49 @@ impl<T> Stream<T> {
     vertex_setters!();
 
     /// Sends records round-robin to the next operator's subtasks (to even out skew).
-    pub fn rebalance(mut self) -> Self {
-        self.edge = Partitioning::Rebalance;
-        self
+    pub fn rebalance(self) -> Self {
+        self.partitioned(Partitioning::Rebalance)
     }
 
     /// Sends every record to every subtask of the next operator.
-    pub fn broadcast(mut self) -> Self {
-        self.edge = Partitioning::Broadcast;
+    pub fn broadcast(self) -> Self {
+        self.partitioned(Partitioning::Broadcast)
+    }
+
+    fn partitioned(mut self, partitioning: Partitioning) -> Self {
+        self.edge = partitioning;
+        for input in &mut self.more {
+            input.1 = partitioning;
+        }
         self
     }
 
     /// Prints each value to the task's stdout (strings raw, anything else as JSON).
     pub fn print(self) -> DataSink {
-        let vertex = add_vertex(
-            &self.g,
-            "Print Sink",
-            VertexKind::PrintSink,
-            Some(self.input()),
-        );
+        let vertex = add_vertex_from(&self.g, "Print Sink", VertexKind::PrintSink, &self.inputs(), &[]);
         DataSink { g: self.g, vertex }
     }
 
     /// Writes each value as a line into part files under directory `path`.
     pub fn write_text_file(self, path: impl Into<String>) -> DataSink {
-        let vertex = add_vertex(
-            &self.g,
-            "File Sink",
-            VertexKind::FileSink(path.into()),
-            Some(self.input()),
-        );
+        let vertex = add_vertex_from(&self.g, "File Sink", VertexKind::FileSink(path.into()), &self.inputs(), &[]);
         DataSink { g: self.g, vertex }
     }
 
     /// Counts each value and drops it (a benchmark's sink, as Flink's `blackhole`).
     pub fn discard(self) -> DataSink {
-        let vertex = add_vertex(&self.g, "Discard Sink", VertexKind::DiscardSink, Some(self.input()));
+        let vertex = add_vertex_from(&self.g, "Discard Sink", VertexKind::DiscardSink, &self.inputs(), &[]);
         DataSink { g: self.g, vertex }
     }
 
     /// Writes each value into a Kafka topic (see [`crate::kafka::KafkaSink`]).
     pub fn write_kafka(self, sink: crate::kafka::KafkaSink) -> DataSink {
-        let vertex = add_vertex(&self.g, "Kafka Sink", VertexKind::KafkaSink(sink.spec), Some(self.input()));
+        let vertex = add_vertex_from(&self.g, "Kafka Sink", VertexKind::KafkaSink(sink.spec), &self.inputs(), &[]);
         DataSink { g: self.g, vertex }
     }
 
     fn then<O>(self, name: &str, op: Box<dyn Operator>) -> Stream<O> {
-        let vertex = add_operator(&self.g, name, op, self.input());
+        let vertex = add_operator_from(&self.g, name, op, &self.inputs(), &[]);
         Stream::new(self.g, vertex)
     }
 }
@@ -608,9 +633,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Stream<T> {
         F: Fn(&T) -> K + 'static,
     {
         let mut buf = Vec::new();
-        let upstream = self.vertex;
-        let stream: Stream<T> = self.then(
-            "KeyBy",
+        let index = register(
+            &self.g,
             op(move |mut r, out| {
                 let v: T = r.value.take()?;
                 encode_json(&mut buf, &f(&v))?;
@@ -620,38 +644,51 @@ impl<T: Serialize + DeserializeOwned + 'static> Stream<T> {
                     Value::Json(bytes) => Value::Json(bytes),
                     Value::Typed(_) => Value::Typed(&mut Some(v)),
                 };
-                out.emit(Item { key: Some(&buf), timestamp, value })
+                out.emit(Item { key: Some(&buf), timestamp, value, input: 0 })
             }),
         );
         // The key selector belongs with its input, as in Flink (where it runs in the input's
         // partitioner): same parallelism and group, so it is chained and per-key order holds.
-        place_with(&stream.g, upstream, stream.vertex);
-        KeyedStream {
-            g: stream.g,
-            vertex: stream.vertex,
-            _t: PhantomData,
-        }
+        // A union has one per merged stream, all running the same registered function.
+        let vertices: Vec<u32> = self
+            .inputs()
+            .into_iter()
+            .map(|input| {
+                let id = add_vertex(&self.g, "KeyBy", VertexKind::Wasm(index), Some(input));
+                place_with(&self.g, input.0, id);
+                id
+            })
+            .collect();
+        KeyedStream { g: self.g, vertex: vertices[0], more: vertices[1..].to_vec(), _t: PhantomData }
     }
 }
 
 /// A stream partitioned by a key of type `K`; its operators may use keyed state.
 pub struct KeyedStream<T, K> {
-    g: Shared,
-    vertex: u32,
+    pub(crate) g: Shared,
+    /// The key selector (the first, for a union).
+    pub(crate) vertex: u32,
+    /// The key selectors of the other streams of a union.
+    pub(crate) more: Vec<u32>,
     _t: PhantomData<fn() -> (T, K)>,
 }
 
 impl<T, K> KeyedStream<T, K> {
     vertex_setters!();
 
+    /// The hash edges from its key selectors into the next operator.
+    pub(crate) fn hashed(&self) -> Vec<Input> {
+        std::iter::once(self.vertex).chain(self.more.iter().copied()).map(|v| (v, Partitioning::Hash, false)).collect()
+    }
+
     /// Groups each key's records into windows (a host operator); pick the window function
     /// on the returned [`WindowedStream`].
     pub fn window(self, window: Window) -> WindowedStream<T, K> {
-        WindowedStream::new(&self.g, self.vertex, window)
+        WindowedStream::new(&self.g, &self.hashed(), window)
     }
 
     fn then_keyed<O>(self, name: &str, kind: VertexKind, per_key_updates: bool) -> Stream<O> {
-        let id = add_vertex(&self.g, name, kind, Some((self.vertex, Partitioning::Hash, false)));
+        let id = add_vertex_from(&self.g, name, kind, &self.hashed(), &[]);
         let keyed = matches!(kind_of(&self.g, id), VertexKind::Wasm(_));
         with_vertex(&self.g, id, |v| {
             v.keyed = keyed;
@@ -727,7 +764,7 @@ where
         self.ctx.ctx.timestamp = timestamp;
         (self.on_timer)(&mut self.ctx, timer)?;
         for o in self.ctx.ctx.out.drain(..) {
-            out.emit(Item { key: Some(key), timestamp, value: Value::Typed(&mut Some(o)) })?;
+            out.emit(Item { key: Some(key), timestamp, value: Value::Typed(&mut Some(o)), input: 0 })?;
         }
         Ok(())
     }
@@ -754,11 +791,7 @@ where
         op: Box<dyn Operator>,
         per_key_updates: bool,
     ) -> Stream<O> {
-        let index = {
-            let mut s = self.g.borrow_mut();
-            s.registry.push(op);
-            (s.registry.len() - 1) as u32
-        };
+        let index = register(&self.g, op);
         self.then_keyed(name, VertexKind::Wasm(index), per_key_updates)
     }
 

@@ -21,7 +21,9 @@
 #![deny(missing_docs)]
 
 pub mod args;
+mod connect;
 mod ctx;
+mod joins;
 pub mod frame;
 mod graph;
 mod ops;
@@ -52,7 +54,9 @@ pub mod nexmark;
 
 pub use args::Args;
 pub use ctx::{counter, info, log, Ctx, KeyedCtx, Level, ListState, MapState, TimeDomain, Timer, ValueState};
+pub use connect::{ConnectedStreams, KeyedConnectedStreams};
 pub use graph::{DataSink, Env, Field, KeyedStream, Stream};
+pub use joins::{CoGroupedWindows, IntervalJoin, JoinedStreams, JoinedWindows};
 pub use windows::{TimeWindow, Window, WindowedStream};
 pub use runtime::{Component, JobEntries, JobFn};
 
@@ -62,7 +66,9 @@ pub mod prelude {
     pub use crate::ctx::{
         counter, info, log, Ctx, KeyedCtx, Level, ListState, MapState, TimeDomain, Timer, ValueState,
     };
+    pub use crate::connect::{ConnectedStreams, KeyedConnectedStreams};
     pub use crate::graph::{DataSink, Env, Field, KeyedStream, Stream};
+    pub use crate::joins::{IntervalJoin, JoinedStreams, JoinedWindows};
     pub use crate::windows::{TimeWindow, Window, WindowedStream};
 }
 

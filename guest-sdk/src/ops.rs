@@ -67,6 +67,8 @@ pub(crate) struct Item<'a> {
     pub timestamp: Option<i64>,
     /// The value.
     pub value: Value<'a>,
+    /// The input it came by: 1 for the second input of a two-input operator, else 0.
+    pub input: u8,
 }
 
 impl<'a> Item<'a> {
@@ -76,7 +78,7 @@ impl<'a> Item<'a> {
     where
         'a: 'b,
     {
-        Item { key: self.key, timestamp: self.timestamp, value }
+        Item { key: self.key, timestamp: self.timestamp, value, input: 0 }
     }
 }
 
@@ -147,9 +149,10 @@ pub(crate) fn run_batch(
     input: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    for record in frame::decode(input) {
+    let mut records = frame::decode(input);
+    while let Some(record) = records.next() {
         let r = record?;
-        let item = Item { key: r.key, timestamp: r.timestamp, value: Value::Json(r.value) };
+        let item = Item { key: r.key, timestamp: r.timestamp, value: Value::Json(r.value), input: records.input() };
         Chain { rest: ops, out }.emit(item)?;
     }
     Ok(())

@@ -17,7 +17,7 @@ use crate::bindings::eddy::stream::types::{
     WindowAssigner, WindowFunction, WindowSpec,
 };
 use crate::ctx::Ctx;
-use crate::graph::{add_operator, add_vertex, op, place_with, vertex_setters, with_vertex, Field, Shared, Stream};
+use crate::graph::{add_operator, add_vertex_from, op, place_with, vertex_setters, with_vertex, Field, Input, Shared, Stream};
 use crate::ops::Value;
 
 /// Which windows a record belongs to, and on which clock they fire.
@@ -87,14 +87,14 @@ pub struct WindowedStream<T, K> {
 }
 
 impl<T, K> WindowedStream<T, K> {
-    pub(crate) fn new(g: &Shared, keyed: u32, window: Window) -> Self {
+    pub(crate) fn new(g: &Shared, keyed: &[Input], window: Window) -> Self {
         let spec = WindowSpec {
             assigner: window.assigner,
             time: window.time,
             allowed_lateness_ms: 0,
             function: WindowFunction::Collect,
         };
-        let vertex = add_vertex(g, "Window", VertexKind::Window(spec), Some((keyed, Partitioning::Hash, false)));
+        let vertex = add_vertex_from(g, "Window", VertexKind::Window(spec), keyed, &[]);
         WindowedStream { g: g.clone(), vertex, _t: PhantomData }
     }
 

@@ -78,6 +78,10 @@ pub struct ChannelLayout {
     ids: Vec<Vec<Vec<Option<u32>>>>,
     /// `[chain][subtask]` → number of channels of its gate.
     counts: Vec<Vec<u32>>,
+    /// `[chain][subtask]` → the channels of its gate that feed a second input.
+    second_inputs: Vec<Vec<Vec<u32>>>,
+    /// `[chain]` → whether its head is a two-input operator (some edge feeds its second input).
+    two_inputs: Vec<bool>,
 }
 
 impl ChannelLayout {
@@ -86,6 +90,7 @@ impl ChannelLayout {
     pub fn new(plan: &ExecutionPlan) -> Self {
         let chains = &plan.chains;
         let mut counts: Vec<Vec<u32>> = chains.iter().map(|c| vec![0; c.parallelism as usize]).collect();
+        let mut second_inputs: Vec<Vec<Vec<u32>>> = chains.iter().map(|c| vec![Vec::new(); c.parallelism as usize]).collect();
         let mut ids = Vec::new();
         for e in &plan.edges {
             let (ps, pt) = (chains[e.source].parallelism, chains[e.target].parallelism);
@@ -93,6 +98,9 @@ impl ChannelLayout {
             for (u, row) in edge.iter_mut().enumerate() {
                 for (t, id) in row.iter_mut().enumerate() {
                     if e.partitioning != Partitioning::Forward || u == t {
+                        if e.input == 1 {
+                            second_inputs[e.target][t].push(counts[e.target][t]);
+                        }
                         *id = Some(counts[e.target][t]);
                         counts[e.target][t] += 1;
                     }
@@ -100,7 +108,14 @@ impl ChannelLayout {
             }
             ids.push(edge);
         }
-        ChannelLayout { ids, counts }
+        let two_inputs = (0..chains.len()).map(|c| plan.edges.iter().any(|e| e.target == c && e.input == 1)).collect();
+        ChannelLayout { ids, counts, second_inputs, two_inputs }
+    }
+
+    /// Whether the gate of `subtask` of `chain` is a two-input operator's, and the
+    /// channels of its second input.
+    pub fn second_input(&self, chain: usize, subtask: u32) -> Option<&[u32]> {
+        self.two_inputs[chain].then(|| &self.second_inputs[chain][subtask as usize][..])
     }
 
     /// Channels of the gate of `subtask` of `chain`.
@@ -154,7 +169,10 @@ pub fn wire(
         for t in 0..chain.parallelism {
             let n = layout.gate_size(c, t);
             if is_local(c, t) && n > 0 {
-                let (gate, tx) = task::channel(n, n as usize * options.channel_capacity, options.mode);
+                let (mut gate, tx) = task::channel(n, n as usize * options.channel_capacity, options.mode);
+                if let Some(second) = layout.second_input(c, t) {
+                    gate.set_second_input(second.iter().copied());
+                }
                 gates.insert((c, t), tx);
                 heads.insert((c, t), gate);
             }

@@ -8,6 +8,9 @@ const HAS_TIMESTAMP: u8 = 2;
 /// The record belongs to its operator's side output (a window's late records):
 /// the task's output routes it only to side-output edges, clearing the bit.
 const SIDE_OUTPUT: u8 = 4;
+/// Flag bit 3: the record reached a two-input operator by its second input. Set (and
+/// cleared) by the input gate from the channel it came on, never taken from a sender.
+const SECOND_INPUT: u8 = 8;
 
 /// A batch that does not follow the framing.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -68,7 +71,7 @@ impl<'a> Records<'a> {
     fn next_record(&mut self) -> Result<Record<'a>, FramingError> {
         let start = self.pos;
         let flags = self.take(1, start)?[0];
-        if flags & !(HAS_KEY | HAS_TIMESTAMP | SIDE_OUTPUT) != 0 {
+        if flags & !(HAS_KEY | HAS_TIMESTAMP | SIDE_OUTPUT | SECOND_INPUT) != 0 {
             return Err(FramingError::UnknownFlags { offset: start, flags });
         }
         let timestamp = if flags & HAS_TIMESTAMP != 0 {
@@ -148,6 +151,22 @@ pub fn push_with(
     write_value(batch);
     let len = (batch.len() - len_at - 4) as u32;
     batch[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Marks every record of `batch` as come by the second input of a two-input operator, or
+/// clears the mark. A malformed batch is marked up to where it goes wrong and left for the
+/// operator to refuse.
+pub fn mark_input(batch: &mut [u8], second: bool) {
+    let mut pos = 0;
+    while pos < batch.len() {
+        let mut walk = Records { bytes: &*batch, pos };
+        if walk.next_record().is_err() {
+            return;
+        }
+        let next = walk.pos;
+        batch[pos] = if second { batch[pos] | SECOND_INPUT } else { batch[pos] & !SECOND_INPUT };
+        pos = next;
+    }
 }
 
 /// Appends `record` with its side-output flag set to `side_output`, otherwise unchanged.
@@ -235,7 +254,24 @@ mod tests {
             let err = records(&b[..cut]).find_map(Result::err);
             assert_eq!(err, Some(FramingError::Truncated(0)), "cut at {cut}");
         }
-        let err = records(&[0x88, 0, 0, 0, 0]).next().unwrap().unwrap_err();
-        assert_eq!(err.to_string(), "record at byte 0 has unknown flags 0x88");
+        let err = records(&[0x90, 0, 0, 0, 0]).next().unwrap().unwrap_err();
+        assert_eq!(err.to_string(), "record at byte 0 has unknown flags 0x90");
+    }
+
+    #[test]
+    fn the_gate_marks_and_clears_the_second_input() {
+        let mut b = Vec::new();
+        push(&mut b, Some(b"k"), b"1", Some(7));
+        push(&mut b, None, b"2", None);
+        mark_input(&mut b, true);
+        assert!(records(&b).all(|r| r.unwrap().raw[0] & SECOND_INPUT != 0));
+        let values: Vec<&[u8]> = records(&b).map(|r| r.unwrap().value).collect();
+        assert_eq!(values, [b"1", b"2"]);
+        mark_input(&mut b, false);
+        assert!(records(&b).all(|r| r.unwrap().raw[0] & SECOND_INPUT == 0));
+        // A malformed tail is left for the operator to refuse.
+        b.push(0x40);
+        mark_input(&mut b, true);
+        assert!(records(&b).last().unwrap().is_err());
     }
 }

@@ -569,11 +569,11 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
             Some(StepPartitioning::Rebalance) => Partitioning::Rebalance,
             Some(StepPartitioning::Broadcast) => Partitioning::Broadcast,
         };
-        let connect = |graph: &mut JobGraph, target: u32, partitioning: Partitioning| {
+        let connect = |graph: &mut JobGraph, target: u32, partitioning: Partitioning, input: u8| {
             // The step's choice applies where the entry leaves it open.
             let partitioning = if partitioning == Partitioning::Forward { chosen } else { partitioning };
             for &source in &inputs {
-                graph.edges.push(Edge { source, target, partitioning, side_output: false });
+                graph.edges.push(Edge { source, target, partitioning, side_output: false, input });
             }
         };
         let uid = Some(name.clone());
@@ -585,7 +585,7 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
             vec![id]
         } else if let Some(sink) = &step.sink {
             let v = vertex(name, sink.vertex_kind(), step.parallelism, uid);
-            connect(&mut graph, v.id, Partitioning::Forward);
+            connect(&mut graph, v.id, Partitioning::Forward, 0);
             graph.vertices.push(v);
             Vec::new()
         } else {
@@ -640,9 +640,9 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
             }
             for e in &fragment.edges {
                 if e.source == input {
-                    connect(&mut graph, ids[&e.target], e.partitioning);
+                    connect(&mut graph, ids[&e.target], e.partitioning, e.input);
                 } else if let (Some(&source), Some(&target)) = (ids.get(&e.source), ids.get(&e.target)) {
-                    graph.edges.push(Edge { source, target, partitioning: e.partitioning, side_output: e.side_output });
+                    graph.edges.push(Edge { source, target, partitioning: e.partitioning, side_output: e.side_output, input: e.input });
                 }
             }
             // The step's output: its vertices whose main output feeds nothing further, sinks

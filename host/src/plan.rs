@@ -77,6 +77,12 @@ pub enum PlanError {
     /// A Nexmark source whose event-time rate is 0 or past the generator's range.
     #[error("nexmark source '{0}' needs an event rate between 1 and {max} events per second", max = crate::connectors::nexmark::MAX_EVENT_RATE)]
     BadEventRate(String),
+    /// An edge to an input other than the first or second.
+    #[error("an edge feeds input {0}; operators have at most two inputs (0 and 1)")]
+    BadInput(u8),
+    /// A second input into an operator that has one input.
+    #[error("operator '{0}' has one input; only user operators (connect) take a second")]
+    NotTwoInput(String),
     /// A window with a zero size, slide or gap.
     #[error("window '{0}' needs a size, slide and gap above 0")]
     EmptyWindow(String),
@@ -93,6 +99,9 @@ pub enum PlanError {
     #[error("max parallelism {0} must be between 1 and {MAX_PARALLELISM_LIMIT}")]
     BadMaxParallelism(u32),
 }
+
+/// An edge between vertices while planning: source, target, partitioning, side output, input.
+type PlanEdge = (usize, usize, Partitioning, bool, u8);
 
 /// One task: operators chained by forward edges into one thread per subtask.
 #[derive(Debug, Clone)]
@@ -122,6 +131,8 @@ pub struct ChainEdge {
     pub partitioning: Partitioning,
     /// Carries the upstream chain's side output (a window's late records).
     pub side_output: bool,
+    /// The input of the downstream chain's head it feeds: 1 for a two-input operator's second.
+    pub input: u8,
 }
 
 /// One slot and the subtasks it holds: `(chain, subtask)`.
@@ -212,7 +223,10 @@ impl ExecutionPlan {
         for e in &graph.edges {
             let s = *index.get(&e.source).ok_or(PlanError::UnknownVertex(e.source))?;
             let t = *index.get(&e.target).ok_or(PlanError::UnknownVertex(e.target))?;
-            edges.push((s, t, e.partitioning, e.side_output));
+            if e.input > 1 {
+                return Err(PlanError::BadInput(e.input));
+            }
+            edges.push((s, t, e.partitioning, e.side_output, e.input));
         }
         let order = topological_order(&graph.vertices, &edges)?;
         // Renumber vertices in topological order.
@@ -222,8 +236,7 @@ impl ExecutionPlan {
         }
         let mut slots: Vec<Option<Vertex>> = graph.vertices.into_iter().map(Some).collect();
         let vertices: Vec<Vertex> = order.iter().map(|&i| slots[i].take().unwrap()).collect();
-        let edges: Vec<(usize, usize, Partitioning, bool)> =
-            edges.into_iter().map(|(s, t, p, side)| (position[s], position[t], p, side)).collect();
+        let edges: Vec<PlanEdge> = edges.into_iter().map(|(s, t, p, side, input)| (position[s], position[t], p, side, input)).collect();
 
         let job_default = graph.parallelism.unwrap_or(default_parallelism);
         if !(1..=max_parallelism).contains(&job_default) {
@@ -263,6 +276,9 @@ impl ExecutionPlan {
             if keyed && inputs(i).any(|e| e.2 != Partitioning::Hash) {
                 return Err(PlanError::NotKeyed(v.name.clone()));
             }
+            if !matches!(v.kind, VertexKind::Wasm(_)) && inputs(i).any(|e| e.4 == 1) {
+                return Err(PlanError::NotTwoInput(v.name.clone()));
+            }
             if !matches!(v.kind, VertexKind::Window(_)) && edges.iter().any(|e| e.0 == i && e.3) {
                 return Err(PlanError::NoSideOutput(v.name.clone()));
             }
@@ -286,8 +302,9 @@ impl ExecutionPlan {
         let out_degree = |i: usize| edges.iter().filter(|e| e.0 == i).count();
         let in_degree = |i: usize| edges.iter().filter(|e| e.1 == i).count();
         // A side output never chains: its records are told apart by the task's output.
-        let chained = |&(s, t, p, side): &(usize, usize, Partitioning, bool)| {
+        let chained = |&(s, t, p, side, input): &PlanEdge| {
             !side
+                && input == 0
                 && p == Partitioning::Forward
                 && parallelism[s] == parallelism[t]
                 && group(&vertices[s]) == group(&vertices[t])
@@ -319,9 +336,9 @@ impl ExecutionPlan {
         let chain_edges: Vec<ChainEdge> = edges
             .iter()
             .filter(|e| !chained(e))
-            .map(|&(s, t, p, side_output)| {
+            .map(|&(s, t, p, side_output, input)| {
                 let p = if p == Partitioning::Forward && parallelism[s] != parallelism[t] { Partitioning::Rebalance } else { p };
-                ChainEdge { source: chain_of[s], target: chain_of[t], partitioning: p, side_output }
+                ChainEdge { source: chain_of[s], target: chain_of[t], partitioning: p, side_output, input }
             })
             .collect();
         for (i, v) in vertices.iter().enumerate() {
@@ -401,7 +418,7 @@ fn assign_slots(chains: &[Chain]) -> Vec<Slot> {
     slots
 }
 
-fn topological_order(vertices: &[Vertex], edges: &[(usize, usize, Partitioning, bool)]) -> Result<Vec<usize>, PlanError> {
+fn topological_order(vertices: &[Vertex], edges: &[PlanEdge]) -> Result<Vec<usize>, PlanError> {
     let n = vertices.len();
     let mut in_deg = vec![0usize; n];
     for e in edges {
@@ -525,7 +542,11 @@ impl fmt::Display for ExecutionPlan {
         }
         writeln!(f, "edges:")?;
         for e in &self.edges {
-            let side = if e.side_output { " (side output)" } else { "" };
+            let side = match (e.side_output, e.input) {
+                (true, _) => " (side output)",
+                (_, 1) => " (second input)",
+                _ => "",
+            };
             writeln!(f, "  task {} -> task {}: {}{side}", e.source, e.target, partitioning_name(e.partitioning))?;
         }
         writeln!(f, "slots: {}", self.slots.len())?;
@@ -538,5 +559,41 @@ impl fmt::Display for ExecutionPlan {
             writeln!(f, "  slot {s} ({}): {}", slot.group, held.join(", "))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::program::Program;
+    use crate::runtime::{Edge, JobGraph, Sequence};
+
+    fn vertex(id: u32, name: &str, kind: VertexKind) -> Vertex {
+        Vertex { id, name: name.into(), uid: None, kind, parallelism: None, slot_sharing_group: None, keyed: false, per_key_updates: false }
+    }
+
+    /// Two sequences into `target` (the second by input 1), into a print sink.
+    fn two_inputs_into(target: VertexKind, input: u8) -> Result<ExecutionPlan, PlanError> {
+        let source = || VertexKind::SequenceSource(Sequence { count: 10, per_second: None });
+        let vertices = vec![vertex(0, "a", source()), vertex(1, "b", source()), vertex(2, "both", target), vertex(3, "print", VertexKind::PrintSink)];
+        let edge = |source, target, input| Edge { source, target, partitioning: Partitioning::Forward, side_output: false, input };
+        let edges = vec![edge(0, 2, 0), edge(1, 2, input), edge(2, 3, 0)];
+        let graph = JobGraph { name: "j".into(), vertices, edges, parallelism: None, max_parallelism: None };
+        let program = Program { module: "m".into(), entry: "e".into(), args: Vec::new() };
+        ExecutionPlan::new(JobSpec::single(graph, program), 2)
+    }
+
+    #[test]
+    fn a_second_input_feeds_only_a_user_operator_and_never_chains() {
+        let plan = two_inputs_into(VertexKind::Wasm(0), 1).unwrap();
+        let into: Vec<(u8, Partitioning)> = plan.edges.iter().filter(|e| e.target == 2).map(|e| (e.input, e.partitioning)).collect();
+        assert_eq!(into, [(0, Partitioning::Forward), (1, Partitioning::Forward)]);
+        assert!(plan.to_string().contains("task 1 -> task 2: forward (second input)"), "{plan}");
+        assert_eq!(two_inputs_into(VertexKind::PrintSink, 1).unwrap_err(), PlanError::SinkWithOutput("both".into()));
+        let aggregate = VertexKind::Aggregate(Aggregate { kind: AggregateKind::Count, field: FieldRef::Whole });
+        assert!(matches!(two_inputs_into(aggregate, 1).unwrap_err(), PlanError::NotKeyed(_)));
+        let err = two_inputs_into(VertexKind::Timestamps(crate::runtime::TimestampSpec { field: None, out_of_orderness_ms: 0, idle_timeout_ms: None }), 1);
+        assert_eq!(err.unwrap_err().to_string(), "operator 'both' has one input; only user operators (connect) take a second");
+        assert_eq!(two_inputs_into(VertexKind::Wasm(0), 2).unwrap_err().to_string(), "an edge feeds input 2; operators have at most two inputs (0 and 1)");
     }
 }

@@ -127,7 +127,7 @@ def q11(p, a, b):
         ts.sort()
         start, last, n = ts[0], ts[0], 0
         for t in ts:
-            if t >= last + WINDOW:
+            if t > last + WINDOW:  # [t, t + gap) windows merge when they overlap or touch
                 rows.append({"bidder": bidder, "bid_count": n, "starttime": text(start), "endtime": text(last + WINDOW)})
                 start, n = t, 0
             last, n = t, n + 1

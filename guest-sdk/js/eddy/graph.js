@@ -43,7 +43,7 @@ class Graph {
       perKeyUpdates: false,
     });
     if (input) {
-      this.edges.push({ source: input[0], target: id, partitioning: input[1], sideOutput: input[2] });
+      this.edges.push({ source: input[0], target: id, partitioning: input[1], sideOutput: input[2], input: input[3] ?? 0 });
     }
     return id;
   }

@@ -103,7 +103,7 @@ def to_wit(g):
     vertices = [T.Vertex(v.id, v.name, v.uid, _kind(v.kind), v.parallelism,
                          v.slot_sharing_group, v.keyed, v.per_key_updates)
                 for v in g.vertices]
-    edges = [T.Edge(e.source, e.target, _PARTITIONING[e.partitioning], e.side_output)
+    edges = [T.Edge(e.source, e.target, _PARTITIONING[e.partitioning], e.side_output, e.input)
              for e in g.edges]
     return T.JobGraph(g.name, vertices, edges, g.parallelism, g.max_parallelism)
 

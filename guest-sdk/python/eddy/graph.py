@@ -42,13 +42,15 @@ class Vertex:
 
 
 class Edge:
-    __slots__ = ("source", "target", "partitioning", "side_output")
+    __slots__ = ("source", "target", "partitioning", "side_output", "input")
 
-    def __init__(self, source, target, partitioning, side_output):
+    def __init__(self, source, target, partitioning, side_output, input=0):
         self.source = source
         self.target = target
         self.partitioning = partitioning
         self.side_output = side_output
+        # 1: the second input of a two-input operator (its records carry flag bit 3).
+        self.input = input
 
 
 class Graph:

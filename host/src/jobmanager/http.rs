@@ -355,7 +355,7 @@ async fn get_job(State(jm): State<Shared>, Extension(caller): Extension<Caller>,
     let edges: Vec<Value> = plan
         .edges
         .iter()
-        .map(|e| json!({ "source": e.source, "target": e.target, "partitioning": crate::plan::partitioning_name(e.partitioning), "side-output": e.side_output }))
+        .map(|e| json!({ "source": e.source, "target": e.target, "partitioning": crate::plan::partitioning_name(e.partitioning), "side-output": e.side_output, "input": e.input }))
         .collect();
     // What the sources read of their inputs, for `eddy run -m`'s progress bar.
     let sources = plan.chains.iter().enumerate().filter(|(_, c)| crate::plan::is_source(&plan.vertices[c.vertices[0]].kind));

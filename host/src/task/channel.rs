@@ -135,6 +135,9 @@ pub struct InputGate {
     replay: VecDeque<(u32, Event)>,
     /// Time spent waiting on the empty queue, in nanoseconds: the task's idle time.
     waited_ns: u64,
+    /// For a two-input operator, which channels feed its second input (their records are
+    /// marked so; the others' marks are cleared); empty for every other task.
+    second_input: Vec<bool>,
 }
 
 /// What the gate hands to its task.
@@ -174,11 +177,20 @@ pub fn channel(channels: u32, capacity: usize, mode: Mode) -> (InputGate, GateQu
         blocked: VecDeque::new(),
         replay: VecDeque::new(),
         waited_ns: 0,
+        second_input: Vec::new(),
     };
     (gate, GateQueue { tx, room })
 }
 
 impl InputGate {
+    /// Makes this the gate of a two-input operator whose second input is `channels`.
+    pub fn set_second_input(&mut self, channels: impl IntoIterator<Item = u32>) {
+        self.second_input = vec![false; self.watermarks.len()];
+        for c in channels {
+            self.second_input[c as usize] = true;
+        }
+    }
+
     /// Time spent waiting for input so far, in nanoseconds.
     pub fn waited_ns(&self) -> u64 {
         self.waited_ns
@@ -235,7 +247,12 @@ impl InputGate {
             self.all_idle = false;
         }
         match event {
-            Event::Data(batch) => Ok(GateEvent::Data(batch)),
+            Event::Data(mut batch) => {
+                if let Some(&second) = self.second_input.get(c) {
+                    crate::framing::mark_input(&mut batch, second);
+                }
+                Ok(GateEvent::Data(batch))
+            }
             Event::Watermark(wm) => {
                 self.watermarks[c] = self.watermarks[c].max(wm);
                 Ok(self.advance())
