@@ -12,7 +12,10 @@ made once under target/bench), which with --flink Flink SQL also runs
 cluster; Flink's local mini cluster): its CPU time (user + system, from wait4, so
 generator, parsing and every thread included) and its peak RSS are measured, and
 events per CPU-second are events / CPU seconds. Medians of --runs runs (default 1).
-Prints a Markdown table.
+Prints a Markdown table. Then q0-q2 in Rust, Python and JavaScript (examples/python/nexmark.py,
+examples/js/nexmark.js, components beside NEXMARK.wasm) over --language-events events
+(default 1 000 000) of the generator at p=1, each language's events per CPU-second and its
+ratio to Rust's.
 """
 import argparse
 import os
@@ -67,6 +70,8 @@ def main():
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--flink", action="store_true", help="also run Flink SQL over the same event file")
     ap.add_argument("--no-file", action="store_true", help="only the generator (no event file, no Flink)")
+    ap.add_argument("--language-events", type=int, default=1_000_000,
+                    help="events for the Rust/Python/JavaScript comparison (0: none)")
     a = ap.parse_args()
     queries = a.queries.split(",")
     target = os.path.dirname(os.path.dirname(os.path.abspath(a.eddy)))
@@ -97,6 +102,28 @@ def main():
                 print(table[-1], flush=True)
     print()
     print("\n".join(table))
+    if a.language_events:
+        languages(a, env)
+
+
+def languages(a, env):
+    """q0-q2 in each SDK's language over the same events at p=1, against Rust."""
+    here = os.path.dirname(os.path.abspath(a.wasm))
+    wasms = {"Rust": a.wasm, "Python": os.path.join(here, "nexmark_py.wasm"),
+             "JavaScript": os.path.join(here, "nexmark_js.wasm")}
+    n = a.language_events
+    print(f"\n| query | language | events | CPU s | events per CPU-s | of Rust's |")
+    print("|---|---|---|---|---|---|")
+    for query in ("q0", "q1", "q2"):
+        rust = None
+        for language, wasm in wasms.items():
+            if not os.path.exists(wasm):
+                print(f"| {query} | {language} | (no {wasm}) | | | |")
+                continue
+            cmd = [a.eddy, "run", "--quiet", "-p", "1", "-c", query, wasm, "--events", str(n)]
+            cpu = statistics.median(measure(cmd, env)[1] for _ in range(a.runs))
+            rust = rust or n / cpu
+            print(f"| {query} | {language} | {n:,} | {cpu:.2f} | {n / cpu:,.0f} | 1/{rust / (n / cpu):.1f} |", flush=True)
 
 
 if __name__ == "__main__":

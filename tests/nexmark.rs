@@ -88,6 +88,22 @@ fn every_query_gives_the_references_rows_from_the_generator_and_from_a_file() {
     }
 }
 
+/// q0-q3 written in Python and JavaScript (q3 there joins two connected streams) give the
+/// same rows as the reference.
+#[test]
+fn python_and_javascript_queries_give_the_references_rows() {
+    let work = tempfile::tempdir().unwrap();
+    let events = fixed_events(work.path());
+    for language in ["py", "js"] {
+        let wasm = component(&format!("nexmark_{language}")).display().to_string();
+        for query in ["q0", "q1", "q2", "q3"] {
+            let out = work.path().join(format!("{query}-{language}"));
+            run_ok(&["run", "-p", "2", "-c", query, &wasm, "--events", EVENTS, "--event-rate", EVENT_RATE, "--output", out.to_str().unwrap()]);
+            assert!(check(query, &events, &out) > 0, "{query} in {language}");
+        }
+    }
+}
+
 #[test]
 fn queries_on_a_cluster_of_processes_give_the_references_rows() {
     let work = tempfile::tempdir().unwrap();

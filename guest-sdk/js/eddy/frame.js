@@ -17,6 +17,9 @@ const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
+/** Flag bit 3: the record came by a two-input operator's second input (set by the host). */
+const SECOND_INPUT = 8;
+
 export function emptyBatch() {
   return { v: [], k: null, t: null };
 }
@@ -76,6 +79,8 @@ function decodeFraming(buf) {
   const n = buf.length;
   let k = null;
   let t = null;
+  // Which input each record came by (1: a two-input operator's second), once one did.
+  let s = null;
   let count = 0;
   let pos = 0;
   while (pos < n) {
@@ -83,6 +88,7 @@ function decodeFraming(buf) {
     const flags = buf[pos];
     if (flags === 2 && pos + 13 <= n) {
       // A timestamp and a value: every record of event-time streams.
+      if (s !== null) s[count] = 0;
       if (t === null) t = new Array(count);
       t[count++] = dv.getBigInt64(pos + 1, true);
       const len = dv.getUint32(pos + 9, true);
@@ -93,9 +99,11 @@ function decodeFraming(buf) {
       continue;
     }
     let p = pos + 1;
-    if (flags > 3) {
+    if (flags & ~(1 | 2 | SECOND_INPUT)) {
       throw `malformed batch: record at byte ${start} has unknown flag bits 0x${flags.toString(16).padStart(2, "0")}`;
     }
+    if (flags & SECOND_INPUT && s === null) s = new Array(count).fill(0);
+    if (s !== null) s[count] = flags & SECOND_INPUT ? 1 : 0;
     if (flags & 2) {
       if (p + 8 > n) throw malformed(start, "timestamp", n);
       if (t === null) t = new Array(count);
@@ -131,7 +139,7 @@ function decodeFraming(buf) {
   }
   if (k !== null && k.length < count) k.length = count;
   if (t !== null && t.length < count) t.length = count;
-  return { v, k, t };
+  return s === null ? { v, k, t } : { v, k, t, s };
 }
 
 // The text around the column a JSON.parse error names, so the bad value can be recognised.

@@ -9,8 +9,12 @@
 
 import { toJson, utf8 } from "./frame.js";
 import {
+  CoFlatMapOp,
+  CoMapOp,
+  CoProcessOp,
   FilterOp,
   FlatMapOp,
+  KeyedCoProcessOp,
   KeyByOp,
   KeyedProcessOp,
   MapOp,
@@ -31,6 +35,14 @@ class Graph {
 
   /** Adds a vertex, with an edge from `input` = [vertex, partitioning, sideOutput] if given. */
   addVertex(name, kind, input) {
+    return this.addVertexFrom(name, kind, input ? [input] : []);
+  }
+
+  /**
+   * Adds a vertex fed by `first` (its input 0) and `second` (input 1: only a two-input
+   * operator has one; the host marks the records that come by it), lists of inputs.
+   */
+  addVertexFrom(name, kind, first, second = []) {
     const id = this.vertices.length;
     this.vertices.push({
       id,
@@ -42,16 +54,28 @@ class Graph {
       keyed: false,
       perKeyUpdates: false,
     });
-    if (input) {
-      this.edges.push({ source: input[0], target: id, partitioning: input[1], sideOutput: input[2], input: input[3] ?? 0 });
-    }
+    [first, second].forEach((inputs, n) => {
+      for (const [source, partitioning, sideOutput] of inputs) {
+        this.edges.push({ source, target: id, partitioning, sideOutput, input: n });
+      }
+    });
     return id;
+  }
+
+  /** Registers user operator `op`; returns the index `wasm` vertices name. */
+  register(op) {
+    this.registry.push(op);
+    return this.registry.length - 1;
   }
 
   /** Registers user operator `op` and adds its `wasm(n)` vertex. */
   addOperator(name, op, input) {
-    this.registry.push(op);
-    const id = this.addVertex(name, { tag: "wasm", val: this.registry.length - 1 }, input);
+    return this.addOperatorFrom(name, op, [input]);
+  }
+
+  /** The same, fed by `first` and, for a two-input operator, `second`. */
+  addOperatorFrom(name, op, first, second = []) {
+    const id = this.addVertexFrom(name, { tag: "wasm", val: this.register(op) }, first, second);
     op.vertex = this.vertices[id];
     return id;
   }
@@ -195,6 +219,21 @@ export class Env {
     return this._source("Input", { tag: "input" }, undefined);
   }
 
+  /**
+   * Nexmark events made by the host (objects of the shared event files' format:
+   * `{event_type, person, auction, bid}`), split across the source's subtasks, with event
+   * time and watermarks 4 s behind: `readNexmark(events, { perSecond, eventRate })`.
+   */
+  readNexmark(events, options = {}) {
+    const g = this._g;
+    const val = {
+      events: u64(g, "readNexmark: events", events),
+      perSecond: options.perSecond === undefined ? undefined : u64(g, "readNexmark: perSecond", options.perSecond),
+      eventRate: u64(g, "readNexmark: eventRate", options.eventRate ?? 10_000_000),
+    };
+    return this._source("Nexmark Source", { tag: "nexmark-source", val }, undefined).assignWatermarks(4000);
+  }
+
   _sequence(count, perSecond) {
     const g = this._g;
     const val = {
@@ -284,18 +323,42 @@ class VertexHandle {
 
 /** A stream of values, each carried as JSON between operators. */
 export class Stream extends VertexHandle {
-  constructor(g, vertex, edge = "forward", sideOutput = false) {
+  constructor(g, vertex, edge = "forward", sideOutput = false, more = []) {
     super(g, vertex);
     this._edge = edge;
     this._side = sideOutput;
+    // The other streams merged into this one by union: the next operator reads them too.
+    this._more = more;
   }
 
   _input() {
     return [this._vertex, this._edge, this._side];
   }
 
+  _inputs() {
+    return [this._input(), ...this._more];
+  }
+
   _then(name, op) {
-    return new Stream(this._g, this._g.addOperator(name, op, this._input()));
+    return new Stream(this._g, this._g.addOperatorFrom(name, op, this._inputs()));
+  }
+
+  /**
+   * Merges streams into this one (Flink's `union`): the next operator reads the records of
+   * all of them; its event time is the minimum of theirs.
+   */
+  union(...others) {
+    const more = [...this._more];
+    for (const o of others) more.push(...o._inputs());
+    return new Stream(this._g, this._vertex, this._edge, this._side, more);
+  }
+
+  /**
+   * Connects this stream with `other`: the next operator has two inputs, a function for
+   * each (`map`, `flatMap`, `process`), or after `keyBy` one keyed state both share.
+   */
+  connect(other) {
+    return new ConnectedStreams(this, other);
   }
 
   /**
@@ -339,23 +402,33 @@ export class Stream extends VertexHandle {
 
   /** Sends records round-robin to the next operator's subtasks (to even out skew). */
   rebalance() {
-    return new Stream(this._g, this._vertex, "rebalance", this._side);
+    return this._partitioned("rebalance");
   }
 
   /** Sends every record to every subtask of the next operator. */
   broadcast() {
-    return new Stream(this._g, this._vertex, "broadcast", this._side);
+    return this._partitioned("broadcast");
+  }
+
+  _partitioned(p) {
+    const more = this._more.map(([v, _, side]) => [v, p, side]);
+    return new Stream(this._g, this._vertex, p, this._side, more);
   }
 
   /** Prints each value to the task's stdout (strings raw, anything else as JSON). */
   print() {
-    return new DataSink(this._g, this._g.addVertex("Print Sink", { tag: "print-sink" }, this._input()));
+    return new DataSink(this._g, this._g.addVertexFrom("Print Sink", { tag: "print-sink" }, this._inputs()));
+  }
+
+  /** Counts each value and drops it (a benchmark's sink, as Flink's `blackhole`). */
+  discard() {
+    return new DataSink(this._g, this._g.addVertexFrom("Discard Sink", { tag: "discard-sink" }, this._inputs()));
   }
 
   /** Writes each value as a line into part files under directory `path`. */
   writeTextFile(path) {
     const kind = { tag: "file-sink", val: String(path) };
-    return new DataSink(this._g, this._g.addVertex("File Sink", kind, this._input()));
+    return new DataSink(this._g, this._g.addVertexFrom("File Sink", kind, this._inputs()));
   }
 
   /**
@@ -378,7 +451,7 @@ export class Stream extends VertexHandle {
       format: kafkaFormat(this._g, "writeKafka", o.format),
       secret: o.secret == null ? undefined : String(o.secret),
     };
-    return new DataSink(this._g, this._g.addVertex("Kafka Sink", { tag: "kafka-sink", val }, this._input()));
+    return new DataSink(this._g, this._g.addVertexFrom("Kafka Sink", { tag: "kafka-sink", val }, this._inputs()));
   }
 
   /** One output per input: `f(value)`. */
@@ -406,24 +479,46 @@ export class Stream extends VertexHandle {
    * connected by a hash edge so that one subtask sees all of a key.
    */
   keyBy(f) {
-    const upstream = this._vertex;
-    const s = this._then("KeyBy", new KeyByOp(checkFn(this._g, "keyBy", f)));
+    const g = this._g;
+    const op = new KeyByOp(checkFn(g, "keyBy", f));
+    const index = g.register(op);
     // The key selector belongs with its input, as in Flink: same parallelism and group, so
-    // it is chained and per-key order holds.
-    this._g.placeWith(upstream, s._vertex);
-    return new KeyedStream(this._g, s._vertex);
+    // it is chained and per-key order holds. A union has one per merged stream, all running
+    // the same registered function.
+    const ids = this._inputs().map((input) => {
+      const id = g.addVertex("KeyBy", { tag: "wasm", val: index }, input);
+      g.placeWith(input[0], id);
+      return id;
+    });
+    op.vertex = g.vertices[ids[0]];
+    return new KeyedStream(g, ids[0], ids.slice(1));
   }
 }
 
 /** A stream partitioned by a key; its operators may use keyed state. */
 export class KeyedStream extends VertexHandle {
+  constructor(g, vertex, more = []) {
+    super(g, vertex);
+    // The key selectors of the other streams of a union.
+    this._more = more;
+  }
+
+  _hashed() {
+    return [this._vertex, ...this._more].map((v) => [v, "hash", false]);
+  }
+
+  /** Connects two keyed streams: one keyed operator whose state and timers both share. */
+  connect(other) {
+    return new KeyedConnectedStreams(this._g, this._hashed(), other._hashed());
+  }
+
   /** Groups each key's records into windows (a host operator); pick the window function next. */
   window(window) {
-    return new WindowedStream(this._g, this._vertex, window);
+    return new WindowedStream(this._g, this._hashed(), window);
   }
 
   _keyedOperator(name, op, perKeyUpdates) {
-    const id = this._g.addOperator(name, op, [this._vertex, "hash", false]);
+    const id = this._g.addOperatorFrom(name, op, this._hashed());
     const v = this._g.vertices[id];
     v.keyed = true;
     v.perKeyUpdates = perKeyUpdates;
@@ -432,7 +527,7 @@ export class KeyedStream extends VertexHandle {
 
   _aggregate(name, kind, field) {
     const spec = { tag: "aggregate", val: { kind, field: fieldRef(this._g, field) } };
-    return new Stream(this._g, this._g.addVertex(name, spec, [this._vertex, "hash", false]));
+    return new Stream(this._g, this._g.addVertexFrom(name, spec, this._hashed()));
   }
 
   /** Running sum of `field` per key (built into the host): the key's first record with the field replaced. */
@@ -483,6 +578,66 @@ export class KeyedStream extends VertexHandle {
 
 /** A sink vertex; only its settings can still be changed. */
 export class DataSink extends VertexHandle {}
+
+/** Two streams, possibly of different kinds of values, feeding one operator. */
+export class ConnectedStreams {
+  constructor(first, second) {
+    this._first = first;
+    this._second = second;
+  }
+
+  _then(name, op) {
+    const g = this._first._g;
+    return new Stream(g, g.addOperatorFrom(name, op, this._first._inputs(), this._second._inputs()));
+  }
+
+  /** One output per record: `first(value)` or `second(value)` (Flink's CoMapFunction). */
+  map(first, second) {
+    const g = this._first._g;
+    return this._then("CoMap", new CoMapOp(checkFn(g, "map", first), checkFn(g, "map", second)));
+  }
+
+  /** Any number of outputs per record: each function returns an array (or iterable). */
+  flatMap(first, second) {
+    const g = this._first._g;
+    return this._then("CoFlatMap", new CoFlatMapOp(checkFn(g, "flatMap", first), checkFn(g, "flatMap", second)));
+  }
+
+  /** `first(ctx, value)` or `second(ctx, value)`: emit with `ctx.collect(v)`. */
+  process(first, second) {
+    const g = this._first._g;
+    return this._then("CoProcess", new CoProcessOp(checkFn(g, "process", first), checkFn(g, "process", second)));
+  }
+
+  /** Partitions both inputs by keys of one kind: one keyed state for both. */
+  keyBy(firstKey, secondKey) {
+    return this._first.keyBy(firstKey).connect(this._second.keyBy(secondKey));
+  }
+}
+
+/** Two keyed streams feeding one keyed operator: state and timers shared by both inputs. */
+export class KeyedConnectedStreams {
+  constructor(g, first, second) {
+    this._g = g;
+    this._first = first;
+    this._second = second;
+  }
+
+  /**
+   * `first(ctx, value)` for the first stream's records, `second(ctx, value)` for the
+   * other's, with the record's key current for keyed state (shared by both);
+   * `onTimer(ctx, {timestamp, domain})` when a timer of the key fires.
+   */
+  process(first, second, onTimer) {
+    const g = this._g;
+    checkFn(g, "process", first);
+    checkFn(g, "process", second);
+    if (onTimer !== undefined) checkFn(g, "process: onTimer", onTimer);
+    const id = g.addOperatorFrom("CoProcess", new KeyedCoProcessOp(first, second, onTimer), this._first, this._second);
+    g.vertices[id].keyed = true;
+    return new Stream(g, id);
+  }
+}
 
 /** Which windows a record belongs to, and on which clock they fire. */
 export class Window {
@@ -539,7 +694,7 @@ export class WindowedStream extends VertexHandle {
       allowedLatenessMs: 0n,
       function: { tag: "collect" },
     };
-    super(g, g.addVertex("Window", { tag: "window", val: spec }, [keyed, "hash", false]));
+    super(g, g.addVertexFrom("Window", { tag: "window", val: spec }, keyed));
   }
 
   get _spec() {

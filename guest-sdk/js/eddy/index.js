@@ -28,6 +28,16 @@ export {
   info,
   log,
 } from "./ctx.js";
-export { DataSink, Env, Field, KeyedStream, Stream, Window, WindowedStream } from "./graph.js";
+export {
+  ConnectedStreams,
+  DataSink,
+  Env,
+  Field,
+  KeyedConnectedStreams,
+  KeyedStream,
+  Stream,
+  Window,
+  WindowedStream,
+} from "./graph.js";
 export { entry, operator, planner, registerModule } from "./runtime.js";
 export { isAlphanumeric, words } from "./text.js";

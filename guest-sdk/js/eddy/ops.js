@@ -207,6 +207,88 @@ export class KeyedProcessOp extends Operator {
   }
 }
 
+/** The function of the input record `i` came by: `fs[1]` for a two-input operator's second. */
+function byInput(b, fs, i) {
+  return fs[b.s === undefined ? 0 : b.s[i]];
+}
+
+/** `first(value)` or `second(value)` by the input a record came by (Flink's CoMapFunction). */
+export class CoMapOp extends Operator {
+  constructor(first, second) {
+    super();
+    this.fs = [first, second];
+  }
+  run(b) {
+    const v = b.v;
+    for (let i = 0; i < v.length; i++) v[i] = byInput(b, this.fs, i)(v[i]);
+    return { v, k: b.k, t: b.t };
+  }
+}
+
+/** Any number of outputs per record, by the function of its input. */
+export class CoFlatMapOp extends Operator {
+  constructor(first, second) {
+    super();
+    this.fs = [first, second];
+  }
+  run(b) {
+    const out = collector();
+    for (let i = 0; i < b.v.length; i++) {
+      const r = byInput(b, this.fs, i)(b.v[i]);
+      for (const o of r === undefined || r === null ? [] : r) {
+        out.v.push(o);
+        out.k.push(b.k === null ? undefined : b.k[i]);
+        out.t.push(b.t === null ? undefined : b.t[i]);
+      }
+    }
+    if (b.k === null) out.k = null;
+    if (b.t === null) out.t = null;
+    return out;
+  }
+}
+
+/** `first(ctx, value)` or `second(ctx, value)` by the input a record came by. */
+export class CoProcessOp extends Operator {
+  constructor(first, second) {
+    super();
+    this.fs = [first, second];
+    this.ctx = new Ctx();
+  }
+  run(b) {
+    const { ctx } = this;
+    const out = collector();
+    ctx._out = out;
+    for (let i = 0; i < b.v.length; i++) {
+      ctx._key = b.k === null ? undefined : b.k[i];
+      ctx.timestamp = stamp(b.t, i);
+      byInput(b, this.fs, i)(ctx, b.v[i]);
+    }
+    if (b.k === null) out.k = null;
+    return out;
+  }
+}
+
+/** A keyed co-process function: one keyed state and timers for both inputs. */
+export class KeyedCoProcessOp extends KeyedProcessOp {
+  constructor(first, second, onTimer) {
+    super(first, onTimer);
+    this.fs = [first, second];
+  }
+  run(b) {
+    const { ctx } = this;
+    const out = collector();
+    ctx._out = out;
+    for (let i = 0; i < b.v.length; i++) {
+      const key = recordKey(b.k, i);
+      setRecordKey(key);
+      ctx._key = key;
+      ctx.timestamp = stamp(b.t, i);
+      byInput(b, this.fs, i)(ctx, b.v[i]);
+    }
+    return out;
+  }
+}
+
 export class ReduceOp extends Operator {
   constructor(f) {
     super();

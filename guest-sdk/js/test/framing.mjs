@@ -8,7 +8,7 @@ export function frame(records) {
   const bytes = [];
   const u32 = (n) => bytes.push(n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24);
   for (const r of records) {
-    bytes.push((r.key !== undefined ? 1 : 0) | (r.ts !== undefined ? 2 : 0));
+    bytes.push((r.key !== undefined ? 1 : 0) | (r.ts !== undefined ? 2 : 0) | (r.second ? 8 : 0));
     if (r.ts !== undefined) {
       const dv = new DataView(new ArrayBuffer(8));
       dv.setBigInt64(0, BigInt(r.ts), true);

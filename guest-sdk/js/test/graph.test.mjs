@@ -150,3 +150,25 @@ test("builder errors and unknown entries", () => {
   assert.throws(() => plan("needs", (env, args) => args.required("input")), (e) => e === "missing required argument --input");
   assert.throws(() => plan("bad", () => null.x), (e) => /^TypeError: .* \(graph\.test\.mjs:\d+\)$/.test(e));
 });
+
+test("union keys every merged stream where it is; connect feeds a second input", () => {
+  const g = plan("union-connect", (env) => {
+    const [a, b, c] = [env.fromElements([1]), env.fromElements([2]), env.fromElements([3])];
+    a.union(b, c).keyBy((x) => x % 2).count().print();
+    const words_ = env.fromElements(["w"]);
+    a.connect(words_)
+      .keyBy((x) => x, (w) => w.length)
+      .process((ctx, x) => ctx.collect(x), (ctx, w) => ctx.collect(w))
+      .discard();
+    env.readNexmark(1000, { eventRate: 100 }).discard();
+  });
+  const keyBys = g.vertices.filter((v) => v.name === "KeyBy").slice(0, 3);
+  assert.deepEqual(keyBys.map((v) => v.kind), [{ tag: "wasm", val: 0 }, { tag: "wasm", val: 0 }, { tag: "wasm", val: 0 }]);
+  const count = g.vertices.find((v) => v.name === "Count").id;
+  assert.deepEqual(g.edges.filter((e) => e.target === count).map((e) => [e.partitioning, e.input]), [["hash", 0], ["hash", 0], ["hash", 0]]);
+  const co = g.vertices.find((v) => v.name === "CoProcess");
+  assert.equal(co.keyed, true);
+  assert.deepEqual(g.edges.filter((e) => e.target === co.id).map((e) => [e.partitioning, e.input]), [["hash", 0], ["hash", 1]]);
+  const nexmark = g.vertices.find((v) => v.name === "Nexmark Source");
+  assert.deepEqual(nexmark.kind, { tag: "nexmark-source", val: { events: 1000n, perSecond: undefined, eventRate: 100n } });
+});

@@ -89,5 +89,21 @@ test("user errors fail the call with one line naming the operator", () => {
   operator.open("fails", [], [0, 1], SUBTASK);
   assert.deepEqual(run([{ value: "1" }]), [{ value: "1" }]);
   assert.throws(() => run([{ value: "5" }]), (e) => /^picky: Error: five is not allowed \(runtime\.test\.mjs:\d+\)$/.test(e));
-  assert.throws(() => operator.process(new Uint8Array([9])), (e) => /unknown flag bits/.test(e));
+  assert.throws(() => operator.process(new Uint8Array([16])), (e) => /unknown flag bits/.test(e));
+});
+
+entry("co", (env) => {
+  const numbers = env.fromElements([1, 2]);
+  const words_ = env.fromElements(["a"]);
+  numbers.connect(words_).map((n) => n * 10, (w) => w.toUpperCase()).print();
+});
+
+test("a co-map runs each input's function by the host's second-input mark", () => {
+  operator.open("co", [], [0], SUBTASK);
+  assert.deepEqual(run([{ value: "2" }, { value: '"a"', second: true }, { value: "3", ts: 5 }, { value: '"b"', ts: 6, second: true }]), [
+    { value: "20" },
+    { value: '"A"' },
+    { value: "30", ts: 5 },
+    { value: '"B"', ts: 6 },
+  ]);
 });

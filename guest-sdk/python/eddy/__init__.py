@@ -24,10 +24,12 @@ from .args import Args
 from .ctx import (Context, KeyedContext, Level, ListState, MapState, TimeDomain, TimeWindow,
                   Timer, ValueState, counter, info, log)
 from .errors import EddyError
-from .graph import DataSink, Env, KeyedStream, Stream, Window, WindowedStream
+from .graph import (ConnectedStreams, DataSink, Env, KeyedConnectedStreams, KeyedStream, Stream,
+                    Window, WindowedStream)
 
 __all__ = [
-    "Args", "Context", "DataSink", "EddyError", "Env", "KeyedContext", "KeyedStream", "Level",
+    "Args", "ConnectedStreams", "Context", "DataSink", "EddyError", "Env", "KeyedConnectedStreams",
+    "KeyedContext", "KeyedStream", "Level",
     "ListState", "MapState", "Stream", "TimeDomain", "TimeWindow", "Timer", "ValueState",
     "Window", "WindowedStream", "counter", "entry", "entries", "info", "log", "text",
 ]

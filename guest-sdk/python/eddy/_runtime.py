@@ -68,6 +68,10 @@ def _kind(kind):
         _, brokers, topic, guarantee, fmt, secret = kind
         return T.VertexKind_KafkaSink(T.KafkaSink(
             brokers, topic, _GUARANTEE[guarantee], _KAFKA_FORMAT[fmt], secret))
+    if k == "nexmark-source":
+        return T.VertexKind_NexmarkSource(T.NexmarkSource(kind[1], kind[2], kind[3]))
+    if k == "discard-sink":
+        return T.VertexKind_DiscardSink()
     if k == "input":
         return T.VertexKind_Input()
     if k == "aggregate":

@@ -66,16 +66,28 @@ class Graph:
         self.errors = []
 
     def add_vertex(self, name, kind, input=None):
+        return self.add_vertex_from(name, kind, [] if input is None else [input])
+
+    def add_vertex_from(self, name, kind, first, second=()):
+        """A vertex fed by ``first`` (its input 0) and ``second`` (input 1: only a two-input
+        operator has one; the host marks the records that come by it)."""
         v = Vertex(len(self.vertices), name, kind)
         self.vertices.append(v)
-        if input is not None:
-            source, partitioning, side_output = input
-            self.edges.append(Edge(source, v.id, partitioning, side_output))
+        for n, inputs in enumerate((first, second)):
+            for source, partitioning, side_output in inputs:
+                self.edges.append(Edge(source, v.id, partitioning, side_output, n))
         return v.id
 
-    def add_operator(self, name, op, input):
+    def register(self, op):
+        """Adds ``op`` to the registry; returns the index ``wasm`` vertices name."""
         self.registry.append(op)
-        return self.add_vertex(name, ("wasm", len(self.registry) - 1), input)
+        return len(self.registry) - 1
+
+    def add_operator(self, name, op, input):
+        return self.add_operator_from(name, op, [input])
+
+    def add_operator_from(self, name, op, first, second=()):
+        return self.add_vertex_from(name, ("wasm", self.register(op)), first, second)
 
     def place_with(self, src, dst):
         """Gives vertex ``dst`` the parallelism and slot-sharing group of ``src``, so the
@@ -179,6 +191,15 @@ class Env:
         components, possibly written in other languages. It cannot run on its own."""
         return self._source("Input", ("input",), None)
 
+    def read_nexmark(self, events, per_second=None, event_rate=10_000_000):
+        """Nexmark events made by the host (dicts of the shared event files' format:
+        ``{"event_type", "person", "auction", "bid"}``), split across the source's subtasks,
+        with event time and watermarks 4 s behind; ``per_second`` holds the source to a
+        rate, ``event_rate`` is events per second of event time."""
+        kind = ("nexmark-source", int(events), None if per_second is None else int(per_second),
+                int(event_rate))
+        return self._source("Nexmark Source", kind, None).assign_watermarks(4000)
+
     def _sequence(self, count, per_second):
         return self._source("Sequence Source", ("sequence-source", int(count), per_second), None)
 
@@ -257,17 +278,36 @@ class Stream(_Settable):
     """A stream of values, each carried as JSON between operators. A stream may feed several
     operators: each call on it starts another branch."""
 
-    def __init__(self, g, v, edge=FORWARD, side_output=False):
+    def __init__(self, g, v, edge=FORWARD, side_output=False, more=()):
         self._g = g
         self._v = v
         self._edge = edge
         self._side_output = side_output
+        # The other streams merged into this one by union: the next operator reads them too.
+        self._more = list(more)
 
     def _input(self):
         return (self._v, self._edge, self._side_output)
 
+    def _inputs(self):
+        return [self._input()] + self._more
+
     def _then(self, name, op):
-        return Stream(self._g, self._g.add_operator(name, op, self._input()))
+        return Stream(self._g, self._g.add_operator_from(name, op, self._inputs()))
+
+    def union(self, *others):
+        """Merges streams into this one (Flink's ``union``): the next operator reads the
+        records of all of them; its event time is the minimum of theirs."""
+        more = list(self._more)
+        for o in others:
+            more += o._inputs()
+        return Stream(self._g, self._v, self._edge, self._side_output, more)
+
+    def connect(self, other):
+        """Connects this stream with ``other``: the next operator has two inputs, a function
+        for each (``map``, ``flat_map``, ``process``), or after ``key_by`` one keyed state
+        both share (Flink's ``ConnectedStreams``)."""
+        return ConnectedStreams(self, other)
 
     # Event time.
 
@@ -303,22 +343,30 @@ class Stream(_Settable):
 
     def rebalance(self):
         """Sends records round-robin to the next operator's subtasks."""
-        return Stream(self._g, self._v, REBALANCE, self._side_output)
+        return self._partitioned(REBALANCE)
 
     def broadcast(self):
         """Sends every record to every subtask of the next operator."""
-        return Stream(self._g, self._v, BROADCAST, self._side_output)
+        return self._partitioned(BROADCAST)
+
+    def _partitioned(self, p):
+        more = [(v, p, side) for v, _, side in self._more]
+        return Stream(self._g, self._v, p, self._side_output, more)
 
     # Sinks.
 
     def print(self):
         """Prints each value to the task's stdout (strings raw, anything else as JSON)."""
-        return DataSink(self._g, self._g.add_vertex("Print Sink", ("print-sink",), self._input()))
+        return DataSink(self._g, self._g.add_vertex_from("Print Sink", ("print-sink",), self._inputs()))
+
+    def discard(self):
+        """Counts each value and drops it (a benchmark's sink, as Flink's ``blackhole``)."""
+        return DataSink(self._g, self._g.add_vertex_from("Discard Sink", ("discard-sink",), self._inputs()))
 
     def write_text_file(self, path):
         """Writes each value as a line into part files under directory ``path``."""
         kind = ("file-sink", str(path))
-        return DataSink(self._g, self._g.add_vertex("File Sink", kind, self._input()))
+        return DataSink(self._g, self._g.add_vertex_from("File Sink", kind, self._inputs()))
 
     def write_kafka(self, brokers, topic, guarantee="none", format="text", secret=None):
         """Writes each value into a Kafka topic, like Flink's ``KafkaSink``.
@@ -334,7 +382,7 @@ class Stream(_Settable):
             raise EddyError(f"write_kafka: format {format!r} is not text, json or envelope")
         kind = ("kafka-sink", str(brokers), str(topic), guarantee, format,
                 None if secret is None else str(secret))
-        return DataSink(self._g, self._g.add_vertex("Kafka Sink", kind, self._input()))
+        return DataSink(self._g, self._g.add_vertex_from("Kafka Sink", kind, self._inputs()))
 
     # Operators.
 
@@ -358,27 +406,43 @@ class Stream(_Settable):
     def key_by(self, f):
         """Partitions by ``f(value)``: sets each record's key to the key's JSON; the next
         operator is connected by a hash edge so that one subtask sees all of a key."""
-        stream = self._then("KeyBy", ops.KeyBy(f))
+        g = self._g
+        index = g.register(ops.KeyBy(f))
         # The key selector belongs with its input, as in Flink: chained, per-key order holds.
-        self._g.place_with(self._v, stream._v)
-        return KeyedStream(self._g, stream._v)
+        # A union has one per merged stream, all running the same registered function.
+        vids = []
+        for inp in self._inputs():
+            vid = g.add_vertex("KeyBy", ("wasm", index), inp)
+            g.place_with(inp[0], vid)
+            vids.append(vid)
+        return KeyedStream(g, vids[0], vids[1:])
 
 
 class KeyedStream(_Settable):
     """A stream partitioned by key; its operators may use keyed state and timers."""
 
-    def __init__(self, g, v):
+    def __init__(self, g, v, more=()):
         self._g = g
         self._v = v
+        # The key selectors of the other streams of a union.
+        self._more = list(more)
+
+    def _hashed(self):
+        return [(v, HASH, False) for v in [self._v] + self._more]
+
+    def connect(self, other):
+        """Connects two keyed streams: one keyed operator whose state and timers both
+        inputs share (Flink's ``KeyedCoProcessFunction``)."""
+        return KeyedConnectedStreams(self._g, self._hashed(), other._hashed())
 
     def window(self, window):
         """Groups each key's records into windows (a host operator); pick the window
         function on the returned :class:`WindowedStream`."""
-        return WindowedStream(self._g, self._v, window)
+        return WindowedStream(self._g, self._hashed(), window)
 
     def _aggregate(self, name, kind, field):
         kind = ("aggregate", kind, field_ref(field))
-        return Stream(self._g, self._g.add_vertex(name, kind, (self._v, HASH, False)))
+        return Stream(self._g, self._g.add_vertex_from(name, kind, self._hashed()))
 
     def sum(self, field=None):
         """Running sum of ``field`` per key (built into the host): emits the key's first
@@ -398,7 +462,7 @@ class KeyedStream(_Settable):
         return self._aggregate("Count", "count", None)
 
     def _keyed_operator(self, name, op, per_key_updates):
-        vid = self._g.add_operator(name, op, (self._v, HASH, False))
+        vid = self._g.add_operator_from(name, op, self._hashed())
         v = self._g.vertices[vid]
         v.keyed = True
         v.per_key_updates = per_key_updates
@@ -414,6 +478,55 @@ class KeyedStream(_Settable):
         """Folds each key's values with ``f(acc, value)`` (state ``__reduce``) and emits the
         running result for every input, as Flink's ``reduce`` does."""
         return self._keyed_operator("Reduce", ops.Reduce(f), True)
+
+
+class ConnectedStreams:
+    """Two streams, possibly of different kinds of values, feeding one operator."""
+
+    def __init__(self, first, second):
+        self._first = first
+        self._second = second
+
+    def _then(self, name, op):
+        g = self._first._g
+        return Stream(g, g.add_operator_from(name, op, self._first._inputs(), self._second._inputs()))
+
+    def map(self, first, second):
+        """One output per record: ``first(value)`` for the first stream's, ``second(value)``
+        for the other's (Flink's ``CoMapFunction``)."""
+        return self._then("CoMap", ops.CoMap(first, second))
+
+    def flat_map(self, first, second):
+        """Any number of outputs per record: each function returns an iterable."""
+        return self._then("CoFlatMap", ops.CoFlatMap(first, second))
+
+    def process(self, first, second):
+        """``first(ctx, value)`` / ``second(ctx, value)``: emit with ``ctx.collect``."""
+        return self._then("CoProcess", ops.CoProcess(first, second))
+
+    def key_by(self, first_key, second_key):
+        """Partitions both inputs by keys of one kind: records of one key of both meet in
+        one subtask, with one keyed state."""
+        return self._first.key_by(first_key).connect(self._second.key_by(second_key))
+
+
+class KeyedConnectedStreams:
+    """Two keyed streams feeding one keyed operator: state and timers shared by both."""
+
+    def __init__(self, g, first, second):
+        self._g = g
+        self._first = first
+        self._second = second
+
+    def process(self, first, second, on_timer=None):
+        """``first(ctx, value)`` for the first stream's records, ``second(ctx, value)`` for
+        the other's, with the record's key current for keyed state (``ctx.key``,
+        ``ctx.value_state(...)``, shared by both); ``on_timer(ctx, timer)`` when a timer
+        the key registered fires."""
+        op = ops.KeyedCoProcess(first, second, on_timer)
+        vid = self._g.add_operator_from("CoProcess", op, self._first, self._second)
+        self._g.vertices[vid].keyed = True
+        return Stream(self._g, vid)
 
 
 class Window:
@@ -462,7 +575,7 @@ class WindowedStream(_Settable):
         spec = {"assigner": window.assigner, "time": window.time, "allowed_lateness_ms": 0,
                 "function": ("collect",)}
         self._g = g
-        self._v = g.add_vertex("Window", ["window", spec], (keyed, HASH, False))
+        self._v = g.add_vertex_from("Window", ["window", spec], keyed)
 
     def _spec(self):
         return self._vertex().kind[1]

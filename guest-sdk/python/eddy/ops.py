@@ -98,16 +98,18 @@ class Batch:
     has one; keys are JSON bytes, or JSON texts (str) when ``key_by`` made them. ``raw``
     (JSON bytes) and ``vals`` (Python values) hold the values, either or both, converted
     lazily; ``texts`` may hold the values' JSON texts (str) when ``key_by`` found the keys
-    to be the values themselves."""
+    to be the values themselves. ``inputs`` says which input each record came by (1: the
+    second of a two-input operator), or is None when all came by the first."""
 
-    __slots__ = ("keys", "ts", "raw", "vals", "texts")
+    __slots__ = ("keys", "ts", "raw", "vals", "texts", "inputs")
 
-    def __init__(self, keys, ts, raw, vals, texts=None):
+    def __init__(self, keys, ts, raw, vals, texts=None, inputs=None):
         self.keys = keys
         self.ts = ts
         self.raw = raw
         self.vals = vals
         self.texts = texts
+        self.inputs = inputs
 
     def __len__(self):
         return len(self.raw if self.vals is None else self.vals)
@@ -152,6 +154,8 @@ for _n in range(1024):
     _HDR0[_n]
 _TS = struct.Struct("<q")
 _FLAG_KEY, _FLAG_TS = 1, 2
+# Set by the host's input gate on records that came by a two-input operator's second input.
+_FLAG_SECOND_INPUT = 8
 
 # Fast unframing of batches whose records all have the same flags and fields shorter than
 # 64 KiB. JSON text never holds a byte below 0x09 (control characters are escaped), and
@@ -292,9 +296,9 @@ def _decode_slow(data):
     """The general unframing loop: mixed flags, long fields, and malformed batches."""
     mv = memoryview(data)
     n = len(data)
-    keys, ts, vals = [], [], []
+    keys, ts, vals, inputs = [], [], [], []
     pos = 0
-    any_key = any_ts = False
+    any_key = any_ts = any_second = False
 
     def take(start, length, what):
         end = pos + length
@@ -307,9 +311,12 @@ def _decode_slow(data):
         start = pos
         flags = data[pos]
         pos += 1
-        if flags & ~3:
+        if flags & ~(_FLAG_KEY | _FLAG_TS | _FLAG_SECOND_INPUT):
             raise EddyError(f"malformed batch: record at byte {start} has unknown flag bits "
                             f"{flags:#04x}")
+        second = 1 if flags & _FLAG_SECOND_INPUT else 0
+        inputs.append(second)
+        any_second = any_second or second
         if flags & _FLAG_TS:
             end = take(start, 8, "timestamp")
             ts.append(_TS.unpack_from(data, pos)[0])
@@ -331,7 +338,8 @@ def _decode_slow(data):
         end = take(start, vlen, "value")
         vals.append(bytes(mv[pos:end]))
         pos = end
-    return Batch(keys if any_key else None, ts if any_ts else None, vals, None)
+    return Batch(keys if any_key else None, ts if any_ts else None, vals, None,
+                 inputs=inputs if any_second else None)
 
 
 class _TextHeaders(dict):
@@ -610,6 +618,82 @@ class KeyedProcess(Operator):
         _emitted(self.timer_fn(ctx, timer), ctx)
         n = len(out)
         return Batch([key] * n, None if t is None else [t] * n, None, out)
+
+
+def _inputs(b):
+    """Which input each record came by: 0, or 1 for a two-input operator's second."""
+    return b.inputs or repeat(0)
+
+
+class CoMap(Operator):
+    """``first(value)`` or ``second(value)`` by the input a record came by."""
+
+    def __init__(self, first, second):
+        self.fs = (first, second)
+
+    def process(self, b):
+        fs = self.fs
+        return Batch(b.keys, b.ts, None, [fs[i](v) for i, v in zip(_inputs(b), b.values())])
+
+
+class CoFlatMap(Operator):
+    """Any number of outputs per record, by the function of its input."""
+
+    def __init__(self, first, second):
+        self.fs = (first, second)
+
+    def process(self, b):
+        fs = self.fs
+        outs = [list(fs[i](v)) for i, v in zip(_inputs(b), b.values())]
+        counts = list(map(len, outs))
+        keys = None if b.keys is None else list(chain.from_iterable(map(repeat, b.keys, counts)))
+        ts = None if b.ts is None else list(chain.from_iterable(map(repeat, b.ts, counts)))
+        return Batch(keys, ts, None, list(chain.from_iterable(outs)))
+
+
+class CoProcess(Operator):
+    """``first(ctx, value)`` or ``second(ctx, value)`` by the input a record came by."""
+
+    def __init__(self, first, second):
+        self.fs = (first, second)
+        self.ctx = _ctx.Context()
+
+    def process(self, b):
+        fs, ctx = self.fs, self.ctx
+        out_k, out_t, out_v = [], [], []
+        for i, k, t, v in zip(_inputs(b), b.keys or repeat(None), b.ts or repeat(None), b.values()):
+            ctx._out = out = []
+            ctx.timestamp = t
+            _emitted(fs[i](ctx, v), ctx)
+            if out:
+                out_v += out
+                out_k += [k] * len(out)
+                out_t += [t] * len(out)
+        return Batch(out_k if b.keys is not None else None,
+                     out_t if b.ts is not None else None, None, out_v)
+
+
+class KeyedCoProcess(KeyedProcess):
+    """A keyed co-process function: one keyed state and timers for both inputs."""
+
+    def __init__(self, first, second, on_timer):
+        super().__init__(first, on_timer)
+        self.fs = (first, second)
+
+    def process(self, b):
+        fs, ctx = self.fs, self.ctx
+        keys = _need_keys(b)
+        out_k, out_t, out_v = [], [], []
+        for i, k, t, v in zip(_inputs(b), keys, b.ts or repeat(None), b.values()):
+            _ctx.set_record_key(k)
+            ctx._out = out = []
+            ctx.timestamp = t
+            _emitted(fs[i](ctx, v), ctx)
+            if out:
+                out_v += out
+                out_k += [k] * len(out)
+                out_t += [t] * len(out)
+        return Batch(out_k, out_t if b.ts is not None else None, None, out_v)
 
 
 class Reduce(Operator):

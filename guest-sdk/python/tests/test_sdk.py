@@ -109,6 +109,7 @@ class FramingTest(unittest.TestCase):
 
     def test_malformed(self):
         for bad, msg in [(b"\x05\x00\x00\x00\x00", "unknown flag bits 0x05"),
+                         (b"\x10\x00\x00\x00\x00", "unknown flag bits 0x10"),
                          (b"\x00\x05\x00\x00\x00ab", "ends inside its value"),
                          (b"\x01\x01", "ends inside its key")]:
             with self.assertRaisesRegex(eddy.EddyError, msg):
@@ -155,6 +156,46 @@ class GraphTest(unittest.TestCase):
             env.read_kafka("b:1", "t", start="first")
         with self.assertRaisesRegex(eddy.EddyError, "guarantee 'exactly-once' is not none"):
             env.read_kafka("b:1", "t").write_kafka("b:1", "o", guarantee="exactly-once")
+
+    def test_union_and_connect(self):
+        env = eddy.Env("two")
+        a, b, c = (env.from_elements(1), env.from_elements(2), env.from_elements(3))
+        a.union(b, c).key_by(lambda x: x % 2).count().print()
+        g = env._finish()
+        key_bys = [v for v in g.vertices if v.name == "KeyBy"]
+        self.assertEqual(len(key_bys), 3)
+        self.assertEqual({v.kind for v in key_bys}, {("wasm", 0)})
+        count = next(v.id for v in g.vertices if v.name == "Count")
+        self.assertEqual([(e.partitioning, e.input) for e in g.edges if e.target == count],
+                         [("hash", 0)] * 3)
+
+        env = eddy.Env("co")
+        numbers, words_ = env.from_elements(1, 2), env.from_elements("a")
+        numbers.connect(words_).map(lambda n: n * 10, lambda w: w.upper()).print()
+        g = env._finish()
+        co = next(v.id for v in g.vertices if v.name == "CoMap")
+        self.assertEqual([(e.source, e.input) for e in g.edges if e.target == co], [(0, 0), (1, 1)])
+        # The host marks the second input's records with flag bit 3.
+        second = bytearray(frame([(None, None, b'"a"')]))
+        second[0] |= 8
+        out = ops.run_batch(g.registry, frame([(None, None, b"2")]) + bytes(second))
+        self.assertEqual(out, frame([(None, None, b"20"), (None, None, b'"A"')]))
+
+    def test_keyed_connect_and_nexmark(self):
+        env = eddy.Env("kco")
+        a, b = env.from_elements([1, 5]), env.from_elements([1, "x"])
+        (a.connect(b).key_by(lambda v: v[0], lambda v: v[0])
+            .process(lambda ctx, v: ctx.collect(v[1]), lambda ctx, v: ctx.collect(v[1])).print())
+        g = env._finish()
+        co = next(v for v in g.vertices if v.name == "CoProcess")
+        self.assertTrue(co.keyed)
+        self.assertEqual([(e.partitioning, e.input) for e in g.edges if e.target == co.id],
+                         [("hash", 0), ("hash", 1)])
+        env = eddy.Env("nx")
+        env.read_nexmark(1000, event_rate=100).discard()
+        g = env._finish()
+        self.assertEqual([v.kind[0] for v in g.vertices], ["nexmark-source", "timestamps", "discard-sink"])
+        self.assertEqual(g.vertices[0].kind, ("nexmark-source", 1000, None, 100))
 
     def test_errors(self):
         with self.assertRaisesRegex(eddy.EddyError, "defines no operators"):
