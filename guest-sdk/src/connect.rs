@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::bindings::eddy::stream::types::VertexKind;
 use crate::ctx::{set_record_key, Ctx, KeyedCtx, TimeDomain, Timer};
-use crate::graph::{add_operator_from, add_vertex_from, register, builder_error, op, Input, KeyedStream, Shared, Stream};
+use crate::graph::{add_operator_from, add_vertex_from, builder_error, keyed_record_key, op, register, Input, KeyedStream, Shared, Stream};
 use crate::ops::{Emit, Item, Operator, Value};
 
 /// Two streams, possibly of different types, feeding one operator (Flink's `connect`).
@@ -157,13 +157,20 @@ impl<A, K> KeyedStream<A, K> {
     }
 }
 
-/// A keyed co-process function: one function per input, one for timers, one context.
-struct CoProcess<K, A, B, O, F, G, H> {
+/// A keyed co-process function: one function per input, one for timers, one context. (A
+/// keyed process function of one input is one whose second input nothing feeds.)
+pub(crate) struct CoProcess<K, A, B, O, F, G, H> {
     ctx: KeyedCtx<K, O>,
     first: F,
     second: G,
     on_timer: H,
     _t: PhantomData<fn(A, B)>,
+}
+
+impl<K, A, B, O, F, G, H> CoProcess<K, A, B, O, F, G, H> {
+    pub(crate) fn new(first: F, second: G, on_timer: H) -> Self {
+        CoProcess { ctx: KeyedCtx::new(), first, second, on_timer, _t: PhantomData }
+    }
 }
 
 impl<K, A, B, O, F, G, H> Operator for CoProcess<K, A, B, O, F, G, H>
@@ -176,8 +183,7 @@ where
     H: Fn(&mut KeyedCtx<K, O>, Timer) -> Result<(), String>,
 {
     fn process(&mut self, mut r: Item<'_>, out: &mut dyn Emit) -> Result<(), String> {
-        let key = r.key.ok_or("keyed co-process received a record without a key")?;
-        set_record_key(key);
+        set_record_key(keyed_record_key(&r)?);
         self.ctx.ctx.out.clear();
         self.ctx.ctx.timestamp = r.timestamp;
         on_input(&mut r, &mut self.ctx, |c, a| (self.first)(c, a), |c, b| (self.second)(c, b))?;
@@ -238,8 +244,7 @@ where
         G: Fn(&mut KeyedCtx<K, O>, B) -> Result<(), String> + 'static,
         H: Fn(&mut KeyedCtx<K, O>, Timer) -> Result<(), String> + 'static,
     {
-        let op = CoProcess { ctx: KeyedCtx::new(), first, second, on_timer, _t: PhantomData };
-        self.keyed_operator("CoProcess", Box::new(op))
+        self.keyed_operator("CoProcess", Box::new(CoProcess::new(first, second, on_timer)))
     }
 }
 

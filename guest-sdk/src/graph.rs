@@ -17,7 +17,7 @@ use crate::bindings::eddy::stream::types::{
     Aggregate, AggregateKind, Edge, FieldRef, JobGraph, Partitioning, Sequence, SocketSource,
     TimestampSpec, Vertex, VertexKind,
 };
-use crate::ctx::{set_record_key, Ctx, KeyedCtx, TimeDomain, Timer, ValueState};
+use crate::ctx::{set_record_key, Ctx, KeyedCtx, Timer, ValueState};
 use crate::windows::{Window, WindowedStream};
 use crate::ops::{encode_json, Emit, FnOp, Item, Operator, Value};
 
@@ -730,51 +730,11 @@ impl<T, K> KeyedStream<T, K> {
     }
 }
 
-/// A keyed process function with timers.
-struct TimerProcess<K, T, O, F, G> {
-    ctx: KeyedCtx<K, O>,
-    process: F,
-    on_timer: G,
-    _t: PhantomData<fn(T)>,
-}
-
-impl<K, T, O, F, G> Operator for TimerProcess<K, T, O, F, G>
-where
-    T: DeserializeOwned + 'static,
-    O: Serialize + 'static,
-    F: Fn(&mut KeyedCtx<K, O>, T) -> Result<(), String>,
-    G: Fn(&mut KeyedCtx<K, O>, Timer) -> Result<(), String>,
-{
-    fn process(&mut self, mut r: Item<'_>, out: &mut dyn Emit) -> Result<(), String> {
-        set_record_key(keyed_record_key(&r)?);
-        let v = r.value.take()?;
-        self.ctx.ctx.out.clear();
-        self.ctx.ctx.timestamp = r.timestamp;
-        (self.process)(&mut self.ctx, v)?;
-        for o in self.ctx.ctx.out.drain(..) {
-            out.emit(r.with(Value::Typed(&mut Some(o))))?;
-        }
-        Ok(())
-    }
-
-    fn on_timer(&mut self, key: &[u8], timer: Timer, out: &mut dyn Emit) -> Result<(), String> {
-        set_record_key(key);
-        self.ctx.ctx.out.clear();
-        let timestamp = (timer.domain == TimeDomain::EventTime).then_some(timer.timestamp);
-        self.ctx.ctx.timestamp = timestamp;
-        (self.on_timer)(&mut self.ctx, timer)?;
-        for o in self.ctx.ctx.out.drain(..) {
-            out.emit(Item { key: Some(key), timestamp, value: Value::Typed(&mut Some(o)), input: 0 })?;
-        }
-        Ok(())
-    }
-}
-
 pub(crate) fn kind_of(g: &Shared, id: u32) -> VertexKind {
     g.borrow().vertices[id as usize].kind.clone()
 }
 
-fn keyed_record_key<'a>(r: &Item<'a>) -> Result<&'a [u8], String> {
+pub(crate) fn keyed_record_key<'a>(r: &Item<'a>) -> Result<&'a [u8], String> {
     r.key.ok_or_else(|| {
         "keyed operator received a record without a key (is its input a key_by?)".to_string()
     })
@@ -833,7 +793,8 @@ where
         F: Fn(&mut KeyedCtx<K, O>, T) -> Result<(), String> + 'static,
         G: Fn(&mut KeyedCtx<K, O>, Timer) -> Result<(), String> + 'static,
     {
-        let op = TimerProcess { ctx: KeyedCtx { ctx: Ctx::new(), _key: PhantomData }, process: f, on_timer, _t: PhantomData };
+        // A keyed co-process whose second input nothing feeds.
+        let op = crate::connect::CoProcess::new(f, |_: &mut KeyedCtx<K, O>, _: ()| Ok(()), on_timer);
         self.keyed_operator("Process", Box::new(op), false)
     }
 

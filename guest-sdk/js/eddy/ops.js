@@ -170,15 +170,16 @@ function recordKey(k, i) {
   return key;
 }
 
+/** A keyed `f(ctx, value)` with state and timers; a two-input one has a function per input. */
 export class KeyedProcessOp extends Operator {
-  constructor(f, onTimer) {
+  constructor(f, onTimer, second) {
     super();
-    this.f = f;
+    this.fs = [f, second];
     this.timerFn = onTimer;
     this.ctx = new KeyedCtx();
   }
   run(b) {
-    const { f, ctx } = this;
+    const { ctx } = this;
     const v = b.v;
     const k = b.k;
     const t = b.t;
@@ -189,7 +190,7 @@ export class KeyedProcessOp extends Operator {
       setRecordKey(key);
       ctx._key = key;
       ctx.timestamp = stamp(t, i);
-      f(ctx, v[i]);
+      byInput(b, this.fs, i)(ctx, v[i]);
     }
     return out;
   }
@@ -271,21 +272,7 @@ export class CoProcessOp extends Operator {
 /** A keyed co-process function: one keyed state and timers for both inputs. */
 export class KeyedCoProcessOp extends KeyedProcessOp {
   constructor(first, second, onTimer) {
-    super(first, onTimer);
-    this.fs = [first, second];
-  }
-  run(b) {
-    const { ctx } = this;
-    const out = collector();
-    ctx._out = out;
-    for (let i = 0; i < b.v.length; i++) {
-      const key = recordKey(b.k, i);
-      setRecordKey(key);
-      ctx._key = key;
-      ctx.timestamp = stamp(b.t, i);
-      byInput(b, this.fs, i)(ctx, b.v[i]);
-    }
-    return out;
+    super(first, onTimer, second);
   }
 }
 

@@ -554,29 +554,6 @@ def _emitted(result, ctx):
                     f"it returned a {type(result).__name__}")
 
 
-class Process(Operator):
-    """``f(ctx, value)`` per record; outputs keep the input's key and timestamp."""
-
-    def __init__(self, f):
-        self.f = f
-        self.ctx = _ctx.Context()
-
-    def process(self, b):
-        f, ctx = self.f, self.ctx
-        out_k, out_t, out_v = [], [], []
-        keys = b.keys or repeat(None)
-        for k, t, v in zip(keys, b.ts or repeat(None), b.values()):
-            ctx._out = out = []
-            ctx.timestamp = t
-            _emitted(f(ctx, v), ctx)
-            if out:
-                out_v += out
-                out_k += [k] * len(out)
-                out_t += [t] * len(out)
-        return Batch(out_k if b.keys is not None else None,
-                     out_t if b.ts is not None else None, None, out_v)
-
-
 def _need_keys(b):
     if b.keys is None or None in b.keys:
         raise EddyError("keyed operator received a record without a key "
@@ -585,24 +562,25 @@ def _need_keys(b):
 
 
 class KeyedProcess(Operator):
-    """A keyed ``f(ctx, value)`` with state and timers; ``on_timer(ctx, timer)``."""
+    """A keyed ``f(ctx, value)`` with state and timers; ``on_timer(ctx, timer)``. A
+    two-input one (``KeyedCoProcess``) has a function per input."""
 
-    def __init__(self, f, on_timer):
-        self.f = f
+    def __init__(self, f, on_timer, second=None):
+        self.fs = (f, second)
         self.timer_fn = on_timer
         self.ctx = _ctx.KeyedContext()
         if on_timer is not None:
             self.on_timer = self._on_timer
 
     def process(self, b):
-        f, ctx = self.f, self.ctx
+        fs, ctx = self.fs, self.ctx
         keys = _need_keys(b)
         out_k, out_t, out_v = [], [], []
-        for k, t, v in zip(keys, b.ts or repeat(None), b.values()):
+        for i, k, t, v in zip(_inputs(b), keys, b.ts or repeat(None), b.values()):
             _ctx.set_record_key(k)
             ctx._out = out = []
             ctx.timestamp = t
-            _emitted(f(ctx, v), ctx)
+            _emitted(fs[i](ctx, v), ctx)
             if out:
                 out_v += out
                 out_k += [k] * len(out)
@@ -673,27 +651,18 @@ class CoProcess(Operator):
                      out_t if b.ts is not None else None, None, out_v)
 
 
+class Process(CoProcess):
+    """``f(ctx, value)`` per record; outputs keep the input's key and timestamp."""
+
+    def __init__(self, f):
+        super().__init__(f, None)
+
+
 class KeyedCoProcess(KeyedProcess):
     """A keyed co-process function: one keyed state and timers for both inputs."""
 
     def __init__(self, first, second, on_timer):
-        super().__init__(first, on_timer)
-        self.fs = (first, second)
-
-    def process(self, b):
-        fs, ctx = self.fs, self.ctx
-        keys = _need_keys(b)
-        out_k, out_t, out_v = [], [], []
-        for i, k, t, v in zip(_inputs(b), keys, b.ts or repeat(None), b.values()):
-            _ctx.set_record_key(k)
-            ctx._out = out = []
-            ctx.timestamp = t
-            _emitted(fs[i](ctx, v), ctx)
-            if out:
-                out_v += out
-                out_k += [k] * len(out)
-                out_t += [t] * len(out)
-        return Batch(out_k, out_t if b.ts is not None else None, None, out_v)
+        super().__init__(first, on_timer, second)
 
 
 class Reduce(Operator):
