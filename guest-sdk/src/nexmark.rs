@@ -190,7 +190,8 @@ pub mod date_time {
 
     /// Writes epoch milliseconds as `yyyy-MM-dd HH:mm:ss.SSS`.
     pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(*ms))
+        let text = text(*ms);
+        s.serialize_str(std::str::from_utf8(&text).expect("digits and separators"))
     }
 
     /// Reads `yyyy-MM-dd HH:mm:ss.SSS` (or a number of epoch milliseconds).
@@ -236,10 +237,30 @@ pub mod date_time {
 
     /// Epoch milliseconds as `yyyy-MM-dd HH:mm:ss.SSS` (UTC).
     pub fn format(ms: i64) -> String {
+        String::from_utf8(text(ms).to_vec()).expect("digits and separators")
+    }
+
+    /// The text of [`format`] without allocating: every output row of a query writes times
+    /// (years 0 to 9999; others wrap, which no Nexmark time comes near).
+    fn text(ms: i64) -> [u8; 23] {
         let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
         let (y, m, d) = civil_from_days(days);
         let s = rest / 1000;
-        format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}", s / 3600, s / 60 % 60, s % 60, rest % 1000)
+        let mut out = *b"0000-00-00 00:00:00.000";
+        let mut put = |at: usize, width: usize, mut n: i64| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + n.rem_euclid(10) as u8;
+                n /= 10;
+            }
+        };
+        put(0, 4, y);
+        put(5, 2, m);
+        put(8, 2, d);
+        put(11, 2, s / 3600);
+        put(14, 2, s / 60 % 60);
+        put(17, 2, s % 60);
+        put(20, 3, rest % 1000);
+        out
     }
 
     // Howard Hinnant's conversions between days since 1970-01-01 and civil dates.

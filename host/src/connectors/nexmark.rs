@@ -91,7 +91,7 @@ impl Source for NexmarkReader {
                 let event = generators[s].next().expect("the generator never ends");
                 push_event(&mut batch, &event, &mut self.dates);
                 records += 1;
-                self.splits[s].next += self.splits[s].step;
+                self.splits[s].next = self.splits[s].next.saturating_add(self.splits[s].step);
                 if self.splits[s].next >= self.splits[s].end {
                     self.splits.remove(s);
                     generators.remove(s);
@@ -153,7 +153,7 @@ fn string_field(out: &mut Vec<u8>, name: &str, text: &str) {
 
 fn number_field(out: &mut Vec<u8>, name: &str, n: usize) {
     out.extend_from_slice(name.as_bytes());
-    let _ = write!(out, "{n}");
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn date_field(out: &mut Vec<u8>, name: &str, ms: u64, dates: &mut DateCache) {
@@ -221,7 +221,8 @@ impl DateCache {
             self.second = Some(second);
         }
         out.extend_from_slice(&self.text);
-        let _ = write!(out, "{:03}", ms % 1000);
+        let milli = (ms % 1000) as u16;
+        out.extend_from_slice(&[b'0' + (milli / 100) as u8, b'0' + (milli / 10 % 10) as u8, b'0' + (milli % 10) as u8]);
     }
 }
 
