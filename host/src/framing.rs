@@ -169,6 +169,32 @@ pub fn mark_input(batch: &mut [u8], second: bool) {
     }
 }
 
+/// Splits `batch` at record boundaries into parts of at most `max_bytes` (a record longer
+/// than that is a part of its own). A malformed tail is one part, for its reader to refuse.
+pub fn chunks(batch: &[u8], max_bytes: usize) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start >= batch.len() {
+            return None;
+        }
+        let mut walk = Records { bytes: batch, pos: start };
+        let mut end = start;
+        while walk.pos < batch.len() {
+            if walk.next_record().is_err() {
+                end = batch.len();
+                break;
+            }
+            if walk.pos - start > max_bytes && end > start {
+                break;
+            }
+            end = walk.pos;
+        }
+        let part = &batch[start..end];
+        start = end;
+        Some(part)
+    })
+}
+
 /// Appends `record` with its side-output flag set to `side_output`, otherwise unchanged.
 pub fn push_flagged(batch: &mut Vec<u8>, record: &Record, side_output: bool) {
     let flags = record.raw[0] & !SIDE_OUTPUT;
@@ -256,6 +282,27 @@ mod tests {
         }
         let err = records(&[0x90, 0, 0, 0, 0]).next().unwrap().unwrap_err();
         assert_eq!(err.to_string(), "record at byte 0 has unknown flags 0x90");
+    }
+
+    #[test]
+    fn chunks_cut_at_records_and_keep_every_byte() {
+        let mut b = Vec::new();
+        for i in 0..100u32 {
+            push(&mut b, None, &vec![b'x'; (i % 7) as usize * 10], Some(i.into()));
+        }
+        for max in [1, 20, 64, 500, 1 << 20] {
+            let parts: Vec<&[u8]> = chunks(&b, max).collect();
+            assert_eq!(parts.concat(), b, "max {max}");
+            for p in &parts {
+                let n = records(p).count();
+                assert!(records(p).all(|r| r.is_ok()));
+                // Over the limit only when one record is.
+                assert!(p.len() <= max || n == 1, "max {max}: a part of {} bytes holds {n} records", p.len());
+            }
+        }
+        let mut bad = b.clone();
+        bad.push(0x40);
+        assert_eq!(chunks(&bad, 64).collect::<Vec<_>>().concat(), bad);
     }
 
     #[test]

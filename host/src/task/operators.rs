@@ -443,10 +443,24 @@ impl WasmOperator {
     }
 }
 
+/// Most bytes one `process` call hands a guest. Batches between tasks are far smaller, but a
+/// host operator chained before a guest may emit any amount at once (a window firing for
+/// every key at the end of the input): more than 128 MiB in or out of one call traps, and
+/// the guest would hold it all in its memory.
+const MAX_CALL_BATCH: usize = 4 << 20;
+
 impl Operator for WasmOperator {
     fn process(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
-        let out = self.instance.process(&batch);
-        self.check(out)
+        if batch.len() <= MAX_CALL_BATCH {
+            let out = self.instance.process(&batch);
+            return self.check(out);
+        }
+        let mut out = Vec::new();
+        for part in framing::chunks(&batch, MAX_CALL_BATCH) {
+            let emitted = self.instance.process(&part.to_vec());
+            out.extend(self.check(emitted)?);
+        }
+        Ok(out)
     }
 
     fn next_timer(&self) -> Option<i64> {
