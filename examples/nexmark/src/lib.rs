@@ -326,19 +326,19 @@ fn q7(env: &mut Env, args: &Args) -> Result<(), String> {
         .process_with_timers(
             |ctx: &mut KeyedCtx<i64, BidRow>, b: Bid| {
                 let best = ctx.value_state::<(i64, Vec<BidRow>)>("best");
+                // Only a new highest price or a tie changes the state.
                 let next = match best.get()? {
                     None => {
                         ctx.register_event_time_timer(ctx.key() + WINDOW_MS as i64 - 1)?;
                         (b.price, vec![b.into()])
                     }
-                    Some((max, bids)) if b.price < max => (max, bids),
+                    Some((max, _)) if b.price < max => return Ok(()),
                     Some((max, mut bids)) if b.price == max => {
                         bids.push(b.into());
                         (max, bids)
                     }
                     Some(_) => (b.price, vec![b.into()]),
                 };
-                // Only a new highest price or a tie changes the state.
                 best.set(&next)
             },
             |ctx: &mut KeyedCtx<i64, BidRow>, _timer: Timer| {
