@@ -138,13 +138,16 @@ where
     }
 }
 
+/// The types a builder handle carries without holding values of them.
+type Types<A, B, K> = PhantomData<fn() -> (A, B, K)>;
+
 /// Two keyed streams with one key type feeding one keyed operator: its keyed state and timers
 /// are shared by both inputs (Flink's `KeyedCoProcessFunction`).
 pub struct KeyedConnectedStreams<A, B, K> {
     g: Shared,
     first: Vec<Input>,
     second: Vec<Input>,
-    _t: PhantomData<fn() -> (A, B, K)>,
+    _t: Types<A, B, K>,
 }
 
 impl<A, K> KeyedStream<A, K> {
