@@ -18,9 +18,8 @@
 use std::process::ExitCode;
 
 use anyhow::{ensure, Context as _, Result};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 mod common;
 
@@ -110,21 +109,6 @@ fn typed_batch(n: usize) -> Vec<Rec> {
     (0..n).map(|i| Rec { key: None, value: value(i).to_string().into_bytes(), timestamp: Some(timestamp(i)) }).collect()
 }
 
-/// The store data of the typed/packed component. Rust's std in a
-/// wasm32-wasip2 component imports a little WASI (stderr for panics, the
-/// environment) even though the world imports nothing, so it is linked, with
-/// nothing granted.
-struct Ctx {
-    wasi: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for Ctx {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
 /// The `typed` and `packed` rows: a plain engine, no sandbox limits, no epoch
 /// interruption, so that only the boundary and the map are measured.
 struct BoundaryBench {
@@ -144,7 +128,7 @@ impl BoundaryBench {
             Component::new(&engine, wasm).map_err(anyhow::Error::from).context("compiling boundary_guest.wasm")?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        let mut store = Store::new(&engine, Ctx { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
+        let mut store = Store::new(&engine, Ctx::default());
         let boundary = Boundary::instantiate(&mut store, &component, &linker)
             .map_err(anyhow::Error::from)
             .context("instantiating boundary_guest.wasm")?;

@@ -16,9 +16,8 @@ use std::process::ExitCode;
 use anyhow::{ensure, Context as _, Result};
 use nexmark::event::Event;
 use serde::Serialize;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 mod common;
 
@@ -40,17 +39,6 @@ struct Bid<T> {
     url: String,
     date_time: T,
     extra: String,
-}
-
-struct Ctx {
-    wasi: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for Ctx {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
 }
 
 fn main() -> ExitCode {
@@ -112,7 +100,7 @@ fn run() -> Result<()> {
     let component = Component::new(&engine, std::fs::read(&wasm)?).map_err(anyhow::Error::from).context("compiling codec_guest.wasm")?;
     let mut linker = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    let mut store = Store::new(&engine, Ctx { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
+    let mut store = Store::new(&engine, Ctx::default());
     let guest = bindings::Codecs::instantiate(&mut store, &component, &linker).map_err(anyhow::Error::from)?;
 
     let bids = bids(BATCH);

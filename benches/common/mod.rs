@@ -8,6 +8,26 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context as _, Result};
 use eddy::runtime::{Module, Runtime, SandboxConfig, SubtaskInfo, VertexKind};
 
+/// The store data of a benchmark's own component. Rust's std in a wasm32-wasip2 component
+/// imports a little WASI (stderr for panics, the environment) even when its world imports
+/// nothing, so it is linked, with nothing granted.
+pub struct Ctx {
+    wasi: wasmtime_wasi::WasiCtx,
+    table: wasmtime::component::ResourceTable,
+}
+
+impl Default for Ctx {
+    fn default() -> Self {
+        Ctx { wasi: wasmtime_wasi::WasiCtx::builder().build(), table: wasmtime::component::ResourceTable::new() }
+    }
+}
+
+impl wasmtime_wasi::WasiView for Ctx {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
 /// Measured runs per row; the median is reported.
 pub const RUNS: usize = 7;
 /// Minimum length of one run: long enough that timer and scheduler noise vanish.
