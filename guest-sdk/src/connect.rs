@@ -298,4 +298,16 @@ mod tests {
         let count = g.vertices.iter().find(|v| v.name == "Count").unwrap();
         assert_eq!(g.edges.iter().filter(|e| e.target == count.id && matches!(e.partitioning, Partitioning::Hash)).count(), 3);
     }
+
+    #[test]
+    fn a_timestamp_assigner_after_a_union_reads_every_merged_stream() {
+        // (The host then refuses it: an assigner must be chained to its one source.)
+        let mut env = Env::new("union-timestamps");
+        let a = env.from_elements(vec![1u64]);
+        let b = env.from_elements(vec![2u64]);
+        a.union(b).assign_watermarks(0).print();
+        let g = env.finish().unwrap().graph;
+        let assigner = g.vertices.iter().find(|v| v.name == "Timestamps").unwrap();
+        assert_eq!(g.edges.iter().filter(|e| e.target == assigner.id).count(), 2);
+    }
 }

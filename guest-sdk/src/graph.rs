@@ -471,12 +471,7 @@ impl<T> Stream<T> {
             out_of_orderness_ms,
             idle_timeout_ms: None,
         };
-        let id = add_vertex(
-            &self.g,
-            "Timestamps",
-            VertexKind::Timestamps(spec),
-            Some(self.input()),
-        );
+        let id = add_vertex_from(&self.g, "Timestamps", VertexKind::Timestamps(spec), &self.inputs(), &[]);
         place_with(&self.g, self.vertex, id);
         Stream::new(self.g, id)
     }

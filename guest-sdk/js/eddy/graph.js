@@ -381,7 +381,7 @@ export class Stream extends VertexHandle {
       outOfOrdernessMs: u64(this._g, "out-of-orderness", outOfOrdernessMs),
       idleTimeoutMs: undefined,
     };
-    const id = this._g.addVertex("Timestamps", { tag: "timestamps", val: spec }, this._input());
+    const id = this._g.addVertexFrom("Timestamps", { tag: "timestamps", val: spec }, this._inputs());
     this._g.placeWith(this._vertex, id);
     return new Stream(this._g, id);
   }

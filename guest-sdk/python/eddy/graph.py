@@ -324,7 +324,7 @@ class Stream(_Settable):
     def _timestamps(self, field, out_of_orderness_ms):
         spec = {"field": field, "out_of_orderness_ms": int(out_of_orderness_ms),
                 "idle_timeout_ms": None}
-        vid = self._g.add_vertex("Timestamps", ["timestamps", spec], self._input())
+        vid = self._g.add_vertex_from("Timestamps", ["timestamps", spec], self._inputs())
         self._g.place_with(self._v, vid)
         return Stream(self._g, vid)
 
