@@ -184,8 +184,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut seeds = Vec::new();
     let tmp = tempfile::tempdir().unwrap();
     let states = [
-        vec![("op".to_string(), OperatorState { keyed: vec![(b"\"k\"".to_vec(), b"{\"n\":1}".to_vec())], items: vec![b"[0,10]".to_vec()] })],
-        vec![("a".to_string(), OperatorState::default()), ("b".to_string(), OperatorState { keyed: vec![], items: vec![b"x".to_vec(); 3] })],
+        vec![("op".to_string(), OperatorState { keyed: vec![(b"\"k\"".to_vec(), b"{\"n\":1}".to_vec())], items: vec![b"[0,10]".to_vec()], broadcast: vec![(Vec::new(), b"rules".to_vec())] })],
+        vec![("a".to_string(), OperatorState::default()), ("b".to_string(), OperatorState { items: vec![b"x".to_vec(); 3], ..OperatorState::default() })],
     ];
     for (i, state) in states.iter().enumerate() {
         snapshot::write(&tmp.path().join("s"), state).unwrap();

@@ -149,7 +149,7 @@ fn cutting_proxy(upstream: u16, after: usize, cut: Arc<AtomicBool>) -> u16 {
 
 fn state_of(bytes: usize) -> Vec<(String, OperatorState)> {
     let keyed = (0..bytes / (64 << 10)).map(|i| (format!("\"k{i}\"").into_bytes(), vec![b'v'; 64 << 10])).collect();
-    vec![("op".to_string(), OperatorState { keyed, items: vec![b"split".to_vec()] })]
+    vec![("op".to_string(), OperatorState { keyed, items: vec![b"split".to_vec()], ..OperatorState::default() })]
 }
 
 fn complete(storage: &DirStorage, id: u64, handles: Vec<eddy::checkpoint::TaskHandle>) -> PathBuf {

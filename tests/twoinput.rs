@@ -1,7 +1,7 @@
 //! Two-input operators and joins end to end (`tests/components/twoinput`): union, connect
 //! with a co-map and a keyed co-process, window joins (tumbling, sliding, session; event and
-//! processing time), interval joins, late records, and a keyed co-process's state through a
-//! savepoint and a rescale. Every expected output is computed here, independently of Eddy.
+//! processing time), interval joins, late records, broadcast state (keyed and not), and the
+//! state of a keyed co-process and of a keyed broadcast process through a savepoint and a rescale. Every expected output is computed here, independently of Eddy.
 
 mod common;
 
@@ -227,5 +227,62 @@ fn a_keyed_co_process_resumes_from_a_savepoint_at_another_parallelism() {
         run.extend(args(&out, "10000000"));
         run_ok(&run.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(sorted(read_parts(&out)), expected_totals(n), "resumed at parallelism {p}");
+    }
+}
+
+/// What `broadcast-rules` writes: each key's sum and its rule's final multiplier.
+fn expected_rules(n: u64) -> Vec<String> {
+    let multiplier = ["2", "3", "4", "5", "none"];
+    sorted((0..KEYS).map(|k| format!("{k} {} {}", (0..n).filter(|i| i % KEYS == k).sum::<u64>(), multiplier[k as usize])).collect())
+}
+
+#[test]
+fn broadcast_state_reaches_every_subtask_of_a_keyed_operator() {
+    let work = tempfile::tempdir().unwrap();
+    for p in ["1", "2", "3"] {
+        assert_eq!(run_entry("broadcast-rules", p, &work.path().join(p), &["--n", "5000"]), expected_rules(5000), "p={p}");
+    }
+}
+
+#[test]
+fn every_subtask_of_a_broadcast_process_gets_every_rule() {
+    let work = tempfile::tempdir().unwrap();
+    for p in [1usize, 2] {
+        let mut expected: Vec<String> = (0..1000).map(|x| format!("n{x}")).collect();
+        for (i, rule) in ["a", "b", "c"].iter().enumerate() {
+            expected.extend(std::iter::repeat_n(format!("rule {rule} {}", i + 1), p));
+        }
+        let lines = run_entry("broadcast-copies", &p.to_string(), &work.path().join(p.to_string()), &["--n", "1000"]);
+        assert_eq!(lines, sorted(expected), "p={p}");
+    }
+}
+
+/// A keyed broadcast process stopped with a savepoint at parallelism 2 resumes at 3 and at 1
+/// after its rules source has ended: the rules live on only in the restored broadcast state,
+/// which every new subtask must get (subtask 2 of 3 the copy of old subtask 0).
+#[test]
+fn broadcast_state_survives_a_savepoint_and_a_rescale() {
+    let cluster = Cluster::start(2, 2, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let n: u64 = 20_000;
+    let args = |out: &Path, rate: &str| {
+        vec!["--n".to_string(), n.to_string(), "--rate".into(), rate.into(), "--output".into(), out.display().to_string()]
+    };
+    let jar = cluster.upload(&component("twoinput"));
+    let stopped_out = work.path().join("stopped");
+    let id = cluster.submit_with(&jar, json!({ "entry": "broadcast-rules", "args": args(&stopped_out, "5000"), "parallelism": 2 }));
+    cluster.wait_for(|c| c.job(&id)["records-in"].as_u64().unwrap_or(0) >= n / 4, "progress");
+    let savepoints = work.path().join("savepoints");
+    let stdout = run_ok(&["stop", "--savepoint", "-m", &cluster.http, &id, savepoints.to_str().unwrap()]);
+    let location = stdout.trim().rsplit(' ').next().unwrap().to_string();
+    let stopped = cluster.wait_status(&id, "FINISHED");
+    assert!(stopped["records-in"].as_u64().unwrap() < n, "the job ran to its end before the stop: {stopped}");
+    for p in ["3", "1"] {
+        let out = work.path().join(format!("resumed-p{p}"));
+        let mut run = vec!["run".to_string(), "-m".into(), cluster.http.clone(), "-p".into(), p.into(), "-s".into(), location.clone()];
+        run.extend(["-c".to_string(), "broadcast-rules".into(), wasm()]);
+        run.extend(args(&out, "10000000"));
+        run_ok(&run.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(sorted(read_parts(&out)), expected_rules(n), "resumed at parallelism {p}");
     }
 }

@@ -279,13 +279,13 @@ impl<K, O> KeyedCtx<K, O> {
     }
 }
 
-fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     encode_json(&mut buf, value)?;
     Ok(buf)
 }
 
-fn state_decode<T: DeserializeOwned>(state: &str, bytes: &[u8]) -> Result<T, String> {
+pub(crate) fn state_decode<T: DeserializeOwned>(state: &str, bytes: &[u8]) -> Result<T, String> {
     decode_json(bytes).map_err(|e| format!("state '{state}': {e}"))
 }
 

@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod args;
+mod broadcast;
 mod connect;
 mod ctx;
 mod joins;
@@ -54,6 +55,7 @@ pub mod nexmark;
 
 pub use args::Args;
 pub use ctx::{counter, info, log, Ctx, KeyedCtx, Level, ListState, MapState, TimeDomain, Timer, ValueState};
+pub use broadcast::{Broadcast, BroadcastConnectedStreams, BroadcastState, BroadcastStream, KeyedBroadcastConnectedStreams, ReadOnlyBroadcast, ReadOnlyBroadcastState};
 pub use connect::{ConnectedStreams, KeyedConnectedStreams};
 pub use graph::{DataSink, Env, Field, KeyedStream, Stream};
 pub use joins::{CoGroupedWindows, IntervalJoin, JoinedStreams, JoinedWindows};
@@ -66,6 +68,7 @@ pub mod prelude {
     pub use crate::ctx::{
         counter, info, log, Ctx, KeyedCtx, Level, ListState, MapState, TimeDomain, Timer, ValueState,
     };
+    pub use crate::broadcast::{Broadcast, BroadcastConnectedStreams, BroadcastState, BroadcastStream, KeyedBroadcastConnectedStreams, ReadOnlyBroadcast, ReadOnlyBroadcastState};
     pub use crate::connect::{ConnectedStreams, KeyedConnectedStreams};
     pub use crate::graph::{DataSink, Env, Field, KeyedStream, Stream};
     pub use crate::joins::{IntervalJoin, JoinedStreams, JoinedWindows};

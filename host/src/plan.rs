@@ -273,7 +273,8 @@ impl ExecutionPlan {
                 return Err(PlanError::SinkWithOutput(v.name.clone()));
             }
             let keyed = v.keyed || matches!(v.kind, VertexKind::Aggregate(_) | VertexKind::Window(_));
-            if keyed && inputs(i).any(|e| e.2 != Partitioning::Hash) {
+            // A keyed operator's second input may be broadcast instead (keyed broadcast state).
+            if keyed && inputs(i).any(|e| e.2 != Partitioning::Hash && !(e.4 == 1 && e.2 == Partitioning::Broadcast)) {
                 return Err(PlanError::NotKeyed(v.name.clone()));
             }
             if !matches!(v.kind, VertexKind::Wasm(_)) && inputs(i).any(|e| e.4 == 1) {
@@ -574,10 +575,16 @@ mod tests {
 
     /// Two sequences into `target` (the second by input 1), into a print sink.
     fn two_inputs_into(target: VertexKind, input: u8) -> Result<ExecutionPlan, PlanError> {
+        partitioned_inputs_into(target, input, [Partitioning::Forward; 2], false)
+    }
+
+    /// Two sequences into `target`, partitioned as `into` says.
+    fn partitioned_inputs_into(target: VertexKind, input: u8, into: [Partitioning; 2], keyed: bool) -> Result<ExecutionPlan, PlanError> {
         let source = || VertexKind::SequenceSource(Sequence { count: 10, per_second: None });
-        let vertices = vec![vertex(0, "a", source()), vertex(1, "b", source()), vertex(2, "both", target), vertex(3, "print", VertexKind::PrintSink)];
-        let edge = |source, target, input| Edge { source, target, partitioning: Partitioning::Forward, side_output: false, input };
-        let edges = vec![edge(0, 2, 0), edge(1, 2, input), edge(2, 3, 0)];
+        let target = Vertex { keyed, ..vertex(2, "both", target) };
+        let vertices = vec![vertex(0, "a", source()), vertex(1, "b", source()), target, vertex(3, "print", VertexKind::PrintSink)];
+        let edge = |source, target, input, partitioning| Edge { source, target, partitioning, side_output: false, input };
+        let edges = vec![edge(0, 2, 0, into[0]), edge(1, 2, input, into[1]), edge(2, 3, 0, Partitioning::Forward)];
         let graph = JobGraph { name: "j".into(), vertices, edges, parallelism: None, max_parallelism: None };
         let program = Program { module: "m".into(), entry: "e".into(), args: Vec::new() };
         ExecutionPlan::new(JobSpec::single(graph, program), 2)
@@ -595,5 +602,13 @@ mod tests {
         let err = two_inputs_into(VertexKind::Timestamps(crate::runtime::TimestampSpec { field: None, out_of_orderness_ms: 0, idle_timeout_ms: None }), 1);
         assert_eq!(err.unwrap_err().to_string(), "operator 'both' has one input; only user operators (connect) take a second");
         assert_eq!(two_inputs_into(VertexKind::Wasm(0), 2).unwrap_err().to_string(), "an edge feeds input 2; operators have at most two inputs (0 and 1)");
+    }
+
+    #[test]
+    fn a_keyed_operator_takes_a_broadcast_second_input_only() {
+        use Partitioning::{Broadcast, Hash};
+        assert!(partitioned_inputs_into(VertexKind::Wasm(0), 1, [Hash, Broadcast], true).is_ok());
+        assert!(matches!(partitioned_inputs_into(VertexKind::Wasm(0), 1, [Broadcast, Hash], true).unwrap_err(), PlanError::NotKeyed(_)));
+        assert!(matches!(partitioned_inputs_into(VertexKind::Wasm(0), 0, [Hash, Broadcast], true).unwrap_err(), PlanError::NotKeyed(_)));
     }
 }

@@ -31,6 +31,9 @@ struct Pending {
     /// Tasks that have not acknowledged yet.
     awaiting: BTreeSet<(usize, u32)>,
     handles: Vec<TaskHandle>,
+    /// Tasks whose input ended before the barrier could reach them: their end
+    /// snapshots (in the final checkpoint's directory) are their state at this checkpoint.
+    carried: Vec<TaskHandle>,
     /// Every task acknowledged; its `_metadata` is being written.
     finishing: bool,
 }
@@ -44,6 +47,8 @@ pub struct Finishing {
     storage: DirStorage,
     /// Where a savepoint with a target directory goes.
     target: Option<PathBuf>,
+    /// Tasks whose end snapshots are copied in from the final checkpoint's directory.
+    carried: Vec<TaskHandle>,
 }
 
 impl Finishing {
@@ -53,6 +58,10 @@ impl Finishing {
         if self.meta.tasks.iter().any(|t| t.file.is_empty()) {
             // A final checkpoint some task could not snapshot: nothing to restore.
             return Ok(PathBuf::new());
+        }
+        let (ended, dir) = (self.storage.path(FINAL_CHECKPOINT), self.storage.path(self.id));
+        for t in &self.carried {
+            storage::copy_file(&ended.join(&t.file), &dir, &t.file)?;
         }
         let location = self.storage.complete(&self.meta)?;
         match &self.target {
@@ -230,8 +239,10 @@ impl Coordinator {
             barrier,
             started: Instant::now(),
             request,
-            awaiting: self.tasks.iter().copied().collect(),
+            // A task that ended will not see the barrier; its end snapshot stands in for it.
+            awaiting: self.tasks.iter().copied().filter(|t| !self.at_end.get(t).is_some_and(|h| !h.file.is_empty())).collect(),
             handles: Vec::new(),
+            carried: self.at_end.values().filter(|h| !h.file.is_empty()).cloned().collect(),
             finishing: false,
         });
         tracing::debug!(job = %self.job, id = barrier.id, kind, "checkpoint triggered");
@@ -289,15 +300,21 @@ impl Coordinator {
                 }
             }
         }
-        if !pending.awaiting.is_empty() {
-            return None;
-        }
+        self.finishing_pending()
+    }
+
+    /// The pending checkpoint's `_metadata` to write, once no task is awaited.
+    fn finishing_pending(&mut self) -> Option<Finishing> {
+        let pending = self.pending.as_mut().filter(|p| !p.finishing && p.awaiting.is_empty())?;
         pending.finishing = true;
+        let id = pending.barrier.id;
         let target = pending.request.as_ref().and_then(|r| r.target.clone());
-        let (savepoint, handles) = (pending.request.is_some(), pending.handles.clone());
+        let savepoint = pending.request.is_some();
+        let handles = pending.handles.iter().chain(&pending.carried).cloned().collect();
+        let carried = pending.carried.clone();
         let target = target.map(|t| t.join(format!("savepoint-{}-{id}", self.job)));
         let meta = self.metadata(id, savepoint, handles);
-        Some(Finishing { id, meta, storage: self.storage.clone(), target })
+        Some(Finishing { id, meta, storage: self.storage.clone(), target, carried })
     }
 
     fn metadata(&self, id: u64, savepoint: bool, tasks: Vec<TaskHandle>) -> Metadata {
@@ -324,15 +341,20 @@ impl Coordinator {
                 TaskHandle { chain, subtask, file: String::new(), bytes: 0, sync_ms: 0 }
             }
         };
-        self.at_end.insert((chain, subtask), handle);
+        self.at_end.insert((chain, subtask), handle.clone());
         if !self.tasks.iter().all(|t| self.at_end.contains_key(t)) {
-            return None;
+            // A checkpoint waiting for this task takes its end snapshot: no barrier will come.
+            let pending = self.pending.as_mut().filter(|p| !p.finishing && !handle.file.is_empty())?;
+            if pending.awaiting.remove(&(chain, subtask)) {
+                pending.carried.push(handle);
+            }
+            return self.finishing_pending();
         }
         // A checkpoint still in flight would, completing late, become the restore point
         // in place of the final one, and a restore from it would write the tail again.
         self.task_finished();
         let meta = self.metadata(FINAL_CHECKPOINT, false, self.at_end.values().cloned().collect());
-        Some(Finishing { id: FINAL_CHECKPOINT, meta, storage: self.storage.clone(), target: None })
+        Some(Finishing { id: FINAL_CHECKPOINT, meta, storage: self.storage.clone(), target: None, carried: Vec::new() })
     }
 
     /// Takes the outcome of writing a [`Finishing`]'s `_metadata`: the
@@ -556,5 +578,29 @@ mod tests {
         assert!(c.ack(b.id, 0, 0, Err("disk full".into())).is_none());
         assert!(rx.recv().unwrap().unwrap_err().contains("disk full"));
         assert_eq!(c.view()["failed"], 1);
+    }
+
+    /// A task whose input ended sees no more barriers: a checkpoint triggered after (or
+    /// pending when) it ended takes its end snapshot, copied into the checkpoint.
+    #[test]
+    fn a_task_that_ended_is_covered_by_its_end_snapshot() {
+        use crate::checkpoint::OperatorState;
+        let dir = tempfile::tempdir().unwrap();
+        let storage = DirStorage::new(dir.path());
+        let tasks = vec![(0, 0), (1, 0), (2, 0)];
+        let mut c = Coordinator::new("j", config(1), storage.clone(), tasks, 128, None, 1);
+        let state = |s: &str| vec![(s.to_string(), OperatorState { items: vec![s.as_bytes().to_vec()], ..OperatorState::default() })];
+        let end = |chain: usize| storage.write_task(FINAL_CHECKPOINT, chain, 0, &state(&format!("ended-{chain}"))).map_err(|e| e.to_string());
+        assert!(c.ack(FINAL_CHECKPOINT, 0, 0, end(0)).is_none(), "task 0 ended before the checkpoint");
+        let b = c.poll().unwrap();
+        assert!(c.ack(b.id, 1, 0, Ok(storage.write_task(b.id, 1, 0, &state("running")).unwrap())).is_none());
+        // Task 2 ends while the checkpoint waits for it.
+        let done = c.ack(FINAL_CHECKPOINT, 2, 0, end(2)).expect("complete without task 2's barrier");
+        assert_eq!(done.barrier.id, b.id);
+        let restored = crate::checkpoint::Restored::load(&done.location).unwrap();
+        assert_eq!(restored.meta.tasks.len(), 3);
+        for uid in ["ended-0", "running", "ended-2"] {
+            assert_eq!(restored.state_for(uid, 0, 1).items, [uid.as_bytes()], "{uid}");
+        }
     }
 }

@@ -5,19 +5,22 @@
 ///
 /// Keyed entries are redistributed by key group when a job resumes at another
 /// parallelism; items (source splits, pending sink files) are spread round
-/// robin over the new subtasks.
+/// robin over the new subtasks; broadcast state is copied whole to each.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct OperatorState {
     /// `(key, the operator's encoding of that key's state)`.
     pub keyed: Vec<(Vec<u8>, Vec<u8>)>,
     /// Operator-wide entries, not tied to a key.
     pub items: Vec<Vec<u8>>,
+    /// The subtask's copy of its broadcast state, in the encoding of `keyed`: every
+    /// subtask of a restored job gets one subtask's copy whole.
+    pub broadcast: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl OperatorState {
     /// Whether there is nothing to store.
     pub fn is_empty(&self) -> bool {
-        self.keyed.is_empty() && self.items.is_empty()
+        self.keyed.is_empty() && self.items.is_empty() && self.broadcast.is_empty()
     }
 }
 

@@ -3,10 +3,12 @@
 //! then a CRC-32 of everything before it. A file that is cut short or changed
 //! is refused with why; no length it claims is allocated before its bytes are there.
 //!
-//! Format 2 (`EDDYSNP2`): magic, `u32` operator count, per operator the uid,
-//! `u64` keyed count, the `(key, value)` pairs, `u64` item count, the items
-//! (each length-prefixed with a `u32`), and the `u32` CRC-32 (all little-endian).
-//! Format 1 (`EDDYSNP1`, no checksum) is still read.
+//! Format 3 (`EDDYSNP3`): magic, `u32` operator count, per operator the uid,
+//! `u64` keyed count, the `(key, value)` pairs, `u64` item count, the items,
+//! `u64` broadcast count, the broadcast `(key, value)` pairs (each part
+//! length-prefixed with a `u32`), and the `u32` CRC-32 (all little-endian).
+//! Format 2 (`EDDYSNP2`: no broadcast section) and 1 (neither that nor a
+//! checksum) are still read.
 
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
@@ -14,7 +16,8 @@ use std::path::Path;
 use super::OperatorState;
 
 const MAGIC_V1: &[u8; 8] = b"EDDYSNP1";
-const MAGIC: &[u8; 8] = b"EDDYSNP2";
+const MAGIC_V2: &[u8; 8] = b"EDDYSNP2";
+const MAGIC: &[u8; 8] = b"EDDYSNP3";
 
 /// The operators' states of one task, by operator uid.
 pub type TaskState = Vec<(String, OperatorState)>;
@@ -42,6 +45,16 @@ fn put(w: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     w.write_all(bytes)
 }
 
+/// Writes a count and the pairs; answers the bytes written.
+fn put_pairs(w: &mut impl Write, pairs: &[(Vec<u8>, Vec<u8>)]) -> io::Result<u64> {
+    w.write_all(&(pairs.len() as u64).to_le_bytes())?;
+    for (k, v) in pairs {
+        put(w, k)?;
+        put(w, v)?;
+    }
+    Ok(8 + pairs.iter().map(|(k, v)| 8 + (k.len() + v.len()) as u64).sum::<u64>())
+}
+
 /// Writes `state` to `path` and syncs it; returns the bytes of state written.
 pub fn write(path: &Path, state: &TaskState) -> io::Result<u64> {
     let file = std::fs::File::create(path)?;
@@ -64,18 +77,14 @@ fn encode_to<W: Write>(w: W, state: &TaskState) -> io::Result<(W, u64)> {
     let mut bytes = 16u64;
     for (uid, op) in state {
         put(&mut w, uid.as_bytes())?;
-        w.write_all(&(op.keyed.len() as u64).to_le_bytes())?;
-        for (k, v) in &op.keyed {
-            put(&mut w, k)?;
-            put(&mut w, v)?;
-            bytes += 8 + (k.len() + v.len()) as u64;
-        }
+        bytes += put_pairs(&mut w, &op.keyed)?;
         w.write_all(&(op.items.len() as u64).to_le_bytes())?;
         for item in &op.items {
             put(&mut w, item)?;
             bytes += 4 + item.len() as u64;
         }
-        bytes += 20 + uid.len() as u64;
+        bytes += put_pairs(&mut w, &op.broadcast)?;
+        bytes += 12 + uid.len() as u64;
     }
     let crc = w.crc.finalize();
     let mut w = w.inner;
@@ -110,6 +119,17 @@ impl<'a> Reader<'a> {
         let n = self.u32()? as usize;
         Ok(self.take(n)?.to_vec())
     }
+    /// A count and that many `(key, value)` pairs.
+    fn pairs(&mut self) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let n = self.u64()?;
+        let n = self.count(n, 8)?;
+        let mut pairs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let k = self.bytes()?;
+            pairs.push((k, self.bytes()?));
+        }
+        Ok(pairs)
+    }
     /// A count of entries of at least `min` bytes each, no more than the bytes left could hold.
     fn count(&mut self, claimed: u64, min: usize) -> io::Result<usize> {
         let left = (self.bytes.len() - self.pos) / min;
@@ -126,8 +146,10 @@ pub fn read(path: &Path) -> io::Result<TaskState> {
 
 /// Decodes the bytes of a snapshot file.
 pub fn decode(data: &[u8]) -> io::Result<TaskState> {
-    let body = match data.get(..8) {
-        Some(m) if m == MAGIC => {
+    let magic = data.get(..8);
+    let has_broadcast = magic == Some(&MAGIC[..]);
+    let body = match magic {
+        Some(m) if m == MAGIC || m == MAGIC_V2 => {
             let split = data.len().checked_sub(4).filter(|&n| n >= 12).ok_or_else(|| invalid("snapshot file is truncated"))?;
             let (body, sum) = data.split_at(split);
             if crc32fast::hash(body).to_le_bytes() != sum {
@@ -144,18 +166,15 @@ pub fn decode(data: &[u8]) -> io::Result<TaskState> {
     let mut state = Vec::with_capacity(ops);
     for _ in 0..ops {
         let uid = String::from_utf8(r.bytes()?).map_err(|_| invalid("uid is not UTF-8"))?;
-        let n = r.u64()?;
-        let n = r.count(n, 8)?;
-        let mut op = OperatorState { keyed: Vec::with_capacity(n), items: Vec::new() };
-        for _ in 0..n {
-            let k = r.bytes()?;
-            op.keyed.push((k, r.bytes()?));
-        }
+        let mut op = OperatorState { keyed: r.pairs()?, ..OperatorState::default() };
         let n = r.u64()?;
         let n = r.count(n, 4)?;
         op.items.reserve(n);
         for _ in 0..n {
             op.items.push(r.bytes()?);
+        }
+        if has_broadcast {
+            op.broadcast = r.pairs()?;
         }
         state.push((uid, op));
     }
@@ -174,7 +193,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t");
         let state = vec![
-            ("a".to_string(), OperatorState { keyed: vec![(b"\"k\"".to_vec(), b"v".to_vec())], items: vec![b"i".to_vec()] }),
+            ("a".to_string(), OperatorState { keyed: vec![(b"\"k\"".to_vec(), b"v".to_vec())], items: vec![b"i".to_vec()], broadcast: vec![(b"".to_vec(), b"r".to_vec())] }),
             ("b".to_string(), OperatorState::default()),
         ];
         write(&path, &state).unwrap();
@@ -187,7 +206,7 @@ mod tests {
     fn a_cut_or_changed_file_is_refused_and_claimed_counts_are_not_allocated() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t");
-        let state = vec![("a".to_string(), OperatorState { keyed: vec![(b"k".to_vec(), b"v".to_vec())], items: vec![b"i".to_vec()] })];
+        let state = vec![("a".to_string(), OperatorState { keyed: vec![(b"k".to_vec(), b"v".to_vec())], items: vec![b"i".to_vec()], ..OperatorState::default() })];
         write(&path, &state).unwrap();
         let good = std::fs::read(&path).unwrap();
         for cut in [good.len() - 1, good.len() / 2, 9] {

@@ -181,6 +181,16 @@ fn read_file(path: &Path) -> io::Result<Vec<u8>> {
     std::fs::read(path)
 }
 
+/// Copies a checkpoint's file into directory (or prefix) `dir` as `name`.
+pub(crate) fn copy_file(from: &Path, dir: &Path, name: &str) -> io::Result<()> {
+    let bytes = read_file(from)?;
+    if is_object_url(dir) {
+        return Object::at(&dir.join(name))?.put(bytes);
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(name), bytes)
+}
+
 /// Deletes a checkpoint: a directory, or the objects under a prefix.
 fn remove_all(location: &Path) -> io::Result<()> {
     if is_object_url(location) {
@@ -230,13 +240,7 @@ pub fn relocate(from: &Path, target: &Path, meta: &Metadata) -> io::Result<()> {
         std::fs::create_dir_all(target)?;
     }
     for t in &meta.tasks {
-        let bytes = read_file(&from.join(&t.file))?;
-        if is_object_url(target) {
-            Object::at(&target.join(&t.file))?.put(bytes)?;
-        } else {
-            std::fs::create_dir_all(target)?;
-            std::fs::write(target.join(&t.file), bytes)?;
-        }
+        copy_file(&from.join(&t.file), target, &t.file)?;
     }
     write_metadata(target, meta)?;
     let _ = remove_all(from);
@@ -333,24 +337,28 @@ impl Restored {
     }
 
     /// The state of operator `uid` for subtask `subtask` of `parallelism`:
-    /// the keys of its key groups, and every `parallelism`-th item.
+    /// the keys of its key groups, every `parallelism`-th item, and the
+    /// broadcast state of old subtask `subtask` mod the old parallelism (as Flink
+    /// deals it: every copy is the same if the job's function is deterministic).
     pub fn state_for(&self, uid: &str, subtask: u32, parallelism: u32) -> OperatorState {
         let groups = keys::key_group_range(subtask, parallelism, self.meta.max_parallelism);
         let mut out = OperatorState::default();
         let mut item = 0u64;
-        for (_, state) in &self.tasks {
-            for (_, op) in state.iter().filter(|(u, _)| u == uid) {
-                for (k, v) in &op.keyed {
-                    if groups.contains(&keys::key_group(k, self.meta.max_parallelism)) {
-                        out.keyed.push((k.clone(), v.clone()));
-                    }
+        let saved: Vec<&OperatorState> = self.tasks.iter().flat_map(|(_, state)| state).filter(|(u, _)| u == uid).map(|(_, op)| op).collect();
+        if let Some(copy) = saved.get(subtask as usize % saved.len().max(1)) {
+            out.broadcast = copy.broadcast.clone();
+        }
+        for op in saved {
+            for (k, v) in &op.keyed {
+                if groups.contains(&keys::key_group(k, self.meta.max_parallelism)) {
+                    out.keyed.push((k.clone(), v.clone()));
                 }
-                for it in &op.items {
-                    if item % u64::from(parallelism) == u64::from(subtask) {
-                        out.items.push(it.clone());
-                    }
-                    item += 1;
+            }
+            for it in &op.items {
+                if item % u64::from(parallelism) == u64::from(subtask) {
+                    out.items.push(it.clone());
                 }
+                item += 1;
             }
         }
         out
@@ -362,7 +370,7 @@ mod tests {
     use super::*;
 
     fn keyed(keys: &[&str]) -> OperatorState {
-        OperatorState { keyed: keys.iter().map(|k| (k.as_bytes().to_vec(), b"v".to_vec())).collect(), items: Vec::new() }
+        OperatorState { keyed: keys.iter().map(|k| (k.as_bytes().to_vec(), b"v".to_vec())).collect(), ..OperatorState::default() }
     }
 
     #[test]

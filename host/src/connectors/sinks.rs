@@ -226,7 +226,7 @@ impl Operator for FileSink {
             .iter()
             .map(|(_, p, d)| serde_json::to_vec(&(p, d)).expect("paths serialize"))
             .collect();
-        Ok(OperatorState { keyed: Vec::new(), items })
+        Ok(OperatorState { items, ..OperatorState::default() })
     }
 
     fn checkpoint_complete(&mut self, checkpoint: u64) -> Result<(), TaskError> {
@@ -278,12 +278,12 @@ mod tests {
         let mut sink = FileSink::create("out", info, Some("r"), &confinement).unwrap();
         let item = |p: &str, d: &str| serde_json::to_vec(&(PathBuf::from(p), PathBuf::from(d))).unwrap();
         for (pending, done) in [("out/.part-0-r-0.inprogress", "../stolen"), ("../secret", "out/part-0-r-9")] {
-            let state = OperatorState { keyed: Vec::new(), items: vec![item(pending, done)] };
+            let state = OperatorState { items: vec![item(pending, done)], ..OperatorState::default() };
             let err = sink.restore(state).unwrap_err().to_string();
             assert!(err.ends_with(&format!("escapes the tenant's data root {}", root.display())), "{err}");
         }
         assert!(!work.path().join("stolen").exists() && !root.join("out/part-0-r-9").exists());
-        let state = OperatorState { keyed: Vec::new(), items: vec![item("out/.part-0-r-0.inprogress", "out/part-0-r-0")] };
+        let state = OperatorState { items: vec![item("out/.part-0-r-0.inprogress", "out/part-0-r-0")], ..OperatorState::default() };
         sink.restore(state).unwrap();
         assert_eq!(std::fs::read_to_string(root.join("out/part-0-r-0")).unwrap(), "a 1\n");
     }

@@ -19,6 +19,9 @@ pub struct KeyScope {
     pub max_parallelism: u32,
 }
 
+/// The key broadcast state is kept under in its own [`KeyedState`]: it is tied to no key.
+const BROADCAST_KEY: &[u8] = b"";
+
 /// What the host imports of one instance act on.
 pub struct HostState {
     /// Operator name, for log lines.
@@ -29,6 +32,9 @@ pub struct HostState {
     current_key: Option<Vec<u8>>,
     /// The keyed state of this subtask.
     state: KeyedState,
+    /// Its broadcast state: keyed state under the one key [`BROADCAST_KEY`], always in
+    /// memory (it is small, and every subtask holds all of it), charged to the same quota.
+    broadcast: KeyedState,
     /// The timers of its keys.
     pub(crate) timers: Timers,
     /// The subtask's event-time clock, for `current-watermark`.
@@ -50,6 +56,7 @@ impl HostState {
             scope,
             current_key: None,
             state: KeyedState::default().with_budget(Some(&budget)),
+            broadcast: KeyedState::default().with_budget(Some(&budget)),
             timers: Timers::new(Some(&budget)),
             watermark: i64::MIN,
             counters: BTreeMap::new(),
@@ -66,6 +73,11 @@ impl HostState {
     /// The keyed state, for snapshots and restores.
     pub fn state_mut(&mut self) -> &mut KeyedState {
         &mut self.state
+    }
+
+    /// The broadcast state, for snapshots and restores.
+    pub fn broadcast_mut(&mut self) -> &mut KeyedState {
+        &mut self.broadcast
     }
 
     /// Replaces the (empty) keyed state by one in another backend.
@@ -203,6 +215,22 @@ impl host::Host for HostState {
     fn map_entries(&mut self, state: String) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let (current, store) = self.key_and_state()?;
         trap(store.map_entries(current, &state))
+    }
+
+    fn broadcast_get(&mut self, state: String, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+        trap(self.broadcast.map_get(BROADCAST_KEY, &state, &key))
+    }
+
+    fn broadcast_put(&mut self, state: String, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+        trap(self.broadcast.map_put(BROADCAST_KEY, &state, &key, &value))
+    }
+
+    fn broadcast_remove(&mut self, state: String, key: Vec<u8>) -> wasmtime::Result<()> {
+        trap(self.broadcast.map_remove(BROADCAST_KEY, &state, &key))
+    }
+
+    fn broadcast_entries(&mut self, state: String) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        trap(self.broadcast.map_entries(BROADCAST_KEY, &state))
     }
 
     fn state_ttl(&mut self, state: String, ttl_ms: Option<u64>) -> wasmtime::Result<()> {

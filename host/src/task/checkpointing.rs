@@ -100,7 +100,7 @@ impl TaskCheckpoints {
         let started = std::time::Instant::now();
         let (mut state, emitted) = chain.snapshot(barrier.id)?;
         if let Some((uid, items)) = source {
-            state.push((uid, OperatorState { keyed: Vec::new(), items }));
+            state.push((uid, OperatorState { items, ..OperatorState::default() }));
         }
         output.write(&emitted, signals)?;
         output.broadcast(Event::Barrier(barrier), signals)?;
@@ -144,7 +144,13 @@ impl TaskCheckpoints {
                 FINAL_CHECKPOINT
             }
         };
-        while signals.checkpoint_committed.load(Ordering::Acquire) < id {
+        // A task that ended waits for the final commit, or for a stop-with-savepoint (which
+        // took its end snapshot) to complete: the job ends there, and the final commit never comes.
+        let stop = || match signals.stop_checkpoint.load(Ordering::Acquire) {
+            0 => id,
+            stop => stop.min(id),
+        };
+        while signals.checkpoint_committed.load(Ordering::Acquire) < stop() {
             if signals.cancelled() {
                 return Err(TaskError::Cancelled);
             }

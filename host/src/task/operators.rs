@@ -492,7 +492,8 @@ impl Operator for WasmOperator {
         let host = self.instance.host();
         let mut keyed = host.state_mut().snapshot().map_err(|e| TaskError::Record { operator: self.name.clone(), message: e.to_string() })?;
         keyed.extend(host.timers.snapshot());
-        Ok(OperatorState { keyed, items: Vec::new() })
+        let broadcast = host.broadcast_mut().snapshot().map_err(|e| TaskError::Record { operator: self.name.clone(), message: e.to_string() })?;
+        Ok(OperatorState { keyed, broadcast, ..OperatorState::default() })
     }
 
     fn restore(&mut self, state: OperatorState) -> Result<(), TaskError> {
@@ -504,7 +505,8 @@ impl Operator for WasmOperator {
                 entries.push((key, value));
             }
         }
-        host.state_mut().restore(entries).map_err(error)
+        host.state_mut().restore(entries).map_err(error)?;
+        host.broadcast_mut().restore(state.broadcast).map_err(error)
     }
 }
 
@@ -564,7 +566,7 @@ impl Operator for LastPerKey {
 
     fn snapshot(&mut self, _checkpoint: u64) -> Result<OperatorState, TaskError> {
         let keyed = self.index.iter().map(|(k, &i)| (k.clone(), self.records[i].clone())).collect();
-        Ok(OperatorState { keyed, items: Vec::new() })
+        Ok(OperatorState { keyed, ..OperatorState::default() })
     }
 
     fn restore(&mut self, state: OperatorState) -> Result<(), TaskError> {
@@ -778,7 +780,7 @@ impl Operator for AggregateOp {
                 (key.clone(), v)
             })
             .collect();
-        Ok(OperatorState { keyed, items: Vec::new() })
+        Ok(OperatorState { keyed, ..OperatorState::default() })
     }
 
     fn restore(&mut self, state: OperatorState) -> Result<(), TaskError> {

@@ -191,7 +191,7 @@ impl Operator for TimestampAssigner {
         // What event time had reached: the smallest of the splits' largest
         // timestamps (one split: its largest).
         let time = self.event_time().unwrap_or(self.floor);
-        Ok(OperatorState { keyed: Vec::new(), items: vec![time.to_le_bytes().to_vec()] })
+        Ok(OperatorState { items: vec![time.to_le_bytes().to_vec()], ..OperatorState::default() })
     }
 
     fn restore(&mut self, state: OperatorState) -> Result<(), TaskError> {

@@ -382,7 +382,7 @@ impl Operator for WindowOp {
             keyed.push((key.clone(), bytes));
         }
         keyed.sort();
-        Ok(OperatorState { keyed, items: Vec::new() })
+        Ok(OperatorState { keyed, ..OperatorState::default() })
     }
 
     fn restore(&mut self, state: OperatorState) -> Result<(), TaskError> {

@@ -11,6 +11,12 @@
 //!   `3 i` and `b_j` at `5 j`, keyed `% 5`, joined in tumbling 50 ms, sliding 50/20 ms or
 //!   session (gap 12 ms) windows; writes `i j` per pair.
 //! - `interval-join --n N`: the same streams, `b` within `[ta - 7, ta + 11]` of `a`.
+//! - `broadcast-rules --n N [--rate R]`: values `(i % 5, i)` at time `i`, keyed, summed per
+//!   key in keyed state; rules `(key, multiplier)` broadcast into broadcast state (key 0's
+//!   set twice, key 4's removed by a multiplier of 0); at the end of the input each key
+//!   writes `key sum multiplier` (or `none`).
+//! - `broadcast-copies --n N`: numbers written as `nX`, and rules `a`, `b`, `c` that every
+//!   subtask puts into broadcast state and writes as `rule R K` (K: the rules it then holds).
 //! - `late-interval-join`, `late-window-join`: a first stream whose third record (time 50)
 //!   comes a second after one at time 100 000, when the watermark is past it.
 
@@ -159,7 +165,65 @@ fn late_window_join(env: &mut Env, args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+fn broadcast_rules(env: &mut Env, args: &Args) -> Result<(), String> {
+    let n: u64 = args.parse_or("n", 1000)?;
+    let values = timed(env, args, n, |i| (i % KEYS, i as i64, i))?;
+    let rules = env.from_elements(vec![(0u64, 0i64, 100u64), (1, 0, 3), (2, 0, 4), (3, 0, 5), (4, 0, 6), (0, 0, 2), (4, 0, 0)]);
+    let rules = rules.assign_timestamps(1, 0).broadcast_state();
+    values
+        .key_by(|v: &Value| v.0)
+        .connect_broadcast(rules)
+        .process_with_timers(
+            |ctx: &mut KeyedCtx<u64, String>, _, (_, _, i): Value| {
+                let sum = ctx.value_state::<u64>("sum");
+                sum.set(&(sum.get()?.unwrap_or(0) + i))?;
+                ctx.register_event_time_timer(i64::MAX - 1)
+            },
+            |_: &mut Ctx<String>, broadcast: &Broadcast, (key, _, multiplier): Value| {
+                let rules = broadcast.map_state::<u64, u64>("rules");
+                match multiplier {
+                    0 => rules.remove(&key),
+                    m => rules.put(&key, &m),
+                }
+            },
+            |ctx: &mut KeyedCtx<u64, String>, broadcast: &ReadOnlyBroadcast, _timer: Timer| {
+                let key = ctx.key();
+                let sum = ctx.value_state::<u64>("sum").get()?.unwrap_or(0);
+                let multiplier = broadcast.map_state::<u64, u64>("rules").get(&key)?;
+                ctx.collect(format!("{key} {sum} {}", multiplier.map_or("none".to_string(), |m| m.to_string())));
+                Ok(())
+            },
+        )
+        .uid("rules")
+        .write_text_file(args.required("output")?);
+    Ok(())
+}
+
+fn broadcast_copies(env: &mut Env, args: &Args) -> Result<(), String> {
+    let n: u64 = args.parse_or("n", 1000)?;
+    let numbers = env.generate(n, |i| i);
+    let rules = env.from_elements(vec!["a".to_string(), "b".into(), "c".into()]).broadcast_state();
+    numbers
+        .connect_broadcast(rules)
+        .process(
+            |ctx: &mut Ctx<String>, _, x: u64| {
+                ctx.collect(format!("n{x}"));
+                Ok(())
+            },
+            |ctx: &mut Ctx<String>, broadcast: &Broadcast, rule: String| {
+                let seen = broadcast.map_state::<String, bool>("seen");
+                seen.put(&rule, &true)?;
+                ctx.collect(format!("rule {rule} {}", seen.entries()?.len()));
+                Ok(())
+            },
+        )
+        .write_text_file(args.required("output")?);
+    Ok(())
+}
+
 eddy_sdk::entries! {
+    "broadcast-rules" => broadcast_rules,
+    "broadcast-copies" => broadcast_copies,
     "union" => union,
     "co-map" => co_map,
     "co-process" => co_process,
