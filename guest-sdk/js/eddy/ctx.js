@@ -160,6 +160,41 @@ export class MapState {
 }
 
 /**
+ * A broadcast map (JSON keys to JSON values) tied to no key, as the non-broadcast input's
+ * function sees it: readable only, so that every subtask's copy stays the same.
+ */
+export class ReadOnlyBroadcastState {
+  constructor(name) {
+    this.name = name;
+  }
+  /** The value under `key`, or undefined. */
+  get(key) {
+    const b = host.broadcastGet(this.name, encode(key));
+    return b === undefined ? undefined : decode(this.name, b);
+  }
+  /** Whether there is a value under `key`. */
+  has(key) {
+    return host.broadcastGet(this.name, encode(key)) !== undefined;
+  }
+  /** All entries as `[key, value]` pairs, in the order of the keys' JSON bytes. */
+  entries() {
+    return host.broadcastEntries(this.name).map(([k, v]) => [decode(this.name, k), decode(this.name, v)]);
+  }
+}
+
+/** A broadcast map as the broadcast input's function sees it: it may change it. */
+export class BroadcastState extends ReadOnlyBroadcastState {
+  /** Sets the value under `key`. */
+  put(key, value) {
+    host.broadcastPut(this.name, encode(key), encode(value));
+  }
+  /** Removes `key`. */
+  remove(key) {
+    host.broadcastRemove(this.name, encode(key));
+  }
+}
+
+/**
  * The context of a `process` function: `collect` emits a value downstream. Emitted values
  * keep the input record's key and timestamp.
  */
@@ -236,5 +271,29 @@ export class KeyedCtx extends Ctx {
   /** The wall clock, in ms since the Unix epoch. */
   currentProcessingTime() {
     return Date.now();
+  }
+}
+
+/** The context of the broadcast input's function: broadcast state it may change. */
+export class BroadcastCtx extends Ctx {
+  /** Broadcast map state `name`. */
+  broadcastState(name) {
+    return new BroadcastState(name);
+  }
+}
+
+/** The context of the other input's function: broadcast state to read. */
+export class ReadOnlyBroadcastCtx extends Ctx {
+  /** Broadcast map state `name`, to read. */
+  broadcastState(name) {
+    return new ReadOnlyBroadcastState(name);
+  }
+}
+
+/** The context of a keyed input's function (and timers) beside a broadcast input. */
+export class KeyedReadOnlyBroadcastCtx extends KeyedCtx {
+  /** Broadcast map state `name`, to read. */
+  broadcastState(name) {
+    return new ReadOnlyBroadcastState(name);
   }
 }

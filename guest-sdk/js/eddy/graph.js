@@ -9,11 +9,13 @@
 
 import { toJson, utf8 } from "./frame.js";
 import {
+  BroadcastProcessOp,
   CoFlatMapOp,
   CoMapOp,
   CoProcessOp,
   FilterOp,
   FlatMapOp,
+  KeyedBroadcastProcessOp,
   KeyedCoProcessOp,
   KeyByOp,
   KeyedProcessOp,
@@ -362,6 +364,22 @@ export class Stream extends VertexHandle {
   }
 
   /**
+   * This stream as the broadcast input of `connectBroadcast`: each of its records goes to
+   * every subtask of the operator, to update broadcast state.
+   */
+  broadcastState() {
+    return new BroadcastStream(this._inputs().map(([v, , side]) => [v, "broadcast", side]));
+  }
+
+  /**
+   * Connects this stream with a broadcast stream; `process(element, broadcast)` on the
+   * result takes a function per input (Flink's BroadcastProcessFunction).
+   */
+  connectBroadcast(rules) {
+    return new BroadcastConnectedStreams(this._g, this._inputs(), rules._inputs, false);
+  }
+
+  /**
    * Event time from field `field` of each value (epoch ms: an array index, an object member
    * name or Field.whole), with watermarks `outOfOrdernessMs` behind the largest timestamp
    * seen. Runs in the host, chained to this stream's operator; call it right after the source.
@@ -512,6 +530,14 @@ export class KeyedStream extends VertexHandle {
     return new KeyedConnectedStreams(this._g, this._hashed(), other._hashed());
   }
 
+  /**
+   * Connects this keyed stream with a broadcast stream: keyed state and timers for this
+   * stream's records, broadcast state for both (Flink's KeyedBroadcastProcessFunction).
+   */
+  connectBroadcast(rules) {
+    return new BroadcastConnectedStreams(this._g, this._hashed(), rules._inputs, true);
+  }
+
   /** Groups each key's records into windows (a host operator); pick the window function next. */
   window(window) {
     return new WindowedStream(this._g, this._hashed(), window);
@@ -635,6 +661,51 @@ export class KeyedConnectedStreams {
     if (onTimer !== undefined) checkFn(g, "process: onTimer", onTimer);
     const id = g.addOperatorFrom("CoProcess", new KeyedCoProcessOp(first, second, onTimer), this._first, this._second);
     g.vertices[id].keyed = true;
+    return new Stream(g, id);
+  }
+}
+
+/** A stream whose records reach every subtask of the operator it is connected to. */
+export class BroadcastStream {
+  constructor(inputs) {
+    this._inputs = inputs;
+  }
+}
+
+/**
+ * A stream, keyed or not, connected with a broadcast stream. The broadcast input's function
+ * runs in every subtask and may change broadcast state (`ctx.broadcastState(name)`, a map of
+ * JSON keys to JSON values); the other input's may only read it, so that every subtask's copy
+ * stays the same. The host keeps each subtask's copy, saves it in snapshots and gives every
+ * subtask of a rescaled job one copy.
+ */
+export class BroadcastConnectedStreams {
+  constructor(g, first, second, keyed) {
+    this._g = g;
+    this._first = first;
+    this._second = second;
+    this._keyed = keyed;
+  }
+
+  /**
+   * `element(ctx, value)` for the stream's records (with `ctx.key()`, keyed state and timers
+   * on a keyed stream), `broadcast(ctx, value)` for the broadcast stream's;
+   * `onTimer(ctx, {timestamp, domain})` (keyed only) when a timer of a key fires.
+   */
+  process(element, broadcast, onTimer) {
+    const g = this._g;
+    checkFn(g, "process", element);
+    checkFn(g, "process", broadcast);
+    let op;
+    if (this._keyed) {
+      if (onTimer !== undefined) checkFn(g, "process: onTimer", onTimer);
+      op = new KeyedBroadcastProcessOp(element, broadcast, onTimer);
+    } else {
+      if (onTimer !== undefined) g.errors.push("connectBroadcast: timers need a keyed stream (keyBy before it)");
+      op = new BroadcastProcessOp(element, broadcast);
+    }
+    const id = g.addOperatorFrom("BroadcastProcess", op, this._first, this._second);
+    g.vertices[id].keyed = this._keyed;
     return new Stream(g, id);
   }
 }

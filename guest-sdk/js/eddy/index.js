@@ -18,17 +18,24 @@
 
 export { Args } from "./args.js";
 export {
+  BroadcastCtx,
+  BroadcastState,
   Ctx,
   KeyedCtx,
+  KeyedReadOnlyBroadcastCtx,
   Level,
   ListState,
   MapState,
+  ReadOnlyBroadcastCtx,
+  ReadOnlyBroadcastState,
   ValueState,
   counter,
   info,
   log,
 } from "./ctx.js";
 export {
+  BroadcastConnectedStreams,
+  BroadcastStream,
   ConnectedStreams,
   DataSink,
   Env,

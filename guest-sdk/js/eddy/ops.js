@@ -7,7 +7,15 @@
 // where they leave it. Record order is the same as the Rust SDK's depth-first fusion, since
 // every operator keeps the order of its input.
 
-import { Ctx, KeyedCtx, ValueState, setRecordKey } from "./ctx.js";
+import {
+  BroadcastCtx,
+  Ctx,
+  KeyedCtx,
+  KeyedReadOnlyBroadcastCtx,
+  ReadOnlyBroadcastCtx,
+  ValueState,
+  setRecordKey,
+} from "./ctx.js";
 import { emptyBatch, toJson } from "./frame.js";
 
 /** Base class: an operator of the registry, named by its graph vertex for error messages. */
@@ -172,25 +180,35 @@ function recordKey(k, i) {
 
 /** A keyed `f(ctx, value)` with state and timers; a two-input one has a function per input. */
 export class KeyedProcessOp extends Operator {
-  constructor(f, onTimer, second) {
+  constructor(f, onTimer, second, ctxs) {
     super();
     this.fs = [f, second];
     this.timerFn = onTimer;
-    this.ctx = new KeyedCtx();
+    // The context per input; a keyed one's records need a key (a broadcast input's have none).
+    const ctx = new KeyedCtx();
+    this.ctxs = ctxs ?? [ctx, ctx];
+    this.ctx = this.ctxs[0];
+    this.keyed = this.ctxs.map((c) => c instanceof KeyedCtx);
   }
   run(b) {
-    const { ctx } = this;
+    const { ctxs, keyed } = this;
     const v = b.v;
     const k = b.k;
     const t = b.t;
     const out = collector();
-    ctx._out = out;
+    ctxs[0]._out = ctxs[1]._out = out;
     for (let i = 0; i < v.length; i++) {
-      const key = recordKey(k, i);
-      setRecordKey(key);
-      ctx._key = key;
+      const input = b.s === undefined ? 0 : b.s[i];
+      const ctx = ctxs[input];
+      if (keyed[input]) {
+        const key = recordKey(k, i);
+        setRecordKey(key);
+        ctx._key = key;
+      } else {
+        ctx._key = k === null ? undefined : k[i];
+      }
       ctx.timestamp = stamp(t, i);
-      byInput(b, this.fs, i)(ctx, v[i]);
+      this.fs[input](ctx, v[i]);
     }
     return out;
   }
@@ -250,16 +268,18 @@ export class CoFlatMapOp extends Operator {
 
 /** `first(ctx, value)` or `second(ctx, value)` by the input a record came by. */
 export class CoProcessOp extends Operator {
-  constructor(first, second) {
+  constructor(first, second, ctxs) {
     super();
     this.fs = [first, second];
-    this.ctx = new Ctx();
+    const ctx = new Ctx();
+    this.ctxs = ctxs ?? [ctx, ctx];
   }
   run(b) {
-    const { ctx } = this;
+    const { ctxs } = this;
     const out = collector();
-    ctx._out = out;
+    ctxs[0]._out = ctxs[1]._out = out;
     for (let i = 0; i < b.v.length; i++) {
+      const ctx = ctxs[b.s === undefined ? 0 : b.s[i]];
       ctx._key = b.k === null ? undefined : b.k[i];
       ctx.timestamp = stamp(b.t, i);
       byInput(b, this.fs, i)(ctx, b.v[i]);
@@ -273,6 +293,20 @@ export class CoProcessOp extends Operator {
 export class KeyedCoProcessOp extends KeyedProcessOp {
   constructor(first, second, onTimer) {
     super(first, onTimer, second);
+  }
+}
+
+/** `element(ctx, value)` reading broadcast state; `broadcast(ctx, value)` (every subtask) changing it. */
+export class BroadcastProcessOp extends CoProcessOp {
+  constructor(element, broadcast) {
+    super(element, broadcast, [new ReadOnlyBroadcastCtx(), new BroadcastCtx()]);
+  }
+}
+
+/** A keyed `element(ctx, value)` with keyed state, timers and broadcast state to read. */
+export class KeyedBroadcastProcessOp extends KeyedProcessOp {
+  constructor(element, broadcast, onTimer) {
+    super(element, onTimer, broadcast, [new KeyedReadOnlyBroadcastCtx(), new BroadcastCtx()]);
   }
 }
 

@@ -8,6 +8,7 @@ export const fake = {
   counters: new Map(),
   currentKey: null,
   state: new Map(), // `${stateKey}\u0000${name}` -> value | array | Map
+  broadcast: new Map(), // name -> Map(JSON key -> value bytes)
   timers: [],
   watermark: -(2n ** 63n),
   reset() {
@@ -15,6 +16,7 @@ export const fake = {
     this.counters = new Map();
     this.currentKey = null;
     this.state = new Map();
+    this.broadcast = new Map();
     this.timers = [];
   },
 };
@@ -78,4 +80,22 @@ export function deleteTimer(domain, timestamp) {
 }
 export function currentWatermark() {
   return fake.watermark;
+}
+
+function broadcastMap(name) {
+  if (!fake.broadcast.has(name)) fake.broadcast.set(name, new Map());
+  return fake.broadcast.get(name);
+}
+export function broadcastGet(name, k) {
+  return broadcastMap(name).get(key(k));
+}
+export function broadcastPut(name, k, value) {
+  broadcastMap(name).set(key(k), value.slice());
+}
+export function broadcastRemove(name, k) {
+  broadcastMap(name).delete(key(k));
+}
+export function broadcastEntries(name) {
+  const te = new TextEncoder();
+  return [...broadcastMap(name).entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [te.encode(k), v]);
 }

@@ -107,3 +107,48 @@ test("a co-map runs each input's function by the host's second-input mark", () =
     { value: '"B"', ts: 6 },
   ]);
 });
+
+entry("rules", (env) => {
+  const rules = env.fromElements([["a", 1]]).broadcastState();
+  env
+    .fromElements(["a"])
+    .keyBy((w) => w)
+    .connectBroadcast(rules)
+    .process(
+      (ctx, w) => {
+        assert.equal(typeof ctx.broadcastState("rules").put, "undefined", "read-only on this side");
+        ctx.valueState("seen").set((ctx.valueState("seen").get() ?? 0) + 1);
+        ctx.collect([w, ctx.valueState("seen").get(), ctx.broadcastState("rules").get(w) ?? "none"]);
+      },
+      (ctx, [w, n]) => {
+        const rules = ctx.broadcastState("rules");
+        if (n === 0) rules.remove(w);
+        else rules.put(w, n);
+        ctx.collect(["rules", rules.entries().length]);
+      },
+    )
+    .print();
+});
+
+test("a keyed broadcast process: keyed state for its keyed input, broadcast state for both", () => {
+  fake.reset();
+  operator.open("rules", [], [1], SUBTASK);
+  const out = run([
+    { key: '"a"', value: '"a"' },
+    { value: '["a",7]', second: true },
+    { value: '["b",8]', second: true },
+    { key: '"a"', value: '"a"' },
+    { key: '"b"', value: '"b"' },
+    { value: '["a",0]', second: true },
+    { key: '"a"', value: '"a"' },
+  ]);
+  assert.deepEqual(out, [
+    { key: '"a"', value: '["a",1,"none"]' },
+    { value: '["rules",1]' },
+    { value: '["rules",2]' },
+    { key: '"a"', value: '["a",2,7]' },
+    { key: '"b"', value: '["b",1,8]' },
+    { value: '["rules",1]' },
+    { key: '"a"', value: '["a",3,"none"]' },
+  ]);
+});

@@ -21,14 +21,18 @@ indices are the same as the Rust SDK's for the same program.
 
 from . import text
 from .args import Args
-from .ctx import (Context, KeyedContext, Level, ListState, MapState, TimeDomain, TimeWindow,
+from .ctx import (BroadcastContext, BroadcastState, Context, KeyedContext,
+                  KeyedReadOnlyBroadcastContext, Level, ListState, MapState,
+                  ReadOnlyBroadcastContext, ReadOnlyBroadcastState, TimeDomain, TimeWindow,
                   Timer, ValueState, counter, info, log)
 from .errors import EddyError
-from .graph import (ConnectedStreams, DataSink, Env, KeyedConnectedStreams, KeyedStream, Stream,
-                    Window, WindowedStream)
+from .graph import (BroadcastConnectedStreams, BroadcastStream, ConnectedStreams, DataSink, Env,
+                    KeyedConnectedStreams, KeyedStream, Stream, Window, WindowedStream)
 
 __all__ = [
-    "Args", "ConnectedStreams", "Context", "DataSink", "EddyError", "Env", "KeyedConnectedStreams",
+    "Args", "BroadcastConnectedStreams", "BroadcastContext", "BroadcastState", "BroadcastStream",
+    "KeyedReadOnlyBroadcastContext", "ReadOnlyBroadcastContext", "ReadOnlyBroadcastState",
+    "ConnectedStreams", "Context", "DataSink", "EddyError", "Env", "KeyedConnectedStreams",
     "KeyedContext", "KeyedStream", "Level",
     "ListState", "MapState", "Stream", "TimeDomain", "TimeWindow", "Timer", "ValueState",
     "Window", "WindowedStream", "counter", "entry", "entries", "info", "log", "text",

@@ -225,6 +225,45 @@ class MapState(_State):
 _MISSING = object()
 
 
+class ReadOnlyBroadcastState:
+    """A broadcast map (JSON keys to JSON values) tied to no key, as the non-broadcast
+    input's function sees it: readable only, so every subtask's copy stays the same."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def get(self, key, default=None):
+        """The value under ``key``, or ``default``."""
+        b = _require_host().broadcast_get(self.name, _dumps(key).encode())
+        return default if b is None else _decode(self.name, b)
+
+    def entries(self):
+        """All ``(key, value)`` pairs, in the order of the keys' JSON bytes."""
+        return [(_decode(self.name, k), _decode(self.name, v))
+                for k, v in _require_host().broadcast_entries(self.name)]
+
+    def keys(self):
+        return [k for k, _ in self.entries()]
+
+    def values(self):
+        return [v for _, v in self.entries()]
+
+    def __contains__(self, key):
+        return self.get(key, _MISSING) is not _MISSING
+
+
+class BroadcastState(ReadOnlyBroadcastState):
+    """A broadcast map as the broadcast input's function sees it: it may change it."""
+
+    def put(self, key, value):
+        """Sets the value under ``key``."""
+        _require_host().broadcast_put(self.name, _dumps(key).encode(), _dumps(value).encode())
+
+    def remove(self, key):
+        """Removes ``key``."""
+        _require_host().broadcast_remove(self.name, _dumps(key).encode())
+
+
 class Context:
     """The context of a ``process`` function: ``collect`` emits (after the function
     returns, with the input record's key and timestamp), ``timestamp`` is the record's
@@ -301,3 +340,29 @@ class KeyedContext(Context):
     def map_state(self, name):
         """Map state ``name`` of the current key."""
         return MapState(name)
+
+
+class BroadcastContext(Context):
+    """The context of the broadcast input's function: a :class:`Context` whose broadcast
+    state may be changed (it runs in every subtask, for every broadcast record)."""
+
+    def broadcast_state(self, name):
+        """Broadcast map state ``name``."""
+        return BroadcastState(name)
+
+
+class ReadOnlyBroadcastContext(Context):
+    """The context of the other input's function: broadcast state to read."""
+
+    def broadcast_state(self, name):
+        """Broadcast map state ``name``, to read."""
+        return ReadOnlyBroadcastState(name)
+
+
+class KeyedReadOnlyBroadcastContext(KeyedContext):
+    """The context of a keyed input's function (and its timers) beside a broadcast input:
+    keyed state and timers of the record's key, broadcast state to read."""
+
+    def broadcast_state(self, name):
+        """Broadcast map state ``name``, to read."""
+        return ReadOnlyBroadcastState(name)

@@ -403,6 +403,17 @@ class Stream(_Settable):
         yielding values), sees ``ctx.timestamp``."""
         return self._then("Process", ops.Process(f))
 
+    def broadcast_state(self):
+        """This stream as the broadcast input of :meth:`connect_broadcast`: each of its
+        records goes to every subtask of the operator, to update broadcast state."""
+        return BroadcastStream(self._g, [(v, BROADCAST, side) for v, _, side in self._inputs()])
+
+    def connect_broadcast(self, rules):
+        """Connects this stream with a :class:`BroadcastStream`; ``process(element,
+        broadcast)`` on the result takes a function per input (Flink's
+        ``BroadcastProcessFunction``)."""
+        return BroadcastConnectedStreams(self._g, self._inputs(), rules._inputs, keyed=False)
+
     def key_by(self, f):
         """Partitions by ``f(value)``: sets each record's key to the key's JSON; the next
         operator is connected by a hash edge so that one subtask sees all of a key."""
@@ -434,6 +445,12 @@ class KeyedStream(_Settable):
         """Connects two keyed streams: one keyed operator whose state and timers both
         inputs share (Flink's ``KeyedCoProcessFunction``)."""
         return KeyedConnectedStreams(self._g, self._hashed(), other._hashed())
+
+    def connect_broadcast(self, rules):
+        """Connects this keyed stream with a :class:`BroadcastStream`: the operator has
+        keyed state and timers for this stream's records and broadcast state for both
+        (Flink's ``KeyedBroadcastProcessFunction``)."""
+        return BroadcastConnectedStreams(self._g, self._hashed(), rules._inputs, keyed=True)
 
     def window(self, window):
         """Groups each key's records into windows (a host operator); pick the window
@@ -526,6 +543,44 @@ class KeyedConnectedStreams:
         op = ops.KeyedCoProcess(first, second, on_timer)
         vid = self._g.add_operator_from("CoProcess", op, self._first, self._second)
         self._g.vertices[vid].keyed = True
+        return Stream(self._g, vid)
+
+
+class BroadcastStream:
+    """A stream whose records reach every subtask of the operator it is connected to."""
+
+    def __init__(self, g, inputs):
+        self._g = g
+        self._inputs = inputs
+
+
+class BroadcastConnectedStreams:
+    """A stream, keyed or not, connected with a broadcast stream.
+
+    The broadcast input's function ``broadcast(ctx, value)`` runs in every subtask and may
+    change broadcast state (``ctx.broadcast_state(name)``: a map of JSON keys to JSON
+    values); the other input's ``element(ctx, value)`` may only read it, so that every
+    subtask's copy stays the same. The host keeps each subtask's copy, saves it in
+    snapshots and gives every subtask of a rescaled job one copy."""
+
+    def __init__(self, g, first, second, keyed):
+        self._g = g
+        self._first = first
+        self._second = second
+        self._keyed = keyed
+
+    def process(self, element, broadcast, on_timer=None):
+        """``element(ctx, value)`` for the stream's records (with ``ctx.key``, keyed state
+        and timers on a keyed stream), ``broadcast(ctx, value)`` for the broadcast
+        stream's; ``on_timer(ctx, timer)`` (keyed only) when a timer of a key fires."""
+        if self._keyed:
+            op = ops.KeyedBroadcastProcess(element, broadcast, on_timer)
+        elif on_timer is not None:
+            raise EddyError("connect_broadcast: timers need a keyed stream (key_by before it)")
+        else:
+            op = ops.BroadcastProcess(element, broadcast)
+        vid = self._g.add_operator_from("BroadcastProcess", op, self._first, self._second)
+        self._g.vertices[vid].keyed = self._keyed
         return Stream(self._g, vid)
 
 

@@ -554,10 +554,12 @@ def _emitted(result, ctx):
                     f"it returned a {type(result).__name__}")
 
 
+_NO_KEY = "keyed operator received a record without a key (is its input a key_by?)"
+
+
 def _need_keys(b):
     if b.keys is None or None in b.keys:
-        raise EddyError("keyed operator received a record without a key "
-                        "(is its input a key_by?)")
+        raise EddyError(_NO_KEY)
     return b.keys
 
 
@@ -565,19 +567,27 @@ class KeyedProcess(Operator):
     """A keyed ``f(ctx, value)`` with state and timers; ``on_timer(ctx, timer)``. A
     two-input one (``KeyedCoProcess``) has a function per input."""
 
-    def __init__(self, f, on_timer, second=None):
+    def __init__(self, f, on_timer, second=None, ctxs=None):
         self.fs = (f, second)
         self.timer_fn = on_timer
-        self.ctx = _ctx.KeyedContext()
+        # The context per input; a keyed one's records need a key (a broadcast input's
+        # records have none).
+        self.ctxs = ctxs or (_ctx.KeyedContext(),) * 2
+        self.ctx = self.ctxs[0]
+        self.keyed = tuple(isinstance(c, _ctx.KeyedContext) for c in self.ctxs)
         if on_timer is not None:
             self.on_timer = self._on_timer
 
     def process(self, b):
-        fs, ctx = self.fs, self.ctx
-        keys = _need_keys(b)
+        fs, ctxs, keyed = self.fs, self.ctxs, self.keyed
+        keys = _need_keys(b) if all(keyed) else (b.keys or repeat(None))
         out_k, out_t, out_v = [], [], []
         for i, k, t, v in zip(_inputs(b), keys, b.ts or repeat(None), b.values()):
-            _ctx.set_record_key(k)
+            ctx = ctxs[i]
+            if keyed[i]:
+                if k is None:
+                    raise EddyError(_NO_KEY)
+                _ctx.set_record_key(k)
             ctx._out = out = []
             ctx.timestamp = t
             _emitted(fs[i](ctx, v), ctx)
@@ -632,14 +642,15 @@ class CoFlatMap(Operator):
 class CoProcess(Operator):
     """``first(ctx, value)`` or ``second(ctx, value)`` by the input a record came by."""
 
-    def __init__(self, first, second):
+    def __init__(self, first, second, ctxs=None):
         self.fs = (first, second)
-        self.ctx = _ctx.Context()
+        self.ctxs = ctxs or (_ctx.Context(),) * 2
 
     def process(self, b):
-        fs, ctx = self.fs, self.ctx
+        fs, ctxs = self.fs, self.ctxs
         out_k, out_t, out_v = [], [], []
         for i, k, t, v in zip(_inputs(b), b.keys or repeat(None), b.ts or repeat(None), b.values()):
+            ctx = ctxs[i]
             ctx._out = out = []
             ctx.timestamp = t
             _emitted(fs[i](ctx, v), ctx)
@@ -663,6 +674,23 @@ class KeyedCoProcess(KeyedProcess):
 
     def __init__(self, first, second, on_timer):
         super().__init__(first, on_timer, second)
+
+
+class BroadcastProcess(CoProcess):
+    """``element(ctx, value)`` reading broadcast state, ``broadcast(ctx, value)`` (the
+    broadcast input's, in every subtask) changing it."""
+
+    def __init__(self, element, broadcast):
+        super().__init__(element, broadcast, (_ctx.ReadOnlyBroadcastContext(), _ctx.BroadcastContext()))
+
+
+class KeyedBroadcastProcess(KeyedProcess):
+    """A keyed ``element(ctx, value)`` with keyed state, timers and broadcast state to read;
+    ``broadcast(ctx, value)`` with no key, changing broadcast state."""
+
+    def __init__(self, element, broadcast, on_timer):
+        ctxs = (_ctx.KeyedReadOnlyBroadcastContext(), _ctx.BroadcastContext())
+        super().__init__(element, on_timer, broadcast, ctxs)
 
 
 class Reduce(Operator):

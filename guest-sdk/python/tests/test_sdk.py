@@ -197,6 +197,69 @@ class GraphTest(unittest.TestCase):
         self.assertEqual([v.kind[0] for v in g.vertices], ["nexmark-source", "timestamps", "discard-sink"])
         self.assertEqual(g.vertices[0].kind, ("nexmark-source", 1000, None, 100))
 
+    def test_broadcast_state(self):
+        from eddy import ctx as ctx_mod
+
+        class Host:
+            """The broadcast-* imports over a dict, as the host keeps them."""
+            def __init__(self):
+                self.maps = {}
+
+            def broadcast_get(self, state, key):
+                return self.maps.get(state, {}).get(key)
+
+            def broadcast_put(self, state, key, value):
+                self.maps.setdefault(state, {})[key] = value
+
+            def broadcast_remove(self, state, key):
+                self.maps.get(state, {}).pop(key, None)
+
+            def broadcast_entries(self, state):
+                return sorted(self.maps.get(state, {}).items())
+
+        def element(ctx, v):
+            with self.assertRaises(AttributeError, msg="read-only on this side"):
+                ctx.broadcast_state("rules").put("x", 1)
+            ctx.collect([v, ctx.broadcast_state("rules").get(v, "none")])
+
+        def rule(ctx, r):
+            rules = ctx.broadcast_state("rules")
+            rules.put(r[0], r[1]) if r[1] else rules.remove(r[0])
+
+        env = eddy.Env("bc")
+        rules = env.from_elements(["a", 1]).broadcast_state()
+        env.from_elements("a").connect_broadcast(rules).process(element, rule).print()
+        g = env._finish()
+        op = next(v for v in g.vertices if v.name == "BroadcastProcess")
+        self.assertFalse(op.keyed)
+        self.assertEqual([(e.partitioning, e.input) for e in g.edges if e.target == op.id],
+                         [("forward", 0), ("broadcast", 1)])
+        saved, ctx_mod._host = ctx_mod._host, Host()
+        try:
+            def second(v):
+                r = bytearray(frame([(None, None, v)]))
+                r[0] |= 8
+                return bytes(r)
+            data = second(b'["a",7]') + frame([(None, None, b'"a"'), (None, None, b'"b"')]) + second(b'["a",0]')
+            data += frame([(None, None, b'"a"')])
+            out = ops.run_batch(g.registry, data)
+            self.assertEqual(out, frame([(None, None, b'["a",7]'), (None, None, b'["b","none"]'),
+                                         (None, None, b'["a","none"]')]))
+        finally:
+            ctx_mod._host = saved
+        env = eddy.Env("kbc")
+        rules = env.from_elements(["a", 1]).broadcast_state()
+        env.from_elements("a").key_by(lambda v: v).connect_broadcast(rules).process(element, rule).print()
+        g = env._finish()
+        op = next(v for v in g.vertices if v.name == "BroadcastProcess")
+        self.assertTrue(op.keyed)
+        self.assertEqual([(e.partitioning, e.input) for e in g.edges if e.target == op.id],
+                         [("hash", 0), ("broadcast", 1)])
+        with self.assertRaisesRegex(eddy.EddyError, "timers need a keyed stream"):
+            env = eddy.Env("t")
+            env.from_elements(1).connect_broadcast(env.from_elements(2).broadcast_state()).process(
+                element, rule, on_timer=lambda ctx, t: None)
+
     def test_errors(self):
         with self.assertRaisesRegex(eddy.EddyError, "defines no operators"):
             eddy.Env("e")._finish()
