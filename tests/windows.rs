@@ -181,6 +181,56 @@ fn processing_time_windows_count_every_record_once() {
     assert_eq!(per_key, want);
 }
 
+/// What `window-all` prints, computed from its definition: every window of `kind` that holds
+/// some of the values `0..n` at `time(i)`.
+fn expected_all(kind: Kind, size: i64, function: &str, n: u64) -> Vec<String> {
+    let time = |i: u64| (i + 10 * (i / 100)) as i64;
+    let mut windows: BTreeMap<(i64, i64), Vec<u64>> = BTreeMap::new();
+    for i in 0..n {
+        let t = time(i);
+        match kind {
+            Kind::Tumbling => windows.entry((t - t % size, t - t % size + size)).or_default().push(i),
+            Kind::Sliding => {
+                let mut start = t - t % 20;
+                while start > t - size {
+                    windows.entry((start, start + size)).or_default().push(i);
+                    start -= 20;
+                }
+            }
+            // Runs of 100 values 1 ms apart, 11 ms between runs: one session per run.
+            Kind::Session => windows.entry((time(i / 100 * 100), time(i / 100 * 100 + 99) + 5)).or_default().push(i),
+        }
+    }
+    let mut lines: Vec<String> = windows
+        .into_iter()
+        .map(|((start, end), values)| match function {
+            "count" => format!("count end={end} {}", values.len()),
+            "process" => format!("process {start}..{end} {} {}", values.len(), values.iter().max().unwrap()),
+            f => format!("{f} end={end} {}", values.iter().sum::<u64>()),
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn windows_over_a_whole_stream() {
+    let wasm = component("windows");
+    let n = 2000u64;
+    let windows = [("tumbling", Kind::Tumbling, 50), ("sliding", Kind::Sliding, 60), ("sliding-uneven", Kind::Sliding, 50), ("session", Kind::Session, 0)];
+    for (window, kind, size) in windows {
+        for function in ["count", "sum", "reduce", "process"] {
+            for p in ["1", "2"] {
+                let args = ["run", "--local", "-p", p, "-c", "window-all", wasm.to_str().unwrap(), "--n", "2000", "--window", window, "--fn", function];
+                assert_eq!(sorted_lines(&run_ok(&args)), expected_all(kind, size, function, n), "{window} windows, {function}, parallelism {p}");
+            }
+        }
+    }
+    let args = ["run", "--local", "-p", "2", "-c", "window-all", wasm.to_str().unwrap(), "--n", "2000", "--window", "processing"];
+    let total: u64 = sorted_lines(&run_ok(&args)).iter().map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap()).sum();
+    assert_eq!(total, n, "processing-time windows count every value once");
+}
+
 #[test]
 fn an_unknown_window_is_a_planning_error() {
     let wasm = component("windows");

@@ -59,7 +59,7 @@ pub use broadcast::{Broadcast, BroadcastConnectedStreams, BroadcastState, Broadc
 pub use connect::{ConnectedStreams, KeyedConnectedStreams};
 pub use graph::{DataSink, Env, Field, KeyedStream, Stream};
 pub use joins::{CoGroupedWindows, IntervalJoin, JoinedStreams, JoinedWindows};
-pub use windows::{TimeWindow, Window, WindowedStream};
+pub use windows::{AllWindowedStream, TimeWindow, Window, WindowedStream};
 pub use runtime::{Component, JobEntries, JobFn};
 
 /// Everything a job function needs: `use eddy_sdk::prelude::*;`.
@@ -72,7 +72,7 @@ pub mod prelude {
     pub use crate::connect::{ConnectedStreams, KeyedConnectedStreams};
     pub use crate::graph::{DataSink, Env, Field, KeyedStream, Stream};
     pub use crate::joins::{IntervalJoin, JoinedStreams, JoinedWindows};
-    pub use crate::windows::{TimeWindow, Window, WindowedStream};
+    pub use crate::windows::{AllWindowedStream, TimeWindow, Window, WindowedStream};
 }
 
 /// Exports job functions as the component's entries, by name:

@@ -220,6 +220,149 @@ where
     }
 }
 
+/// How many keys a pre-aggregating [`AllWindowedStream`] spreads records over upstream: enough
+/// to use every subtask of a usual parallelism, few enough that the one subtask after merges
+/// only a handful of partial results per window.
+const SPREAD: u32 = 64;
+
+impl<T: Serialize + DeserializeOwned + 'static> Stream<T> {
+    /// Windows over the whole stream, not per key (Flink's `windowAll`): each window's result
+    /// is computed in one subtask. Where the function allows (`count`, `sum`, `min`, `max`
+    /// and `reduce`, over event-time tumbling windows, or sliding ones whose size is a
+    /// multiple of their slide, without allowed lateness),
+    /// partial results are computed first in parallel, each subtask's records spread over
+    /// a few keys, and only those partials go to the one subtask, which merges them.
+    pub fn window_all(self, window: Window) -> AllWindowedStream<T> {
+        AllWindowedStream { stream: self, window, allowed_lateness_ms: 0 }
+    }
+}
+
+/// A stream grouped into windows over all its records; choose what each window computes.
+/// Results carry the timestamp `end - 1`.
+pub struct AllWindowedStream<T> {
+    stream: Stream<T>,
+    window: Window,
+    allowed_lateness_ms: u64,
+}
+
+impl<T: Serialize + DeserializeOwned + 'static> AllWindowedStream<T> {
+    /// Records up to `lateness_ms` behind the watermark still update their windows (each
+    /// fires again). Event time only; a window with lateness is not pre-aggregated.
+    pub fn allowed_lateness(mut self, lateness_ms: u64) -> Self {
+        self.allowed_lateness_ms = lateness_ms;
+        self
+    }
+
+    /// The window that merges the partial results of `window`, if partials can be merged:
+    /// each partial carries its window's `end - 1`, so one tumbling window of the slide
+    /// gathers exactly the partials of one window (and gives them that end back). Session windows merge across partials,
+    /// and processing-time partials would reach the merge in a later window.
+    fn merging_window(&self) -> Option<Window> {
+        if self.allowed_lateness_ms > 0 || self.window.time != TimeDomain::EventTime {
+            return None;
+        }
+        match self.window.assigner {
+            WindowAssigner::Tumbling(size) => Some(Window::tumbling_event_time(size)),
+            // (Only where the size is a multiple of the slide do sliding windows end where
+            // tumbling windows of the slide do.)
+            WindowAssigner::Sliding(SlidingWindow { size_ms, slide_ms }) if slide_ms > 0 && size_ms % slide_ms == 0 => Some(Window::tumbling_event_time(slide_ms)),
+            WindowAssigner::Sliding(_) => None,
+            WindowAssigner::Session(_) => None,
+        }
+    }
+
+    /// The stream's records spread over [`SPREAD`] keys, in windows computed in parallel.
+    fn partial(stream: Stream<T>, window: Window) -> WindowedStream<T, u32> {
+        let next = std::cell::Cell::new(0u32);
+        stream
+            .key_by(move |_: &T| {
+                let key = next.get();
+                next.set((key + 1) % SPREAD);
+                key
+            })
+            .window(window)
+    }
+
+    /// `stream`'s records under one key, in windows computed in one subtask.
+    fn single<S: Serialize + DeserializeOwned + 'static>(stream: Stream<S>, window: Window, allowed_lateness_ms: u64) -> WindowedStream<S, ()> {
+        stream.key_by(|_: &S| ()).window(window).set_parallelism(1).allowed_lateness(allowed_lateness_ms)
+    }
+
+    /// A built-in aggregate, merged by `merge` (itself for `sum`, `min` and `max`).
+    fn built_in<O: Serialize + DeserializeOwned + 'static>(
+        self,
+        apply: impl FnOnce(WindowedStream<T, u32>) -> Stream<O>,
+        merge: impl FnOnce(WindowedStream<O, ()>) -> Stream<O>,
+        apply_all: impl FnOnce(WindowedStream<T, ()>) -> Stream<O>,
+    ) -> Stream<O> {
+        match self.merging_window() {
+            Some(merging) => merge(Self::single(apply(Self::partial(self.stream, self.window)), merging, 0)),
+            None => apply_all(Self::single(self.stream, self.window, self.allowed_lateness_ms)),
+        }
+    }
+
+    /// Number of records per window (built into the host).
+    pub fn count(self) -> Stream<u64> {
+        let counts = self.built_in(
+            |w| w.count().map(|(_, n): (u32, u64)| n),
+            |w| w.sum(Field::Whole),
+            |w| w.count().map(|((), n): ((), u64)| n),
+        );
+        counts.set_parallelism(1)
+    }
+
+    /// Sum of `field` per window (built into the host): a record of the window with the
+    /// field replaced by the sum.
+    pub fn sum(self, field: impl Into<Field>) -> Stream<T> {
+        let field = field.into();
+        self.built_in(|w| w.sum(field.clone()), |w| w.sum(field.clone()), |w| w.sum(field.clone()))
+    }
+
+    /// Minimum of `field` per window (built into the host).
+    pub fn min(self, field: impl Into<Field>) -> Stream<T> {
+        let field = field.into();
+        self.built_in(|w| w.min(field.clone()), |w| w.min(field.clone()), |w| w.min(field.clone()))
+    }
+
+    /// Maximum of `field` per window (built into the host).
+    pub fn max(self, field: impl Into<Field>) -> Stream<T> {
+        let field = field.into();
+        self.built_in(|w| w.max(field.clone()), |w| w.max(field.clone()), |w| w.max(field.clone()))
+    }
+
+    /// Folds each window's values with `f` (pre-aggregated: `f` must be associative, as a
+    /// reduce is).
+    pub fn reduce<F>(self, f: F) -> Stream<T>
+    where
+        F: Fn(T, T) -> T + 'static,
+    {
+        let f = std::rc::Rc::new(f);
+        let (g, h) = (f.clone(), f.clone());
+        self.built_in(|w| w.reduce(move |a, b| g(a, b)), |w| w.reduce(move |a, b| h(a, b)), |w| w.reduce(move |a, b| f(a, b)))
+    }
+
+    /// Flink's `AggregateFunction` over each window's values (in the one subtask).
+    pub fn aggregate<A, O, C, F, R>(self, create: C, add: F, result: R) -> Stream<O>
+    where
+        O: Serialize + 'static,
+        C: Fn() -> A + 'static,
+        F: Fn(A, T) -> A + 'static,
+        R: Fn(A) -> O + 'static,
+    {
+        Self::single(self.stream, self.window, self.allowed_lateness_ms).aggregate(create, add, result)
+    }
+
+    /// A full window function: the window and all its values, in the one subtask (Flink's
+    /// `ProcessAllWindowFunction`).
+    pub fn process<O, F>(self, f: F) -> Stream<O>
+    where
+        O: Serialize + 'static,
+        F: Fn(&mut Ctx<O>, TimeWindow, Vec<T>) -> Result<(), String> + 'static,
+    {
+        Self::single(self.stream, self.window, self.allowed_lateness_ms).process(move |ctx, (), w, values| f(ctx, w, values))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +450,23 @@ mod tests {
         let mut env = Env::new("w");
         env.from_elements(vec![1u64]).with_idleness(5).print();
         assert!(env.finish().err().unwrap().contains("with_idleness must follow"));
+    }
+
+    #[test]
+    fn window_all_pre_aggregates_in_parallel_where_it_can() {
+        let shape = |window: Window, lateness: u64| {
+            let mut env = Env::new("all");
+            env.from_elements(vec![1u64]).assign_timestamps(Field::Whole, 0).window_all(window).allowed_lateness(lateness).count().print();
+            let g = env.finish().unwrap().graph;
+            g.vertices.iter().filter(|v| matches!(v.kind, VertexKind::Window(_))).map(|v| (v.name.clone(), v.parallelism)).collect::<Vec<_>>()
+        };
+        let merged = vec![("Window Count".to_string(), None), ("Window Sum".to_string(), Some(1))];
+        assert_eq!(shape(Window::tumbling_event_time(10), 0), merged, "counted in parallel, the counts summed in one subtask");
+        assert_eq!(shape(Window::sliding_event_time(10, 5), 0), merged);
+        let single = vec![("Window Count".to_string(), Some(1))];
+        assert_eq!(shape(Window::sliding_event_time(10, 4), 0), single, "its windows end off the slide");
+        assert_eq!(shape(Window::session_event_time(10), 0), single);
+        assert_eq!(shape(Window::tumbling_processing_time(10), 0), single);
+        assert_eq!(shape(Window::tumbling_event_time(10), 5), single, "a late firing would count twice");
     }
 }

@@ -71,6 +71,50 @@ fn windows(env: &mut Env, args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// The event time of value `i` of `window-all`: runs of 100 values 1 ms apart, 11 ms between runs.
+fn all_time(i: u64) -> i64 {
+    (i + 10 * (i / 100)) as i64
+}
+
+/// `window-all --n N --window tumbling|sliding|sliding-uneven|session|processing --fn count|sum|reduce|process`:
+/// values `0..N` at [`all_time`] in windows over the whole stream: tumbling 50 ms, sliding
+/// 60 (or 50: not pre-aggregated) ms every 20 ms, sessions with a 5 ms gap, or tumbling 50 ms in processing time. Lines:
+/// `{fn} end={end} {n or sum}`, or for process `process {start}..{end} {count} {max}`.
+fn window_all(env: &mut Env, args: &Args) -> Result<(), String> {
+    let n: u64 = args.parse_or("n", 1000)?;
+    let window = match args.get_or("window", "tumbling") {
+        "tumbling" => Window::tumbling_event_time(50),
+        "sliding" => Window::sliding_event_time(60, 20),
+        "sliding-uneven" => Window::sliding_event_time(50, 20),
+        "session" => Window::session_event_time(5),
+        "processing" => Window::tumbling_processing_time(50),
+        other => return Err(format!("unknown --window '{other}'")),
+    };
+    let values = env.generate(n, |i| (i, all_time(i))).assign_timestamps(1, 0).map(|(i, _): (u64, i64)| i);
+    let windowed = values.window_all(window);
+    let line = |f: &'static str| {
+        move |ctx: &mut Ctx<String>, x: u64| {
+            let end = ctx.timestamp().ok_or("window results carry a timestamp")? + 1;
+            ctx.collect(format!("{f} end={end} {x}"));
+            Ok(())
+        }
+    };
+    match args.get_or("fn", "count") {
+        "count" => windowed.count().process(line("count")).print(),
+        "sum" => windowed.sum(Field::Whole).process(line("sum")).print(),
+        "reduce" => windowed.reduce(|a: u64, b: u64| a + b).process(line("reduce")).print(),
+        "process" => windowed
+            .process(|ctx: &mut Ctx<String>, w: TimeWindow, values: Vec<u64>| {
+                ctx.collect(format!("process {}..{} {} {}", w.start, w.end, values.len(), values.iter().max().unwrap()));
+                Ok(())
+            })
+            .print(),
+        other => return Err(format!("unknown --fn '{other}'")),
+    };
+    Ok(())
+}
+
 eddy_sdk::entries! {
     "windows" => windows,
+    "window-all" => window_all,
 }
