@@ -493,6 +493,16 @@ export class Stream extends VertexHandle {
   }
 
   /**
+   * Windows over the whole stream, not per key (Flink's windowAll): each window's result is
+   * computed in one subtask. `count`, `sum`, `min`, `max` and `reduce` over event-time
+   * tumbling windows (or sliding ones whose size is a multiple of their slide) without
+   * allowed lateness are computed in parallel first, and only the partials merged there.
+   */
+  windowAll(window) {
+    return new AllWindowedStream(this, window);
+  }
+
+  /**
    * Partitions by `f(value)`: sets each record's key to the key's JSON; the next operator is
    * connected by a hash edge so that one subtask sees all of a key.
    */
@@ -872,4 +882,106 @@ function kafkaFormat(g, what, format) {
   if (["text", "json", "envelope"].includes(f)) return f;
   g.errors.push(`${what}: format ${JSON.stringify(f)} is not text, json or envelope`);
   return "text";
+}
+
+// How many keys a pre-aggregating AllWindowedStream spreads records over (as in Rust).
+const SPREAD = 64;
+
+/**
+ * A stream grouped into windows over all its records; choose what each window computes.
+ * Results carry the timestamp `end - 1`. Mirrors the Rust SDK's AllWindowedStream, graph
+ * for graph.
+ */
+export class AllWindowedStream {
+  constructor(stream, window) {
+    this._stream = stream;
+    this._window = window;
+    this._lateness = 0;
+  }
+
+  /** Records up to `latenessMs` behind the watermark still update their windows. */
+  allowedLateness(latenessMs) {
+    this._lateness = latenessMs;
+    return this;
+  }
+
+  /**
+   * The window that merges partial results, if they can be merged: each partial carries its
+   * window's `end - 1`, which one tumbling window of the slide gathers.
+   */
+  _mergingWindow() {
+    const a = this._window.assigner;
+    if (this._lateness || this._window.time !== "event-time") return null;
+    if (a.tag === "tumbling") return Window.tumblingEventTime(a.val);
+    if (a.tag === "sliding" && a.val.slideMs > 0 && a.val.sizeMs % a.val.slideMs === 0) {
+      return Window.tumblingEventTime(a.val.slideMs);
+    }
+    return null;
+  }
+
+  _partial() {
+    let next = 0;
+    return this._stream
+      .keyBy(() => {
+        const key = next;
+        next = (key + 1) % SPREAD;
+        return key;
+      })
+      .window(this._window);
+  }
+
+  static _single(stream, window, lateness) {
+    return stream.keyBy(() => null).window(window).setParallelism(1).allowedLateness(lateness);
+  }
+
+  _builtIn(apply, merge, applyAll) {
+    const merging = this._mergingWindow();
+    if (merging !== null) return merge(AllWindowedStream._single(apply(this._partial()), merging, 0));
+    return applyAll(AllWindowedStream._single(this._stream, this._window, this._lateness));
+  }
+
+  /** Number of records per window (built into the host). */
+  count() {
+    const counts = this._builtIn(
+      (w) => w.count().map(([, n]) => n),
+      (w) => w.sum(Field.whole),
+      (w) => w.count().map(([, n]) => n),
+    );
+    return counts.setParallelism(1);
+  }
+
+  /** Sum of `field` per window (built into the host). */
+  sum(field) {
+    const f = (w) => w.sum(field);
+    return this._builtIn(f, f, f);
+  }
+
+  /** Minimum of `field` per window (built into the host). */
+  min(field) {
+    const f = (w) => w.min(field);
+    return this._builtIn(f, f, f);
+  }
+
+  /** Maximum of `field` per window (built into the host). */
+  max(field) {
+    const f = (w) => w.max(field);
+    return this._builtIn(f, f, f);
+  }
+
+  /** Folds each window's values with `f(a, b)` (pre-aggregated: `f` must be associative). */
+  reduce(f) {
+    const r = (w) => w.reduce(f);
+    return this._builtIn(r, r, r);
+  }
+
+  /** Flink's AggregateFunction over each window's values (in the one subtask). */
+  aggregate(create, add, result) {
+    return AllWindowedStream._single(this._stream, this._window, this._lateness).aggregate(create, add, result);
+  }
+
+  /** A full window function `f(ctx, {start, end}, values)`, in the one subtask. */
+  process(f) {
+    checkFn(this._stream._g, "process", f);
+    return AllWindowedStream._single(this._stream, this._window, this._lateness).process((ctx, _key, w, values) => f(ctx, w, values));
+  }
 }

@@ -34,6 +34,7 @@ export {
   log,
 } from "./ctx.js";
 export {
+  AllWindowedStream,
   BroadcastConnectedStreams,
   BroadcastStream,
   ConnectedStreams,

@@ -172,3 +172,20 @@ test("union keys every merged stream where it is; connect feeds a second input",
   const nexmark = g.vertices.find((v) => v.name === "Nexmark Source");
   assert.deepEqual(nexmark.kind, { tag: "nexmark-source", val: { events: 1000n, perSecond: undefined, eventRate: 100n } });
 });
+
+test("windowAll pre-aggregates in parallel where it can", () => {
+  const shape = (name, window, lateness = 0) => {
+    const g = plan(name, (env) => {
+      env.fromElements([1]).assignTimestamps(Field.whole, 0).windowAll(window).allowedLateness(lateness).count().print();
+    });
+    return g.vertices.filter((v) => v.kind.tag === "window").map((v) => [v.name, v.parallelism]);
+  };
+  const merged = [["Window Count", undefined], ["Window Sum", 1]];
+  assert.deepEqual(shape("t", Window.tumblingEventTime(10)), merged);
+  assert.deepEqual(shape("s", Window.slidingEventTime(10, 5)), merged);
+  const single = [["Window Count", 1]];
+  assert.deepEqual(shape("u", Window.slidingEventTime(10, 4)), single);
+  assert.deepEqual(shape("e", Window.sessionEventTime(10)), single);
+  assert.deepEqual(shape("p", Window.tumblingProcessingTime(10)), single);
+  assert.deepEqual(shape("l", Window.tumblingEventTime(10), 5), single);
+});

@@ -26,11 +26,11 @@ from .ctx import (BroadcastContext, BroadcastState, Context, KeyedContext,
                   ReadOnlyBroadcastContext, ReadOnlyBroadcastState, TimeDomain, TimeWindow,
                   Timer, ValueState, counter, info, log)
 from .errors import EddyError
-from .graph import (BroadcastConnectedStreams, BroadcastStream, ConnectedStreams, DataSink, Env,
+from .graph import (AllWindowedStream, BroadcastConnectedStreams, BroadcastStream, ConnectedStreams, DataSink, Env,
                     KeyedConnectedStreams, KeyedStream, Stream, Window, WindowedStream)
 
 __all__ = [
-    "Args", "BroadcastConnectedStreams", "BroadcastContext", "BroadcastState", "BroadcastStream",
+    "AllWindowedStream", "Args", "BroadcastConnectedStreams", "BroadcastContext", "BroadcastState", "BroadcastStream",
     "KeyedReadOnlyBroadcastContext", "ReadOnlyBroadcastContext", "ReadOnlyBroadcastState",
     "ConnectedStreams", "Context", "DataSink", "EddyError", "Env", "KeyedConnectedStreams",
     "KeyedContext", "KeyedStream", "Level",

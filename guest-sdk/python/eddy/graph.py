@@ -414,6 +414,14 @@ class Stream(_Settable):
         ``BroadcastProcessFunction``)."""
         return BroadcastConnectedStreams(self._g, self._inputs(), rules._inputs, keyed=False)
 
+    def window_all(self, window):
+        """Windows over the whole stream, not per key (Flink's ``windowAll``): each window's
+        result is computed in one subtask. ``count``, ``sum``, ``min``, ``max`` and
+        ``reduce`` over event-time tumbling windows (or sliding ones whose size is a
+        multiple of their slide) without allowed lateness are computed in parallel first,
+        and only the partial results merged in the one subtask."""
+        return AllWindowedStream(self, window)
+
     def key_by(self, f):
         """Partitions by ``f(value)``: sets each record's key to the key's JSON; the next
         operator is connected by a hash edge so that one subtask sees all of a key."""
@@ -700,3 +708,92 @@ class WindowedStream(_Settable):
         """A full window function ``f(ctx, key, window, values)`` (``window.start``,
         ``window.end``); emits with ``ctx.collect`` (Flink's ``ProcessWindowFunction``)."""
         return self._then("Window Process", f)
+
+
+# How many keys a pre-aggregating AllWindowedStream spreads records over (as in Rust).
+_SPREAD = 64
+
+
+class AllWindowedStream:
+    """A stream grouped into windows over all its records; choose what each window computes.
+    Results carry the timestamp ``end - 1``. Mirrors ``AllWindowedStream`` of the Rust SDK
+    (guest-sdk/src/windows.rs), graph for graph."""
+
+    def __init__(self, stream, window):
+        self._stream = stream
+        self._window = window
+        self._lateness = 0
+
+    def allowed_lateness(self, lateness_ms):
+        """Records up to ``lateness_ms`` behind the watermark still update their windows
+        (each fires again). A window with lateness is not pre-aggregated."""
+        self._lateness = int(lateness_ms)
+        return self
+
+    def _merging_window(self):
+        """The window that merges partial results, if they can be merged: each partial
+        carries its window's ``end - 1``, which one tumbling window of the slide gathers."""
+        a = self._window.assigner
+        if self._lateness or self._window.time != EVENT_TIME:
+            return None
+        if a[0] == "tumbling":
+            return Window.tumbling_event_time(a[1])
+        if a[0] == "sliding" and a[2] > 0 and a[1] % a[2] == 0:
+            return Window.tumbling_event_time(a[2])
+        return None
+
+    def _partial(self):
+        nxt = [0]
+
+        def spread(_):
+            key = nxt[0]
+            nxt[0] = (key + 1) % _SPREAD
+            return key
+        return self._stream.key_by(spread).window(self._window)
+
+    @staticmethod
+    def _single(stream, window, lateness):
+        return stream.key_by(lambda _: None).window(window).set_parallelism(1).allowed_lateness(lateness)
+
+    def _built_in(self, apply, merge, apply_all):
+        merging = self._merging_window()
+        if merging is not None:
+            return merge(self._single(apply(self._partial()), merging, 0))
+        return apply_all(self._single(self._stream, self._window, self._lateness))
+
+    def count(self):
+        """Number of records per window (built into the host)."""
+        counts = self._built_in(lambda w: w.count().map(_second), lambda w: w.sum(None),
+                                lambda w: w.count().map(_second))
+        return counts.set_parallelism(1)
+
+    def sum(self, field=None):
+        """Sum of ``field`` per window (built into the host)."""
+        return self._built_in(*(lambda w: w.sum(field),) * 3)
+
+    def min(self, field=None):
+        """Minimum of ``field`` per window (built into the host)."""
+        return self._built_in(*(lambda w: w.min(field),) * 3)
+
+    def max(self, field=None):
+        """Maximum of ``field`` per window (built into the host)."""
+        return self._built_in(*(lambda w: w.max(field),) * 3)
+
+    def reduce(self, f):
+        """Folds each window's values with ``f(a, b)`` (pre-aggregated: ``f`` must be
+        associative, as a reduce is)."""
+        return self._built_in(*(lambda w: w.reduce(f),) * 3)
+
+    def aggregate(self, create, add, result=lambda acc: acc):
+        """Flink's ``AggregateFunction`` over each window's values (in the one subtask)."""
+        return self._single(self._stream, self._window, self._lateness).aggregate(create, add, result)
+
+    def process(self, f):
+        """A full window function ``f(ctx, window, values)``, in the one subtask (Flink's
+        ``ProcessAllWindowFunction``)."""
+        return self._single(self._stream, self._window, self._lateness).process(
+            lambda ctx, key, window, values: f(ctx, window, values))
+
+
+def _second(pair):
+    return pair[1]

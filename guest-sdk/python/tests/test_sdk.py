@@ -260,6 +260,24 @@ class GraphTest(unittest.TestCase):
             env.from_elements(1).connect_broadcast(env.from_elements(2).broadcast_state()).process(
                 element, rule, on_timer=lambda ctx, t: None)
 
+    def test_window_all_pre_aggregates_where_it_can(self):
+        W = eddy.Window
+
+        def shape(window, lateness=0):
+            env = eddy.Env("all")
+            env.from_elements(1).assign_timestamps(None, 0).window_all(window).allowed_lateness(lateness).count().print()
+            g = env._finish()
+            return [(v.name, v.parallelism) for v in g.vertices if v.kind[0] == "window"]
+
+        merged = [("Window Count", None), ("Window Sum", 1)]
+        self.assertEqual(shape(W.tumbling_event_time(10)), merged)
+        self.assertEqual(shape(W.sliding_event_time(10, 5)), merged)
+        single = [("Window Count", 1)]
+        self.assertEqual(shape(W.sliding_event_time(10, 4)), single)
+        self.assertEqual(shape(W.session_event_time(10)), single)
+        self.assertEqual(shape(W.tumbling_processing_time(10)), single)
+        self.assertEqual(shape(W.tumbling_event_time(10), 5), single)
+
     def test_errors(self):
         with self.assertRaisesRegex(eddy.EddyError, "defines no operators"):
             eddy.Env("e")._finish()
