@@ -18,9 +18,13 @@ fn wasm() -> String {
     component("twoinput").display().to_string()
 }
 
-/// Runs `entry` at parallelism `p` with `--output out`.
-fn run_into(entry: &str, p: &str, out: &Path, extra: &[&str]) {
-    let wasm = wasm();
+/// The components with the joins, broadcast state and `window_all` entries: Rust's, and
+/// their twins in the Python and JavaScript SDKs (`tests/components/guests`).
+const LANGUAGES: [&str; 3] = ["twoinput", "twoinput-py", "twoinput-js"];
+
+/// Runs `entry` of `component` at parallelism `p` with `--output out`.
+fn run_into_of(component_name: &str, entry: &str, p: &str, out: &Path, extra: &[&str]) {
+    let wasm = component(component_name).display().to_string();
     let mut args = vec!["run", "-p", p, "-c", entry, &wasm, "--output", out.to_str().unwrap()];
     args.extend(extra);
     run_ok(&args);
@@ -28,7 +32,12 @@ fn run_into(entry: &str, p: &str, out: &Path, extra: &[&str]) {
 
 /// Runs `entry` and returns the lines it wrote, sorted.
 fn run_entry(entry: &str, p: &str, out: &Path, extra: &[&str]) -> Vec<String> {
-    run_into(entry, p, out, extra);
+    run_entry_of("twoinput", entry, p, out, extra)
+}
+
+/// Runs `entry` of `component` and returns the lines it wrote, sorted.
+fn run_entry_of(component_name: &str, entry: &str, p: &str, out: &Path, extra: &[&str]) -> Vec<String> {
+    run_into_of(component_name, entry, p, out, extra);
     sorted(read_parts(out))
 }
 
@@ -47,7 +56,7 @@ fn union_merges_every_stream_and_keys_each_where_it_is() {
     }
     for p in ["1", "2"] {
         let out = work.path().join(format!("p{p}"));
-        run_into("union", p, &out, &["--n", &n.to_string()]);
+        run_into_of("twoinput", "union", p, &out, &["--n", &n.to_string()]);
         let all: Vec<u64> = read_parts(&out.join("all")).iter().map(|l| l.parse().unwrap()).collect::<Vec<_>>();
         let mut all = all;
         all.sort();
@@ -153,11 +162,13 @@ fn window_joins_pair_the_values_of_one_key_in_one_window() {
     };
     for (window, expected) in [("tumbling", tumbling), ("sliding", sliding), ("session", session)] {
         assert!(!expected.is_empty());
-        for p in ["1", "2"] {
-            let out = work.path().join(format!("{window}-{p}"));
-            let got = run_entry("window-join", p, &out, &["--n", &n.to_string(), "--window", window]);
-            assert_eq!(got.len(), expected.len(), "{window} p={p}");
-            assert_eq!(got, expected, "{window} p={p}");
+        for language in LANGUAGES {
+            for p in ["1", "2"] {
+                let out = work.path().join(format!("{language}-{window}-{p}"));
+                let got = run_entry_of(language, "window-join", p, &out, &["--n", &n.to_string(), "--window", window]);
+                assert_eq!(got.len(), expected.len(), "{language} {window} p={p}");
+                assert_eq!(got, expected, "{language} {window} p={p}");
+            }
         }
     }
 }
@@ -184,8 +195,11 @@ fn interval_joins_pair_values_within_the_bounds() {
     let n = 400;
     let expected = pairs_where(n, |ta, tb| usize::from(ta - 7 <= tb && tb <= ta + 11));
     assert!(!expected.is_empty());
-    for p in ["1", "2"] {
-        assert_eq!(run_entry("interval-join", p, &work.path().join(p), &["--n", &n.to_string()]), expected, "p={p}");
+    for language in LANGUAGES {
+        for p in ["1", "2"] {
+            let got = run_entry_of(language, "interval-join", p, &work.path().join(format!("{language}-{p}")), &["--n", &n.to_string()]);
+            assert_eq!(got, expected, "{language} p={p}");
+        }
     }
 }
 
@@ -239,8 +253,11 @@ fn expected_rules(n: u64) -> Vec<String> {
 #[test]
 fn broadcast_state_reaches_every_subtask_of_a_keyed_operator() {
     let work = tempfile::tempdir().unwrap();
-    for p in ["1", "2", "3"] {
-        assert_eq!(run_entry("broadcast-rules", p, &work.path().join(p), &["--n", "5000"]), expected_rules(5000), "p={p}");
+    for language in LANGUAGES {
+        for p in ["1", "2", "3"] {
+            let got = run_entry_of(language, "broadcast-rules", p, &work.path().join(format!("{language}-{p}")), &["--n", "5000"]);
+            assert_eq!(got, expected_rules(5000), "{language} p={p}");
+        }
     }
 }
 

@@ -218,15 +218,20 @@ fn windows_over_a_whole_stream() {
     let wasm = component("windows");
     let n = 2000u64;
     let windows = [("tumbling", Kind::Tumbling, 50), ("sliding", Kind::Sliding, 60), ("sliding-uneven", Kind::Sliding, 50), ("session", Kind::Session, 0)];
+    // Rust's, and its twins in the Python and JavaScript SDKs (tests/components/guests).
+    let languages = [wasm, component("twoinput-py"), component("twoinput-js")];
     for (window, kind, size) in windows {
         for function in ["count", "sum", "reduce", "process"] {
-            for p in ["1", "2"] {
-                let args = ["run", "--local", "-p", p, "-c", "window-all", wasm.to_str().unwrap(), "--n", "2000", "--window", window, "--fn", function];
-                assert_eq!(sorted_lines(&run_ok(&args)), expected_all(kind, size, function, n), "{window} windows, {function}, parallelism {p}");
+            for wasm in &languages {
+                for p in ["1", "2"] {
+                    let args = ["run", "--local", "-p", p, "-c", "window-all", wasm.to_str().unwrap(), "--n", "2000", "--window", window, "--fn", function];
+                    let want = expected_all(kind, size, function, n);
+                    assert_eq!(sorted_lines(&run_ok(&args)), want, "{} {window} windows, {function}, parallelism {p}", wasm.display());
+                }
             }
         }
     }
-    let args = ["run", "--local", "-p", "2", "-c", "window-all", wasm.to_str().unwrap(), "--n", "2000", "--window", "processing"];
+    let args = ["run", "--local", "-p", "2", "-c", "window-all", languages[0].to_str().unwrap(), "--n", "2000", "--window", "processing"];
     let total: u64 = sorted_lines(&run_ok(&args)).iter().map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap()).sum();
     assert_eq!(total, n, "processing-time windows count every value once");
 }

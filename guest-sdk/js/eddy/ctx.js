@@ -266,7 +266,8 @@ export class KeyedCtx extends Ctx {
   }
   /** The subtask's current watermark in ms (-2^63 before the first one, as a Number). */
   currentWatermark() {
-    return Number(host.currentWatermark());
+    // The binding hands an s64 over as its unsigned bits: -2^63 would read as 2^63.
+    return Number(BigInt.asIntN(64, BigInt(host.currentWatermark())));
   }
   /** The wall clock, in ms since the Unix epoch. */
   currentProcessingTime() {

@@ -8,6 +8,7 @@
 // planner and in every operator instance. Building never calls host imports.
 
 import { toJson, utf8 } from "./frame.js";
+import { IntervalJoin, JoinedStreams } from "./joins.js";
 import {
   BroadcastProcessOp,
   CoFlatMapOp,
@@ -364,6 +365,19 @@ export class Stream extends VertexHandle {
   }
 
   /**
+   * Joins this stream with `other` in windows (Flink's join): pairs of values of the same
+   * key in the same window; `.whereKey(ka).equalTo(kb).window(w).apply(f)`.
+   */
+  join(other) {
+    return new JoinedStreams(this, other);
+  }
+
+  /** Groups this stream with `other` in windows (Flink's coGroup); `....window(w).coGroupApply(f)`. */
+  coGroup(other) {
+    return new JoinedStreams(this, other);
+  }
+
+  /**
    * This stream as the broadcast input of `connectBroadcast`: each of its records goes to
    * every subtask of the operator, to update broadcast state.
    */
@@ -538,6 +552,16 @@ export class KeyedStream extends VertexHandle {
   /** Connects two keyed streams: one keyed operator whose state and timers both share. */
   connect(other) {
     return new KeyedConnectedStreams(this._g, this._hashed(), other._hashed());
+  }
+
+  /**
+   * Joins this stream with `other` (keyed alike) on event time (Flink's intervalJoin): a
+   * value at `ta` pairs with every value of the same key at `tb` where
+   * `ta + lower <= tb <= ta + upper` (`between`). Values behind the watermark are late and
+   * pair with nothing.
+   */
+  intervalJoin(other) {
+    return new IntervalJoin(this._g, this._hashed(), other._hashed());
   }
 
   /**

@@ -47,5 +47,6 @@ export {
   Window,
   WindowedStream,
 } from "./graph.js";
+export { IntervalJoin, JoinedStreams, JoinedWindows } from "./joins.js";
 export { entry, operator, planner, registerModule } from "./runtime.js";
 export { isAlphanumeric, words } from "./text.js";

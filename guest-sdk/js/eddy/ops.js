@@ -310,6 +310,60 @@ export class KeyedBroadcastProcessOp extends KeyedProcessOp {
   }
 }
 
+/** The interval join's operator: each side's values by time in keyed map state (see joins.js). */
+export class IntervalJoinOp extends Operator {
+  constructor(lower, upper, f) {
+    super();
+    this.lower = lower;
+    this.upper = upper;
+    this.f = f;
+    this.ctx = new KeyedCtx();
+  }
+  /** The pairs `[a, b, later time]` value `v` at `t` of `input` makes. */
+  _pairs(input, t, v) {
+    const { lower, upper } = this;
+    const pairs = [];
+    for (const [to, vs] of this.ctx.mapState(INTERVAL_STATES[1 - input]).entries()) {
+      if (input === 0 && t + lower <= to && to <= t + upper) for (const o of vs) pairs.push([v, o, Math.max(t, to)]);
+      if (input === 1 && to + lower <= t && t <= to + upper) for (const o of vs) pairs.push([o, v, Math.max(t, to)]);
+    }
+    return pairs;
+  }
+  run(b) {
+    const { ctx } = this;
+    const out = collector();
+    ctx._out = out;
+    for (let i = 0; i < b.v.length; i++) {
+      const input = b.s === undefined ? 0 : b.s[i];
+      const key = recordKey(b.k, i);
+      const t = stamp(b.t, i);
+      if (t === undefined) throw "interval join needs event time: assign timestamps at the sources";
+      setRecordKey(key);
+      ctx._key = key;
+      if (t < ctx.currentWatermark()) continue; // late: nothing pairs with it
+      const pairs = this._pairs(input, t, b.v[i]);
+      const mine = ctx.mapState(INTERVAL_STATES[input]);
+      mine.put(t, [...(mine.get(t) ?? []), b.v[i]]);
+      ctx.registerEventTimeTimer(input === 0 ? t + this.upper : t - this.lower);
+      for (const [a, o, at] of pairs) {
+        ctx.timestamp = at;
+        this.f(ctx, a, o);
+      }
+    }
+    return out;
+  }
+  /** The watermark reached the timer: values nothing can pair with any more go. */
+  onTimer(key, now) {
+    setRecordKey(key);
+    const [first, second] = INTERVAL_STATES.map((s) => this.ctx.mapState(s));
+    for (const [ta] of first.entries()) if (ta + this.upper <= now) first.remove(ta);
+    for (const [tb] of second.entries()) if (tb - this.lower <= now) second.remove(tb);
+    return null;
+  }
+}
+
+const INTERVAL_STATES = ["__interval_join_first", "__interval_join_second"];
+
 export class ReduceOp extends Operator {
   constructor(f) {
     super();

@@ -26,13 +26,14 @@ from .ctx import (BroadcastContext, BroadcastState, Context, KeyedContext,
                   ReadOnlyBroadcastContext, ReadOnlyBroadcastState, TimeDomain, TimeWindow,
                   Timer, ValueState, counter, info, log)
 from .errors import EddyError
+from .joins import IntervalJoin, JoinedStreams, JoinedWindows
 from .graph import (AllWindowedStream, BroadcastConnectedStreams, BroadcastStream, ConnectedStreams, DataSink, Env,
                     KeyedConnectedStreams, KeyedStream, Stream, Window, WindowedStream)
 
 __all__ = [
     "AllWindowedStream", "Args", "BroadcastConnectedStreams", "BroadcastContext", "BroadcastState", "BroadcastStream",
     "KeyedReadOnlyBroadcastContext", "ReadOnlyBroadcastContext", "ReadOnlyBroadcastState",
-    "ConnectedStreams", "Context", "DataSink", "EddyError", "Env", "KeyedConnectedStreams",
+    "ConnectedStreams", "IntervalJoin", "JoinedStreams", "JoinedWindows", "Context", "DataSink", "EddyError", "Env", "KeyedConnectedStreams",
     "KeyedContext", "KeyedStream", "Level",
     "ListState", "MapState", "Stream", "TimeDomain", "TimeWindow", "Timer", "ValueState",
     "Window", "WindowedStream", "counter", "entry", "entries", "info", "log", "text",

@@ -13,7 +13,7 @@ graphs are plain Python objects here, converted to WIT records by ``_runtime``.
 
 import functools
 
-from . import ops
+from . import joins, ops
 from .ctx import TimeWindow
 from .errors import EddyError
 from .ops import encode_value
@@ -303,6 +303,16 @@ class Stream(_Settable):
             more += o._inputs()
         return Stream(self._g, self._v, self._edge, self._side_output, more)
 
+    def join(self, other):
+        """Joins this stream with ``other`` in windows (Flink's ``join``): pairs of values of
+        the same key in the same window; ``.where_key(ka).equal_to(kb).window(w).apply(f)``."""
+        return joins.JoinedStreams(self, other)
+
+    def co_group(self, other):
+        """Groups this stream with ``other`` in windows (Flink's ``coGroup``): per key and
+        window, the values of both; ``....window(w).co_group_apply(f)``."""
+        return joins.JoinedStreams(self, other)
+
     def connect(self, other):
         """Connects this stream with ``other``: the next operator has two inputs, a function
         for each (``map``, ``flat_map``, ``process``), or after ``key_by`` one keyed state
@@ -454,6 +464,13 @@ class KeyedStream(_Settable):
         inputs share (Flink's ``KeyedCoProcessFunction``)."""
         return KeyedConnectedStreams(self._g, self._hashed(), other._hashed())
 
+    def interval_join(self, other):
+        """Joins this stream with ``other`` (keyed alike) on event time (Flink's
+        ``intervalJoin``): a value at ``ta`` pairs with every value of the same key at ``tb``
+        where ``ta + lower <= tb <= ta + upper`` (``between``). Values behind the watermark
+        when they arrive are late and pair with nothing."""
+        return joins.IntervalJoin(self.connect(other))
+
     def connect_broadcast(self, rules):
         """Connects this keyed stream with a :class:`BroadcastStream`: the operator has
         keyed state and timers for this stream's records and broadcast state for both
@@ -548,8 +565,10 @@ class KeyedConnectedStreams:
         the other's, with the record's key current for keyed state (``ctx.key``,
         ``ctx.value_state(...)``, shared by both); ``on_timer(ctx, timer)`` when a timer
         the key registered fires."""
-        op = ops.KeyedCoProcess(first, second, on_timer)
-        vid = self._g.add_operator_from("CoProcess", op, self._first, self._second)
+        return self._keyed_operator("CoProcess", ops.KeyedCoProcess(first, second, on_timer))
+
+    def _keyed_operator(self, name, op):
+        vid = self._g.add_operator_from(name, op, self._first, self._second)
         self._g.vertices[vid].keyed = True
         return Stream(self._g, vid)
 
