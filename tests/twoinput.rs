@@ -8,9 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::cluster::Cluster;
 use common::*;
-use serde_json::json;
 
 const KEYS: u64 = 5;
 
@@ -213,37 +211,6 @@ fn late_records_join_nothing() {
     assert_eq!(run_entry("late-window-join", "1", &work.path().join("window"), &[]), ["0 0", "0 1", "0 2"]);
 }
 
-/// A keyed co-process stopped with a savepoint at parallelism 2 resumes at 3 and at 1: its
-/// state (of both inputs, in key groups) and both sources' positions move, and the final
-/// totals equal the uninterrupted run's.
-#[test]
-fn a_keyed_co_process_resumes_from_a_savepoint_at_another_parallelism() {
-    let cluster = Cluster::start(2, 2, &[]);
-    let work = tempfile::tempdir().unwrap();
-    let n: u64 = 20_000;
-    let args = |out: &Path, rate: &str| {
-        vec!["--n".to_string(), n.to_string(), "--rate".into(), rate.into(), "--output".into(), out.display().to_string()]
-    };
-    let jar = cluster.upload(&component("twoinput"));
-    let stopped_out = work.path().join("stopped");
-    let id = cluster.submit_with(&jar, json!({ "entry": "co-process", "args": args(&stopped_out, "5000"), "parallelism": 2 }));
-    cluster.wait_for(|c| c.job(&id)["records-in"].as_u64().unwrap_or(0) >= n / 4, "progress");
-    let savepoints = work.path().join("savepoints");
-    let stdout = run_ok(&["stop", "--savepoint", "-m", &cluster.http, &id, savepoints.to_str().unwrap()]);
-    let location = stdout.trim().rsplit(' ').next().unwrap().to_string();
-    let stopped = cluster.wait_status(&id, "FINISHED");
-    assert!(stopped["records-in"].as_u64().unwrap() < n + n / 2, "the job ran to its end before the stop: {stopped}");
-    assert!(read_parts(&stopped_out).is_empty(), "a stopped job must not fire its end-of-input timers");
-    for p in ["3", "1"] {
-        let out = work.path().join(format!("resumed-p{p}"));
-        let mut run = vec!["run".to_string(), "-m".into(), cluster.http.clone(), "-p".into(), p.into(), "-s".into(), location.clone()];
-        run.extend(["-c".to_string(), "co-process".into(), wasm()]);
-        run.extend(args(&out, "10000000"));
-        run_ok(&run.iter().map(String::as_str).collect::<Vec<_>>());
-        assert_eq!(sorted(read_parts(&out)), expected_totals(n), "resumed at parallelism {p}");
-    }
-}
-
 /// What `broadcast-rules` writes: each key's sum and its rule's final multiplier.
 fn expected_rules(n: u64) -> Vec<String> {
     let multiplier = ["2", "3", "4", "5", "none"];
@@ -274,32 +241,28 @@ fn every_subtask_of_a_broadcast_process_gets_every_rule() {
     }
 }
 
-/// A keyed broadcast process stopped with a savepoint at parallelism 2 resumes at 3 and at 1
-/// after its rules source has ended: the rules live on only in the restored broadcast state,
-/// which every new subtask must get (subtask 2 of 3 the copy of old subtask 0).
+/// A keyed co-process: its state (of both inputs, in key groups) and both sources'
+/// positions move; its totals come only at the end, so a stopped run writes none.
+#[test]
+fn a_keyed_co_process_resumes_from_a_savepoint_at_another_parallelism() {
+    savepoint_round_trip("twoinput", "co-process", 20_000, &[], &expected_totals(20_000));
+}
+
+/// A keyed broadcast process, resumed after its rules source ended: the rules live on only
+/// in the restored broadcast state, which every new subtask must get (subtask 2 of 3 the
+/// copy of old subtask 0).
 #[test]
 fn broadcast_state_survives_a_savepoint_and_a_rescale() {
-    let cluster = Cluster::start(2, 2, &[]);
-    let work = tempfile::tempdir().unwrap();
-    let n: u64 = 20_000;
-    let args = |out: &Path, rate: &str| {
-        vec!["--n".to_string(), n.to_string(), "--rate".into(), rate.into(), "--output".into(), out.display().to_string()]
-    };
-    let jar = cluster.upload(&component("twoinput"));
-    let stopped_out = work.path().join("stopped");
-    let id = cluster.submit_with(&jar, json!({ "entry": "broadcast-rules", "args": args(&stopped_out, "5000"), "parallelism": 2 }));
-    cluster.wait_for(|c| c.job(&id)["records-in"].as_u64().unwrap_or(0) >= n / 4, "progress");
-    let savepoints = work.path().join("savepoints");
-    let stdout = run_ok(&["stop", "--savepoint", "-m", &cluster.http, &id, savepoints.to_str().unwrap()]);
-    let location = stdout.trim().rsplit(' ').next().unwrap().to_string();
-    let stopped = cluster.wait_status(&id, "FINISHED");
-    assert!(stopped["records-in"].as_u64().unwrap() < n, "the job ran to its end before the stop: {stopped}");
-    for p in ["3", "1"] {
-        let out = work.path().join(format!("resumed-p{p}"));
-        let mut run = vec!["run".to_string(), "-m".into(), cluster.http.clone(), "-p".into(), p.into(), "-s".into(), location.clone()];
-        run.extend(["-c".to_string(), "broadcast-rules".into(), wasm()]);
-        run.extend(args(&out, "10000000"));
-        run_ok(&run.iter().map(String::as_str).collect::<Vec<_>>());
-        assert_eq!(sorted(read_parts(&out)), expected_rules(n), "resumed at parallelism {p}");
-    }
+    savepoint_round_trip("twoinput", "broadcast-rules", 20_000, &[], &expected_rules(20_000));
+}
+
+/// Window joins (each key's open windows of both sides) and interval joins (each side's
+/// values in map state, with their cleanup timers) through a savepoint and a rescale.
+#[test]
+fn joins_survive_a_savepoint_and_a_rescale() {
+    let n = 8_000;
+    let tumbling = pairs_where(n, |ta, tb| usize::from(ta / 50 == tb / 50));
+    savepoint_round_trip("twoinput", "window-join", n, &["--window", "tumbling"], &tumbling);
+    let interval = pairs_where(n, |ta, tb| usize::from(ta - 7 <= tb && tb <= ta + 11));
+    savepoint_round_trip("twoinput", "interval-join", n, &[], &interval);
 }

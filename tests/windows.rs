@@ -236,6 +236,18 @@ fn windows_over_a_whole_stream() {
     assert_eq!(total, n, "processing-time windows count every value once");
 }
 
+/// Windows over a whole stream through a savepoint and a rescale: the partial windows
+/// (keyed by spread key, in key groups) and the merging window of one subtask, and a
+/// window of one subtask with no pre-aggregation.
+#[test]
+fn windows_over_a_whole_stream_survive_a_savepoint_and_a_rescale() {
+    let n = 20_000;
+    for (window, kind, size, function) in [("tumbling", Kind::Tumbling, 50, "count"), ("sliding", Kind::Sliding, 60, "process")] {
+        let args = ["--window", window, "--fn", function];
+        common::savepoint_round_trip("windows", "window-all", n, &args, &expected_all(kind, size, function, n));
+    }
+}
+
 #[test]
 fn an_unknown_window_is_a_planning_error() {
     let wasm = component("windows");

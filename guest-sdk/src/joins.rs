@@ -216,7 +216,11 @@ where
     }
 }
 
-/// The interval join's operator: each side's values by time in keyed map state.
+/// The interval join's operator: each side's values in keyed map state, in buckets of time
+/// as wide as the interval, so that a value's partners lie in at most two buckets of the
+/// other side: four state calls a record (two reads, a read and a write), whatever the
+/// state holds. A bucket goes, by one timer, once the watermark says none of its values can
+/// pair any more.
 struct IntervalJoinOp<K, A, B, O, F> {
     lower: i64,
     upper: i64,
@@ -228,6 +232,9 @@ struct IntervalJoinOp<K, A, B, O, F> {
 const FIRST: &str = "__interval_join_first";
 const SECOND: &str = "__interval_join_second";
 
+/// A bucket of one side: `(time, value)` in arrival order.
+type Bucket<T> = Vec<(i64, T)>;
+
 impl<K, A, B, O, F> IntervalJoinOp<K, A, B, O, F>
 where
     A: Serialize + DeserializeOwned + Clone + 'static,
@@ -235,20 +242,47 @@ where
     O: Serialize + 'static,
     F: Fn(&mut Ctx<O>, A, B) -> Result<(), String>,
 {
-    fn first(&self) -> MapState<i64, Vec<A>> {
+    fn first(&self) -> MapState<i64, Bucket<A>> {
         self.ctx.map_state(FIRST)
     }
 
-    fn second(&self) -> MapState<i64, Vec<B>> {
+    fn second(&self) -> MapState<i64, Bucket<B>> {
         self.ctx.map_state(SECOND)
     }
 
-    /// Keeps `value` at `time` in `state`, and has it dropped once the watermark passes `until`.
-    fn keep<T: Serialize + DeserializeOwned>(&self, state: &MapState<i64, Vec<T>>, time: i64, value: T, until: i64) -> Result<(), String> {
-        let mut at = state.get(&time)?.unwrap_or_default();
-        at.push(value);
-        state.put(&time, &at)?;
-        self.ctx.register_event_time_timer(until)
+    /// The width of a bucket: the interval's (`between` ensured `lower <= upper`).
+    fn width(&self) -> i64 {
+        (self.upper - self.lower).saturating_add(1).max(1)
+    }
+
+    /// The last millisecond of bucket `b`.
+    fn bucket_end(&self, b: i64) -> i64 {
+        (b + 1).saturating_mul(self.width()) - 1
+    }
+
+    /// The values of `state` whose times lie in `[from, to]` (one or two buckets).
+    fn within<T: Serialize + DeserializeOwned>(&self, state: &MapState<i64, Bucket<T>>, from: i64, to: i64) -> Result<Bucket<T>, String> {
+        let mut found = Vec::new();
+        for b in from.div_euclid(self.width())..=to.div_euclid(self.width()) {
+            found.extend(state.get(&b)?.unwrap_or_default().into_iter().filter(|(t, _)| from <= *t && *t <= to));
+        }
+        Ok(found)
+    }
+
+    /// Keeps `value` at `time` in its bucket of `state`, which goes when the watermark
+    /// reaches the bucket's end plus `after`.
+    fn keep<T: Serialize + DeserializeOwned>(&self, state: &MapState<i64, Bucket<T>>, time: i64, value: T, after: i64) -> Result<(), String> {
+        let b = time.div_euclid(self.width());
+        let mut bucket = state.get(&b)?.unwrap_or_default();
+        bucket.push((time, value));
+        state.put(&b, &bucket)?;
+        self.ctx.register_event_time_timer(self.bucket_end(b).saturating_add(after))
+    }
+
+    /// The bucket whose timer (its end plus `after`) is at `now`, if any.
+    fn bucket_due(&self, now: i64, after: i64) -> Option<i64> {
+        let next = now.checked_sub(after)?.checked_add(1)?;
+        (next.rem_euclid(self.width()) == 0).then(|| next.div_euclid(self.width()) - 1)
     }
 }
 
@@ -266,24 +300,21 @@ where
         if time < self.ctx.current_watermark() {
             return Ok(());
         }
-        // Pairs as (first, second, the later time).
+        // Pairs as (first, second, the later time). A first value at `ta` pairs with second
+        // values at `ta + lower ..= ta + upper`, and none after the watermark passes `ta + upper`.
         let mut pairs = Vec::new();
         if r.input == 0 {
             let a: A = r.value.take()?;
-            for (tb, bs) in self.second().entries()? {
-                if time + self.lower <= tb && tb <= time + self.upper {
-                    pairs.extend(bs.into_iter().map(|b| (a.clone(), b, time.max(tb))));
-                }
+            for (tb, b) in self.within(&self.second(), time + self.lower, time + self.upper)? {
+                pairs.push((a.clone(), b, time.max(tb)));
             }
-            self.keep(&self.first(), time, a, time + self.upper)?;
+            self.keep(&self.first(), time, a, self.upper)?;
         } else {
             let b: B = r.value.take()?;
-            for (ta, as_) in self.first().entries()? {
-                if ta + self.lower <= time && time <= ta + self.upper {
-                    pairs.extend(as_.into_iter().map(|a| (a, b.clone(), time.max(ta))));
-                }
+            for (ta, a) in self.within(&self.first(), time - self.upper, time - self.lower)? {
+                pairs.push((a, b.clone(), time.max(ta)));
             }
-            self.keep(&self.second(), time, b, time - self.lower)?;
+            self.keep(&self.second(), time, b, -self.lower)?;
         }
         for (a, b, at) in pairs {
             self.ctx.ctx.out.clear();
@@ -296,21 +327,15 @@ where
         Ok(())
     }
 
-    /// The watermark reached `timer.timestamp`: values nothing can pair with any more go.
+    /// The watermark reached `timer.timestamp`: the bucket of either side whose values could
+    /// pair with nothing after it goes (found from the time, without a scan).
     fn on_timer(&mut self, key: &[u8], timer: Timer, _out: &mut dyn Emit) -> Result<(), String> {
         set_record_key(key);
-        let now = timer.timestamp;
-        let first = self.first();
-        for (ta, _) in first.entries()? {
-            if ta + self.upper <= now {
-                first.remove(&ta)?;
-            }
+        if let Some(b) = self.bucket_due(timer.timestamp, self.upper) {
+            self.first().remove(&b)?;
         }
-        let second = self.second();
-        for (tb, _) in second.entries()? {
-            if tb - self.lower <= now {
-                second.remove(&tb)?;
-            }
+        if let Some(b) = self.bucket_due(timer.timestamp, -self.lower) {
+            self.second().remove(&b)?;
         }
         Ok(())
     }

@@ -310,27 +310,39 @@ export class KeyedBroadcastProcessOp extends KeyedProcessOp {
   }
 }
 
-/** The interval join's operator: each side's values by time in keyed map state (see joins.js). */
+/**
+ * The interval join's operator (see joins.js): each side's values in keyed map state, in
+ * buckets of time as wide as the interval, so that a value's partners lie in at most two
+ * buckets of the other side (as in Rust). A bucket goes, by one timer, once the watermark
+ * says none of its values can pair any more.
+ */
 export class IntervalJoinOp extends Operator {
   constructor(lower, upper, f) {
     super();
     this.lower = lower;
     this.upper = upper;
+    this.width = Math.max(1, upper - lower + 1);
     this.f = f;
     this.ctx = new KeyedCtx();
+  }
+  /** `[time, value]` of `state` with times in `[lo, hi]` (one or two buckets). */
+  _within(state, lo, hi) {
+    const w = this.width;
+    const found = [];
+    for (let b = Math.floor(lo / w); b <= Math.floor(hi / w); b++) {
+      for (const tv of state.get(b) ?? []) if (lo <= tv[0] && tv[0] <= hi) found.push(tv);
+    }
+    return found;
   }
   /** The pairs `[a, b, later time]` value `v` at `t` of `input` makes. */
   _pairs(input, t, v) {
     const { lower, upper } = this;
-    const pairs = [];
-    for (const [to, vs] of this.ctx.mapState(INTERVAL_STATES[1 - input]).entries()) {
-      if (input === 0 && t + lower <= to && to <= t + upper) for (const o of vs) pairs.push([v, o, Math.max(t, to)]);
-      if (input === 1 && to + lower <= t && t <= to + upper) for (const o of vs) pairs.push([o, v, Math.max(t, to)]);
-    }
-    return pairs;
+    const other = this.ctx.mapState(INTERVAL_STATES[1 - input]);
+    if (input === 0) return this._within(other, t + lower, t + upper).map(([to, o]) => [v, o, Math.max(t, to)]);
+    return this._within(other, t - upper, t - lower).map(([to, o]) => [o, v, Math.max(t, to)]);
   }
   run(b) {
-    const { ctx } = this;
+    const { ctx, width } = this;
     const out = collector();
     ctx._out = out;
     for (let i = 0; i < b.v.length; i++) {
@@ -343,8 +355,10 @@ export class IntervalJoinOp extends Operator {
       if (t < ctx.currentWatermark()) continue; // late: nothing pairs with it
       const pairs = this._pairs(input, t, b.v[i]);
       const mine = ctx.mapState(INTERVAL_STATES[input]);
-      mine.put(t, [...(mine.get(t) ?? []), b.v[i]]);
-      ctx.registerEventTimeTimer(input === 0 ? t + this.upper : t - this.lower);
+      const bucket = Math.floor(t / width);
+      mine.put(bucket, [...(mine.get(bucket) ?? []), [t, b.v[i]]]);
+      const after = input === 0 ? this.upper : -this.lower;
+      ctx.registerEventTimeTimer((bucket + 1) * width - 1 + after);
       for (const [a, o, at] of pairs) {
         ctx.timestamp = at;
         this.f(ctx, a, o);
@@ -352,12 +366,13 @@ export class IntervalJoinOp extends Operator {
     }
     return out;
   }
-  /** The watermark reached the timer: values nothing can pair with any more go. */
+  /** The watermark reached the timer: the bucket of either side that can pair no more goes. */
   onTimer(key, now) {
     setRecordKey(key);
-    const [first, second] = INTERVAL_STATES.map((s) => this.ctx.mapState(s));
-    for (const [ta] of first.entries()) if (ta + this.upper <= now) first.remove(ta);
-    for (const [tb] of second.entries()) if (tb - this.lower <= now) second.remove(tb);
+    [this.upper, -this.lower].forEach((after, side) => {
+      const next = now - after + 1;
+      if (next % this.width === 0) this.ctx.mapState(INTERVAL_STATES[side]).remove(next / this.width - 1);
+    });
     return null;
   }
 }

@@ -114,32 +114,36 @@ class IntervalJoin:
 
 
 class IntervalJoinOp(Operator):
-    """Each side's values by time in keyed map state; pairs as values arrive."""
+    """Each side's values in keyed map state, in buckets of time as wide as the interval, so
+    that a value's partners lie in at most two buckets of the other side (as in Rust). A
+    bucket goes, by one timer, once the watermark says none of its values can pair any more."""
 
     STATES = ("__interval_join_first", "__interval_join_second")
 
     def __init__(self, lower, upper, f):
         self.lower, self.upper, self.f = lower, upper, f
+        self.width = max(1, upper - lower + 1)
         self.ctx = _ctx.KeyedContext()
         self.on_timer = self._on_timer
+
+    def _within(self, state, lo, hi):
+        """``[time, value]`` of ``state`` with times in ``[lo, hi]`` (one or two buckets)."""
+        w = self.width
+        return [tv for b in range(lo // w, hi // w + 1) for tv in state.get(b, ()) if lo <= tv[0] <= hi]
 
     def _pairs(self, input, t, v):
         """The pairs ``(a, b, later time)`` value ``v`` at ``t`` of ``input`` makes."""
         lo, hi = self.lower, self.upper
         other = self.ctx.map_state(self.STATES[1 - input])
-        pairs = []
-        for to, vs in other.entries():
-            if input == 0 and t + lo <= to <= t + hi:
-                pairs += [(v, o, max(t, to)) for o in vs]
-            elif input == 1 and to + lo <= t <= to + hi:
-                pairs += [(o, v, max(t, to)) for o in vs]
-        return pairs
+        if input == 0:
+            return [(v, o, max(t, to)) for to, o in self._within(other, t + lo, t + hi)]
+        return [(o, v, max(t, to)) for to, o in self._within(other, t - hi, t - lo)]
 
     def process(self, b):
         keys = _need_keys(b)
         if b.ts is None or None in b.ts:
             raise EddyError("interval join needs event time: assign timestamps at the sources")
-        ctx = self.ctx
+        ctx, w = self.ctx, self.width
         out_k, out_t, out_v = [], [], []
         for i, k, t, v in zip(_inputs(b), keys, b.ts, b.values()):
             _ctx.set_record_key(k)
@@ -147,8 +151,9 @@ class IntervalJoinOp(Operator):
                 continue  # late: nothing pairs with it
             pairs = self._pairs(i, t, v)
             mine = ctx.map_state(self.STATES[i])
-            mine.put(t, mine.get(t, []) + [v])
-            ctx.register_event_time_timer(t + self.upper if i == 0 else t - self.lower)
+            mine.put(t // w, mine.get(t // w, []) + [[t, v]])
+            after = self.upper if i == 0 else -self.lower
+            ctx.register_event_time_timer((t // w + 1) * w - 1 + after)
             for a, bv, at in pairs:
                 ctx._out = out = []
                 ctx.timestamp = at
@@ -159,14 +164,11 @@ class IntervalJoinOp(Operator):
         return Batch(out_k, out_t, None, out_v)
 
     def _on_timer(self, key, timer):
-        """The watermark reached the timer: values nothing can pair with any more go."""
+        """The watermark reached the timer: the bucket of either side whose values could pair
+        with nothing after it goes (found from the time, without a scan)."""
         _ctx.set_record_key(key)
-        now = timer.timestamp
-        first, second = (self.ctx.map_state(s) for s in self.STATES)
-        for ta in first.keys():
-            if ta + self.upper <= now:
-                first.remove(ta)
-        for tb in second.keys():
-            if tb - self.lower <= now:
-                second.remove(tb)
+        for state, after in zip(self.STATES, (self.upper, -self.lower)):
+            nxt = timer.timestamp - after + 1
+            if nxt % self.width == 0:
+                self.ctx.map_state(state).remove(nxt // self.width - 1)
         return Batch([], None, None, [])

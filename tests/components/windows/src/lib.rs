@@ -76,7 +76,7 @@ fn all_time(i: u64) -> i64 {
     (i + 10 * (i / 100)) as i64
 }
 
-/// `window-all --n N --window tumbling|sliding|sliding-uneven|session|processing --fn count|sum|reduce|process`:
+/// `window-all --n N [--rate R] [--output DIR] --window tumbling|sliding|sliding-uneven|session|processing --fn count|sum|reduce|process`:
 /// values `0..N` at [`all_time`] in windows over the whole stream: tumbling 50 ms, sliding
 /// 60 (or 50: not pre-aggregated) ms every 20 ms, sessions with a 5 ms gap, or tumbling 50 ms in processing time. Lines:
 /// `{fn} end={end} {n or sum}`, or for process `process {start}..{end} {count} {max}`.
@@ -90,8 +90,11 @@ fn window_all(env: &mut Env, args: &Args) -> Result<(), String> {
         "processing" => Window::tumbling_processing_time(50),
         other => return Err(format!("unknown --window '{other}'")),
     };
-    let values = env.generate(n, |i| (i, all_time(i))).assign_timestamps(1, 0).map(|(i, _): (u64, i64)| i);
-    let windowed = values.window_all(window);
+    let values = match args.get("rate") {
+        Some(rate) => env.generate_at_rate(n, rate.parse().map_err(|_| format!("--rate {rate}: not a number"))?, |i| (i, all_time(i))),
+        None => env.generate(n, |i| (i, all_time(i))),
+    };
+    let windowed = values.assign_timestamps(1, 0).map(|(i, _): (u64, i64)| i).window_all(window);
     let line = |f: &'static str| {
         move |ctx: &mut Ctx<String>, x: u64| {
             let end = ctx.timestamp().ok_or("window results carry a timestamp")? + 1;
@@ -99,17 +102,19 @@ fn window_all(env: &mut Env, args: &Args) -> Result<(), String> {
             Ok(())
         }
     };
-    match args.get_or("fn", "count") {
-        "count" => windowed.count().process(line("count")).print(),
-        "sum" => windowed.sum(Field::Whole).process(line("sum")).print(),
-        "reduce" => windowed.reduce(|a: u64, b: u64| a + b).process(line("reduce")).print(),
-        "process" => windowed
-            .process(|ctx: &mut Ctx<String>, w: TimeWindow, values: Vec<u64>| {
-                ctx.collect(format!("process {}..{} {} {}", w.start, w.end, values.len(), values.iter().max().unwrap()));
-                Ok(())
-            })
-            .print(),
+    let lines = match args.get_or("fn", "count") {
+        "count" => windowed.count().process(line("count")),
+        "sum" => windowed.sum(Field::Whole).process(line("sum")),
+        "reduce" => windowed.reduce(|a: u64, b: u64| a + b).process(line("reduce")),
+        "process" => windowed.process(|ctx: &mut Ctx<String>, w: TimeWindow, values: Vec<u64>| {
+            ctx.collect(format!("process {}..{} {} {}", w.start, w.end, values.len(), values.iter().max().unwrap()));
+            Ok(())
+        }),
         other => return Err(format!("unknown --fn '{other}'")),
+    };
+    match args.get("output") {
+        Some(dir) => lines.write_text_file(dir),
+        None => lines.print(),
     };
     Ok(())
 }
