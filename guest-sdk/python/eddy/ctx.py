@@ -187,7 +187,20 @@ class ListState(_State):
         _host.list_clear(self.name)
 
 
-class MapState(_State):
+class _MapView:
+    """What a map state offers on top of its ``get`` and ``entries``."""
+
+    def keys(self):
+        return [k for k, _ in self.entries()]
+
+    def values(self):
+        return [v for _, v in self.entries()]
+
+    def __contains__(self, key):
+        return self.get(key, _MISSING) is not _MISSING
+
+
+class MapState(_MapView, _State):
     """A map of JSON keys to JSON values per key, kept by the host."""
 
     def get(self, key, default=None):
@@ -212,20 +225,11 @@ class MapState(_State):
         return [(_decode(self.name, k), _decode(self.name, v))
                 for k, v in _host.map_entries(self.name)]
 
-    def keys(self):
-        return [k for k, _ in self.entries()]
-
-    def values(self):
-        return [v for _, v in self.entries()]
-
-    def __contains__(self, key):
-        return self.get(key, _MISSING) is not _MISSING
-
 
 _MISSING = object()
 
 
-class ReadOnlyBroadcastState:
+class ReadOnlyBroadcastState(_MapView):
     """A broadcast map (JSON keys to JSON values) tied to no key, as the non-broadcast
     input's function sees it: readable only, so every subtask's copy stays the same."""
 
@@ -241,15 +245,6 @@ class ReadOnlyBroadcastState:
         """All ``(key, value)`` pairs, in the order of the keys' JSON bytes."""
         return [(_decode(self.name, k), _decode(self.name, v))
                 for k, v in _require_host().broadcast_entries(self.name)]
-
-    def keys(self):
-        return [k for k, _ in self.entries()]
-
-    def values(self):
-        return [v for _, v in self.entries()]
-
-    def __contains__(self, key):
-        return self.get(key, _MISSING) is not _MISSING
 
 
 class BroadcastState(ReadOnlyBroadcastState):

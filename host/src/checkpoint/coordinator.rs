@@ -240,7 +240,7 @@ impl Coordinator {
             started: Instant::now(),
             request,
             // A task that ended will not see the barrier; its end snapshot stands in for it.
-            awaiting: self.tasks.iter().copied().filter(|t| !self.at_end.get(t).is_some_and(|h| !h.file.is_empty())).collect(),
+            awaiting: self.tasks.iter().copied().filter(|t| self.at_end.get(t).is_none_or(|h| h.file.is_empty())).collect(),
             handles: Vec::new(),
             carried: self.at_end.values().filter(|h| !h.file.is_empty()).cloned().collect(),
             finishing: false,
