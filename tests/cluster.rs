@@ -287,7 +287,7 @@ fn forged_cluster_messages_change_no_job_and_crash_nothing() {
             counters: vec![(exec.clone(), 0, 0, vec![("forged".into(), 1 << 50)])],
         };
         let () = codec::call(&conn, &beat).await.unwrap();
-        let outside = TaskHandle { chain: 0, subtask: 0, file: "../../../etc/passwd".into(), bytes: 1, sync_ms: 0 };
+        let outside = TaskHandle { chain: 0, subtask: 0, file: "../../../etc/passwd".into(), bytes: 1, sync_ms: 0, passed: 0 };
         let lies = [
             ToJobManager::TaskDone { id: "tm-1".into(), job: exec.clone(), chain: 0, subtask: 0, outcome: TaskOutcome::Failed("forged".into()), usage: huge, stats: forged, logs: forged_logs.clone(), counters: vec![("forged".into(), 1 << 50)] },
             ToJobManager::TaskDone { id: "tm-2".into(), job: exec.clone(), chain: 1, subtask: 1, outcome: TaskOutcome::Finished { records_in: 1, records_out: 1 }, usage: huge, stats: forged, logs: forged_logs.clone(), counters: vec![("forged".into(), 1 << 50)] },

@@ -183,7 +183,7 @@ fn an_upload_cut_off_half_way_or_a_corrupt_object_is_never_restored() {
     assert!(!s3.file("cut/job/chk-2/task-0-0").exists(), "a cut upload left an object");
     assert!(matches!(Restored::load(Path::new("s3://eddy/cut/job/chk-2")), Err(RestoreError::NotACheckpoint(_))));
     // Even a `_metadata` that names it (which no coordinator writes) restores nothing.
-    let handle = eddy::checkpoint::TaskHandle { chain: 0, subtask: 0, file: "task-0-0".into(), bytes: 40 << 20, sync_ms: 0 };
+    let handle = eddy::checkpoint::TaskHandle { chain: 0, subtask: 0, file: "task-0-0".into(), bytes: 40 << 20, sync_ms: 0, passed: 0 };
     let named = complete(&storage, 2, vec![handle.clone()]);
     let err = Restored::load(&named).unwrap_err().to_string();
     assert!(err.starts_with("cannot read s3://eddy/cut/job/chk-2/task-0-0: no object"), "{err}");

@@ -8,7 +8,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use common::cluster::Cluster;
 use common::*;
+use serde_json::json;
 
 const KEYS: u64 = 5;
 
@@ -239,6 +241,32 @@ fn every_subtask_of_a_broadcast_process_gets_every_rule() {
         let lines = run_entry("broadcast-copies", &p.to_string(), &work.path().join(p.to_string()), &["--n", "1000"]);
         assert_eq!(lines, sorted(expected), "p={p}");
     }
+}
+
+/// A stop-with-savepoint of a job one of whose pipelines has ended: the savepoint covers the
+/// ended tasks by their end snapshots, the job ends, the ended sink commits its last file,
+/// and the resumed job writes the rest of the other pipeline and nothing of the ended one.
+#[test]
+fn a_savepoint_covers_a_pipeline_that_has_ended() {
+    let cluster = Cluster::start(1, 2, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let jar = cluster.upload(&component("twoinput"));
+    let out = work.path().join("stopped");
+    let args = json!(["--n", "20000", "--rate", "2000", "--output", out.display().to_string()]);
+    let id = cluster.submit_with(&jar, json!({ "entry": "short-and-long", "args": args, "parallelism": 1 }));
+    cluster.wait_for(|c| c.job(&id)["records-in"].as_u64().unwrap_or(0) >= 2000, "progress");
+    let savepoints = work.path().join("savepoints");
+    let stdout = run_ok(&["stop", "--savepoint", "-m", &cluster.http, &id, savepoints.to_str().unwrap()]);
+    let location = stdout.trim().rsplit(' ').next().unwrap().to_string();
+    cluster.wait_status(&id, "FINISHED");
+    assert_eq!(sorted(read_parts(&out.join("short"))), ["a", "b"], "the ended sink committed its file");
+    let before = read_parts(&out.join("long"));
+    let resumed = work.path().join("resumed");
+    run_ok(&["run", "-m", &cluster.http, "-s", &location, "-c", "short-and-long", &wasm(), "--n", "20000", "--rate", "10000000", "--output", resumed.to_str().unwrap()]);
+    assert!(read_parts(&resumed.join("short")).is_empty(), "the ended pipeline does not run again");
+    let mut long: Vec<u64> = before.iter().chain(&read_parts(&resumed.join("long"))).map(|l| l.parse().unwrap()).collect();
+    long.sort();
+    assert_eq!(long, (0..20_000).collect::<Vec<u64>>());
 }
 
 /// A keyed co-process: its state (of both inputs, in key groups) and both sources'

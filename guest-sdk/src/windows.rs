@@ -330,8 +330,8 @@ impl<T: Serialize + DeserializeOwned + 'static> AllWindowedStream<T> {
         self.built_in(|w| w.max(field.clone()), |w| w.max(field.clone()), |w| w.max(field.clone()))
     }
 
-    /// Folds each window's values with `f` (pre-aggregated: `f` must be associative, as a
-    /// reduce is).
+    /// Folds each window's values with `f`. Partials are computed in parallel and merged in
+    /// no particular order, so `f` must be associative and commutative (a sum, a maximum).
     pub fn reduce<F>(self, f: F) -> Stream<T>
     where
         F: Fn(T, T) -> T + 'static,

@@ -992,7 +992,10 @@ export class AllWindowedStream {
     return this._builtIn(f, f, f);
   }
 
-  /** Folds each window's values with `f(a, b)` (pre-aggregated: `f` must be associative). */
+  /**
+   * Folds each window's values with `f(a, b)`. Partials are computed in parallel and merged in
+   * no particular order, so `f` must be associative and commutative.
+   */
   reduce(f) {
     const r = (w) => w.reduce(f);
     return this._builtIn(r, r, r);

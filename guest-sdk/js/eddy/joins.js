@@ -101,7 +101,11 @@ export class IntervalJoin {
    * `lower <= upper`, either may be negative).
    */
   between(lowerMs, upperMs) {
-    if (lowerMs > upperMs) this._g.errors.push(`interval join: between(${lowerMs}, ${upperMs}): the lower bound is above the upper`);
+    if (!Number.isSafeInteger(lowerMs) || !Number.isSafeInteger(upperMs)) {
+      this._g.errors.push(`interval join: between(${lowerMs}, ${upperMs}): the bounds must be integers (ms)`);
+    } else if (lowerMs > upperMs) {
+      this._g.errors.push(`interval join: between(${lowerMs}, ${upperMs}): the lower bound is above the upper`);
+    }
     this._bounds = [lowerMs, upperMs];
     return this;
   }

@@ -799,8 +799,8 @@ class AllWindowedStream:
         return self._built_in(*(lambda w: w.max(field),) * 3)
 
     def reduce(self, f):
-        """Folds each window's values with ``f(a, b)`` (pre-aggregated: ``f`` must be
-        associative, as a reduce is)."""
+        """Folds each window's values with ``f(a, b)``. Partials are computed in parallel and
+        merged in no particular order, so ``f`` must be associative and commutative."""
         return self._built_in(*(lambda w: w.reduce(f),) * 3)
 
     def aggregate(self, create, add, result=lambda acc: acc):

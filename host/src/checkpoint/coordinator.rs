@@ -202,9 +202,15 @@ impl Coordinator {
                 return None;
             }
         }
-        if self.finished_tasks {
+        // A task that ended without an end snapshot cannot be covered by one.
+        let uncovered = self.at_end.values().find(|h| h.file.is_empty()).map(|h| (h.chain, h.subtask));
+        if self.finished_tasks || uncovered.is_some() {
+            let why = match uncovered {
+                Some((chain, subtask)) => format!("subtask {} of task {chain} ended without a snapshot of its state; no checkpoint can cover it", subtask + 1),
+                None => "some tasks already finished; a savepoint needs every task running".into(),
+            };
             while let Some(r) = self.queued.pop_front() {
-                (r.reply)(Err("some tasks already finished; a savepoint needs every task running".into()));
+                (r.reply)(Err(why.clone()));
             }
             return None;
         }
@@ -240,9 +246,9 @@ impl Coordinator {
             started: Instant::now(),
             request,
             // A task that ended will not see the barrier; its end snapshot stands in for it.
-            awaiting: self.tasks.iter().copied().filter(|t| self.at_end.get(t).is_none_or(|h| h.file.is_empty())).collect(),
+            awaiting: self.tasks.iter().copied().filter(|t| !self.at_end.contains_key(t)).collect(),
             handles: Vec::new(),
-            carried: self.at_end.values().filter(|h| !h.file.is_empty()).cloned().collect(),
+            carried: self.at_end.values().cloned().collect(),
             finishing: false,
         });
         tracing::debug!(job = %self.job, id = barrier.id, kind, "checkpoint triggered");
@@ -338,16 +344,24 @@ impl Coordinator {
                 // Without its snapshot the commit cannot be finished by a restore;
                 // the sinks still commit, as they would without checkpoints.
                 tracing::warn!(job = %self.job, chain, subtask, "no end snapshot: {e}");
-                TaskHandle { chain, subtask, file: String::new(), bytes: 0, sync_ms: 0 }
+                TaskHandle { chain, subtask, file: String::new(), bytes: 0, sync_ms: 0, passed: 0 }
             }
         };
         self.at_end.insert((chain, subtask), handle.clone());
         if !self.tasks.iter().all(|t| self.at_end.contains_key(t)) {
-            // A checkpoint waiting for this task takes its end snapshot: no barrier will come.
-            let pending = self.pending.as_mut().filter(|p| !p.finishing && !handle.file.is_empty())?;
-            if pending.awaiting.remove(&(chain, subtask)) {
-                pending.carried.push(handle);
+            // A checkpoint waiting for this task takes its end snapshot, unless the task passed
+            // its barrier before it ended (that snapshot's acknowledgement is on its way).
+            let pending = self.pending.as_mut().filter(|p| !p.finishing && p.awaiting.contains(&(chain, subtask)))?;
+            if handle.passed >= pending.barrier.id {
+                return None;
             }
+            if handle.file.is_empty() {
+                let id = pending.barrier.id;
+                self.fail_pending(format!("checkpoint {id}: subtask {} of task {chain} ended without a snapshot of its state", subtask + 1));
+                return None;
+            }
+            pending.awaiting.remove(&(chain, subtask));
+            pending.carried.push(handle);
             return self.finishing_pending();
         }
         // A checkpoint still in flight would, completing late, become the restore point
@@ -559,7 +573,7 @@ mod tests {
         let mut c = Coordinator::new("j", config(1), storage.clone(), vec![(0, 0), (0, 1)], 128, None, 7);
         let b = c.poll().unwrap();
         assert_eq!(b.id, 7, "ids continue where the job's earlier runs left them");
-        let forged = TaskHandle { chain: 0, subtask: 0, file: "../../other-job/chk-1/task-0-0".into(), bytes: 0, sync_ms: 0 };
+        let forged = TaskHandle { chain: 0, subtask: 0, file: "../../other-job/chk-1/task-0-0".into(), bytes: 0, sync_ms: 0, passed: 0 };
         assert!(c.ack(b.id, 0, 0, Ok(forged)).is_none());
         assert!(c.ack(b.id, 5, 0, Ok(storage.write_task(b.id, 0, 1, &vec![]).unwrap())).is_none(), "a task the job lacks");
         assert_eq!(c.view()["failed"], 1);
@@ -602,5 +616,37 @@ mod tests {
         for uid in ["ended-0", "running", "ended-2"] {
             assert_eq!(restored.state_for(uid, 0, 1).items, [uid.as_bytes()], "{uid}");
         }
+    }
+
+    /// A task that passed a checkpoint's barrier and then ended is not covered by its end
+    /// snapshot (that would lose what it did after the barrier): its own acknowledgement,
+    /// even if it comes after the end's, completes the checkpoint.
+    #[test]
+    fn a_task_that_passed_the_barrier_before_it_ended_gives_its_own_snapshot() {
+        use crate::checkpoint::OperatorState;
+        let dir = tempfile::tempdir().unwrap();
+        let storage = DirStorage::new(dir.path());
+        let mut c = Coordinator::new("j", config(1), storage.clone(), vec![(0, 0), (1, 0)], 128, None, 1);
+        let state = |s: &str| vec![(s.to_string(), OperatorState { items: vec![s.as_bytes().to_vec()], ..OperatorState::default() })];
+        let b = c.poll().unwrap();
+        let end = storage.write_task(FINAL_CHECKPOINT, 0, 0, &state("end")).map(|h| TaskHandle { passed: b.id, ..h });
+        assert!(c.ack(FINAL_CHECKPOINT, 0, 0, end.map_err(|e| e.to_string())).is_none());
+        assert!(c.ack(b.id, 1, 0, Ok(storage.write_task(b.id, 1, 0, &state("other")).unwrap())).is_none(), "task 0's own snapshot is still to come");
+        let done = c.ack(b.id, 0, 0, Ok(storage.write_task(b.id, 0, 0, &state("at-barrier")).unwrap())).unwrap();
+        let restored = crate::checkpoint::Restored::load(&done.location).unwrap();
+        assert!(restored.contains("at-barrier") && !restored.contains("end"));
+    }
+
+    /// A task that ended without an end snapshot cannot be covered: savepoints are refused
+    /// at once, saying which, instead of waiting out the timeout.
+    #[test]
+    fn a_task_that_ended_without_a_snapshot_refuses_savepoints_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Coordinator::new("j", config(1), DirStorage::new(dir.path()), vec![(0, 0), (1, 0)], 128, None, 1);
+        assert!(c.ack(FINAL_CHECKPOINT, 1, 0, Err("disk full".into())).is_none());
+        let (tx, rx) = std::sync::mpsc::channel();
+        c.request_savepoint(SavepointRequest { target: None, stop: false, reply: Box::new(move |r| tx.send(r).unwrap()) });
+        assert!(c.poll().is_none());
+        assert_eq!(rx.recv().unwrap().unwrap_err(), "subtask 1 of task 1 ended without a snapshot of its state; no checkpoint can cover it");
     }
 }

@@ -34,6 +34,15 @@ pub struct TaskHandle {
     /// sending the barrier on (the file is written afterwards, in the background).
     #[serde(default)]
     pub sync_ms: u64,
+    /// Of an end snapshot (the final checkpoint's): the last barrier the task passed before
+    /// its input ended (0: none). A checkpoint it passed has a snapshot of its own; a later
+    /// one takes this end snapshot, since nothing reached the task after it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub passed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What `_metadata` says about a completed checkpoint or savepoint.
@@ -139,7 +148,7 @@ impl CheckpointStorage for DirStorage {
             std::fs::create_dir_all(&dir)?;
             snapshot::write(&dir.join(&file), state)?
         };
-        Ok(TaskHandle { chain, subtask, file, bytes, sync_ms: 0 })
+        Ok(TaskHandle { chain, subtask, file, bytes, sync_ms: 0, passed: 0 })
     }
 
     fn complete(&self, meta: &Metadata) -> io::Result<PathBuf> {
@@ -181,8 +190,13 @@ fn read_file(path: &Path) -> io::Result<Vec<u8>> {
     std::fs::read(path)
 }
 
-/// Copies a checkpoint's file into directory (or prefix) `dir` as `name`.
+/// Copies a checkpoint's file into directory (or prefix) `dir` as `name`: on filesystems
+/// without holding it in memory (a task's state may be larger than that).
 pub(crate) fn copy_file(from: &Path, dir: &Path, name: &str) -> io::Result<()> {
+    if !is_object_url(from) && !is_object_url(dir) {
+        std::fs::create_dir_all(dir)?;
+        return std::fs::copy(from, dir.join(name)).map(drop);
+    }
     let bytes = read_file(from)?;
     if is_object_url(dir) {
         return Object::at(&dir.join(name))?.put(bytes);

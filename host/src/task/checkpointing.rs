@@ -46,6 +46,9 @@ pub struct TaskCheckpoints {
     committed: u64,
     /// The stop-with-savepoint barrier this task passed: it ends once that completes.
     pub stopped: Option<u64>,
+    /// The last barrier this task passed (snapshotted and sent on), for its end snapshot:
+    /// checkpoints up to it have a snapshot of this task of their own.
+    passed: u64,
 }
 
 impl std::fmt::Debug for Checkpointing {
@@ -58,7 +61,7 @@ impl TaskCheckpoints {
     /// Bookkeeping of subtask `subtask` of chain `chain`; `shared` is none
     /// when the job takes no checkpoints.
     pub fn new(shared: Option<Checkpointing>, chain: usize, subtask: u32) -> Self {
-        TaskCheckpoints { shared, chain, subtask, injected: 0, committed: 0, stopped: None }
+        TaskCheckpoints { shared, chain, subtask, injected: 0, committed: 0, stopped: None, passed: 0 }
     }
 
     /// The last barrier this task's source injected (0: none).
@@ -104,6 +107,7 @@ impl TaskCheckpoints {
         }
         output.write(&emitted, signals)?;
         output.broadcast(Event::Barrier(barrier), signals)?;
+        self.passed = barrier.id;
         if barrier.stop {
             self.stopped = Some(barrier.id);
         }
@@ -139,7 +143,8 @@ impl TaskCheckpoints {
                     state.push((uid.to_string(), OperatorState::default()));
                 }
                 let (chain, subtask) = (self.chain, self.subtask);
-                let result = shared.storage.write_task(FINAL_CHECKPOINT, chain, subtask, &state).map_err(|e| e.to_string());
+                let passed = self.passed;
+                let result = shared.storage.write_task(FINAL_CHECKPOINT, chain, subtask, &state).map(|h| TaskHandle { passed, ..h }).map_err(|e| e.to_string());
                 (shared.acks)(TaskAck { checkpoint: FINAL_CHECKPOINT, chain, subtask, result });
                 FINAL_CHECKPOINT
             }
@@ -155,6 +160,12 @@ impl TaskCheckpoints {
                 return Err(TaskError::Cancelled);
             }
             std::thread::sleep(Duration::from_millis(5));
+        }
+        if id == FINAL_CHECKPOINT && signals.checkpoint_committed.load(Ordering::Acquire) < FINAL_CHECKPOINT {
+            // Released by a stop-with-savepoint, which holds this end snapshot: its sinks
+            // commit their last files now, as a restore from that savepoint would.
+            self.committed = FINAL_CHECKPOINT;
+            return chain.checkpoint_complete(FINAL_CHECKPOINT);
         }
         self.notify(chain, signals)
     }

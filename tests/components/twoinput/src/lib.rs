@@ -221,7 +221,18 @@ fn broadcast_copies(env: &mut Env, args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// `short-and-long --n N --rate R --output DIR`: two pipelines in one job, `a`, `b` into
+/// `DIR/short` (ends at once) and `0..N` at `R` a second into `DIR/long`.
+fn short_and_long(env: &mut Env, args: &Args) -> Result<(), String> {
+    let n: u64 = args.parse_or("n", 1000)?;
+    let rate: u64 = args.parse_or("rate", 1000)?;
+    env.from_elements(vec!["a".to_string(), "b".into()]).write_text_file(out(args, "short")?);
+    env.generate_at_rate(n, rate, |i| i).map(|i: u64| i.to_string()).write_text_file(out(args, "long")?);
+    Ok(())
+}
+
 eddy_sdk::entries! {
+    "short-and-long" => short_and_long,
     "broadcast-rules" => broadcast_rules,
     "broadcast-copies" => broadcast_copies,
     "union" => union,
