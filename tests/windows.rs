@@ -106,10 +106,15 @@ impl Sim {
 }
 
 fn expected(kind: Kind, function: &'static str) -> Vec<String> {
+    simulate(kind, function, |key| key)
+}
+
+/// The simulation with every event's key mapped by `key`.
+fn simulate(kind: Kind, function: &'static str, key: impl Fn(&'static str) -> &'static str) -> Vec<String> {
     let mut sim = Sim { kind, function, watermark: i64::MIN, panes: BTreeMap::new(), lines: Vec::new() };
     let mut max_ts = i64::MIN;
-    for &(key, ts, n) in EVENTS {
-        sim.record(key, ts, n);
+    for &(k, ts, n) in EVENTS {
+        sim.record(key(k), ts, n);
         max_ts = max_ts.max(ts);
         sim.advance(max_ts - OUT_OF_ORDERNESS - 1);
     }
@@ -234,6 +239,27 @@ fn windows_over_a_whole_stream() {
     let args = ["run", "--local", "-p", "2", "-c", "window-all", languages[0].to_str().unwrap(), "--n", "2000", "--window", "processing"];
     let total: u64 = sorted_lines(&run_ok(&args)).iter().map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap()).sum();
     assert_eq!(total, n, "processing-time windows count every value once");
+}
+
+/// `window_all` with allowed lateness over the out-of-order events: every record in one
+/// window per time whatever its key, late records within the lateness firing their window
+/// again, later ones dropped (`window_all` has no late side output).
+#[test]
+fn windows_over_a_whole_stream_take_late_records_as_keyed_windows_do() {
+    let wasm = component("windows");
+    for (window, kind) in [("tumbling", Kind::Tumbling), ("sliding", Kind::Sliding), ("session", Kind::Session)] {
+        for function in ["count", "sum", "reduce", "process"] {
+            let mut want = simulate(kind, function, |_| "all");
+            want.retain(|l| !l.starts_with("late "));
+            assert!(want.len() > 2);
+            for p in ["1", "2"] {
+                let out = run_ok(&["run", "--local", "-p", p, "-c", "windows", wasm.to_str().unwrap(), "--all", "--window", window, "--fn", function]);
+                assert_eq!(sorted_lines(&out), want, "{window} windows over all, {function}, parallelism {p}");
+            }
+        }
+    }
+    let late: Vec<String> = simulate(Kind::Tumbling, "count", |_| "all").into_iter().filter(|l| l.starts_with("late ")).collect();
+    assert!(!late.is_empty(), "the data has records later than the lateness");
 }
 
 /// Windows over a whole stream through a savepoint and a rescale: the partial windows

@@ -18,6 +18,7 @@ const LATENESS: u64 = 5;
 /// tumbling 10 ms, sliding 10 ms every 5 ms, sessions with a 4 ms gap (event time), or
 /// tumbling 10 ms processing-time windows. Lines: `{fn} {key} end={end} n={n}`, or for
 /// process `process {key} {start}..{end} {sorted values}`, and `late {key} {ts} {n}`.
+/// With `--all`, every event's key is `all` and the windows are `window_all`'s (no late lines).
 fn windows(env: &mut Env, args: &Args) -> Result<(), String> {
     let window = match args.get_or("window", "tumbling") {
         "tumbling" => Window::tumbling_event_time(10),
@@ -26,7 +27,11 @@ fn windows(env: &mut Env, args: &Args) -> Result<(), String> {
         "processing" => Window::tumbling_processing_time(10),
         other => return Err(format!("unknown --window '{other}'")),
     };
-    let events: Vec<Event> = EVENTS.iter().map(|&(k, ts, n)| (k.to_string(), ts, n)).collect();
+    let all = args.has("all");
+    let events: Vec<Event> = EVENTS.iter().map(|&(k, ts, n)| (if all { "all" } else { k }.to_string(), ts, n)).collect();
+    if all {
+        return windows_over_all(env, args, window, events);
+    }
     let windowed = env
         .from_elements(events)
         .assign_timestamps(1, OUT_OF_ORDERNESS)
@@ -68,6 +73,37 @@ fn windows(env: &mut Env, args: &Args) -> Result<(), String> {
             .print(),
         other => return Err(format!("unknown --fn '{other}'")),
     };
+    Ok(())
+}
+
+/// The `--all` variant of `windows`: the same events and lines through `window_all`, whose
+/// allowed lateness keeps it in one subtask (late firings would count twice if pre-aggregated).
+fn windows_over_all(env: &mut Env, args: &Args, window: Window, events: Vec<Event>) -> Result<(), String> {
+    let windowed = env.from_elements(events).assign_timestamps(1, OUT_OF_ORDERNESS).window_all(window).allowed_lateness(LATENESS);
+    let line = |f: &'static str| {
+        move |ctx: &mut Ctx<String>, (k, _, n): Event| {
+            let end = ctx.timestamp().ok_or("window results carry a timestamp")? + 1;
+            ctx.collect(format!("{f} {k} end={end} n={n}"));
+            Ok(())
+        }
+    };
+    let lines = match args.get_or("fn", "count") {
+        "count" => windowed.count().process(|ctx: &mut Ctx<String>, n: u64| {
+            let end = ctx.timestamp().ok_or("window results carry a timestamp")? + 1;
+            ctx.collect(format!("count all end={end} n={n}"));
+            Ok(())
+        }),
+        "sum" => windowed.sum(2).process(line("sum")),
+        "reduce" => windowed.reduce(|(k, ts, a): Event, (_, _, b): Event| (k, ts, a + b)).process(line("reduce")),
+        "process" => windowed.process(|ctx: &mut Ctx<String>, w: TimeWindow, values: Vec<Event>| {
+            let mut ns: Vec<i64> = values.iter().map(|e| e.2).collect();
+            ns.sort();
+            ctx.collect(format!("process all {}..{} {ns:?}", w.start, w.end));
+            Ok(())
+        }),
+        other => return Err(format!("unknown --fn '{other}'")),
+    };
+    lines.print();
     Ok(())
 }
 
