@@ -233,13 +233,16 @@ fn broadcast_state_reaches_every_subtask_of_a_keyed_operator() {
 #[test]
 fn every_subtask_of_a_broadcast_process_gets_every_rule() {
     let work = tempfile::tempdir().unwrap();
-    for p in [1usize, 2] {
-        let mut expected: Vec<String> = (0..1000).map(|x| format!("n{x}")).collect();
-        for (i, rule) in ["a", "b", "c"].iter().enumerate() {
-            expected.extend(std::iter::repeat_n(format!("rule {rule} {}", i + 1), p));
+    for language in LANGUAGES {
+        for p in [1usize, 2] {
+            let mut expected: Vec<String> = (0..1000).map(|x| format!("n{x}")).collect();
+            for (i, rule) in ["a", "b", "c"].iter().enumerate() {
+                expected.extend(std::iter::repeat_n(format!("rule {rule} {}", i + 1), p));
+            }
+            let out = work.path().join(format!("{language}-{p}"));
+            let lines = run_entry_of(language, "broadcast-copies", &p.to_string(), &out, &["--n", "1000"]);
+            assert_eq!(lines, sorted(expected), "{language} p={p}");
         }
-        let lines = run_entry("broadcast-copies", &p.to_string(), &work.path().join(p.to_string()), &["--n", "1000"]);
-        assert_eq!(lines, sorted(expected), "p={p}");
     }
 }
 

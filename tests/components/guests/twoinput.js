@@ -90,3 +90,20 @@ entry("window-all", (env, args) => {
   else if (fn === "reduce") windowed.reduce((a, b) => a + b).process(line("reduce")).print();
   else windowed.process((ctx, w, vs) => ctx.collect(`process ${w.start}..${w.end} ${vs.length} ${Math.max(...vs)}`)).print();
 });
+
+entry("broadcast-copies", (env, args) => {
+  const n = args.parseOr("n", 1000);
+  const rules = env.fromElements(["a", "b", "c"]).broadcastState();
+  env
+    .generate(n, (i) => i)
+    .connectBroadcast(rules)
+    .process(
+      (ctx, x) => ctx.collect(`n${x}`),
+      (ctx, r) => {
+        const seen = ctx.broadcastState("seen");
+        seen.put(r, true);
+        ctx.collect(`rule ${r} ${seen.entries().length}`);
+      },
+    )
+    .writeTextFile(args.required("output"));
+});

@@ -94,3 +94,18 @@ def window_all(env, args):
         windowed.reduce(lambda a, b: a + b).process(line("reduce")).print()
     else:
         windowed.process(lambda ctx, w, vs: ctx.collect(f"process {w.start}..{w.end} {len(vs)} {max(vs)}")).print()
+
+
+@eddy.entry("broadcast-copies")
+def broadcast_copies(env, args):
+    n = args.parse_or("n", 1000)
+    rules = env.from_elements("a", "b", "c").broadcast_state()
+
+    def rule(ctx, r):
+        seen = ctx.broadcast_state("seen")
+        seen.put(r, True)
+        ctx.collect(f"rule {r} {len(seen.entries())}")
+
+    (env.generate(n, lambda i: i).connect_broadcast(rules)
+        .process(lambda ctx, x: ctx.collect(f"n{x}"), rule)
+        .write_text_file(args.required("output")))
