@@ -16,9 +16,9 @@ use serde::Serialize;
 
 use crate::bindings::eddy::stream::host;
 use crate::bindings::eddy::stream::types::VertexKind;
-use crate::ctx::{set_record_key, state_decode, to_json, Ctx, KeyedCtx, TimeDomain, Timer};
+use crate::ctx::{set_record_key, state_decode, to_json, Ctx, KeyedCtx, Timer};
 use crate::graph::{add_operator_from, add_vertex_from, builder_error, keyed_record_key, register, with_vertex, Input, KeyedStream, Shared, Stream};
-use crate::ops::{Emit, Item, Operator, Value};
+use crate::ops::{Emit, Item, Operator};
 
 /// A stream whose records every subtask of the operator it is connected to receives, to
 /// update broadcast state (Flink's `BroadcastStream`).
@@ -155,20 +155,6 @@ pub struct KeyedBroadcastConnectedStreams<A, B, K> {
     _t: Types<A, B, K>,
 }
 
-/// Emits what the function collected for record `r`, with its key and time.
-fn flush<O: Serialize + 'static>(ctx: &mut Ctx<O>, r: &Item<'_>, out: &mut dyn Emit) -> Result<(), String> {
-    for o in ctx.out.drain(..) {
-        out.emit(r.with(Value::Typed(&mut Some(o))))?;
-    }
-    Ok(())
-}
-
-/// Readies the context for a record of time `timestamp`.
-fn begin<O>(ctx: &mut Ctx<O>, timestamp: Option<i64>) {
-    ctx.out.clear();
-    ctx.timestamp = timestamp;
-}
-
 /// A broadcast process function: one function per input, the first reading broadcast state,
 /// the second (the broadcast side's) changing it.
 struct BroadcastProcess<A, B, O, F, G> {
@@ -187,12 +173,12 @@ where
     G: Fn(&mut Ctx<O>, &Broadcast, B) -> Result<(), String>,
 {
     fn process(&mut self, mut r: Item<'_>, out: &mut dyn Emit) -> Result<(), String> {
-        begin(&mut self.ctx, r.timestamp);
+        self.ctx.begin(r.timestamp);
         match r.input {
             0 => (self.element)(&mut self.ctx, &ReadOnlyBroadcast(()), r.value.take()?)?,
             _ => (self.broadcast)(&mut self.ctx, &Broadcast(()), r.value.take()?)?,
         }
-        flush(&mut self.ctx, &r, out)
+        self.ctx.flush(&r, out)
     }
 }
 
@@ -216,7 +202,7 @@ where
     H: Fn(&mut KeyedCtx<K, O>, &ReadOnlyBroadcast, Timer) -> Result<(), String>,
 {
     fn process(&mut self, mut r: Item<'_>, out: &mut dyn Emit) -> Result<(), String> {
-        begin(&mut self.ctx.ctx, r.timestamp);
+        self.ctx.begin(r.timestamp);
         if r.input == 0 {
             set_record_key(keyed_record_key(&r)?);
             (self.element)(&mut self.ctx, &ReadOnlyBroadcast(()), r.value.take()?)?;
@@ -224,18 +210,14 @@ where
             // The broadcast side has no key: its function gets no keyed state.
             (self.broadcast)(&mut self.ctx.ctx, &Broadcast(()), r.value.take()?)?;
         }
-        flush(&mut self.ctx.ctx, &r, out)
+        self.ctx.flush(&r, out)
     }
 
     fn on_timer(&mut self, key: &[u8], timer: Timer, out: &mut dyn Emit) -> Result<(), String> {
         set_record_key(key);
-        let timestamp = (timer.domain == TimeDomain::EventTime).then_some(timer.timestamp);
-        begin(&mut self.ctx.ctx, timestamp);
+        self.ctx.begin(timer.output_time());
         (self.on_timer)(&mut self.ctx, &ReadOnlyBroadcast(()), timer)?;
-        for o in self.ctx.ctx.out.drain(..) {
-            out.emit(Item { key: Some(key), timestamp, value: Value::Typed(&mut Some(o)), input: 0 })?;
-        }
-        Ok(())
+        self.ctx.flush_as(Some(key), timer.output_time(), out)
     }
 }
 

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::bindings::eddy::stream::types::VertexKind;
-use crate::ctx::{set_record_key, Ctx, KeyedCtx, TimeDomain, Timer};
+use crate::ctx::{set_record_key, Ctx, KeyedCtx, Timer};
 use crate::graph::{add_operator_from, add_vertex_from, builder_error, keyed_record_key, op, register, Input, KeyedStream, Shared, Stream};
 use crate::ops::{Emit, Item, Operator, Value};
 
@@ -115,13 +115,9 @@ where
         self.then(
             "CoProcess",
             op(move |mut r, out| {
-                ctx.out.clear();
-                ctx.timestamp = r.timestamp;
+                ctx.begin(r.timestamp);
                 on_input(&mut r, &mut ctx, |c, a| first(c, a), |c, b| second(c, b))?;
-                for o in ctx.out.drain(..) {
-                    out.emit(r.with(Value::Typed(&mut Some(o))))?;
-                }
-                Ok(())
+                ctx.flush(&r, out)
             }),
         )
     }
@@ -187,25 +183,16 @@ where
 {
     fn process(&mut self, mut r: Item<'_>, out: &mut dyn Emit) -> Result<(), String> {
         set_record_key(keyed_record_key(&r)?);
-        self.ctx.ctx.out.clear();
-        self.ctx.ctx.timestamp = r.timestamp;
+        self.ctx.begin(r.timestamp);
         on_input(&mut r, &mut self.ctx, |c, a| (self.first)(c, a), |c, b| (self.second)(c, b))?;
-        for o in self.ctx.ctx.out.drain(..) {
-            out.emit(r.with(Value::Typed(&mut Some(o))))?;
-        }
-        Ok(())
+        self.ctx.flush(&r, out)
     }
 
     fn on_timer(&mut self, key: &[u8], timer: Timer, out: &mut dyn Emit) -> Result<(), String> {
         set_record_key(key);
-        self.ctx.ctx.out.clear();
-        let timestamp = (timer.domain == TimeDomain::EventTime).then_some(timer.timestamp);
-        self.ctx.ctx.timestamp = timestamp;
+        self.ctx.begin(timer.output_time());
         (self.on_timer)(&mut self.ctx, timer)?;
-        for o in self.ctx.ctx.out.drain(..) {
-            out.emit(Item { key: Some(key), timestamp, value: Value::Typed(&mut Some(o)), input: 0 })?;
-        }
-        Ok(())
+        self.ctx.flush_as(Some(key), timer.output_time(), out)
     }
 }
 

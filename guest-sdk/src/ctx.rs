@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::bindings::eddy::stream::host;
 use crate::bindings::eddy::stream::types::Level as WitLevel;
 pub use crate::bindings::eddy::stream::types::TimeDomain;
-use crate::ops::{decode_json, encode_json};
+use crate::ops::{decode_json, encode_json, Emit, Item, Value};
 
 /// Severity of a log line written with [`log`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -162,6 +162,27 @@ impl<O> Ctx<O> {
     pub fn counter(&self, name: &str, delta: u64) {
         counter(name, delta);
     }
+
+    /// Readies the context for a call about a record (or timer) of time `timestamp`.
+    pub(crate) fn begin(&mut self, timestamp: Option<i64>) {
+        self.out.clear();
+        self.timestamp = timestamp;
+    }
+}
+
+impl<O: Serialize + 'static> Ctx<O> {
+    /// Emits what the function collected, each with the key and time of record `r`.
+    pub(crate) fn flush(&mut self, r: &Item<'_>, out: &mut dyn Emit) -> Result<(), String> {
+        self.flush_as(r.key, r.timestamp, out)
+    }
+
+    /// Emits what the function collected, each with `key` and `timestamp`.
+    pub(crate) fn flush_as(&mut self, key: Option<&[u8]>, timestamp: Option<i64>, out: &mut dyn Emit) -> Result<(), String> {
+        for o in self.out.drain(..) {
+            out.emit(Item { key, timestamp, value: Value::Typed(&mut Some(o)), input: 0 })?;
+        }
+        Ok(())
+    }
 }
 
 /// The context of a keyed `process` function: a [`Ctx`] (through `Deref`) plus the record's
@@ -215,6 +236,13 @@ pub struct Timer {
     pub timestamp: i64,
     /// Whether event time (the watermark) or processing time (the wall clock) reached it.
     pub domain: TimeDomain,
+}
+
+impl Timer {
+    /// The time of what its function emits: an event-time timer's own; none for the wall clock.
+    pub(crate) fn output_time(&self) -> Option<i64> {
+        (self.domain == TimeDomain::EventTime).then_some(self.timestamp)
+    }
 }
 
 impl<K, O> KeyedCtx<K, O> {

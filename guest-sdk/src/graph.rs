@@ -609,13 +609,9 @@ impl<T: Serialize + DeserializeOwned + 'static> Stream<T> {
             "Process",
             op(move |mut r, out| {
                 let v = r.value.take()?;
-                ctx.out.clear();
-                ctx.timestamp = r.timestamp;
+                ctx.begin(r.timestamp);
                 f(&mut ctx, v)?;
-                for o in ctx.out.drain(..) {
-                    out.emit(r.with(Value::Typed(&mut Some(o))))?;
-                }
-                Ok(())
+                ctx.flush(&r, out)
             }),
         )
     }
@@ -766,13 +762,9 @@ where
             op(move |mut r, out| {
                 set_record_key(keyed_record_key(&r)?);
                 let v = r.value.take()?;
-                ctx.ctx.out.clear();
-                ctx.ctx.timestamp = r.timestamp;
+                ctx.begin(r.timestamp);
                 f(&mut ctx, v)?;
-                for o in ctx.ctx.out.drain(..) {
-                    out.emit(r.with(Value::Typed(&mut Some(o))))?;
-                }
-                Ok(())
+                ctx.flush(&r, out)
             }),
             false,
         )

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::connect::KeyedConnectedStreams;
 use crate::ctx::{set_record_key, Ctx, KeyedCtx, MapState, Timer};
 use crate::graph::{KeyedStream, Stream};
-use crate::ops::{Emit, Item, Operator, Value};
+use crate::ops::{Emit, Item, Operator};
 use crate::windows::{TimeWindow, Window, WindowedStream};
 
 /// A value of either stream of a window join, as it travels through the shared window.
@@ -317,12 +317,9 @@ where
             self.keep(&self.second(), time, b, -self.lower)?;
         }
         for (a, b, at) in pairs {
-            self.ctx.ctx.out.clear();
-            self.ctx.ctx.timestamp = Some(at);
+            self.ctx.begin(Some(at));
             (self.f)(&mut self.ctx.ctx, a, b)?;
-            for o in self.ctx.ctx.out.drain(..) {
-                out.emit(Item { key: Some(key), timestamp: Some(at), value: Value::Typed(&mut Some(o)), input: 0 })?;
-            }
+            self.ctx.flush_as(Some(key), Some(at), out)?;
         }
         Ok(())
     }

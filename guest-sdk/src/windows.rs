@@ -18,7 +18,6 @@ use crate::bindings::eddy::stream::types::{
 };
 use crate::ctx::Ctx;
 use crate::graph::{add_operator, add_vertex_from, op, place_with, vertex_setters, with_vertex, Field, Input, Shared, Stream};
-use crate::ops::Value;
 
 /// Which windows a record belongs to, and on which clock they fire.
 #[derive(Debug, Clone, Copy)]
@@ -166,13 +165,9 @@ where
             name,
             op(move |mut r, out| {
                 let e: Envelope<K, T> = r.value.take()?;
-                ctx.out.clear();
-                ctx.timestamp = r.timestamp;
+                ctx.begin(r.timestamp);
                 f(&mut ctx, e.key, TimeWindow { start: e.start, end: e.end }, e.values)?;
-                for o in ctx.out.drain(..) {
-                    out.emit(r.with(Value::Typed(&mut Some(o))))?;
-                }
-                Ok(())
+                ctx.flush(&r, out)
             }),
             (self.vertex, Partitioning::Forward, false),
         );

@@ -279,10 +279,11 @@ export class CoProcessOp extends Operator {
     const out = collector();
     ctxs[0]._out = ctxs[1]._out = out;
     for (let i = 0; i < b.v.length; i++) {
-      const ctx = ctxs[b.s === undefined ? 0 : b.s[i]];
+      const input = b.s === undefined ? 0 : b.s[i];
+      const ctx = ctxs[input];
       ctx._key = b.k === null ? undefined : b.k[i];
       ctx.timestamp = stamp(b.t, i);
-      byInput(b, this.fs, i)(ctx, b.v[i]);
+      this.fs[input](ctx, b.v[i]);
     }
     if (b.k === null) out.k = null;
     return out;

@@ -580,7 +580,7 @@ class KeyedProcess(Operator):
 
     def process(self, b):
         fs, ctxs, keyed = self.fs, self.ctxs, self.keyed
-        keys = _need_keys(b) if all(keyed) else (b.keys or repeat(None))
+        keys = b.keys or repeat(None)
         out_k, out_t, out_v = [], [], []
         for i, k, t, v in zip(_inputs(b), keys, b.ts or repeat(None), b.values()):
             ctx = ctxs[i]

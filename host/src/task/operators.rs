@@ -489,10 +489,11 @@ impl Operator for WasmOperator {
     }
 
     fn snapshot(&mut self, _checkpoint: u64) -> Result<OperatorState, TaskError> {
+        let error = |e: crate::state::StateError| TaskError::Record { operator: self.name.clone(), message: e.to_string() };
         let host = self.instance.host();
-        let mut keyed = host.state_mut().snapshot().map_err(|e| TaskError::Record { operator: self.name.clone(), message: e.to_string() })?;
+        let mut keyed = host.state_mut().snapshot().map_err(error)?;
         keyed.extend(host.timers.snapshot());
-        let broadcast = host.broadcast_mut().snapshot().map_err(|e| TaskError::Record { operator: self.name.clone(), message: e.to_string() })?;
+        let broadcast = host.broadcast_mut().snapshot().map_err(error)?;
         Ok(OperatorState { keyed, broadcast, ..OperatorState::default() })
     }
 
