@@ -65,18 +65,20 @@ fn the_generator_follows_the_reference_proportions_in_any_parallelism() {
     assert_eq!(sorted_lines(&read_parts(&three).join("\n")), sorted_lines(&text));
 }
 
+/// Values travel as MessagePack (the Rust SDK's default) at p=1 and p=2, and as JSON
+/// (`--codec json`) at p=2: both give the reference's rows.
 #[test]
 fn every_query_gives_the_references_rows_from_the_generator_and_from_a_file() {
     let work = tempfile::tempdir().unwrap();
     let events = fixed_events(work.path());
     for query in QUERIES {
         let mut rows = Vec::new();
-        for p in ["1", "2"] {
-            let out = work.path().join(format!("{query}-p{p}"));
+        for (p, codec) in [("1", "msgpack"), ("2", "msgpack"), ("2", "json")] {
+            let out = work.path().join(format!("{query}-p{p}-{codec}"));
             let mut args = vec!["run", "-p", p, "-c", query];
             let wasm = wasm();
             args.push(&wasm);
-            args.extend(["--events", EVENTS, "--event-rate", EVENT_RATE, "--output", out.to_str().unwrap()]);
+            args.extend(["--events", EVENTS, "--event-rate", EVENT_RATE, "--codec", codec, "--output", out.to_str().unwrap()]);
             run_ok(&args);
             rows.push(check(query, &events, &out));
         }
@@ -84,7 +86,8 @@ fn every_query_gives_the_references_rows_from_the_generator_and_from_a_file() {
         run_ok(&["run", "-p", "2", "-c", query, &wasm(), "--input", events.to_str().unwrap(), "--output", out.to_str().unwrap()]);
         rows.push(check(query, &events, &out));
         assert!(rows[0] > 0, "{query} has no rows on the fixed events: the check would say nothing");
-        eprintln!("{query}: {rows:?} rows (generator p=1, p=2; file p=2)");
+        assert!(rows[..3].iter().all(|&n| n == rows[0]), "{query}: {rows:?}");
+        eprintln!("{query}: {rows:?} rows (generator p=1, p=2, p=2 in JSON; file p=2)");
     }
 }
 
@@ -147,4 +150,6 @@ fn bad_nexmark_input_gets_one_line_naming_it() {
     assert!(error_line(&err).contains("nexmark source 'Nexmark Source' needs an event rate between 1 and 1000000000"), "{err}");
     let err = run_err(&["run", "-c", "q0", &wasm(), "--events", "many"]);
     assert!(error_line(&err).contains("events"), "{err}");
+    let err = run_err(&["run", "-c", "q0", &wasm(), "--codec", "xml"]);
+    assert!(error_line(&err).contains("--codec must be json or msgpack, not 'xml'"), "{err}");
 }

@@ -794,6 +794,8 @@ static int to_wit_graph(const eddy_env *env, eddy_stream_types_job_graph_t *g) {
     g->name = wit_string(env->name);
     g->parallelism = (job_option_u32_t){env->parallelism != 0, env->parallelism};
     g->max_parallelism = (job_option_u32_t){env->max_parallelism != 0, env->max_parallelism};
+    /* Values are JSON text; the host turns MessagePack from other components into JSON first. */
+    g->codec = EDDY_STREAM_TYPES_VALUE_CODEC_JSON;
     g->vertices.ptr = calloc(env->n_vertices, sizeof *g->vertices.ptr);
     g->edges.ptr = calloc(env->n_edges ? env->n_edges : 1, sizeof *g->edges.ptr);
     if (!g->vertices.ptr || !g->edges.ptr) return out_of_memory();

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::bindings::eddy::stream::host;
 use crate::bindings::eddy::stream::types::VertexKind;
-use crate::ctx::{set_record_key, state_decode, to_json, Ctx, KeyedCtx, Timer};
+use crate::ctx::{set_record_key, state_decode, state_key, state_value, Ctx, KeyedCtx, Timer};
 use crate::graph::{add_operator_from, add_vertex_from, builder_error, keyed_record_key, register, with_vertex, Input, KeyedStream, Shared, Stream};
 use crate::ops::{Emit, Item, Operator};
 
@@ -93,12 +93,12 @@ pub struct ReadOnlyBroadcastState<MK, MV>(BroadcastState<MK, MV>);
 impl<MK: Serialize + DeserializeOwned, MV: Serialize + DeserializeOwned> BroadcastState<MK, MV> {
     /// The value under `key`, if any.
     pub fn get(&self, key: &MK) -> Result<Option<MV>, String> {
-        host::broadcast_get(&self.name, &to_json(key)?).map(|b| state_decode(&self.name, &b)).transpose()
+        host::broadcast_get(&self.name, &state_key(key)?).map(|b| state_decode(&self.name, &b)).transpose()
     }
 
     /// Whether there is a value under `key`.
     pub fn contains(&self, key: &MK) -> Result<bool, String> {
-        Ok(host::broadcast_get(&self.name, &to_json(key)?).is_some())
+        Ok(host::broadcast_get(&self.name, &state_key(key)?).is_some())
     }
 
     /// Every entry, in the order of the keys' JSON bytes.
@@ -108,13 +108,13 @@ impl<MK: Serialize + DeserializeOwned, MV: Serialize + DeserializeOwned> Broadca
 
     /// Sets the value under `key`.
     pub fn put(&self, key: &MK, value: &MV) -> Result<(), String> {
-        host::broadcast_put(&self.name, &to_json(key)?, &to_json(value)?);
+        host::broadcast_put(&self.name, &state_key(key)?, &state_value(value)?);
         Ok(())
     }
 
     /// Removes `key`.
     pub fn remove(&self, key: &MK) -> Result<(), String> {
-        host::broadcast_remove(&self.name, &to_json(key)?);
+        host::broadcast_remove(&self.name, &state_key(key)?);
         Ok(())
     }
 }

@@ -10,7 +10,8 @@ use serde::Serialize;
 use crate::bindings::eddy::stream::host;
 use crate::bindings::eddy::stream::types::Level as WitLevel;
 pub use crate::bindings::eddy::stream::types::TimeDomain;
-use crate::ops::{decode_json, encode_json, Emit, Item, Value};
+use crate::codec;
+use crate::ops::{encode_json, Emit, Item, Value};
 
 /// Severity of a log line written with [`log`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -218,7 +219,7 @@ impl<K: DeserializeOwned, O> KeyedCtx<K, O> {
     /// If the record key is not the JSON of a `K`. `key_by` produced it from a `K`, so this
     /// only happens if the host delivers foreign keys; it traps with the decode error.
     pub fn key(&self) -> K {
-        with_record_key(|k| decode_json(k)).unwrap_or_else(|e| panic!("record key: {e}"))
+        with_record_key(|k| codec::decode(k)).unwrap_or_else(|e| panic!("record key: {e}"))
     }
 }
 
@@ -307,14 +308,23 @@ impl<K, O> KeyedCtx<K, O> {
     }
 }
 
-pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+/// A map state's key: JSON, as record keys, so that a key reads the same entry whichever
+/// codec wrote it.
+pub(crate) fn state_key<T: Serialize + ?Sized>(key: &T) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
-    encode_json(&mut buf, value)?;
+    encode_json(&mut buf, key)?;
+    Ok(buf)
+}
+
+/// A state's value, in the instance's codec.
+pub(crate) fn state_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    codec::encode_into(&mut buf, value)?;
     Ok(buf)
 }
 
 pub(crate) fn state_decode<T: DeserializeOwned>(state: &str, bytes: &[u8]) -> Result<T, String> {
-    decode_json(bytes).map_err(|e| format!("state '{state}': {e}"))
+    codec::decode(bytes).map_err(|e| format!("state '{state}': {e}"))
 }
 
 /// One JSON value per key, kept by the host. Handles are cheap; the key they apply to is
@@ -348,7 +358,7 @@ impl<S: Serialize + DeserializeOwned> ValueState<S> {
     /// Replaces the value.
     pub fn set(&self, value: &S) -> Result<(), String> {
         ensure_host_key()?;
-        host::value_set(&self.name, &to_json(value)?);
+        host::value_set(&self.name, &state_value(value)?);
         Ok(())
     }
 
@@ -386,7 +396,7 @@ impl<S: Serialize + DeserializeOwned> ListState<S> {
     /// Appends an element.
     pub fn add(&self, value: &S) -> Result<(), String> {
         ensure_host_key()?;
-        host::list_add(&self.name, &to_json(value)?);
+        host::list_add(&self.name, &state_value(value)?);
         Ok(())
     }
 
@@ -419,7 +429,7 @@ where
     /// The value under `key`, if any.
     pub fn get(&self, key: &MK) -> Result<Option<MV>, String> {
         ensure_host_key()?;
-        host::map_get(&self.name, &to_json(key)?)
+        host::map_get(&self.name, &state_key(key)?)
             .map(|b| state_decode(&self.name, &b))
             .transpose()
     }
@@ -427,14 +437,14 @@ where
     /// Sets the value under `key`.
     pub fn put(&self, key: &MK, value: &MV) -> Result<(), String> {
         ensure_host_key()?;
-        host::map_put(&self.name, &to_json(key)?, &to_json(value)?);
+        host::map_put(&self.name, &state_key(key)?, &state_value(value)?);
         Ok(())
     }
 
     /// Removes `key`.
     pub fn remove(&self, key: &MK) -> Result<(), String> {
         ensure_host_key()?;
-        host::map_remove(&self.name, &to_json(key)?);
+        host::map_remove(&self.name, &state_key(key)?);
         Ok(())
     }
 

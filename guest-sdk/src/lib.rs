@@ -22,6 +22,7 @@
 
 pub mod args;
 mod broadcast;
+mod codec;
 mod connect;
 mod ctx;
 mod joins;
@@ -54,6 +55,7 @@ pub mod kafka;
 pub mod nexmark;
 
 pub use args::Args;
+pub use codec::ValueCodec;
 pub use ctx::{counter, info, log, Ctx, KeyedCtx, Level, ListState, MapState, TimeDomain, Timer, ValueState};
 pub use broadcast::{Broadcast, BroadcastConnectedStreams, BroadcastState, BroadcastStream, KeyedBroadcastConnectedStreams, ReadOnlyBroadcast, ReadOnlyBroadcastState};
 pub use connect::{ConnectedStreams, KeyedConnectedStreams};
@@ -65,6 +67,7 @@ pub use runtime::{Component, JobEntries, JobFn};
 /// Everything a job function needs: `use eddy_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::args::Args;
+    pub use crate::codec::ValueCodec;
     pub use crate::ctx::{
         counter, info, log, Ctx, KeyedCtx, Level, ListState, MapState, TimeDomain, Timer, ValueState,
     };

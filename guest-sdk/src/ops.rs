@@ -2,28 +2,29 @@
 //!
 //! The registry holds each typed user function as a `Box<dyn Operator>`, so `open` can fuse
 //! any selection of them. Between fused operators a value travels as the Rust value the
-//! upstream operator produced ([`Value::Typed`]); it is encoded to JSON only where it leaves
-//! the chain, and decoded only where it enters it. A record therefore pays for JSON once per
-//! chain, not once per operator.
+//! upstream operator produced ([`Value::Typed`]); it is encoded (`codec.rs`) only where it
+//! leaves the chain, and decoded only where it enters it. A record therefore pays for its
+//! encoding once per chain, not once per operator.
 
 use std::any::{Any, TypeId};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::codec;
 use crate::frame::{self, Record};
 
 /// A value inside a fused chain.
 pub(crate) enum Value<'a> {
-    /// The JSON bytes the value arrived as (from the host).
-    Json(&'a [u8]),
+    /// The bytes the value arrived as (from the host), in either codec.
+    Encoded(&'a [u8]),
     /// A value an upstream operator of this chain produced, not yet encoded.
     Typed(&'a mut dyn TypedValue),
 }
 
 /// A Rust value that can still be encoded, or moved out as its concrete type.
 pub(crate) trait TypedValue {
-    /// Appends the value's JSON to `buf`.
+    /// Appends the value, in the instance's codec, to `buf`.
     fn encode(&self, buf: &mut Vec<u8>) -> Result<(), String>;
     /// The `Option<T>` holding the value, for [`Value::take`].
     fn as_any(&mut self) -> &mut dyn Any;
@@ -32,8 +33,7 @@ pub(crate) trait TypedValue {
 impl<T: Serialize + 'static> TypedValue for Option<T> {
     fn encode(&self, buf: &mut Vec<u8>) -> Result<(), String> {
         let value = self.as_ref().ok_or("value used after it was moved on")?;
-        serde_json::to_writer(&mut *buf, value)
-            .map_err(|e| format!("cannot encode {} as JSON: {e}", std::any::type_name::<T>()))
+        codec::encode_into(buf, value)
     }
 
     fn as_any(&mut self) -> &mut dyn Any {
@@ -42,18 +42,18 @@ impl<T: Serialize + 'static> TypedValue for Option<T> {
 }
 
 impl Value<'_> {
-    /// The value as a `T`: moved out if an upstream operator produced a `T`, decoded from
-    /// JSON otherwise (also when the upstream type differs, e.g. `u32` read as `u64`).
+    /// The value as a `T`: moved out if an upstream operator produced a `T`, decoded
+    /// otherwise (also when the upstream type differs, e.g. `u32` read as `u64`).
     pub(crate) fn take<T: DeserializeOwned + 'static>(&mut self) -> Result<T, String> {
         match self {
-            Value::Json(bytes) => decode_value(bytes),
+            Value::Encoded(bytes) => decode_value(bytes),
             Value::Typed(v) => {
                 if let Some(slot) = v.as_any().downcast_mut::<Option<T>>() {
                     return slot.take().ok_or_else(|| "value used after it was moved on".to_string());
                 }
                 let mut buf = Vec::new();
                 v.encode(&mut buf)?;
-                decode_json(&buf)
+                codec::decode(&buf)
             }
         }
     }
@@ -132,7 +132,7 @@ impl Emit for Chain<'_> {
     fn emit(&mut self, item: Item<'_>) -> Result<(), String> {
         match self.rest.split_first_mut() {
             None => match item.value {
-                Value::Json(value) => {
+                Value::Encoded(value) => {
                     frame::encode(self.out, &Record { key: item.key, timestamp: item.timestamp, value });
                     Ok(())
                 }
@@ -152,7 +152,7 @@ pub(crate) fn run_batch(
     let mut records = frame::decode(input);
     while let Some(record) = records.next() {
         let r = record?;
-        let item = Item { key: r.key, timestamp: r.timestamp, value: Value::Json(r.value), input: records.input() };
+        let item = Item { key: r.key, timestamp: r.timestamp, value: Value::Encoded(r.value), input: records.input() };
         Chain { rest: ops, out }.emit(item)?;
     }
     Ok(())
@@ -194,20 +194,7 @@ pub(crate) fn run_close(ops: &mut [Box<dyn Operator>], out: &mut Vec<u8>) -> Res
     Ok(())
 }
 
-/// Decodes a JSON value, naming the expected type in the error so a type mismatch between
-/// vertices is diagnosable from the host's log.
-#[inline]
-pub(crate) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        format!(
-            "cannot decode {} from {:?}: {e}",
-            std::any::type_name::<T>(),
-            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-        )
-    })
-}
-
-/// [`decode_json`], except that strings without escapes (every plain text line of a
+/// [`codec::decode`], except that JSON strings without escapes (every plain text line of a
 /// source, mostly) skip the JSON parser.
 #[inline]
 fn decode_value<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, String> {
@@ -222,7 +209,7 @@ fn decode_value<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, String
             }
         }
     }
-    decode_json(bytes)
+    codec::decode(bytes)
 }
 
 /// The text of a JSON string that has no escapes (and so no control characters), if it is one.
@@ -234,7 +221,8 @@ fn plain_json_string(bytes: &[u8]) -> Option<&str> {
     std::str::from_utf8(inner).ok()
 }
 
-/// Encodes a JSON value into `buf` (cleared first), reusing its allocation.
+/// Encodes JSON into `buf` (cleared first), reusing its allocation: keys, which the host
+/// hashes and so must not depend on the codec, and the fixed elements of a source.
 #[inline]
 pub(crate) fn encode_json<T: serde::Serialize + ?Sized>(
     buf: &mut Vec<u8>,
@@ -266,6 +254,8 @@ mod tests {
 
     #[test]
     fn fuses_in_order() {
+        // The bytes expected below are JSON.
+        crate::codec::set(crate::ValueCodec::Json);
         let mut ops = vec![add(1), dup(), add(10)];
         let input = frame::encode_all([Record {
             key: Some(b"\"k\""),

@@ -37,7 +37,9 @@ pub(crate) fn build(
     };
     let mut env = Env::new(*name);
     job(&mut env, &Args::parse(args.iter().cloned()))?;
-    env.finish()
+    let built = env.finish()?;
+    crate::codec::set(built.graph.codec);
+    Ok(built)
 }
 
 /// Picks `indices` out of the registry, in that order, to form the instance's chain.
@@ -201,6 +203,8 @@ mod tests {
         let b = build(ENTRIES, "double", &args).unwrap();
         assert_eq!(b.graph.name, "double");
         let mut ops = select(b.registry, "double", &[1, 2]).unwrap();
+        assert_eq!(b.graph.codec, crate::ValueCodec::Msgpack, "the default");
+        crate::codec::set(crate::ValueCodec::Json);
         let input = frame::encode_all([Record::value(b"2")]);
         let mut out = Vec::new();
         ops::run_batch(&mut ops, &input, &mut out).unwrap();

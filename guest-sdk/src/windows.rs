@@ -425,6 +425,8 @@ mod tests {
         assert!(matches!(&b.graph.vertices[3].kind, VertexKind::Window(w)
             if w.time == TimeDomain::ProcessingTime && matches!(w.function, WindowFunction::Collect)));
         let envelope = br#"{"key":"a","start":0,"end":10,"values":[["a",1,2],["a",3,4]]}"#;
+        // The bytes expected below are JSON.
+        crate::codec::set(crate::ValueCodec::Json);
         let input = frame::encode_all([Record { key: Some(b"\"a\""), timestamp: Some(9), value: envelope }]);
         let mut registry = std::mem::take(&mut b.registry);
         let mut run = |i: usize| {

@@ -206,7 +206,7 @@ pub fn wire(
                 Some(gate) => Head::Input(Box::new(gate)),
                 None => {
                     let vertex = &plan.vertices[chain.vertices[0]];
-                    let mut source = create_source(vertex, u, chain.parallelism, &options.reach())?;
+                    let mut source = create_source(vertex, u, chain.parallelism, plan.codec, &options.reach())?;
                     let uid = vertex_uid(vertex);
                     if let Some(r) = options.restore.as_ref().filter(|r| r.contains(&uid)) {
                         if let Err(e) = source.restore(r.state_for(&uid, u, chain.parallelism).items) {

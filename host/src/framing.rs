@@ -195,6 +195,17 @@ pub fn chunks(batch: &[u8], max_bytes: usize) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// Appends `record` with its flags, timestamp and key, and the value `write_value` writes.
+pub fn push_with_value(batch: &mut Vec<u8>, record: &Record, write_value: impl FnOnce(&mut Vec<u8>)) {
+    let header = record.raw.len() - record.value.len() - 4;
+    batch.extend_from_slice(&record.raw[..header]);
+    let len_at = batch.len();
+    batch.extend_from_slice(&[0; 4]);
+    write_value(batch);
+    let len = (batch.len() - len_at - 4) as u32;
+    batch[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+}
+
 /// Appends `record` with its side-output flag set to `side_output`, otherwise unchanged.
 pub fn push_flagged(batch: &mut Vec<u8>, record: &Record, side_output: bool) {
     let flags = record.raw[0] & !SIDE_OUTPUT;

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::program::{JobSpec, Program};
-use crate::runtime::{Edge, GuestError, JobGraph, Module, Partitioning, Sequence, SocketSource, Vertex, VertexKind};
+use crate::runtime::{Edge, GuestError, JobGraph, Module, Partitioning, Sequence, SocketSource, ValueCodec, Vertex, VertexKind};
 
 /// A job file, as written (TOML) or as sent to a JobManager (JSON, components as digests).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -503,6 +503,8 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
         edges: Vec::new(),
         parallelism: file.parallelism,
         max_parallelism: file.max_parallelism,
+        // The file's own sources make JSON; each step's operators write their component's codec.
+        codec: ValueCodec::Json,
     };
     let mut programs: Vec<Program> = Vec::new();
     let mut vertex_programs = BTreeMap::new();
@@ -620,7 +622,7 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
             })?;
             // One program per step, even for a step repeating another's entry: each step's
             // functions run in instances of their own.
-            programs.push(Program { module: digest.clone(), entry: entry.into(), args: step.args.clone() });
+            programs.push(Program::new(digest.clone(), entry, step.args.clone(), fragment.codec));
             let program = programs.len() - 1;
             let mut ids = HashMap::new();
             let parallelism = step.parallelism.or(fragment.parallelism);

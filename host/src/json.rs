@@ -25,6 +25,8 @@ fn escape_into(out: &mut Vec<u8>, s: &str) {
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
             b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
             b => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
         }
         start = i + 1;

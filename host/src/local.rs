@@ -11,7 +11,7 @@ use thiserror::Error;
 pub use crate::deploy::JobOptions;
 use crate::deploy;
 use crate::jobfile::{self, JobFile, JobFileError};
-use crate::program::{JobSpec, Program};
+use crate::program::JobSpec;
 use crate::plan::{ExecutionPlan, PlanError};
 use crate::runtime::{read_component, GuestError, LoadError, Module, ReadError, Runtime};
 use crate::checkpoint::{CheckpointConfig, CheckpointStorage, Coordinator, DirStorage, RestoreError};
@@ -123,8 +123,8 @@ impl LocalCluster {
     pub fn plan(&self, name: &str, bytes: &[u8], entry: &str, args: &[String], parallelism: u32) -> Result<(Vec<Module>, ExecutionPlan), JobError> {
         let module = self.runtime.load(name, bytes)?;
         let graph = module.plan(entry, args).map_err(|source| JobError::Plan { entry: entry.into(), source })?;
-        let program = Program { module: module.digest().into(), entry: entry.into(), args: args.to_vec() };
-        Ok((vec![module], ExecutionPlan::new(JobSpec::single(graph, program), parallelism)?))
+        let spec = JobSpec::single(graph, module.digest().into(), entry.into(), args.to_vec());
+        Ok((vec![module], ExecutionPlan::new(spec, parallelism)?))
     }
 
     /// Loads the components of a job file (paths relative to `dir`) and composes it.

@@ -9,7 +9,7 @@ use thiserror::Error;
 use crate::keys::DEFAULT_MAX_PARALLELISM;
 use crate::program::{JobSpec, Program};
 use crate::runtime::{
-    Aggregate, AggregateKind, FieldRef, Partitioning, TimeDomain, Vertex, VertexKind, WindowAssigner, WindowFunction,
+    Aggregate, AggregateKind, FieldRef, Partitioning, TimeDomain, ValueCodec, Vertex, VertexKind, WindowAssigner, WindowFunction,
 };
 
 /// Largest parallelism of one operator.
@@ -168,6 +168,8 @@ pub struct ExecutionPlan {
     pub programs: Vec<Program>,
     /// For each vertex, the index of its program (Wasm vertices only).
     pub program_of: Vec<Option<usize>>,
+    /// What the host's Nexmark source makes: the graph's codec.
+    pub codec: ValueCodec,
 }
 
 pub(crate) fn is_source(kind: &VertexKind) -> bool {
@@ -384,6 +386,7 @@ impl ExecutionPlan {
             slots,
             programs,
             program_of,
+            codec: graph.codec,
         })
     }
 
@@ -566,8 +569,7 @@ impl fmt::Display for ExecutionPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::program::Program;
-    use crate::runtime::{Edge, JobGraph, Sequence};
+    use crate::runtime::{Edge, JobGraph, Sequence, ValueCodec};
 
     fn vertex(id: u32, name: &str, kind: VertexKind) -> Vertex {
         Vertex { id, name: name.into(), uid: None, kind, parallelism: None, slot_sharing_group: None, keyed: false, per_key_updates: false }
@@ -585,9 +587,8 @@ mod tests {
         let vertices = vec![vertex(0, "a", source()), vertex(1, "b", source()), target, vertex(3, "print", VertexKind::PrintSink)];
         let edge = |source, target, input, partitioning| Edge { source, target, partitioning, side_output: false, input };
         let edges = vec![edge(0, 2, 0, into[0]), edge(1, 2, input, into[1]), edge(2, 3, 0, Partitioning::Forward)];
-        let graph = JobGraph { name: "j".into(), vertices, edges, parallelism: None, max_parallelism: None };
-        let program = Program { module: "m".into(), entry: "e".into(), args: Vec::new() };
-        ExecutionPlan::new(JobSpec::single(graph, program), 2)
+        let graph = JobGraph { name: "j".into(), vertices, edges, parallelism: None, max_parallelism: None, codec: ValueCodec::Json };
+        ExecutionPlan::new(JobSpec::single(graph, "m".into(), "e".into(), Vec::new()), 2)
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::{JobGraph, VertexKind};
+use crate::runtime::{JobGraph, ValueCodec, VertexKind};
 
 /// User code behind Wasm vertices: a component and the entry and arguments that
 /// rebuild its operator registry in every instance (`operator.open`).
@@ -22,6 +22,21 @@ pub struct Program {
     pub entry: String,
     /// Its arguments.
     pub args: Vec<String>,
+    /// What its operators write (its graph's `codec`): a `json` program's operators are
+    /// given JSON only. Jobs stored before the codec existed were all JSON.
+    #[serde(default = "json")]
+    pub codec: ValueCodec,
+}
+
+fn json() -> ValueCodec {
+    ValueCodec::Json
+}
+
+impl Program {
+    /// A program of `module`'s `entry`, whose planned graph says its `codec`.
+    pub fn new(module: impl Into<String>, entry: impl Into<String>, args: Vec<String>, codec: ValueCodec) -> Program {
+        Program { module: module.into(), entry: entry.into(), args, codec }
+    }
 }
 
 /// A job's graph with the program each Wasm vertex runs.
@@ -37,7 +52,8 @@ pub struct JobSpec {
 
 impl JobSpec {
     /// A job planned from one program: every Wasm vertex runs it.
-    pub fn single(graph: JobGraph, program: Program) -> JobSpec {
+    pub fn single(graph: JobGraph, module: String, entry: String, args: Vec<String>) -> JobSpec {
+        let program = Program::new(module, entry, args, graph.codec);
         let vertex_programs =
             graph.vertices.iter().filter(|v| matches!(v.kind, VertexKind::Wasm(_))).map(|v| (v.id, 0)).collect();
         JobSpec { graph, programs: vec![program], vertex_programs }

@@ -6,7 +6,8 @@
 //! event files; `--rate R` to hold the source to R events per second) or, with
 //! `--input FILE`, from a JSON-lines file of the shared format (`nexmark_gen.py`). Results
 //! go to part files under `--output DIR`, to standard output with `--print`, or, by
-//! default, are counted and dropped, as the reference's `blackhole` sink does.
+//! default, are counted and dropped, as the reference's `blackhole` sink does. Values
+//! travel as MessagePack, or as JSON with `--codec json` (the results are the same).
 //!
 //! | entry | what it computes |
 //! |---|---|
@@ -33,6 +34,11 @@ const SLIDE_MS: u64 = 2_000;
 
 /// The events of a query: the generator's, or a file's (`--input`).
 fn events(env: &mut Env, args: &Args) -> Result<Stream<Event>, String> {
+    match args.get("codec") {
+        None | Some("msgpack") => env.set_value_codec(ValueCodec::Msgpack),
+        Some("json") => env.set_value_codec(ValueCodec::Json),
+        Some(other) => return Err(format!("--codec must be json or msgpack, not '{other}'")),
+    };
     if let Some(path) = args.get("input") {
         return Ok(env.read_nexmark_file(path));
     }

@@ -287,6 +287,9 @@ export class Env {
         edges: g.edges,
         parallelism: g.parallelism,
         maxParallelism: g.maxParallelism,
+        // Values are JSON, which JavaScript reads natively; the host turns MessagePack from
+        // other components into JSON before this one's operators (wit/README.md, Values).
+        codec: "json",
       },
       registry: g.registry,
     };

@@ -109,7 +109,9 @@ def to_wit(g):
                 for v in g.vertices]
     edges = [T.Edge(e.source, e.target, _PARTITIONING[e.partitioning], e.side_output, e.input)
              for e in g.edges]
-    return T.JobGraph(g.name, vertices, edges, g.parallelism, g.max_parallelism)
+    # Values are JSON, which Python reads natively; the host turns MessagePack from other
+    # components into JSON before this one's operators (wit/README.md, Values).
+    return T.JobGraph(g.name, vertices, edges, g.parallelism, g.max_parallelism, T.ValueCodec.JSON)
 
 
 def _fail(e):

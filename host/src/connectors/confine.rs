@@ -341,7 +341,7 @@ mod tests {
                 uid: None,
             })
             .collect();
-        JobGraph { name: "job".into(), vertices, edges: Vec::new(), parallelism: None, max_parallelism: None }
+        JobGraph { name: "job".into(), vertices, edges: Vec::new(), parallelism: None, max_parallelism: None, codec: crate::runtime::ValueCodec::Json }
     }
 
     #[test]

@@ -19,7 +19,8 @@ use super::sources::{decode_splits, encode_splits, Pacer, Source};
 use super::SOURCE_BATCH_BYTES;
 use crate::framing;
 use crate::json;
-use crate::runtime::NexmarkSource;
+use crate::msgpack;
+use crate::runtime::{NexmarkSource, ValueCodec};
 use crate::task::{SourceContext, TaskError};
 
 /// Event time of event 0: 2026-01-01T00:00:00Z, as in the shared event files.
@@ -61,15 +62,17 @@ pub struct NexmarkReader {
     /// Events per second of this subtask, if limited.
     rate: Option<u64>,
     dates: DateCache,
+    /// What values are made in: the job graph's codec.
+    codec: ValueCodec,
 }
 
 impl NexmarkReader {
     /// Subtask `subtask` of `parallelism`.
-    pub fn new(spec: &NexmarkSource, subtask: u32, parallelism: u32) -> Self {
+    pub fn new(spec: &NexmarkSource, subtask: u32, parallelism: u32, codec: ValueCodec) -> Self {
         let (i, p) = (u64::from(subtask), u64::from(parallelism));
         let splits = if i < spec.events { vec![Split { next: i, end: spec.events, step: p }] } else { Vec::new() };
         let rate = spec.per_second.map(|r| (r / p).max(1));
-        NexmarkReader { config: config(spec.event_rate), splits, rate, dates: DateCache::default() }
+        NexmarkReader { config: config(spec.event_rate), splits, rate, dates: DateCache::default(), codec }
     }
 
     fn generator(&self, split: &Split) -> EventGenerator {
@@ -89,7 +92,7 @@ impl Source for NexmarkReader {
                 // The split furthest behind goes first, so event time advances evenly.
                 let Some(s) = (0..self.splits.len()).min_by_key(|&s| self.splits[s].next) else { break };
                 let event = generators[s].next().expect("the generator never ends");
-                push_event(&mut batch, &event, &mut self.dates);
+                push_event(&mut batch, &event, &mut self.dates, self.codec);
                 records += 1;
                 self.splits[s].next = self.splits[s].next.saturating_add(self.splits[s].step);
                 if self.splits[s].next >= self.splits[s].end {
@@ -118,86 +121,189 @@ impl Source for NexmarkReader {
     }
 }
 
-/// Appends one event as a record: its JSON value, and its event time as the timestamp.
-fn push_event(batch: &mut Vec<u8>, event: &Event, dates: &mut DateCache) {
-    framing::push_with(batch, None, Some(event.timestamp() as i64), |out| write_event(out, event, dates));
+/// Appends one event as a record: its value, and its event time as the timestamp.
+fn push_event(batch: &mut Vec<u8>, event: &Event, dates: &mut DateCache, codec: ValueCodec) {
+    framing::push_with(batch, None, Some(event.timestamp() as i64), |out| match codec {
+        ValueCodec::Json => write_event(&mut Json(out), event, dates),
+        ValueCodec::Msgpack => {
+            msgpack::write::begin(out);
+            write_event(&mut Msgpack(out), event, dates)
+        }
+    });
 }
 
-/// Writes an event as the JSON object of the shared event files:
-/// `{"event_type":0|1|2,"person":{…}|null,"auction":{…}|null,"bid":{…}|null}`.
-pub fn write_event(out: &mut Vec<u8>, event: &Event, dates: &mut DateCache) {
-    match event {
-        Event::Person(p) => {
-            out.extend_from_slice(b"{\"event_type\":0,\"person\":");
-            write_person(out, p, dates);
-            out.extend_from_slice(b",\"auction\":null,\"bid\":null}");
+/// What an event is written with: one object of named fields at a time.
+trait Encoding {
+    /// An object of `fields` members starts.
+    fn object(&mut self, fields: u32);
+    /// Member `name` follows.
+    fn key(&mut self, name: &str);
+    fn str(&mut self, text: &str);
+    fn int(&mut self, n: usize);
+    /// Times are text, `yyyy-MM-dd HH:mm:ss.SSS`, in either encoding, so that a value
+    /// reads the same whichever it came in.
+    fn date(&mut self, ms: u64, dates: &mut DateCache);
+    fn null(&mut self);
+    /// The object ends.
+    fn end(&mut self);
+}
+
+/// The JSON objects of the shared event files.
+pub struct Json<'a>(pub &'a mut Vec<u8>);
+
+impl Encoding for Json<'_> {
+    fn object(&mut self, _fields: u32) {
+        self.0.push(b'{');
+    }
+    fn key(&mut self, name: &str) {
+        if self.0.last() != Some(&b'{') {
+            self.0.push(b',');
         }
-        Event::Auction(a) => {
-            out.extend_from_slice(b"{\"event_type\":1,\"person\":null,\"auction\":");
-            write_auction(out, a, dates);
-            out.extend_from_slice(b",\"bid\":null}");
-        }
-        Event::Bid(b) => {
-            out.extend_from_slice(b"{\"event_type\":2,\"person\":null,\"auction\":null,\"bid\":");
-            write_bid(out, b, dates);
-            out.push(b'}');
-        }
+        self.0.push(b'"');
+        self.0.extend_from_slice(name.as_bytes());
+        self.0.extend_from_slice(b"\":");
+    }
+    fn str(&mut self, text: &str) {
+        json::write_string(self.0, text.as_bytes());
+    }
+    fn int(&mut self, n: usize) {
+        self.0.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
+    fn date(&mut self, ms: u64, dates: &mut DateCache) {
+        self.0.push(b'"');
+        dates.write(self.0, ms);
+        self.0.push(b'"');
+    }
+    fn null(&mut self) {
+        self.0.extend_from_slice(b"null");
+    }
+    fn end(&mut self) {
+        self.0.push(b'}');
     }
 }
 
-/// `"name":"text",` with the text escaped.
-fn string_field(out: &mut Vec<u8>, name: &str, text: &str) {
-    out.extend_from_slice(name.as_bytes());
-    json::write_string(out, text.as_bytes());
+/// The same objects in MessagePack (after the value's marker).
+struct Msgpack<'a>(&'a mut Vec<u8>);
+
+impl Encoding for Msgpack<'_> {
+    fn object(&mut self, fields: u32) {
+        msgpack::write::map(self.0, fields);
+    }
+    fn key(&mut self, name: &str) {
+        msgpack::write::str(self.0, name);
+    }
+    fn str(&mut self, text: &str) {
+        msgpack::write::str(self.0, text);
+    }
+    fn int(&mut self, n: usize) {
+        msgpack::write::int(self.0, n as i64);
+    }
+    fn date(&mut self, ms: u64, dates: &mut DateCache) {
+        // A fixstr (at most 31 bytes) whose length byte is set once the text is written.
+        let at = self.0.len();
+        self.0.push(0xa0);
+        dates.write(self.0, ms);
+        let len = self.0.len() - at - 1;
+        debug_assert!(len < 32, "a date is 23 bytes");
+        self.0[at] |= len as u8;
+    }
+    fn null(&mut self) {
+        msgpack::write::nil(self.0);
+    }
+    fn end(&mut self) {}
 }
 
-fn number_field(out: &mut Vec<u8>, name: &str, n: usize) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+/// Writes an event as the object of the shared event files:
+/// `{"event_type":0|1|2,"person":{…}|null,"auction":{…}|null,"bid":{…}|null}`.
+fn write_event(out: &mut impl Encoding, event: &Event, dates: &mut DateCache) {
+    let kind = match event {
+        Event::Person(_) => 0,
+        Event::Auction(_) => 1,
+        Event::Bid(_) => 2,
+    };
+    out.object(4);
+    out.key("event_type");
+    out.int(kind);
+    out.key("person");
+    match event {
+        Event::Person(p) => write_person(out, p, dates),
+        _ => out.null(),
+    }
+    out.key("auction");
+    match event {
+        Event::Auction(a) => write_auction(out, a, dates),
+        _ => out.null(),
+    }
+    out.key("bid");
+    match event {
+        Event::Bid(b) => write_bid(out, b, dates),
+        _ => out.null(),
+    }
+    out.end();
 }
 
-fn date_field(out: &mut Vec<u8>, name: &str, ms: u64, dates: &mut DateCache) {
-    out.extend_from_slice(name.as_bytes());
-    out.push(b'"');
-    dates.write(out, ms);
-    out.push(b'"');
+/// Writes an event as a JSON object of the shared event files.
+pub fn write_json_event(out: &mut Vec<u8>, event: &Event, dates: &mut DateCache) {
+    write_event(&mut Json(out), event, dates);
 }
 
-fn write_person(out: &mut Vec<u8>, p: &Person, dates: &mut DateCache) {
-    number_field(out, "{\"id\":", p.id);
-    string_field(out, ",\"name\":", &p.name);
-    string_field(out, ",\"emailAddress\":", &p.email_address);
-    string_field(out, ",\"creditCard\":", &p.credit_card);
-    string_field(out, ",\"city\":", &p.city);
-    string_field(out, ",\"state\":", &p.state);
-    date_field(out, ",\"dateTime\":", p.date_time, dates);
-    string_field(out, ",\"extra\":", &p.extra);
-    out.push(b'}');
+fn write_person(out: &mut impl Encoding, p: &Person, dates: &mut DateCache) {
+    out.object(8);
+    out.key("id");
+    out.int(p.id);
+    for (name, text) in [("name", &p.name), ("emailAddress", &p.email_address), ("creditCard", &p.credit_card), ("city", &p.city), ("state", &p.state)] {
+        out.key(name);
+        out.str(text);
+    }
+    out.key("dateTime");
+    out.date(p.date_time, dates);
+    out.key("extra");
+    out.str(&p.extra);
+    out.end();
 }
 
-fn write_auction(out: &mut Vec<u8>, a: &Auction, dates: &mut DateCache) {
-    number_field(out, "{\"id\":", a.id);
-    string_field(out, ",\"itemName\":", &a.item_name);
-    string_field(out, ",\"description\":", &a.description);
-    number_field(out, ",\"initialBid\":", a.initial_bid);
-    number_field(out, ",\"reserve\":", a.reserve);
-    date_field(out, ",\"dateTime\":", a.date_time, dates);
-    date_field(out, ",\"expires\":", a.expires, dates);
-    number_field(out, ",\"seller\":", a.seller);
-    number_field(out, ",\"category\":", a.category);
-    string_field(out, ",\"extra\":", &a.extra);
-    out.push(b'}');
+fn write_auction(out: &mut impl Encoding, a: &Auction, dates: &mut DateCache) {
+    out.object(10);
+    out.key("id");
+    out.int(a.id);
+    out.key("itemName");
+    out.str(&a.item_name);
+    out.key("description");
+    out.str(&a.description);
+    out.key("initialBid");
+    out.int(a.initial_bid);
+    out.key("reserve");
+    out.int(a.reserve);
+    out.key("dateTime");
+    out.date(a.date_time, dates);
+    out.key("expires");
+    out.date(a.expires, dates);
+    out.key("seller");
+    out.int(a.seller);
+    out.key("category");
+    out.int(a.category);
+    out.key("extra");
+    out.str(&a.extra);
+    out.end();
 }
 
-fn write_bid(out: &mut Vec<u8>, b: &Bid, dates: &mut DateCache) {
-    number_field(out, "{\"auction\":", b.auction);
-    number_field(out, ",\"bidder\":", b.bidder);
-    number_field(out, ",\"price\":", b.price);
-    string_field(out, ",\"channel\":", &b.channel);
-    string_field(out, ",\"url\":", &b.url);
-    date_field(out, ",\"dateTime\":", b.date_time, dates);
-    string_field(out, ",\"extra\":", &b.extra);
-    out.push(b'}');
+fn write_bid(out: &mut impl Encoding, b: &Bid, dates: &mut DateCache) {
+    out.object(7);
+    out.key("auction");
+    out.int(b.auction);
+    out.key("bidder");
+    out.int(b.bidder);
+    out.key("price");
+    out.int(b.price);
+    out.key("channel");
+    out.str(&b.channel);
+    out.key("url");
+    out.str(&b.url);
+    out.key("dateTime");
+    out.date(b.date_time, dates);
+    out.key("extra");
+    out.str(&b.extra);
+    out.end();
 }
 
 /// Formats epoch milliseconds as `yyyy-MM-dd HH:mm:ss.SSS` (UTC), Flink's JSON form of a
@@ -280,7 +386,7 @@ mod tests {
         for p in [1u32, 2, 3, 7] {
             let mut seen = vec![None; 1000];
             for i in 0..p {
-                let reader = NexmarkReader::new(&spec, i, p);
+                let reader = NexmarkReader::new(&spec, i, p, ValueCodec::Json);
                 for split in &reader.splits {
                     let mut generator = reader.generator(split);
                     for n in (split.next..split.end).step_by(split.step as usize) {
@@ -299,8 +405,14 @@ mod tests {
         let mut dates = DateCache::default();
         for event in events(50, 10_000_000) {
             let mut out = Vec::new();
-            write_event(&mut out, &event, &mut dates);
+            write_json_event(&mut out, &event, &mut dates);
             let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let mut packed = Vec::new();
+            msgpack::write::begin(&mut packed);
+            write_event(&mut Msgpack(&mut packed), &event, &mut dates);
+            let mut again = Vec::new();
+            msgpack::to_json(&packed, &mut again).unwrap();
+            assert_eq!(again, out, "the MessagePack event is the JSON one");
             let kind = v["event_type"].as_u64().unwrap();
             let body = ["person", "auction", "bid"][kind as usize];
             assert!(v[body].is_object(), "{v}");
@@ -317,7 +429,7 @@ mod tests {
     #[test]
     fn a_restore_refuses_a_split_of_step_zero() {
         let spec = NexmarkSource { events: 10, per_second: None, event_rate: 1000 };
-        let mut reader = NexmarkReader::new(&spec, 0, 1);
+        let mut reader = NexmarkReader::new(&spec, 0, 1, ValueCodec::Json);
         let bad = serde_json::to_vec(&Split { next: 0, end: 10, step: 0 }).unwrap();
         assert!(reader.restore(vec![bad]).unwrap_err().contains("step 0"));
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::{Confinement, Files, PathRole, Reach, MAX_LINE_BYTES, SOURCE_BATCH_BYTES};
 use crate::framing;
 use crate::json;
-use crate::runtime::{SocketSource, Vertex, VertexKind};
+use crate::runtime::{SocketSource, ValueCodec, Vertex, VertexKind};
 use crate::task::{SourceContext, TaskError};
 
 /// A source, run in its task's thread.
@@ -38,9 +38,10 @@ pub(super) fn encode_splits<T: serde::Serialize>(splits: &[T]) -> Vec<Vec<u8>> {
     splits.iter().map(|s| serde_json::to_vec(s).expect("splits serialize")).collect()
 }
 
-/// The source of a source vertex, for subtask `subtask` of `parallelism`,
-/// reaching only what `reach` grants.
-pub fn create_source(vertex: &Vertex, subtask: u32, parallelism: u32, reach: &Reach) -> Result<Box<dyn Source>, TaskError> {
+/// The source of a source vertex, for subtask `subtask` of `parallelism`, reaching only
+/// what `reach` grants. `codec` is what the Nexmark source makes (the graph's); the others
+/// make JSON, which every reader reads.
+pub fn create_source(vertex: &Vertex, subtask: u32, parallelism: u32, codec: ValueCodec, reach: &Reach) -> Result<Box<dyn Source>, TaskError> {
     let confinement = reach.confinement;
     Ok(match &vertex.kind {
         VertexKind::SocketSource(s) => {
@@ -55,7 +56,7 @@ pub fn create_source(vertex: &Vertex, subtask: u32, parallelism: u32, reach: &Re
             let rate = seq.per_second.map(|r| (r / u64::from(parallelism)).max(1));
             Box::new(SequenceSource { splits: vec![(from, to)].into(), rate })
         }
-        VertexKind::NexmarkSource(spec) => Box::new(super::nexmark::NexmarkReader::new(spec, subtask, parallelism)),
+        VertexKind::NexmarkSource(spec) => Box::new(super::nexmark::NexmarkReader::new(spec, subtask, parallelism, codec)),
         VertexKind::KafkaSource(k) => {
             let secret = reach.kafka_secret(k.secret.as_deref(), "source")?;
             let client_id = reach.client_id(vertex.id, subtask);

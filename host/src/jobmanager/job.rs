@@ -16,7 +16,7 @@ use crate::net::codec;
 use crate::plan::ExecutionPlan;
 use crate::protocol::{Ack, Deployment, SubtaskStats, TaskOutcome, TaskUsage, ToTaskManager};
 use crate::jobfile::{self, JobFile};
-use crate::program::{JobSpec, Program};
+use crate::program::JobSpec;
 use crate::api::Tenant;
 use crate::connectors::Confinement;
 use crate::runtime::SandboxConfig;
@@ -492,7 +492,7 @@ impl JobManager {
             let spec = match submission {
                 Submission::Jar { digest, entry, args } => {
                     let graph = modules[&digest].plan(&entry, &args).map_err(|err| format!("planning entry '{entry}' failed: {err}"))?;
-                    JobSpec::single(graph, Program { module: digest, entry, args })
+                    JobSpec::single(graph, digest, entry, args)
                 }
                 Submission::File(file) => {
                     let components = file.components.iter().map(|(name, d)| (name.clone(), (d.clone(), modules[d].clone()))).collect();

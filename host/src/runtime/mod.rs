@@ -37,8 +37,8 @@ pub(crate) mod bindings {
 
 pub use bindings::eddy::stream::types::{
     Aggregate, AggregateKind, DeliveryGuarantee, Edge, FieldRef, JobGraph, KafkaFormat, KafkaSink, KafkaSource, KafkaStart, NexmarkSource,
-    Partitioning, Sequence, SlidingWindow, SocketSource, SubtaskInfo, TimeDomain, TimestampSpec, Vertex, VertexKind, WindowAssigner, WindowFunction,
-    WindowSpec,
+    Partitioning, Sequence, SlidingWindow, SocketSource, SubtaskInfo, TimeDomain, TimestampSpec, ValueCodec, Vertex, VertexKind, WindowAssigner,
+    WindowFunction, WindowSpec,
 };
 
 /// The world every job component must implement.

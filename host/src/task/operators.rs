@@ -17,8 +17,9 @@ use crate::state::{BackendKind, Domain, KeyedState};
 use crate::framing::{self, Record};
 use crate::json::{self, Number};
 use crate::keys;
+use crate::msgpack;
 use crate::plan::{vertex_uid, ExecutionPlan};
-use crate::runtime::{Aggregate, AggregateKind, Charge, FieldRef, GuestError, Instance, JobBudget, KeyScope, Module, SubtaskInfo, VertexKind};
+use crate::runtime::{Aggregate, AggregateKind, Charge, FieldRef, GuestError, Instance, JobBudget, KeyScope, Module, SubtaskInfo, ValueCodec, VertexKind, WindowFunction};
 use crate::state::ENTRY_OVERHEAD;
 
 /// One operator of a chain.
@@ -98,6 +99,10 @@ pub struct Chain {
     ops: Vec<Box<dyn Operator>>,
     /// Each operator's uid, naming its state in snapshots.
     uids: Vec<String>,
+    /// For each operator that reads JSON only (the host's own aggregates, windows and
+    /// sinks, and the user code of a `json` component), its name, for errors: MessagePack
+    /// values are turned into JSON before it.
+    json_input: Vec<Option<String>>,
     /// Progress generated inside the chain that the task has not sent yet.
     progress: Option<Progress>,
 }
@@ -107,6 +112,10 @@ impl Chain {
         for i in start..self.ops.len() {
             if batch.is_empty() {
                 break;
+            }
+            if let Some(operator) = &self.json_input[i] {
+                batch = msgpack::batch_to_json(batch)
+                    .map_err(|e| TaskError::Record { operator: operator.clone(), message: e.to_string() })?;
             }
             batch = self.ops[i].process(batch)?;
             if let Some(progress) = self.ops[i].take_progress() {
@@ -280,12 +289,14 @@ struct ChainBuilder<'a> {
 }
 
 impl ChainBuilder<'_> {
-    fn add(&mut self, uid: String, mut op: Box<dyn Operator>) -> Result<(), TaskError> {
+    /// Adds `op`; `json_input` names it if it reads JSON only.
+    fn add(&mut self, uid: String, mut op: Box<dyn Operator>, json_input: Option<String>) -> Result<(), TaskError> {
         if let Some(r) = self.restore {
             op.restore(r.state_for(&uid, self.subtask.index, self.subtask.parallelism))?;
         }
         self.chain.ops.push(op);
         self.chain.uids.push(uid);
+        self.chain.json_input.push(json_input);
         Ok(())
     }
 
@@ -298,8 +309,10 @@ impl ChainBuilder<'_> {
         let vertices = &ctx.plan.vertices;
         let owner = fused.iter().copied().find(|&v| vertices[v].keyed).unwrap_or(fused[0]);
         let op = WasmOperator::open(ctx, fused, self.subtask)?;
+        let program = ctx.plan.program_of[fused[0]].expect("the plan gives every Wasm vertex a program");
+        let json_input = (ctx.plan.programs[program].codec == ValueCodec::Json).then(|| op.name.clone());
         fused.clear();
-        self.add(vertex_uid(&vertices[owner]), Box::new(op))
+        self.add(vertex_uid(&vertices[owner]), Box::new(op), json_input)
     }
 }
 
@@ -309,7 +322,7 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
     let plan = ctx.plan;
     let c = &plan.chains[chain];
     let info = SubtaskInfo { index: subtask, parallelism: c.parallelism, max_parallelism: plan.max_parallelism };
-    let mut b = ChainBuilder { chain: Chain { ops: Vec::new(), uids: Vec::new(), progress: None }, restore: ctx.restore, subtask: info };
+    let mut b = ChainBuilder { chain: Chain { ops: Vec::new(), uids: Vec::new(), json_input: Vec::new(), progress: None }, restore: ctx.restore, subtask: info };
     let mut fused: Vec<usize> = Vec::new();
     for &v in &c.vertices {
         let vertex = &plan.vertices[v];
@@ -322,7 +335,7 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
                 fused.push(v);
                 if vertex.per_key_updates && plan.bounded {
                     b.add_fused(ctx, &mut fused)?;
-                    b.add(last_per_key_uid(vertex), Box::new(LastPerKey::new(ctx.budget)))?;
+                    b.add(last_per_key_uid(vertex), Box::new(LastPerKey::new(ctx.budget)), None)?;
                 }
             }
             kind => {
@@ -353,7 +366,17 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
                     // Sources head their chain and are run by the task, not as operators.
                     _ => continue,
                 };
-                b.add(vertex_uid(vertex), op)?;
+                // The host's operators read values as JSON, except where they do not read them.
+                let reads_values = match kind {
+                    VertexKind::DiscardSink => false,
+                    VertexKind::Timestamps(spec) => spec.field.is_some(),
+                    // A count reads no value: its partials are the combiner's own JSON.
+                    VertexKind::Aggregate(a) => a.kind != AggregateKind::Count,
+                    VertexKind::Window(w) => !matches!(&w.function, WindowFunction::Aggregate(a) if a.kind == AggregateKind::Count),
+                    _ => true,
+                };
+                let json_input = reads_values.then(|| vertex.name.clone());
+                b.add(vertex_uid(vertex), op, json_input)?;
             }
         }
     }
@@ -361,9 +384,10 @@ pub fn build_chain(ctx: &ChainContext, chain: usize, subtask: u32) -> Result<Cha
     if let Some(a) = &c.combine {
         let name = format!("partial {}", plan.chain_name(chain));
         let uid = format!("{}/combine", vertex_uid(&plan.vertices[*c.vertices.last().unwrap()]));
-        let mut combiner = AggregateOp::new(name, a.clone(), false, Input::Records, ctx.budget);
+        let mut combiner = AggregateOp::new(name.clone(), a.clone(), false, Input::Records, ctx.budget);
         combiner.combiner = true;
-        b.add(uid, Box::new(combiner))?;
+        let json_input = (a.kind != AggregateKind::Count).then_some(name);
+        b.add(uid, Box::new(combiner), json_input)?;
     }
     Ok(b.chain)
 }
