@@ -172,22 +172,30 @@ impl Env {
     /// line, as `nexmark_gen.py` writes), with event times and watermarks as
     /// [`Env::read_nexmark`] gives them.
     pub fn read_nexmark_file(&mut self, path: impl Into<String>) -> Stream<crate::nexmark::Event> {
-        let lines = self.read_text_file(path);
+        let lines: Stream<crate::nexmark::Event> = self.read_json_lines(path);
         let upstream = lines.vertex;
-        // The line's JSON goes on as it is; only its time is read here.
+        // The line's JSON goes on as it is, to be decoded once where it is used; only its
+        // time is read here.
         let events: Stream<crate::nexmark::Event> = lines.then(
             "Nexmark Events",
-            op(|mut r, out| {
-                let line: String = r.value.take()?;
-                let Some(time) = crate::nexmark::line_time(&line) else {
-                    let shown: String = line.chars().take(80).collect();
+            op(|r, out| {
+                let Value::Encoded(line) = r.value else { return Err("Nexmark Events must follow its source".into()) };
+                let Some(time) = crate::nexmark::line_time(line) else {
+                    let shown = String::from_utf8_lossy(&line[..line.len().min(80)]);
                     return Err(format!("not a Nexmark event (no \"dateTime\"): {shown}"));
                 };
-                out.emit(Item { key: None, timestamp: Some(time), value: Value::Encoded(line.as_bytes()), input: 0 })
+                out.emit(Item { key: None, timestamp: Some(time), value: Value::Encoded(line), input: 0 })
             }),
         );
         place_with(&events.g, upstream, events.vertex);
         events.assign_watermarks(crate::nexmark::OUT_OF_ORDERNESS_MS)
+    }
+
+    /// The values of a JSON Lines file, one a line (bounded; split across subtasks by the
+    /// host, which passes each line on without parsing it: it is decoded once, where it is
+    /// used). Blank lines are skipped; a line that is not a `T` fails the job there.
+    pub fn read_json_lines<T>(&mut self, path: impl Into<String>) -> Stream<T> {
+        self.source("JSON Lines Source", VertexKind::JsonLinesSource(path.into()), None)
     }
 
     /// Lines of a text file, as `String`s (bounded; split across subtasks by the host).

@@ -289,10 +289,18 @@ pub mod date_time {
 
 /// The event time of an event file's line: its first `"dateTime":"…"` (the event's own; an
 /// auction's `expires` comes after it).
-pub(crate) fn line_time(line: &str) -> Option<i64> {
-    const FIELD: &str = "\"dateTime\":\"";
-    let at = line.find(FIELD)? + FIELD.len();
-    date_time::parse(line.get(at..at + 23)?)
+pub(crate) fn line_time(line: &[u8]) -> Option<i64> {
+    const FIELD: &[u8] = b"\"dateTime\":\"";
+    // From quote to quote: faster than a substring search set up anew for every line.
+    let mut from = 0;
+    let at = loop {
+        let quote = from + line.get(from..)?.iter().position(|&b| b == b'"')?;
+        if line[quote..].starts_with(FIELD) {
+            break quote + FIELD.len();
+        }
+        from = quote + 1;
+    };
+    date_time::parse(std::str::from_utf8(line.get(at..at + 23)?).ok()?)
 }
 
 #[cfg(test)]
@@ -317,7 +325,9 @@ mod tests {
         let e: Event = serde_json::from_str(line).unwrap();
         assert_eq!(e.date_time(), 1_767_225_600_005);
         assert_eq!(serde_json::to_string(&e).unwrap(), line);
-        assert_eq!(line_time(line), Some(1_767_225_600_005));
+        assert_eq!(line_time(line.as_bytes()), Some(1_767_225_600_005));
+        assert_eq!(line_time(br#"{"a":"\"dateTime\":","dateTime":"2026-01-01 00:00:01.000"}"#), Some(1_767_225_601_000));
+        assert_eq!(line_time(b"{\"dateTime\":\"2026\"}"), None);
         let bad = r#"{"event_type":1,"person":null,"auction":null,"bid":null}"#;
         assert!(serde_json::from_str::<Event>(bad).unwrap_err().to_string().contains("has no auction"));
     }

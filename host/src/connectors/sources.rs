@@ -49,7 +49,8 @@ pub fn create_source(vertex: &Vertex, subtask: u32, parallelism: u32, codec: Val
             confinement.check_socket(&s.host, s.port)?;
             Box::new(SocketTextSource { addr: s.clone() })
         }
-        VertexKind::FileSource(path) => Box::new(FileTextSource::new(path, subtask, parallelism, confinement)?),
+        VertexKind::FileSource(path) => Box::new(FileTextSource::new(path, Lines::Text, subtask, parallelism, confinement)?),
+        VertexKind::JsonLinesSource(path) => Box::new(FileTextSource::new(path, Lines::Json, subtask, parallelism, confinement)?),
         VertexKind::ElementsSource(values) => Box::new(ElementsSource { values: values.clone(), next: Some(0) }),
         VertexKind::SequenceSource(seq) => {
             let (from, to) = share(seq.count, subtask, parallelism);
@@ -83,6 +84,31 @@ fn push_lines(batch: &mut Vec<u8>, line: &[u8]) -> u64 {
     n
 }
 
+/// What a file's lines become.
+#[derive(Clone, Copy)]
+enum Lines {
+    /// JSON strings of their text ([`push_lines`]).
+    Text,
+    /// Values as they are: each line is one JSON value ([`push_json_line`]).
+    Json,
+}
+
+/// Appends a line of a JSON Lines file (without its `\n` or `\r\n`) as a value, unless it
+/// is blank; returns the records appended. The value must be UTF-8, so that it can never
+/// pass for MessagePack (`0xc1`); its JSON is for its reader to check.
+fn push_json_line(batch: &mut Vec<u8>, line: &[u8]) -> Result<u64, String> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(0);
+    }
+    if let Err(e) = std::str::from_utf8(line) {
+        return Err(format!("a line is not UTF-8 text (invalid byte at {} of it)", e.valid_up_to()));
+    }
+    framing::push(batch, None, line, None);
+    Ok(1)
+}
+
 fn line_too_long(place: String) -> TaskError {
     let message = format!("a line is longer than {} MiB", MAX_LINE_BYTES >> 20);
     TaskError::Io { what: place, source: std::io::Error::new(ErrorKind::InvalidData, message) }
@@ -99,6 +125,8 @@ struct FileSplit {
 
 struct FileTextSource {
     files: Files,
+    /// Text lines or JSON values.
+    lines: Lines,
     /// The path as the job gave it, for errors.
     shown: PathBuf,
     /// The path opened: as given, or relative to the data root.
@@ -110,7 +138,7 @@ struct FileTextSource {
 }
 
 impl FileTextSource {
-    fn new(path: &str, subtask: u32, parallelism: u32, confinement: &Confinement) -> Result<Self, TaskError> {
+    fn new(path: &str, lines: Lines, subtask: u32, parallelism: u32, confinement: &Confinement) -> Result<Self, TaskError> {
         let files = confinement.files()?;
         let shown = PathBuf::from(path);
         let path = files.resolve(PathRole::Source, &shown)?;
@@ -123,7 +151,7 @@ impl FileTextSource {
             },
         };
         let (start, end) = share(len, subtask, parallelism);
-        Ok(FileTextSource { files, shown, path, splits: vec![FileSplit { start, end, mid_line: start > 0 }].into(), size: end - start })
+        Ok(FileTextSource { files, lines, shown, path, splits: vec![FileSplit { start, end, mid_line: start > 0 }].into(), size: end - start })
     }
 
     /// Shows how far it is: the splits done, and `into_first` bytes of the first one left.
@@ -160,8 +188,14 @@ impl FileTextSource {
             if line.len() > MAX_LINE_BYTES {
                 return Err(line_too_long(format!("{} at byte {pos}", self.shown.display())));
             }
+            records += match self.lines {
+                Lines::Text => push_lines(&mut batch, &line),
+                Lines::Json => push_json_line(&mut batch, &line).map_err(|message| {
+                    let source = std::io::Error::new(ErrorKind::InvalidData, message);
+                    TaskError::Io { what: format!("{} at byte {pos}", self.shown.display()), source }
+                })?,
+            };
             pos += n as u64;
-            records += push_lines(&mut batch, &line);
             if batch.len() >= SOURCE_BATCH_BYTES {
                 ctx.emit(std::mem::take(&mut batch), std::mem::take(&mut records))?;
                 self.report(ctx, pos - split.start);
@@ -374,6 +408,18 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_lines_are_values_as_they_are() {
+        let mut b = Vec::new();
+        assert_eq!(push_json_line(&mut b, b"{\"a\":\"x\\\"y\"}\r\n"), Ok(1));
+        assert_eq!(push_json_line(&mut b, b"  \t\r\n"), Ok(0), "a blank line is skipped");
+        assert_eq!(push_json_line(&mut b, b"[1,2]"), Ok(1));
+        let values: Vec<&[u8]> = framing::records(&b).map(|r| r.unwrap().value).collect();
+        assert_eq!(values, [&br#"{"a":"x\"y"}"#[..], b"[1,2]"]);
+        let err = push_json_line(&mut b, b"\"ok\xc1\"\n").unwrap_err();
+        assert_eq!(err, "a line is not UTF-8 text (invalid byte at 3 of it)");
+    }
 
     #[test]
     fn lines_end_at_lf_crlf_and_lone_cr() {
