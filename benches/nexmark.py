@@ -2,7 +2,7 @@
 """Nexmark on Eddy, and on Flink over the same events (part 9 of ./dev bench).
 
 usage: nexmark.py EDDY NEXMARK.wasm [--events N] [--queries q0,q1,...] [--parallelism 1,2]
-                  [--runs R] [--flink] [--no-file]
+                  [--runs R] [--flink] [--no-file] [--json-values]
 
 For every query and parallelism, Eddy runs the query over N events (default 10 000 000)
 of the host's generator, unthrottled, into a discarding sink; and, unless --no-file, over
@@ -73,6 +73,8 @@ def main():
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--flink", action="store_true", help="also run Flink SQL over the same event file")
     ap.add_argument("--no-file", action="store_true", help="only the generator (no event file, no Flink)")
+    ap.add_argument("--json-values", action="store_true",
+                    help="also run the generator's events with JSON values (--codec json): the codec's effect")
     ap.add_argument("--language-events", type=int, default=1_000_000,
                     help="events for the Rust/Python/JavaScript comparison (0: none)")
     a = ap.parse_args()
@@ -88,6 +90,10 @@ def main():
             runs = [measure(base + ["--events", str(a.events)], env) for _ in range(a.runs)]
             table.append(row("Eddy", "generator", query, p, a.events, runs))
             print(table[-1], flush=True)
+            if a.json_values:
+                runs = [measure(base + ["--events", str(a.events), "--codec", "json"], env) for _ in range(a.runs)]
+                table.append(row("Eddy, JSON values", "generator", query, p, a.events, runs))
+                print(table[-1], flush=True)
             if path:
                 runs = [measure(base + ["--input", path], env) for _ in range(a.runs)]
                 table.append(row("Eddy", "file", query, p, a.events, runs))

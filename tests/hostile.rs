@@ -160,9 +160,10 @@ fn hostile_with(entry: &str, flags: &[&str], args: &[&str]) -> String {
 }
 
 // Each value state entry is charged key "0".."4" (1 byte), name "v" (1), the stored
-// value (8 bytes of expiry + a JSON string of B+2 bytes) and 64 bytes of overhead:
-// B + 76 bytes. Four of them make exactly 1 MiB.
-const ENTRY_VALUE: &str = "262068";
+// value (8 bytes of expiry + a MessagePack string of B+6 bytes: the 0xc1 marker, then
+// str32's marker and length) and 64 bytes of overhead: B + 80 bytes. Four of them make
+// exactly 1 MiB.
+const ENTRY_VALUE: &str = "262064";
 
 #[test]
 fn keyed_state_is_bounded_by_the_state_quota() {

@@ -33,7 +33,7 @@ pub enum FramingError {
 pub struct Record<'a> {
     /// The JSON of the key, set by `key_by`.
     pub key: Option<&'a [u8]>,
-    /// The JSON of the value.
+    /// The value: JSON, or MessagePack behind its marker (`msgpack.rs`).
     pub value: &'a [u8],
     /// Event time in milliseconds.
     pub timestamp: Option<i64>,
@@ -146,6 +146,11 @@ pub fn push_with(
         batch.extend_from_slice(&(key.len() as u32).to_le_bytes());
         batch.extend_from_slice(key);
     }
+    push_value(batch, write_value);
+}
+
+/// Appends a value's length and the value `write_value` writes.
+fn push_value(batch: &mut Vec<u8>, write_value: impl FnOnce(&mut Vec<u8>)) {
     let len_at = batch.len();
     batch.extend_from_slice(&[0; 4]);
     write_value(batch);
@@ -199,11 +204,7 @@ pub fn chunks(batch: &[u8], max_bytes: usize) -> impl Iterator<Item = &[u8]> {
 pub fn push_with_value(batch: &mut Vec<u8>, record: &Record, write_value: impl FnOnce(&mut Vec<u8>)) {
     let header = record.raw.len() - record.value.len() - 4;
     batch.extend_from_slice(&record.raw[..header]);
-    let len_at = batch.len();
-    batch.extend_from_slice(&[0; 4]);
-    write_value(batch);
-    let len = (batch.len() - len_at - 4) as u32;
-    batch[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+    push_value(batch, write_value);
 }
 
 /// Appends `record` with its side-output flag set to `side_output`, otherwise unchanged.

@@ -353,7 +353,8 @@ mod tests {
         let mut json_only = Vec::new();
         framing::push(&mut json_only, None, b"1", None);
         let ptr = json_only.as_ptr();
-        assert_eq!(batch_to_json(json_only).unwrap().as_ptr(), ptr, "a batch without MessagePack is not copied");
+        let same = batch_to_json(json_only).unwrap();
+        assert_eq!(same.as_ptr(), ptr, "a batch without MessagePack is not copied");
         let mut bad = Vec::new();
         framing::push(&mut bad, None, &[MARKER, 0xc1], None);
         assert_eq!(batch_to_json(bad), Err(MsgpackError::Unsupported(0xc1)));
