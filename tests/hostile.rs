@@ -165,6 +165,17 @@ fn hostile_with(entry: &str, flags: &[&str], args: &[&str]) -> String {
 // exactly 1 MiB.
 const ENTRY_VALUE: &str = "262064";
 
+/// A value the host cannot show as JSON (a MessagePack extension type) fails the job at the
+/// sink with one line naming it.
+#[test]
+fn a_value_without_a_json_form_fails_the_job_at_the_sink() {
+    let line = hostile_with("ext-value", &[], &[]);
+    assert!(
+        line.contains("operator 'Print Sink': MessagePack value holds an extension type (marker 0xc7), which has no JSON form"),
+        "{line}"
+    );
+}
+
 #[test]
 fn keyed_state_is_bounded_by_the_state_quota() {
     hostile_ok("state-fill", &["--state-quota", "1"], &["--keys", "4", "--bytes", ENTRY_VALUE], false);

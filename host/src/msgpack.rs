@@ -23,9 +23,12 @@ pub enum MsgpackError {
     /// The bytes end inside the value.
     #[error("MessagePack value ends early")]
     Truncated,
-    /// A byte that starts no MessagePack object, or one JSON has no form for.
-    #[error("MessagePack value has an unsupported type (marker {0:#04x})")]
+    /// A byte that starts no MessagePack object (0xc1).
+    #[error("MessagePack value has a reserved byte (marker {0:#04x})")]
     Unsupported(u8),
+    /// An extension type, which JSON has no form for.
+    #[error("MessagePack value holds an extension type (marker {0:#04x}), which has no JSON form")]
+    Extension(u8),
     /// A map key that is not a string or an integer (JSON object keys are text).
     #[error("MessagePack map key is not a string or an integer")]
     Key,
@@ -51,7 +54,10 @@ pub fn is_msgpack(value: &[u8]) -> bool {
 pub fn to_json(value: &[u8], out: &mut Vec<u8>) -> Result<(), MsgpackError> {
     let mut r = Reader { bytes: value.get(1..).ok_or(MsgpackError::Truncated)?, pos: 0 };
     let start = out.len();
-    let result = r.object(out, 0).and_then(|()| if r.pos == r.bytes.len() { Ok(()) } else { Err(MsgpackError::Trailing) });
+    let mut result = r.object(out, 0);
+    if result.is_ok() && r.pos != r.bytes.len() {
+        result = Err(MsgpackError::Trailing);
+    }
     if result.is_err() {
         out.truncate(start);
     }
@@ -163,7 +169,8 @@ impl<'a> Reader<'a> {
                 let len = self.len(if marker == 0xde { 2 } else { 4 })?;
                 self.map(out, len, depth)?;
             }
-            // 0xc1 (never used) and the extension types, which JSON has no form for.
+            0xc7..=0xc9 | 0xd4..=0xd8 => return Err(MsgpackError::Extension(marker)),
+            // 0xc1, which MessagePack never uses.
             _ => return Err(MsgpackError::Unsupported(marker)),
         }
         Ok(())
@@ -331,7 +338,7 @@ mod tests {
         check(&[MARKER, 0xdb, 0xff, 0xff, 0xff, 0xff], MsgpackError::Truncated);
         check(&[MARKER, 0xdd, 0xff, 0xff, 0xff, 0xff], MsgpackError::Truncated);
         check(&[MARKER, 0xc1], MsgpackError::Unsupported(0xc1));
-        check(&[MARKER, 0xd4, 1, 2], MsgpackError::Unsupported(0xd4));
+        check(&[MARKER, 0xd4, 1, 2], MsgpackError::Extension(0xd4));
         check(&[MARKER, 0x81, 0xc0, 0x01], MsgpackError::Key);
         check(&[MARKER, 0xa1, 0xff], MsgpackError::Utf8);
         check(&[MARKER, 0x01, 0x02], MsgpackError::Trailing);

@@ -15,6 +15,7 @@
 //! | `counters`     | `counters`| `--counters N`: adds to counters c0..cN-1 (on record 1) |
 //! | `log-flood`    | `flood`   | `--lines N --bytes B [--stdout]`: N lines of B `x`s (on record 1) |
 //! | `sleep`        | `sleep`   | `--secs S`: sleeps S seconds in a WASI call            |
+//! | `ext-value`    | `ext`     | emits a MessagePack extension value, which JSON has no form for |
 
 use std::hint::black_box;
 
@@ -179,6 +180,37 @@ fn sleep(env: &mut Env, args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// A value that MessagePack writes as an extension type (rmp-serde's `_ExtStruct`): a
+/// valid MessagePack value that the host cannot turn into JSON for the print sink.
+struct Extension;
+
+impl serde::Serialize for Extension {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Payload;
+        impl serde::Serialize for Payload {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeTuple;
+                struct Bytes;
+                impl serde::Serialize for Bytes {
+                    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                        s.serialize_bytes(&[1, 2, 3])
+                    }
+                }
+                let mut t = s.serialize_tuple(2)?;
+                t.serialize_element(&5i8)?;
+                t.serialize_element(&Bytes)?;
+                t.end()
+            }
+        }
+        s.serialize_newtype_struct("_ExtStruct", &Payload)
+    }
+}
+
+fn ext_value(env: &mut Env, _: &Args) -> Result<(), String> {
+    numbers(env).map(|_: u64| Extension).name("ext").print();
+    Ok(())
+}
+
 eddy_sdk::entries! {
     "trap" => trap,
     "spin" => spin,
@@ -191,4 +223,5 @@ eddy_sdk::entries! {
     "counters" => counters,
     "log-flood" => log_flood,
     "sleep" => sleep,
+    "ext-value" => ext_value,
 }
