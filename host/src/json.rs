@@ -6,11 +6,16 @@ use serde_json::Value;
 
 /// Writes `text` as a JSON string. Bytes that are not UTF-8 become U+FFFD.
 pub fn write_string(out: &mut Vec<u8>, text: &[u8]) {
-    out.push(b'"');
     match std::str::from_utf8(text) {
-        Ok(s) => escape_into(out, s),
-        Err(_) => escape_into(out, &String::from_utf8_lossy(text)),
+        Ok(s) => write_str(out, s),
+        Err(_) => write_str(out, &String::from_utf8_lossy(text)),
     }
+}
+
+/// Writes text already known to be UTF-8 as a JSON string, without checking it again.
+pub fn write_str(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    escape_into(out, text);
     out.push(b'"');
 }
 

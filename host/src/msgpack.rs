@@ -128,7 +128,7 @@ impl<'a> Reader<'a> {
             0x90..=0x9f => self.seq(out, (marker & 0x0f) as usize, depth)?,
             0xa0..=0xbf => {
                 let s = self.str((marker & 0x1f) as usize)?;
-                json::write_string(out, s.as_bytes());
+                json::write_str(out, s);
             }
             0xc0 => out.extend_from_slice(b"null"),
             0xc2 => out.extend_from_slice(b"false"),
@@ -159,7 +159,7 @@ impl<'a> Reader<'a> {
             0xd9..=0xdb => {
                 let len = self.len(1 << (marker - 0xd9))?;
                 let s = self.str(len)?;
-                json::write_string(out, s.as_bytes());
+                json::write_str(out, s);
             }
             0xdc | 0xdd => {
                 let len = self.len(if marker == 0xdc { 2 } else { 4 })?;

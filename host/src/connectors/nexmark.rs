@@ -149,7 +149,7 @@ trait Encoding {
 }
 
 /// The JSON objects of the shared event files.
-pub struct Json<'a>(pub &'a mut Vec<u8>);
+struct Json<'a>(&'a mut Vec<u8>);
 
 impl Encoding for Json<'_> {
     fn object(&mut self, _fields: u32) {
@@ -164,7 +164,7 @@ impl Encoding for Json<'_> {
         self.0.extend_from_slice(b"\":");
     }
     fn str(&mut self, text: &str) {
-        json::write_string(self.0, text.as_bytes());
+        json::write_str(self.0, text);
     }
     fn int(&mut self, n: usize) {
         self.0.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
@@ -240,11 +240,6 @@ fn write_event(out: &mut impl Encoding, event: &Event, dates: &mut DateCache) {
         _ => out.null(),
     }
     out.end();
-}
-
-/// Writes an event as a JSON object of the shared event files.
-pub fn write_json_event(out: &mut Vec<u8>, event: &Event, dates: &mut DateCache) {
-    write_event(&mut Json(out), event, dates);
 }
 
 fn write_person(out: &mut impl Encoding, p: &Person, dates: &mut DateCache) {
@@ -405,7 +400,7 @@ mod tests {
         let mut dates = DateCache::default();
         for event in events(50, 10_000_000) {
             let mut out = Vec::new();
-            write_json_event(&mut out, &event, &mut dates);
+            write_event(&mut Json(&mut out), &event, &mut dates);
             let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
             let mut packed = Vec::new();
             msgpack::write::begin(&mut packed);

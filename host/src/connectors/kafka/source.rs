@@ -214,11 +214,10 @@ impl KafkaSourceReader {
         let timestamp = m.timestamp().to_millis();
         match self.spec.format {
             KafkaFormat::Text => {
-                let text = payload.unwrap_or_default();
-                if std::str::from_utf8(text).is_err() {
+                let Ok(text) = std::str::from_utf8(payload.unwrap_or_default()) else {
                     return Err(self.bad_record(split, m.offset(), "value is not UTF-8 text"));
-                }
-                framing::push_with(batch, None, timestamp, |b| json::write_string(b, text));
+                };
+                framing::push_with(batch, None, timestamp, |b| json::write_str(b, text));
             }
             KafkaFormat::Json => {
                 let value = payload.unwrap_or(b"null");
@@ -230,7 +229,7 @@ impl KafkaSourceReader {
             KafkaFormat::Envelope => framing::push_with(batch, None, timestamp, |b| {
                 use std::io::Write as _;
                 b.extend_from_slice(b"{\"topic\":");
-                json::write_string(b, split.topic.as_bytes());
+                json::write_str(b, &split.topic);
                 // Writing into a Vec cannot fail.
                 let _ = write!(b, ",\"partition\":{},\"offset\":{},\"timestamp\":", split.partition, m.offset());
                 let _ = match timestamp {
@@ -251,7 +250,7 @@ impl KafkaSourceReader {
                         if i > 0 {
                             b.push(b',');
                         }
-                        json::write_string(b, h.key.as_bytes());
+                        json::write_str(b, h.key);
                         b.push(b':');
                         bytes(b, h.value);
                     }
