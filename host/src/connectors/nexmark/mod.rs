@@ -1,5 +1,6 @@
 //! The Nexmark source: the benchmark's auction events (persons, auctions, bids), made in
-//! the host by the `nexmark` crate, RisingWave's port of the reference (Beam) generator.
+//! the host by the rules of the `nexmark` crate, RisingWave's port of the reference (Beam)
+//! generator (`generator.rs`).
 //!
 //! That generator seeds event `n` with `n` alone, so a subtask needs no state to make
 //! any event: subtask `i` of `p` makes events `i, i + p, i + 2p, …` (every subtask's
@@ -9,11 +10,13 @@
 //! Values are the JSON objects of the shared JSON-lines files the Flink SQL queries read
 //! (`../shared/bench/nexmark_gen.py`), so a query reads either alike: see wit/README.md.
 
+mod generator;
+
 use std::io::Write;
 
-use nexmark::event::{Auction, Bid, Event, Person};
 use nexmark::config::NexmarkConfig;
-use nexmark::EventGenerator;
+
+use generator::Generator;
 
 use super::sources::{decode_splits, encode_splits, Pacer, Source};
 use super::SOURCE_BATCH_BYTES;
@@ -56,7 +59,7 @@ pub fn config(event_rate: u64) -> NexmarkConfig {
 
 /// The source of one subtask.
 pub struct NexmarkReader {
-    config: NexmarkConfig,
+    generator: Generator,
     /// What is left to make; after a restore at a lower parallelism, several.
     splits: Vec<Split>,
     /// Events per second of this subtask, if limited.
@@ -72,18 +75,13 @@ impl NexmarkReader {
         let (i, p) = (u64::from(subtask), u64::from(parallelism));
         let splits = if i < spec.events { vec![Split { next: i, end: spec.events, step: p }] } else { Vec::new() };
         let rate = spec.per_second.map(|r| (r / p).max(1));
-        NexmarkReader { config: config(spec.event_rate), splits, rate, dates: DateCache::default(), codec }
-    }
-
-    fn generator(&self, split: &Split) -> EventGenerator {
-        EventGenerator::new(self.config.clone()).with_offset(split.next).with_step(split.step)
+        NexmarkReader { generator: Generator::new(config(spec.event_rate)), splits, rate, dates: DateCache::default(), codec }
     }
 }
 
 impl Source for NexmarkReader {
     fn run(&mut self, ctx: &mut SourceContext) -> Result<(), TaskError> {
         let per_batch = self.rate.map_or(MAX_BATCH_EVENTS, |r| (r / 20).clamp(1, MAX_BATCH_EVENTS));
-        let mut generators: Vec<EventGenerator> = self.splits.iter().map(|s| self.generator(s)).collect();
         let mut pacer = Pacer::new(self.rate);
         let mut batch = Vec::with_capacity(SOURCE_BATCH_BYTES + 4096);
         while !self.splits.is_empty() {
@@ -91,13 +89,12 @@ impl Source for NexmarkReader {
             while records < per_batch && batch.len() < SOURCE_BATCH_BYTES {
                 // The split furthest behind goes first, so event time advances evenly.
                 let Some(s) = (0..self.splits.len()).min_by_key(|&s| self.splits[s].next) else { break };
-                let event = generators[s].next().expect("the generator never ends");
-                push_event(&mut batch, &event, &mut self.dates, self.codec);
+                let n = self.splits[s].next;
+                push_event(&mut batch, &mut self.generator, n, &mut self.dates, self.codec);
                 records += 1;
-                self.splits[s].next = self.splits[s].next.saturating_add(self.splits[s].step);
+                self.splits[s].next = n.saturating_add(self.splits[s].step);
                 if self.splits[s].next >= self.splits[s].end {
                     self.splits.remove(s);
-                    generators.remove(s);
                 }
             }
             ctx.emit(std::mem::take(&mut batch), records)?;
@@ -121,13 +118,13 @@ impl Source for NexmarkReader {
     }
 }
 
-/// Appends one event as a record: its value, and its event time as the timestamp.
-fn push_event(batch: &mut Vec<u8>, event: &Event, dates: &mut DateCache, codec: ValueCodec) {
-    framing::push_with(batch, None, Some(event.timestamp() as i64), |out| match codec {
-        ValueCodec::Json => write_event(&mut Json(out), event, dates),
+/// Appends event `n` as a record: its value, and its event time as the timestamp.
+fn push_event(batch: &mut Vec<u8>, generator: &mut Generator, n: u64, dates: &mut DateCache, codec: ValueCodec) {
+    framing::push_with(batch, None, Some(generator.timestamp(n) as i64), |out| match codec {
+        ValueCodec::Json => generator.write(n, &mut Json(out), dates),
         ValueCodec::Msgpack => {
             msgpack::write::begin(out);
-            write_event(&mut Msgpack(out), event, dates)
+            generator.write(n, &mut Msgpack(out), dates)
         }
     });
 }
@@ -213,94 +210,6 @@ impl Encoding for Msgpack<'_> {
     fn end(&mut self) {}
 }
 
-/// Writes an event as the object of the shared event files:
-/// `{"event_type":0|1|2,"person":{…}|null,"auction":{…}|null,"bid":{…}|null}`.
-fn write_event(out: &mut impl Encoding, event: &Event, dates: &mut DateCache) {
-    let kind = match event {
-        Event::Person(_) => 0,
-        Event::Auction(_) => 1,
-        Event::Bid(_) => 2,
-    };
-    out.object(4);
-    out.key("event_type");
-    out.int(kind);
-    out.key("person");
-    match event {
-        Event::Person(p) => write_person(out, p, dates),
-        _ => out.null(),
-    }
-    out.key("auction");
-    match event {
-        Event::Auction(a) => write_auction(out, a, dates),
-        _ => out.null(),
-    }
-    out.key("bid");
-    match event {
-        Event::Bid(b) => write_bid(out, b, dates),
-        _ => out.null(),
-    }
-    out.end();
-}
-
-fn write_person(out: &mut impl Encoding, p: &Person, dates: &mut DateCache) {
-    out.object(8);
-    out.key("id");
-    out.int(p.id);
-    for (name, text) in [("name", &p.name), ("emailAddress", &p.email_address), ("creditCard", &p.credit_card), ("city", &p.city), ("state", &p.state)] {
-        out.key(name);
-        out.str(text);
-    }
-    out.key("dateTime");
-    out.date(p.date_time, dates);
-    out.key("extra");
-    out.str(&p.extra);
-    out.end();
-}
-
-fn write_auction(out: &mut impl Encoding, a: &Auction, dates: &mut DateCache) {
-    out.object(10);
-    out.key("id");
-    out.int(a.id);
-    out.key("itemName");
-    out.str(&a.item_name);
-    out.key("description");
-    out.str(&a.description);
-    out.key("initialBid");
-    out.int(a.initial_bid);
-    out.key("reserve");
-    out.int(a.reserve);
-    out.key("dateTime");
-    out.date(a.date_time, dates);
-    out.key("expires");
-    out.date(a.expires, dates);
-    out.key("seller");
-    out.int(a.seller);
-    out.key("category");
-    out.int(a.category);
-    out.key("extra");
-    out.str(&a.extra);
-    out.end();
-}
-
-fn write_bid(out: &mut impl Encoding, b: &Bid, dates: &mut DateCache) {
-    out.object(7);
-    out.key("auction");
-    out.int(b.auction);
-    out.key("bidder");
-    out.int(b.bidder);
-    out.key("price");
-    out.int(b.price);
-    out.key("channel");
-    out.str(&b.channel);
-    out.key("url");
-    out.str(&b.url);
-    out.key("dateTime");
-    out.date(b.date_time, dates);
-    out.key("extra");
-    out.str(&b.extra);
-    out.end();
-}
-
 /// Formats epoch milliseconds as `yyyy-MM-dd HH:mm:ss.SSS` (UTC), Flink's JSON form of a
 /// `TIMESTAMP(3)`; consecutive events share their second, so its text is kept.
 #[derive(Default)]
@@ -346,10 +255,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
 
-    fn events(n: u64, rate: u64) -> Vec<Event> {
-        EventGenerator::new(config(rate)).take(n as usize).collect()
-    }
-
     #[test]
     fn dates_are_utc_with_milliseconds() {
         let mut dates = DateCache::default();
@@ -365,46 +270,45 @@ mod tests {
 
     #[test]
     fn fifty_events_hold_one_person_three_auctions_and_forty_six_bids() {
-        let all = events(5000, 10_000);
-        let persons = all.iter().filter(|e| matches!(e, Event::Person(_))).count();
-        let auctions = all.iter().filter(|e| matches!(e, Event::Auction(_))).count();
-        assert_eq!((persons, auctions, all.len() - persons - auctions), (100, 300, 4600));
+        let generator = Generator::new(config(10_000));
+        let mut kinds = [0; 3];
+        for n in 0..5000 {
+            kinds[generator.kind(n) as usize] += 1;
+        }
+        assert_eq!(kinds, [100, 300, 4600]);
         // 10 000 events per second of event time: event 4999 is 499.9 ms after the start.
-        assert_eq!(all[0].timestamp(), BASE_TIME_MS);
-        assert_eq!(all[4999].timestamp(), BASE_TIME_MS + 500);
+        assert_eq!(generator.timestamp(0), BASE_TIME_MS);
+        assert_eq!(generator.timestamp(4999), BASE_TIME_MS + 500);
     }
 
     #[test]
     fn splits_make_every_event_once_in_any_parallelism() {
         let spec = NexmarkSource { events: 1000, per_second: None, event_rate: 1000 };
-        let whole: Vec<Event> = events(1000, 1000);
         for p in [1u32, 2, 3, 7] {
-            let mut seen = vec![None; 1000];
+            let mut seen = vec![0; 1000];
             for i in 0..p {
                 let reader = NexmarkReader::new(&spec, i, p, ValueCodec::Json);
                 for split in &reader.splits {
-                    let mut generator = reader.generator(split);
                     for n in (split.next..split.end).step_by(split.step as usize) {
-                        assert!(seen[n as usize].is_none(), "event {n} twice at p={p}");
-                        seen[n as usize] = generator.next();
+                        seen[n as usize] += 1;
                     }
                 }
             }
-            let seen: Vec<Event> = seen.into_iter().map(|e| e.expect("every event")).collect();
-            assert_eq!(seen, whole, "p={p}");
+            assert!(seen.iter().all(|&times| times == 1), "p={p}: {seen:?}");
         }
     }
 
     #[test]
     fn events_are_json_objects_of_the_shared_file_format() {
+        let mut generator = Generator::new(config(10_000_000));
         let mut dates = DateCache::default();
-        for event in events(50, 10_000_000) {
+        for n in 0..50 {
             let mut out = Vec::new();
-            write_event(&mut Json(&mut out), &event, &mut dates);
+            generator.write(n, &mut Json(&mut out), &mut dates);
             let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
             let mut packed = Vec::new();
             msgpack::write::begin(&mut packed);
-            write_event(&mut Msgpack(&mut packed), &event, &mut dates);
+            generator.write(n, &mut Msgpack(&mut packed), &mut dates);
             let mut again = Vec::new();
             msgpack::to_json(&packed, &mut again).unwrap();
             assert_eq!(again, out, "the MessagePack event is the JSON one");

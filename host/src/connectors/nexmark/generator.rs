@@ -1,0 +1,419 @@
+//! The Nexmark events, drawn by the rules of the `nexmark` crate (RisingWave's port of the
+//! reference generator) with the same random draws, so ids, prices, times, names and
+//! channels are the crate's, but written straight into a batch: no `String` per field,
+//! no clone of a channel's URL.
+//!
+//! One rule differs, as in the reference's own Flink generator (nexmark-flink): the
+//! `extra` padding. The crate draws each of its letters (about 70 per bid, most of the
+//! cost of an event); nexmark-flink cuts it from one reusable random string at a random
+//! offset, one draw per event. Its length is still the crate's draw, so an event's size
+//! is the crate's too (see the test against the crate below).
+
+use std::fmt::Write;
+use std::sync::OnceLock;
+
+use nexmark::config::NexmarkConfig;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use super::{DateCache, Encoding};
+
+/// Hot sellers, auctions and bidders are the first of each batch of this many.
+const HOT_RATIO: usize = 100;
+/// Random strings are at least this long (the reference's `MIN_STRING_LENGTH`).
+const MIN_STRING_LENGTH: usize = 3;
+/// Channels besides the hot ones, each with its URL (the crate's `CHANNEL_URL_MAP`).
+const CHANNELS: usize = 10_000;
+/// Length of the string `extra` paddings are cut from (nexmark-flink's 1 MiB).
+const EXTRA_POOL_BYTES: usize = 1 << 20;
+
+/// What kind of event an event number makes: per `proportion_denominator` events, first
+/// the persons, then the auctions, then the bids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Person,
+    Auction,
+    Bid,
+}
+
+/// Makes any event from its number alone.
+pub struct Generator {
+    config: NexmarkConfig,
+    /// Persons + auctions + bids per cycle of kinds (50).
+    proportion_denominator: usize,
+    /// Microseconds of event time between events, in the reference's `f32` arithmetic.
+    inter_event_delay: f32,
+    /// Reused for the fields an event composes (names, addresses), so none allocates.
+    scratch: [String; 3],
+}
+
+impl Generator {
+    /// A generator at the constant rate `config.first_rate` (the only shape the source
+    /// uses: its `next_rate` is the same).
+    pub fn new(config: NexmarkConfig) -> Self {
+        let proportion_denominator = config.person_proportion + config.auction_proportion + config.bid_proportion;
+        let inter_event_delay = config.us_per_unit as f32 / config.first_rate as f32 * config.num_event_generators as f32;
+        Generator { config, proportion_denominator, inter_event_delay, scratch: Default::default() }
+    }
+
+    /// Event time of event `n`, in milliseconds.
+    pub fn timestamp(&self, n: u64) -> u64 {
+        self.config.base_time + ((n as f32 * self.inter_event_delay) / 1000.0).round() as u64
+    }
+
+    pub fn kind(&self, n: u64) -> Kind {
+        let rem = n as usize % self.proportion_denominator;
+        if rem < self.config.person_proportion {
+            Kind::Person
+        } else if rem < self.config.person_proportion + self.config.auction_proportion {
+            Kind::Auction
+        } else {
+            Kind::Bid
+        }
+    }
+
+    /// Writes event `n` as the object of the shared event files:
+    /// `{"event_type":0|1|2,"person":{…}|null,"auction":{…}|null,"bid":{…}|null}`.
+    pub fn write(&mut self, n: u64, out: &mut impl Encoding, dates: &mut DateCache) {
+        let kind = self.kind(n);
+        out.object(4);
+        out.key("event_type");
+        out.int(kind as usize);
+        out.key("person");
+        if kind == Kind::Person {
+            self.person(n, out, dates);
+        } else {
+            out.null();
+        }
+        out.key("auction");
+        if kind == Kind::Auction {
+            self.auction(n, out, dates);
+        } else {
+            out.null();
+        }
+        out.key("bid");
+        if kind == Kind::Bid {
+            self.bid(n, out, dates);
+        } else {
+            out.null();
+        }
+        out.end();
+    }
+
+    fn person(&mut self, n: u64, out: &mut impl Encoding, dates: &mut DateCache) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let cfg = &self.config;
+        let rng = &mut SmallRng::seed_from_u64(n);
+        let [name, email, card] = &mut scratch;
+        name.clear();
+        name.push_str(cfg.first_names.choose(rng).expect("first names"));
+        name.push(' ');
+        name.push_str(cfg.last_names.choose(rng).expect("last names"));
+        email.clear();
+        push_letters(rng, email, 7);
+        email.push('@');
+        push_letters(rng, email, 5);
+        email.push_str(".com");
+        card.clear();
+        for i in 0..4 {
+            if i > 0 {
+                card.push(' ');
+            }
+            // An `i32`, as the crate's unsuffixed literal: its draw depends on the type.
+            let _ = write!(card, "{:04}", rng.gen_range(0..10_000i32));
+        }
+        let city = cfg.us_cities.choose(rng).expect("cities");
+        let state = cfg.us_states.choose(rng).expect("states");
+        let size = 8 + name.len() + email.len() + card.len() + city.len() + state.len();
+        let extra = next_extra(rng, size, cfg.avg_person_byte_size);
+
+        out.object(8);
+        out.key("id");
+        out.int(self.person_last_id(n as usize) + cfg.first_person_id);
+        for (key, text) in [("name", &**name), ("emailAddress", email), ("creditCard", card), ("city", city), ("state", state)] {
+            out.key(key);
+            out.str(text);
+        }
+        out.key("dateTime");
+        out.date(self.timestamp(n), dates);
+        out.key("extra");
+        out.str(extra);
+        out.end();
+        self.scratch = scratch;
+    }
+
+    fn auction(&mut self, n: u64, out: &mut impl Encoding, dates: &mut DateCache) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let event = n as usize;
+        let time = self.timestamp(n);
+        let rng = &mut SmallRng::seed_from_u64(n);
+        let [item, description, _] = &mut scratch;
+        item.clear();
+        push_letters(rng, item, 20);
+        description.clear();
+        push_letters(rng, description, 100);
+        let initial_bid = price(rng);
+        let reserve = initial_bid + price(rng);
+        let expires = time + self.auction_length(event, rng, time);
+        let cfg = &self.config;
+        let seller = if rng.gen_range(0..cfg.hot_seller_ratio) > 0 {
+            (self.person_last_id(event) / HOT_RATIO) * HOT_RATIO
+        } else {
+            self.person_next_id(event, rng)
+        } + cfg.first_person_id;
+        let category = cfg.first_category_id + rng.gen_range(0..cfg.num_categories);
+        let extra = next_extra(rng, 8 + item.len() + description.len() + 40, cfg.avg_auction_byte_size);
+
+        out.object(10);
+        out.key("id");
+        out.int(self.auction_last_id(event) + cfg.first_auction_id);
+        out.key("itemName");
+        out.str(item);
+        out.key("description");
+        out.str(description);
+        out.key("initialBid");
+        out.int(initial_bid);
+        out.key("reserve");
+        out.int(reserve);
+        out.key("dateTime");
+        out.date(time, dates);
+        out.key("expires");
+        out.date(expires, dates);
+        out.key("seller");
+        out.int(seller);
+        out.key("category");
+        out.int(category);
+        out.key("extra");
+        out.str(extra);
+        out.end();
+        self.scratch = scratch;
+    }
+
+    fn bid(&self, n: u64, out: &mut impl Encoding, dates: &mut DateCache) {
+        let cfg = &self.config;
+        let event = n as usize;
+        let rng = &mut SmallRng::seed_from_u64(n);
+        // Most bids are for a hot auction: the first of the last HOT_RATIO auctions.
+        let auction = if rng.gen_range(0..cfg.hot_auction_ratio) > 0 {
+            (self.auction_last_id(event) / HOT_RATIO) * HOT_RATIO
+        } else {
+            self.auction_next_id(event, rng)
+        };
+        // Most by a hot bidder: the second of the last HOT_RATIO persons (the first is
+        // the hot seller).
+        let bidder = if rng.gen_range(0..cfg.hot_bidder_ratio) > 0 {
+            (self.person_last_id(event) / HOT_RATIO) * HOT_RATIO + 1
+        } else {
+            self.person_next_id(event, rng)
+        };
+        let price = price(rng);
+        let (channel, url) = if rng.gen_range(0..cfg.hot_channel_ratio) > 0 {
+            let i = rng.gen_range(0..cfg.hot_channels.len());
+            (&*cfg.hot_channels[i], &*cfg.hot_urls[i])
+        } else {
+            let (channel, url) = channels().choose(rng).expect("channels");
+            (&**channel, &**url)
+        };
+        let extra = next_extra(rng, 32, cfg.avg_bid_byte_size);
+
+        out.object(7);
+        out.key("auction");
+        out.int(auction + cfg.first_auction_id);
+        out.key("bidder");
+        out.int(bidder + cfg.first_person_id);
+        out.key("price");
+        out.int(price);
+        out.key("channel");
+        out.str(channel);
+        out.key("url");
+        out.str(url);
+        out.key("dateTime");
+        out.date(self.timestamp(n), dates);
+        out.key("extra");
+        out.str(extra);
+        out.end();
+    }
+
+    /// The newest person's id (from 0) at event `event`: its own if it makes a person.
+    fn person_last_id(&self, event: usize) -> usize {
+        let cfg = &self.config;
+        let epoch = event / self.proportion_denominator;
+        let offset = (event % self.proportion_denominator).min(cfg.person_proportion - 1);
+        epoch * cfg.person_proportion + offset
+    }
+
+    /// A random person among the active ones, or a little past the newest.
+    fn person_next_id(&self, event: usize, rng: &mut SmallRng) -> usize {
+        let people = self.person_last_id(event) + 1;
+        let active = people.min(self.config.active_people);
+        people - active + rng.gen_range(0..active + self.config.person_id_lead)
+    }
+
+    /// The newest auction's id (from 0) at event `event`: its own if it makes an auction.
+    fn auction_last_id(&self, event: usize) -> usize {
+        let cfg = &self.config;
+        let mut epoch = event / self.proportion_denominator;
+        let mut offset = event % self.proportion_denominator;
+        if offset < cfg.person_proportion {
+            // Past the persons of a cycle whose auctions are still to come: the previous
+            // cycle's last. (The crate underflows at event 0 the same way, harmlessly, as
+            // an auction or a bid is never event 0.)
+            epoch = epoch.wrapping_sub(1);
+            offset = cfg.auction_proportion - 1;
+        } else if cfg.person_proportion + cfg.auction_proportion <= offset {
+            offset = cfg.auction_proportion - 1;
+        } else {
+            offset -= cfg.person_proportion;
+        }
+        epoch.wrapping_mul(cfg.auction_proportion).wrapping_add(offset)
+    }
+
+    /// A random auction among those in flight, or a little past the newest.
+    fn auction_next_id(&self, event: usize, rng: &mut SmallRng) -> usize {
+        let max = self.auction_last_id(event);
+        let min = max.saturating_sub(self.config.in_flight_auctions);
+        min + rng.gen_range(0..max - min + 1 + self.config.auction_id_lead)
+    }
+
+    /// How long an auction opened at `time` by event `event` runs, in milliseconds: up
+    /// to twice the event time until as many auctions as are in flight have opened.
+    fn auction_length(&self, event: usize, rng: &mut SmallRng, time: u64) -> u64 {
+        let cfg = &self.config;
+        let events_for_auctions = (cfg.in_flight_auctions * self.proportion_denominator) / cfg.auction_proportion;
+        let horizon = self.timestamp((event + events_for_auctions) as u64) - time;
+        1 + rng.gen_range(0..(horizon * 2).max(1))
+    }
+}
+
+/// A price in cents, log-uniform from 1 dollar to 1 million.
+fn price(rng: &mut SmallRng) -> usize {
+    (10.0_f32.powf(rng.gen::<f32>() * 6.0) * 100.0).round() as usize
+}
+
+/// Appends `len` random lower-case letters, one draw each (the crate's exact strings).
+fn push_letters(rng: &mut SmallRng, out: &mut String, len: usize) {
+    out.extend((0..len).map(|_| char::from(rng.gen_range(b'a'..=b'z'))));
+}
+
+/// Padding that brings an event of `size` bytes to `average` bytes on average (±20 %):
+/// the crate's draw of its length, then nexmark-flink's cut from the shared pool.
+fn next_extra(rng: &mut SmallRng, size: usize, average: usize) -> &'static str {
+    if size > average {
+        return "";
+    }
+    let average = average - size;
+    let delta = (average + 2) / 5;
+    let len = average - delta + if delta == 0 { 0 } else { rng.gen_range(0..2 * delta) };
+    let pool = extra_pool();
+    let len = len.min(pool.len());
+    let at = rng.gen_range(0..=pool.len() - len);
+    &pool[at..at + len]
+}
+
+/// The random lower-case letters `extra` paddings are cut from, the same in every process.
+fn extra_pool() -> &'static str {
+    static POOL: OnceLock<String> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let mut pool = String::with_capacity(EXTRA_POOL_BYTES);
+        // Any fixed seed ("nexmark" in ASCII): a replay must cut the same paddings.
+        push_letters(&mut SmallRng::seed_from_u64(0x006e_6578_6d61_726b), &mut pool, EXTRA_POOL_BYTES);
+        pool
+    })
+}
+
+/// The channels besides the hot ones, with their URLs, as the crate makes them.
+fn channels() -> &'static [(String, String)] {
+    static CHANNELS_URLS: OnceLock<Vec<(String, String)>> = OnceLock::new();
+    CHANNELS_URLS.get_or_init(|| {
+        (0..CHANNELS)
+            .map(|i| {
+                let mut url = base_url(i as u64);
+                if SmallRng::seed_from_u64(i as u64).gen_range(0..10i32) > 0 {
+                    url.push_str("&channel_id=");
+                    url.push_str(&i64::from((i as i32).reverse_bits()).abs().to_string());
+                }
+                (format!("channel-{i}"), url)
+            })
+            .collect()
+    })
+}
+
+/// A channel's item URL: three random path segments of 3–4 letters or `_`.
+fn base_url(seed: u64) -> String {
+    let rng = &mut SmallRng::seed_from_u64(seed);
+    let mut segment = || -> String {
+        let len = rng.gen_range(MIN_STRING_LENGTH..5);
+        (0..len).map(|_| if rng.gen_range(0..13i32) == 0 { '_' } else { char::from(rng.gen_range(b'a'..=b'z')) }).collect()
+    };
+    let (a, b, c) = (segment(), segment(), segment());
+    format!("https://www.nexmark.com/{a}/{b}/{c}/item.htm?query=1")
+}
+
+#[cfg(test)]
+mod tests {
+    use nexmark::event::Event;
+    use nexmark::EventGenerator;
+    use serde_json::{json, Value};
+
+    use super::super::{config, Json};
+    use super::*;
+
+    /// The crate's event as the object this generator writes, `extra` left out.
+    fn crates(event: &Event) -> Value {
+        let date = |ms: u64| {
+            let mut text = Vec::new();
+            DateCache::default().write(&mut text, ms);
+            String::from_utf8(text).unwrap()
+        };
+        let (kind, body) = match event {
+            Event::Person(p) => (0, json!({"id": p.id, "name": p.name, "emailAddress": p.email_address,
+                "creditCard": p.credit_card, "city": p.city, "state": p.state, "dateTime": date(p.date_time),
+                "extra": p.extra.len()})),
+            Event::Auction(a) => (1, json!({"id": a.id, "itemName": a.item_name, "description": a.description,
+                "initialBid": a.initial_bid, "reserve": a.reserve, "dateTime": date(a.date_time),
+                "expires": date(a.expires), "seller": a.seller, "category": a.category, "extra": a.extra.len()})),
+            Event::Bid(b) => (2, json!({"auction": b.auction, "bidder": b.bidder, "price": b.price,
+                "channel": b.channel, "url": b.url, "dateTime": date(b.date_time), "extra": b.extra.len()})),
+        };
+        let mut v = json!({"event_type": kind, "person": null, "auction": null, "bid": null});
+        v[["person", "auction", "bid"][kind]] = body;
+        v
+    }
+
+    #[test]
+    fn events_are_the_crates_but_for_the_letters_of_their_padding() {
+        for rate in [1_000, 10_000_000] {
+            let mut ours = Generator::new(config(rate));
+            let mut dates = DateCache::default();
+            // Far enough for every auction and person id to leave its first cycle, and for
+            // both kinds of channel.
+            for (n, event) in EventGenerator::new(config(rate)).take(20_000).enumerate() {
+                let mut text = Vec::new();
+                ours.write(n as u64, &mut Json(&mut text), &mut dates);
+                let mut v: Value = serde_json::from_slice(&text).unwrap();
+                let body = &mut v[["person", "auction", "bid"][ours.kind(n as u64) as usize]];
+                let extra = body["extra"].as_str().unwrap().to_string();
+                assert!(extra.bytes().all(|b| b.is_ascii_lowercase()), "{extra}");
+                body["extra"] = json!(extra.len());
+                assert_eq!(v, crates(&event), "event {n} at {rate}/s");
+                assert_eq!(ours.timestamp(n as u64), event.timestamp());
+            }
+        }
+    }
+
+    #[test]
+    fn paddings_differ_between_events() {
+        let mut ours = Generator::new(config(1000));
+        let mut dates = DateCache::default();
+        let extras: std::collections::HashSet<String> = (0..1000u64)
+            .map(|n| {
+                let mut text = Vec::new();
+                ours.write(n, &mut Json(&mut text), &mut dates);
+                let v: Value = serde_json::from_slice(&text).unwrap();
+                v[["person", "auction", "bid"][ours.kind(n) as usize]]["extra"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert!(extras.len() > 990, "{} distinct paddings of 1000", extras.len());
+    }
+}
