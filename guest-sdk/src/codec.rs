@@ -55,10 +55,7 @@ fn encode_error<T: ?Sized>(codec: &str, e: impl std::fmt::Display) -> String {
 #[inline]
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     match bytes.split_first() {
-        Some((&MSGPACK_MARKER, packed)) => {
-            let mut de = rmp_serde::Deserializer::from_read_ref(packed).with_human_readable();
-            T::deserialize(&mut de).map_err(|e| decode_error::<T>(bytes, e))
-        }
+        Some((&MSGPACK_MARKER, packed)) => crate::msgpack::from_slice(packed).map_err(|e| decode_error::<T>(bytes, e)),
         _ => serde_json::from_slice(bytes).map_err(|e| decode_error::<T>(bytes, e)),
     }
 }

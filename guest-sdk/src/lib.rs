@@ -26,6 +26,7 @@ mod codec;
 mod connect;
 mod ctx;
 mod joins;
+mod msgpack;
 pub mod frame;
 mod graph;
 mod ops;

@@ -1,0 +1,552 @@
+//! Reading MessagePack values (what rmp-serde writes, `codec.rs`) into Rust types.
+//!
+//! rmp-serde's reader checks every string as UTF-8 with `core::str::from_utf8`, field
+//! names included: for a Nexmark bid that is fifteen calls, the largest single cost of
+//! decoding it inside the component. This reader takes text that is all ASCII (names,
+//! times, most values) with an 8-bytes-at-a-time check, and hands anything else to
+//! `from_utf8`; it borrows every string and byte string from the input, and knows only
+//! the forms rmp-serde writes:
+//!
+//! - structs as maps of field names (or arrays, rmp-serde's default), tuples as arrays;
+//! - `None` and `()` as nil, unit structs as an empty array (or nil);
+//! - a unit variant as its name, any other variant as a map of its name to its data.
+//!
+//! Extension values, and nesting past [`MAX_DEPTH`], are refused.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
+use serde::Deserialize;
+
+/// Deepest nesting of arrays and maps read, as serde_json's limit: a value no JSON reader
+/// takes is refused here too, before it can exhaust the component's stack.
+const MAX_DEPTH: u32 = 128;
+
+/// Decodes one value that fills `bytes` (no marker byte).
+pub(crate) fn from_slice<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T> {
+    let mut de = Deserializer { input: bytes, depth: 0 };
+    let value = T::deserialize(&mut de)?;
+    if !de.input.is_empty() {
+        return Err(Error(format!("{} bytes after the value", de.input.len())));
+    }
+    Ok(value)
+}
+
+/// Why a value did not decode.
+#[derive(Debug)]
+pub(crate) struct Error(String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl de::Error for Error {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Error(msg.to_string())
+    }
+}
+
+type Result<T> = std::result::Result<T, Error>;
+
+fn truncated() -> Error {
+    Error("the value ends early".into())
+}
+
+/// `bytes` as text, checked as UTF-8.
+#[inline]
+fn text(bytes: &[u8]) -> Result<&str> {
+    if is_ascii(bytes) {
+        // SAFETY: every byte is below 0x80, and ASCII is UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).map_err(|e| Error(format!("a string is not UTF-8: {e}")))
+}
+
+/// Whether every byte is below 0x80, eight at a time (Wasm has 64-bit integers; core's
+/// check works in `usize`, four bytes on wasm32, after a call and an alignment prologue).
+#[inline]
+fn is_ascii(bytes: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut seen = 0u64;
+    for w in &mut words {
+        seen |= u64::from_le_bytes(w.try_into().expect("eight bytes"));
+    }
+    // Byte by byte: copying the tail into a word would be a `memory.copy`, which
+    // wasmtime runs as a call out of the component.
+    let tail = words.remainder().iter().fold(0u8, |acc, &b| acc | b);
+    (seen & HIGH == 0) && tail < 0x80
+}
+
+struct Deserializer<'de> {
+    input: &'de [u8],
+    /// Arrays and maps open around the current value.
+    depth: u32,
+}
+
+impl<'de> Deserializer<'de> {
+    #[inline]
+    fn peek(&self) -> Result<u8> {
+        self.input.first().copied().ok_or_else(truncated)
+    }
+
+    #[inline]
+    fn byte(&mut self) -> Result<u8> {
+        let (&b, rest) = self.input.split_first().ok_or_else(truncated)?;
+        self.input = rest;
+        Ok(b)
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize) -> Result<&'de [u8]> {
+        if n > self.input.len() {
+            return Err(truncated());
+        }
+        let (taken, rest) = self.input.split_at(n);
+        self.input = rest;
+        Ok(taken)
+    }
+
+    #[inline]
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        Ok(self.take(N)?.try_into().expect("N bytes"))
+    }
+
+    /// A big-endian length of `n` bytes.
+    #[inline]
+    fn len(&mut self, n: usize) -> Result<usize> {
+        Ok(match n {
+            1 => usize::from(self.byte()?),
+            2 => usize::from(u16::from_be_bytes(self.array()?)),
+            _ => u32::from_be_bytes(self.array()?) as usize,
+        })
+    }
+
+    /// A string's bytes, if `marker` starts one.
+    #[inline]
+    fn str_bytes(&mut self, marker: u8) -> Result<Option<&'de [u8]>> {
+        let len = match marker {
+            0xa0..=0xbf => usize::from(marker & 0x1f),
+            0xd9 => self.len(1)?,
+            0xda => self.len(2)?,
+            0xdb => self.len(4)?,
+            _ => return Ok(None),
+        };
+        self.take(len).map(Some)
+    }
+
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.depth >= MAX_DEPTH {
+            return Err(Error(format!("the value nests deeper than {MAX_DEPTH} arrays and maps")));
+        }
+        self.depth += 1;
+        let result = f(self);
+        self.depth -= 1;
+        result
+    }
+
+    fn seq<V: Visitor<'de>>(&mut self, len: usize, visitor: V) -> Result<V::Value> {
+        self.nested(|de| {
+            let mut access = Elements { de, left: len };
+            let value = visitor.visit_seq(&mut access)?;
+            match access.left {
+                0 => Ok(value),
+                left => Err(Error(format!("an array of {len} elements where {} were expected", len - left))),
+            }
+        })
+    }
+
+    fn map<V: Visitor<'de>>(&mut self, len: usize, visitor: V) -> Result<V::Value> {
+        self.nested(|de| {
+            let mut access = Elements { de, left: len };
+            let value = visitor.visit_map(&mut access)?;
+            match access.left {
+                0 => Ok(value),
+                left => Err(Error(format!("a map of {len} entries where {} were expected", len - left))),
+            }
+        })
+    }
+
+    /// Moves past one value of any kind, without visiting it.
+    fn skip(&mut self) -> Result<()> {
+        let marker = self.byte()?;
+        let (skip, items) = match marker {
+            0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => (0, 0),
+            0x80..=0x8f => (0, 2 * usize::from(marker & 0x0f)),
+            0x90..=0x9f => (0, usize::from(marker & 0x0f)),
+            0xa0..=0xbf => (usize::from(marker & 0x1f), 0),
+            0xcc | 0xd0 => (1, 0),
+            0xcd | 0xd1 => (2, 0),
+            0xca | 0xce | 0xd2 => (4, 0),
+            0xcb | 0xcf | 0xd3 => (8, 0),
+            0xc4 | 0xd9 => (self.len(1)?, 0),
+            0xc5 | 0xda => (self.len(2)?, 0),
+            0xc6 | 0xdb => (self.len(4)?, 0),
+            0xdc => (0, self.len(2)?),
+            0xdd => (0, self.len(4)?),
+            0xde => (0, 2 * self.len(2)?),
+            0xdf => (0, 2 * self.len(4)?),
+            other => return Err(unsupported(other)),
+        };
+        self.take(skip)?;
+        if items > 0 {
+            self.nested(|de| (0..items).try_for_each(|_| de.skip()))?;
+        }
+        Ok(())
+    }
+}
+
+fn unsupported(marker: u8) -> Error {
+    match marker {
+        0xc1 => Error("the reserved MessagePack byte 0xc1 inside a value".into()),
+        _ => Error(format!("a MessagePack extension value (marker {marker:#04x}), which has no Rust form here")),
+    }
+}
+
+/// The elements of an array, or the entries of a map, still to read.
+struct Elements<'a, 'de> {
+    de: &'a mut Deserializer<'de>,
+    left: usize,
+}
+
+impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
+    type Error = Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        seed.deserialize(&mut *self.de).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        // Each element takes a byte at least: a forged length preallocates no more.
+        Some(self.left.min(self.de.input.len()))
+    }
+}
+
+impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
+    type Error = Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        seed.deserialize(&mut *self.de).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
+        seed.deserialize(&mut *self.de)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.left.min(self.de.input.len() / 2))
+    }
+}
+
+/// A variant with data: the value after its name.
+struct Variant<'a, 'de> {
+    de: &'a mut Deserializer<'de>,
+}
+
+impl<'de> de::EnumAccess<'de> for Variant<'_, 'de> {
+    type Error = Error;
+    type Variant = Self;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self)> {
+        let name = seed.deserialize(&mut *self.de)?;
+        Ok((name, self))
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for Variant<'_, 'de> {
+    type Error = Error;
+
+    fn unit_variant(self) -> Result<()> {
+        de::Deserialize::deserialize(self.de)
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value> {
+        seed.deserialize(self.de)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value> {
+        de::Deserializer::deserialize_any(self.de, visitor)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(self, _fields: &'static [&'static str], visitor: V) -> Result<V::Value> {
+        de::Deserializer::deserialize_any(self.de, visitor)
+    }
+}
+
+impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        let marker = self.byte()?;
+        if let Some(bytes) = self.str_bytes(marker)? {
+            return visitor.visit_borrowed_str(text(bytes)?);
+        }
+        match marker {
+            0x00..=0x7f => visitor.visit_u64(u64::from(marker)),
+            0xe0..=0xff => visitor.visit_i64(i64::from(marker as i8)),
+            0x80..=0x8f => self.map(usize::from(marker & 0x0f), visitor),
+            0x90..=0x9f => self.seq(usize::from(marker & 0x0f), visitor),
+            0xc0 => visitor.visit_unit(),
+            0xc2 => visitor.visit_bool(false),
+            0xc3 => visitor.visit_bool(true),
+            0xc4..=0xc6 => {
+                let len = self.len(1 << (marker - 0xc4))?;
+                visitor.visit_borrowed_bytes(self.take(len)?)
+            }
+            0xca => visitor.visit_f32(f32::from_be_bytes(self.array()?)),
+            0xcb => visitor.visit_f64(f64::from_be_bytes(self.array()?)),
+            0xcc => visitor.visit_u64(u64::from(self.byte()?)),
+            0xcd => visitor.visit_u64(u64::from(u16::from_be_bytes(self.array()?))),
+            0xce => visitor.visit_u64(u64::from(u32::from_be_bytes(self.array()?))),
+            0xcf => visitor.visit_u64(u64::from_be_bytes(self.array()?)),
+            0xd0 => visitor.visit_i64(i64::from(self.byte()? as i8)),
+            0xd1 => visitor.visit_i64(i64::from(i16::from_be_bytes(self.array()?))),
+            0xd2 => visitor.visit_i64(i64::from(i32::from_be_bytes(self.array()?))),
+            0xd3 => visitor.visit_i64(i64::from_be_bytes(self.array()?)),
+            0xdc => {
+                let len = self.len(2)?;
+                self.seq(len, visitor)
+            }
+            0xdd => {
+                let len = self.len(4)?;
+                self.seq(len, visitor)
+            }
+            0xde => {
+                let len = self.len(2)?;
+                self.map(len, visitor)
+            }
+            0xdf => {
+                let len = self.len(4)?;
+                self.map(len, visitor)
+            }
+            other => Err(unsupported(other)),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        if self.peek()? == 0xc0 {
+            self.input = &self.input[1..];
+            visitor.visit_none()
+        } else {
+            visitor.visit_some(self)
+        }
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value> {
+        // rmp-serde writes a unit struct as an empty array.
+        match self.peek()? {
+            0xc0 | 0x90 => {
+                self.input = &self.input[1..];
+                visitor.visit_unit()
+            }
+            _ => self.deserialize_unit(visitor).map_err(|e| Error(format!("{name}: {e}"))),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value> {
+        let marker = self.byte()?;
+        if let Some(bytes) = self.str_bytes(marker)? {
+            return visitor.visit_enum(text(bytes)?.into_deserializer());
+        }
+        let len = match marker {
+            0x80..=0x8f => usize::from(marker & 0x0f),
+            0xde => self.len(2)?,
+            0xdf => self.len(4)?,
+            _ => return Err(Error("an enum is neither a variant's name nor a map of one entry".into())),
+        };
+        if len != 1 {
+            return Err(Error(format!("an enum as a map of {len} entries, not one")));
+        }
+        self.nested(|de| visitor.visit_enum(Variant { de }))
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.skip()?;
+        visitor.visit_unit()
+    }
+
+    fn deserialize_i128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        // rmp-serde writes 128-bit integers as 16 bytes of binary, big-endian.
+        if self.input.starts_with(&[0xc4, 16]) {
+            self.input = &self.input[2..];
+            return visitor.visit_i128(i128::from_be_bytes(self.array()?));
+        }
+        self.deserialize_any(visitor)
+    }
+
+    fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        if self.input.starts_with(&[0xc4, 16]) {
+            self.input = &self.input[2..];
+            return visitor.visit_u128(u128::from_be_bytes(self.array()?));
+        }
+        self.deserialize_any(visitor)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        // As the writer (`codec::encode_into`): times and addresses are their text.
+        true
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 u8 u16 u32 u64 f32 f64 char str string bytes byte_buf unit
+        seq tuple tuple_struct map struct identifier
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    fn packed<T: Serialize>(value: &T) -> Vec<u8> {
+        let mut buf = Vec::new();
+        value.serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map().with_human_readable()).unwrap();
+        buf
+    }
+
+    fn round_trip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + fmt::Debug>(value: T) {
+        let bytes = packed(&value);
+        assert_eq!(from_slice::<T>(&bytes).unwrap(), value, "{bytes:02x?}");
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Unit;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Newtype(i32);
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Shape {
+        Empty,
+        Circle(f64),
+        Pair(i8, String),
+        Rect { w: u32, h: u32 },
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Everything {
+        small: u8,
+        negative: i64,
+        big: u64,
+        wide: i128,
+        ratio: f32,
+        precise: f64,
+        flag: bool,
+        letter: char,
+        name: String,
+        unicode: String,
+        long_text: String,
+        blob: Vec<u8>,
+        nothing: Option<u16>,
+        something: Option<Vec<Option<i32>>>,
+        unit: (),
+        unit_struct: Unit,
+        newtype: Newtype,
+        tuple: (u8, String, bool),
+        shapes: Vec<Shape>,
+        map: BTreeMap<String, Vec<i16>>,
+        by_number: BTreeMap<u32, String>,
+    }
+
+    #[test]
+    fn reads_every_form_rmp_serde_writes() {
+        round_trip(Everything {
+            small: 7,
+            negative: -1_234_567_890_123,
+            big: u64::MAX,
+            wide: -(1 << 100),
+            ratio: 0.5,
+            precise: -2.75e300,
+            flag: true,
+            letter: 'é',
+            name: "bob".into(),
+            unicode: "naïve — 東京 🦀".into(),
+            long_text: "x".repeat(70_000),
+            blob: vec![0, 255, 128],
+            nothing: None,
+            something: Some(vec![Some(-1), None, Some(i32::MIN)]),
+            unit: (),
+            unit_struct: Unit,
+            newtype: Newtype(-5),
+            tuple: (255, "t".repeat(300), false),
+            shapes: vec![Shape::Empty, Shape::Circle(1.5), Shape::Pair(-3, "p".into()), Shape::Rect { w: 2, h: 3 }],
+            map: [("a".to_string(), vec![-1, 2]), ("".to_string(), vec![])].into(),
+            by_number: [(1, "one".to_string()), (70_000, "many".to_string())].into(),
+        });
+        for n in [0i64, 127, 128, 255, 256, 65_535, 65_536, -1, -32, -33, -128, -129, -32_768, -32_769, i64::MIN, i64::MAX] {
+            round_trip(n);
+        }
+        round_trip(vec![1u8; 70_000]);
+    }
+
+    #[test]
+    fn unknown_fields_are_skipped_whatever_they_hold() {
+        #[derive(Serialize)]
+        struct Wide {
+            a: u8,
+            extra: (Vec<BTreeMap<String, Option<f64>>>, String, i64),
+            b: String,
+        }
+        #[derive(Debug, PartialEq, Deserialize)]
+        struct Narrow {
+            a: u8,
+            b: String,
+        }
+        let wide = Wide { a: 1, extra: (vec![[("k".to_string(), Some(1.0))].into()], "s".into(), -9), b: "kept".into() };
+        assert_eq!(from_slice::<Narrow>(&packed(&wide)).unwrap(), Narrow { a: 1, b: "kept".into() });
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_reason() {
+        let err = |bytes: &[u8]| from_slice::<serde_json::Value>(bytes).unwrap_err().to_string();
+        assert!(err(&[0xa3, b'a']).contains("ends early"));
+        assert!(err(&[0xa2, 0xff, 0xfe]).contains("not UTF-8"));
+        assert!(err(&[0xd4, 1, 2]).contains("extension"));
+        assert!(err(&[0xc1]).contains("reserved"));
+        assert!(err(&[0x01, 0x02]).contains("1 bytes after the value"));
+        let deep = [vec![0x91; 200], vec![0x01]].concat();
+        assert!(err(&deep).contains("deeper than 128"));
+        // A forged length allocates nothing: the value ends early.
+        assert!(err(&[0xdd, 0xff, 0xff, 0xff, 0xff]).contains("ends early"));
+        assert!(from_slice::<(u8, u8)>(&[0x93, 1, 2, 3]).unwrap_err().to_string().contains("3 elements where 2"));
+        assert!(from_slice::<u8>(&[0xcd, 1, 0]).unwrap_err().to_string().contains("256"));
+    }
+
+    #[test]
+    fn ascii_check_sees_a_high_byte_anywhere() {
+        for len in 0..40 {
+            let mut bytes = vec![b'a'; len];
+            assert!(is_ascii(&bytes));
+            for i in 0..len {
+                bytes[i] = 0xc3;
+                assert!(!is_ascii(&bytes), "{len} {i}");
+                bytes[i] = b'a';
+            }
+        }
+    }
+}
