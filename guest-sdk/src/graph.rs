@@ -452,6 +452,12 @@ impl<T> Stream<T> {
         }
     }
 
+    /// The same stream with its values read as `U` by the operators after it: for types
+    /// whose encodings are the same values (`nexmark::Event` and its projections).
+    pub(crate) fn retype<U>(self) -> Stream<U> {
+        Stream { g: self.g, vertex: self.vertex, edge: self.edge, side_output: self.side_output, more: self.more, _t: PhantomData }
+    }
+
     fn input(&self) -> Input {
         (self.vertex, self.edge, self.side_output)
     }

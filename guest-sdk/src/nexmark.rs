@@ -5,12 +5,18 @@
 //! An event is the JSON object of the shared event files (`wit/README.md`):
 //! `{"event_type":0|1|2,"person":{…}|null,"auction":{…}|null,"bid":{…}|null}`, with times
 //! as UTC text `yyyy-MM-dd HH:mm:ss.SSS`; here they are epoch milliseconds.
+//!
+//! A query that reads a few fields decodes only those: [`Stream::project`] reads the
+//! events as an [`Event`] of its own person, auction and bid types (structs of some of
+//! the fields, or [`Skip`] for a kind it ignores), and the rest of each event is skipped
+//! unread, as a SQL engine projects the columns of its source.
 
 use serde::de::{self, Deserializer};
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::eddy::stream::types::NexmarkSource as Spec;
+use crate::Stream;
 
 /// How far behind the largest event time the watermark of a Nexmark source stays, as in
 /// the reference setup (`dateTime - INTERVAL '4' SECOND`).
@@ -114,15 +120,42 @@ pub struct Bid {
     pub extra: String,
 }
 
-/// One Nexmark event.
+/// One Nexmark event: by default every field of it; [`Stream::project`] reads fewer.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
+pub enum Event<P = Person, A = Auction, B = Bid> {
     /// `event_type` 0.
-    Person(Person),
+    Person(P),
     /// `event_type` 1.
-    Auction(Auction),
+    Auction(A),
     /// `event_type` 2.
-    Bid(Bid),
+    Bid(B),
+}
+
+/// What a projected [`Event`] holds for a kind of event (or a field) its query does not
+/// read: decoding skips its bytes without making anything of them; it encodes as `null`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::IgnoredAny::deserialize(d).map(|_| Skip)
+    }
+}
+
+impl Serialize for Skip {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
+}
+
+impl<P, A, B> Stream<Event<P, A, B>> {
+    /// The same events, read as `Event<Q, C, D>`: the person, auction and bid types a
+    /// query uses (any struct of some of their fields, or [`Skip`]), so that only those
+    /// fields are decoded. Each event keeps its bytes, so later operators may project
+    /// them differently again.
+    pub fn project<Q, C, D>(self) -> Stream<Event<Q, C, D>> {
+        self.retype()
+    }
 }
 
 impl Event {
@@ -136,7 +169,7 @@ impl Event {
     }
 }
 
-impl Serialize for Event {
+impl<P: Serialize, A: Serialize, B: Serialize> Serialize for Event<P, A, B> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut o = s.serialize_struct("Event", 4)?;
         let none: Option<()> = None;
@@ -164,16 +197,16 @@ impl Serialize for Event {
     }
 }
 
-impl<'de> Deserialize<'de> for Event {
+impl<'de, P: Deserialize<'de>, A: Deserialize<'de>, B: Deserialize<'de>> Deserialize<'de> for Event<P, A, B> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
-        struct Raw {
+        struct Raw<P, A, B> {
             event_type: u8,
-            person: Option<Person>,
-            auction: Option<Auction>,
-            bid: Option<Bid>,
+            person: Option<P>,
+            auction: Option<A>,
+            bid: Option<B>,
         }
-        let raw = Raw::deserialize(d)?;
+        let raw = Raw::<P, A, B>::deserialize(d)?;
         let missing = |what| de::Error::custom(format!("a Nexmark event of type {} has no {what}", raw.event_type));
         match raw.event_type {
             0 => raw.person.map(Event::Person).ok_or_else(|| missing("person")),

@@ -22,9 +22,14 @@
 //! | `q11` | per bidder, bids per session (closed by a 10 s gap) |
 //! | `q12` | per bidder, bids per 10 s tumbling window of processing time |
 //! | `events` | the events themselves |
+//!
+//! Each query reads only the fields it uses (`Stream::project` with its own person,
+//! auction and bid types): the others are skipped undecoded, as Flink SQL projects the
+//! columns of its source.
 
-use eddy_sdk::nexmark::{date_time, Bid, Event, NexmarkSource};
+use eddy_sdk::nexmark::{date_time, Event, NexmarkSource, Skip};
 use eddy_sdk::prelude::*;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// Sliding and tumbling windows of the queries: 10 s.
@@ -61,17 +66,22 @@ fn sink<T>(rows: Stream<T>, args: &Args) {
     };
 }
 
-fn bids(events: Stream<Event>) -> Stream<Bid> {
+/// The bids, each read as a `B`: the fields of a bid the query uses.
+fn bids<B>(events: Stream<Event>) -> Stream<B>
+where
+    B: Serialize + DeserializeOwned + 'static,
+{
     events
-        .flat_map(|e: Event| match e {
+        .project::<Skip, Skip, B>()
+        .flat_map(|e: Event<Skip, Skip, B>| match e {
             Event::Bid(b) => Some(b),
             _ => None,
         })
         .name("bids")
 }
 
-/// A bid as q0 and q7 select it.
-#[derive(Serialize, Deserialize)]
+/// A bid as q0, q1 and q7 select it (all but its channel and URL).
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct BidRow {
     auction: i64,
@@ -82,14 +92,8 @@ struct BidRow {
     extra: String,
 }
 
-impl From<Bid> for BidRow {
-    fn from(b: Bid) -> Self {
-        BidRow { auction: b.auction, bidder: b.bidder, price: b.price, date_time: b.date_time, extra: b.extra }
-    }
-}
-
 fn q0(env: &mut Env, args: &Args) -> Result<(), String> {
-    sink(bids(events(env, args)?).map(BidRow::from).name("q0"), args);
+    sink(bids::<BidRow>(events(env, args)?).name("q0"), args);
     Ok(())
 }
 
@@ -106,7 +110,7 @@ struct Q1 {
 }
 
 fn q1(env: &mut Env, args: &Args) -> Result<(), String> {
-    let rows = bids(events(env, args)?).map(|b: Bid| Q1 {
+    let rows = bids(events(env, args)?).map(|b: BidRow| Q1 {
         auction: b.auction,
         bidder: b.bidder,
         price: (b.price * 908) as f64 / 1000.0,
@@ -124,10 +128,7 @@ struct Q2 {
 }
 
 fn q2(env: &mut Env, args: &Args) -> Result<(), String> {
-    let rows = bids(events(env, args)?)
-        .filter(|b: &Bid| b.auction % 123 == 0)
-        .name("auction % 123 = 0")
-        .map(|b: Bid| Q2 { auction: b.auction, price: b.price });
+    let rows = bids(events(env, args)?).filter(|b: &Q2| b.auction % 123 == 0).name("auction % 123 = 0");
     sink(rows.name("q2"), args);
     Ok(())
 }
@@ -140,22 +141,43 @@ struct Q3 {
     id: i64,
 }
 
+/// A person as q3 reads it.
+#[derive(Serialize, Deserialize)]
+struct Seller {
+    id: i64,
+    name: String,
+    city: String,
+    state: String,
+}
+
+/// An auction as q3 and q8 read it.
+#[derive(Serialize, Deserialize)]
+struct Sold {
+    id: i64,
+    seller: i64,
+    category: i64,
+}
+
+/// The events of q3.
+type Q3Event = Event<Seller, Sold, Skip>;
+
 /// q3 joins auctions to their sellers, unwindowed: whichever comes first waits in the
 /// seller's keyed state for the other (a person arrives once, auctions any number of times).
 fn q3(env: &mut Env, args: &Args) -> Result<(), String> {
     let rows = events(env, args)?
-        .filter(|e: &Event| match e {
+        .project()
+        .filter(|e: &Q3Event| match e {
             Event::Person(p) => matches!(p.state.as_str(), "OR" | "ID" | "CA"),
             Event::Auction(a) => a.category == 10,
             Event::Bid(_) => false,
         })
         .name("sellers of OR, ID, CA; auctions of category 10")
-        .key_by(|e: &Event| match e {
+        .key_by(|e: &Q3Event| match e {
             Event::Person(p) => p.id,
             Event::Auction(a) => a.seller,
-            Event::Bid(b) => b.bidder,
+            Event::Bid(_) => 0,
         })
-        .process(|ctx: &mut KeyedCtx<i64, Q3>, e: Event| {
+        .process(|ctx: &mut KeyedCtx<i64, Q3>, e: Q3Event| {
             let person = ctx.value_state::<(String, String, String)>("person");
             let waiting = ctx.list_state::<i64>("auctions");
             match e {
@@ -198,20 +220,46 @@ struct Q4 {
     average: i64,
 }
 
+/// An auction as q4 reads it.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Q4Auction {
+    id: i64,
+    category: i64,
+    #[serde(with = "date_time")]
+    date_time: i64,
+    #[serde(with = "date_time")]
+    expires: i64,
+}
+
+/// A bid as q4 and q7 read it.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Offer {
+    auction: i64,
+    price: i64,
+    #[serde(with = "date_time")]
+    date_time: i64,
+}
+
+/// The events of q4.
+type Q4Event = Event<Skip, Q4Auction, Offer>;
+
 /// q4: each auction's winning price (its highest bid between its start and its end) once
 /// event time passes its end, then per category the running average of those (truncated,
 /// as SQL's AVG of a BIGINT). Bids that come before their auction wait in its state.
 fn q4(env: &mut Env, args: &Args) -> Result<(), String> {
     let winners = events(env, args)?
-        .filter(|e: &Event| !matches!(e, Event::Person(_)))
+        .project()
+        .filter(|e: &Q4Event| !matches!(e, Event::Person(_)))
         .name("auctions and bids")
-        .key_by(|e: &Event| match e {
+        .key_by(|e: &Q4Event| match e {
             Event::Auction(a) => a.id,
             Event::Bid(b) => b.auction,
-            Event::Person(p) => p.id,
+            Event::Person(_) => 0,
         })
         .process_with_timers(
-            |ctx: &mut KeyedCtx<i64, (i64, i64)>, e: Event| {
+            |ctx: &mut KeyedCtx<i64, (i64, i64)>, e: Q4Event| {
                 let open = ctx.value_state::<Open>("auction");
                 let early = ctx.list_state::<(i64, i64)>("early bids");
                 match e {
@@ -274,11 +322,17 @@ struct Q5 {
     window_end: i64,
 }
 
+/// A bid as q5 reads it.
+#[derive(Serialize, Deserialize)]
+struct AuctionOf {
+    auction: i64,
+}
+
 /// q5: bids per auction and sliding window (the host's windowed count), then per window the
 /// highest count, keeping every auction that reaches it (ties too).
 fn q5(env: &mut Env, args: &Args) -> Result<(), String> {
     let counts = bids(events(env, args)?)
-        .map(|b: Bid| b.auction)
+        .map(|b: AuctionOf| b.auction)
         .key_by(|a: &i64| *a)
         .window(Window::sliding_event_time(WINDOW_MS, SLIDE_MS))
         .count()
@@ -328,22 +382,22 @@ fn q5(env: &mut Env, args: &Args) -> Result<(), String> {
 /// state holds the highest price so far and the bids at it.
 fn q7(env: &mut Env, args: &Args) -> Result<(), String> {
     let rows = bids(events(env, args)?)
-        .key_by(|b: &Bid| b.date_time - b.date_time.rem_euclid(WINDOW_MS as i64))
+        .key_by(|b: &BidRow| b.date_time - b.date_time.rem_euclid(WINDOW_MS as i64))
         .process_with_timers(
-            |ctx: &mut KeyedCtx<i64, BidRow>, b: Bid| {
+            |ctx: &mut KeyedCtx<i64, BidRow>, b: BidRow| {
                 let best = ctx.value_state::<(i64, Vec<BidRow>)>("best");
                 // Only a new highest price or a tie changes the state.
                 let next = match best.get()? {
                     None => {
                         ctx.register_event_time_timer(ctx.key() + WINDOW_MS as i64 - 1)?;
-                        (b.price, vec![b.into()])
+                        (b.price, vec![b])
                     }
                     Some((max, _)) if b.price < max => return Ok(()),
                     Some((max, mut bids)) if b.price == max => {
-                        bids.push(b.into());
+                        bids.push(b);
                         (max, bids)
                     }
-                    Some(_) => (b.price, vec![b.into()]),
+                    Some(_) => (b.price, vec![b]),
                 };
                 best.set(&next)
             },
@@ -368,19 +422,30 @@ struct Q8 {
     stime: i64,
 }
 
+/// A person as q8 reads it.
+#[derive(Serialize, Deserialize)]
+struct Registered {
+    id: i64,
+    name: String,
+}
+
+/// The events of q8.
+type Q8Event = Event<Registered, Sold, Skip>;
+
 /// q8: persons and their auctions keyed by person, in tumbling windows; a window that
 /// holds the person and at least one of their auctions names them.
 fn q8(env: &mut Env, args: &Args) -> Result<(), String> {
     let rows = events(env, args)?
-        .filter(|e: &Event| !matches!(e, Event::Bid(_)))
+        .project()
+        .filter(|e: &Q8Event| !matches!(e, Event::Bid(_)))
         .name("persons and auctions")
-        .key_by(|e: &Event| match e {
+        .key_by(|e: &Q8Event| match e {
             Event::Person(p) => p.id,
             Event::Auction(a) => a.seller,
-            Event::Bid(b) => b.bidder,
+            Event::Bid(_) => 0,
         })
         .window(Window::tumbling_event_time(WINDOW_MS))
-        .process(|ctx: &mut Ctx<Q8>, id: i64, window: TimeWindow, events: Vec<Event>| {
+        .process(|ctx: &mut Ctx<Q8>, id: i64, window: TimeWindow, events: Vec<Q8Event>| {
             let sold = events.iter().any(|e| matches!(e, Event::Auction(_)));
             for e in events {
                 if let (Event::Person(p), true) = (e, sold) {
@@ -404,10 +469,16 @@ struct BidsPerWindow {
     endtime: i64,
 }
 
+/// A bid as q11 and q12 read it.
+#[derive(Serialize, Deserialize)]
+struct BidderOf {
+    bidder: i64,
+}
+
 /// Bids per bidder and window (q11).
 fn bids_per_bidder(events: Stream<Event>, window: Window) -> Stream<BidsPerWindow> {
     bids(events)
-        .map(|b: Bid| b.bidder)
+        .map(|b: BidderOf| b.bidder)
         .key_by(|bidder: &i64| *bidder)
         .window(window)
         .process(|ctx: &mut Ctx<BidsPerWindow>, bidder: i64, w: TimeWindow, bids: Vec<i64>| {
@@ -426,7 +497,7 @@ fn q11(env: &mut Env, args: &Args) -> Result<(), String> {
 /// (no values kept) and the end is the result's time plus one, as in q5.
 fn q12(env: &mut Env, args: &Args) -> Result<(), String> {
     let rows = bids(events(env, args)?)
-        .map(|b: Bid| b.bidder)
+        .map(|b: BidderOf| b.bidder)
         .key_by(|bidder: &i64| *bidder)
         .window(Window::tumbling_processing_time(WINDOW_MS))
         .count()
