@@ -40,8 +40,7 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) -
             // Field names, so the host can read a field and the value converts to the same
             // JSON object; human-readable, so types that print differently (times,
             // addresses) take their JSON form.
-            let mut ser = rmp_serde::Serializer::new(&mut *buf).with_struct_map().with_human_readable();
-            value.serialize(&mut ser).map_err(|e| encode_error::<T>("MessagePack", e))
+            crate::msgpack::write(buf, value).map_err(|e| encode_error::<T>("MessagePack", e))
         }
     }
 }

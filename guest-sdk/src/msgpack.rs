@@ -1,5 +1,8 @@
-//! Reading MessagePack values (what rmp-serde writes, `codec.rs`) into Rust types.
+//! MessagePack values (`codec.rs`): written and read by serde, in the forms rmp-serde
+//! uses with struct maps, byte for byte (the tests hold the two to it).
 //!
+//! Writing: straight into the output buffer, without rmp-serde's `Write` layers and error
+//! plumbing around every marker. Reading:
 //! rmp-serde's reader checks every string as UTF-8 with `core::str::from_utf8`, field
 //! names included: for a Nexmark bid that is fifteen calls, the largest single cost of
 //! decoding it inside the component. This reader takes text that is all ASCII (names,
@@ -16,7 +19,7 @@
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
-use serde::Deserialize;
+use serde::{ser, Deserialize, Serialize};
 
 /// Deepest nesting of arrays and maps read, as serde_json's limit: a value no JSON reader
 /// takes is refused here too, before it can exhaust the component's stack.
@@ -57,7 +60,7 @@ fn truncated() -> Error {
 }
 
 /// `bytes` as text, checked as UTF-8.
-#[inline]
+#[inline(always)]
 fn text(bytes: &[u8]) -> Result<&str> {
     if is_ascii(bytes) {
         // SAFETY: every byte is below 0x80, and ASCII is UTF-8.
@@ -68,7 +71,7 @@ fn text(bytes: &[u8]) -> Result<&str> {
 
 /// Whether every byte is below 0x80, eight at a time (Wasm has 64-bit integers; core's
 /// check works in `usize`, four bytes on wasm32, after a call and an alignment prologue).
-#[inline]
+#[inline(always)]
 fn is_ascii(bytes: &[u8]) -> bool {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut words = bytes.chunks_exact(8);
@@ -89,19 +92,19 @@ struct Deserializer<'de> {
 }
 
 impl<'de> Deserializer<'de> {
-    #[inline]
+    #[inline(always)]
     fn peek(&self) -> Result<u8> {
         self.input.first().copied().ok_or_else(truncated)
     }
 
-    #[inline]
+    #[inline(always)]
     fn byte(&mut self) -> Result<u8> {
         let (&b, rest) = self.input.split_first().ok_or_else(truncated)?;
         self.input = rest;
         Ok(b)
     }
 
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Result<&'de [u8]> {
         if n > self.input.len() {
             return Err(truncated());
@@ -111,13 +114,13 @@ impl<'de> Deserializer<'de> {
         Ok(taken)
     }
 
-    #[inline]
+    #[inline(always)]
     fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
         Ok(self.take(N)?.try_into().expect("N bytes"))
     }
 
     /// A big-endian length of `n` bytes.
-    #[inline]
+    #[inline(always)]
     fn len(&mut self, n: usize) -> Result<usize> {
         Ok(match n {
             1 => usize::from(self.byte()?),
@@ -127,7 +130,7 @@ impl<'de> Deserializer<'de> {
     }
 
     /// A string's bytes, if `marker` starts one.
-    #[inline]
+    #[inline(always)]
     fn str_bytes(&mut self, marker: u8) -> Result<Option<&'de [u8]>> {
         let len = match marker {
             0xa0..=0xbf => usize::from(marker & 0x1f),
@@ -414,6 +417,383 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
     }
 }
 
+/// Appends `value` to `out` (no marker byte).
+pub(crate) fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<()> {
+    // The buffer moves in and back out (no copy): serde's compound writers then borrow
+    // one serializer, not a serializer that borrows the buffer.
+    let mut ser = Serializer { out: std::mem::take(out) };
+    let result = value.serialize(&mut ser);
+    *out = ser.out;
+    result
+}
+
+/// The writer: each serde call appends its bytes.
+struct Serializer {
+    out: Vec<u8>,
+}
+
+impl Serializer {
+    #[inline(always)]
+    fn uint(&mut self, n: u64) {
+        match n {
+            0..=0x7f => self.out.push(n as u8),
+            0x80..=0xff => self.out.extend_from_slice(&[0xcc, n as u8]),
+            0x100..=0xffff => {
+                self.out.push(0xcd);
+                self.out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            0x1_0000..=0xffff_ffff => {
+                self.out.push(0xce);
+                self.out.extend_from_slice(&(n as u32).to_be_bytes());
+            }
+            _ => {
+                self.out.push(0xcf);
+                self.out.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn int(&mut self, n: i64) {
+        match n {
+            0.. => self.uint(n as u64),
+            -32..=-1 => self.out.push(n as u8),
+            -0x80..=-33 => self.out.extend_from_slice(&[0xd0, n as u8]),
+            -0x8000..=-0x81 => {
+                self.out.push(0xd1);
+                self.out.extend_from_slice(&(n as i16).to_be_bytes());
+            }
+            -0x8000_0000..=-0x8001 => {
+                self.out.push(0xd2);
+                self.out.extend_from_slice(&(n as i32).to_be_bytes());
+            }
+            _ => {
+                self.out.push(0xd3);
+                self.out.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+    }
+
+    /// A length in the marker of its fixed form (`fix`: the marker, and the most it
+    /// holds) or after the marker of the 8-, 16- or 32-bit form (`None` where a kind has
+    /// no such form), whichever is shortest.
+    #[inline(always)]
+    fn header(&mut self, len: usize, fix: Option<(u8, usize)>, wide: [Option<u8>; 3]) -> Result<()> {
+        match (len, wide) {
+            _ if fix.is_some_and(|(_, max)| len <= max) => self.out.push(fix.map_or(0, |(marker, _)| marker) | len as u8),
+            (0..=0xff, [Some(m8), _, _]) => self.out.extend_from_slice(&[m8, len as u8]),
+            (0..=0xffff, [_, Some(m16), _]) => {
+                self.out.push(m16);
+                self.out.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            (_, [_, _, Some(m32)]) if u32::try_from(len).is_ok() => {
+                self.out.push(m32);
+                self.out.extend_from_slice(&(len as u32).to_be_bytes());
+            }
+            _ => return Err(Error(format!("a length of {len} does not fit MessagePack's 32 bits"))),
+        }
+        Ok(())
+    }
+
+    fn str_header(&mut self, len: usize) -> Result<()> {
+        self.header(len, Some((0xa0, 31)), [Some(0xd9), Some(0xda), Some(0xdb)])
+    }
+
+    fn array_header(&mut self, len: usize) -> Result<()> {
+        self.header(len, Some((0x90, 15)), [None, Some(0xdc), Some(0xdd)])
+    }
+
+    fn map_header(&mut self, len: usize) -> Result<()> {
+        self.header(len, Some((0x80, 15)), [None, Some(0xde), Some(0xdf)])
+    }
+
+    /// An array or map of `len` items, or, when its length is not known, of as many as
+    /// end up written (its header is put in front of them at the end).
+    fn compound(&mut self, len: Option<usize>, map: bool) -> Result<Compound<'_>> {
+        match len {
+            Some(len) if map => self.map_header(len)?,
+            Some(len) => self.array_header(len)?,
+            None => {}
+        }
+        let unknown = len.is_none().then_some((self.out.len(), map));
+        Ok(Compound { ser: self, unknown, items: 0 })
+    }
+}
+
+/// The elements of an array, or the entries of a map, being written.
+struct Compound<'s> {
+    ser: &'s mut Serializer,
+    /// For a length not known in advance: where the items start, and whether a map.
+    unknown: Option<(usize, bool)>,
+    /// Elements (entries, for a map) written.
+    items: usize,
+}
+
+impl Compound<'_> {
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.items += 1;
+        value.serialize(&mut *self.ser)
+    }
+
+    fn end(self) -> Result<()> {
+        if let Some((start, map)) = self.unknown {
+            let mut header = Serializer { out: Vec::with_capacity(5) };
+            if map {
+                header.map_header(self.items)?;
+            } else {
+                header.array_header(self.items)?;
+            }
+            self.ser.out.splice(start..start, header.out);
+        }
+        Ok(())
+    }
+}
+
+impl ser::SerializeSeq for Compound<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.element(value)
+    }
+    fn end(self) -> Result<()> {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeTuple for Compound<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.element(value)
+    }
+    fn end(self) -> Result<()> {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeTupleStruct for Compound<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.element(value)
+    }
+    fn end(self) -> Result<()> {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeTupleVariant for Compound<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.element(value)
+    }
+    fn end(self) -> Result<()> {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeMap for Compound<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<()> {
+        self.element(key)
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        value.serialize(&mut *self.ser)
+    }
+    fn end(self) -> Result<()> {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeStruct for Compound<'_> {
+    type Ok = ();
+    type Error = Error;
+    #[inline]
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<()> {
+        self.ser.str_header(key.len())?;
+        self.ser.out.extend_from_slice(key.as_bytes());
+        value.serialize(&mut *self.ser)
+    }
+    fn end(self) -> Result<()> {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeStructVariant for Compound<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<()> {
+        ser::SerializeStruct::serialize_field(self, key, value)
+    }
+    fn end(self) -> Result<()> {
+        Compound::end(self)
+    }
+}
+
+impl<'s> ser::Serializer for &'s mut Serializer {
+    type Ok = ();
+    type Error = Error;
+    type SerializeSeq = Compound<'s>;
+    type SerializeTuple = Compound<'s>;
+    type SerializeTupleStruct = Compound<'s>;
+    type SerializeTupleVariant = Compound<'s>;
+    type SerializeMap = Compound<'s>;
+    type SerializeStruct = Compound<'s>;
+    type SerializeStructVariant = Compound<'s>;
+
+    fn serialize_bool(self, v: bool) -> Result<()> {
+        self.out.push(if v { 0xc3 } else { 0xc2 });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result<()> {
+        self.int(v.into());
+        Ok(())
+    }
+    fn serialize_i16(self, v: i16) -> Result<()> {
+        self.int(v.into());
+        Ok(())
+    }
+    fn serialize_i32(self, v: i32) -> Result<()> {
+        self.int(v.into());
+        Ok(())
+    }
+    fn serialize_i64(self, v: i64) -> Result<()> {
+        self.int(v);
+        Ok(())
+    }
+    fn serialize_i128(self, v: i128) -> Result<()> {
+        // As rmp-serde: sixteen bytes of binary, big-endian.
+        self.serialize_bytes(&v.to_be_bytes())
+    }
+    fn serialize_u8(self, v: u8) -> Result<()> {
+        self.uint(v.into());
+        Ok(())
+    }
+    fn serialize_u16(self, v: u16) -> Result<()> {
+        self.uint(v.into());
+        Ok(())
+    }
+    fn serialize_u32(self, v: u32) -> Result<()> {
+        self.uint(v.into());
+        Ok(())
+    }
+    fn serialize_u64(self, v: u64) -> Result<()> {
+        self.uint(v);
+        Ok(())
+    }
+    fn serialize_u128(self, v: u128) -> Result<()> {
+        self.serialize_bytes(&v.to_be_bytes())
+    }
+    fn serialize_f32(self, v: f32) -> Result<()> {
+        self.out.push(0xca);
+        self.out.extend_from_slice(&v.to_be_bytes());
+        Ok(())
+    }
+    fn serialize_f64(self, v: f64) -> Result<()> {
+        self.out.push(0xcb);
+        self.out.extend_from_slice(&v.to_be_bytes());
+        Ok(())
+    }
+    fn serialize_char(self, v: char) -> Result<()> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+    #[inline]
+    fn serialize_str(self, v: &str) -> Result<()> {
+        self.str_header(v.len())?;
+        self.out.extend_from_slice(v.as_bytes());
+        Ok(())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<()> {
+        self.header(v.len(), None, [Some(0xc4), Some(0xc5), Some(0xc6)])?;
+        self.out.extend_from_slice(v);
+        Ok(())
+    }
+    fn serialize_none(self) -> Result<()> {
+        self.out.push(0xc0);
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<()> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<()> {
+        self.out.push(0xc0);
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<()> {
+        // As rmp-serde: an empty array.
+        self.out.push(0x90);
+        Ok(())
+    }
+    fn serialize_unit_variant(self, _name: &'static str, _index: u32, variant: &'static str) -> Result<()> {
+        self.serialize_str(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _name: &'static str, value: &T) -> Result<()> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<()> {
+        self.out.push(0x81);
+        self.serialize_str(variant)?;
+        value.serialize(self)
+    }
+    fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'s>> {
+        self.compound(len, false)
+    }
+    fn serialize_tuple(self, len: usize) -> Result<Compound<'s>> {
+        self.compound(Some(len), false)
+    }
+    fn serialize_tuple_struct(self, _name: &'static str, len: usize) -> Result<Compound<'s>> {
+        self.compound(Some(len), false)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Compound<'s>> {
+        self.out.push(0x81);
+        self.serialize_str(variant)?;
+        self.compound(Some(len), false)
+    }
+    fn serialize_map(self, len: Option<usize>) -> Result<Compound<'s>> {
+        self.compound(len, true)
+    }
+    #[inline]
+    fn serialize_struct(self, _name: &'static str, len: usize) -> Result<Compound<'s>> {
+        self.compound(Some(len), true)
+    }
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Compound<'s>> {
+        self.out.push(0x81);
+        self.serialize_str(variant)?;
+        self.compound(Some(len), true)
+    }
+    fn is_human_readable(&self) -> bool {
+        // Times and addresses as their text, as in JSON.
+        true
+    }
+}
+
+impl ser::Error for Error {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Error(msg.to_string())
+    }
+}
+
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -428,8 +808,12 @@ mod tests {
         buf
     }
 
+    /// Writes `value` as rmp-serde does, byte for byte, and reads it back.
     fn round_trip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + fmt::Debug>(value: T) {
         let bytes = packed(&value);
+        let mut ours = Vec::new();
+        write(&mut ours, &value).unwrap();
+        assert_eq!(ours, bytes, "written as rmp-serde writes it");
         assert_eq!(from_slice::<T>(&bytes).unwrap(), value, "{bytes:02x?}");
     }
 
@@ -502,6 +886,71 @@ mod tests {
             round_trip(n);
         }
         round_trip(vec![1u8; 70_000]);
+        for len in [0, 1, 31, 32, 255, 256, 65_535, 65_536] {
+            round_trip("s".repeat(len));
+            round_trip(serde_bytes_like(len));
+            round_trip(vec![0u8; len.min(70_000)]);
+            round_trip((0..len.min(70_000) as u32).map(|i| (i, ())).collect::<BTreeMap<_, _>>());
+        }
+        for f in [0.0f64, -0.0, 1.5, f64::MAX, f64::MIN_POSITIVE] {
+            round_trip(f);
+        }
+    }
+
+    /// A byte string (serde's `bytes`, not a sequence of numbers) of `len` bytes.
+    fn serde_bytes_like(len: usize) -> Bytes {
+        Bytes(vec![7; len])
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Bytes(Vec<u8>);
+
+    impl Serialize for Bytes {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            s.serialize_bytes(&self.0)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Bytes {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Bytes;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("bytes")
+                }
+                fn visit_bytes<E: de::Error>(self, v: &[u8]) -> std::result::Result<Bytes, E> {
+                    Ok(Bytes(v.to_vec()))
+                }
+            }
+            d.deserialize_bytes(V)
+        }
+    }
+
+    #[test]
+    fn sequences_and_maps_of_unknown_length_get_their_count_in_front() {
+        struct Unsized<I>(std::cell::Cell<Option<I>>, bool);
+        impl<I: Iterator<Item = u32>> Serialize for Unsized<I> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                let items = self.0.take().unwrap();
+                if self.1 {
+                    s.collect_map(items.map(|i| (i, i)))
+                } else {
+                    s.collect_seq(items)
+                }
+            }
+        }
+        for (len, map) in [(0, false), (3, false), (20, false), (70_000, false), (2, true), (16, true)] {
+            let unsized_ = Unsized(std::cell::Cell::new(Some((0..len).filter(|_| true))), map);
+            let mut ours = Vec::new();
+            write(&mut ours, &unsized_).unwrap();
+            if map {
+                let expected: BTreeMap<u32, u32> = (0..len).map(|i| (i, i)).collect();
+                assert_eq!(ours, packed(&expected));
+            } else {
+                assert_eq!(ours, packed(&(0..len).collect::<Vec<u32>>()), "{len}");
+            }
+        }
     }
 
     #[test]

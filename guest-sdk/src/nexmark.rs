@@ -219,12 +219,15 @@ impl<'de, P: Deserialize<'de>, A: Deserialize<'de>, B: Deserialize<'de>> Deseria
 
 /// Times as the shared event files write them: UTC `yyyy-MM-dd HH:mm:ss.SSS`.
 pub mod date_time {
+    use std::cell::Cell;
+
     use super::*;
 
     /// Writes epoch milliseconds as `yyyy-MM-dd HH:mm:ss.SSS`.
     pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
         let text = text(*ms);
-        s.serialize_str(std::str::from_utf8(&text).expect("digits and separators"))
+        // SAFETY: `text` writes ASCII digits and separators only.
+        s.serialize_str(unsafe { std::str::from_utf8_unchecked(&text) })
     }
 
     /// Reads `yyyy-MM-dd HH:mm:ss.SSS` (or a number of epoch milliseconds).
@@ -250,22 +253,50 @@ pub mod date_time {
 
     /// `yyyy-MM-dd HH:mm:ss.SSS` (UTC; the milliseconds may be left out) as epoch milliseconds.
     pub fn parse(text: &str) -> Option<i64> {
-        let b = text.as_bytes();
-        let num = |r: std::ops::Range<usize>| -> Option<i64> {
-            let digits = b.get(r)?;
-            digits.iter().try_fold(0i64, |n, &c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
+        parse_bytes(text.as_bytes())
+    }
+
+    /// [`parse`] of bytes: anything but digits and separators fails it, UTF-8 or not.
+    pub(crate) fn parse_bytes(b: &[u8]) -> Option<i64> {
+        let ms = match b.len() {
+            19 => 0,
+            23 if b[19] == b'.' => digits(&b[20..23])?,
+            _ => return None,
         };
+        let second: [u8; 19] = b[..19].try_into().expect("19 bytes");
+        // Events come in time order, so most share their second with the one before.
+        let (last, at) = LAST_PARSED.get();
+        if second == last {
+            return Some(at + ms);
+        }
+        let at = parse_second(&second)?;
+        LAST_PARSED.set((second, at));
+        Some(at + ms)
+    }
+
+    thread_local! {
+        /// The last `yyyy-MM-dd HH:mm:ss` parsed, and its epoch milliseconds.
+        static LAST_PARSED: Cell<([u8; 19], i64)> = const { Cell::new(([0; 19], 0)) };
+        /// The last second formatted, and its text (milliseconds aside).
+        static LAST_TEXT: Cell<(i64, [u8; 23])> = const { Cell::new((i64::MIN, [0; 23])) };
+    }
+
+    fn digits(b: &[u8]) -> Option<i64> {
+        b.iter().try_fold(0i64, |n, &c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
+    }
+
+    /// `yyyy-MM-dd HH:mm:ss` as epoch milliseconds.
+    fn parse_second(b: &[u8; 19]) -> Option<i64> {
         let seps = [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':')];
-        if !(b.len() == 19 || (b.len() == 23 && b[19] == b'.')) || seps.iter().any(|&(i, c)| b[i] != c) {
+        if seps.iter().any(|&(i, c)| b[i] != c) {
             return None;
         }
-        let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        let ms = if b.len() == 23 { num(20..23)? } else { 0 };
+        let (y, m, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
+        let (h, mi, s) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
         if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
             return None;
         }
-        Some(((days_from_civil(y, m, d) * 24 + h) * 60 + mi) * 60_000 + s * 1000 + ms)
+        Some(((days_from_civil(y, m, d) * 24 + h) * 60 + mi) * 60_000 + s * 1000)
     }
 
     /// Epoch milliseconds as `yyyy-MM-dd HH:mm:ss.SSS` (UTC).
@@ -276,9 +307,20 @@ pub mod date_time {
     /// The text of [`format`] without allocating: every output row of a query writes times
     /// (years 0 to 9999; others wrap, which no Nexmark time comes near).
     fn text(ms: i64) -> [u8; 23] {
-        let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+        let (second, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+        let (last, mut out) = LAST_TEXT.get();
+        if second != last {
+            out = second_text(second);
+            LAST_TEXT.set((second, out));
+        }
+        out[20..23].copy_from_slice(&[b'0' + (milli / 100) as u8, b'0' + (milli / 10 % 10) as u8, b'0' + (milli % 10) as u8]);
+        out
+    }
+
+    /// `yyyy-MM-dd HH:mm:ss.000` of a second since the epoch.
+    fn second_text(second: i64) -> [u8; 23] {
+        let (days, s) = (second.div_euclid(86_400), second.rem_euclid(86_400));
         let (y, m, d) = civil_from_days(days);
-        let s = rest / 1000;
         let mut out = *b"0000-00-00 00:00:00.000";
         let mut put = |at: usize, width: usize, mut n: i64| {
             for i in (at..at + width).rev() {
@@ -292,7 +334,6 @@ pub mod date_time {
         put(11, 2, s / 3600);
         put(14, 2, s / 60 % 60);
         put(17, 2, s % 60);
-        put(20, 3, rest % 1000);
         out
     }
 
@@ -324,16 +365,39 @@ pub mod date_time {
 /// auction's `expires` comes after it).
 pub(crate) fn line_time(line: &[u8]) -> Option<i64> {
     const FIELD: &[u8] = b"\"dateTime\":\"";
-    // From quote to quote: faster than a substring search set up anew for every line.
-    let mut from = 0;
+    /// Where the field's one capital letter is: the rarest byte of the pattern in events
+    /// (their text is lower case, digits and punctuation), so few candidates need checking.
+    const T: usize = 5;
+    let mut from = T;
     let at = loop {
-        let quote = from + line.get(from..)?.iter().position(|&b| b == b'"')?;
-        if line[quote..].starts_with(FIELD) {
-            break quote + FIELD.len();
+        let t = from + find_byte(line.get(from..)?, b'T')?;
+        if line[t - T..].starts_with(FIELD) {
+            break t - T + FIELD.len();
         }
-        from = quote + 1;
+        from = t + 1;
     };
-    date_time::parse(std::str::from_utf8(line.get(at..at + 23)?).ok()?)
+    date_time::parse_bytes(line.get(at..at + 23)?)
+}
+
+/// The first `byte` in `hay`, eight bytes at a time (the classic test for a zero byte on
+/// the word XORed with `byte` in every lane): in a component, a byte loop costs one
+/// bounds-checked load per byte.
+fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let pattern = LOW * u64::from(byte);
+    let mut words = hay.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let x = u64::from_le_bytes(w.try_into().expect("eight bytes")) ^ pattern;
+        let zero = x.wrapping_sub(LOW) & !x & HIGH;
+        if zero != 0 {
+            // The lowest flagged lane is exact: borrows only run upwards from a real zero.
+            return Some(at + zero.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    words.remainder().iter().position(|&b| b == byte).map(|i| at + i)
 }
 
 #[cfg(test)]
@@ -350,6 +414,33 @@ mod tests {
         for bad in ["2026-01-01T00:00:00.000", "2026-13-01 00:00:00.000", "2026-01-01 00:00:00.0", "", "2026-01-01 0a:00:00.000"] {
             assert_eq!(date_time::parse(bad), None, "{bad}");
         }
+        // Both directions keep the last second: neighbours in one second, across a second,
+        // a day and back, and a bad millisecond after a good second.
+        let times = [1_767_225_599_999, 1_767_225_600_000, 1_767_225_600_001, 1_767_225_600_999, 1_767_225_601_000, 1_767_225_600_500];
+        for ms in times {
+            assert_eq!(date_time::parse(&date_time::format(ms)), Some(ms), "{ms}");
+        }
+        assert_eq!(date_time::format(1_767_225_599_999), "2025-12-31 23:59:59.999");
+        assert_eq!(date_time::format(1_767_225_599_001), "2025-12-31 23:59:59.001");
+        assert_eq!(date_time::parse("2025-12-31 23:59:59.0a1"), None);
+        assert_eq!(date_time::parse("2025-12-31 23:59:59"), Some(1_767_225_599_000));
+    }
+
+    #[test]
+    fn find_byte_finds_the_first_in_any_lane() {
+        for len in 0..30 {
+            for at in 0..len {
+                for other in [0u8, b'S', b'U', 0xd4, 0xff] {
+                    let mut hay = vec![other; len];
+                    hay[at] = b'T';
+                    if at + 3 < len {
+                        hay[at + 3] = b'T';
+                    }
+                    assert_eq!(find_byte(&hay, b'T'), Some(at), "{len} {at} {other}");
+                }
+            }
+            assert_eq!(find_byte(&vec![b'S'; len], b'T'), None);
+        }
     }
 
     #[test]
@@ -361,6 +452,8 @@ mod tests {
         assert_eq!(line_time(line.as_bytes()), Some(1_767_225_600_005));
         assert_eq!(line_time(br#"{"a":"\"dateTime\":","dateTime":"2026-01-01 00:00:01.000"}"#), Some(1_767_225_601_000));
         assert_eq!(line_time(b"{\"dateTime\":\"2026\"}"), None);
+        assert_eq!(line_time(b"{\"Time\":1,\"T\":\"dateTime\",\"dateTime\":\"2026-01-01 00:00:02.000\"}"), Some(1_767_225_602_000));
+        assert_eq!(line_time(b"Tdate"), None);
         let bad = r#"{"event_type":1,"person":null,"auction":null,"bid":null}"#;
         assert!(serde_json::from_str::<Event>(bad).unwrap_err().to_string().contains("has no auction"));
     }

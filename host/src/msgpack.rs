@@ -228,31 +228,87 @@ fn write_float<F: serde::Serialize>(out: &mut Vec<u8>, f: F) {
     serde_json::to_writer(out, &f).expect("writing to a Vec cannot fail");
 }
 
-/// Writers of MessagePack values, for the host's own sources.
+/// Writers of MessagePack values, for the host's own sources: each value in its shortest
+/// form, as rmp-serde writes it (the tests hold them to rmp's bytes).
 pub mod write {
     /// Starts a value: the marker.
+    #[inline]
     pub fn begin(out: &mut Vec<u8>) {
         out.push(super::MARKER);
     }
 
+    /// A length after its marker: `fix | len` up to `fix_max`, else the 8-bit form
+    /// (`m8`, if the kind has one), the 16-bit or the 32-bit one.
+    #[inline]
+    fn header(out: &mut Vec<u8>, len: usize, (fix, fix_max): (u8, usize), m8: Option<u8>, m16: u8, m32: u8) {
+        match (len, m8) {
+            _ if len <= fix_max => out.push(fix | len as u8),
+            (0..=0xff, Some(m8)) => out.extend_from_slice(&[m8, len as u8]),
+            (0..=0xffff, _) => {
+                out.push(m16);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                // A source's record is far below 4 GiB (sources batch in kilobytes).
+                let len = u32::try_from(len).expect("a value of the host's sources is under 4 GiB");
+                out.push(m32);
+                out.extend_from_slice(&len.to_be_bytes());
+            }
+        }
+    }
+
     /// A map of `len` entries follows.
+    #[inline]
     pub fn map(out: &mut Vec<u8>, len: u32) {
-        rmp::encode::write_map_len(out, len).expect("writing to a Vec cannot fail");
+        header(out, len as usize, (0x80, 15), None, 0xde, 0xdf);
     }
 
     /// A string.
+    #[inline]
     pub fn str(out: &mut Vec<u8>, s: &str) {
-        rmp::encode::write_str(out, s).expect("writing to a Vec cannot fail");
+        header(out, s.len(), (0xa0, 31), Some(0xd9), 0xda, 0xdb);
+        out.extend_from_slice(s.as_bytes());
     }
 
     /// An integer, in its shortest form.
+    #[inline]
     pub fn int(out: &mut Vec<u8>, n: i64) {
-        rmp::encode::write_sint(out, n).expect("writing to a Vec cannot fail");
+        match n {
+            // The fixints: 0 to 127, and -32 to -1 in their two's complement byte.
+            -32..=0x7f => out.push(n as u8),
+            0x80..=0xff => out.extend_from_slice(&[0xcc, n as u8]),
+            0x100..=0xffff => {
+                out.push(0xcd);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            0x1_0000..=0xffff_ffff => {
+                out.push(0xce);
+                out.extend_from_slice(&(n as u32).to_be_bytes());
+            }
+            0x1_0000_0000.. => {
+                out.push(0xcf);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+            -0x80..=-33 => out.extend_from_slice(&[0xd0, n as u8]),
+            -0x8000..=-0x81 => {
+                out.push(0xd1);
+                out.extend_from_slice(&(n as i16).to_be_bytes());
+            }
+            -0x8000_0000..=-0x8001 => {
+                out.push(0xd2);
+                out.extend_from_slice(&(n as i32).to_be_bytes());
+            }
+            _ => {
+                out.push(0xd3);
+                out.extend_from_slice(&n.to_be_bytes());
+            }
+        }
     }
 
     /// Nil (JSON's `null`).
+    #[inline]
     pub fn nil(out: &mut Vec<u8>) {
-        rmp::encode::write_nil(out).expect("writing to a Vec cannot fail");
+        out.push(0xc0);
     }
 }
 
@@ -260,6 +316,29 @@ pub mod write {
 mod tests {
     use super::*;
     use serde::Serialize;
+
+    #[test]
+    fn writers_write_what_rmp_serde_writes() {
+        for n in [0i64, 1, 127, 128, 255, 256, 65_535, 65_536, 4_294_967_295, 4_294_967_296, i64::MAX, -1, -32, -33, -128, -129, -32_768, -32_769, -2_147_483_648, -2_147_483_649, i64::MIN] {
+            let mut ours = Vec::new();
+            write::int(&mut ours, n);
+            assert_eq!(ours, rmp_serde::to_vec(&n).unwrap(), "{n}");
+        }
+        for len in [0usize, 31, 32, 255, 256, 65_535, 65_536] {
+            let text = "x".repeat(len);
+            let mut ours = Vec::new();
+            write::str(&mut ours, &text);
+            assert_eq!(ours, rmp_serde::to_vec(&text).unwrap(), "{len}");
+            let map: std::collections::BTreeMap<u32, ()> = (0..len as u32).map(|i| (i, ())).collect();
+            let mut ours = Vec::new();
+            write::map(&mut ours, len as u32);
+            for i in 0..len as u32 {
+                write::int(&mut ours, i.into());
+                write::nil(&mut ours);
+            }
+            assert_eq!(ours, rmp_serde::to_vec(&map).unwrap(), "{len}");
+        }
+    }
 
     /// What the Rust SDK writes for a value: the marker, then rmp-serde with field names.
     fn encode<T: Serialize>(v: &T) -> Vec<u8> {
