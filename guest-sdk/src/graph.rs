@@ -20,7 +20,7 @@ use crate::bindings::eddy::stream::types::{
 use crate::ctx::{set_record_key, Ctx, KeyedCtx, Timer, ValueState};
 use crate::windows::{Window, WindowedStream};
 use crate::codec::{self, ValueCodec};
-use crate::ops::{encode_json, Emit, FnOp, Item, Operator, Value};
+use crate::ops::{encode_json, encode_key, Emit, FnOp, Item, Operator, Value};
 
 /// What a job function built: the graph and the operator registry.
 pub(crate) struct Built {
@@ -655,7 +655,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Stream<T> {
             &self.g,
             op(move |mut r, out| {
                 let v: T = r.value.take()?;
-                encode_json(&mut buf, &f(&v))?;
+                encode_key(&mut buf, &f(&v))?;
                 let timestamp = r.timestamp;
                 let value = match r.value {
                     // Unchanged bytes need no encoding.

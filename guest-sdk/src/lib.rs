@@ -20,6 +20,8 @@
 //! chain of `wasm(n)` vertices, fused into one call per batch).
 #![deny(missing_docs)]
 
+#[cfg(any(test, all(feature = "fast-alloc", target_family = "wasm", not(target_feature = "atomics"))))]
+mod alloc;
 pub mod args;
 mod broadcast;
 mod codec;
@@ -49,7 +51,7 @@ pub mod bindings {
 /// The component's allocator (feature `fast-alloc`, on by default); single-threaded wasm only.
 #[cfg(all(feature = "fast-alloc", target_family = "wasm", not(target_feature = "atomics")))]
 #[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+static ALLOCATOR: alloc::Recycling<talc::wasm::WasmDynamicTalc> = alloc::Recycling::new(talc::wasm::new_wasm_dynamic_allocator());
 
 /// Kafka sources and sinks.
 pub mod kafka;

@@ -19,6 +19,36 @@ pub struct Words<'a> {
     rest: &'a str,
 }
 
+/// What an ASCII byte is to the tokenizer; every byte from 0x80 up starts a character
+/// that needs decoding.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Separator,
+    /// A lower-case letter or a digit.
+    Word,
+    /// An upper-case letter.
+    Upper,
+    NonAscii,
+}
+
+/// The class of each byte: one load per byte where range tests would be several.
+const CLASSES: [Class; 256] = {
+    let mut table = [Class::NonAscii; 256];
+    let mut b = 0;
+    while b < 0x80 {
+        let c = b as u8;
+        table[b] = if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            Class::Word
+        } else if c.is_ascii_uppercase() {
+            Class::Upper
+        } else {
+            Class::Separator
+        };
+        b += 1;
+    }
+    table
+};
+
 impl Iterator for Words<'_> {
     type Item = String;
 
@@ -27,18 +57,16 @@ impl Iterator for Words<'_> {
         // Skip separators.
         let mut i = 0;
         while i < bytes.len() {
-            let b = bytes[i];
-            if b < 0x80 {
-                if b.is_ascii_alphanumeric() {
-                    break;
+            match CLASSES[usize::from(bytes[i])] {
+                Class::Separator => i += 1,
+                Class::Word | Class::Upper => break,
+                Class::NonAscii => {
+                    let c = self.rest[i..].chars().next().expect("char boundary");
+                    if c.is_alphanumeric() {
+                        break;
+                    }
+                    i += c.len_utf8();
                 }
-                i += 1;
-            } else {
-                let c = self.rest[i..].chars().next().expect("char boundary");
-                if c.is_alphanumeric() {
-                    break;
-                }
-                i += c.len_utf8();
             }
         }
         if i == bytes.len() {
@@ -49,25 +77,27 @@ impl Iterator for Words<'_> {
         let start = i;
         let mut ascii = true;
         while i < bytes.len() {
-            let b = bytes[i];
-            if b < 0x80 {
-                if !b.is_ascii_alphanumeric() {
-                    break;
+            match CLASSES[usize::from(bytes[i])] {
+                Class::Word | Class::Upper => i += 1,
+                Class::Separator => break,
+                Class::NonAscii => {
+                    let c = self.rest[i..].chars().next().expect("char boundary");
+                    if !c.is_alphanumeric() {
+                        break;
+                    }
+                    ascii = false;
+                    i += c.len_utf8();
                 }
-                i += 1;
-            } else {
-                let c = self.rest[i..].chars().next().expect("char boundary");
-                if !c.is_alphanumeric() {
-                    break;
-                }
-                ascii = false;
-                i += c.len_utf8();
             }
         }
         let word = &self.rest[start..i];
         self.rest = &self.rest[i..];
         Some(if ascii {
-            word.to_ascii_lowercase()
+            // Lower-cased while copied, in one pass: `to_ascii_lowercase` copies (a
+            // `memory.copy`, which wasmtime calls out for) and then lower-cases.
+            let lower: Vec<u8> = word.bytes().map(|b| b.to_ascii_lowercase()).collect();
+            // SAFETY: ASCII letters and digits only.
+            unsafe { String::from_utf8_unchecked(lower) }
         } else {
             word.to_lowercase()
         })

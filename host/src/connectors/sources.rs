@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::{Confinement, Files, PathRole, Reach, MAX_LINE_BYTES, SOURCE_BATCH_BYTES};
 use crate::framing;
 use crate::json;
+use crate::msgpack;
 use crate::runtime::{SocketSource, ValueCodec, Vertex, VertexKind};
 use crate::task::{SourceContext, TaskError};
 
@@ -39,17 +40,17 @@ pub(super) fn encode_splits<T: serde::Serialize>(splits: &[T]) -> Vec<Vec<u8>> {
 }
 
 /// The source of a source vertex, for subtask `subtask` of `parallelism`, reaching only
-/// what `reach` grants. `codec` is what the Nexmark source makes (the graph's); the others
-/// make JSON, which every reader reads.
+/// what `reach` grants. `codec` is what the Nexmark and text sources make (the graph's); the
+/// others make JSON, which every reader reads.
 pub fn create_source(vertex: &Vertex, subtask: u32, parallelism: u32, codec: ValueCodec, reach: &Reach) -> Result<Box<dyn Source>, TaskError> {
     let confinement = reach.confinement;
     Ok(match &vertex.kind {
         VertexKind::SocketSource(s) => {
             // Refused before any name resolution: no connection is attempted.
             confinement.check_socket(&s.host, s.port)?;
-            Box::new(SocketTextSource { addr: s.clone() })
+            Box::new(SocketTextSource { addr: s.clone(), codec })
         }
-        VertexKind::FileSource(path) => Box::new(FileTextSource::new(path, Lines::Text, subtask, parallelism, confinement)?),
+        VertexKind::FileSource(path) => Box::new(FileTextSource::new(path, Lines::Text(codec), subtask, parallelism, confinement)?),
         VertexKind::JsonLinesSource(path) => Box::new(FileTextSource::new(path, Lines::Json, subtask, parallelism, confinement)?),
         VertexKind::ElementsSource(values) => Box::new(ElementsSource { values: values.clone(), next: Some(0) }),
         VertexKind::SequenceSource(seq) => {
@@ -68,27 +69,39 @@ pub fn create_source(vertex: &Vertex, subtask: u32, parallelism: u32, codec: Val
 }
 
 /// Splits text into lines at `\n`, `\r\n` or a lone `\r`, appending each to
-/// the batch as a JSON string. Returns the number of lines.
-fn push_lines(batch: &mut Vec<u8>, line: &[u8]) -> u64 {
+/// the batch as a string value in `codec`. Returns the number of lines.
+fn push_lines(batch: &mut Vec<u8>, line: &[u8], codec: ValueCodec) -> u64 {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if !line.contains(&b'\r') {
-        framing::push_with(batch, None, None, |buf| json::write_string(buf, line));
+        framing::push_with(batch, None, None, |buf| write_text(buf, line, codec));
         return 1;
     }
     let mut n = 0;
     for part in line.split(|&b| b == b'\r') {
-        framing::push_with(batch, None, None, |buf| json::write_string(buf, part));
+        framing::push_with(batch, None, None, |buf| write_text(buf, part, codec));
         n += 1;
     }
     n
 }
 
+/// Appends text as a string value in `codec`, bytes that are not UTF-8 replaced by U+FFFD.
+/// In MessagePack it needs no escaping, and the Rust SDK reads it without unescaping.
+fn write_text(out: &mut Vec<u8>, text: &[u8], codec: ValueCodec) {
+    match codec {
+        ValueCodec::Json => json::write_string(out, text),
+        ValueCodec::Msgpack => {
+            msgpack::write::begin(out);
+            msgpack::write::str(out, &String::from_utf8_lossy(text));
+        }
+    }
+}
+
 /// What a file's lines become.
 #[derive(Clone, Copy)]
 enum Lines {
-    /// JSON strings of their text ([`push_lines`]).
-    Text,
+    /// Strings of their text in the graph's codec ([`push_lines`]).
+    Text(ValueCodec),
     /// Values as they are: each line is one JSON value ([`push_json_line`]).
     Json,
 }
@@ -189,7 +202,7 @@ impl FileTextSource {
                 return Err(line_too_long(format!("{} at byte {pos}", self.shown.display())));
             }
             records += match self.lines {
-                Lines::Text => push_lines(&mut batch, &line),
+                Lines::Text(codec) => push_lines(&mut batch, &line, codec),
                 Lines::Json => push_json_line(&mut batch, &line).map_err(|message| {
                     let source = std::io::Error::new(ErrorKind::InvalidData, message);
                     TaskError::Io { what: format!("{} at byte {pos}", self.shown.display()), source }
@@ -234,6 +247,8 @@ impl Source for FileTextSource {
 
 struct SocketTextSource {
     addr: SocketSource,
+    /// What its lines are written in: the graph's codec.
+    codec: ValueCodec,
 }
 
 impl Source for SocketTextSource {
@@ -276,7 +291,7 @@ impl Source for SocketTextSource {
                     let cut = pending.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
                     if cut > 0 {
                         let mut batch = Vec::with_capacity(cut + 64);
-                        let records = pending[..cut].split_inclusive(|&b| b == b'\n').map(|l| push_lines(&mut batch, l)).sum();
+                        let records = pending[..cut].split_inclusive(|&b| b == b'\n').map(|l| push_lines(&mut batch, l, self.codec)).sum();
                         pending.drain(..cut);
                         ctx.emit(batch, records)?;
                     }
@@ -292,7 +307,7 @@ impl Source for SocketTextSource {
         }
         if !pending.is_empty() {
             let mut batch = Vec::new();
-            let records = push_lines(&mut batch, &pending);
+            let records = push_lines(&mut batch, &pending, self.codec);
             ctx.emit(batch, records)?;
         }
         Ok(())
@@ -424,11 +439,26 @@ mod tests {
     #[test]
     fn lines_end_at_lf_crlf_and_lone_cr() {
         let mut b = Vec::new();
-        assert_eq!(push_lines(&mut b, b"a\r\n"), 1);
-        assert_eq!(push_lines(&mut b, b"b\rc\n"), 2);
-        assert_eq!(push_lines(&mut b, b"last"), 1);
+        assert_eq!(push_lines(&mut b, b"a\r\n", ValueCodec::Json), 1);
+        assert_eq!(push_lines(&mut b, b"b\rc\n", ValueCodec::Json), 2);
+        assert_eq!(push_lines(&mut b, b"last", ValueCodec::Json), 1);
         let values: Vec<String> =
             framing::records(&b).map(|r| serde_json::from_slice(r.unwrap().value).unwrap()).collect();
         assert_eq!(values, ["a", "b", "c", "last"]);
+    }
+
+    #[test]
+    fn text_lines_of_a_msgpack_graph_are_msgpack_strings_that_convert_to_the_json_ones() {
+        for text in [&b"plain words"[..], b"quote \" and tab \t", b"caf\xc3\xa9", b"not utf-8 \xff here", &[b'x'; 300]] {
+            let (mut packed, mut json) = (Vec::new(), Vec::new());
+            push_lines(&mut packed, text, ValueCodec::Msgpack);
+            push_lines(&mut json, text, ValueCodec::Json);
+            let packed = framing::records(&packed).next().unwrap().unwrap().value.to_vec();
+            let json = framing::records(&json).next().unwrap().unwrap().value.to_vec();
+            assert!(msgpack::is_msgpack(&packed));
+            let mut converted = Vec::new();
+            msgpack::to_json(&packed, &mut converted).unwrap();
+            assert_eq!(converted, json, "{}", String::from_utf8_lossy(text));
+        }
     }
 }
