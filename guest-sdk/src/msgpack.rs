@@ -14,7 +14,8 @@
 //! - `None` and `()` as nil, unit structs as an empty array (or nil);
 //! - a unit variant as its name, any other variant as a map of its name to its data.
 //!
-//! Extension values, and nesting past [`MAX_DEPTH`], are refused.
+//! Extension values, and nesting past [`MAX_DEPTH`], are refused. The writer writes an
+//! extension value where rmp-serde does (its `_ExtStruct` newtype), since a component may.
 
 use std::fmt;
 
@@ -520,6 +521,53 @@ impl Serializer {
     }
 }
 
+/// The newtype name by which rmp-serde, and so this writer, takes an `(i8, bytes)` tuple
+/// for an extension value (which readers here refuse, the host's included).
+const EXT_STRUCT: &str = "_ExtStruct";
+
+/// The data of an extension value, as it is read back from its tuple.
+struct ExtData(Vec<u8>);
+
+impl<'de> Deserialize<'de> for ExtData {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Data;
+        impl Visitor<'_> for Data {
+            type Value = ExtData;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("the bytes of an extension value")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> std::result::Result<ExtData, E> {
+                Ok(ExtData(v.to_vec()))
+            }
+        }
+        d.deserialize_bytes(Data)
+    }
+}
+
+impl Serializer {
+    /// An extension value of type `tag`, in the shortest form for its length.
+    fn ext(&mut self, tag: i8, data: &[u8]) {
+        match data.len() {
+            1 => self.out.push(0xd4),
+            2 => self.out.push(0xd5),
+            4 => self.out.push(0xd6),
+            8 => self.out.push(0xd7),
+            16 => self.out.push(0xd8),
+            len @ 0..=0xff => self.out.extend_from_slice(&[0xc7, len as u8]),
+            len @ 0..=0xffff => {
+                self.out.push(0xc8);
+                self.out.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            len => {
+                self.out.push(0xc9);
+                self.out.extend_from_slice(&(len as u32).to_be_bytes());
+            }
+        }
+        self.out.push(tag as u8);
+        self.out.extend_from_slice(data);
+    }
+}
+
 /// The elements of an array, or the entries of a map, being written.
 struct Compound<'s> {
     ser: &'s mut Serializer,
@@ -729,7 +777,15 @@ impl<'s> ser::Serializer for &'s mut Serializer {
     fn serialize_unit_variant(self, _name: &'static str, _index: u32, variant: &'static str) -> Result<()> {
         self.serialize_str(variant)
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _name: &'static str, value: &T) -> Result<()> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, name: &'static str, value: &T) -> Result<()> {
+        if name == EXT_STRUCT {
+            // rmp-serde's way to write an extension value: `_ExtStruct((tag, bytes))`.
+            let mut parts = Serializer { out: Vec::new() };
+            value.serialize(&mut parts)?;
+            let (tag, ExtData(data)) = from_slice::<(i8, ExtData)>(&parts.out)?;
+            self.ext(tag, &data);
+            return Ok(());
+        }
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -924,6 +980,23 @@ mod tests {
                 }
             }
             d.deserialize_bytes(V)
+        }
+    }
+
+    #[test]
+    fn extension_values_are_written_as_rmp_serde_writes_them() {
+        struct Ext(i8, Vec<u8>);
+        impl Serialize for Ext {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_newtype_struct(EXT_STRUCT, &(self.0, Bytes(self.1.clone())))
+            }
+        }
+        for len in [0, 1, 2, 3, 4, 8, 16, 17, 255, 256, 70_000] {
+            let ext = Ext(-3, vec![9; len]);
+            let mut ours = Vec::new();
+            write(&mut ours, &ext).unwrap();
+            assert_eq!(ours, packed(&ext), "{len}");
+            assert!(from_slice::<serde_json::Value>(&ours).unwrap_err().to_string().contains("extension"));
         }
     }
 
