@@ -496,6 +496,12 @@ impl Serializer {
         Ok(())
     }
 
+    /// A variant with data starts: a map of one entry, the variant's name to its data.
+    fn variant(&mut self, name: &str) -> Result<()> {
+        self.out.push(0x81);
+        ser::Serializer::serialize_str(self, name)
+    }
+
     fn str_header(&mut self, len: usize) -> Result<()> {
         self.header(len, Some((0xa0, 31)), [Some(0xd9), Some(0xda), Some(0xdb)])
     }
@@ -525,7 +531,7 @@ impl Serializer {
 /// for an extension value (which readers here refuse, the host's included).
 const EXT_STRUCT: &str = "_ExtStruct";
 
-/// The data of an extension value, as it is read back from its tuple.
+/// Bytes read as serde's `bytes` (the data of an extension value, read back from its tuple).
 struct ExtData(Vec<u8>);
 
 impl<'de> Deserialize<'de> for ExtData {
@@ -597,49 +603,28 @@ impl Compound<'_> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.element(value)
-    }
-    fn end(self) -> Result<()> {
-        Compound::end(self)
-    }
+/// The compound writers whose items are elements, written as they come.
+macro_rules! element_writer {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for Compound<'_> {
+            type Ok = ();
+            type Error = Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+                self.element(value)
+            }
+            fn end(self) -> Result<()> {
+                Compound::end(self)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Compound<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.element(value)
-    }
-    fn end(self) -> Result<()> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.element(value)
-    }
-    fn end(self) -> Result<()> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.element(value)
-    }
-    fn end(self) -> Result<()> {
-        Compound::end(self)
-    }
-}
+element_writer!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Compound<'_> {
     type Ok = ();
@@ -680,6 +665,16 @@ impl ser::SerializeStructVariant for Compound<'_> {
     }
 }
 
+/// Integers of every width, each in its shortest form (`int` for signed, `uint` unsigned).
+macro_rules! integers {
+    ($($method:ident($t:ty) => $write:ident),*) => {$(
+        fn $method(self, v: $t) -> Result<()> {
+            self.$write(v.into());
+            Ok(())
+        }
+    )*};
+}
+
 impl<'s> ser::Serializer for &'s mut Serializer {
     type Ok = ();
     type Error = Error;
@@ -695,41 +690,19 @@ impl<'s> ser::Serializer for &'s mut Serializer {
         self.out.push(if v { 0xc3 } else { 0xc2 });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<()> {
-        self.int(v.into());
-        Ok(())
-    }
-    fn serialize_i16(self, v: i16) -> Result<()> {
-        self.int(v.into());
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> Result<()> {
-        self.int(v.into());
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> Result<()> {
-        self.int(v);
-        Ok(())
-    }
+    integers!(
+        serialize_i8(i8) => int,
+        serialize_i16(i16) => int,
+        serialize_i32(i32) => int,
+        serialize_i64(i64) => int,
+        serialize_u8(u8) => uint,
+        serialize_u16(u16) => uint,
+        serialize_u32(u32) => uint,
+        serialize_u64(u64) => uint
+    );
     fn serialize_i128(self, v: i128) -> Result<()> {
         // As rmp-serde: sixteen bytes of binary, big-endian.
         self.serialize_bytes(&v.to_be_bytes())
-    }
-    fn serialize_u8(self, v: u8) -> Result<()> {
-        self.uint(v.into());
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> Result<()> {
-        self.uint(v.into());
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> Result<()> {
-        self.uint(v.into());
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result<()> {
-        self.uint(v);
-        Ok(())
     }
     fn serialize_u128(self, v: u128) -> Result<()> {
         self.serialize_bytes(&v.to_be_bytes())
@@ -795,8 +768,7 @@ impl<'s> ser::Serializer for &'s mut Serializer {
         variant: &'static str,
         value: &T,
     ) -> Result<()> {
-        self.out.push(0x81);
-        self.serialize_str(variant)?;
+        self.variant(variant)?;
         value.serialize(self)
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'s>> {
@@ -815,8 +787,7 @@ impl<'s> ser::Serializer for &'s mut Serializer {
         variant: &'static str,
         len: usize,
     ) -> Result<Compound<'s>> {
-        self.out.push(0x81);
-        self.serialize_str(variant)?;
+        self.variant(variant)?;
         self.compound(Some(len), false)
     }
     fn serialize_map(self, len: Option<usize>) -> Result<Compound<'s>> {
@@ -833,8 +804,7 @@ impl<'s> ser::Serializer for &'s mut Serializer {
         variant: &'static str,
         len: usize,
     ) -> Result<Compound<'s>> {
-        self.out.push(0x81);
-        self.serialize_str(variant)?;
+        self.variant(variant)?;
         self.compound(Some(len), true)
     }
     fn is_human_readable(&self) -> bool {
@@ -969,17 +939,7 @@ mod tests {
 
     impl<'de> Deserialize<'de> for Bytes {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-            struct V;
-            impl Visitor<'_> for V {
-                type Value = Bytes;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str("bytes")
-                }
-                fn visit_bytes<E: de::Error>(self, v: &[u8]) -> std::result::Result<Bytes, E> {
-                    Ok(Bytes(v.to_vec()))
-                }
-            }
-            d.deserialize_bytes(V)
+            ExtData::deserialize(d).map(|data| Bytes(data.0))
         }
     }
 
