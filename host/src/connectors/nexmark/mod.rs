@@ -120,11 +120,12 @@ impl Source for NexmarkReader {
 
 /// Appends event `n` as a record: its value, and its event time as the timestamp.
 fn push_event(batch: &mut Vec<u8>, generator: &mut Generator, n: u64, dates: &mut DateCache, codec: ValueCodec) {
-    framing::push_with(batch, None, Some(generator.timestamp(n) as i64), |out| match codec {
-        ValueCodec::Json => generator.write(n, &mut Json(out), dates),
+    let time = generator.timestamp(n);
+    framing::push_with(batch, None, Some(time as i64), |out| match codec {
+        ValueCodec::Json => generator.write(n, time, &mut Json(out), dates),
         ValueCodec::Msgpack => {
             msgpack::write::begin(out);
-            generator.write(n, &mut Msgpack(out), dates)
+            generator.write(n, time, &mut Msgpack(out), dates)
         }
     });
 }
@@ -304,11 +305,11 @@ mod tests {
         let mut dates = DateCache::default();
         for n in 0..50 {
             let mut out = Vec::new();
-            generator.write(n, &mut Json(&mut out), &mut dates);
+            generator.write(n, generator.timestamp(n), &mut Json(&mut out), &mut dates);
             let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
             let mut packed = Vec::new();
             msgpack::write::begin(&mut packed);
-            generator.write(n, &mut Msgpack(&mut packed), &mut dates);
+            generator.write(n, generator.timestamp(n), &mut Msgpack(&mut packed), &mut dates);
             let mut again = Vec::new();
             msgpack::to_json(&packed, &mut again).unwrap();
             assert_eq!(again, out, "the MessagePack event is the JSON one");
