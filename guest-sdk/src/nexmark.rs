@@ -276,7 +276,8 @@ pub mod date_time {
 
     thread_local! {
         /// The last `yyyy-MM-dd HH:mm:ss` parsed, and its epoch milliseconds.
-        static LAST_PARSED: Cell<([u8; 19], i64)> = const { Cell::new(([0; 19], 0)) };
+        // Starts as a valid pair, so that only a valid text can ever match it.
+        static LAST_PARSED: Cell<([u8; 19], i64)> = const { Cell::new((*b"1970-01-01 00:00:00", 0)) };
         /// The last second formatted, and its text (milliseconds aside).
         static LAST_TEXT: Cell<(i64, [u8; 23])> = const { Cell::new((i64::MIN, [0; 23])) };
     }
@@ -423,6 +424,8 @@ mod tests {
         assert_eq!(date_time::format(1_767_225_599_999), "2025-12-31 23:59:59.999");
         assert_eq!(date_time::format(1_767_225_599_001), "2025-12-31 23:59:59.001");
         assert_eq!(date_time::parse("2025-12-31 23:59:59.0a1"), None);
+        assert_eq!(date_time::parse_bytes(&[0; 19]), None, "no text matches the cache but a valid one");
+        assert_eq!(date_time::parse("1970-01-01 00:00:00.001"), Some(1));
         assert_eq!(date_time::parse("2025-12-31 23:59:59"), Some(1_767_225_599_000));
     }
 
