@@ -1,20 +1,20 @@
-//! MessagePack values (`codec.rs`): written and read by serde, in the forms rmp-serde
-//! uses with struct maps, byte for byte (the tests hold the two to it).
+//! MessagePack values (`codec.rs`), written and read by serde in the forms rmp-serde uses
+//! with struct maps, byte for byte (the tests hold the two to each other):
 //!
-//! Writing: straight into the output buffer, without rmp-serde's `Write` layers and error
-//! plumbing around every marker. Reading:
-//! rmp-serde's reader checks every string as UTF-8 with `core::str::from_utf8`, field
-//! names included: for a Nexmark bid that is fifteen calls, the largest single cost of
-//! decoding it inside the component. This reader takes text that is all ASCII (names,
-//! times, most values) with an 8-bytes-at-a-time check, and hands anything else to
-//! `from_utf8`; it borrows every string and byte string from the input, and knows only
-//! the forms rmp-serde writes:
-//!
-//! - structs as maps of field names (or arrays, rmp-serde's default), tuples as arrays;
-//! - `None` and `()` as nil, unit structs as an empty array (or nil);
+//! - structs as maps of field names (arrays, rmp-serde's default, are read too), tuples
+//!   as arrays;
+//! - `None` and `()` as nil, unit structs as an empty array (nil is read too);
 //! - a unit variant as its name, any other variant as a map of its name to its data.
 //!
-//! Extension values, and nesting past [`MAX_DEPTH`], are refused. The writer writes an
+//! Why not rmp-serde itself: its reader checks every string with `core::str::from_utf8`,
+//! field names included (fifteen calls per Nexmark bid, the largest single cost of
+//! decoding one inside a component), and its writer goes through `Write` layers and error
+//! plumbing around every marker. This reader checks text that is all ASCII eight bytes at
+//! a time and hands anything else to `from_utf8`, borrows strings and byte strings from
+//! the input, and skips fields nobody reads without visiting them; the writer appends to
+//! the buffer.
+//!
+//! Reading refuses extension values, and nesting past [`MAX_DEPTH`]. Writing writes an
 //! extension value where rmp-serde does (its `_ExtStruct` newtype), since a component may.
 
 use std::fmt;
@@ -36,7 +36,7 @@ pub(crate) fn from_slice<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T
     Ok(value)
 }
 
-/// Why a value did not decode.
+/// Why a value did not encode or decode.
 #[derive(Debug)]
 pub(crate) struct Error(String);
 
