@@ -85,6 +85,27 @@ pub trait Operator: Send {
     }
 }
 
+/// Bytes of a batch turned into JSON at a time, before an operator that reads only JSON.
+const JSON_PART: usize = 1 << 20;
+
+/// Has `op` process `batch` with its MessagePack values turned into JSON, a part of at most
+/// [`JSON_PART`] at a time: a value's JSON can be several times its MessagePack (a control
+/// character takes six bytes of escape), so the host's transient copy stays within a few
+/// MiB however large a batch a component returns.
+fn process_as_json(op: &mut dyn Operator, operator: &str, batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
+    let to_json = |part: Vec<u8>| {
+        msgpack::batch_to_json(part).map_err(|e| TaskError::Record { operator: operator.to_string(), message: e.to_string() })
+    };
+    if batch.len() <= JSON_PART {
+        return op.process(to_json(batch)?);
+    }
+    let mut out = Vec::new();
+    for part in framing::chunks(&batch, JSON_PART) {
+        out.extend(op.process(to_json(part.to_vec())?)?);
+    }
+    Ok(out)
+}
+
 /// Event-time progress generated inside a chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -113,11 +134,10 @@ impl Chain {
             if batch.is_empty() {
                 break;
             }
-            if let Some(operator) = &self.json_input[i] {
-                batch = msgpack::batch_to_json(batch)
-                    .map_err(|e| TaskError::Record { operator: operator.clone(), message: e.to_string() })?;
-            }
-            batch = self.ops[i].process(batch)?;
+            batch = match &self.json_input[i] {
+                Some(operator) => process_as_json(self.ops[i].as_mut(), operator, batch)?,
+                None => self.ops[i].process(batch)?,
+            };
             if let Some(progress) = self.ops[i].take_progress() {
                 let mut out = self.run_from(i + 1, batch)?;
                 out.extend(self.progress_from(i + 1, progress)?);
@@ -822,5 +842,43 @@ impl Operator for AggregateOp {
             self.add_key(key, KeyAggregate { first, timestamp, acc })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Passes its input on, and keeps the size of the largest batch it was given.
+    struct Largest(usize);
+
+    impl Operator for Largest {
+        fn process(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
+            self.0 = self.0.max(batch.len());
+            Ok(batch)
+        }
+    }
+
+    #[test]
+    fn a_large_batch_turns_into_json_a_part_at_a_time_with_every_record_in_order() {
+        // 20 000 MessagePack strings of 200 control characters: 6 bytes of JSON each.
+        let mut batch = Vec::new();
+        let mut whole = Vec::new();
+        for i in 0..20_000u32 {
+            let text: String = std::iter::repeat_n('\u{1}', 199).chain(std::iter::once(char::from(b'a' + (i % 26) as u8))).collect();
+            let mut value = Vec::new();
+            msgpack::write::begin(&mut value);
+            msgpack::write::str(&mut value, &text);
+            framing::push(&mut batch, None, &value, Some(i64::from(i)));
+            framing::push_with(&mut whole, None, Some(i64::from(i)), |out| crate::json::write_str(out, &text));
+        }
+        assert!(batch.len() > 4 * JSON_PART);
+        let mut op = Largest(0);
+        let out = process_as_json(&mut op, "sink", batch).unwrap();
+        assert_eq!(out, whole);
+        assert!(op.0 <= 7 * JSON_PART, "the largest part given was {} bytes", op.0);
+        let bad = [0x00, 2, 0, 0, 0, 0xc1, 0xc1];
+        let err = process_as_json(&mut Largest(0), "sink", bad.to_vec()).unwrap_err();
+        assert!(err.to_string().contains("sink"), "{err}");
     }
 }
