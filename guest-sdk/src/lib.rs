@@ -4,7 +4,7 @@
 //! This crate lets you write one the way you would write a Flink DataStream job: a plain
 //! function builds a pipeline on an [`Env`], and [`entries!`] exports it.
 //!
-//! ```ignore
+//! ```
 //! use eddy_sdk::prelude::*;
 //!
 //! fn lengths(env: &mut Env, args: &Args) -> Result<(), String> {
@@ -83,7 +83,10 @@ pub mod prelude {
 
 /// Exports job functions as the component's entries, by name:
 ///
-/// ```ignore
+/// ```
+/// # use eddy_sdk::prelude::*;
+/// # fn word_count(_: &mut Env, _: &Args) -> Result<(), String> { Ok(()) }
+/// # fn stream_word_count(_: &mut Env, _: &Args) -> Result<(), String> { Ok(()) }
 /// eddy_sdk::entries! {
 ///     "word-count" => word_count,
 ///     "stream-word-count" => stream_word_count,
