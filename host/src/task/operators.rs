@@ -93,15 +93,22 @@ const JSON_PART: usize = 1 << 20;
 /// character takes six bytes of escape), so the host's transient copy stays within a few
 /// MiB however large a batch a component returns.
 fn process_as_json(op: &mut dyn Operator, operator: &str, batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
-    let to_json = |part: Vec<u8>| {
-        msgpack::batch_to_json(part).map_err(|e| TaskError::Record { operator: operator.to_string(), message: e.to_string() })
-    };
-    if batch.len() <= JSON_PART {
-        return op.process(to_json(batch)?);
+    in_parts(batch, JSON_PART, |part| {
+        let json = msgpack::batch_to_json(part)
+            .map_err(|e| TaskError::Record { operator: operator.to_string(), message: e.to_string() })?;
+        op.process(json)
+    })
+}
+
+/// What `f` returns for `batch`, given whole, or past `max` bytes in parts cut at record
+/// boundaries (a record longer than `max` is a part of its own), their outputs in order.
+fn in_parts(batch: Vec<u8>, max: usize, mut f: impl FnMut(Vec<u8>) -> Result<Vec<u8>, TaskError>) -> Result<Vec<u8>, TaskError> {
+    if batch.len() <= max {
+        return f(batch);
     }
     let mut out = Vec::new();
-    for part in framing::chunks(&batch, JSON_PART) {
-        out.extend(op.process(to_json(part.to_vec())?)?);
+    for part in framing::chunks(&batch, max) {
+        out.extend(f(part.to_vec())?);
     }
     Ok(out)
 }
@@ -495,16 +502,10 @@ const MAX_CALL_BATCH: usize = 4 << 20;
 
 impl Operator for WasmOperator {
     fn process(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
-        if batch.len() <= MAX_CALL_BATCH {
-            let out = self.instance.process(&batch);
-            return self.check(out);
-        }
-        let mut out = Vec::new();
-        for part in framing::chunks(&batch, MAX_CALL_BATCH) {
-            let emitted = self.instance.process(&part.to_vec());
-            out.extend(self.check(emitted)?);
-        }
-        Ok(out)
+        in_parts(batch, MAX_CALL_BATCH, |part| {
+            let emitted = self.instance.process(&part);
+            self.check(emitted)
+        })
     }
 
     fn next_timer(&self) -> Option<i64> {
