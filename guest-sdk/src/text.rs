@@ -24,10 +24,8 @@ pub struct Words<'a> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Class {
     Separator,
-    /// A lower-case letter or a digit.
+    /// A letter or a digit.
     Word,
-    /// An upper-case letter.
-    Upper,
     NonAscii,
 }
 
@@ -37,13 +35,7 @@ const CLASSES: [Class; 256] = {
     let mut b = 0;
     while b < 0x80 {
         let c = b as u8;
-        table[b] = if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            Class::Word
-        } else if c.is_ascii_uppercase() {
-            Class::Upper
-        } else {
-            Class::Separator
-        };
+        table[b] = if c.is_ascii_alphanumeric() { Class::Word } else { Class::Separator };
         b += 1;
     }
     table
@@ -59,7 +51,7 @@ impl Iterator for Words<'_> {
         while i < bytes.len() {
             match CLASSES[usize::from(bytes[i])] {
                 Class::Separator => i += 1,
-                Class::Word | Class::Upper => break,
+                Class::Word => break,
                 Class::NonAscii => {
                     let c = self.rest[i..].chars().next().expect("char boundary");
                     if c.is_alphanumeric() {
@@ -78,7 +70,7 @@ impl Iterator for Words<'_> {
         let mut ascii = true;
         while i < bytes.len() {
             match CLASSES[usize::from(bytes[i])] {
-                Class::Word | Class::Upper => i += 1,
+                Class::Word => i += 1,
                 Class::Separator => break,
                 Class::NonAscii => {
                     let c = self.rest[i..].chars().next().expect("char boundary");

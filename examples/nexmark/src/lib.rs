@@ -232,7 +232,7 @@ struct Q4Auction {
     expires: i64,
 }
 
-/// A bid as q4 and q7 read it.
+/// A bid as q4 reads it.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Offer {
