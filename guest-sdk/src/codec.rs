@@ -60,12 +60,24 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 }
 
 fn decode_error<T>(bytes: &[u8], e: impl std::fmt::Display) -> String {
-    let shown = if bytes.first() == Some(&MSGPACK_MARKER) {
-        format!("{:02x?}", &bytes[..bytes.len().min(64)])
-    } else {
-        format!("{:?}", String::from_utf8_lossy(&bytes[..bytes.len().min(200)]))
+    format!("cannot decode {} from {:?}: {e}", std::any::type_name::<T>(), shown(bytes, 200))
+}
+
+/// A value for an error message: its JSON text (a MessagePack value's converted), cut to
+/// about `limit` bytes; the bytes in hex if it is MessagePack that does not decode.
+pub(crate) fn shown(bytes: &[u8], limit: usize) -> String {
+    let mut text = match bytes.split_first() {
+        Some((&MSGPACK_MARKER, packed)) => match crate::msgpack::to_json_text(packed, limit) {
+            Some(text) => text,
+            None => return format!("{:02x?}", &bytes[..bytes.len().min(limit / 3)]),
+        },
+        _ => String::from_utf8_lossy(&bytes[..bytes.len().min(limit)]).into_owned(),
     };
-    format!("cannot decode {} from {shown}: {e}", std::any::type_name::<T>())
+    if text.len() > limit {
+        let cut = (0..=limit).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.truncate(cut);
+    }
+    text
 }
 
 #[cfg(test)]
@@ -100,10 +112,20 @@ mod tests {
     }
 
     #[test]
-    fn names_the_type_and_the_bytes_it_could_not_decode() {
-        let err = decode::<Row>(&[MSGPACK_MARKER, 0x01]).unwrap_err();
-        assert!(err.contains("Row") && err.contains("c1"), "{err}");
+    fn names_the_type_and_shows_the_value_it_could_not_decode() {
+        // MessagePack shows as the JSON it converts to, in its own order of fields.
+        let err = decode::<Row>(&[MSGPACK_MARKER, 0x82, 0xa1, b'z', 0xc3, 0xa1, b'a', 0x91, 0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]).unwrap_err();
+        assert!(err.starts_with("cannot decode eddy_sdk::codec::tests::Row from \"{\\\"z\\\":true,\\\"a\\\":[1.5]}\": missing field"), "{err}");
+        // MessagePack that does not decode shows as its bytes.
+        let err = decode::<Row>(&[MSGPACK_MARKER, 0x82, 0xa1]).unwrap_err();
+        assert!(err.contains("Row") && err.contains("[c1, 82, a1]"), "{err}");
         let err = decode::<i64>(b"\"x\"").unwrap_err();
         assert!(err.contains("i64") && err.contains("\\\"x\\\""), "{err}");
+        // A long value is cut, at a character's boundary.
+        let long: Vec<String> = (0..100).map(|i| format!("é{i}")).collect();
+        let mut buf = vec![MSGPACK_MARKER];
+        crate::msgpack::write(&mut buf, &long).unwrap();
+        let text = shown(&buf, 50);
+        assert!(text.starts_with("[\"é0\",\"é1\",") && text.len() <= 50, "{text}");
     }
 }

@@ -174,15 +174,14 @@ impl Env {
     pub fn read_nexmark_file(&mut self, path: impl Into<String>) -> Stream<crate::nexmark::Event> {
         let lines: Stream<crate::nexmark::Event> = self.read_json_lines(path);
         let upstream = lines.vertex;
-        // The line's JSON goes on as it is, to be decoded once where it is used; only its
-        // time is read here.
+        // The event goes on as its source made it, to be decoded where it is used (a query
+        // reads only its fields); only its time is read here.
         let events: Stream<crate::nexmark::Event> = lines.then(
             "Nexmark Events",
             op(|r, out| {
                 let Value::Encoded(line) = r.value else { return Err("Nexmark Events must follow its source".into()) };
-                let Some(time) = crate::nexmark::line_time(line) else {
-                    let shown = String::from_utf8_lossy(&line[..line.len().min(80)]);
-                    return Err(format!("not a Nexmark event (no \"dateTime\"): {shown}"));
+                let Some(time) = crate::nexmark::event_time(line) else {
+                    return Err(format!("not a Nexmark event (no \"dateTime\"): {}", crate::codec::shown(line, 80)));
                 };
                 out.emit(Item { key: None, timestamp: Some(time), value: Value::Encoded(line), input: 0 })
             }),
@@ -192,8 +191,10 @@ impl Env {
     }
 
     /// The values of a JSON Lines file, one a line (bounded; split across subtasks by the
-    /// host, which passes each line on without parsing it: it is decoded once, where it is
-    /// used). Blank lines are skipped; a line that is not a `T` fails the job there.
+    /// host). In a job of MessagePack values (the default) the host parses each line once,
+    /// natively, into MessagePack, and a line that is not JSON fails the source; in a job
+    /// of JSON values it passes the line on unparsed. Either way a value is decoded where
+    /// it is used, and one that is not a `T` fails the job there. Blank lines are skipped.
     pub fn read_json_lines<T>(&mut self, path: impl Into<String>) -> Stream<T> {
         self.source("JSON Lines Source", VertexKind::JsonLinesSource(path.into()), None)
     }

@@ -36,6 +36,136 @@ pub(crate) fn from_slice<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T
     Ok(value)
 }
 
+/// The bytes of the first string under `key` in a map that is a value of the map `bytes`
+/// (no marker): how a Nexmark event's time is found, `{"event_type":…,"bid":{…,"dateTime":"…"}}`,
+/// without decoding the rest. `None` if there is none, or `bytes` is not such a map.
+pub(crate) fn inner_str<'a>(bytes: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let mut de = Deserializer { input: bytes, depth: 0 };
+    for _ in 0..de.map_len()? {
+        de.skip().ok()?;
+        let Some(entries) = de.map_len() else {
+            de.skip().ok()?;
+            continue;
+        };
+        for _ in 0..entries {
+            let name = de.string();
+            if name.is_none() {
+                de.skip().ok()?;
+            }
+            if name == Some(key.as_bytes()) {
+                if let Some(text) = de.string() {
+                    return Some(text);
+                }
+            }
+            de.skip().ok()?;
+        }
+    }
+    None
+}
+
+/// The JSON text of a MessagePack value (no marker), for error messages: a record reads
+/// better as the JSON it converts to than as its bytes. It stops once past about `limit`
+/// bytes of text (a value's first bytes are what a message shows). `None` if it does not
+/// decode.
+pub(crate) fn to_json_text(bytes: &[u8], limit: usize) -> Option<String> {
+    let mut out = String::new();
+    let mut de = Deserializer { input: bytes, depth: 0 };
+    match (JsonText(&mut out, limit).deserialize(&mut de), out.len() > limit) {
+        (Ok(()), _) | (Err(_), true) => Some(out),
+        (Err(_), false) => None,
+    }
+}
+
+/// Writes the value it visits as JSON text, until the text is longer than its limit.
+struct JsonText<'a>(&'a mut String, usize);
+
+impl<'de> DeserializeSeed<'de> for JsonText<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl JsonText<'_> {
+    fn json<T: Serialize + ?Sized, E>(self, v: &T) -> std::result::Result<(), E> {
+        self.0.push_str(&serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
+        Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for JsonText<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<(), E> {
+        self.json(&v)
+    }
+
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<(), E> {
+        self.json(&v)
+    }
+
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<(), E> {
+        self.json(&v)
+    }
+
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<(), E> {
+        self.json(&v)
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<(), E> {
+        self.json(v)
+    }
+
+    fn visit_bytes<E>(self, v: &[u8]) -> std::result::Result<(), E> {
+        self.json(v)
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<(), E> {
+        self.json(&())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        let (out, limit) = (self.0, self.1);
+        out.push('[');
+        while seq.next_element_seed(JsonText(&mut *out, limit))?.is_some() {
+            out.push(',');
+            if out.len() > limit {
+                return Err(de::Error::custom("long enough"));
+            }
+        }
+        close(out, ']');
+        Ok(())
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        let (out, limit) = (self.0, self.1);
+        out.push('{');
+        while map.next_key_seed(JsonText(&mut *out, limit))?.is_some() {
+            out.push(':');
+            map.next_value_seed(JsonText(&mut *out, limit))?;
+            out.push(',');
+            if out.len() > limit {
+                return Err(de::Error::custom("long enough"));
+            }
+        }
+        close(out, '}');
+        Ok(())
+    }
+}
+
+/// Ends an array or object whose every element was followed by a comma.
+fn close(out: &mut String, bracket: char) {
+    if out.ends_with(',') {
+        out.pop();
+    }
+    out.push(bracket);
+}
+
 /// Why a value did not encode or decode.
 #[derive(Debug)]
 pub(crate) struct Error(String);
@@ -141,6 +271,37 @@ impl<'de> Deserializer<'de> {
             _ => return Ok(None),
         };
         self.take(len).map(Some)
+    }
+
+    /// The number of entries of the map that comes next, past its header; `None` (and
+    /// nothing read) if a map does not come next.
+    fn map_len(&mut self) -> Option<usize> {
+        let len = match self.peek().ok()? {
+            marker @ 0x80..=0x8f => usize::from(marker & 0x0f),
+            0xde => usize::from(u16::from_be_bytes(self.input.get(1..3)?.try_into().ok()?)),
+            0xdf => u32::from_be_bytes(self.input.get(1..5)?.try_into().ok()?) as usize,
+            _ => return None,
+        };
+        self.input = &self.input[match self.input[0] {
+            0xde => 3,
+            0xdf => 5,
+            _ => 1,
+        }..];
+        Some(len)
+    }
+
+    /// The bytes of the string that comes next, past it; `None` (and nothing read) if a
+    /// string does not come next.
+    fn string(&mut self) -> Option<&'de [u8]> {
+        let before = self.input;
+        let marker = self.byte().ok()?;
+        match self.str_bytes(marker) {
+            Ok(Some(text)) => Some(text),
+            _ => {
+                self.input = before;
+                None
+            }
+        }
     }
 
     fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {

@@ -362,6 +362,16 @@ pub mod date_time {
     }
 }
 
+/// The event time of an event of a file: its line of JSON text, or (in a job whose values
+/// are MessagePack) the MessagePack the host made of that line. Both read the time of the
+/// event's first object that has one, and nothing else.
+pub(crate) fn event_time(value: &[u8]) -> Option<i64> {
+    match value.split_first() {
+        Some((&crate::codec::MSGPACK_MARKER, packed)) => date_time::parse_bytes(crate::msgpack::inner_str(packed, "dateTime")?),
+        _ => line_time(value),
+    }
+}
+
 /// The event time of an event file's line: its first `"dateTime":"…"` (the event's own; an
 /// auction's `expires` comes after it).
 pub(crate) fn line_time(line: &[u8]) -> Option<i64> {
@@ -459,5 +469,35 @@ mod tests {
         assert_eq!(line_time(b"Tdate"), None);
         let bad = r#"{"event_type":1,"person":null,"auction":null,"bid":null}"#;
         assert!(serde_json::from_str::<Event>(bad).unwrap_err().to_string().contains("has no auction"));
+    }
+
+    #[test]
+    fn an_events_time_is_read_from_its_json_or_its_messagepack() {
+        let line = r#"{"event_type":2,"person":null,"auction":null,"bid":{"auction":1,"bidder":2,"price":3,"channel":"c","url":"u","dateTime":"2026-01-01 00:00:00.005","extra":""}}"#;
+        let event: Event = serde_json::from_str(line).unwrap();
+        let packed = |value: &serde_json::Value| {
+            let mut out = vec![crate::codec::MSGPACK_MARKER];
+            crate::msgpack::write(&mut out, value).unwrap();
+            out
+        };
+        let mut full = vec![crate::codec::MSGPACK_MARKER];
+        crate::msgpack::write(&mut full, &event).unwrap();
+        assert_eq!(event_time(line.as_bytes()), Some(1_767_225_600_005));
+        assert_eq!(event_time(&full), Some(1_767_225_600_005));
+        // Keys before it that are not strings, values that are not maps, a `dateTime` that
+        // is not a string: all passed over.
+        let mut odd = vec![crate::codec::MSGPACK_MARKER, 0x83, 0x07, 0x91, 0xa8];
+        odd.extend_from_slice(b"dateTime");
+        odd.extend_from_slice(&[0xa1, b'x', 0x82, 0xa8]);
+        odd.extend_from_slice(b"dateTime");
+        odd.extend_from_slice(&[0x05, 0xa8]);
+        odd.extend_from_slice(b"dateTime");
+        odd.push(0xb7);
+        odd.extend_from_slice(b"2026-01-01 00:00:01.000");
+        assert_eq!(event_time(&odd), Some(1_767_225_601_000));
+        for bad in [serde_json::json!({"event_type": 2, "person": null}), serde_json::json!([1]), serde_json::json!({"bid": {"dateTime": "yesterday"}})] {
+            assert_eq!(event_time(&packed(&bad)), None, "{bad}");
+        }
+        assert_eq!(event_time(&[crate::codec::MSGPACK_MARKER, 0x81, 0xa1]), None, "cut short");
     }
 }

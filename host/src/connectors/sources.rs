@@ -51,7 +51,7 @@ pub fn create_source(vertex: &Vertex, subtask: u32, parallelism: u32, codec: Val
             Box::new(SocketTextSource { addr: s.clone(), codec })
         }
         VertexKind::FileSource(path) => Box::new(FileTextSource::new(path, Lines::Text(codec), subtask, parallelism, confinement)?),
-        VertexKind::JsonLinesSource(path) => Box::new(FileTextSource::new(path, Lines::Json, subtask, parallelism, confinement)?),
+        VertexKind::JsonLinesSource(path) => Box::new(FileTextSource::new(path, Lines::Json(codec), subtask, parallelism, confinement)?),
         VertexKind::ElementsSource(values) => Box::new(ElementsSource { values: values.clone(), next: Some(0) }),
         VertexKind::SequenceSource(seq) => {
             let (from, to) = share(seq.count, subtask, parallelism);
@@ -102,23 +102,37 @@ fn write_text(out: &mut Vec<u8>, text: &[u8], codec: ValueCodec) {
 enum Lines {
     /// Strings of their text in the graph's codec ([`push_lines`]).
     Text(ValueCodec),
-    /// Values as they are: each line is one JSON value ([`push_json_line`]).
-    Json,
+    /// Values, each line one JSON value, in the graph's codec ([`push_json_line`]).
+    Json(ValueCodec),
 }
 
-/// Appends a line of a JSON Lines file (without its `\n` or `\r\n`) as a value, unless it
-/// is blank; returns the records appended. The value must be UTF-8, so that it can never
-/// pass for MessagePack (`0xc1`); its JSON is for its reader to check.
-fn push_json_line(batch: &mut Vec<u8>, line: &[u8]) -> Result<u64, String> {
+/// Appends a line of a JSON Lines file (without its `\n` or `\r\n`) as a value in `codec`,
+/// unless it is blank; returns the records appended. The line must be UTF-8, so that it can
+/// never pass for MessagePack (`0xc1`). As JSON it goes on unparsed, for its reader to check;
+/// as MessagePack it is parsed once here, natively, instead of in every operator that reads
+/// it, and a line that is not JSON fails the source.
+fn push_json_line(batch: &mut Vec<u8>, line: &[u8], codec: ValueCodec) -> Result<u64, String> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
         return Ok(0);
     }
-    if let Err(e) = std::str::from_utf8(line) {
-        return Err(format!("a line is not UTF-8 text (invalid byte at {} of it)", e.valid_up_to()));
+    let text = match std::str::from_utf8(line) {
+        Ok(text) => text,
+        Err(e) => return Err(format!("a line is not UTF-8 text (invalid byte at {} of it)", e.valid_up_to())),
+    };
+    match codec {
+        ValueCodec::Json => framing::push(batch, None, line, None),
+        ValueCodec::Msgpack => {
+            let start = batch.len();
+            let mut parsed = Ok(());
+            framing::push_with(batch, None, None, |buf| parsed = msgpack::from_json(text, buf));
+            if let Err(e) = parsed {
+                batch.truncate(start);
+                return Err(format!("a line is not JSON: {e} of it"));
+            }
+        }
     }
-    framing::push(batch, None, line, None);
     Ok(1)
 }
 
@@ -203,7 +217,7 @@ impl FileTextSource {
             }
             records += match self.lines {
                 Lines::Text(codec) => push_lines(&mut batch, &line, codec),
-                Lines::Json => push_json_line(&mut batch, &line).map_err(|message| {
+                Lines::Json(codec) => push_json_line(&mut batch, &line, codec).map_err(|message| {
                     let source = std::io::Error::new(ErrorKind::InvalidData, message);
                     TaskError::Io { what: format!("{} at byte {pos}", self.shown.display()), source }
                 })?,
@@ -425,15 +439,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_lines_are_values_as_they_are() {
+    fn json_lines_of_a_json_graph_are_values_as_they_are() {
         let mut b = Vec::new();
-        assert_eq!(push_json_line(&mut b, b"{\"a\":\"x\\\"y\"}\r\n"), Ok(1));
-        assert_eq!(push_json_line(&mut b, b"  \t\r\n"), Ok(0), "a blank line is skipped");
-        assert_eq!(push_json_line(&mut b, b"[1,2]"), Ok(1));
+        assert_eq!(push_json_line(&mut b, b"{\"a\":\"x\\\"y\"}\r\n", ValueCodec::Json), Ok(1));
+        assert_eq!(push_json_line(&mut b, b"  \t\r\n", ValueCodec::Json), Ok(0), "a blank line is skipped");
+        assert_eq!(push_json_line(&mut b, b"[1,2]", ValueCodec::Json), Ok(1));
         let values: Vec<&[u8]> = framing::records(&b).map(|r| r.unwrap().value).collect();
         assert_eq!(values, [&br#"{"a":"x\"y"}"#[..], b"[1,2]"]);
-        let err = push_json_line(&mut b, b"\"ok\xc1\"\n").unwrap_err();
+        let err = push_json_line(&mut b, b"\"ok\xc1\"\n", ValueCodec::Json).unwrap_err();
         assert_eq!(err, "a line is not UTF-8 text (invalid byte at 3 of it)");
+    }
+
+    #[test]
+    fn json_lines_of_a_msgpack_graph_are_parsed_once_into_messagepack() {
+        let mut b = Vec::new();
+        assert_eq!(push_json_line(&mut b, b"{\"a\":\"x\\\"y\"}\r\n", ValueCodec::Msgpack), Ok(1));
+        assert_eq!(push_json_line(&mut b, b"  \t\r\n", ValueCodec::Msgpack), Ok(0), "a blank line is skipped");
+        assert_eq!(push_json_line(&mut b, b" [1, -2.5] ", ValueCodec::Msgpack), Ok(1));
+        let before = b.clone();
+        let err = push_json_line(&mut b, b"{\"a\" 1}", ValueCodec::Msgpack).unwrap_err();
+        assert_eq!(err, "a line is not JSON: expected ':' at byte 5 of it");
+        assert_eq!(b, before, "a refused line leaves no partial record");
+        let err = push_json_line(&mut b, b"\"ok\xc1\"\n", ValueCodec::Msgpack).unwrap_err();
+        assert_eq!(err, "a line is not UTF-8 text (invalid byte at 3 of it)");
+        let values: Vec<String> = framing::records(&b)
+            .map(|r| {
+                let value = r.unwrap().value;
+                assert!(msgpack::is_msgpack(value));
+                let mut json = Vec::new();
+                msgpack::to_json(value, &mut json).unwrap();
+                String::from_utf8(json).unwrap()
+            })
+            .collect();
+        assert_eq!(values, [r#"{"a":"x\"y"}"#, "[1,-2.5]"]);
     }
 
     #[test]

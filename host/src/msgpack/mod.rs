@@ -6,6 +6,10 @@
 //! 0xc1 and no UTF-8 JSON text starts with it, so every reader tells the two apart by the
 //! first byte, and one job, one batch or one state may hold both.
 
+mod from_json;
+
+pub use from_json::{from_json, FromJsonError};
+
 use thiserror::Error;
 
 use crate::framing;
@@ -263,6 +267,12 @@ pub mod write {
         header(out, len as usize, (0x80, 15), None, 0xde, 0xdf);
     }
 
+    /// An array of `len` elements follows.
+    #[inline]
+    pub fn array(out: &mut Vec<u8>, len: u32) {
+        header(out, len as usize, (0x90, 15), None, 0xdc, 0xdd);
+    }
+
     /// A string.
     #[inline]
     pub fn str(out: &mut Vec<u8>, s: &str) {
@@ -303,6 +313,25 @@ pub mod write {
                 out.extend_from_slice(&n.to_be_bytes());
             }
         }
+    }
+
+    /// An unsigned integer, in its shortest form.
+    #[inline]
+    pub fn uint(out: &mut Vec<u8>, n: u64) {
+        match i64::try_from(n) {
+            Ok(n) => int(out, n),
+            Err(_) => {
+                out.push(0xcf);
+                out.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+    }
+
+    /// A 64-bit float.
+    #[inline]
+    pub fn f64(out: &mut Vec<u8>, f: f64) {
+        out.push(0xcb);
+        out.extend_from_slice(&f.to_be_bytes());
     }
 
     /// Nil (JSON's `null`).
