@@ -618,8 +618,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Stream<T> {
                     return Ok(());
                 }
                 match r.value {
-                    // Unchanged bytes need no encoding.
-                    Value::Encoded(bytes) => out.emit(r.with(Value::Encoded(bytes))),
+                    // Unchanged bytes need no encoding, and what was read of them no decoding.
+                    Value::Encoded(bytes) | Value::Both(bytes, _) => out.emit(r.with(Value::Both(bytes, &mut Some(v)))),
                     Value::Typed(_) => out.emit(r.with(Value::Typed(&mut Some(v)))),
                 }
             }),
@@ -658,10 +658,11 @@ impl<T: Serialize + DeserializeOwned + 'static> Stream<T> {
                 let v: T = r.value.take()?;
                 encode_key(&mut buf, &f(&v))?;
                 let timestamp = r.timestamp;
+                let mut v = Some(v);
                 let value = match r.value {
-                    // Unchanged bytes need no encoding.
-                    Value::Encoded(bytes) => Value::Encoded(bytes),
-                    Value::Typed(_) => Value::Typed(&mut Some(v)),
+                    // Unchanged bytes need no encoding, and what was read of them no decoding.
+                    Value::Encoded(bytes) | Value::Both(bytes, _) => Value::Both(bytes, &mut v),
+                    Value::Typed(_) => Value::Typed(&mut v),
                 };
                 out.emit(Item { key: Some(&buf), timestamp, value, input: 0 })
             }),

@@ -20,6 +20,10 @@ pub(crate) enum Value<'a> {
     Encoded(&'a [u8]),
     /// A value an upstream operator of this chain produced, not yet encoded.
     Typed(&'a mut dyn TypedValue),
+    /// The bytes a value arrived as, and an upstream operator's decoding of them: a filter
+    /// or key selector passes on what it read, so the next operator need not decode it
+    /// again, and the bytes leave the chain as they came.
+    Both(&'a [u8], &'a mut dyn TypedValue),
 }
 
 /// A Rust value that can still be encoded, or moved out as its concrete type.
@@ -49,6 +53,15 @@ impl Value<'_> {
     pub(crate) fn take<T: DeserializeOwned + 'static>(&mut self) -> Result<T, String> {
         match self {
             Value::Encoded(bytes) => decode_value(bytes),
+            Value::Both(bytes, v) => {
+                if let Some(slot) = v.slot(TypeId::of::<T>()) {
+                    // SAFETY: as below.
+                    if let Some(value) = unsafe { &mut *slot.cast::<Option<T>>() }.take() {
+                        return Ok(value);
+                    }
+                }
+                decode_value(bytes)
+            }
             Value::Typed(v) => {
                 if let Some(slot) = v.slot(TypeId::of::<T>()) {
                     // SAFETY: `slot` gave the address of an `Option<U>` whose `U` has the
@@ -137,7 +150,7 @@ impl Emit for Chain<'_> {
     fn emit(&mut self, item: Item<'_>) -> Result<(), String> {
         match self.rest.split_first_mut() {
             None => match item.value {
-                Value::Encoded(value) => {
+                Value::Encoded(value) | Value::Both(value, _) => {
                     frame::encode(self.out, &Record { key: item.key, timestamp: item.timestamp, value });
                     Ok(())
                 }
