@@ -336,8 +336,25 @@ impl<'de> Deserializer<'de> {
         })
     }
 
-    /// Moves past one value of any kind, without visiting it.
+    /// Moves past one value of any kind, without visiting it: here if it is a one-byte
+    /// scalar or a short string (most skipped fields), else in [`Self::skip_any`] (a call,
+    /// as it recurses).
+    #[inline(always)]
     fn skip(&mut self) -> Result<()> {
+        match self.input.first() {
+            Some(0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff) => {
+                self.input = &self.input[1..];
+                Ok(())
+            }
+            Some(&marker @ 0xa0..=0xbf) => {
+                self.input = &self.input[1..];
+                self.take(usize::from(marker & 0x1f)).map(drop)
+            }
+            _ => self.skip_any(),
+        }
+    }
+
+    fn skip_any(&mut self) -> Result<()> {
         let marker = self.byte()?;
         let (skip, items) = match marker {
             0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => (0, 0),

@@ -111,7 +111,7 @@ enum Lines {
 /// never pass for MessagePack (`0xc1`). As JSON it goes on unparsed, for its reader to check;
 /// as MessagePack it is parsed once here, natively, instead of in every operator that reads
 /// it, and a line that is not JSON fails the source.
-fn push_json_line(batch: &mut Vec<u8>, line: &[u8], codec: ValueCodec) -> Result<u64, String> {
+fn push_json_line(batch: &mut Vec<u8>, line: &[u8], codec: ValueCodec, transcoder: &mut msgpack::Transcoder) -> Result<u64, String> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
@@ -126,7 +126,7 @@ fn push_json_line(batch: &mut Vec<u8>, line: &[u8], codec: ValueCodec) -> Result
         ValueCodec::Msgpack => {
             let start = batch.len();
             let mut parsed = Ok(());
-            framing::push_with(batch, None, None, |buf| parsed = msgpack::from_json(text, buf));
+            framing::push_with(batch, None, None, |buf| parsed = transcoder.from_json(text, buf));
             if let Err(e) = parsed {
                 batch.truncate(start);
                 return Err(format!("a line is not JSON: {e} of it"));
@@ -206,6 +206,7 @@ impl FileTextSource {
         let mut line = Vec::new();
         let mut batch = Vec::with_capacity(SOURCE_BATCH_BYTES + 4096);
         let mut records = 0;
+        let mut transcoder = msgpack::Transcoder::default();
         while pos < split.end {
             line.clear();
             let n = (&mut reader).take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut line).map_err(what)?;
@@ -217,7 +218,7 @@ impl FileTextSource {
             }
             records += match self.lines {
                 Lines::Text(codec) => push_lines(&mut batch, &line, codec),
-                Lines::Json(codec) => push_json_line(&mut batch, &line, codec).map_err(|message| {
+                Lines::Json(codec) => push_json_line(&mut batch, &line, codec, &mut transcoder).map_err(|message| {
                     let source = std::io::Error::new(ErrorKind::InvalidData, message);
                     TaskError::Io { what: format!("{} at byte {pos}", self.shown.display()), source }
                 })?,
@@ -440,27 +441,27 @@ mod tests {
 
     #[test]
     fn json_lines_of_a_json_graph_are_values_as_they_are() {
-        let mut b = Vec::new();
-        assert_eq!(push_json_line(&mut b, b"{\"a\":\"x\\\"y\"}\r\n", ValueCodec::Json), Ok(1));
-        assert_eq!(push_json_line(&mut b, b"  \t\r\n", ValueCodec::Json), Ok(0), "a blank line is skipped");
-        assert_eq!(push_json_line(&mut b, b"[1,2]", ValueCodec::Json), Ok(1));
+        let (mut b, mut t) = (Vec::new(), msgpack::Transcoder::default());
+        assert_eq!(push_json_line(&mut b, b"{\"a\":\"x\\\"y\"}\r\n", ValueCodec::Json, &mut t), Ok(1));
+        assert_eq!(push_json_line(&mut b, b"  \t\r\n", ValueCodec::Json, &mut t), Ok(0), "a blank line is skipped");
+        assert_eq!(push_json_line(&mut b, b"[1,2]", ValueCodec::Json, &mut t), Ok(1));
         let values: Vec<&[u8]> = framing::records(&b).map(|r| r.unwrap().value).collect();
         assert_eq!(values, [&br#"{"a":"x\"y"}"#[..], b"[1,2]"]);
-        let err = push_json_line(&mut b, b"\"ok\xc1\"\n", ValueCodec::Json).unwrap_err();
+        let err = push_json_line(&mut b, b"\"ok\xc1\"\n", ValueCodec::Json, &mut t).unwrap_err();
         assert_eq!(err, "a line is not UTF-8 text (invalid byte at 3 of it)");
     }
 
     #[test]
     fn json_lines_of_a_msgpack_graph_are_parsed_once_into_messagepack() {
-        let mut b = Vec::new();
-        assert_eq!(push_json_line(&mut b, b"{\"a\":\"x\\\"y\"}\r\n", ValueCodec::Msgpack), Ok(1));
-        assert_eq!(push_json_line(&mut b, b"  \t\r\n", ValueCodec::Msgpack), Ok(0), "a blank line is skipped");
-        assert_eq!(push_json_line(&mut b, b" [1, -2.5] ", ValueCodec::Msgpack), Ok(1));
+        let (mut b, mut t) = (Vec::new(), msgpack::Transcoder::default());
+        assert_eq!(push_json_line(&mut b, b"{\"a\":\"x\\\"y\"}\r\n", ValueCodec::Msgpack, &mut t), Ok(1));
+        assert_eq!(push_json_line(&mut b, b"  \t\r\n", ValueCodec::Msgpack, &mut t), Ok(0), "a blank line is skipped");
+        assert_eq!(push_json_line(&mut b, b" [1, -2.5] ", ValueCodec::Msgpack, &mut t), Ok(1));
         let before = b.clone();
-        let err = push_json_line(&mut b, b"{\"a\" 1}", ValueCodec::Msgpack).unwrap_err();
+        let err = push_json_line(&mut b, b"{\"a\" 1}", ValueCodec::Msgpack, &mut t).unwrap_err();
         assert_eq!(err, "a line is not JSON: expected ':' at byte 5 of it");
         assert_eq!(b, before, "a refused line leaves no partial record");
-        let err = push_json_line(&mut b, b"\"ok\xc1\"\n", ValueCodec::Msgpack).unwrap_err();
+        let err = push_json_line(&mut b, b"\"ok\xc1\"\n", ValueCodec::Msgpack, &mut t).unwrap_err();
         assert_eq!(err, "a line is not UTF-8 text (invalid byte at 3 of it)");
         let values: Vec<String> = framing::records(&b)
             .map(|r| {

@@ -46,16 +46,40 @@ pub enum FromJsonError {
 /// Appends the MessagePack value (marker included) of the JSON text `json`; on an error,
 /// `out` is as it was. The result is at most three times as long as the text (`1e9`
 /// becomes a nine-byte float; everything else shrinks or keeps its length), so a bounded
-/// line makes a bounded value.
+/// line makes a bounded value. A source converting many lines uses a [`Transcoder`].
 pub fn from_json(json: &str, out: &mut Vec<u8>) -> Result {
-    let start = out.len();
-    write::begin(out);
-    let mut parser = Parser { text: json, bytes: json.as_bytes(), pos: 0, unescaped: Vec::new() };
-    let result = parser.document(out);
-    if result.is_err() {
-        out.truncate(start);
+    Transcoder::default().from_json(json, out)
+}
+
+/// Most keys this many into a line are remembered (a line of JSON Lines is one record,
+/// and records of a file mostly have the same few shapes).
+const REMEMBERED_KEYS: usize = 64;
+
+/// Converts JSON texts one after another, remembering what the last ones were like.
+#[derive(Default)]
+pub struct Transcoder {
+    /// The plain keys (no escapes, at most 31 bytes) of the last texts, by their place in
+    /// the text, each with its closing quote: a key where the text before had the same one
+    /// is matched at once instead of scanned for its end (whose unpredictable branch is
+    /// much of a short string's cost).
+    keys: Vec<Vec<u8>>,
+    /// A string with escapes, unescaped (its length must be known before its header is
+    /// written); kept to reuse its allocation.
+    unescaped: Vec<u8>,
+}
+
+impl Transcoder {
+    /// As [`from_json`].
+    pub fn from_json(&mut self, json: &str, out: &mut Vec<u8>) -> Result {
+        let start = out.len();
+        write::begin(out);
+        let mut parser = Parser { text: json, bytes: json.as_bytes(), pos: 0, keys_seen: 0, memory: self };
+        let result = parser.document(out);
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result
     }
-    result
 }
 
 /// A cursor over JSON text. The text is UTF-8 (a `&str`), so every run of it between
@@ -65,9 +89,9 @@ struct Parser<'a> {
     /// `text`'s bytes.
     bytes: &'a [u8],
     pos: usize,
-    /// A string with escapes, unescaped (its length must be known before its header is
-    /// written); kept to reuse its allocation.
-    unescaped: Vec<u8>,
+    /// Object keys read so far in this text.
+    keys_seen: usize,
+    memory: &'a mut Transcoder,
 }
 
 type Result<T = ()> = std::result::Result<T, FromJsonError>;
@@ -157,7 +181,7 @@ impl Parser<'_> {
                         return Err(FromJsonError::Expected("a string key", self.pos));
                     }
                     self.pos += 1;
-                    self.string(out)?;
+                    self.key(out)?;
                     self.expect(b':', "':'")?;
                     self.skip_whitespace();
                 }
@@ -194,6 +218,34 @@ impl Parser<'_> {
         Ok(())
     }
 
+    /// An object key (its opening quote read): the one at its place in the last text, if
+    /// it is that one, else a string, remembered if plain and short.
+    fn key(&mut self, out: &mut Vec<u8>) -> Result {
+        let place = self.keys_seen;
+        self.keys_seen += 1;
+        if let Some(known) = self.memory.keys.get(place).filter(|k| !k.is_empty()) {
+            if self.bytes[self.pos..].starts_with(known) {
+                let len = known.len() - 1;
+                out.push(0xa0 | len as u8);
+                out.extend_from_slice(&known[..len]);
+                self.pos += known.len();
+                return Ok(());
+            }
+        }
+        let start = self.pos;
+        self.string(out)?;
+        let raw = &self.bytes[start..self.pos];
+        if place < REMEMBERED_KEYS && raw.len() <= 32 && !raw.contains(&b'\\') {
+            if self.memory.keys.len() <= place {
+                self.memory.keys.resize(place + 1, Vec::new());
+            }
+            let known = &mut self.memory.keys[place];
+            known.clear();
+            known.extend_from_slice(raw);
+        }
+        Ok(())
+    }
+
     /// A string's contents and closing quote (the opening one is read).
     fn string(&mut self, out: &mut Vec<u8>) -> Result {
         let start = self.pos;
@@ -219,7 +271,7 @@ impl Parser<'_> {
     }
 
     fn escaped_string(&mut self, out: &mut Vec<u8>, start: usize) -> Result {
-        let mut text = std::mem::take(&mut self.unescaped);
+        let mut text = std::mem::take(&mut self.memory.unescaped);
         text.clear();
         let mut pos = start;
         loop {
@@ -233,7 +285,7 @@ impl Parser<'_> {
             }
         }
         write::str(out, std::str::from_utf8(&text).expect("unescaped UTF-8 text is UTF-8"));
-        self.unescaped = text;
+        self.memory.unescaped = text;
         self.pos = pos + 1;
         Ok(())
     }
@@ -453,6 +505,33 @@ mod tests {
                 continue;
             }
             assert_eq!(ours(doc).unwrap(), theirs(doc), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_transcoder_remembering_keys_makes_what_a_fresh_one_makes() {
+        let long = format!(r#"{{"{}":1}}"#, "k".repeat(40));
+        let docs = [
+            r#"{"ab":1,"c":{"d":2}}"#,
+            r#"{"ab":1,"c":{"d":2}}"#,
+            r#"{"abc":1,"c":{"d":2}}"#,
+            r#"{"a":1,"c":{"d":2,"e":3}}"#,
+            r#"{"a\"b":1, "c" : {"d":2}}"#,
+            r#"{"a\"b":1,"c":{"d":2}}"#,
+            r#"{"":1,"c":[{"d":2},{"d":3}]}"#,
+            r#"{"":1,"c":[{"d":2},{"d":3}]}"#,
+            &long,
+            &long,
+            r#"[1,{"ab":2}]"#,
+            r#"{"ab":1,"c":{"d":2}}"#,
+            r#"{"ab":1,"c":{"d"#,
+            r#"{"ab":1,"c":{"d":2}}"#,
+        ];
+        let mut transcoder = Transcoder::default();
+        for doc in docs {
+            let mut out = Vec::new();
+            let result = transcoder.from_json(doc, &mut out);
+            assert_eq!(result.map(|()| out), ours(doc), "{doc}");
         }
     }
 

@@ -8,7 +8,7 @@
 
 mod from_json;
 
-pub use from_json::{from_json, FromJsonError};
+pub use from_json::{from_json, FromJsonError, Transcoder};
 
 use thiserror::Error;
 
