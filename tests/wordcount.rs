@@ -35,6 +35,23 @@ fn word_count_equals_reference_at_parallelism_1_2_4() {
     assert_eq!(parse_counts(stdout.lines().map(String::from)), expected);
 }
 
+/// Lines run past the source's 1 MiB read buffer and across the subtasks' byte ranges:
+/// each is still read whole, once.
+#[test]
+fn lines_across_read_buffers_and_splits_are_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.txt");
+    let text = awkward_text().repeat(6);
+    assert!(text.len() > 3 << 20);
+    std::fs::write(&input, &text).unwrap();
+    let wasm = component("wordcount");
+    for p in ["1", "3"] {
+        let out = dir.path().join(format!("out-p{p}"));
+        run_ok(&["run", "-p", p, "-c", "word-count", wasm.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+        assert_eq!(parse_counts(read_parts(&out)), reference_counts(&text), "parallelism {p}");
+    }
+}
+
 #[test]
 fn word_count_of_the_shipped_sample() {
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/wordcount/sample.txt");

@@ -26,6 +26,9 @@ pub enum FromJsonError {
     /// A byte below 0x20 inside a string (JSON requires it escaped).
     #[error("control character in a string at byte {0}")]
     ControlCharacter(usize),
+    /// Bytes of a string that are not UTF-8.
+    #[error("invalid UTF-8 at byte {0}")]
+    NotUtf8(usize),
     /// A backslash followed by something that is not an escape.
     #[error("invalid escape at byte {0}")]
     Escape(usize),
@@ -47,7 +50,7 @@ pub enum FromJsonError {
 /// `out` is as it was. The result is at most three times as long as the text (`1e9`
 /// becomes a nine-byte float; everything else shrinks or keeps its length), so a bounded
 /// line makes a bounded value. A source converting many lines uses a [`Transcoder`].
-pub fn from_json(json: &str, out: &mut Vec<u8>) -> Result {
+pub fn from_json(json: &[u8], out: &mut Vec<u8>) -> Result {
     Transcoder::default().from_json(json, out)
 }
 
@@ -70,10 +73,10 @@ pub struct Transcoder {
 
 impl Transcoder {
     /// As [`from_json`].
-    pub fn from_json(&mut self, json: &str, out: &mut Vec<u8>) -> Result {
+    pub fn from_json(&mut self, json: &[u8], out: &mut Vec<u8>) -> Result {
         let start = out.len();
         write::begin(out);
-        let mut parser = Parser { text: json, bytes: json.as_bytes(), pos: 0, keys_seen: 0, memory: self };
+        let mut parser = Parser { bytes: json, pos: 0, keys_seen: 0, memory: self };
         let result = parser.document(out);
         if result.is_err() {
             out.truncate(start);
@@ -82,11 +85,9 @@ impl Transcoder {
     }
 }
 
-/// A cursor over JSON text. The text is UTF-8 (a `&str`), so every run of it between
-/// ASCII bytes is too: strings are copied without checking them again.
+/// A cursor over JSON text. Only strings may hold bytes beyond ASCII (anywhere else one is
+/// a syntax error), so only they are checked for UTF-8, and only if they hold such bytes.
 struct Parser<'a> {
-    text: &'a str,
-    /// `text`'s bytes.
     bytes: &'a [u8],
     pos: usize,
     /// Object keys read so far in this text.
@@ -253,21 +254,25 @@ impl Parser<'_> {
         if self.bytes[end] != b'"' {
             return self.escaped_string(out, start);
         }
+        let text = self.utf8(start, end)?;
         // Most strings are short: their header is one byte.
-        match end - start {
-            len @ 0..=31 => {
-                out.push(0xa0 | len as u8);
-                out.extend_from_slice(&self.bytes[start..end]);
-            }
-            _ => write::str(out, self.text(start, end)),
+        match text.len() {
+            len @ 0..=31 => out.push(0xa0 | len as u8),
+            len => write::str_header(out, len),
         }
+        out.extend_from_slice(text);
         self.pos = end + 1;
         Ok(())
     }
 
-    /// A run of the text between two ASCII bytes (so at characters' boundaries).
-    fn text(&self, start: usize, end: usize) -> &str {
-        &self.text[start..end]
+    /// The bytes of a string from `start` to `end`, if they are UTF-8.
+    #[inline]
+    fn utf8(&self, start: usize, end: usize) -> Result<&[u8]> {
+        let run = &self.bytes[start..end];
+        if !run.is_ascii() {
+            std::str::from_utf8(run).map_err(|e| FromJsonError::NotUtf8(start + e.valid_up_to()))?;
+        }
+        Ok(run)
     }
 
     fn escaped_string(&mut self, out: &mut Vec<u8>, start: usize) -> Result {
@@ -276,7 +281,7 @@ impl Parser<'_> {
         let mut pos = start;
         loop {
             let run = special_byte(&self.bytes[pos..]).ok_or(FromJsonError::Expected("'\"'", self.bytes.len()))?;
-            text.extend_from_slice(&self.bytes[pos..pos + run]);
+            text.extend_from_slice(self.utf8(pos, pos + run)?);
             pos += run;
             match self.bytes[pos] {
                 b'"' => break,
@@ -388,7 +393,8 @@ impl Parser<'_> {
                 }
             }
         }
-        let value: f64 = self.text(start, self.pos).parse().expect("a JSON number is a float's text");
+        let number = std::str::from_utf8(&self.bytes[start..self.pos]).expect("a number is ASCII");
+        let value: f64 = number.parse().expect("a JSON number is a float's text");
         if !value.is_finite() {
             return Err(FromJsonError::NumberOutOfRange(start));
         }
@@ -464,7 +470,7 @@ mod tests {
 
     fn ours(json: &str) -> Result<Vec<u8>> {
         let mut out = b"before".to_vec();
-        let result = from_json(json, &mut out);
+        let result = from_json(json.as_bytes(), &mut out);
         match result {
             Ok(()) => Ok(out.split_off(6)),
             Err(e) => {
@@ -530,7 +536,7 @@ mod tests {
         let mut transcoder = Transcoder::default();
         for doc in docs {
             let mut out = Vec::new();
-            let result = transcoder.from_json(doc, &mut out);
+            let result = transcoder.from_json(doc.as_bytes(), &mut out);
             assert_eq!(result.map(|()| out), ours(doc), "{doc}");
         }
     }
@@ -583,6 +589,12 @@ mod tests {
             assert_eq!(ours(doc), Err(error), "{doc:?}");
         }
         assert_eq!(FromJsonError::Expected("':'", 5).to_string(), "expected ':' at byte 5");
+        // Bytes that are not UTF-8: in a string, named; anywhere else, a syntax error.
+        let mut out = Vec::new();
+        assert_eq!(from_json(b"[\"ok\", \"caf\xc3\"]", &mut out), Err(NotUtf8(11)));
+        assert_eq!(from_json(b"[\"ok\", \"a\\n\xff\"]", &mut out), Err(NotUtf8(11)));
+        assert_eq!(from_json(b"[1, \xc3\xa9]", &mut out), Err(Expected("a value", 4)));
+        assert_eq!(ours("[\"café\", \"a\\n€\"]"), Ok(theirs("[\"café\",\"a\\n€\"]")));
     }
 
     #[test]

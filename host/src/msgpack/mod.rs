@@ -276,8 +276,15 @@ pub mod write {
     /// A string.
     #[inline]
     pub fn str(out: &mut Vec<u8>, s: &str) {
-        header(out, s.len(), (0xa0, 31), Some(0xd9), 0xda, 0xdb);
+        str_header(out, s.len());
         out.extend_from_slice(s.as_bytes());
+    }
+
+    /// The header of a string of `len` bytes, which the caller writes after it and has
+    /// made sure are UTF-8.
+    #[inline]
+    pub(super) fn str_header(out: &mut Vec<u8>, len: usize) {
+        header(out, len, (0xa0, 31), Some(0xd9), 0xda, 0xdb);
     }
 
     /// An integer, in its shortest form.
