@@ -150,12 +150,13 @@ fn bad_nexmark_input_gets_one_line_naming_it() {
     assert!(error_line(&err).contains("nexmark source 'Nexmark Source' needs an event rate between 1 and 1000000000"), "{err}");
     let err = run_err(&["run", "-c", "q0", &wasm(), "--events", "many"]);
     assert!(error_line(&err).contains("events"), "{err}");
-    // A line that is not UTF-8, or not JSON, is refused by the source (which makes each line
-    // MessagePack, the job's codec); one that is not an event by the operator that decodes it.
+    // A line without a time, not UTF-8, or not JSON is refused by the source (which reads
+    // each event's time and makes the line MessagePack, the job's codec); one that is not
+    // an event by the operator that decodes it.
     std::fs::write(&bad, b"\n{\"dateTime\":\"2026-01-01 00:00:00.000\",\xc1}\n").unwrap();
     let err = run_err(&["run", "-c", "q0", &wasm(), "--input", bad.to_str().unwrap()]);
     assert!(error_line(&err).ends_with("bad.jsonl at byte 1: a line is not UTF-8 text (invalid byte at 38 of it)"), "{err}");
-    std::fs::write(&bad, "{\"event_type\":2,\"bid\":{\"dateTime\":\"2026-01-01 00:00:00.000\"}}\n{\"event_type\":2 \"bid\":null}\n").unwrap();
+    std::fs::write(&bad, "{\"event_type\":2,\"bid\":{\"dateTime\":\"2026-01-01 00:00:00.000\"}}\n{\"event_type\":2 \"bid\":{\"dateTime\":\"2026-01-01 00:00:00.000\"}}\n").unwrap();
     let err = run_err(&["run", "-c", "q0", &wasm(), "--input", bad.to_str().unwrap()]);
     assert!(error_line(&err).ends_with("bad.jsonl at byte 62: a line is not JSON: expected ',' or '}' at byte 16 of it"), "{err}");
     std::fs::write(&bad, "{\"event_type\":2,\"bid\":{\"dateTime\":\"2026-01-01 00:00:00.000\"}}\n").unwrap();

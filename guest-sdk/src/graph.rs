@@ -170,24 +170,11 @@ impl Env {
 
     /// Nexmark events from a JSON-lines file of the shared format (one event object a
     /// line, as `nexmark_gen.py` writes), with event times and watermarks as
-    /// [`Env::read_nexmark`] gives them.
+    /// [`Env::read_nexmark`] gives them. The host reads each event's time from its line,
+    /// and (in a job of MessagePack values) parses the line once into MessagePack.
     pub fn read_nexmark_file(&mut self, path: impl Into<String>) -> Stream<crate::nexmark::Event> {
-        let lines: Stream<crate::nexmark::Event> = self.read_json_lines(path);
-        let upstream = lines.vertex;
-        // The event goes on as its source made it, to be decoded where it is used (a query
-        // reads only its fields); only its time is read here.
-        let events: Stream<crate::nexmark::Event> = lines.then(
-            "Nexmark Events",
-            op(|r, out| {
-                let Value::Encoded(line) = r.value else { return Err("Nexmark Events must follow its source".into()) };
-                let Some(time) = crate::nexmark::event_time(line) else {
-                    return Err(format!("not a Nexmark event (no \"dateTime\"): {}", crate::codec::shown(line, 80)));
-                };
-                out.emit(Item { key: None, timestamp: Some(time), value: Value::Encoded(line), input: 0 })
-            }),
-        );
-        place_with(&events.g, upstream, events.vertex);
-        events.assign_watermarks(crate::nexmark::OUT_OF_ORDERNESS_MS)
+        self.source("Nexmark File Source", VertexKind::NexmarkFileSource(path.into()), None)
+            .assign_watermarks(crate::nexmark::OUT_OF_ORDERNESS_MS)
     }
 
     /// The values of a JSON Lines file, one a line (bounded; split across subtasks by the

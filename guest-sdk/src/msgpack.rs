@@ -36,33 +36,6 @@ pub(crate) fn from_slice<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T
     Ok(value)
 }
 
-/// The bytes of the first string under `key` in a map that is a value of the map `bytes`
-/// (no marker): how a Nexmark event's time is found, `{"event_type":…,"bid":{…,"dateTime":"…"}}`,
-/// without decoding the rest. `None` if there is none, or `bytes` is not such a map.
-pub(crate) fn inner_str<'a>(bytes: &'a [u8], key: &str) -> Option<&'a [u8]> {
-    let mut de = Deserializer { input: bytes, depth: 0 };
-    for _ in 0..de.map_len()? {
-        de.skip().ok()?;
-        let Some(entries) = de.map_len() else {
-            de.skip().ok()?;
-            continue;
-        };
-        for _ in 0..entries {
-            let name = de.string();
-            if name.is_none() {
-                de.skip().ok()?;
-            }
-            if name == Some(key.as_bytes()) {
-                if let Some(text) = de.string() {
-                    return Some(text);
-                }
-            }
-            de.skip().ok()?;
-        }
-    }
-    None
-}
-
 /// The JSON text of a MessagePack value (no marker), for error messages: a record reads
 /// better as the JSON it converts to than as its bytes. It stops once past about `limit`
 /// bytes of text (a value's first bytes are what a message shows). `None` if it does not
@@ -271,37 +244,6 @@ impl<'de> Deserializer<'de> {
             _ => return Ok(None),
         };
         self.take(len).map(Some)
-    }
-
-    /// The number of entries of the map that comes next, past its header; `None` (and
-    /// nothing read) if a map does not come next.
-    fn map_len(&mut self) -> Option<usize> {
-        let len = match self.peek().ok()? {
-            marker @ 0x80..=0x8f => usize::from(marker & 0x0f),
-            0xde => usize::from(u16::from_be_bytes(self.input.get(1..3)?.try_into().ok()?)),
-            0xdf => u32::from_be_bytes(self.input.get(1..5)?.try_into().ok()?) as usize,
-            _ => return None,
-        };
-        self.input = &self.input[match self.input[0] {
-            0xde => 3,
-            0xdf => 5,
-            _ => 1,
-        }..];
-        Some(len)
-    }
-
-    /// The bytes of the string that comes next, past it; `None` (and nothing read) if a
-    /// string does not come next.
-    fn string(&mut self) -> Option<&'de [u8]> {
-        let before = self.input;
-        let marker = self.byte().ok()?;
-        match self.str_bytes(marker) {
-            Ok(Some(text)) => Some(text),
-            _ => {
-                self.input = before;
-                None
-            }
-        }
     }
 
     fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {

@@ -362,55 +362,6 @@ pub mod date_time {
     }
 }
 
-/// The event time of an event of a file: its line of JSON text, or (in a job whose values
-/// are MessagePack) the MessagePack the host made of that line. Both read the time of the
-/// event's first object that has one, and nothing else.
-pub(crate) fn event_time(value: &[u8]) -> Option<i64> {
-    match value.split_first() {
-        Some((&crate::codec::MSGPACK_MARKER, packed)) => date_time::parse_bytes(crate::msgpack::inner_str(packed, "dateTime")?),
-        _ => line_time(value),
-    }
-}
-
-/// The event time of an event file's line: its first `"dateTime":"…"` (the event's own; an
-/// auction's `expires` comes after it).
-pub(crate) fn line_time(line: &[u8]) -> Option<i64> {
-    const FIELD: &[u8] = b"\"dateTime\":\"";
-    /// Where the field's one capital letter is: the rarest byte of the pattern in events
-    /// (their text is lower case, digits and punctuation), so few candidates need checking.
-    const T: usize = 5;
-    let mut from = T;
-    let at = loop {
-        let t = from + find_byte(line.get(from..)?, b'T')?;
-        if line[t - T..].starts_with(FIELD) {
-            break t - T + FIELD.len();
-        }
-        from = t + 1;
-    };
-    date_time::parse_bytes(line.get(at..at + 23)?)
-}
-
-/// The first `byte` in `hay`, eight bytes at a time (the classic test for a zero byte on
-/// the word XORed with `byte` in every lane): in a component, a byte loop costs one
-/// bounds-checked load per byte.
-fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
-    const LOW: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let pattern = LOW * u64::from(byte);
-    let mut words = hay.chunks_exact(8);
-    let mut at = 0;
-    for w in &mut words {
-        let x = u64::from_le_bytes(w.try_into().expect("eight bytes")) ^ pattern;
-        let zero = x.wrapping_sub(LOW) & !x & HIGH;
-        if zero != 0 {
-            // The lowest flagged lane is exact: borrows only run upwards from a real zero.
-            return Some(at + zero.trailing_zeros() as usize / 8);
-        }
-        at += 8;
-    }
-    words.remainder().iter().position(|&b| b == byte).map(|i| at + i)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,64 +391,12 @@ mod tests {
     }
 
     #[test]
-    fn find_byte_finds_the_first_in_any_lane() {
-        for len in 0..30 {
-            for at in 0..len {
-                for other in [0u8, b'S', b'U', 0xd4, 0xff] {
-                    let mut hay = vec![other; len];
-                    hay[at] = b'T';
-                    if at + 3 < len {
-                        hay[at + 3] = b'T';
-                    }
-                    assert_eq!(find_byte(&hay, b'T'), Some(at), "{len} {at} {other}");
-                }
-            }
-            assert_eq!(find_byte(&vec![b'S'; len], b'T'), None);
-        }
-    }
-
-    #[test]
     fn events_read_and_write_the_file_format() {
         let line = r#"{"event_type":2,"person":null,"auction":null,"bid":{"auction":1000,"bidder":1001,"price":42,"channel":"Google","url":"u","dateTime":"2026-01-01 00:00:00.005","extra":""}}"#;
         let e: Event = serde_json::from_str(line).unwrap();
         assert_eq!(e.date_time(), 1_767_225_600_005);
         assert_eq!(serde_json::to_string(&e).unwrap(), line);
-        assert_eq!(line_time(line.as_bytes()), Some(1_767_225_600_005));
-        assert_eq!(line_time(br#"{"a":"\"dateTime\":","dateTime":"2026-01-01 00:00:01.000"}"#), Some(1_767_225_601_000));
-        assert_eq!(line_time(b"{\"dateTime\":\"2026\"}"), None);
-        assert_eq!(line_time(b"{\"Time\":1,\"T\":\"dateTime\",\"dateTime\":\"2026-01-01 00:00:02.000\"}"), Some(1_767_225_602_000));
-        assert_eq!(line_time(b"Tdate"), None);
         let bad = r#"{"event_type":1,"person":null,"auction":null,"bid":null}"#;
         assert!(serde_json::from_str::<Event>(bad).unwrap_err().to_string().contains("has no auction"));
-    }
-
-    #[test]
-    fn an_events_time_is_read_from_its_json_or_its_messagepack() {
-        let line = r#"{"event_type":2,"person":null,"auction":null,"bid":{"auction":1,"bidder":2,"price":3,"channel":"c","url":"u","dateTime":"2026-01-01 00:00:00.005","extra":""}}"#;
-        let event: Event = serde_json::from_str(line).unwrap();
-        let packed = |value: &serde_json::Value| {
-            let mut out = vec![crate::codec::MSGPACK_MARKER];
-            crate::msgpack::write(&mut out, value).unwrap();
-            out
-        };
-        let mut full = vec![crate::codec::MSGPACK_MARKER];
-        crate::msgpack::write(&mut full, &event).unwrap();
-        assert_eq!(event_time(line.as_bytes()), Some(1_767_225_600_005));
-        assert_eq!(event_time(&full), Some(1_767_225_600_005));
-        // Keys before it that are not strings, values that are not maps, a `dateTime` that
-        // is not a string: all passed over.
-        let mut odd = vec![crate::codec::MSGPACK_MARKER, 0x83, 0x07, 0x91, 0xa8];
-        odd.extend_from_slice(b"dateTime");
-        odd.extend_from_slice(&[0xa1, b'x', 0x82, 0xa8]);
-        odd.extend_from_slice(b"dateTime");
-        odd.extend_from_slice(&[0x05, 0xa8]);
-        odd.extend_from_slice(b"dateTime");
-        odd.push(0xb7);
-        odd.extend_from_slice(b"2026-01-01 00:00:01.000");
-        assert_eq!(event_time(&odd), Some(1_767_225_601_000));
-        for bad in [serde_json::json!({"event_type": 2, "person": null}), serde_json::json!([1]), serde_json::json!({"bid": {"dateTime": "yesterday"}})] {
-            assert_eq!(event_time(&packed(&bad)), None, "{bad}");
-        }
-        assert_eq!(event_time(&[crate::codec::MSGPACK_MARKER, 0x81, 0xa1]), None, "cut short");
     }
 }

@@ -178,6 +178,7 @@ pub(crate) fn is_source(kind: &VertexKind) -> bool {
         VertexKind::SocketSource(_)
             | VertexKind::FileSource(_)
             | VertexKind::JsonLinesSource(_)
+            | VertexKind::NexmarkFileSource(_)
             | VertexKind::ElementsSource(_)
             | VertexKind::SequenceSource(_)
             | VertexKind::KafkaSource(_)
@@ -476,6 +477,7 @@ fn describe(kind: &VertexKind) -> String {
         VertexKind::SocketSource(s) => format!("socket source {}:{}", s.host, s.port),
         VertexKind::FileSource(p) => format!("file source {p}"),
         VertexKind::JsonLinesSource(p) => format!("JSON lines source {p}"),
+        VertexKind::NexmarkFileSource(p) => format!("nexmark file source {p}"),
         VertexKind::ElementsSource(e) => format!("elements source ({} records)", e.len()),
         VertexKind::SequenceSource(s) => match s.per_second {
             Some(r) => format!("sequence source 0..{} at {r}/s", s.count),

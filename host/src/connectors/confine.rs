@@ -102,7 +102,7 @@ impl Confinement {
     /// The check of one vertex (see [`Confinement::check_graph`]).
     pub fn check_vertex(&self, kind: &VertexKind) -> Result<(), ConfineError> {
         match kind {
-            VertexKind::FileSource(path) | VertexKind::JsonLinesSource(path) => self.beneath_root(PathRole::Source, Path::new(path)).map(drop),
+            VertexKind::FileSource(path) | VertexKind::JsonLinesSource(path) | VertexKind::NexmarkFileSource(path) => self.beneath_root(PathRole::Source, Path::new(path)).map(drop),
             VertexKind::FileSink(dir) => self.beneath_root(PathRole::SinkDir, Path::new(dir)).map(drop),
             VertexKind::SocketSource(s) => self.check_socket(&s.host, s.port),
             VertexKind::KafkaSource(k) => self.check_brokers(&k.brokers),

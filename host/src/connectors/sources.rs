@@ -6,6 +6,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::nexmark::EventTimes;
 use super::{Confinement, Files, PathRole, Reach, MAX_LINE_BYTES, SOURCE_BATCH_BYTES};
 use crate::framing;
 use crate::json;
@@ -52,6 +53,7 @@ pub fn create_source(vertex: &Vertex, subtask: u32, parallelism: u32, codec: Val
         }
         VertexKind::FileSource(path) => Box::new(FileTextSource::new(path, Lines::Text(codec), subtask, parallelism, confinement)?),
         VertexKind::JsonLinesSource(path) => Box::new(FileTextSource::new(path, Lines::Json(codec), subtask, parallelism, confinement)?),
+        VertexKind::NexmarkFileSource(path) => Box::new(FileTextSource::new(path, Lines::Nexmark(codec), subtask, parallelism, confinement)?),
         VertexKind::ElementsSource(values) => Box::new(ElementsSource { values: values.clone(), next: Some(0) }),
         VertexKind::SequenceSource(seq) => {
             let (from, to) = share(seq.count, subtask, parallelism);
@@ -104,6 +106,8 @@ enum Lines {
     Text(ValueCodec),
     /// Values, each line one JSON value, in the graph's codec ([`push_json_line`]).
     Json(ValueCodec),
+    /// As `Json`, each line a Nexmark event, with its event time as the timestamp.
+    Nexmark(ValueCodec),
 }
 
 /// Appends a line of a JSON Lines file (without its `\n` or `\r\n`) as a value in `codec`,
@@ -111,17 +115,27 @@ enum Lines {
 /// never pass for MessagePack (`0xc1`). As JSON it goes on unparsed, for its reader to check;
 /// as MessagePack it is parsed once here, natively, instead of in every operator that reads
 /// it, and a line that is not JSON fails the source.
-fn push_json_line(batch: &mut Vec<u8>, line: &[u8], codec: ValueCodec, transcoder: &mut msgpack::Transcoder) -> Result<u64, String> {
+fn push_json_line(batch: &mut Vec<u8>, line: &[u8], codec: ValueCodec, transcoder: &mut msgpack::Transcoder, times: Option<&mut EventTimes>) -> Result<u64, String> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
         return Ok(0);
     }
+    let timestamp = match times {
+        None => None,
+        Some(times) => match times.of(line) {
+            Some(time) => Some(time),
+            None => {
+                let shown = String::from_utf8_lossy(&line[..line.len().min(80)]);
+                return Err(format!("not a Nexmark event (no \"dateTime\"): {shown}"));
+            }
+        },
+    };
     let not_utf8 = |e: std::str::Utf8Error| format!("a line is not UTF-8 text (invalid byte at {} of it)", e.valid_up_to());
     match codec {
         ValueCodec::Json => {
             std::str::from_utf8(line).map_err(not_utf8)?;
-            framing::push(batch, None, line, None);
+            framing::push(batch, None, line, timestamp);
         }
         ValueCodec::Msgpack => {
             let start = batch.len();
@@ -129,7 +143,7 @@ fn push_json_line(batch: &mut Vec<u8>, line: &[u8], codec: ValueCodec, transcode
             // The transcoder checks the UTF-8 of strings, where alone JSON may hold more
             // than ASCII; a line that is not UTF-8 elsewhere fails its grammar, and is
             // named for what it is here.
-            framing::push_with(batch, None, None, |buf| parsed = transcoder.from_json(line, buf));
+            framing::push_with(batch, None, timestamp, |buf| parsed = transcoder.from_json(line, buf));
             if let Err(e) = parsed {
                 batch.truncate(start);
                 std::str::from_utf8(line).map_err(not_utf8)?;
@@ -211,13 +225,18 @@ impl FileTextSource {
         let mut batch = Vec::with_capacity(SOURCE_BATCH_BYTES + 4096);
         let mut records = 0;
         let mut transcoder = msgpack::Transcoder::default();
+        let mut times = EventTimes::default();
         let lines = self.lines;
-        let push = |batch: &mut Vec<u8>, line: &[u8], transcoder: &mut msgpack::Transcoder, pos: u64| match lines {
-            Lines::Text(codec) => Ok(push_lines(batch, line, codec)),
-            Lines::Json(codec) => push_json_line(batch, line, codec, transcoder).map_err(|message| {
+        let mut push = |batch: &mut Vec<u8>, line: &[u8], transcoder: &mut msgpack::Transcoder, pos: u64| {
+            let pushed = match lines {
+                Lines::Text(codec) => return Ok(push_lines(batch, line, codec)),
+                Lines::Json(codec) => push_json_line(batch, line, codec, transcoder, None),
+                Lines::Nexmark(codec) => push_json_line(batch, line, codec, transcoder, Some(&mut times)),
+            };
+            pushed.map_err(|message| {
                 let source = std::io::Error::new(ErrorKind::InvalidData, message);
                 TaskError::Io { what: format!("{} at byte {pos}", self.shown.display()), source }
-            }),
+            })
         };
         while pos < split.end {
             let buffered = reader.fill_buf().map_err(what)?;
@@ -461,26 +480,26 @@ mod tests {
     #[test]
     fn json_lines_of_a_json_graph_are_values_as_they_are() {
         let (mut b, mut t) = (Vec::new(), msgpack::Transcoder::default());
-        assert_eq!(push_json_line(&mut b, b"{\"a\":\"x\\\"y\"}\r\n", ValueCodec::Json, &mut t), Ok(1));
-        assert_eq!(push_json_line(&mut b, b"  \t\r\n", ValueCodec::Json, &mut t), Ok(0), "a blank line is skipped");
-        assert_eq!(push_json_line(&mut b, b"[1,2]", ValueCodec::Json, &mut t), Ok(1));
+        assert_eq!(push_json_line(&mut b, b"{\"a\":\"x\\\"y\"}\r\n", ValueCodec::Json, &mut t, None), Ok(1));
+        assert_eq!(push_json_line(&mut b, b"  \t\r\n", ValueCodec::Json, &mut t, None), Ok(0), "a blank line is skipped");
+        assert_eq!(push_json_line(&mut b, b"[1,2]", ValueCodec::Json, &mut t, None), Ok(1));
         let values: Vec<&[u8]> = framing::records(&b).map(|r| r.unwrap().value).collect();
         assert_eq!(values, [&br#"{"a":"x\"y"}"#[..], b"[1,2]"]);
-        let err = push_json_line(&mut b, b"\"ok\xc1\"\n", ValueCodec::Json, &mut t).unwrap_err();
+        let err = push_json_line(&mut b, b"\"ok\xc1\"\n", ValueCodec::Json, &mut t, None).unwrap_err();
         assert_eq!(err, "a line is not UTF-8 text (invalid byte at 3 of it)");
     }
 
     #[test]
     fn json_lines_of_a_msgpack_graph_are_parsed_once_into_messagepack() {
         let (mut b, mut t) = (Vec::new(), msgpack::Transcoder::default());
-        assert_eq!(push_json_line(&mut b, b"{\"a\":\"x\\\"y\"}\r\n", ValueCodec::Msgpack, &mut t), Ok(1));
-        assert_eq!(push_json_line(&mut b, b"  \t\r\n", ValueCodec::Msgpack, &mut t), Ok(0), "a blank line is skipped");
-        assert_eq!(push_json_line(&mut b, b" [1, -2.5] ", ValueCodec::Msgpack, &mut t), Ok(1));
+        assert_eq!(push_json_line(&mut b, b"{\"a\":\"x\\\"y\"}\r\n", ValueCodec::Msgpack, &mut t, None), Ok(1));
+        assert_eq!(push_json_line(&mut b, b"  \t\r\n", ValueCodec::Msgpack, &mut t, None), Ok(0), "a blank line is skipped");
+        assert_eq!(push_json_line(&mut b, b" [1, -2.5] ", ValueCodec::Msgpack, &mut t, None), Ok(1));
         let before = b.clone();
-        let err = push_json_line(&mut b, b"{\"a\" 1}", ValueCodec::Msgpack, &mut t).unwrap_err();
+        let err = push_json_line(&mut b, b"{\"a\" 1}", ValueCodec::Msgpack, &mut t, None).unwrap_err();
         assert_eq!(err, "a line is not JSON: expected ':' at byte 5 of it");
         assert_eq!(b, before, "a refused line leaves no partial record");
-        let err = push_json_line(&mut b, b"\"ok\xc1\"\n", ValueCodec::Msgpack, &mut t).unwrap_err();
+        let err = push_json_line(&mut b, b"\"ok\xc1\"\n", ValueCodec::Msgpack, &mut t, None).unwrap_err();
         assert_eq!(err, "a line is not UTF-8 text (invalid byte at 3 of it)");
         let values: Vec<String> = framing::records(&b)
             .map(|r| {

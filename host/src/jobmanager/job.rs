@@ -404,7 +404,7 @@ fn sandbox_for(t: &Tenant, settings: &JobSettings) -> Result<SandboxConfig, (u16
 fn check_no_files(t: &Tenant, graph: &crate::runtime::JobGraph) -> Result<(), (u16, String)> {
     use crate::runtime::VertexKind;
     for v in &graph.vertices {
-        if let VertexKind::FileSource(p) | VertexKind::JsonLinesSource(p) | VertexKind::FileSink(p) = &v.kind {
+        if let VertexKind::FileSource(p) | VertexKind::JsonLinesSource(p) | VertexKind::NexmarkFileSource(p) | VertexKind::FileSink(p) = &v.kind {
             return Err((403, format!("tenant {} has no data root: its jobs may not use files ({p})", t.name)));
         }
     }

@@ -10,7 +10,10 @@
 //! Values are the JSON objects of the shared JSON-lines files the Flink SQL queries read
 //! (`../shared/bench/nexmark_gen.py`), so a query reads either alike: see wit/README.md.
 
+mod file;
 mod generator;
+
+pub use file::EventTimes;
 
 use std::io::Write;
 
