@@ -47,15 +47,15 @@ pub enum FromJsonError {
 }
 
 /// Appends the MessagePack value (marker included) of the JSON text `json`; on an error,
-/// `out` is as it was. The result is at most three times as long as the text (`1e9`
-/// becomes a nine-byte float; everything else shrinks or keeps its length), so a bounded
-/// line makes a bounded value. A source converting many lines uses a [`Transcoder`].
+/// `out` is as it was. The result is at most three times as long as the text, and a byte
+/// (`1e9` becomes a nine-byte float; everything else shrinks or keeps its length), so a
+/// bounded line makes a bounded value. A source converting many lines uses a [`Transcoder`].
 pub fn from_json(json: &[u8], out: &mut Vec<u8>) -> Result {
     Transcoder::default().from_json(json, out)
 }
 
-/// Most keys this many into a line are remembered (a line of JSON Lines is one record,
-/// and records of a file mostly have the same few shapes).
+/// Keys past this many into a text are not remembered (a line of JSON Lines is one record,
+/// and the records of a file mostly have the same few shapes, of a few keys each).
 const REMEMBERED_KEYS: usize = 64;
 
 /// Converts JSON texts one after another, remembering what the last ones were like.
