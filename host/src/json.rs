@@ -40,23 +40,30 @@ fn escape_into(out: &mut Vec<u8>, s: &str) {
 }
 
 /// The index of the first byte at or after `from` that JSON must escape (`"`, `\`, or
-/// a control character), eight bytes at a time: text sources escape every line.
-fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let needs = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
-    let mut i = from;
-    while i + 8 <= bytes.len() {
-        let x = u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap());
-        let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-        // A byte below 0x20 (ASCII only: bytes >= 0x80 are masked out), or equal to '"' or '\'.
-        let low = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
-        if low | zero_byte(x ^ (ONES * u64::from(b'"'))) | zero_byte(x ^ (ONES * u64::from(b'\\'))) != 0 {
-            break;
+/// a control character): where a string being written needs an escape, and where a
+/// string being read ends its plain run. Eight bytes at a time: text sources escape every
+/// line, and the JSON Lines source reads every string of every line.
+#[inline(always)]
+pub(crate) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes[from..].chunks_exact(8);
+    let mut at = from;
+    for w in &mut words {
+        let x = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+        // A lane is flagged if it is below 0x20 (ASCII only: bytes >= 0x80 are masked
+        // out), or zero after XOR with '"' or '\'. A test may flag lanes above a real
+        // match (a borrow runs upwards) but never misses one, so the lowest flag is exact.
+        let below = x.wrapping_sub(LOW * 0x20) & !x;
+        let quote = x ^ (LOW * u64::from(b'"'));
+        let backslash = x ^ (LOW * u64::from(b'\\'));
+        let flags = (below | quote.wrapping_sub(LOW) & !quote | backslash.wrapping_sub(LOW) & !backslash) & HIGH;
+        if flags != 0 {
+            return Some(at + flags.trailing_zeros() as usize / 8);
         }
-        i += 8;
+        at += 8;
     }
-    bytes[i..].iter().position(|&b| needs(b)).map(|p| p + i)
+    words.remainder().iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|i| at + i)
 }
 
 /// Writes a value as a sink shows it: a JSON string as its raw text, any
@@ -199,6 +206,26 @@ fn skip_value(v: &[u8], mut i: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_first_byte_to_escape_in_any_lane() {
+        for len in 0..20 {
+            for at in 0..len {
+                for special in [b'"', b'\\', 0x00, 0x1f] {
+                    let mut text = vec![b'a'; len];
+                    text[at] = special;
+                    if at + 1 < len {
+                        text[at + 1] = b'"';
+                    }
+                    assert_eq!(next_escape(&text, 0), Some(at), "{len} {at} {special}");
+                    assert_eq!(next_escape(&text, at), Some(at), "from it: {len} {at} {special}");
+                }
+            }
+            // Bytes that are none of them: 0x20, 0x7f, and UTF-8 continuation bytes.
+            let plain: Vec<u8> = [0x20u8, 0x21, 0x5b, 0x5d, 0x7f, 0xc3, 0xa9, 0xe2, 0x80, 0x9c].iter().copied().cycle().take(len).collect();
+            assert_eq!(next_escape(&plain, 0), None, "{len}");
+        }
+    }
 
     #[test]
     fn strings_round_trip_through_serde() {

@@ -12,6 +12,7 @@
 use thiserror::Error;
 
 use super::write;
+use crate::json::next_escape;
 
 /// Containers nested deeper than this are refused, as serde_json refuses them (it takes
 /// 127 and no more): the parser recurses.
@@ -250,7 +251,7 @@ impl Parser<'_> {
     /// A string's contents and closing quote (the opening one is read).
     fn string(&mut self, out: &mut Vec<u8>) -> Result {
         let start = self.pos;
-        let end = start + special_byte(&self.bytes[start..]).ok_or(FromJsonError::Expected("'\"'", self.bytes.len()))?;
+        let end = self.run_end(start)?;
         if self.bytes[end] != b'"' {
             return self.escaped_string(out, start);
         }
@@ -263,6 +264,13 @@ impl Parser<'_> {
         out.extend_from_slice(text);
         self.pos = end + 1;
         Ok(())
+    }
+
+    /// Where the plain run of a string from `from` ends: at its closing quote, a backslash
+    /// or a control character (the bytes JSON escapes).
+    #[inline]
+    fn run_end(&self, from: usize) -> Result<usize> {
+        next_escape(self.bytes, from).ok_or(FromJsonError::Expected("'\"'", self.bytes.len()))
     }
 
     /// The bytes of a string from `start` to `end`, if they are UTF-8.
@@ -280,9 +288,9 @@ impl Parser<'_> {
         text.clear();
         let mut pos = start;
         loop {
-            let run = special_byte(&self.bytes[pos..]).ok_or(FromJsonError::Expected("'\"'", self.bytes.len()))?;
-            text.extend_from_slice(self.utf8(pos, pos + run)?);
-            pos += run;
+            let end = self.run_end(pos)?;
+            text.extend_from_slice(self.utf8(pos, end)?);
+            pos = end;
             match self.bytes[pos] {
                 b'"' => break,
                 b'\\' => pos = self.escape(pos, &mut text)?,
@@ -426,33 +434,6 @@ enum ContainerKind {
 /// The decimal digits as a `u64`, if it holds them.
 fn parse_u64(digits: &[u8]) -> Option<u64> {
     digits.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
-}
-
-/// Where the first byte that ends a string's plain run is: a quote, a backslash or a
-/// control character; eight bytes at a time (strings are most of an event's bytes; this
-/// measured faster than memchr's vector search followed by a check for control
-/// characters, and than a byte loop over a table, on Nexmark's events).
-#[inline(always)]
-fn special_byte(bytes: &[u8]) -> Option<usize> {
-    const LOW: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut words = bytes.chunks_exact(8);
-    let mut at = 0;
-    for w in &mut words {
-        let x = u64::from_le_bytes(w.try_into().expect("eight bytes"));
-        // A lane is flagged if it is below 0x20, or zero after XOR with '"' or '\\'. A test
-        // may flag lanes above a real match (a borrow runs upwards) but never misses one, so
-        // the lowest flag of the three is exact.
-        let below = x.wrapping_sub(LOW * 0x20) & !x;
-        let quote = x ^ (LOW * u64::from(b'"'));
-        let backslash = x ^ (LOW * u64::from(b'\\'));
-        let flags = (below | quote.wrapping_sub(LOW) & !quote | backslash.wrapping_sub(LOW) & !backslash) & HIGH;
-        if flags != 0 {
-            return Some(at + flags.trailing_zeros() as usize / 8);
-        }
-        at += 8;
-    }
-    words.remainder().iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|i| at + i)
 }
 
 #[cfg(test)]
@@ -611,24 +592,5 @@ mod tests {
             }
         }
         assert_eq!(ours(&"[".repeat(200)), Err(FromJsonError::TooDeep(127)));
-    }
-
-    #[test]
-    fn finds_special_bytes_in_any_lane() {
-        for len in 0..20 {
-            for at in 0..len {
-                for special in [b'"', b'\\', 0x00, 0x1f] {
-                    let mut text = vec![b'a'; len];
-                    text[at] = special;
-                    if at + 1 < len {
-                        text[at + 1] = b'"';
-                    }
-                    assert_eq!(special_byte(&text), Some(at), "{len} {at} {special}");
-                }
-            }
-            // Bytes that are none of them: 0x20, 0x7f, and UTF-8 continuation bytes.
-            let plain: Vec<u8> = [0x20u8, 0x21, 0x5b, 0x5d, 0x7f, 0xc3, 0xa9, 0xe2, 0x80, 0x9c].iter().copied().cycle().take(len).collect();
-            assert_eq!(special_byte(&plain), None, "{len}");
-        }
     }
 }
