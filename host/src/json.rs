@@ -120,6 +120,14 @@ impl Number {
         }
     }
 
+    /// Appends the number's JSON text, as `to_json` would print it.
+    pub fn write_json(self, out: &mut Vec<u8>) {
+        match self {
+            Number::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
+            Number::Float(f) => serde_json::to_writer(out, &f).expect("writing to a Vec cannot fail"),
+        }
+    }
+
     /// The JSON value of the number.
     pub fn to_json(self) -> Value {
         match self {

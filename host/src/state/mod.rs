@@ -83,23 +83,30 @@ impl KeyedState {
     }
 
     fn wrap(&self, name: &str, payload: &[u8]) -> Vec<u8> {
-        let expiry = self.ttl.get(name).map_or(NEVER, |t| now_ms().saturating_add(t.as_millis() as i64));
+        // Most jobs set no time-to-live: their writes skip the lookup and the clock.
+        let ttl = if self.ttl.is_empty() { None } else { self.ttl.get(name) };
+        let expiry = ttl.map_or(NEVER, |t| now_ms().saturating_add(t.as_millis() as i64));
         let mut v = Vec::with_capacity(8 + payload.len());
         v.extend_from_slice(&expiry.to_le_bytes());
         v.extend_from_slice(payload);
         v
     }
 
-    /// The payload of a stored value, unless it expired.
-    fn live(stored: &[u8], now: i64) -> Option<&[u8]> {
+    /// The payload of a stored value, unless it expired by `now` (read only for values
+    /// that can expire: a clock read per access was a percent of a stateful query).
+    fn live(stored: &[u8], now: impl FnOnce() -> i64) -> Option<&[u8]> {
         let expiry = i64::from_le_bytes(stored.get(..8)?.try_into().ok()?);
-        (expiry > now).then(|| &stored[8..])
+        (expiry == NEVER || expiry > now()).then(|| &stored[8..])
     }
 
     fn read(&mut self, key: &[u8], name: &str, sub: &[u8]) -> Result<Option<Vec<u8>>> {
-        let Some(stored) = self.backend.get(key, name, sub)? else { return Ok(None) };
-        match Self::live(&stored, now_ms()) {
-            Some(p) => Ok(Some(p.to_vec())),
+        let Some(mut stored) = self.backend.get(key, name, sub)? else { return Ok(None) };
+        match Self::live(&stored, now_ms) {
+            Some(_) => {
+                // The payload moves to the front of the backend's copy, not into a new one.
+                stored.drain(..8);
+                Ok(Some(stored))
+            }
             None => {
                 self.remove_entry(key, name, sub)?;
                 Ok(None)
@@ -194,7 +201,7 @@ impl KeyedState {
             .backend
             .entries(key, name)?
             .into_iter()
-            .filter_map(|(sub, v)| Some((sub.strip_prefix(b"m")?.to_vec(), Self::live(&v, now)?.to_vec())))
+            .filter_map(|(sub, v)| Some((sub.strip_prefix(b"m")?.to_vec(), Self::live(&v, || now)?.to_vec())))
             .collect())
     }
 
@@ -204,7 +211,7 @@ impl KeyedState {
         let now = now_ms();
         let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         self.backend.for_each(&mut |key, name, sub, value| {
-            if Self::live(value, now).is_none() {
+            if Self::live(value, || now).is_none() {
                 return;
             }
             if out.last().is_none_or(|(k, _)| k != key) {

@@ -702,7 +702,7 @@ impl AggregateOp {
 
     fn emit(&self, slot: usize, out: &mut Vec<u8>) -> Result<(), TaskError> {
         let (key, agg) = &self.keys[slot];
-        framing::push(out, Some(key), &aggregate_value(&self.spec, key, &agg.first, agg.acc), agg.timestamp);
+        framing::push_with(out, Some(key), agg.timestamp, |out| write_aggregate_value(out, &self.spec, key, &agg.first, agg.acc));
         Ok(())
     }
 }
@@ -743,31 +743,28 @@ pub(super) fn fold(kind: AggregateKind, acc: Number, n: Number) -> Number {
 
 /// What a built-in aggregate emits: a count as `[key, n]`, the others as the
 /// first value with the field replaced by the aggregate (Flink's semantics).
-pub(super) fn aggregate_value(spec: &Aggregate, key: &[u8], first: &[u8], acc: Number) -> Vec<u8> {
+pub(super) fn write_aggregate_value(out: &mut Vec<u8>, spec: &Aggregate, key: &[u8], first: &[u8], acc: Number) {
     match (&spec.kind, &spec.field) {
         (AggregateKind::Count, _) => {
-            let mut v = Vec::with_capacity(key.len() + 24);
-            v.push(b'[');
-            v.extend_from_slice(key);
-            v.push(b',');
-            v.extend_from_slice(acc.to_json().to_string().as_bytes());
-            v.push(b']');
-            v
+            out.push(b'[');
+            out.extend_from_slice(key);
+            out.push(b',');
+            acc.write_json(out);
+            out.push(b']');
         }
-        (_, FieldRef::Whole) => acc.to_json().to_string().into_bytes(),
+        (_, FieldRef::Whole) => acc.write_json(out),
         (_, FieldRef::Index(i)) => {
             // Splice the number into the first value's bytes.
             let old = json::array_element(first, *i).expect("field checked on update");
             let start = old.as_ptr() as usize - first.as_ptr() as usize;
-            let mut v = first[..start].to_vec();
-            v.extend_from_slice(acc.to_json().to_string().as_bytes());
-            v.extend_from_slice(&first[start + old.len()..]);
-            v
+            out.extend_from_slice(&first[..start]);
+            acc.write_json(out);
+            out.extend_from_slice(&first[start + old.len()..]);
         }
         (_, FieldRef::Name(n)) => {
             let mut v: serde_json::Value = serde_json::from_slice(first).expect("checked on update");
             v[n.as_str()] = acc.to_json();
-            v.to_string().into_bytes()
+            serde_json::to_writer(out, &v).expect("writing to a Vec cannot fail");
         }
     }
 }

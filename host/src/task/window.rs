@@ -17,15 +17,16 @@
 //! vertex chained after this one (the user's reduce, aggregate or process).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::operators::{aggregate_value, fold, read_number, record_error, Operator};
+use super::operators::{fold, read_number, record_error, write_aggregate_value, Operator};
 use super::{now_ms, TaskError};
 use crate::checkpoint::OperatorState;
 use crate::framing;
 use crate::json::Number;
-use crate::runtime::{AggregateKind, Charge, JobBudget, TimeDomain, WindowAssigner, WindowFunction, WindowSpec};
+use crate::runtime::{AggregateKind, Charge, FieldRef, JobBudget, TimeDomain, WindowAssigner, WindowFunction, WindowSpec};
 use crate::state::ENTRY_OVERHEAD;
 
 /// A window `[start, end)` in milliseconds.
@@ -71,11 +72,15 @@ enum TimerKind {
     Cleanup,
 }
 
+/// A key as the window state shares it: its panes' map and each of its timers hold one
+/// reference, so setting a timer does not copy the key.
+type Key = Arc<[u8]>;
+
 /// The timers due at one time of one kind: each key's window, in the order they were set
 /// (sorted, and set twice only once, when they fire).
 /// Windows that merged away leave their timers behind; a timer whose window no longer
 /// exists is skipped when it fires.
-type Timers = Vec<(Vec<u8>, Window)>;
+type Timers = Vec<(Key, Window)>;
 
 /// A `window` vertex.
 pub(super) struct WindowOp {
@@ -83,7 +88,7 @@ pub(super) struct WindowOp {
     spec: WindowSpec,
     /// Whether late records go to a side output (else they are dropped).
     late_output: bool,
-    panes: HashMap<Vec<u8>, Vec<Pane>>,
+    panes: HashMap<Key, Vec<Pane>>,
     /// Timers by time and kind. Windows share their ends (a tumbling or sliding window's
     /// is every key's; events share milliseconds), so setting one is a push onto its
     /// time's list, not an ordered insert comparing key bytes (a sixth of q5's CPU).
@@ -93,6 +98,8 @@ pub(super) struct WindowOp {
     /// What the panes cost the job's keyed state quota: buffered values can
     /// grow without bound until their window fires.
     charge: Charge,
+    /// The windows of the record being added, kept to spare an allocation per record.
+    assigned: Vec<Window>,
 }
 
 /// What a pane is charged: its key, its contents and the maps' bookkeeping.
@@ -104,10 +111,22 @@ fn pane_bytes(key: &[u8], pane: &Pane) -> u64 {
     (key.len() + contents) as u64 + ENTRY_OVERHEAD
 }
 
+/// Orders keys as their bytes do, comparing their first eight bytes as one integer:
+/// firing sorts every key of a window, and most keys differ there.
+fn key_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let head = |k: &[u8]| {
+        let mut h = [0u8; 8];
+        let n = k.len().min(8);
+        h[..n].copy_from_slice(&k[..n]);
+        u64::from_be_bytes(h)
+    };
+    head(a).cmp(&head(b)).then_with(|| a.cmp(b))
+}
+
 impl WindowOp {
     pub(super) fn new(name: String, spec: WindowSpec, late_output: bool, budget: Option<&std::sync::Arc<JobBudget>>) -> Self {
         let (panes, timers, charge) = (HashMap::default(), BTreeMap::new(), Charge::new(budget));
-        WindowOp { name, spec, late_output, panes, timers, watermark: i64::MIN, charge }
+        WindowOp { name, spec, late_output, panes, timers, watermark: i64::MIN, charge, assigned: Vec::new() }
     }
 
     /// Charges `bytes` more to the quota, failing the task past it.
@@ -127,26 +146,31 @@ impl WindowOp {
         }
     }
 
+    /// Whether a window's state goes when it fires: in processing time, and in event time
+    /// without allowed lateness, where its cleanup time is its firing time.
+    fn done_once_fired(&self) -> bool {
+        self.lateness() == 0
+    }
+
     /// Past its cleanup time: records for it are late.
     fn is_late(&self, window: Window) -> bool {
         self.event_time() && window.max_timestamp().saturating_add(self.lateness()) <= self.watermark
     }
 
-    /// The windows a record at `ts` belongs to (before session merging).
-    fn assign(&self, ts: i64) -> Vec<Window> {
+    /// The windows a record at `ts` belongs to (before session merging), into `all`.
+    fn assign(&self, ts: i64, all: &mut Vec<Window>) {
         let window = |start: i64, size: u64| Window { start, end: start.saturating_add(size as i64) };
+        all.clear();
         match self.spec.assigner {
-            WindowAssigner::Tumbling(size) => vec![window(ts - ts.rem_euclid(size as i64), size)],
+            WindowAssigner::Tumbling(size) => all.push(window(ts - ts.rem_euclid(size as i64), size)),
             WindowAssigner::Sliding(s) => {
                 let mut start = ts - ts.rem_euclid(s.slide_ms as i64);
-                let mut all = Vec::new();
                 while start > ts.saturating_sub(s.size_ms as i64) {
                     all.push(window(start, s.size_ms));
                     start = start.saturating_sub(s.slide_ms as i64);
                 }
-                all
             }
-            WindowAssigner::Session(gap) => vec![window(ts, gap)],
+            WindowAssigner::Session(gap) => all.push(window(ts, gap)),
         }
     }
 
@@ -155,6 +179,15 @@ impl WindowOp {
             WindowFunction::Aggregate(a) if a.kind == AggregateKind::Count => Ok(Number::Int(1)),
             WindowFunction::Aggregate(a) => read_number(&self.name, &a.field, value),
             WindowFunction::Collect => Ok(Number::Int(0)),
+        }
+    }
+
+    /// The first value a new pane keeps: the record whose field the result replaces, or
+    /// nothing for the aggregates whose result is the number alone.
+    fn first_value(&self, value: &[u8]) -> Vec<u8> {
+        match &self.spec.function {
+            WindowFunction::Aggregate(a) if a.kind == AggregateKind::Count || matches!(a.field, FieldRef::Whole) => Vec::new(),
+            _ => value.to_vec(),
         }
     }
 
@@ -169,6 +202,16 @@ impl WindowOp {
             (Contents::Values(values), Contents::Values(more)) => append_values(values, &more),
             _ => unreachable!("one window function per operator"),
         }
+    }
+
+    /// The shared key of `key`'s panes, which exist (or are made now, empty).
+    fn shared_key(&mut self, key: &[u8]) -> Key {
+        if let Some((shared, _)) = self.panes.get_key_value(key) {
+            return shared.clone();
+        }
+        let shared: Key = key.into();
+        self.panes.insert(shared.clone(), Vec::new());
+        shared
     }
 
     /// The window `window` becomes in `key`'s panes once merged with the
@@ -199,32 +242,33 @@ impl WindowOp {
             first.window = merged;
             // One pane for several never costs more than they did, so this cannot fail.
             let _ = self.charge.resize(before, pane_bytes(key, &first));
+            let key = self.shared_key(key);
             match known {
-                true => self.panes.entry(key.to_vec()).or_default().push(first),
-                false => self.add_pane(key, first, false),
+                true => self.panes.get_mut(&key).expect("made above").push(first),
+                false => self.add_pane(&key, first, false),
             }
         }
         (!self.is_late(merged)).then_some(merged)
     }
 
     /// Adds a pane and the timers of its window (no firing one if it `fired` already).
-    fn add_pane(&mut self, key: &[u8], pane: Pane, fired: bool) {
+    fn add_pane(&mut self, key: &Key, pane: Pane, fired: bool) {
         let window = pane.window;
-        self.panes.entry(key.to_vec()).or_default().push(pane);
+        self.panes.entry(key.clone()).or_default().push(pane);
         let (event_time, lateness) = (self.event_time(), self.lateness());
         let fire = !fired && (!event_time || window.max_timestamp() > self.watermark);
-        let mut timer = |time, kind| self.timers.entry((time, kind)).or_default().push((key.to_vec(), window));
+        let mut timer = |time, kind| self.timers.entry((time, kind)).or_default().push((key.clone(), window));
         if fire {
             timer(window.max_timestamp(), TimerKind::Fire);
         }
-        if event_time {
+        // A window without lateness is cleaned up by its firing.
+        if event_time && !(fire && lateness == 0) {
             timer(window.max_timestamp().saturating_add(lateness), TimerKind::Cleanup);
         }
     }
 
-    /// Adds a record's value to `key`'s `window`.
-    fn add(&mut self, key: &[u8], window: Window, value: &[u8]) -> Result<(), TaskError> {
-        let n = self.number(value)?;
+    /// Adds a record's value, whose number is `n`, to `key`'s `window`.
+    fn add(&mut self, key: &[u8], window: Window, value: &[u8], n: Number) -> Result<(), TaskError> {
         let pane = self.panes.get_mut(key).and_then(|panes| panes.iter_mut().find(|p| p.window == window));
         match (pane, &self.spec.function) {
             (Some(p), WindowFunction::Aggregate(spec)) => {
@@ -240,26 +284,26 @@ impl WindowOp {
                 }
             }
             (None, _) => {
-                self.grow((key.len() + value.len()) as u64 + ENTRY_OVERHEAD)?;
                 let contents = match &self.spec.function {
-                    WindowFunction::Aggregate(_) => Contents::Aggregate { first: value.to_vec(), acc: n },
+                    WindowFunction::Aggregate(_) => Contents::Aggregate { first: self.first_value(value), acc: n },
                     WindowFunction::Collect => Contents::Values(value.to_vec()),
                 };
-                self.add_pane(key, Pane { window, contents }, false);
+                let pane = Pane { window, contents };
+                self.grow(pane_bytes(key, &pane))?;
+                let key = self.shared_key(key);
+                self.add_pane(&key, pane, false);
             }
         }
         Ok(())
     }
 
-    /// Emits `key`'s result for `window`, if the window still exists.
-    fn fire(&self, key: &[u8], window: Window, out: &mut Vec<u8>) {
-        let Some(pane) = self.panes.get(key).and_then(|panes| panes.iter().find(|p| p.window == window)) else {
-            return;
-        };
+    /// Emits `key`'s result for `pane`.
+    fn emit(&self, key: &[u8], pane: &Pane, out: &mut Vec<u8>) {
+        let window = pane.window;
         let ts = Some(window.max_timestamp());
         match (&pane.contents, &self.spec.function) {
             (Contents::Aggregate { first, acc }, WindowFunction::Aggregate(spec)) => {
-                framing::push(out, Some(key), &aggregate_value(spec, key, first, *acc), ts)
+                framing::push_with(out, Some(key), ts, |out| write_aggregate_value(out, spec, key, first, *acc))
             }
             (Contents::Values(values), _) => framing::push_with(out, Some(key), ts, |buf| {
                 buf.extend_from_slice(b"{\"key\":");
@@ -272,42 +316,43 @@ impl WindowOp {
         }
     }
 
-    fn remove(&mut self, key: &[u8], window: Window) {
-        if let Some(panes) = self.panes.get_mut(key) {
-            let mut freed = 0;
-            panes.retain(|p| {
-                let keep = p.window != window;
-                if !keep {
-                    freed += pane_bytes(key, p);
-                }
-                keep
-            });
-            self.charge.release(freed);
-            if panes.is_empty() {
-                self.panes.remove(key);
-            }
+    /// Emits `key`'s result for `window`, if the window still exists.
+    fn fire(&self, key: &[u8], window: Window, out: &mut Vec<u8>) {
+        if let Some(pane) = self.panes.get(key).and_then(|panes| panes.iter().find(|p| p.window == window)) {
+            self.emit(key, pane, out);
+        }
+    }
+
+    /// Drops `key`'s `window`, first emitting its result if `fire`.
+    fn remove(&mut self, key: &[u8], window: Window, fire: bool, out: &mut Vec<u8>) {
+        let Some(panes) = self.panes.get_mut(key) else { return };
+        let Some(at) = panes.iter().position(|p| p.window == window) else { return };
+        let pane = panes.swap_remove(at);
+        let empty = panes.is_empty();
+        if fire {
+            self.emit(key, &pane, out);
+        }
+        self.charge.release(pane_bytes(key, &pane));
+        if empty {
+            self.panes.remove(key);
         }
     }
 
     /// Runs the timers due at `time`, in time order (those of one time in key order).
     fn run_timers(&mut self, time: i64) -> Vec<u8> {
         let mut out = Vec::new();
+        let done_once_fired = self.done_once_fired();
         while let Some(due) = self.timers.first_entry().filter(|due| due.key().0 <= time) {
             let ((_, kind), mut due) = due.remove_entry();
             // A window may have been set a timer twice (a session record inside its
             // session's window): each fires once, in key order, as from an ordered set.
-            due.sort_unstable();
+            due.sort_unstable_by(|(a, wa), (b, wb)| key_order(a, b).then(wa.cmp(wb)));
             due.dedup();
             for (key, window) in due {
                 match kind {
-                    TimerKind::Fire => {
-                        self.fire(&key, window, &mut out);
-                        // Processing-time windows have no lateness: done once fired.
-                        if !self.event_time() {
-                            self.remove(&key, window);
-                        }
-                    }
-                    TimerKind::Cleanup => self.remove(&key, window),
+                    TimerKind::Fire if done_once_fired => self.remove(&key, window, true, &mut out),
+                    TimerKind::Fire => self.fire(&key, window, &mut out),
+                    TimerKind::Cleanup => self.remove(&key, window, false, &mut out),
                 }
             }
         }
@@ -338,16 +383,20 @@ impl Operator for WindowOp {
                 }
             };
             let mut accepted = false;
-            for window in self.assign(ts) {
+            let n = self.number(record.value)?;
+            let mut windows = std::mem::take(&mut self.assigned);
+            self.assign(ts, &mut windows);
+            for &window in &windows {
                 let window = if session { self.merge_sessions(key, window) } else { Some(window) };
                 let Some(window) = window.filter(|&w| !self.is_late(w)) else { continue };
-                self.add(key, window, record.value)?;
+                self.add(key, window, record.value, n)?;
                 accepted = true;
                 // A window that already fired takes a late record and fires again.
                 if self.event_time() && window.max_timestamp() <= self.watermark {
                     self.fire(key, window, &mut out);
                 }
             }
+            self.assigned = windows;
             if !accepted && self.late_output {
                 framing::push_flagged(&mut out, &record, true);
             }
@@ -385,7 +434,7 @@ impl Operator for WindowOp {
                 let fired = self.event_time() && p.window.max_timestamp() <= self.watermark;
                 encode_pane(&mut bytes, p, fired);
             }
-            keyed.push((key.clone(), bytes));
+            keyed.push((key.to_vec(), bytes));
         }
         keyed.sort();
         Ok(OperatorState { keyed, ..OperatorState::default() })
@@ -399,6 +448,7 @@ impl Operator for WindowOp {
                     decode_pane(&mut reader).ok_or_else(|| record_error(&self.name, "corrupt window state".into()))?;
                 self.grow(pane_bytes(&key, &pane))?;
                 // One that fired before the snapshot does not again, unless late records come.
+                let key = self.shared_key(&key);
                 self.add_pane(&key, pane, fired);
             }
         }
@@ -577,6 +627,17 @@ mod tests {
         op.process(batch(&[("b", 0, 1), ("a", 0, 2), ("b", 0, 4)])).unwrap();
         assert_eq!(show(&op.watermark(i64::MAX).unwrap()), ["[\"a\",2]@4", "[\"b\",5]@4"]);
         assert!(op.panes.is_empty() && op.timers.is_empty());
+    }
+
+    #[test]
+    fn keys_fire_in_the_order_of_their_bytes() {
+        let keys: [&[u8]; 9] =
+            [b"", b"\0", b"a", b"a\0", b"abcdefgh", b"abcdefgh\0", b"abcdefghi", b"abcdefgi", b"\xff\xff\xff\xff\xff\xff\xff\xff\x01"];
+        for a in keys {
+            for b in keys {
+                assert_eq!(key_order(a, b), a.cmp(b), "{a:?} against {b:?}");
+            }
+        }
     }
 
     #[test]
