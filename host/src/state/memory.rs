@@ -1,7 +1,9 @@
 //! The in-memory backend: per key, an ordered map of (state name, sub-key) to value.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Bound;
+
+use crate::keys::KeyMap;
 
 use super::backend::{entry_bytes, Result, StateBackend, Visit};
 
@@ -12,7 +14,7 @@ type KeyEntries = BTreeMap<Vec<u8>, Vec<u8>>;
 /// Keyed state in hash maps (Flink's HashMapStateBackend).
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
-    by_key: HashMap<Vec<u8>, KeyEntries>,
+    by_key: KeyMap<Vec<u8>, KeyEntries>,
     /// The entry key of the current access, kept to reuse its allocation.
     scratch: Vec<u8>,
 }

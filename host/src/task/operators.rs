@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 // Keys are chosen by users, but a job only hurts itself with colliding keys: a fast
 // non-keyed hash is the right trade for the per-record lookups here.
-use rustc_hash::FxHashMap as HashMap;
 
 use super::timestamps::TimestampAssigner;
 use super::window::WindowOp;
@@ -16,7 +15,7 @@ use crate::connectors;
 use crate::state::{BackendKind, Domain, KeyedState};
 use crate::framing::{self, Record};
 use crate::json::{self, Number};
-use crate::keys;
+use crate::keys::{self, KeyMap};
 use crate::msgpack;
 use crate::plan::{vertex_uid, ExecutionPlan};
 use crate::runtime::{Aggregate, AggregateKind, Charge, FieldRef, GuestError, Instance, JobBudget, KeyScope, Module, SubtaskInfo, ValueCodec, VertexKind, WindowFunction};
@@ -570,14 +569,14 @@ fn quota_error(operator: &str, q: crate::runtime::QuotaError) -> TaskError {
 /// keyed reduce in a bounded job shows only final results. The records come
 /// from the guest, so they count against the job's keyed state quota.
 struct LastPerKey {
-    index: HashMap<Vec<u8>, usize>,
+    index: KeyMap<Vec<u8>, usize>,
     records: Vec<Vec<u8>>,
     charge: Charge,
 }
 
 impl LastPerKey {
     fn new(budget: &std::sync::Arc<JobBudget>) -> Self {
-        LastPerKey { index: HashMap::default(), records: Vec::new(), charge: Charge::new(Some(budget)) }
+        LastPerKey { index: KeyMap::default(), records: Vec::new(), charge: Charge::new(Some(budget)) }
     }
 
     fn keep(&mut self, key: &[u8], record: &[u8]) -> Result<(), TaskError> {
@@ -653,7 +652,7 @@ struct AggregateOp {
     /// Pre-aggregates upstream of the exchange: its partials leave before
     /// each barrier, so it holds no state of its own in checkpoints.
     combiner: bool,
-    index: HashMap<Vec<u8>, usize>,
+    index: KeyMap<Vec<u8>, usize>,
     keys: Vec<(Vec<u8>, KeyAggregate)>,
     /// Each key's first value comes from the guest: it counts against the job's keyed state quota.
     charge: Charge,
@@ -661,7 +660,7 @@ struct AggregateOp {
 
 impl AggregateOp {
     fn new(name: String, spec: Aggregate, emit_updates: bool, input: Input, budget: &std::sync::Arc<JobBudget>) -> Self {
-        let (index, charge) = (HashMap::default(), Charge::new(Some(budget)));
+        let (index, charge) = (KeyMap::default(), Charge::new(Some(budget)));
         AggregateOp { name, spec, emit_updates, input, combiner: false, index, keys: Vec::new(), charge }
     }
 

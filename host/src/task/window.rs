@@ -19,13 +19,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap as HashMap;
 
 use super::operators::{fold, read_number, record_error, write_aggregate_value, Operator};
 use super::{now_ms, TaskError};
 use crate::checkpoint::OperatorState;
 use crate::framing;
 use crate::json::Number;
+use crate::keys::KeyMap;
 use crate::runtime::{AggregateKind, Charge, FieldRef, JobBudget, TimeDomain, WindowAssigner, WindowFunction, WindowSpec};
 use crate::state::ENTRY_OVERHEAD;
 
@@ -88,7 +88,7 @@ pub(super) struct WindowOp {
     spec: WindowSpec,
     /// Whether late records go to a side output (else they are dropped).
     late_output: bool,
-    panes: HashMap<Key, Vec<Pane>>,
+    panes: KeyMap<Key, Vec<Pane>>,
     /// Timers by time and kind. Windows share their ends (a tumbling or sliding window's
     /// is every key's; events share milliseconds), so setting one is a push onto its
     /// time's list, not an ordered insert comparing key bytes (a sixth of q5's CPU).
@@ -125,7 +125,7 @@ fn key_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
 
 impl WindowOp {
     pub(super) fn new(name: String, spec: WindowSpec, late_output: bool, budget: Option<&std::sync::Arc<JobBudget>>) -> Self {
-        let (panes, timers, charge) = (HashMap::default(), BTreeMap::new(), Charge::new(budget));
+        let (panes, timers, charge) = (KeyMap::default(), BTreeMap::new(), Charge::new(budget));
         WindowOp { name, spec, late_output, panes, timers, watermark: i64::MIN, charge, assigned: Vec::new() }
     }
 
