@@ -100,6 +100,15 @@ fn with_record_key<R>(f: impl FnOnce(&[u8]) -> R) -> R {
 
 /// Ensures the host's state functions apply to the current record's key.
 fn ensure_host_key() -> Result<(), String> {
+    set_host_key_or(|record| host::set_current_key(record), || ())
+}
+
+/// `set_and(key)` if the host does not have the record's key yet (a host call that sets
+/// it on the way), else `or()`.
+fn set_host_key_or<R>(
+    set_and: impl FnOnce(&[u8]) -> Result<R, String>,
+    or: impl FnOnce() -> R,
+) -> Result<R, String> {
     KEYS.with(|k| {
         let mut k = k.borrow_mut();
         let k = &mut *k;
@@ -108,17 +117,18 @@ fn ensure_host_key() -> Result<(), String> {
                 "keyed state is only available in a keyed operator (after key_by)".to_string(),
             );
         };
-        if k.host.as_deref() != Some(record) {
-            host::set_current_key(record)?;
-            match &mut k.host {
-                Some(h) => {
-                    h.clear();
-                    h.extend_from_slice(record);
-                }
-                None => k.host = Some(record.to_vec()),
-            }
+        if k.host.as_deref() == Some(record) {
+            return Ok(or());
         }
-        Ok(())
+        let r = set_and(record)?;
+        match &mut k.host {
+            Some(h) => {
+                h.clear();
+                h.extend_from_slice(record);
+            }
+            None => k.host = Some(record.to_vec()),
+        }
+        Ok(r)
     })
 }
 
@@ -349,10 +359,12 @@ impl<S: Serialize + DeserializeOwned> ValueState<S> {
 
     /// The value, or `None` if never set (or cleared).
     pub fn get(&self) -> Result<Option<S>, String> {
-        ensure_host_key()?;
-        host::value_get(&self.name)
-            .map(|b| state_decode(&self.name, &b))
-            .transpose()
+        set_host_key_or(
+            |key| host::value_get_for(key, &self.name),
+            || host::value_get(&self.name),
+        )?
+        .map(|b| state_decode(&self.name, &b))
+        .transpose()
     }
 
     /// Replaces the value.

@@ -99,6 +99,30 @@ class FramingTest(unittest.TestCase):
             self.assertEqual(ops.encode_batch(b), data)
             self.assertEqual(ops.encode_batch(ops.Batch(b.keys, b.ts, None, b.values())), data)
 
+    def test_fast_unframing_agrees_with_the_general_loop(self):
+        # Header bytes equal to flags, NULs and lengths of 256 and past 64 KiB: the split at
+        # headers must give the loop's records, or leave the batch to it.
+        rnd = random.Random(2)
+        stamps = [0, -1, 2**63 - 1, -2**63, 0x0202020202020202, 0x0300000003000000]
+        for _ in range(500):
+            flags = rnd.choice([0, 1, 2, 3])
+            records = []
+            for _ in range(rnd.randint(1, 20)):
+                k = ops.encode_value("k" * rnd.choice([1, 2, 255, 256, 258])) if flags & 1 else None
+                t = rnd.choice(stamps + [rnd.getrandbits(63)]) if flags & 2 else None
+                v = rnd.choice([b"1", b'"x"', ops.encode_value("a" * rnd.choice([0, 253, 254, 70000])),
+                                b'{"a":[1,{"b":"\\u0002"}]}'])
+                records.append((k, t, v))
+            data = frame(records)
+            fast, slow = ops.decode_batch(data), ops._decode_slow(data)
+            self.assertEqual((fast.keys, fast.ts, fast.raw), (slow.keys, slow.ts, slow.raw))
+
+    def test_a_value_that_holds_itself_is_named(self):
+        loop = []
+        loop.append(loop)
+        with self.assertRaisesRegex(eddy.EddyError, "cannot encode a list as JSON: Circular reference"):
+            ops.encode_batch(ops.Batch(None, None, None, [1, loop]))
+
     def test_value_encodings_match_serde(self):
         for vals in ([1, 22, 333], [10, 11], [-5, -50], [True, 1], [1.5, 2], ["a", "é\n\"x"],
                      [["w", 1], {"word": "naïve", "length": 5}, None], [10**30]):

@@ -172,6 +172,13 @@ impl host::Host for HostState {
         trap(store.value_get(key, &state))
     }
 
+    fn value_get_for(&mut self, key: Vec<u8>, state: String) -> wasmtime::Result<Result<Option<Vec<u8>>, String>> {
+        if let Err(refused) = self.set_current_key(key)? {
+            return Ok(Err(refused));
+        }
+        self.value_get(state).map(Ok)
+    }
+
     fn value_set(&mut self, state: String, value: Vec<u8>) -> wasmtime::Result<()> {
         let (key, store) = self.key_and_state()?;
         trap(store.value_set(key, &state, &value))
