@@ -652,7 +652,8 @@ struct AggregateOp {
     /// Pre-aggregates upstream of the exchange: its partials leave before
     /// each barrier, so it holds no state of its own in checkpoints.
     combiner: bool,
-    index: KeyMap<Vec<u8>, usize>,
+    /// Where each key is in `keys`.
+    index: keys::KeySlots,
     keys: Vec<(Vec<u8>, KeyAggregate)>,
     /// Each key's first value comes from the guest: it counts against the job's keyed state quota.
     charge: Charge,
@@ -660,7 +661,7 @@ struct AggregateOp {
 
 impl AggregateOp {
     fn new(name: String, spec: Aggregate, emit_updates: bool, input: Input, budget: &std::sync::Arc<JobBudget>) -> Self {
-        let (index, charge) = (KeyMap::default(), Charge::new(Some(budget)));
+        let (index, charge) = (keys::KeySlots::default(), Charge::new(Some(budget)));
         AggregateOp { name, spec, emit_updates, input, combiner: false, index, keys: Vec::new(), charge }
     }
 
@@ -668,7 +669,8 @@ impl AggregateOp {
     fn add_key(&mut self, key: Vec<u8>, agg: KeyAggregate) -> Result<usize, TaskError> {
         let bytes = native_entry_bytes(&key, agg.first.len());
         self.charge.resize(0, bytes).map_err(|q| quota_error(&self.name, q))?;
-        self.index.insert(key.clone(), self.keys.len());
+        let keys = &self.keys;
+        self.index.insert(&key, keys.len(), |slot| &keys[slot].0);
         self.keys.push((key, agg));
         Ok(self.keys.len() - 1)
     }
@@ -686,8 +688,8 @@ impl AggregateOp {
                 .ok_or_else(|| self.error(format!("partial count {} is not [key, n]", String::from_utf8_lossy(record.value))))?,
             _ => read_number(&self.name, &self.spec.field, record.value)?,
         };
-        let slot = match self.index.get(key) {
-            Some(&i) => i,
+        let slot = match self.index.find(key, |slot| &self.keys[slot].0) {
+            Some(i) => i,
             None => {
                 let first = KeyAggregate { first: record.value.to_vec(), timestamp: record.timestamp, acc: n };
                 return self.add_key(key.to_vec(), first);
