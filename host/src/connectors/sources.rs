@@ -94,7 +94,12 @@ fn write_text(out: &mut Vec<u8>, text: &[u8], codec: ValueCodec) {
         ValueCodec::Json => json::write_string(out, text),
         ValueCodec::Msgpack => {
             msgpack::write::begin(out);
-            msgpack::write::str(out, &String::from_utf8_lossy(text));
+            // Checked first as it almost always is, UTF-8: `from_utf8` runs through ASCII
+            // a word at a time, the lossy decoder a character at a time.
+            match std::str::from_utf8(text) {
+                Ok(text) => msgpack::write::str(out, text),
+                Err(_) => msgpack::write::str(out, &String::from_utf8_lossy(text)),
+            }
         }
     }
 }
