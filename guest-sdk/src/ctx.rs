@@ -100,7 +100,7 @@ fn with_record_key<R>(f: impl FnOnce(&[u8]) -> R) -> R {
 
 /// Ensures the host's state functions apply to the current record's key.
 fn ensure_host_key() -> Result<(), String> {
-    set_host_key_or(|record| host::set_current_key(record), || ())
+    set_host_key_or(host::set_current_key, || ())
 }
 
 /// `set_and(key)` if the host does not have the record's key yet (a host call that sets
