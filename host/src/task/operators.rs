@@ -3,9 +3,6 @@
 
 use std::collections::BTreeMap;
 
-// Keys are chosen by users, but a job only hurts itself with colliding keys: a fast
-// non-keyed hash is the right trade for the per-record lookups here.
-
 use super::timestamps::TimestampAssigner;
 use super::window::WindowOp;
 use super::TaskError;

@@ -19,7 +19,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-
 use super::operators::{fold, read_number, record_error, write_aggregate_value, Operator};
 use super::{now_ms, TaskError};
 use crate::checkpoint::OperatorState;
