@@ -22,7 +22,8 @@ except ImportError:  # pragma: no cover - native use (tests, tooling)
     _host = _types = _Err = None
 
 # serde_json's compact form: no spaces, non-ASCII as UTF-8. ``ops`` encodes with it too.
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_dumps = _ENCODER.encode
 _loads = json.loads
 
 

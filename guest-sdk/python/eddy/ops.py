@@ -21,7 +21,7 @@ from itertools import chain, compress, repeat
 from operator import getitem, is_
 
 from . import ctx as _ctx
-from .ctx import _dumps, _loads, encode_value  # JSON as serde_json writes it (compact)
+from .ctx import _ENCODER, _dumps, _loads, encode_value  # JSON as serde_json writes it (compact)
 from .errors import EddyError
 from .text import words as _words
 from .text import words_of_lines as _words_of_lines
@@ -37,8 +37,9 @@ def _fast_dumps():
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return _dumps
-    checked = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    encode = make({}, checked.default, _encode_str, None, ":", ",", False, False, False)
+    e = _ENCODER
+    encode = make({}, e.default, _encode_str, e.indent, e.key_separator, e.item_separator,
+                  e.sort_keys, e.skipkeys, e.allow_nan)
     join = "".join
     return lambda v: join(encode(v, 0))
 

@@ -806,8 +806,7 @@ impl Operator for AggregateOp {
             .keys
             .iter()
             .map(|(key, agg)| {
-                let acc = agg.acc.to_json().to_string();
-                let mut v = Vec::with_capacity(agg.first.len() + acc.len() + 13);
+                let mut v = Vec::with_capacity(agg.first.len() + 37);
                 match agg.timestamp {
                     Some(ts) => {
                         v.push(1);
@@ -817,7 +816,7 @@ impl Operator for AggregateOp {
                 }
                 v.extend_from_slice(&(agg.first.len() as u32).to_le_bytes());
                 v.extend_from_slice(&agg.first);
-                v.extend_from_slice(acc.as_bytes());
+                agg.acc.write_json(&mut v);
                 (key.clone(), v)
             })
             .collect();

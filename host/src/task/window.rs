@@ -254,14 +254,14 @@ impl WindowOp {
     fn add_pane(&mut self, key: &Key, pane: Pane, fired: bool) {
         let window = pane.window;
         self.panes.entry(key.clone()).or_default().push(pane);
-        let (event_time, lateness) = (self.event_time(), self.lateness());
+        let (event_time, lateness, done_once_fired) = (self.event_time(), self.lateness(), self.done_once_fired());
         let fire = !fired && (!event_time || window.max_timestamp() > self.watermark);
         let mut timer = |time, kind| self.timers.entry((time, kind)).or_default().push((key.clone(), window));
         if fire {
             timer(window.max_timestamp(), TimerKind::Fire);
         }
-        // A window without lateness is cleaned up by its firing.
-        if event_time && !(fire && lateness == 0) {
+        // A window whose firing drops it needs no cleanup timer, unless it will not fire.
+        if event_time && !(fire && done_once_fired) {
             timer(window.max_timestamp().saturating_add(lateness), TimerKind::Cleanup);
         }
     }
