@@ -327,7 +327,10 @@ def decode_batch(data):
             keys = parts[stride - 2::stride] if flags & _FLAG_KEY else None
             if _lengths_match(parts[stride - 1::stride], vals) and (
                     keys is None or _lengths_match(parts[stride - 3::stride], keys)):
-                ts = [t[0] for t in map(_TS.unpack, parts[1::stride])] if flags & _FLAG_TS else None
+                ts = None
+                if flags & _FLAG_TS:
+                    stamps = parts[1::stride]
+                    ts = list(struct.unpack("<%dq" % len(stamps), b"".join(stamps)))
                 return Batch(keys, ts, vals, None)
     return _decode_slow(data)
 

@@ -109,13 +109,17 @@ impl TimestampAssigner {
 
 impl Operator for TimestampAssigner {
     fn process(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
-        let mut out = Vec::with_capacity(batch.len() + 64);
+        // Without a field the timestamps are the source's own, already in the records, so
+        // the batch goes on as it came; a field's are written into a copy.
+        let mut stamped = self.spec.field.as_ref().map(|_| Vec::with_capacity(batch.len() + 64));
         let mut max = i64::MIN;
         for record in framing::records(&batch) {
             let record = record.map_err(|source| TaskError::Framing { operator: self.name.clone(), source })?;
             let ts = self.timestamp(&record)?;
             max = max.max(ts);
-            framing::push_with_timestamp(&mut out, &record, ts);
+            if let Some(out) = &mut stamped {
+                framing::push_with_timestamp(out, &record, ts);
+            }
         }
         let timed = self.spec.idle_timeout_ms.is_some();
         let fresh = !self.splits.contains_key(&self.current);
@@ -131,7 +135,7 @@ impl Operator for TimestampAssigner {
         }
         self.idle = false;
         self.advance();
-        Ok(out)
+        Ok(stamped.unwrap_or(batch))
     }
 
     fn input_split(&mut self, split: u32) {

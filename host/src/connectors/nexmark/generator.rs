@@ -107,7 +107,7 @@ impl Generator {
     fn person(&mut self, n: u64, time: u64, out: &mut impl Encoding, dates: &mut DateCache) {
         let mut scratch = std::mem::take(&mut self.scratch);
         let cfg = &self.config;
-        let rng = &mut SmallRng::seed_from_u64(n);
+        let rng = &mut seeded(n);
         let [name, email, card] = &mut scratch;
         name.clear();
         name.push_str(cfg.first_names.choose(rng).expect("first names"));
@@ -149,7 +149,7 @@ impl Generator {
     fn auction(&mut self, n: u64, time: u64, out: &mut impl Encoding, dates: &mut DateCache) {
         let mut scratch = std::mem::take(&mut self.scratch);
         let event = n as usize;
-        let rng = &mut SmallRng::seed_from_u64(n);
+        let rng = &mut seeded(n);
         let [item, description, _] = &mut scratch;
         item.clear();
         push_letters(rng, item, 20);
@@ -192,10 +192,10 @@ impl Generator {
         self.scratch = scratch;
     }
 
-    fn bid(&self, n: u64, time: u64, out: &mut impl Encoding, dates: &mut DateCache) {
+    fn bid(&mut self, n: u64, time: u64, out: &mut impl Encoding, dates: &mut DateCache) {
         let cfg = &self.config;
         let event = n as usize;
-        let rng = &mut SmallRng::seed_from_u64(n);
+        let rng = &mut seeded(n);
         // Most bids are for a hot auction: the first of the last HOT_RATIO auctions.
         let auction = if rng.gen_range(0..cfg.hot_auction_ratio) > 0 {
             (self.auction_last_id(event) / HOT_RATIO) * HOT_RATIO
@@ -210,12 +210,15 @@ impl Generator {
             self.person_next_id(event, rng)
         };
         let price = price(rng);
+        let [name, link, _] = &mut self.scratch;
         let (channel, url) = if rng.gen_range(0..cfg.hot_channel_ratio) > 0 {
             let i = rng.gen_range(0..cfg.hot_channels.len());
             (&*cfg.hot_channels[i], &*cfg.hot_urls[i])
         } else {
-            let (channel, url) = channels().choose(rng).expect("channels");
-            (&**channel, &**url)
+            // The draw of `choose` on a slice of CHANNELS.
+            let i = rng.gen_range(0..CHANNELS as u32) as usize;
+            channels()[i].write(i, name, link);
+            (&**name, &**link)
         };
         let extra = next_extra(rng, 32, cfg.avg_bid_byte_size);
 
@@ -333,36 +336,89 @@ fn extra_pool() -> &'static str {
     POOL.get_or_init(|| {
         let mut pool = String::with_capacity(EXTRA_POOL_BYTES);
         // Any fixed seed ("nexmark" in ASCII): a replay must cut the same paddings.
-        push_letters(&mut SmallRng::seed_from_u64(0x006e_6578_6d61_726b), &mut pool, EXTRA_POOL_BYTES);
+        push_letters(&mut seeded(0x006e_6578_6d61_726b), &mut pool, EXTRA_POOL_BYTES);
         pool
     })
 }
 
-/// The channels besides the hot ones, with their URLs, as the crate makes them.
-fn channels() -> &'static [(String, String)] {
-    static CHANNELS_URLS: OnceLock<Vec<(String, String)>> = OnceLock::new();
-    CHANNELS_URLS.get_or_init(|| {
-        (0..CHANNELS)
-            .map(|i| {
-                let mut url = base_url(i as u64);
-                if SmallRng::seed_from_u64(i as u64).gen_range(0..10i32) > 0 {
-                    let _ = write!(url, "&channel_id={}", i64::from((i as i32).reverse_bits()).abs());
-                }
-                (format!("channel-{i}"), url)
-            })
-            .collect()
-    })
+/// A channel besides the hot ones, as the crate makes it, packed: the 10 000 of them as
+/// `String` pairs were half a megabyte, and the pick of one by half the bids missed the
+/// cache (an eighth of the generator's time). Its name is `channel-{i}`; its URL is
+/// [`URL_HEAD`], the path below, [`URL_TAIL`] and, for most, the channel's id.
+#[derive(Clone, Copy)]
+struct Channel {
+    /// Three path segments of 3–4 letters or `_`, joined by `/`: at most 14 bytes.
+    path: [u8; 14],
+    path_len: u8,
+    /// Whether the URL ends in `&channel_id=` and the channel's id.
+    with_id: bool,
 }
 
-/// A channel's item URL: three random path segments of 3–4 letters or `_`.
-fn base_url(seed: u64) -> String {
-    let rng = &mut SmallRng::seed_from_u64(seed);
-    let mut segment = || -> String {
-        let len = rng.gen_range(MIN_STRING_LENGTH..5);
-        (0..len).map(|_| if rng.gen_range(0..13i32) == 0 { '_' } else { char::from(rng.gen_range(b'a'..=b'z')) }).collect()
+const URL_HEAD: &str = "https://www.nexmark.com/";
+const URL_TAIL: &str = "/item.htm?query=1";
+
+impl Channel {
+    /// Channel `i` as the crate draws it.
+    fn new(i: u64) -> Self {
+        let rng = &mut seeded(i);
+        let mut channel = Channel { path: [0; 14], path_len: 0, with_id: false };
+        for segment in 0..3 {
+            if segment > 0 {
+                channel.push(b'/');
+            }
+            for _ in 0..rng.gen_range(MIN_STRING_LENGTH..5) {
+                channel.push(if rng.gen_range(0..13i32) == 0 { b'_' } else { rng.gen_range(b'a'..=b'z') });
+            }
+        }
+        channel.with_id = seeded(i).gen_range(0..10i32) > 0;
+        channel
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.path[usize::from(self.path_len)] = byte;
+        self.path_len += 1;
+    }
+
+    /// Writes channel `i`'s name and URL.
+    fn write(&self, i: usize, name: &mut String, url: &mut String) {
+        let mut digits = itoa::Buffer::new();
+        name.clear();
+        name.push_str("channel-");
+        name.push_str(digits.format(i));
+        url.clear();
+        url.push_str(URL_HEAD);
+        url.push_str(std::str::from_utf8(&self.path[..usize::from(self.path_len)]).expect("letters, _ and /"));
+        url.push_str(URL_TAIL);
+        if self.with_id {
+            url.push_str("&channel_id=");
+            url.push_str(digits.format(i64::from((i as i32).reverse_bits()).abs()));
+        }
+    }
+}
+
+/// The channels besides the hot ones.
+fn channels() -> &'static [Channel] {
+    static TABLE: OnceLock<Vec<Channel>> = OnceLock::new();
+    TABLE.get_or_init(|| (0..CHANNELS as u64).map(Channel::new).collect())
+}
+
+/// `SmallRng::seed_from_u64(n)`: the same state, from the same PCG32 words, but built in
+/// registers. Its own version, not inlined, stores the words four bytes at a time and then
+/// loads them eight at a time, which stalls: a tenth of a bid's time.
+#[inline(always)]
+fn seeded(mut n: u64) -> SmallRng {
+    const MUL: u64 = 6364136223846793005;
+    const INC: u64 = 11634580027462260723;
+    let mut pcg32 = || {
+        n = n.wrapping_mul(MUL).wrapping_add(INC);
+        ((((n >> 18) ^ n) >> 27) as u32).rotate_right((n >> 59) as u32)
     };
-    let (a, b, c) = (segment(), segment(), segment());
-    format!("https://www.nexmark.com/{a}/{b}/{c}/item.htm?query=1")
+    let mut seed = [0u8; 32];
+    for word in seed.chunks_exact_mut(8) {
+        let low = u64::from(pcg32());
+        word.copy_from_slice(&(low | u64::from(pcg32()) << 32).to_le_bytes());
+    }
+    SmallRng::from_seed(seed)
 }
 
 #[cfg(test)]
@@ -414,6 +470,39 @@ mod tests {
                 assert_eq!(v, crates(&event), "event {n} at {rate}/s");
                 assert_eq!(ours.timestamp(n as u64), event.timestamp());
             }
+        }
+    }
+
+    #[test]
+    fn seeding_is_the_crates() {
+        for n in [0, 1, 2, 49, 1 << 32, u64::MAX, 0x006e_6578_6d61_726b] {
+            let (ours, theirs) = (&mut seeded(n), &mut SmallRng::seed_from_u64(n));
+            for _ in 0..8 {
+                assert_eq!(ours.gen::<u64>(), theirs.gen::<u64>(), "seed {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_channel_is_the_crates() {
+        // The crate's way: its URL map, a `String` per channel.
+        let url_of = |i: u64| {
+            let rng = &mut SmallRng::seed_from_u64(i);
+            let mut segment = || -> String {
+                let len = rng.gen_range(MIN_STRING_LENGTH..5);
+                (0..len).map(|_| if rng.gen_range(0..13i32) == 0 { '_' } else { char::from(rng.gen_range(b'a'..=b'z')) }).collect()
+            };
+            let (a, b, c) = (segment(), segment(), segment());
+            let mut url = format!("https://www.nexmark.com/{a}/{b}/{c}/item.htm?query=1");
+            if SmallRng::seed_from_u64(i).gen_range(0..10i32) > 0 {
+                let _ = write!(url, "&channel_id={}", i64::from((i as i32).reverse_bits()).abs());
+            }
+            url
+        };
+        let (mut name, mut url) = (String::new(), String::new());
+        for (i, channel) in channels().iter().enumerate() {
+            channel.write(i, &mut name, &mut url);
+            assert_eq!((&*name, &*url), (&*format!("channel-{i}"), &*url_of(i as u64)));
         }
     }
 
