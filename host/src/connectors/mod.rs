@@ -42,6 +42,13 @@ impl Reach<'_> {
 /// Records per batch that a source aims for, in bytes.
 pub(crate) const SOURCE_BATCH_BYTES: usize = 64 * 1024;
 
+/// An empty batch with room for a whole one, so that filling it does not reallocate: each
+/// emitted batch is replaced by one of these, as one grown from nothing again copied every
+/// byte a second time on the way.
+pub(crate) fn batch_buffer() -> Vec<u8> {
+    Vec::with_capacity(SOURCE_BATCH_BYTES + 4096)
+}
+
 /// Longest line a text source accepts: a file or peer without line breaks must not
 /// grow the host's memory without bound.
 pub const MAX_LINE_BYTES: usize = 16 << 20;

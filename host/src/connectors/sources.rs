@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::nexmark::EventTimes;
-use super::{Confinement, Files, PathRole, Reach, MAX_LINE_BYTES, SOURCE_BATCH_BYTES};
+use super::{batch_buffer, Confinement, Files, PathRole, Reach, MAX_LINE_BYTES, SOURCE_BATCH_BYTES};
 use crate::framing;
 use crate::json;
 use crate::msgpack;
@@ -227,7 +227,7 @@ impl FileTextSource {
         file.seek(SeekFrom::Start(pos)).map_err(what)?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut line = Vec::new();
-        let mut batch = Vec::with_capacity(SOURCE_BATCH_BYTES + 4096);
+        let mut batch = batch_buffer();
         let mut records = 0;
         let mut transcoder = msgpack::Transcoder::default();
         let mut times = EventTimes::default();
@@ -268,7 +268,7 @@ impl FileTextSource {
             };
             pos += n as u64;
             if batch.len() >= SOURCE_BATCH_BYTES {
-                ctx.emit(std::mem::take(&mut batch), std::mem::take(&mut records))?;
+                ctx.emit(std::mem::replace(&mut batch, batch_buffer()), std::mem::take(&mut records))?;
                 self.report(ctx, pos - split.start);
                 self.splits[0] = FileSplit { start: pos, end: split.end, mid_line: false };
                 if !ctx.checkpoint(|| encode_splits(self.splits.make_contiguous()))? || ctx.should_stop() {

@@ -217,7 +217,7 @@ impl Generator {
         } else {
             // The draw of `choose` on a slice of CHANNELS.
             let i = rng.gen_range(0..CHANNELS as u32) as usize;
-            channels()[i].write(i, name, link);
+            channels().write(i, name, link);
             (&**name, &**link)
         };
         let extra = next_extra(rng, 32, cfg.avg_bid_byte_size);
@@ -341,15 +341,21 @@ fn extra_pool() -> &'static str {
     })
 }
 
-/// A channel besides the hot ones, as the crate makes it, packed: the 10 000 of them as
-/// `String` pairs were half a megabyte, and the pick of one by half the bids missed the
-/// cache (an eighth of the generator's time). Its name is `channel-{i}`; its URL is
-/// [`URL_HEAD`], the path below, [`URL_TAIL`] and, for most, the channel's id.
+/// The channels besides the hot ones, as the crate makes them, packed: the 10 000 of them
+/// as `String` pairs were half a megabyte, and the pick of one by half the bids missed the
+/// cache (an eighth of the generator's time). Channel `i` is named `channel-{i}`; its URL
+/// is [`URL_HEAD`], its path, [`URL_TAIL`] and, for most, its id.
+struct Channels {
+    /// Every channel's three path segments of 3–4 letters or `_`, joined by `/`.
+    paths: String,
+    /// Per channel: where its path is in `paths`.
+    list: Vec<Channel>,
+}
+
 #[derive(Clone, Copy)]
 struct Channel {
-    /// Three path segments of 3–4 letters or `_`, joined by `/`: at most 14 bytes.
-    path: [u8; 14],
-    path_len: u8,
+    at: u32,
+    len: u8,
     /// Whether the URL ends in `&channel_id=` and the channel's id.
     with_id: bool,
 }
@@ -357,49 +363,47 @@ struct Channel {
 const URL_HEAD: &str = "https://www.nexmark.com/";
 const URL_TAIL: &str = "/item.htm?query=1";
 
-impl Channel {
-    /// Channel `i` as the crate draws it.
-    fn new(i: u64) -> Self {
-        let rng = &mut seeded(i);
-        let mut channel = Channel { path: [0; 14], path_len: 0, with_id: false };
-        for segment in 0..3 {
-            if segment > 0 {
-                channel.push(b'/');
+impl Channels {
+    fn new() -> Self {
+        let mut channels = Channels { paths: String::new(), list: Vec::with_capacity(CHANNELS) };
+        for i in 0..CHANNELS as u64 {
+            let at = channels.paths.len();
+            let rng = &mut seeded(i);
+            for segment in 0..3 {
+                if segment > 0 {
+                    channels.paths.push('/');
+                }
+                for _ in 0..rng.gen_range(MIN_STRING_LENGTH..5) {
+                    channels.paths.push(if rng.gen_range(0..13i32) == 0 { '_' } else { char::from(rng.gen_range(b'a'..=b'z')) });
+                }
             }
-            for _ in 0..rng.gen_range(MIN_STRING_LENGTH..5) {
-                channel.push(if rng.gen_range(0..13i32) == 0 { b'_' } else { rng.gen_range(b'a'..=b'z') });
-            }
+            let len = (channels.paths.len() - at) as u8;
+            channels.list.push(Channel { at: at as u32, len, with_id: seeded(i).gen_range(0..10i32) > 0 });
         }
-        channel.with_id = seeded(i).gen_range(0..10i32) > 0;
-        channel
-    }
-
-    fn push(&mut self, byte: u8) {
-        self.path[usize::from(self.path_len)] = byte;
-        self.path_len += 1;
+        channels
     }
 
     /// Writes channel `i`'s name and URL.
     fn write(&self, i: usize, name: &mut String, url: &mut String) {
+        let Channel { at, len, with_id } = self.list[i];
         let mut digits = itoa::Buffer::new();
         name.clear();
         name.push_str("channel-");
         name.push_str(digits.format(i));
         url.clear();
         url.push_str(URL_HEAD);
-        url.push_str(std::str::from_utf8(&self.path[..usize::from(self.path_len)]).expect("letters, _ and /"));
+        url.push_str(&self.paths[at as usize..at as usize + usize::from(len)]);
         url.push_str(URL_TAIL);
-        if self.with_id {
+        if with_id {
             url.push_str("&channel_id=");
             url.push_str(digits.format(i64::from((i as i32).reverse_bits()).abs()));
         }
     }
 }
 
-/// The channels besides the hot ones.
-fn channels() -> &'static [Channel] {
-    static TABLE: OnceLock<Vec<Channel>> = OnceLock::new();
-    TABLE.get_or_init(|| (0..CHANNELS as u64).map(Channel::new).collect())
+fn channels() -> &'static Channels {
+    static TABLE: OnceLock<Channels> = OnceLock::new();
+    TABLE.get_or_init(Channels::new)
 }
 
 /// `SmallRng::seed_from_u64(n)`: the same state, from the same PCG32 words, but built in
@@ -500,8 +504,8 @@ mod tests {
             url
         };
         let (mut name, mut url) = (String::new(), String::new());
-        for (i, channel) in channels().iter().enumerate() {
-            channel.write(i, &mut name, &mut url);
+        for i in 0..CHANNELS {
+            channels().write(i, &mut name, &mut url);
             assert_eq!((&*name, &*url), (&*format!("channel-{i}"), &*url_of(i as u64)));
         }
     }

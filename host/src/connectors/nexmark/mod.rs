@@ -22,7 +22,7 @@ use nexmark::config::NexmarkConfig;
 use generator::Generator;
 
 use super::sources::{decode_splits, encode_splits, Pacer, Source};
-use super::SOURCE_BATCH_BYTES;
+use super::{batch_buffer, SOURCE_BATCH_BYTES};
 use crate::framing;
 use crate::json;
 use crate::msgpack;
@@ -86,7 +86,7 @@ impl Source for NexmarkReader {
     fn run(&mut self, ctx: &mut SourceContext) -> Result<(), TaskError> {
         let per_batch = self.rate.map_or(MAX_BATCH_EVENTS, |r| (r / 20).clamp(1, MAX_BATCH_EVENTS));
         let mut pacer = Pacer::new(self.rate);
-        let mut batch = Vec::with_capacity(SOURCE_BATCH_BYTES + 4096);
+        let mut batch = batch_buffer();
         while !self.splits.is_empty() {
             let mut records = 0;
             while records < per_batch && batch.len() < SOURCE_BATCH_BYTES {
@@ -100,7 +100,7 @@ impl Source for NexmarkReader {
                     self.splits.remove(s);
                 }
             }
-            ctx.emit(std::mem::take(&mut batch), records)?;
+            ctx.emit(std::mem::replace(&mut batch, batch_buffer()), records)?;
             if !ctx.checkpoint(|| encode_splits(&self.splits))? || ctx.should_stop() {
                 break;
             }
