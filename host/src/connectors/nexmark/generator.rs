@@ -343,7 +343,7 @@ fn extra_pool() -> &'static str {
 
 /// The channels besides the hot ones, as the crate makes them, packed: the 10 000 of them
 /// as `String` pairs were half a megabyte, and the pick of one by half the bids missed the
-/// cache (an eighth of the generator's time). Channel `i` is named `channel-{i}`; its URL
+/// cache (8 % of `Generator::write`'s time). Channel `i` is named `channel-{i}`; its URL
 /// is [`URL_HEAD`], its path, [`URL_TAIL`] and, for most, its id.
 struct Channels {
     /// Every channel's three path segments of 3–4 letters or `_`, joined by `/`.
@@ -354,6 +354,7 @@ struct Channels {
 
 #[derive(Clone, Copy)]
 struct Channel {
+    /// Where its path starts in `paths`, and how long it is.
     at: u32,
     len: u8,
     /// Whether the URL ends in `&channel_id=` and the channel's id.
@@ -408,7 +409,7 @@ fn channels() -> &'static Channels {
 
 /// `SmallRng::seed_from_u64(n)`: the same state, from the same PCG32 words, but built in
 /// registers. Its own version, not inlined, stores the words four bytes at a time and then
-/// loads them eight at a time, which stalls: a tenth of a bid's time.
+/// loads them eight at a time, which stalls (8 % of `Generator::write`'s time).
 #[inline(always)]
 fn seeded(mut n: u64) -> SmallRng {
     const MUL: u64 = 6364136223846793005;
