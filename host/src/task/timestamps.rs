@@ -111,7 +111,7 @@ impl Operator for TimestampAssigner {
     fn process(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, TaskError> {
         // Without a field the timestamps are the source's own, already in the records, so
         // the batch goes on as it came; a field's are written into a copy.
-        let mut stamped = self.spec.field.as_ref().map(|_| Vec::with_capacity(batch.len() + 64));
+        let mut stamped = self.spec.field.is_some().then(|| Vec::with_capacity(batch.len() + 64));
         let mut max = i64::MIN;
         for record in framing::records(&batch) {
             let record = record.map_err(|source| TaskError::Framing { operator: self.name.clone(), source })?;

@@ -19,7 +19,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use super::{base_config, check_brokers, metadata, JobContext, KafkaConnectError, KafkaSecret, MAX_RECORD_BYTES, REQUEST_TIMEOUT};
-use crate::connectors::{Confinement, SOURCE_BATCH_BYTES};
+use crate::connectors::{batch_buffer, Confinement, SOURCE_BATCH_BYTES};
 use crate::framing;
 use crate::json;
 use crate::runtime::{KafkaFormat, KafkaSource, KafkaStart};
@@ -383,7 +383,7 @@ impl crate::connectors::Source for KafkaSourceReader {
                             return Ok(());
                         }
                     }
-                    let p = pending.get_or_insert_with(|| Pending { split: i, batch: Vec::with_capacity(SOURCE_BATCH_BYTES + 4096), records: 0, next: 0 });
+                    let p = pending.get_or_insert_with(|| Pending { split: i, batch: batch_buffer(), records: 0, next: 0 });
                     let split = &self.splits.as_ref().expect("known")[i];
                     self.push(&mut p.batch, split, &m)?;
                     p.records += 1;
