@@ -141,11 +141,12 @@ class IntervalJoinOp(Operator):
 
     def process(self, b):
         keys = _need_keys(b)
-        if b.ts is None or None in b.ts:
+        ts = b.times()
+        if ts is None or None in ts:
             raise EddyError("interval join needs event time: assign timestamps at the sources")
         ctx, w = self.ctx, self.width
         out_k, out_t, out_v = [], [], []
-        for i, k, t, v in zip(_inputs(b), keys, b.ts, b.values()):
+        for i, k, t, v in zip(_inputs(b), keys, ts, b.values()):
             _ctx.set_record_key(k)
             if t < ctx.current_watermark():
                 continue  # late: nothing pairs with it

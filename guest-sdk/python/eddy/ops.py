@@ -117,7 +117,10 @@ def decode_values(raw):
 
 class Batch:
     """Records inside a chain, as parallel lists. ``keys``/``ts`` are None when no record
-    has one; keys are JSON bytes, or JSON texts (str) when ``key_by`` made them. ``raw``
+    has one; keys are JSON bytes, or JSON texts (str) when ``key_by`` made them. ``ts``
+    holds ints (None for a record without), or each record's 8-byte stamp as it came
+    (unframed in bulk, all records with one): most chains only pass event times on, so
+    they are read as ints (:meth:`times`) only by an operator that needs them. ``raw``
     (JSON bytes) and ``vals`` (Python values) hold the values, either or both, converted
     lazily; ``texts`` may hold the values' JSON texts (str) when ``key_by`` found the keys
     to be the values themselves. ``inputs`` says which input each record came by (1: the
@@ -140,6 +143,13 @@ class Batch:
         if self.vals is None:
             self.vals = decode_values(self.raw)
         return self.vals
+
+    def times(self):
+        """The event times as ints (None for a record without)."""
+        ts = self.ts
+        if ts and type(ts[0]) is bytes:
+            self.ts = ts = list(struct.unpack("<%dq" % len(ts), b"".join(ts)))
+        return ts
 
     def encoded(self):
         if self.raw is None:
@@ -227,7 +237,7 @@ def _frame_uniform(flags, keys, ts, vals):
         return b"".join(_interleave(list(map(_HDR0.__getitem__, map(len, vals))), vals))
     columns = [[bytes((flags,))] * len(vals)]
     if flags & _FLAG_TS:
-        columns.append(list(map(_TS.pack, ts)))
+        columns.append(ts if type(ts[0]) is bytes else list(map(_TS.pack, ts)))
     if flags & _FLAG_KEY:
         columns.append(list(map(_LEN.__getitem__, map(len, keys))))
         columns.append(keys)
@@ -327,10 +337,7 @@ def decode_batch(data):
             keys = parts[stride - 2::stride] if flags & _FLAG_KEY else None
             if _lengths_match(parts[stride - 1::stride], vals) and (
                     keys is None or _lengths_match(parts[stride - 3::stride], keys)):
-                ts = None
-                if flags & _FLAG_TS:
-                    stamps = parts[1::stride]
-                    ts = list(struct.unpack("<%dq" % len(stamps), b"".join(stamps)))
+                ts = parts[1::stride] if flags & _FLAG_TS else None
                 return Batch(keys, ts, vals, None)
     return _decode_slow(data)
 
@@ -506,7 +513,7 @@ def encode_batch(b):
         f = (_FLAG_KEY if k is not None else 0) | (_FLAG_TS if t is not None else 0)
         out.append(f)
         if t is not None:
-            out += _TS.pack(t)
+            out += t if type(t) is bytes else _TS.pack(t)
         if k is not None:
             out += _LEN[len(k)]
             out += k
@@ -625,7 +632,7 @@ class KeyedProcess(Operator):
         fs, ctxs, keyed = self.fs, self.ctxs, self.keyed
         keys = b.keys or repeat(None)
         out_k, out_t, out_v = [], [], []
-        for i, k, t, v in zip(_inputs(b), keys, b.ts or repeat(None), b.values()):
+        for i, k, t, v in zip(_inputs(b), keys, b.times() or repeat(None), b.values()):
             ctx = ctxs[i]
             if keyed[i]:
                 if k is None:
@@ -692,7 +699,7 @@ class CoProcess(Operator):
     def process(self, b):
         fs, ctxs = self.fs, self.ctxs
         out_k, out_t, out_v = [], [], []
-        for i, k, t, v in zip(_inputs(b), b.keys or repeat(None), b.ts or repeat(None), b.values()):
+        for i, k, t, v in zip(_inputs(b), b.keys or repeat(None), b.times() or repeat(None), b.values()):
             ctx = ctxs[i]
             ctx._out = out = []
             ctx.timestamp = t

@@ -99,6 +99,20 @@ class FramingTest(unittest.TestCase):
             self.assertEqual(ops.encode_batch(b), data)
             self.assertEqual(ops.encode_batch(ops.Batch(b.keys, b.ts, None, b.values())), data)
 
+    def test_event_times_pass_on_unread_and_reach_process_functions_as_ints(self):
+        times = [5, -1, 2**40, -2**63]
+        data = frame([(None, t, b'{"a":1}') for t in times])
+        mapped = ops.run_chain([ops.Map(lambda v: v["a"] + 1)], ops.decode_batch(data))
+        self.assertEqual(ops.encode_batch(mapped), frame([(None, t, b"2") for t in times]))
+        seen = []
+
+        def f(ctx, v):
+            seen.append(ctx.timestamp)
+            ctx.collect(v["a"])
+        out = ops.run_chain([ops.Filter(lambda v: True), ops.Process(f)], ops.decode_batch(data))
+        self.assertEqual(seen, times)
+        self.assertEqual(ops.encode_batch(out), frame([(None, t, b"1") for t in times]))
+
     def test_fast_unframing_agrees_with_the_general_loop(self):
         # Header bytes equal to flags, NULs and lengths of 256 and past 64 KiB: the split at
         # headers must give the loop's records, or leave the batch to it.
@@ -115,7 +129,7 @@ class FramingTest(unittest.TestCase):
                 records.append((k, t, v))
             data = frame(records)
             fast, slow = ops.decode_batch(data), ops._decode_slow(data)
-            self.assertEqual((fast.keys, fast.ts, fast.raw), (slow.keys, slow.ts, slow.raw))
+            self.assertEqual((fast.keys, fast.times(), fast.raw), (slow.keys, slow.ts, slow.raw))
 
     def test_a_value_that_holds_itself_is_named(self):
         loop = []
