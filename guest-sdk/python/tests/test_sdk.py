@@ -99,6 +99,23 @@ class FramingTest(unittest.TestCase):
             self.assertEqual(ops.encode_batch(b), data)
             self.assertEqual(ops.encode_batch(ops.Batch(b.keys, b.ts, None, b.values())), data)
 
+    def test_rows_encoded_as_one_batch_are_each_rows_json(self):
+        rows = [
+            [{"a": 1, "s": 'x\x00"y', "f": 1.5}, {"a": -2, "s": "", "f": 0.1}],
+            [{"tags": ["p", "q"], "d": {"k": "v", "n": None}}, {"tags": [], "d": {}}],
+            [{"list": [1, 2]}, {"list": [3]}],
+            [{"list": [{"x": 1}, {"y": "\u00e9"}]}, {}],
+            [{1: True, "\x00": "\x00"}, {"2": False}],
+        ]
+        for vals in rows * 2:  # the second time, batches with lists are known
+            self.assertEqual(ops.json_texts(vals), [ops._dumps(v) for v in vals], vals)
+            self.assertEqual(ops.encode_values(vals),
+                             [ops._dumps(v).encode() for v in vals], vals)
+        for bad in ([{"a": float("nan")}, {"a": 1}], [{"a": {1, 2}}, {}]):
+            with self.assertRaisesRegex(eddy.EddyError, "cannot encode a"):
+                ops.encode_values(bad)
+        self.assertEqual(ops.encode_values([{"a": 1}, {"a": 2}]), [b'{"a":1}', b'{"a":2}'])
+
     def test_event_times_pass_on_unread_and_reach_process_functions_as_ints(self):
         times = [5, -1, 2**40, -2**63]
         data = frame([(None, t, b'{"a":1}') for t in times])
