@@ -52,14 +52,12 @@ _LISTS_INSIDE = set()
 
 
 def _dict_rows(vals):
-    """The JSON texts of ``vals`` joined by NULs when all are dicts, from one encoder call
-    for the whole batch (a call per row spent a tenth of a Python query starting and
-    growing its output); else None. Between a dict's members a NUL is followed by a key's
-    quote, so those become commas; between two rows, by a brace. If no other NUL is left
-    (one would be between a nested list's items), the n - 1 left part the rows."""
+    """The JSON texts of ``vals``, all dicts, joined by NULs, from one encoder call for the
+    whole batch (a call per row spent a tenth of a Python query starting and growing its
+    output); else None. Between a dict's members a NUL is followed by a key's quote, so
+    those become commas; between two rows, by a brace. If no other NUL is left (one would
+    be between a nested list's items), the n - 1 left part the rows."""
     global _dumps_nul
-    if len(vals) < 2 or type(vals[0]) is not dict or len(set(map(type, vals))) != 1:
-        return None
     shape = tuple(vals[0])
     if _dumps_nul is None or shape in _LISTS_INSIDE:
         return None
@@ -67,7 +65,7 @@ def _dict_rows(vals):
         text = _dumps_nul(vals)
     except BaseException:
         _dumps_nul = _fast_dumps("\x00")
-        return None  # json_texts names the value
+        return None  # _texts names the value
     body = text[1:-1].replace('\x00"', ',"')
     if body.count("\x00") != len(vals) - 1:
         if len(_LISTS_INSIDE) >= 64:
@@ -77,9 +75,10 @@ def _dict_rows(vals):
     return body
 
 
-def json_texts(vals):
-    """The JSON text (a str) of each value. Lists of plain ints or strs (the common cases)
-    are encoded in one or two native passes over the whole list, and dicts in one call."""
+def _texts(vals):
+    """The JSON text (a str) of each value, or all of them joined by NULs (one str) when
+    they are dicts encoded in one call. Lists of plain ints or strs (the common cases) are
+    encoded in one or two native passes over the whole list."""
     types = set(map(type, vals))
     if len(types) == 1:
         t = types.pop()
@@ -91,7 +90,7 @@ def json_texts(vals):
             return list(map(_encode_str, vals))
         rows = _dict_rows(vals) if t is dict else None
         if rows is not None:
-            return rows.split("\x00")
+            return rows
     global _dumps_fast
     try:
         return list(map(_dumps_fast, vals))
@@ -107,6 +106,12 @@ def json_texts(vals):
         raise
 
 
+def json_texts(vals):
+    """The JSON text (a str) of each value."""
+    texts = _texts(vals)
+    return texts.split("\x00") if type(texts) is str else texts
+
+
 def utf8(texts):
     """UTF-8 bytes of each JSON text, in three native passes (JSON escapes NUL, so NUL can
     separate the texts)."""
@@ -119,8 +124,8 @@ def encode_values(vals):
     """The JSON bytes of each value."""
     if not vals:
         return []
-    rows = _dict_rows(vals)
-    return rows.encode().split(b"\x00") if rows is not None else utf8(json_texts(vals))
+    texts = _texts(vals)
+    return texts.encode().split(b"\x00") if type(texts) is str else utf8(texts)
 
 
 def decode_values(raw):
