@@ -181,13 +181,25 @@ fn errors_in_python_and_javascript_operators_are_one_line() {
     let err = run_err(&["run", "-c", "fail", component("features-py").to_str().unwrap()]);
     assert_eq!(
         error_line(&err),
-        "error: job failed: operator 'Map -> picky' (subtask 1/1) ValueError: five is not allowed (at features.py:70 in picky)"
+        "error: job failed: operator 'Map -> picky' (subtask 1/1) ValueError: five is not allowed (at features.py:72 in picky)"
     );
     let err = run_err(&["run", "-c", "fail", component("features-js").to_str().unwrap()]);
     assert_eq!(
         error_line(&err),
         "error: job failed: operator 'Map -> picky' (subtask 1/1) picky: Error: five is not allowed (features.js:73)"
     );
+}
+
+/// A Python operator frees what it hands the host: 96 MiB of records written to keyed
+/// state and emitted pass through one whose memory may not exceed 32 MiB (the Python
+/// runtime leaked every batch and state value until `guest-sdk/python/free_lists.py`).
+#[test]
+fn python_operators_do_not_keep_what_they_emit_or_store() {
+    let wasm = component("features-py");
+    let out = run(&["run", "--memory-limit", "32", "-c", "churn", wasm.to_str().unwrap(), "--mib", "96"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(": 393216 records in, 393216 records out"), "every record passed: {stderr}");
 }
 
 /// The Python and JavaScript SDKs split words with tables generated from Rust's

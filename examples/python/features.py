@@ -12,7 +12,9 @@ behind the largest timestamp). Three outputs, all printed:
 - a window process function over the same windows (``window alice [0,5000) amounts=[1, 3]``).
 
 Run: ``target/release/eddy run -c features features.wasm | sort``. Entry ``fail`` shows how an
-exception in an operator fails the job.
+exception in an operator fails the job; entry ``churn`` passes ``--mib N`` MiB of records
+(default 96) through keyed value state and out of the operator, which takes no more of its
+memory than one record does.
 """
 
 import eddy
@@ -75,3 +77,19 @@ def picky(x):
 def fail(env, args):
     """An operator that raises: the job fails with one line naming the exception."""
     env.generate(10, lambda i: i).map(picky).name("picky").print()
+
+
+def keep_last(ctx, record):
+    ctx.value_state("last").set(record)
+    ctx.collect(record)
+
+
+@eddy.entry("churn")
+def churn(env, args):
+    """Records of 256 bytes (as JSON) in ten keys: each is written to value state and
+    emitted, then dropped by the host."""
+    records = args.parse_or("mib", 96) * 4096
+    (env.generate(records, lambda i: "%0254d" % i)
+     .key_by(lambda r: r[-1])
+     .process(keep_last).name("keep last")
+     .discard())
