@@ -17,8 +17,14 @@ copied them. This script appends to the runtime module a function that calls the
 is non-null exactly for the byte lists copied whole, allocated with alignment 1), and points
 the export ``wit_dylib_pop_list`` at it. Nothing else in the component changes, and a
 component already rewritten is left as it is.
+
+Were a later componentize-py to free the copy itself, this would free it twice: run by the
+interpreter that has componentize-py installed (as build.sh does), the script refuses any
+version not in ``LEAKS_IN``, each checked by hand (its ``maybe_pop_list``) before it is
+added.
 """
 
+import importlib.metadata
 import sys
 
 POP_LIST = "wit_dylib_pop_list"
@@ -27,6 +33,8 @@ I32 = 0x7F
 # Marks a rewritten runtime module (a custom section), so a second run changes nothing.
 MARKER = "eddy-frees-popped-lists"
 CORE_MODULE = 1  # a component's section id for an embedded core module
+# componentize-py versions whose runtime never frees the byte lists it lowers.
+LEAKS_IN = {"0.25.1"}
 
 
 class NotComponentizePy(Exception):
@@ -230,6 +238,15 @@ def main(argv):
         print(f"usage: {argv[0]} COMPONENT.wasm", file=sys.stderr)
         return 2
     path = argv[1]
+    try:
+        version = importlib.metadata.version("componentize-py")
+    except importlib.metadata.PackageNotFoundError:
+        version = None  # run apart from the build: the component says what it is
+    if version is not None and version not in LEAKS_IN:
+        print(f"{path}: componentize-py {version} is not known to leak byte lists (this script "
+              f"was checked against {', '.join(sorted(LEAKS_IN))}): check its maybe_pop_list, "
+              f"then add it to LEAKS_IN or drop this step", file=sys.stderr)
+        return 1
     with open(path, "rb") as f:
         data = f.read()
     try:
