@@ -13,8 +13,8 @@ behind the largest timestamp). Three outputs, all printed:
 
 Run: ``target/release/eddy run -c features features.wasm | sort``. Entry ``fail`` shows how an
 exception in an operator fails the job; entry ``churn`` passes ``--mib N`` MiB of records
-(default 96) through keyed value state and out of the operator, which takes no more of its
-memory than one record does.
+(default 96) through keyed value state and out of an operator that keeps none of them in
+its memory.
 """
 
 import eddy
