@@ -11,6 +11,7 @@
 
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -18,6 +19,12 @@ import { pathToFileURL } from "node:url";
 const here = dirname(new URL(import.meta.url).pathname);
 const repo = resolve(here, "../..");
 const tools = process.env.EDDY_JS_TOOLS || join(process.env.CARGO_TARGET_DIR || join(repo, "target"), "tools/js");
+const weval = process.env.EDDY_JS_WEVAL;
+// componentize-js would otherwise download weval from GitHub.
+if (weval && !existsSync(weval)) {
+  console.error(`build.sh: no weval at ${weval} (install-weval.sh installs it)`);
+  process.exit(2);
+}
 
 const [jobArg, outArg] = process.argv.slice(2);
 if (!jobArg || !outArg) {
@@ -60,6 +67,8 @@ try {
     // Keep stdio (console output and engine errors go to the task's log), clocks (Date.now
     // for processing time) and random; the host links no HTTP.
     disableFeatures: ["http", "fetch-event"],
+    // build.sh names weval when EDDY_JS_AOT=1: the job's functions are compiled ahead of time.
+    ...(weval ? { enableAot: true, wevalBin: weval } : {}),
   });
   await mkdir(dirname(out), { recursive: true });
   await writeFile(out, component);
