@@ -103,7 +103,7 @@ fn bad_job_files_get_one_clear_line() {
             "error: step 'source-2' must have exactly one of `source`, `component` (with `entry`) or `sink`"),
         (format!("{source}partitioning = \"rebalance\"\n[[step]]\nsink = \"print\"\n"),
             "error: source step 'source' reads no step: it takes no `inputs` or `partitioning`"),
-        (String::from("[[step]]\nsource = { flie = \"x\" }\n"), "unknown variant `flie`, expected one of `file`, `socket`, `sequence`, `elements`"),
+        (String::from("[[step]]\nsource = { flie = \"x\" }\n"), "unknown variant `flie`, expected one of `file`, `json-lines`, `nexmark-file`, `nexmark`, `socket`, `sequence`, `elements`"),
         (String::new(), "error: the job file has no steps"),
     ];
     for (text, want) in cases {
@@ -262,4 +262,82 @@ sink = "print"
     let repeated = text.replace("[[step]]\nsink = \"print\"\n", "[[step]]\nsink = \"print\"\ninputs = [\"upper\", \"upper\"]\n");
     let err = run_err(&["run", &job_file(dir.path(), &repeated, &["upper-c", "wordcount"])]);
     assert_eq!(error_line(&err), "error: step 'sink' reads 'upper' twice");
+}
+
+/// A Nexmark step: the host's generator (`source.nexmark`) or a file of its events
+/// (`nexmark-file`), each with event time and watermarks, feeding Python's q1 as an
+/// operator entry; both give every bid in euros, computed here from the file.
+const NEXMARK_JOB: &str = r#"
+[components]
+queries = "{nexmark_py}"
+
+[[step]]
+SOURCE
+
+[[step]]
+component = "queries"
+entry = "q1-step"
+
+[[step]]
+sink = "print"
+"#;
+
+#[test]
+fn nexmark_sources_are_steps_of_job_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = dir.path().join("events");
+    let queries = component("nexmark-queries").display().to_string();
+    run_ok(&["run", "-p", "1", "-c", "events", &queries, "--events", "2000", "--event-rate", "1000", "--output", parts.to_str().unwrap()]);
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, read_parts(&parts).join("\n") + "\n").unwrap();
+    let mut want: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event_type"] == 2)
+        .map(|e| {
+            let b = &e["bid"];
+            let price = b["price"].as_u64().unwrap() as f64 * 908.0 / 1000.0;
+            serde_json::json!({"auction": b["auction"], "bidder": b["bidder"], "price": price, "dateTime": b["dateTime"], "extra": b["extra"]})
+        })
+        .collect();
+    want.sort_by_key(|v| v.to_string());
+    assert_eq!(want.len(), 1840);
+    let generator = "source.nexmark = { events = 2000, event-rate = 1000 }".to_string();
+    let file = format!("source = {{ nexmark-file = \"{}\" }}", events.display());
+    for (source, p) in [(&generator, "1"), (&generator, "2"), (&file, "2")] {
+        let job = job_file(dir.path(), &NEXMARK_JOB.replace("SOURCE", source), &["nexmark_py"]);
+        assert_eq!(parse_values(&run_ok(&["run", "-p", p, &job])), want, "{source}, p={p}");
+        let plan = run_ok(&["info", "-p", p, &job]);
+        assert!(plan.contains("task 0: source -> Timestamps -> Filter -> bids -> q1"), "the watermarks are chained to the source: {plan}");
+    }
+}
+
+/// A JSON Lines file (`source = { json-lines = FILE }`): its values, blank lines skipped,
+/// through the Python and JavaScript steps of the mixed pipeline.
+#[test]
+fn a_json_lines_file_is_a_step_of_a_job_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("words.jsonl");
+    let words = ["brook", "ran", "Über", "hill", "\"quoted\"", "naïve", "ON"];
+    let lines: Vec<String> = words.iter().map(|w| serde_json::to_string(w).unwrap()).collect();
+    std::fs::write(&input, lines.join("\n\n") + "\n").unwrap();
+    let text = format!(
+        "[components]\nenrich = \"{{enrich_py}}\"\nfilter = \"{{filter_js}}\"\n\
+         [[step]]\nsource = {{ json-lines = \"{}\" }}\n\
+         [[step]]\ncomponent = \"enrich\"\nentry = \"enrich\"\n\
+         [[step]]\ncomponent = \"filter\"\nentry = \"filter-long\"\n\
+         [[step]]\nsink = \"print\"\n",
+        input.display()
+    );
+    let job = job_file(dir.path(), &text, &["enrich_py", "filter_js"]);
+    let mut want: Vec<serde_json::Value> = words
+        .iter()
+        .filter(|w| w.chars().count() >= 4)
+        .map(|w| serde_json::json!({"word": w, "length": w.chars().count()}))
+        .collect();
+    want.sort_by_key(|v| v.to_string());
+    for p in ["1", "2"] {
+        assert_eq!(parse_values(&run_ok(&["run", "-p", p, &job])), want, "p={p}");
+    }
 }

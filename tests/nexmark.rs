@@ -92,7 +92,8 @@ fn every_query_gives_the_references_rows_from_the_generator_and_from_a_file() {
 }
 
 /// q0-q3 written in Python and JavaScript (q3 there joins two connected streams) give the
-/// same rows as the reference.
+/// same rows as the reference, from the generator and from the events' file
+/// (`read_nexmark_file`, `readNexmarkFile`).
 #[test]
 fn python_and_javascript_queries_give_the_references_rows() {
     let work = tempfile::tempdir().unwrap();
@@ -102,7 +103,11 @@ fn python_and_javascript_queries_give_the_references_rows() {
         for query in ["q0", "q1", "q2", "q3"] {
             let out = work.path().join(format!("{query}-{language}"));
             run_ok(&["run", "-p", "2", "-c", query, &wasm, "--events", EVENTS, "--event-rate", EVENT_RATE, "--output", out.to_str().unwrap()]);
-            assert!(check(query, &events, &out) > 0, "{query} in {language}");
+            let rows = check(query, &events, &out);
+            assert!(rows > 0, "{query} in {language}");
+            let out = work.path().join(format!("{query}-{language}-file"));
+            run_ok(&["run", "-p", "2", "-c", query, &wasm, "--input", events.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+            assert_eq!(check(query, &events, &out), rows, "{query} in {language} from the file");
         }
     }
 }

@@ -1,8 +1,9 @@
 // Nexmark queries q0-q3 in JavaScript (the Rust versions, with the others, are in
 // examples/nexmark): the same rows, so tests/nexmark.rs checks them against the same
 // reference. Every entry reads `--events N` (default 1 000 000) events of the host's
-// generator (`--event-rate R` per second of event time, default 10 000 000) and writes its
-// rows under `--output DIR`, prints them with `--print`, or drops them.
+// generator (`--event-rate R` per second of event time, default 10 000 000), or the events
+// of a JSON Lines file of the shared format with `--input FILE`, and writes its rows under
+// `--output DIR`, prints them with `--print`, or drops them.
 //
 // - q0: every bid; q1: every bid, its price in euros; q2: the bids on auctions whose id is a
 //   multiple of 123;
@@ -14,7 +15,9 @@
 import { entry } from "eddy";
 
 const events = (env, args) =>
-  env.readNexmark(args.parseOr("events", 1_000_000), { eventRate: args.parseOr("event-rate", 10_000_000) });
+  args.has("input")
+    ? env.readNexmarkFile(args.required("input"))
+    : env.readNexmark(args.parseOr("events", 1_000_000), { eventRate: args.parseOr("event-rate", 10_000_000) });
 
 function sink(rows, args) {
   if (args.has("output")) rows.writeTextFile(args.required("output"));

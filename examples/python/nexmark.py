@@ -3,11 +3,12 @@ examples/nexmark): the same rows, so tests/nexmark.rs checks them against the sa
 reference.
 
 Every entry reads ``--events N`` (default 1 000 000) events of the host's generator
-(``--event-rate R`` per second of event time, default 10 000 000) and writes its rows under
+(``--event-rate R`` per second of event time, default 10 000 000), or the events of a JSON
+Lines file of the shared format with ``--input FILE``, and writes its rows under
 ``--output DIR``, prints them with ``--print``, or drops them.
 
-- ``q0``: every bid; ``q1``: every bid, its price in euros; ``q2``: the bids on auctions
-  whose id is a multiple of 123;
+- ``q0``: every bid; ``q1``: every bid, its price in euros (``q1-step``: the same as an
+  operator entry, for job files); ``q2``: the bids on auctions whose id is a multiple of 123;
 - ``q3``: auctions of category 10 with their sellers of OR, ID or CA: the persons and the
   auctions as two streams, connected and keyed by the seller, joined in keyed state.
 """
@@ -16,6 +17,9 @@ import eddy
 
 
 def events(env, args):
+    path = args.get("input")
+    if path is not None:
+        return env.read_nexmark_file(path)
     return env.read_nexmark(args.parse_or("events", 1_000_000),
                             event_rate=args.parse_or("event-rate", 10_000_000))
 
@@ -42,12 +46,20 @@ def q0(env, args):
     sink(rows.name("q0"), args)
 
 
+def in_euros(b):
+    return {"auction": b["auction"], "bidder": b["bidder"], "price": b["price"] * 908 / 1000,
+            "dateTime": b["dateTime"], "extra": b["extra"]}
+
+
 @eddy.entry("q1")
 def q1(env, args):
-    rows = bids(events(env, args)).map(lambda b: {
-        "auction": b["auction"], "bidder": b["bidder"], "price": b["price"] * 908 / 1000,
-        "dateTime": b["dateTime"], "extra": b["extra"]})
-    sink(rows.name("q1"), args)
+    sink(bids(events(env, args)).map(in_euros).name("q1"), args)
+
+
+@eddy.entry("q1-step")
+def q1_step(env, args):
+    """q1 as an operator entry, a step of a job file whose source gives the events."""
+    bids(env.input()).map(in_euros).name("q1")
 
 
 @eddy.entry("q2")

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::program::{JobSpec, Program};
-use crate::runtime::{Edge, GuestError, JobGraph, Module, Partitioning, Sequence, SocketSource, ValueCodec, Vertex, VertexKind};
+use crate::runtime::{Edge, GuestError, JobGraph, Module, Partitioning, Sequence, SocketSource, TimestampSpec, ValueCodec, Vertex, VertexKind};
 
 /// A job file, as written (TOML) or as sent to a JobManager (JSON, components as digests).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,6 +99,14 @@ pub struct Step {
 pub enum SourceStep {
     /// Lines of a text file (bounded).
     File(String),
+    /// The JSON values of a JSON Lines file, one a line (bounded).
+    JsonLines(String),
+    /// Nexmark events of a JSON Lines file of the shared format (bounded), with their
+    /// event times and the generator's watermarks.
+    NexmarkFile(String),
+    /// Nexmark events of the host's generator (bounded), with their event times and
+    /// watermarks: `source.nexmark = { events = N }`.
+    Nexmark(NexmarkSourceStep),
     /// Lines of a text socket, `HOST:PORT` (unbounded).
     Socket(String),
     /// The numbers `0..n`.
@@ -107,6 +115,24 @@ pub enum SourceStep {
     Elements(Vec<serde_json::Value>),
     /// Records of Kafka topics.
     Kafka(KafkaSourceStep),
+}
+
+/// The host's Nexmark generator in a job file, with the SDKs' defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NexmarkSourceStep {
+    /// How many events in all.
+    pub events: u64,
+    /// Events per second over all subtasks (default: as fast as they go).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<u64>,
+    /// Events per second of event time (default 10 000 000).
+    #[serde(default = "default_event_rate")]
+    pub event_rate: u64,
+}
+
+fn default_event_rate() -> u64 {
+    crate::connectors::nexmark::DEFAULT_EVENT_RATE
 }
 
 /// A Kafka source of a job file: `source.kafka = { brokers = "HOST:PORT", topics = ["in"] }`.
@@ -203,10 +229,26 @@ pub enum GuaranteeStep {
 }
 
 impl SourceStep {
+    /// How far the watermarks of the source's events stay behind the largest event time,
+    /// for the sources whose records carry one: Nexmark's, as the SDKs' `read_nexmark`.
+    fn watermark_delay_ms(&self) -> Option<u64> {
+        match self {
+            SourceStep::Nexmark(_) | SourceStep::NexmarkFile(_) => Some(crate::connectors::nexmark::OUT_OF_ORDERNESS_MS),
+            _ => None,
+        }
+    }
+
     /// The host's source vertex; none for a socket that is not `HOST:PORT`.
     fn vertex_kind(&self) -> Option<VertexKind> {
         Some(match self {
             SourceStep::File(path) => VertexKind::FileSource(path.clone()),
+            SourceStep::JsonLines(path) => VertexKind::JsonLinesSource(path.clone()),
+            SourceStep::NexmarkFile(path) => VertexKind::NexmarkFileSource(path.clone()),
+            SourceStep::Nexmark(n) => VertexKind::NexmarkSource(crate::runtime::NexmarkSource {
+                events: n.events,
+                per_second: n.per_second,
+                event_rate: n.event_rate,
+            }),
             SourceStep::Socket(addr) => {
                 let (host, port) = addr.rsplit_once(':')?;
                 VertexKind::SocketSource(SocketSource { host: host.into(), port: port.parse().ok()? })
@@ -582,8 +624,16 @@ pub fn compose(file: &JobFile, components: &BTreeMap<String, (String, Module)>) 
         let out: Outputs = if let Some(source) = &step.source {
             let kind = source.vertex_kind().ok_or_else(|| JobFileError::BadSocket(name.clone()))?;
             let v = vertex(name, kind, step.parallelism, uid);
-            let id = v.id;
+            let mut id = v.id;
             graph.vertices.push(v);
+            if let Some(delay) = source.watermark_delay_ms() {
+                // Chained to the source (forward, same parallelism), as the SDKs place it.
+                let spec = TimestampSpec { field: None, out_of_orderness_ms: delay, idle_timeout_ms: None };
+                let w = vertex("Timestamps", VertexKind::Timestamps(spec), step.parallelism, Some(format!("{name}/watermarks")));
+                graph.edges.push(Edge { source: id, target: w.id, partitioning: Partitioning::Forward, side_output: false, input: 0 });
+                id = w.id;
+                graph.vertices.push(w);
+            }
             vec![id]
         } else if let Some(sink) = &step.sink {
             let v = vertex(name, sink.vertex_kind(), step.parallelism, uid);

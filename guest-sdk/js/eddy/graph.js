@@ -194,6 +194,25 @@ export class Env {
     return this._source("File Source", { tag: "file-source", val: String(path) }, undefined);
   }
 
+  /**
+   * The JSON values of a JSON Lines file, one a line (bounded; split across subtasks by the
+   * host, which passes each line on unparsed: a line that is not JSON fails the operator
+   * that reads it). Blank lines are skipped.
+   */
+  readJsonLines(path) {
+    return this._source("JSON Lines Source", { tag: "json-lines-source", val: String(path) }, undefined);
+  }
+
+  /**
+   * Nexmark events from a JSON Lines file of the shared format (one event object a line, as
+   * `nexmark_gen.py` writes), as `readNexmark` gives them: objects, with each event's time
+   * (its `dateTime`, read by the host) and watermarks 4 s behind.
+   */
+  readNexmarkFile(path) {
+    const kind = { tag: "nexmark-file-source", val: String(path) };
+    return this._source("Nexmark File Source", kind, undefined).assignWatermarks(4000);
+  }
+
   /** A fixed collection of values (parallelism 1, bounded). */
   fromElements(elements) {
     const encoded = Array.from(elements, (e) => utf8(toJson(e)));

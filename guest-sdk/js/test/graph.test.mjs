@@ -189,3 +189,19 @@ test("windowAll pre-aggregates in parallel where it can", () => {
   assert.deepEqual(shape("p", Window.tumblingProcessingTime(10)), single);
   assert.deepEqual(shape("l", Window.tumblingEventTime(10), 5), single);
 });
+
+test("file sources of JSON Lines and of Nexmark events", () => {
+  const g = plan("files", (env) => {
+    env.readJsonLines("values.jsonl").print();
+    env.readNexmarkFile("events.jsonl").print();
+  });
+  assert.deepEqual(names(g), ["JSON Lines Source", "Print Sink", "Nexmark File Source", "Timestamps", "Print Sink"]);
+  assert.deepEqual(g.vertices[0].kind, { tag: "json-lines-source", val: "values.jsonl" });
+  assert.deepEqual(g.vertices[2].kind, { tag: "nexmark-file-source", val: "events.jsonl" });
+  assert.deepEqual(g.vertices[3].kind.val.outOfOrdernessMs, 4000n);
+  assert.deepEqual(edges(g), [
+    [0, 1, "forward"],
+    [2, 3, "forward"],
+    [3, 4, "forward"],
+  ]);
+});

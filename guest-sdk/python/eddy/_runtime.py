@@ -54,6 +54,10 @@ def _kind(kind):
         return T.VertexKind_Wasm(kind[1])
     if k == "file-source":
         return T.VertexKind_FileSource(kind[1])
+    if k == "json-lines-source":
+        return T.VertexKind_JsonLinesSource(kind[1])
+    if k == "nexmark-file-source":
+        return T.VertexKind_NexmarkFileSource(kind[1])
     if k == "socket-source":
         return T.VertexKind_SocketSource(T.SocketSource(kind[1], kind[2]))
     if k == "elements-source":

@@ -162,6 +162,19 @@ class Env:
         """Lines of a text file, as strings (bounded; split across subtasks by the host)."""
         return self._source("File Source", ("file-source", str(path)), None)
 
+    def read_json_lines(self, path):
+        """The JSON values of a JSON Lines file, one a line, as Python values (bounded;
+        split across subtasks by the host, which passes each line on unparsed: a line that
+        is not JSON fails the operator that reads it). Blank lines are skipped."""
+        return self._source("JSON Lines Source", ("json-lines-source", str(path)), None)
+
+    def read_nexmark_file(self, path):
+        """Nexmark events from a JSON Lines file of the shared format (one event object a
+        line, as ``nexmark_gen.py`` writes), as :meth:`read_nexmark` gives them: dicts, with
+        each event's time (its ``dateTime``, read by the host) and watermarks 4 s behind."""
+        return self._source("Nexmark File Source", ("nexmark-file-source", str(path)),
+                            None).assign_watermarks(4000)
+
     def from_elements(self, *elements):
         """A fixed collection of values (parallelism 1, bounded): ``from_elements(1, 2, 3)``
         or ``from_elements([1, 2, 3])`` (a single list is the collection; a tuple is one

@@ -188,6 +188,20 @@ class GraphTest(unittest.TestCase):
         self.assertEqual(g.vertices[3].kind, ("aggregate", "sum", ("index", 1)))
         self.assertEqual(len(g.registry), 3)
 
+    def test_file_sources_of_json_lines_and_of_nexmark_events(self):
+        env = eddy.Env("files")
+        env.read_json_lines("values.jsonl").print()
+        env.read_nexmark_file("events.jsonl").print()
+        g = env._finish()
+        self.assertEqual([v.name for v in g.vertices],
+                         ["JSON Lines Source", "Print Sink", "Nexmark File Source", "Timestamps",
+                          "Print Sink"])
+        self.assertEqual(g.vertices[0].kind, ("json-lines-source", "values.jsonl"))
+        self.assertEqual(g.vertices[2].kind, ("nexmark-file-source", "events.jsonl"))
+        self.assertEqual(g.vertices[3].kind[1]["out_of_orderness_ms"], 4000)
+        self.assertEqual([(e.source, e.target, e.partitioning) for e in g.edges],
+                         [(0, 1, "forward"), (2, 3, "forward"), (3, 4, "forward")])
+
     def test_run_chain(self):
         env = eddy.Env("ops")
         (env.generate(0, lambda i: i * 2).flat_map(lambda x: [x, x + 1])

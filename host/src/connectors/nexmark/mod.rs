@@ -36,6 +36,13 @@ pub const BASE_TIME_MS: u64 = 1_767_225_600_000;
 /// the reference generator's arithmetic (f32 microseconds per event) says nothing.
 pub const MAX_EVENT_RATE: u64 = 1_000_000_000;
 
+/// Events per second of event time when a job does not say (the SDKs' default too).
+pub const DEFAULT_EVENT_RATE: u64 = 10_000_000;
+
+/// How far the watermarks of Nexmark events stay behind the largest event time: the
+/// reference generator's out-of-orderness (as the SDKs' `read_nexmark` assigns them).
+pub const OUT_OF_ORDERNESS_MS: u64 = 4000;
+
 /// Events a batch holds at most, so that a rate-limited source keeps an even pace.
 const MAX_BATCH_EVENTS: u64 = 4096;
 
