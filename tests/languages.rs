@@ -202,6 +202,20 @@ fn python_operators_do_not_keep_what_they_emit_or_store() {
     assert!(stderr.contains(": 393216 records in, 393216 records out"), "every record passed: {stderr}");
 }
 
+/// Python and JavaScript counters reach the host summed, however many export calls the
+/// records took (the SDKs hand each call's sums over as it ends).
+#[test]
+fn python_and_javascript_counters_reach_the_host() {
+    for language in ["py", "js"] {
+        let wasm = component(&format!("features-{language}"));
+        let out = run(&["run", "-c", "count", wasm.to_str().unwrap(), "--n", "100000"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{language}: {stderr}");
+        assert!(stderr.contains("counter seen = 100000"), "{language}: {stderr}");
+        assert!(stderr.contains("counter total = 4999950000"), "{language}: {stderr}");
+    }
+}
+
 /// The Python and JavaScript SDKs split words with tables generated from Rust's
 /// `char::is_alphanumeric` and `to_lowercase`; the checked-in tables must be what this
 /// Rust generates (guest-sdk/text-tables/README.md).

@@ -11,7 +11,7 @@
 // Build: guest-sdk/js/build.sh examples/js/features.js target/js/features.wasm
 // Run:   target/release/eddy run -c features target/js/features.wasm | sort
 
-import { entry, Window } from "eddy";
+import { counter, entry, Window } from "eddy";
 
 // [user, amount, timestamp ms]
 const EVENTS = [
@@ -75,4 +75,18 @@ entry("fail", (env) => {
     })
     .name("picky")
     .print();
+});
+
+// `--n N` numbers (default 100 000) through an operator that counts them and adds them up
+// in two counters, which the job's summary shows.
+entry("count", (env, args) => {
+  env
+    .generate(args.parseOr("n", 100000), (i) => i)
+    .map((i) => {
+      counter("seen");
+      counter("total", i);
+      return i;
+    })
+    .name("count")
+    .discard();
 });

@@ -93,3 +93,16 @@ def churn(env, args):
      .key_by(lambda r: r[-1])
      .process(keep_last).name("keep last")
      .discard())
+
+
+def count(i):
+    eddy.counter("seen")
+    eddy.counter("total", i)
+    return i
+
+
+@eddy.entry("count")
+def count_entry(env, args):
+    """``--n N`` numbers (default 100 000) through an operator that counts them and adds
+    them up in two counters, which the job's summary shows."""
+    env.generate(args.parse_or("n", 100_000), lambda i: i).map(count).name("count").discard()

@@ -23,9 +23,26 @@ export function info(message) {
   host.log("info", String(message));
 }
 
+// Counter deltas of the current export call, summed by name and handed to the host when the
+// call ends (`flushCounters`): a call into the host costs microseconds from JavaScript, and
+// operators often count every record. The host shows counters once a second anyway.
+const pendingCounters = new Map();
+const U64_MAX = (1n << 64n) - 1n;
+
 /** Adds `delta` (a non-negative integer) to this subtask's counter `name`, shown in the job's metrics. */
 export function counter(name, delta = 1) {
-  host.counterAdd(name, BigInt(delta));
+  const d = BigInt(delta);
+  if (d < 0n) throw `counter '${name}': delta ${delta} is negative`;
+  const key = String(name);
+  const sum = (pendingCounters.get(key) ?? 0n) + d;
+  pendingCounters.set(key, sum > U64_MAX ? U64_MAX : sum);
+}
+
+/** Hands the counters' deltas of this export call to the host: called as each call ends. */
+export function flushCounters() {
+  if (pendingCounters.size === 0) return;
+  for (const [name, delta] of pendingCounters) host.counterAdd(name, delta);
+  pendingCounters.clear();
 }
 
 // Which key the host's state functions apply to, and the key (JSON text) of the record being

@@ -9,7 +9,7 @@
 // Error would trap the instance), so every export catches and rethrows one line of text.
 
 import { Args } from "./args.js";
-import { resetHostKey } from "./ctx.js";
+import { flushCounters, resetHostKey } from "./ctx.js";
 import { decodeBatch, encodeBatch, text } from "./frame.js";
 import { Env } from "./graph.js";
 import { describeError, runChain, runHook } from "./ops.js";
@@ -104,6 +104,8 @@ export const operator = {
       return encodeBatch(runChain(ops, 0, decodeBatch(input)));
     } catch (e) {
       throw fail(e);
+    } finally {
+      flushCounters();
     }
   },
 
@@ -113,6 +115,8 @@ export const operator = {
       return encodeBatch(runHook(chain(), (op) => op.onWatermark(w)));
     } catch (e) {
       throw fail(e);
+    } finally {
+      flushCounters();
     }
   },
 
@@ -123,6 +127,8 @@ export const operator = {
       return encodeBatch(runHook(chain(), (op) => op.onTimer(k, ts, domain)));
     } catch (e) {
       throw fail(e);
+    } finally {
+      flushCounters();
     }
   },
 
@@ -131,6 +137,8 @@ export const operator = {
       return encodeBatch(runHook(chain(), (op) => op.close()));
     } catch (e) {
       throw fail(e);
+    } finally {
+      flushCounters();
     }
   },
 };

@@ -6,6 +6,7 @@ const key = (bytes) => td.decode(bytes);
 export const fake = {
   logs: [],
   counters: new Map(),
+  counterCalls: 0,
   currentKey: null,
   state: new Map(), // `${stateKey}\u0000${name}` -> value | array | Map
   broadcast: new Map(), // name -> Map(JSON key -> value bytes)
@@ -14,6 +15,7 @@ export const fake = {
   reset() {
     this.logs = [];
     this.counters = new Map();
+    this.counterCalls = 0;
     this.currentKey = null;
     this.state = new Map();
     this.broadcast = new Map();
@@ -30,6 +32,7 @@ export function log(level, message) {
   fake.logs.push([level, message]);
 }
 export function counterAdd(name, delta) {
+  fake.counterCalls++;
   fake.counters.set(name, (fake.counters.get(name) ?? 0n) + delta);
 }
 export function setCurrentKey(k) {

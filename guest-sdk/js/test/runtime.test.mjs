@@ -2,7 +2,7 @@
 // envelopes and error messages.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { entry, operator, Window, words } from "eddy";
+import { counter, entry, operator, Window, words } from "eddy";
 import { fake } from "./fake-host.mjs";
 import { frame, unframe } from "./framing.mjs";
 
@@ -151,4 +151,28 @@ test("a keyed broadcast process: keyed state for its keyed input, broadcast stat
     { value: '["rules",1]' },
     { key: '"a"', value: '["a",3,"none"]' },
   ]);
+});
+
+entry("counting", (env) => {
+  env
+    .fromElements([])
+    .map((n) => {
+      counter("records");
+      counter("total", n);
+      return n;
+    })
+    .print();
+});
+
+test("counters reach the host once per name and call, summed", () => {
+  fake.reset();
+  operator.open("counting", [], [0], SUBTASK);
+  run([{ value: "1" }, { value: "2" }, { value: "3" }]);
+  assert.deepEqual([...fake.counters], [["records", 3n], ["total", 6n]]);
+  assert.equal(fake.counterCalls, 2);
+  run([{ value: "4" }]);
+  assert.deepEqual([...fake.counters], [["records", 4n], ["total", 10n]]);
+  assert.throws(() => run([{ value: "5" }, { value: "-1" }]), (e) => e === "Map: counter 'total': delta -1 is negative");
+  // What was counted before the failure still reaches the host.
+  assert.deepEqual([...fake.counters], [["records", 6n], ["total", 15n]]);
 });

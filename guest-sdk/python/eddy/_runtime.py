@@ -171,6 +171,8 @@ class Operator(exports.Operator):
             return ops.run_batch(_ops(), input)
         except BaseException as e:
             _fail(e)
+        finally:
+            _ctx.flush_counters()
 
     def on_watermark(self, watermark):
         # No operator of this SDK acts on watermarks (timers fire through on_timer).
@@ -179,6 +181,8 @@ class Operator(exports.Operator):
             return b""
         except BaseException as e:
             _fail(e)
+        finally:
+            _ctx.flush_counters()
 
     def on_timer(self, key, timestamp, domain):
         try:
@@ -189,6 +193,8 @@ class Operator(exports.Operator):
             return ops.run_timer(chain, bytes(key), _ctx.Timer(timestamp, d))
         except BaseException as e:
             _fail(e)
+        finally:
+            _ctx.flush_counters()
 
     def close(self):
         try:
@@ -196,3 +202,5 @@ class Operator(exports.Operator):
             return b""
         except BaseException as e:
             _fail(e)
+        finally:
+            _ctx.flush_counters()

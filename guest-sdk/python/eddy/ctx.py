@@ -71,9 +71,31 @@ def info(message):
     log(Level.INFO, message)
 
 
+# Counter deltas of the current export call, summed by name and handed to the host when the
+# call ends (flush_counters): a call into the host costs a microsecond or more from Python,
+# and operators often count every record. The host shows counters once a second anyway.
+_pending_counters = {}
+_U64_MAX = (1 << 64) - 1
+
+
 def counter(name, delta=1):
-    """Adds ``delta`` to this subtask's counter ``name``, shown in the job's metrics."""
-    _require_host().counter_add(str(name), int(delta))
+    """Adds ``delta`` (a non-negative integer) to this subtask's counter ``name``, shown in
+    the job's metrics."""
+    _require_host()
+    d = int(delta)
+    if d < 0:
+        raise EddyError(f"counter '{name}': delta {delta} is negative")
+    key = str(name)
+    _pending_counters[key] = min(_pending_counters.get(key, 0) + d, _U64_MAX)
+
+
+def flush_counters():
+    """Hands the counters' deltas of this export call to the host: called as each call ends."""
+    if _pending_counters:
+        host = _require_host()
+        for name, delta in _pending_counters.items():
+            host.counter_add(name, delta)
+        _pending_counters.clear()
 
 
 # --- The current key ---------------------------------------------------------------------

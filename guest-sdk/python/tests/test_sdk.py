@@ -202,6 +202,39 @@ class GraphTest(unittest.TestCase):
         self.assertEqual([(e.source, e.target, e.partitioning) for e in g.edges],
                          [(0, 1, "forward"), (2, 3, "forward"), (3, 4, "forward")])
 
+    def test_counters_reach_the_host_once_per_name_and_call_summed(self):
+        from eddy import ctx as ctx_mod
+
+        class Host:
+            def __init__(self):
+                self.calls = []
+
+            def counter_add(self, name, delta):
+                self.calls.append((name, delta))
+
+        def count(n):
+            eddy.counter("records")
+            eddy.counter("total", n)
+            return n
+
+        env = eddy.Env("counting")
+        env.from_elements([]).map(count).print()
+        g = env._finish()
+        host = Host()
+        saved, ctx_mod._host = ctx_mod._host, host
+        try:
+            ops.run_batch(g.registry, frame([(None, None, b"1"), (None, None, b"2")]))
+            self.assertEqual(host.calls, [], "nothing until the call ends")
+            ctx_mod.flush_counters()
+            self.assertEqual(host.calls, [("records", 2), ("total", 3)])
+            with self.assertRaisesRegex(eddy.EddyError, "counter 'total': delta -1 is negative"):
+                ops.run_batch(g.registry, frame([(None, None, b"-1")]))
+            ctx_mod.flush_counters()
+            self.assertEqual(host.calls[2:], [("records", 1)], "what was counted before the failure")
+        finally:
+            ctx_mod._pending_counters.clear()
+            ctx_mod._host = saved
+
     def test_run_chain(self):
         env = eddy.Env("ops")
         (env.generate(0, lambda i: i * 2).flat_map(lambda x: [x, x + 1])
