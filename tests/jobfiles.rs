@@ -285,11 +285,7 @@ sink = "print"
 #[test]
 fn nexmark_sources_are_steps_of_job_files() {
     let dir = tempfile::tempdir().unwrap();
-    let parts = dir.path().join("events");
-    let queries = component("nexmark-queries").display().to_string();
-    run_ok(&["run", "-p", "1", "-c", "events", &queries, "--events", "2000", "--event-rate", "1000", "--output", parts.to_str().unwrap()]);
-    let events = dir.path().join("events.jsonl");
-    std::fs::write(&events, read_parts(&parts).join("\n") + "\n").unwrap();
+    let events = nexmark_events_file(dir.path(), "2000", "1000");
     let mut want: Vec<serde_json::Value> = std::fs::read_to_string(&events)
         .unwrap()
         .lines()

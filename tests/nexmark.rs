@@ -31,14 +31,9 @@ fn check(query: &str, events: &Path, out: &Path) -> u64 {
     stdout.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{stdout}"))
 }
 
-/// Writes the generator's events into one JSON-lines file, in event order as the shared
-/// files are (one subtask makes them all), and returns it.
+/// The fixed event set as a JSON-lines file in `dir`.
 fn fixed_events(dir: &Path) -> PathBuf {
-    let parts = dir.join("events");
-    run_ok(&["run", "-p", "1", "-c", "events", &wasm(), "--events", EVENTS, "--event-rate", EVENT_RATE, "--output", parts.to_str().unwrap()]);
-    let file = dir.join("events.jsonl");
-    std::fs::write(&file, read_parts(&parts).join("\n") + "\n").unwrap();
-    file
+    nexmark_events_file(dir, EVENTS, EVENT_RATE)
 }
 
 #[test]

@@ -157,6 +157,18 @@ pub fn read_parts(dir: &Path) -> Vec<String> {
     lines
 }
 
+/// Writes `events` Nexmark events of the host's generator at `event_rate` per second of
+/// event time into `dir/events.jsonl`, one JSON object a line in event order, as the shared
+/// event files are (one subtask makes them all), and returns the file.
+pub fn nexmark_events_file(dir: &Path, events: &str, event_rate: &str) -> PathBuf {
+    let parts = dir.join("events");
+    let wasm = component("nexmark-queries");
+    run_ok(&["run", "-p", "1", "-c", "events", wasm.to_str().unwrap(), "--events", events, "--event-rate", event_rate, "--output", parts.to_str().unwrap()]);
+    let file = dir.join("events.jsonl");
+    std::fs::write(&file, read_parts(&parts).join("\n") + "\n").unwrap();
+    file
+}
+
 /// Text no one tuned for: every line ending, punctuation, accents (composed
 /// and combining), other scripts, digits, blank and very long lines, tabs,
 /// a byte-order mark and bytes that are not UTF-8.

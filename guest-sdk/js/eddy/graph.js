@@ -133,6 +133,10 @@ function fieldRef(g, f) {
   return { tag: "whole" };
 }
 
+// How far Nexmark events' watermarks stay behind their largest event time: the reference
+// generator's out-of-orderness (the Rust SDK's `nexmark::OUT_OF_ORDERNESS_MS`).
+const NEXMARK_OUT_OF_ORDERNESS_MS = 4000;
+
 /**
  * The execution environment a job function builds its pipeline on, like Flink's
  * StreamExecutionEnvironment.
@@ -210,7 +214,7 @@ export class Env {
    */
   readNexmarkFile(path) {
     const kind = { tag: "nexmark-file-source", val: String(path) };
-    return this._source("Nexmark File Source", kind, undefined).assignWatermarks(4000);
+    return this._source("Nexmark File Source", kind, undefined).assignWatermarks(NEXMARK_OUT_OF_ORDERNESS_MS);
   }
 
   /** A fixed collection of values (parallelism 1, bounded). */
@@ -253,7 +257,7 @@ export class Env {
       perSecond: options.perSecond === undefined ? undefined : u64(g, "readNexmark: perSecond", options.perSecond),
       eventRate: u64(g, "readNexmark: eventRate", options.eventRate ?? 10_000_000),
     };
-    return this._source("Nexmark Source", { tag: "nexmark-source", val }, undefined).assignWatermarks(4000);
+    return this._source("Nexmark Source", { tag: "nexmark-source", val }, undefined).assignWatermarks(NEXMARK_OUT_OF_ORDERNESS_MS);
   }
 
   _sequence(count, perSecond) {

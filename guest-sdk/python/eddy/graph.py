@@ -23,6 +23,11 @@ EVENT_TIME, PROCESSING_TIME = "event-time", "processing-time"
 _U32_MAX = 0xFFFFFFFF
 
 
+# How far Nexmark events' watermarks stay behind their largest event time: the reference
+# generator's out-of-orderness (the Rust SDK's `nexmark::OUT_OF_ORDERNESS_MS`).
+_NEXMARK_OUT_OF_ORDERNESS_MS = 4000
+
+
 class Vertex:
     """One operator of the job graph; ``kind`` is a tuple ``(kind-name, fields...)`` or,
     for kinds whose spec later calls amend (timestamps, window), a ``[name, dict]`` list."""
@@ -173,7 +178,7 @@ class Env:
         line, as ``nexmark_gen.py`` writes), as :meth:`read_nexmark` gives them: dicts, with
         each event's time (its ``dateTime``, read by the host) and watermarks 4 s behind."""
         return self._source("Nexmark File Source", ("nexmark-file-source", str(path)),
-                            None).assign_watermarks(4000)
+                            None).assign_watermarks(_NEXMARK_OUT_OF_ORDERNESS_MS)
 
     def from_elements(self, *elements):
         """A fixed collection of values (parallelism 1, bounded): ``from_elements(1, 2, 3)``
@@ -211,7 +216,7 @@ class Env:
         rate, ``event_rate`` is events per second of event time."""
         kind = ("nexmark-source", int(events), None if per_second is None else int(per_second),
                 int(event_rate))
-        return self._source("Nexmark Source", kind, None).assign_watermarks(4000)
+        return self._source("Nexmark Source", kind, None).assign_watermarks(_NEXMARK_OUT_OF_ORDERNESS_MS)
 
     def _sequence(self, count, per_second):
         return self._source("Sequence Source", ("sequence-source", int(count), per_second), None)
