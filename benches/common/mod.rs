@@ -153,6 +153,8 @@ impl SdkBench {
     pub fn open(name: &str, module: &Module, index: u32) -> Result<Self> {
         let budget = eddy::runtime::JobBudget::new(SandboxConfig::default(), "bench", None);
         let mut instance = module.instantiate("map", None, &budget)?;
+        // A Python component's batches cross as marshal: the instance converts, as in a task.
+        instance.set_codec(module.plan(MAP_ENTRY, &[])?.codec);
         instance.open(MAP_ENTRY, &[], &[index], SubtaskInfo { index: 0, parallelism: 1, max_parallelism: 128 })?;
         Ok(Self { name: name.into(), instance })
     }

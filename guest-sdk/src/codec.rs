@@ -34,7 +34,8 @@ pub(crate) fn set(codec: ValueCodec) {
 #[inline]
 pub(crate) fn encode_into<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) -> Result<(), String> {
     match WRITES.with(Cell::get) {
-        ValueCodec::Json => serde_json::to_writer(&mut *buf, value).map_err(|e| encode_error::<T>("JSON", e)),
+        // `PythonMarshal` is refused by `set_value_codec`; its values are JSON anyway.
+        ValueCodec::Json | ValueCodec::PythonMarshal => serde_json::to_writer(&mut *buf, value).map_err(|e| encode_error::<T>("JSON", e)),
         ValueCodec::Msgpack => {
             buf.push(MSGPACK_MARKER);
             // Field names, so the host can read a field and the value converts to the same

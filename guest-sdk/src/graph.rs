@@ -261,8 +261,14 @@ impl Env {
     /// the events it makes): MessagePack unless set, about twice as fast as JSON through a
     /// Rust operator. Either codec reads both, so this changes no result; JSON is for jobs
     /// whose values other tools read raw, e.g. from keyed state in a savepoint.
+    /// (`PythonMarshal` is the Python SDK's, for batches CPython reads: refused here.)
     pub fn set_value_codec(&mut self, codec: ValueCodec) -> &mut Self {
-        self.g.borrow_mut().codec = Some(codec);
+        let mut g = self.g.borrow_mut();
+        match codec {
+            ValueCodec::PythonMarshal => g.errors.push("value codec python-marshal is for CPython components; a Rust job writes json or msgpack".into()),
+            codec => g.codec = Some(codec),
+        }
+        drop(g);
         self
     }
 

@@ -43,6 +43,13 @@ pub struct Record<'a> {
     pub raw: &'a [u8],
 }
 
+impl Record<'_> {
+    /// Whether it reached a two-input operator by its second input (flag bit 3).
+    pub fn second_input(&self) -> bool {
+        self.raw[0] & SECOND_INPUT != 0
+    }
+}
+
 /// Iterates the records of a packed batch.
 pub struct Records<'a> {
     bytes: &'a [u8],
@@ -147,6 +154,19 @@ pub fn push_with(
         batch.extend_from_slice(key);
     }
     push_value(batch, write_value);
+}
+
+/// As [`push_with`], for a value whose writing may fail: then the batch is left
+/// malformed, to be dropped with the error.
+pub fn try_push_with<E>(
+    batch: &mut Vec<u8>,
+    key: Option<&[u8]>,
+    timestamp: Option<i64>,
+    write_value: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut result = Ok(());
+    push_with(batch, key, timestamp, |buf| result = write_value(buf));
+    result
 }
 
 /// Appends a value's length and the value `write_value` writes.

@@ -26,6 +26,7 @@ pub mod jobmanager;
 pub mod json;
 pub mod keys;
 pub mod local;
+pub mod marshal;
 pub mod msgpack;
 pub mod net;
 pub mod offload;

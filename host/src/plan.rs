@@ -388,7 +388,7 @@ impl ExecutionPlan {
             slots,
             programs,
             program_of,
-            codec: graph.codec,
+            codec: graph.codec.of_values(),
         })
     }
 

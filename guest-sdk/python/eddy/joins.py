@@ -141,12 +141,12 @@ class IntervalJoinOp(Operator):
 
     def process(self, b):
         keys = _need_keys(b)
-        ts = b.times()
+        ts = b.ts
         if ts is None or None in ts:
             raise EddyError("interval join needs event time: assign timestamps at the sources")
         ctx, w = self.ctx, self.width
         out_k, out_t, out_v = [], [], []
-        for i, k, t, v in zip(_inputs(b), keys, ts, b.values()):
+        for i, k, t, v in zip(_inputs(b), keys, ts, b.vals):
             _ctx.set_record_key(k)
             if t < ctx.current_watermark():
                 continue  # late: nothing pairs with it
@@ -162,7 +162,7 @@ class IntervalJoinOp(Operator):
                 out_v += out
                 out_k += [k] * len(out)
                 out_t += [at] * len(out)
-        return Batch(out_k, out_t, None, out_v)
+        return Batch(out_k, out_t, out_v)
 
     def _on_timer(self, key, timer):
         """The watermark reached the timer: the bucket of either side whose values could pair
@@ -172,4 +172,4 @@ class IntervalJoinOp(Operator):
             nxt = timer.timestamp - after + 1
             if nxt % self.width == 0:
                 self.ctx.map_state(state).remove(nxt // self.width - 1)
-        return Batch([], None, None, [])
+        return Batch([], None, [])

@@ -1,24 +1,20 @@
 """Operators, and how a batch runs through a fused chain of them.
 
-Interpreted Python pays per bytecode, not per byte, so the runtime works a batch at a time
-rather than a record at a time: a batch inside the chain is a set of parallel lists (keys,
-timestamps, values), and every step over them is one native call that loops in C --
-``map(f, values)``, ``itertools.compress``, one ``bytes.split`` or ``struct`` call to
-unframe a batch, one ``json.loads`` (or ``map(int, ...)``) to decode it, one ``%`` format or
-``str.join`` to encode and frame the output. Per record, only the user's function runs as
-Python. Operators keep records in order, so the output equals the Rust SDK's
-record-at-a-time fusion.
-
-Values are decoded from JSON only when an operator reads them, and encoded only where they
-leave the chain; ``filter`` and ``key_by`` pass the bytes of the values they keep unchanged.
+A batch crosses the boundary as one ``marshal`` object (wit/README.md, Batches of CPython
+components): the host turns its framed JSON into the tuple ``(keys, timestamps, values,
+inputs)`` before a call and the tuple ``(keys, timestamps, values)`` this returns back into
+JSON after it. ``marshal.loads`` and ``marshal.dumps`` are CPython's own C, several times
+faster than its ``json`` module, so a batch costs two native calls and, per record, only the
+user's functions run as Python. Inside the chain a batch is a set of parallel lists, and
+every step over them is one native call that loops in C (``map(f, values)``,
+``itertools.compress``). Operators keep records in order, so the output equals the Rust
+SDK's record-at-a-time fusion.
 """
 
 import inspect
 import json
-import re
-import struct
+import marshal
 from itertools import chain, compress, repeat
-from operator import getitem, is_
 
 from . import ctx as _ctx
 from .ctx import _ENCODER, _dumps, _loads, encode_value  # JSON as serde_json writes it (compact)
@@ -29,56 +25,27 @@ from .text import words_of_lines as _words_of_lines
 _encode_str = json.encoder.encode_basestring  # the C implementation, ensure_ascii=False
 
 
-def _fast_dumps(item_separator=None):
+def _fast_dumps():
     """``_dumps`` without its per-call setup: ``JSONEncoder.encode`` builds a C encoder for
-    every value, which cost more than the encoding of a Nexmark bid. This one is built once.
-    Its circularity check keeps the containers being encoded in one dict for all calls, so
+    every value, which costs more than encoding a small key. This one is built once. Its
+    circularity check keeps the containers being encoded in one dict for all calls, so
     after a failed call, which can leave some there, its callers build a new one."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
-        return None if item_separator else _dumps
+        return _dumps
     e = _ENCODER
     encode = make({}, e.default, _encode_str, e.indent, e.key_separator,
-                  item_separator or e.item_separator, e.sort_keys, e.skipkeys, e.allow_nan)
+                  e.item_separator, e.sort_keys, e.skipkeys, e.allow_nan)
     join = "".join
     return lambda v: join(encode(v, 0))
 
 
 _dumps_fast = _fast_dumps()
-# Separates items by NUL, which JSON text holds nowhere else: see _dict_rows.
-_dumps_nul = _fast_dumps("\x00")
-# The keys of the first row of batches whose rows hold lists: _dict_rows gives up on them.
-_LISTS_INSIDE = set()
 
 
-def _dict_rows(vals):
-    """The JSON texts of ``vals``, all dicts, joined by NULs, from one encoder call for the
-    whole batch (a call per row spent a tenth of a Python query starting and growing its
-    output); else None. Between a dict's members a NUL is followed by a key's quote, so
-    those become commas; between two rows, by a brace. If no other NUL is left (one would
-    be between a nested list's items), the n - 1 left part the rows."""
-    global _dumps_nul
-    shape = tuple(vals[0])
-    if _dumps_nul is None or shape in _LISTS_INSIDE:
-        return None
-    try:
-        text = _dumps_nul(vals)
-    except BaseException:
-        _dumps_nul = _fast_dumps("\x00")
-        return None  # _texts names the value
-    body = text[1:-1].replace('\x00"', ',"')
-    if body.count("\x00") != len(vals) - 1:
-        if len(_LISTS_INSIDE) >= 64:
-            _LISTS_INSIDE.clear()
-        _LISTS_INSIDE.add(shape)
-        return None
-    return body
-
-
-def _texts(vals):
-    """The JSON text (a str) of each value, or all of them joined by NULs (one str) when
-    they are dicts encoded in one call. Lists of plain ints or strs (the common cases) are
-    encoded in one or two native passes over the whole list."""
+def json_texts(vals):
+    """The JSON text (a str) of each value: keys, which the host hashes as JSON. Lists of
+    plain ints or strs (the common keys) are encoded in one or two native passes."""
     types = set(map(type, vals))
     if len(types) == 1:
         t = types.pop()
@@ -88,9 +55,6 @@ def _texts(vals):
             return texts
         if t is str:
             return list(map(_encode_str, vals))
-        rows = _dict_rows(vals) if t is dict else None
-        if rows is not None:
-            return rows
     global _dumps_fast
     try:
         return list(map(_dumps_fast, vals))
@@ -106,461 +70,46 @@ def _texts(vals):
         raise
 
 
-def json_texts(vals):
-    """The JSON text (a str) of each value."""
-    texts = _texts(vals)
-    return texts.split("\x00") if type(texts) is str else texts
-
-
-def utf8(texts):
-    """UTF-8 bytes of each JSON text, in three native passes (JSON escapes NUL, so NUL can
-    separate the texts)."""
-    if not texts:
-        return []
-    return "\x00".join(texts).encode().split(b"\x00")
-
-
-def encode_values(vals):
-    """The JSON bytes of each value."""
-    if not vals:
-        return []
-    texts = _texts(vals)
-    return texts.encode().split(b"\x00") if type(texts) is str else utf8(texts)
-
-
-def decode_values(raw):
-    """The values of a list of JSON texts: integers by ``int`` (which reads exactly the
-    JSON integers a producer writes), everything else by one ``json.loads`` of the list
-    joined into an array. Malformed input is found and named record by record."""
-    if not raw:
-        return []
-    first = raw[0][:1]
-    if first.isdigit() or first == b"-":
-        try:
-            return list(map(int, raw))
-        except ValueError:
-            pass
-    try:
-        vals = _loads(b"[" + b",".join(raw) + b"]")
-        if len(vals) == len(raw):
-            return vals
-    except ValueError:
-        pass
-    out = []
-    for b in raw:
-        try:
-            out.append(_loads(b))
-        except ValueError as e:
-            text = bytes(b[:200]).decode("utf-8", "replace")
-            raise EddyError(f"cannot decode a JSON value from {text!r}: {e}") from None
-    return out
-
-
 class Batch:
-    """Records inside a chain, as parallel lists. ``keys``/``ts`` are None when no record
-    has one; keys are JSON bytes, or JSON texts (str) when ``key_by`` made them. ``ts``
-    holds ints (None for a record without), or each record's 8-byte stamp as it came
-    (unframed in bulk, all records with one): most chains only pass event times on, so
-    they are read as ints (:meth:`times`) only by an operator that needs them. ``raw``
-    (JSON bytes) and ``vals`` (Python values) hold the values, either or both, converted
-    lazily; ``texts`` may hold the values' JSON texts (str) when ``key_by`` found the keys
-    to be the values themselves. ``inputs`` says which input each record came by (1: the
-    second of a two-input operator), or is None when all came by the first."""
+    """Records inside a chain, as parallel lists. ``keys`` and ``ts`` are None when no
+    record has one; a key is its JSON (bytes as the host gave it, a str as ``key_by`` made
+    it), a timestamp an int (None for a record without). ``inputs`` says which input each
+    record came by (1: the second of a two-input operator), or is None when all came by
+    the first."""
 
-    __slots__ = ("keys", "ts", "raw", "vals", "texts", "inputs")
+    __slots__ = ("keys", "ts", "vals", "inputs")
 
-    def __init__(self, keys, ts, raw, vals, texts=None, inputs=None):
+    def __init__(self, keys, ts, vals, inputs=None):
         self.keys = keys
         self.ts = ts
-        self.raw = raw
         self.vals = vals
-        self.texts = texts
         self.inputs = inputs
 
     def __len__(self):
-        return len(self.raw if self.vals is None else self.vals)
-
-    def values(self):
-        if self.vals is None:
-            self.vals = decode_values(self.raw)
-        return self.vals
-
-    def times(self):
-        """The event times as ints (None for a record without)."""
-        ts = self.ts
-        if ts and type(ts[0]) is bytes:
-            self.ts = ts = list(struct.unpack("<%dq" % len(ts), b"".join(ts)))
-        return ts
-
-    def encoded(self):
-        if self.raw is None:
-            self.raw = utf8(self.texts) if self.texts is not None else encode_values(self.vals)
-        return self.raw
-
-
-# --- The framing of wit/README.md -------------------------------------------------------
-
-
-class _Lengths(dict):
-    """``n -> n as u32 little-endian``, filled on demand, so ``map(LEN.__getitem__, ...)``
-    makes every length header natively."""
-
-    def __missing__(self, n):
-        b = n.to_bytes(4, "little")
-        self[n] = b
-        return b
-
-
-class _Headers(dict):
-    """``n -> flags 0 + n as u32``: the whole header of a record without key or timestamp."""
-
-    def __missing__(self, n):
-        b = b"\x00" + n.to_bytes(4, "little")
-        self[n] = b
-        return b
-
-
-_LEN = _Lengths()
-_HDR0 = _Headers()
-for _n in range(1024):
-    _LEN[_n]
-    _HDR0[_n]
-_TS = struct.Struct("<q")
-_FLAG_KEY, _FLAG_TS = 1, 2
-# Set by the host's input gate on records that came by a two-input operator's second input.
-_FLAG_SECOND_INPUT = 8
-
-# Fast unframing of batches whose records all have the same flags and fields shorter than
-# 64 KiB: one ``re.split`` at the record headers. JSON text never holds a byte below 0x09
-# (control characters are escaped), and flags are 0-3, so the search for the next header
-# skips a value at the speed of a scan for one byte (matching the value's bytes against a
-# class instead was a tenth of a Python query); the pieces between headers are the values.
-# The pieces and the headers make up the batch, so the split is right exactly when every
-# length a header gives (captured, two bytes) is that of the field after it: that is checked.
-_J = rb"([^\x00-\x08]+)"
-_FAST = {
-    0: re.compile(rb"\x00(..)\x00\x00", re.S),
-    _FLAG_KEY: re.compile(rb"\x01(..)\x00\x00" + _J + rb"(..)\x00\x00", re.S),
-    _FLAG_TS: re.compile(rb"\x02(.{8})(..)\x00\x00", re.S),
-    _FLAG_KEY | _FLAG_TS: re.compile(rb"\x03(.{8})(..)\x00\x00" + _J + rb"(..)\x00\x00", re.S),
-}
-
-
-class _Short(dict):
-    """``n -> n as u16 little-endian``, or four bytes (which match no header) past it."""
-
-    def __missing__(self, n):
-        b = n.to_bytes(2 if n < 65536 else 4, "little")
-        if n < 65536:
-            self[n] = b
-        return b
-
-
-_SHORT = _Short()
-
-
-def _lengths_match(headers, fields):
-    """Whether each captured two-byte length is that of its field."""
-    return b"".join(headers) == b"".join(map(_SHORT.__getitem__, map(len, fields)))
-
-
-def _interleave(*columns):
-    n = len(columns[0])
-    parts = [None] * (n * len(columns))
-    for i, col in enumerate(columns):
-        parts[i::len(columns)] = col
-    return parts
-
-
-def _frame_uniform(flags, keys, ts, vals):
-    """Frames records that all have the given flags (keys/ts lists without Nones)."""
-    if flags == 0:
-        return b"".join(_interleave(list(map(_HDR0.__getitem__, map(len, vals))), vals))
-    columns = [[bytes((flags,))] * len(vals)]
-    if flags & _FLAG_TS:
-        columns.append(ts if type(ts[0]) is bytes else list(map(_TS.pack, ts)))
-    if flags & _FLAG_KEY:
-        columns.append(list(map(_LEN.__getitem__, map(len, keys))))
-        columns.append(keys)
-    columns.append(list(map(_LEN.__getitem__, map(len, vals))))
-    columns.append(vals)
-    return b"".join(_interleave(*columns))
-
-
-def _split_values(data):
-    """The values of a batch of records without key or timestamp whose values are all
-    shorter than 256 bytes (numbers, words): each record is ``00 L 00 00 00 value``, and as
-    values hold no NUL, one ``split`` at NUL yields ``L, '', '', value`` per record. Checked
-    exactly (every ``L`` one byte equal to its value's length), else None."""
-    parts = data.split(b"\x00")
-    vals = parts[4::4]
-    if parts[0] or len(parts) != 1 + 4 * len(vals):
-        return None
-    try:
-        lens = bytes(map(len, vals))
-    except ValueError:  # a value of 256 bytes or more
-        return None
-    if b"".join(parts[1::4]) != lens or any(parts[2::4]) or any(parts[3::4]):
-        return None
-    return vals
-
-
-class _Unpackers(dict):
-    """``(length, n) -> struct`` that cuts the values out of ``n`` records of equal
-    ``length`` without key or timestamp."""
-
-    def __missing__(self, k):
-        if len(self) > 64:
-            self.clear()
-        u = struct.Struct(("5x%ds" % k[0]) * k[1]).unpack
-        self[k] = u
-        return u
-
-
-_UNPACK = _Unpackers()
-
-
-def _fixed_values(data):
-    """The values of a batch whose records have no key or timestamp and values of one
-    length (numbers of one width, mostly): every header is checked with one strided slice
-    per header byte, and one ``struct`` call cuts out all the values. None otherwise."""
-    header = data[:5]
-    stride = 5 + int.from_bytes(header[1:], "little")
-    n, rest = divmod(len(data), stride)
-    if rest or n < 2:
-        return None
-    for j in range(5):
-        if data[j::stride] != header[j:j + 1] * n:
-            return None
-    return list(_UNPACK[stride - 5, n](data))
-
-
-def _split_keyed(data):
-    """Keys and values of a batch of keyed records without timestamps whose fields are all
-    shorter than 256 bytes: each record is ``01 KL 00 00 00 key VL 00 00 00 value``, and as
-    JSON holds no NUL, one ``split`` at three NULs cuts it into ``key VL`` and
-    ``value 01 KL`` pieces. Checked by framing the result again; else None."""
-    parts = data.split(b"\x00\x00\x00")
-    if len(parts) % 2 == 0 or len(parts) < 3:
-        return None
-    keys = list(map(getitem, parts[1::2], repeat(slice(0, -1))))
-    tails = parts[2::2]
-    last = tails.pop()
-    vals = list(map(getitem, tails, repeat(slice(0, -2))))
-    vals.append(last)
-    if _frame_uniform(_FLAG_KEY, keys, None, vals) != data:
-        return None
-    return keys, vals
+        return len(self.vals)
 
 
 def decode_batch(data):
-    """Unframes a batch into a :class:`Batch` of raw values."""
+    """The batch the host gave (wit/README.md)."""
     if not data:
-        return Batch(None, None, [], None)
-    flags = data[0]
-    if flags == 0:
-        vals = _fixed_values(data)
-        if vals is None:
-            vals = _split_values(data)
-        if vals is not None:
-            return Batch(None, None, vals, None)
-    elif flags == _FLAG_KEY:
-        split = _split_keyed(data)
-        if split is not None:
-            return Batch(split[0], None, split[1], None)
-    pat = _FAST.get(flags)
-    if pat is not None:
-        parts = pat.split(data)
-        # [b"", (ts,) (key length, key,) value length, value, ...]: a batch starts with a header.
-        stride = pat.groups + 1
-        if not parts[0] and len(parts) > 1 and (len(parts) - 1) % stride == 0:
-            vals = parts[stride::stride]
-            keys = parts[stride - 2::stride] if flags & _FLAG_KEY else None
-            if _lengths_match(parts[stride - 1::stride], vals) and (
-                    keys is None or _lengths_match(parts[stride - 3::stride], keys)):
-                ts = parts[1::stride] if flags & _FLAG_TS else None
-                return Batch(keys, ts, vals, None)
-    return _decode_slow(data)
-
-
-def _decode_slow(data):
-    """The general unframing loop: mixed flags, long fields, and malformed batches."""
-    mv = memoryview(data)
-    n = len(data)
-    keys, ts, vals, inputs = [], [], [], []
-    pos = 0
-    any_key = any_ts = any_second = False
-
-    def take(start, length, what):
-        end = pos + length
-        if end > n:
-            raise EddyError(f"malformed batch: record at byte {start} ends inside its {what} "
-                            f"(batch is {n} bytes)")
-        return end
-
-    while pos < n:
-        start = pos
-        flags = data[pos]
-        pos += 1
-        if flags & ~(_FLAG_KEY | _FLAG_TS | _FLAG_SECOND_INPUT):
-            raise EddyError(f"malformed batch: record at byte {start} has unknown flag bits "
-                            f"{flags:#04x}")
-        second = 1 if flags & _FLAG_SECOND_INPUT else 0
-        inputs.append(second)
-        any_second = any_second or second
-        if flags & _FLAG_TS:
-            end = take(start, 8, "timestamp")
-            ts.append(_TS.unpack_from(data, pos)[0])
-            pos = end
-            any_ts = True
-        else:
-            ts.append(None)
-        if flags & _FLAG_KEY:
-            pos = take(start, 4, "key")
-            klen = int.from_bytes(mv[pos - 4:pos], "little")
-            end = take(start, klen, "key")
-            keys.append(bytes(mv[pos:end]))
-            pos = end
-            any_key = True
-        else:
-            keys.append(None)
-        pos = take(start, 4, "value")
-        vlen = int.from_bytes(mv[pos - 4:pos], "little")
-        end = take(start, vlen, "value")
-        vals.append(bytes(mv[pos:end]))
-        pos = end
-    return Batch(keys if any_key else None, ts if any_ts else None, vals, None,
-                 inputs=inputs if any_second else None)
-
-
-class _TextHeaders(dict):
-    """``n -> flags 0 + n as u32`` as a str of code points < 256 (n < 65536), to frame
-    values while they are still text: the latin-1 encoding of header and ASCII value is
-    the framed bytes."""
-
-    def __missing__(self, n):
-        h = "\x00" + chr(n & 255) + chr(n >> 8) + "\x00\x00"
-        self[n] = h
-        return h
-
-
-_THDR = _TextHeaders()
-for _n in range(256):
-    _THDR[_n]
-
-
-def _frame_ints(vals):
-    """Frames a batch of ints of one width with one ``%`` format operation, or None.
-
-    The checks are native passes too: the sum of the values is an int only if none is a
-    float, str, None, ...; bools (which JSON writes as true/false) can only be present if the
-    smallest value is 0 or 1. Ints of one sign are as wide as the widest of the smallest and
-    the largest, so if those two are equally wide one header fits all."""
-    try:
-        if type(sum(vals)) is not int:
-            return None
-    except TypeError:
-        return None
-    lo, hi = min(vals), max(vals)
-    if 0 <= lo <= 1 and set(map(type, vals)) != {int}:
-        return None
-    width = len("%d" % lo)
-    if (lo >= 0 or hi < 0) and width == len("%d" % hi) and width < 128:
-        return ((_THDR[width] + "%d") * len(vals) % tuple(vals)).encode()
-    return None
-
-
-class _KeyHeaders(dict):
-    """``n -> flags 1 + n as u32`` as a str of code points < 256 (n < 65536)."""
-
-    def __missing__(self, n):
-        h = "\x01" + chr(n & 255) + chr(n >> 8) + "\x00\x00"
-        self[n] = h
-        return h
-
-
-class _TextLengths(dict):
-    """``n -> n as u32`` as a str of code points < 256 (n < 65536)."""
-
-    def __missing__(self, n):
-        h = chr(n & 255) + chr(n >> 8) + "\x00\x00"
-        self[n] = h
-        return h
-
-
-_KHDR = _KeyHeaders()
-_TLEN = _TextLengths()
-for _n in range(256):
-    _KHDR[_n]
-    _TLEN[_n]
-
-
-def _frame_texts(keys, texts):
-    """Frames records without timestamp, given their keys' (or None) and values' JSON
-    texts, as one str whose latin-1 encoding is the batch -- which holds when every text
-    is ASCII and shorter than 64 KiB; None otherwise."""
-    lens = list(map(len, texts))
-    longest = max(lens)
-    if keys is None:
-        columns = [list(map(_THDR.__getitem__, lens)), texts]
-    else:
-        klens = lens if keys is texts else list(map(len, keys))
-        longest = max(longest, max(klens))
-        columns = [list(map(_KHDR.__getitem__, klens)), keys,
-                   list(map(_TLEN.__getitem__, lens)), texts]
-    if longest >= 65536:
-        return None
-    framed = "".join(_interleave(*columns))
-    # Headers of texts shorter than 128 are ASCII: then one O(1) check covers everything.
-    if longest < 128:
-        ascii = framed.isascii()
-    else:
-        ascii = "".join(texts).isascii() and (keys is None or "".join(keys).isascii())
-    return framed.encode("latin-1") if ascii else None
+        return Batch(None, None, [])
+    keys, ts, vals, inputs = marshal.loads(data)
+    return Batch(keys, ts, vals, inputs)
 
 
 def encode_batch(b):
-    """Frames a :class:`Batch` into the bytes of a WIT ``batch``."""
+    """The batch for the host: the marshal of ``(keys, timestamps, values)``, version 2,
+    which writes no object references (the host refuses them). A value marshal cannot
+    write (an instance of a class, a subclass of dict, int or tuple) goes through JSON
+    first, which knows those or names what it cannot encode; sets, bytes, NaN and the
+    like marshal writes, and the host refuses by name."""
     if not len(b):
         return b""
-    keys, ts = b.keys, b.ts
-    text_keys = keys is not None and type(keys[0]) is str
-    if b.raw is None and ts is None and (keys is None or text_keys):
-        framed = None
-        if keys is None and b.texts is None:
-            framed = _frame_ints(b.vals)
-        if framed is None:
-            if b.texts is None:
-                b.texts = json_texts(b.vals)
-            framed = _frame_texts(keys, b.texts)
-        if framed is not None:
-            return framed
-    if text_keys:
-        keys = utf8(keys)
-    vals = b.encoded()
-    if keys is not None and None not in keys:
-        flags = _FLAG_KEY
-    elif keys is None:
-        flags = 0
-    else:
-        flags = None
-    if flags is not None:
-        if ts is not None:
-            flags = flags | _FLAG_TS if None not in ts else None
-    if flags is not None:
-        return _frame_uniform(flags, keys, ts, vals)
-    out = bytearray()
-    for k, t, v in zip(keys or repeat(None), ts or repeat(None), vals):
-        f = (_FLAG_KEY if k is not None else 0) | (_FLAG_TS if t is not None else 0)
-        out.append(f)
-        if t is not None:
-            out += t if type(t) is bytes else _TS.pack(t)
-        if k is not None:
-            out += _LEN[len(k)]
-            out += k
-        out += _LEN[len(v)]
-        out += v
-    return bytes(out)
+    try:
+        return marshal.dumps((b.keys, b.ts, b.vals), 2)
+    except ValueError:
+        vals = _loads("[" + ",".join(json_texts(b.vals)) + "]")
+        return marshal.dumps((b.keys, b.ts, vals), 2)
 
 
 # --- Operators -----------------------------------------------------------------------------
@@ -581,7 +130,7 @@ class Map(Operator):
         self.f = f
 
     def process(self, b):
-        return Batch(b.keys, b.ts, None, list(map(self.f, b.values())))
+        return Batch(b.keys, b.ts, list(map(self.f, b.vals)))
 
 
 class FlatMap(Operator):
@@ -593,16 +142,16 @@ class FlatMap(Operator):
             if self.f is _words:
                 # The SDK's tokenizer splits a whole batch of lines at once.
                 try:
-                    return Batch(None, None, None, _words_of_lines(b.values()))
+                    return Batch(None, None, _words_of_lines(b.vals))
                 except TypeError:
                     pass  # not all strs: words() reports it below
-            return Batch(None, None, None, list(chain.from_iterable(map(self.f, b.values()))))
-        outs = map(self.f, b.values())
+            return Batch(None, None, list(chain.from_iterable(map(self.f, b.vals))))
+        outs = map(self.f, b.vals)
         outs = list(map(list, outs))
         counts = list(map(len, outs))
         keys = None if b.keys is None else list(chain.from_iterable(map(repeat, b.keys, counts)))
         ts = None if b.ts is None else list(chain.from_iterable(map(repeat, b.ts, counts)))
-        return Batch(keys, ts, None, list(chain.from_iterable(outs)))
+        return Batch(keys, ts, list(chain.from_iterable(outs)))
 
 
 class Filter(Operator):
@@ -610,13 +159,13 @@ class Filter(Operator):
         self.f = f
 
     def process(self, b):
-        keep = list(map(self.f, b.values()))
+        keep = list(map(self.f, b.vals))
         if all(keep):
             return b
 
         def pick(col):
             return None if col is None else list(compress(col, keep))
-        return Batch(pick(b.keys), pick(b.ts), pick(b.raw), pick(b.vals))
+        return Batch(pick(b.keys), pick(b.ts), pick(b.vals), pick(b.inputs))
 
 
 class KeyBy(Operator):
@@ -624,14 +173,8 @@ class KeyBy(Operator):
         self.f = f
 
     def process(self, b):
-        vals = b.values()
-        kobjs = list(map(self.f, vals))
-        keys = json_texts(kobjs)
-        # A key_by is the last operator of its chain (a hash edge follows), so its keys go
-        # straight to the framing: they stay texts. When the keys are the values themselves
-        # (``key_by(lambda w: w)``), so are the values' texts.
-        texts = keys if b.raw is None and all(map(is_, kobjs, vals)) else None
-        return Batch(keys, b.ts, b.raw, vals, texts)
+        # A key is JSON wherever it goes: the host hashes its bytes to a key group.
+        return Batch(json_texts(list(map(self.f, b.vals))), b.ts, b.vals, b.inputs)
 
 
 def _emitted(result, ctx):
@@ -673,7 +216,7 @@ class KeyedProcess(Operator):
         fs, ctxs, keyed = self.fs, self.ctxs, self.keyed
         keys = b.keys or repeat(None)
         out_k, out_t, out_v = [], [], []
-        for i, k, t, v in zip(_inputs(b), keys, b.times() or repeat(None), b.values()):
+        for i, k, t, v in zip(_inputs(b), keys, b.ts or repeat(None), b.vals):
             ctx = ctxs[i]
             if keyed[i]:
                 if k is None:
@@ -686,7 +229,7 @@ class KeyedProcess(Operator):
                 out_v += out
                 out_k += [k] * len(out)
                 out_t += [t] * len(out)
-        return Batch(out_k, out_t if b.ts is not None else None, None, out_v)
+        return Batch(out_k, out_t if b.ts is not None else None, out_v)
 
     def _on_timer(self, key, timer):
         ctx = self.ctx
@@ -696,7 +239,7 @@ class KeyedProcess(Operator):
         ctx.timestamp = t
         _emitted(self.timer_fn(ctx, timer), ctx)
         n = len(out)
-        return Batch([key] * n, None if t is None else [t] * n, None, out)
+        return Batch([key] * n, None if t is None else [t] * n, out)
 
 
 def _inputs(b):
@@ -712,7 +255,7 @@ class CoMap(Operator):
 
     def process(self, b):
         fs = self.fs
-        return Batch(b.keys, b.ts, None, [fs[i](v) for i, v in zip(_inputs(b), b.values())])
+        return Batch(b.keys, b.ts, [fs[i](v) for i, v in zip(_inputs(b), b.vals)])
 
 
 class CoFlatMap(Operator):
@@ -723,11 +266,11 @@ class CoFlatMap(Operator):
 
     def process(self, b):
         fs = self.fs
-        outs = [list(fs[i](v)) for i, v in zip(_inputs(b), b.values())]
+        outs = [list(fs[i](v)) for i, v in zip(_inputs(b), b.vals)]
         counts = list(map(len, outs))
         keys = None if b.keys is None else list(chain.from_iterable(map(repeat, b.keys, counts)))
         ts = None if b.ts is None else list(chain.from_iterable(map(repeat, b.ts, counts)))
-        return Batch(keys, ts, None, list(chain.from_iterable(outs)))
+        return Batch(keys, ts, list(chain.from_iterable(outs)))
 
 
 class CoProcess(Operator):
@@ -740,7 +283,7 @@ class CoProcess(Operator):
     def process(self, b):
         fs, ctxs = self.fs, self.ctxs
         out_k, out_t, out_v = [], [], []
-        for i, k, t, v in zip(_inputs(b), b.keys or repeat(None), b.times() or repeat(None), b.values()):
+        for i, k, t, v in zip(_inputs(b), b.keys or repeat(None), b.ts or repeat(None), b.vals):
             ctx = ctxs[i]
             ctx._out = out = []
             ctx.timestamp = t
@@ -750,7 +293,7 @@ class CoProcess(Operator):
                 out_k += [k] * len(out)
                 out_t += [t] * len(out)
         return Batch(out_k if b.keys is not None else None,
-                     out_t if b.ts is not None else None, None, out_v)
+                     out_t if b.ts is not None else None, out_v)
 
 
 class Process(CoProcess):
@@ -795,18 +338,15 @@ class Reduce(Operator):
     def process(self, b):
         f = self.f
         keys = _need_keys(b)
-        out, raw = [], []
+        out = []
         get, put = _ctx.host_value_get, _ctx.host_value_set
-        for k, v in zip(keys, b.values()):
+        for k, v in zip(keys, b.vals):
             _ctx.set_record_key(k)
             acc = get(self.STATE)
             nxt = v if acc is None else f(_loads(acc), v)
-            enc = encode_value(nxt)
-            put(self.STATE, enc)
+            put(self.STATE, encode_value(nxt))
             out.append(nxt)
-            raw.append(enc)
-        # The values leave encoded already: the state's bytes are the output's.
-        return Batch(keys, b.ts, raw, out)
+        return Batch(keys, b.ts, out)
 
 
 # --- Chains --------------------------------------------------------------------------------

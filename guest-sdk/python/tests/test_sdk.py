@@ -1,9 +1,10 @@
 """Native tests of the Python SDK (no component needed): argument parsing and word
-splitting as in Rust, the batch framing's fast and slow paths, and graph building.
+splitting as in Rust, batches as the host gives and takes them, and graph building.
 
     python3 -m unittest discover -s guest-sdk/python/tests
 """
 
+import marshal
 import os
 import random
 import sys
@@ -16,17 +17,20 @@ from eddy import ops  # noqa: E402
 from eddy.text import words, words_of_lines  # noqa: E402
 
 
-def frame(records):
-    """The framing of wit/README.md, written out plainly."""
-    out = b""
-    for k, t, v in records:
-        out += bytes([(1 if k is not None else 0) | (2 if t is not None else 0)])
-        if t is not None:
-            out += t.to_bytes(8, "little", signed=True)
-        if k is not None:
-            out += len(k).to_bytes(4, "little") + k
-        out += len(v).to_bytes(4, "little") + v
-    return out
+def host_batch(records):
+    """What the host gives a call for ``(key JSON bytes or None, time or None, value[,
+    second input])`` records: the marshal of ``(keys, timestamps, values, inputs)``."""
+    keys = [r[0] for r in records]
+    ts = [r[1] for r in records]
+    inputs = [int(len(r) > 3 and r[3]) for r in records]
+    return marshal.dumps((keys if any(k is not None for k in keys) else None,
+                          ts if any(t is not None for t in ts) else None,
+                          [r[2] for r in records], inputs if any(inputs) else None))
+
+
+def emitted(out):
+    """The ``(keys, timestamps, values)`` a call returned."""
+    return marshal.loads(out) if out else (None, None, [])
 
 
 class ArgsTest(unittest.TestCase):
@@ -71,56 +75,52 @@ class TextTest(unittest.TestCase):
         self.assertEqual(words_of_lines(lines), [w for line in lines for w in words(line)])
 
 
-class FramingTest(unittest.TestCase):
+class BatchTest(unittest.TestCase):
     def test_round_trips(self):
         rnd = random.Random(1)
-
-        def value():
-            c = rnd.random()
-            if c < 0.3:
-                return str(rnd.randint(-10**6, 10**20)).encode()
-            if c < 0.6:
-                n = rnd.choice([1, 5, 130, 300, 70000])
-                return ops.encode_value("".join(rnd.choice('ab\u00e9\u4e2d\n"\\x') for _ in range(n)))
-            return ops.encode_value([rnd.randint(0, 9), "x"])
-
-        for _ in range(300):
+        for _ in range(200):
             mode = rnd.choice(["none", "key", "ts", "both", "mixed"])
             records = []
-            for _ in range(rnd.choice([0, 1, 2, 5, 50])):
+            for _ in range(rnd.choice([1, 2, 5, 50])):
                 mixed = mode == "mixed"
                 k = ops.encode_value("k%d" % rnd.randint(0, 300)) \
                     if mode in ("key", "both") or (mixed and rnd.random() < .5) else None
                 t = rnd.randint(-2**63, 2**63 - 1) \
                     if mode in ("ts", "both") or (mixed and rnd.random() < .5) else None
-                records.append((k, t, value()))
-            data = frame(records)
-            b = ops.decode_batch(data)
-            self.assertEqual(ops.encode_batch(b), data)
-            self.assertEqual(ops.encode_batch(ops.Batch(b.keys, b.ts, None, b.values())), data)
+                records.append((k, t, rnd.choice([1, "é\n", [1, {"a": None}], 2.5, 10**30])))
+            b = ops.decode_batch(host_batch(records))
+            out = emitted(ops.encode_batch(b))
+            self.assertEqual(out, marshal.loads(host_batch(records))[:3])
+            # Version 2: no object references, which the host refuses.
+            self.assertEqual(ops.encode_batch(b), marshal.dumps(out, 2))
+        self.assertEqual(ops.encode_batch(ops.decode_batch(b"")), b"")
 
-    def test_rows_encoded_as_one_batch_are_each_rows_json(self):
-        rows = [
-            [{"a": 1, "s": 'x\x00"y', "f": 1.5}, {"a": -2, "s": "", "f": 0.1}],
-            [{"tags": ["p", "q"], "d": {"k": "v", "n": None}}, {"tags": [], "d": {}}],
-            [{"list": [1, 2]}, {"list": [3]}],
-            [{"list": [{"x": 1}, {"y": "\u00e9"}]}, {}],
-            [{1: True, "\x00": "\x00"}, {"2": False}],
-        ]
-        for vals in rows * 2:  # the second time, batches with lists are known
-            self.assertEqual(ops.json_texts(vals), [ops._dumps(v) for v in vals], vals)
-            self.assertEqual(ops.encode_values(vals),
-                             [ops._dumps(v).encode() for v in vals], vals)
-        for bad in ([{"a": float("nan")}, {"a": 1}], [{"a": {1, 2}}, {}]):
-            with self.assertRaisesRegex(eddy.EddyError, "cannot encode a"):
-                ops.encode_values(bad)
-        self.assertEqual(ops.encode_values([{"a": 1}, {"a": 2}]), [b'{"a":1}', b'{"a":2}'])
+    def test_values_marshal_cannot_write_go_through_json(self):
+        import collections
+        import enum
+        Point = collections.namedtuple("Point", "x y")
 
-    def test_event_times_pass_on_unread_and_reach_process_functions_as_ints(self):
+        class Color(enum.IntEnum):
+            RED = 1
+
+        vals = [Point(1, 2), collections.OrderedDict(a=Color.RED), {"p": Point(3, [4])}]
+        out = emitted(ops.encode_batch(ops.Batch(None, None, vals)))
+        self.assertEqual(out, (None, None, [[1, 2], {"a": 1}, {"p": [3, [4]]}]))
+
+        class Opaque:
+            pass
+        with self.assertRaisesRegex(eddy.EddyError, "cannot encode a Opaque as JSON"):
+            ops.encode_batch(ops.Batch(None, None, [1, Opaque()]))
+        loop = []
+        loop.append(loop)
+        with self.assertRaisesRegex(eddy.EddyError, "cannot encode a list as JSON: Circular reference"):
+            ops.encode_batch(ops.Batch(None, None, [1, loop]))
+
+    def test_event_times_reach_process_functions_as_ints(self):
         times = [5, -1, 2**40, -2**63]
-        data = frame([(None, t, b'{"a":1}') for t in times])
+        data = host_batch([(None, t, {"a": 1}) for t in times])
         mapped = ops.run_chain([ops.Map(lambda v: v["a"] + 1)], ops.decode_batch(data))
-        self.assertEqual(ops.encode_batch(mapped), frame([(None, t, b"2") for t in times]))
+        self.assertEqual(emitted(ops.encode_batch(mapped)), (None, times, [2] * 4))
         seen = []
 
         def f(ctx, v):
@@ -128,47 +128,14 @@ class FramingTest(unittest.TestCase):
             ctx.collect(v["a"])
         out = ops.run_chain([ops.Filter(lambda v: True), ops.Process(f)], ops.decode_batch(data))
         self.assertEqual(seen, times)
-        self.assertEqual(ops.encode_batch(out), frame([(None, t, b"1") for t in times]))
+        self.assertEqual(emitted(ops.encode_batch(out)), (None, times, [1] * 4))
 
-    def test_fast_unframing_agrees_with_the_general_loop(self):
-        # Header bytes equal to flags, NULs and lengths of 256 and past 64 KiB: the split at
-        # headers must give the loop's records, or leave the batch to it.
-        rnd = random.Random(2)
-        stamps = [0, -1, 2**63 - 1, -2**63, 0x0202020202020202, 0x0300000003000000]
-        for _ in range(500):
-            flags = rnd.choice([0, 1, 2, 3])
-            records = []
-            for _ in range(rnd.randint(1, 20)):
-                k = ops.encode_value("k" * rnd.choice([1, 2, 255, 256, 258])) if flags & 1 else None
-                t = rnd.choice(stamps + [rnd.getrandbits(63)]) if flags & 2 else None
-                v = rnd.choice([b"1", b'"x"', ops.encode_value("a" * rnd.choice([0, 253, 254, 70000])),
-                                b'{"a":[1,{"b":"\\u0002"}]}'])
-                records.append((k, t, v))
-            data = frame(records)
-            fast, slow = ops.decode_batch(data), ops._decode_slow(data)
-            self.assertEqual((fast.keys, fast.times(), fast.raw), (slow.keys, slow.ts, slow.raw))
-
-    def test_a_value_that_holds_itself_is_named(self):
-        loop = []
-        loop.append(loop)
-        with self.assertRaisesRegex(eddy.EddyError, "cannot encode a list as JSON: Circular reference"):
-            ops.encode_batch(ops.Batch(None, None, None, [1, loop]))
-
-    def test_value_encodings_match_serde(self):
-        for vals in ([1, 22, 333], [10, 11], [-5, -50], [True, 1], [1.5, 2], ["a", "é\n\"x"],
-                     [["w", 1], {"word": "naïve", "length": 5}, None], [10**30]):
-            want = frame([(None, None, ops.encode_value(v)) for v in vals])
-            self.assertEqual(ops.encode_batch(ops.Batch(None, None, None, list(vals))), want)
+    def test_keys_are_json(self):
+        out = ops.run_chain([ops.KeyBy(lambda v: v)], ops.decode_batch(host_batch(
+            [(None, None, v) for v in (1, "é", [1, "x"], None)])))
+        self.assertEqual(emitted(ops.encode_batch(out))[0], ["1", '"é"', '[1,"x"]', "null"])
         self.assertEqual(ops.encode_value(["w", 1]), b'["w",1]')
         self.assertEqual(ops.encode_value({"word": "é", "length": 1}), '{"word":"é","length":1}'.encode())
-
-    def test_malformed(self):
-        for bad, msg in [(b"\x05\x00\x00\x00\x00", "unknown flag bits 0x05"),
-                         (b"\x10\x00\x00\x00\x00", "unknown flag bits 0x10"),
-                         (b"\x00\x05\x00\x00\x00ab", "ends inside its value"),
-                         (b"\x01\x01", "ends inside its key")]:
-            with self.assertRaisesRegex(eddy.EddyError, msg):
-                ops.decode_batch(bad)
 
 
 class GraphTest(unittest.TestCase):
@@ -223,12 +190,12 @@ class GraphTest(unittest.TestCase):
         host = Host()
         saved, ctx_mod._host = ctx_mod._host, host
         try:
-            ops.run_batch(g.registry, frame([(None, None, b"1"), (None, None, b"2")]))
+            ops.run_batch(g.registry, host_batch([(None, None, 1), (None, None, 2)]))
             self.assertEqual(host.calls, [], "nothing until the call ends")
             ctx_mod.flush_counters()
             self.assertEqual(host.calls, [("records", 2), ("total", 3)])
             with self.assertRaisesRegex(eddy.EddyError, "counter 'total': delta -1 is negative"):
-                ops.run_batch(g.registry, frame([(None, None, b"-1")]))
+                ops.run_batch(g.registry, host_batch([(None, None, -1)]))
             ctx_mod.flush_counters()
             self.assertEqual(host.calls[2:], [("records", 1)], "what was counted before the failure")
         finally:
@@ -240,8 +207,8 @@ class GraphTest(unittest.TestCase):
         (env.generate(0, lambda i: i * 2).flat_map(lambda x: [x, x + 1])
             .filter(lambda x: x % 2 == 1).key_by(lambda x: f"k{x}").sum())
         g = env._finish()
-        out = ops.run_batch(g.registry, frame([(None, 5, b"3")]))
-        self.assertEqual(out, frame([(b'"k7"', 5, b"7")]))
+        out = ops.run_batch(g.registry, host_batch([(None, 5, 3)]))
+        self.assertEqual(emitted(out), (['"k7"'], [5], [7]))
 
     def test_kafka_source_and_sink(self):
         env = eddy.Env("k")
@@ -277,11 +244,9 @@ class GraphTest(unittest.TestCase):
         g = env._finish()
         co = next(v.id for v in g.vertices if v.name == "CoMap")
         self.assertEqual([(e.source, e.input) for e in g.edges if e.target == co], [(0, 0), (1, 1)])
-        # The host marks the second input's records with flag bit 3.
-        second = bytearray(frame([(None, None, b'"a"')]))
-        second[0] |= 8
-        out = ops.run_batch(g.registry, frame([(None, None, b"2")]) + bytes(second))
-        self.assertEqual(out, frame([(None, None, b"20"), (None, None, b'"A"')]))
+        # The host says which records came by the second input.
+        out = ops.run_batch(g.registry, host_batch([(None, None, 2), (None, None, "a", 1)]))
+        self.assertEqual(emitted(out), (None, None, [20, "A"]))
 
     def test_keyed_connect_and_nexmark(self):
         env = eddy.Env("kco")
@@ -338,15 +303,10 @@ class GraphTest(unittest.TestCase):
                          [("forward", 0), ("broadcast", 1)])
         saved, ctx_mod._host = ctx_mod._host, Host()
         try:
-            def second(v):
-                r = bytearray(frame([(None, None, v)]))
-                r[0] |= 8
-                return bytes(r)
-            data = second(b'["a",7]') + frame([(None, None, b'"a"'), (None, None, b'"b"')]) + second(b'["a",0]')
-            data += frame([(None, None, b'"a"')])
+            data = host_batch([(None, None, ["a", 7], 1), (None, None, "a"), (None, None, "b"),
+                               (None, None, ["a", 0], 1), (None, None, "a")])
             out = ops.run_batch(g.registry, data)
-            self.assertEqual(out, frame([(None, None, b'["a",7]'), (None, None, b'["b","none"]'),
-                                         (None, None, b'["a","none"]')]))
+            self.assertEqual(emitted(out), (None, None, [["a", 7], ["b", "none"], ["a", "none"]]))
         finally:
             ctx_mod._host = saved
         env = eddy.Env("kbc")

@@ -91,7 +91,7 @@ fn push_lines(batch: &mut Vec<u8>, line: &[u8], codec: ValueCodec) -> u64 {
 /// In MessagePack it needs no escaping, and the Rust SDK reads it without unescaping.
 fn write_text(out: &mut Vec<u8>, text: &[u8], codec: ValueCodec) {
     match codec {
-        ValueCodec::Json => json::write_string(out, text),
+        ValueCodec::Json | ValueCodec::PythonMarshal => json::write_string(out, text),
         ValueCodec::Msgpack => {
             msgpack::write::begin(out);
             // Checked first as it almost always is, UTF-8: `from_utf8` runs through ASCII
@@ -138,7 +138,7 @@ fn push_json_line(batch: &mut Vec<u8>, line: &[u8], codec: ValueCodec, transcode
     };
     let not_utf8 = |e: std::str::Utf8Error| format!("a line is not UTF-8 text (invalid byte at {} of it)", e.valid_up_to());
     match codec {
-        ValueCodec::Json => {
+        ValueCodec::Json | ValueCodec::PythonMarshal => {
             std::str::from_utf8(line).map_err(not_utf8)?;
             framing::push(batch, None, line, timestamp);
         }

@@ -16,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
+use crate::marshal;
 
 pub use component_file::{read_component, ReadError, MAX_COMPONENT_FILE};
 pub use host_api::{HostState, KeyScope};
@@ -40,6 +41,17 @@ pub use bindings::eddy::stream::types::{
     Partitioning, Sequence, SlidingWindow, SocketSource, SubtaskInfo, TimeDomain, TimestampSpec, ValueCodec, Vertex, VertexKind, WindowAssigner,
     WindowFunction, WindowSpec,
 };
+
+impl ValueCodec {
+    /// What the values of a component of this codec are: a `python-marshal` one's are JSON
+    /// (only its batches cross the boundary as marshal, converted by its [`Instance`]).
+    pub fn of_values(self) -> ValueCodec {
+        match self {
+            ValueCodec::PythonMarshal => ValueCodec::Json,
+            codec => codec,
+        }
+    }
+}
 
 /// The world every job component must implement.
 pub const WORLD: &str = "eddy:stream/job@0.1.0";
@@ -92,6 +104,12 @@ pub enum GuestError {
     /// The guest returned an error.
     #[error("{0}")]
     Returned(String),
+    /// A CPython component returned a batch that is not one of JSON values.
+    #[error("{0}")]
+    Output(#[from] marshal::FromMarshalError),
+    /// A batch could not be made into marshal for a CPython component.
+    #[error("could not be given its input: {0}")]
+    Input(#[from] marshal::ToMarshalError),
     /// A growth of linear memory past the sandbox's cap.
     #[error("exceeded its memory limit of {0} MiB")]
     MemoryLimit(u64),
@@ -311,7 +329,7 @@ impl Module {
         figures::bump(&figures::FIGURES.instances);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_callback(|ctx| Ok(ctx.data().on_epoch()));
-        let mut instance = Instance { store, job: None, call_timeout, memory_limit };
+        let mut instance = Instance { store, job: None, call_timeout, memory_limit, marshal: false };
         let job = instance.guard(|store, pre: &bindings::JobPre<StoreState>| pre.instantiate(store).map(Ok), &self.inner.pre)?;
         instance.job = Some(job);
         Ok(instance)
@@ -341,6 +359,9 @@ pub struct Instance {
     job: Option<bindings::Job>,
     call_timeout: Duration,
     memory_limit: u64,
+    /// Whether batches cross as marshal (a `python-marshal` component), converted here both
+    /// ways so that everything outside sees framed JSON.
+    marshal: bool,
 }
 
 impl Drop for Instance {
@@ -413,21 +434,43 @@ impl Instance {
         self.call(|job, s| job.eddy_stream_operator().call_open(s, entry, args, operators, subtask))
     }
 
+    /// Batches of the operator calls cross as the component's graph says (`codec`): as
+    /// marshal for a `python-marshal` one. Framed JSON both ways for every caller.
+    pub fn set_codec(&mut self, codec: ValueCodec) {
+        self.marshal = codec == ValueCodec::PythonMarshal;
+    }
+
     /// `operator.process`: one batch in, the emitted batch out.
     #[allow(clippy::ptr_arg)] // the bindings take the list as `&Vec<u8>`
     pub fn process(&mut self, batch: &Vec<u8>) -> Result<Vec<u8>, GuestError> {
-        self.call(|job, s| job.eddy_stream_operator().call_process(s, batch))
+        if !self.marshal {
+            return self.call(|job, s| job.eddy_stream_operator().call_process(s, batch));
+        }
+        let mut input = Vec::with_capacity(batch.len());
+        marshal::batch_to_marshal(batch, &mut input)?;
+        let output = self.call(|job, s| job.eddy_stream_operator().call_process(s, &input));
+        self.output(output)
+    }
+
+    /// What a call returned, as framed JSON.
+    fn output(&self, returned: Result<Vec<u8>, GuestError>) -> Result<Vec<u8>, GuestError> {
+        match self.marshal {
+            true => Ok(marshal::batch_from_marshal(&returned?)?),
+            false => returned,
+        }
     }
 
     /// `operator.on-watermark`.
     pub fn on_watermark(&mut self, watermark: i64) -> Result<Vec<u8>, GuestError> {
-        self.call(|job, s| job.eddy_stream_operator().call_on_watermark(s, watermark))
+        let output = self.call(|job, s| job.eddy_stream_operator().call_on_watermark(s, watermark));
+        self.output(output)
     }
 
     /// `operator.on-timer`, with `key` as the current key of state calls.
     pub fn on_timer(&mut self, key: Vec<u8>, timestamp: i64, domain: crate::state::Domain) -> Result<Vec<u8>, GuestError> {
         self.store.data_mut().host.set_key(key.clone());
-        self.call(|job, s| job.eddy_stream_operator().call_on_timer(s, &key, timestamp, domain.into()))
+        let output = self.call(|job, s| job.eddy_stream_operator().call_on_timer(s, &key, timestamp, domain.into()));
+        self.output(output)
     }
 
     /// The host side of the instance: keyed state, timers, clock.
@@ -447,7 +490,8 @@ impl Instance {
 
     /// `operator.close`.
     pub fn close(&mut self) -> Result<Vec<u8>, GuestError> {
-        self.call(|job, s| job.eddy_stream_operator().call_close(s))
+        let output = self.call(|job, s| job.eddy_stream_operator().call_close(s));
+        self.output(output)
     }
 
     /// The counters the guest added to.

@@ -333,7 +333,7 @@ impl ChainBuilder<'_> {
         let owner = fused.iter().copied().find(|&v| vertices[v].keyed).unwrap_or(fused[0]);
         let op = WasmOperator::open(ctx, fused, self.subtask)?;
         let program = ctx.plan.program_of[fused[0]].expect("the plan gives every Wasm vertex a program");
-        let json_input = (ctx.plan.programs[program].codec == ValueCodec::Json).then(|| op.name.clone());
+        let json_input = (ctx.plan.programs[program].codec.of_values() == ValueCodec::Json).then(|| op.name.clone());
         fused.clear();
         self.add(vertex_uid(&vertices[owner]), Box::new(op), json_input)
     }
@@ -457,6 +457,7 @@ impl WasmOperator {
         }
         let task = plan.chains.iter().position(|c| c.vertices.contains(&vertices[0])).unwrap_or_default();
         op.instance.host().set_origin(task, subtask.index);
+        op.instance.set_codec(program.codec);
         op.instance.open(&program.entry, &program.args, &indices, subtask).map_err(|e| fail(&op.name, subtask, e))?;
         Ok(op)
     }

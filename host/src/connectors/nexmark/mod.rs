@@ -154,7 +154,7 @@ impl Source for NexmarkReader {
 fn push_event(batch: &mut Vec<u8>, generator: &mut Generator, n: u64, dates: &mut DateCache, codec: ValueCodec) {
     let time = generator.timestamp(n);
     framing::push_with(batch, None, Some(time as i64), |out| match codec {
-        ValueCodec::Json => generator.write(n, time, &mut Json(out), dates),
+        ValueCodec::Json | ValueCodec::PythonMarshal => generator.write(n, time, &mut Json(out), dates),
         ValueCodec::Msgpack => {
             msgpack::write::begin(out);
             generator.write(n, time, &mut Msgpack(out), dates)
