@@ -1,6 +1,6 @@
 //! Fuzzing inside the test suite: what the host reads from peers and disks
 //! (cluster messages, data-stream frames, snapshot files, packed batches and
-//! the JSON inside them) gets mutations of the corpus in `tests/fuzz/<target>/`
+//! the JSON inside them, the batches of Python components) gets mutations of the corpus in `tests/fuzz/<target>/`
 //! for a bounded time (`EDDY_FUZZ_SECONDS` per target, 3 by default). A
 //! decoder may refuse an input, never panic (nor abort on an allocation of a
 //! claimed length). An input that made one panic is written under
@@ -169,6 +169,18 @@ fn packed_batches_and_their_json() {
     });
 }
 
+/// What a Python component returns (a marshal tuple the host turns into framed JSON), and
+/// the framed JSON the host turns into marshal for it.
+#[test]
+fn python_batches() {
+    fuzz("marshal", |bytes| {
+        if let Ok(framed) = eddy::marshal::batch_from_marshal(bytes) {
+            let _ = eddy::marshal::batch_to_marshal(&framed, &mut Vec::new());
+        }
+        let _ = eddy::marshal::batch_to_marshal(bytes, &mut Vec::new());
+    });
+}
+
 #[test]
 fn cluster_messages() {
     fuzz("message", |bytes| {
@@ -221,6 +233,10 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     eddy::framing::push(&mut batch, None, b"-12.5e3", None);
     eddy::framing::push(&mut batch, None, b"\"caf\\u00e9\"", Some(-1));
     seeds.push(("framing", "seed-0".into(), batch.clone()));
+    // `marshal.dumps((['"k"', b'7', None], [5, None, 2**40], [{'a': [1, 2.5, 'é', None, True,
+    // 2**70, -3]}, (1,), 'x' * 300]), 2)`, as a Python operator returns a batch.
+    let python = "28030000005b030000007503000000226b227301000000374e5b0300000069050000004e6c030000000000000000045b030000007b7501000000615b0700000069010000006700000000000004407502000000c3a94e546c050000000000000000000000000469fdffffff3028010000006901000000752c010000";
+    seeds.push(("marshal", "seed-0".into(), [hex::decode(python).unwrap(), vec![b'x'; 300]].concat()));
     use eddy::task::Event;
     let mut frames = Vec::new();
     for e in [Event::Data(batch), Event::Watermark(7), Event::Barrier(eddy::checkpoint::Barrier { id: 3, stop: false }), Event::Idle, Event::End] {

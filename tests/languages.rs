@@ -188,6 +188,15 @@ fn errors_in_python_and_javascript_operators_are_one_line() {
         error_line(&err),
         "error: job failed: operator 'Map -> picky' (subtask 1/1) picky: Error: five is not allowed (features.js:73)"
     );
+    // A Python operator's batch crosses as marshal, which holds what JSON cannot: the host
+    // refuses it by name, and nothing of the batch reaches the sink.
+    for (value, message) in [("set", "cannot encode a set as JSON"), ("nan", "cannot encode a float as JSON: out of range float value nan")] {
+        let out = run(&["run", "-c", "not-json", component("features-py").to_str().unwrap(), "--value", value]);
+        assert!(!out.status.success(), "{value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(error_line(&err), format!("error: job failed: operator 'Map -> tags' (subtask 1/1) {message}"));
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("tags"), "{value}: nothing printed");
+    }
 }
 
 /// A Python operator frees what it hands the host: 96 MiB of records written to keyed

@@ -106,3 +106,12 @@ def count_entry(env, args):
     """``--n N`` numbers (default 100 000) through an operator that counts them and adds
     them up in two counters, which the job's summary shows."""
     env.generate(args.parse_or("n", 100_000), lambda i: i).map(count).name("count").discard()
+
+
+@eddy.entry("not-json")
+def not_json(env, args):
+    """Values that are not JSON: a ``set`` (``--value set``) or NaN (``--value nan``) from
+    the fourth record of ``generate(5)``, which the host refuses by name."""
+    bad = {"set": lambda: {"tags": {1, 2}}, "nan": lambda: {"x": float("nan")}}[args.get_or("value", "set")]
+    (env.generate(5, lambda i: i).map(lambda i: bad() if i == 3 else {"tags": [i]}).name("tags")
+     .print())

@@ -66,6 +66,63 @@ pub(crate) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
     words.remainder().iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|i| at + i)
 }
 
+/// What a backslash escape of a JSON string stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Escape {
+    /// A character (a `\u` surrogate pair is one), and where the escape ends.
+    Char(char, usize),
+    /// A `\u` escape of half a surrogate pair without its other half: its code unit,
+    /// and where the escape ends.
+    LoneSurrogate(u16, usize),
+}
+
+/// The escape at `at` (its backslash) in `bytes`; None if it is not one JSON has.
+pub(crate) fn read_escape(bytes: &[u8], at: usize) -> Option<Escape> {
+    let c = match bytes.get(at + 1)? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => {
+            let hex4 = |at: usize| {
+                let digits = bytes.get(at + 2..at + 6)?;
+                digits.iter().try_fold(0u16, |n, &d| Some(n << 4 | (d as char).to_digit(16)? as u16))
+            };
+            let first = hex4(at)?;
+            if (0xd800..0xdc00).contains(&first) && bytes.get(at + 6..at + 8) == Some(b"\\u") {
+                let low = hex4(at + 6)?;
+                if (0xdc00..0xe000).contains(&low) {
+                    let code = 0x1_0000 + ((u32::from(first) - 0xd800) << 10) + (u32::from(low) - 0xdc00);
+                    return Some(Escape::Char(char::from_u32(code).expect("a surrogate pair's code point"), at + 12));
+                }
+            }
+            return Some(match char::from_u32(first.into()) {
+                Some(c) => Escape::Char(c, at + 6),
+                None => Escape::LoneSurrogate(first, at + 6),
+            });
+        }
+        _ => return None,
+    };
+    Some(Escape::Char(c, at + 2))
+}
+
+/// Writes a JSON array of `len` elements, each written by `element`.
+pub(crate) fn write_array<E>(out: &mut Vec<u8>, len: usize, mut element: impl FnMut(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
+    out.push(b'[');
+    for i in 0..len {
+        if i > 0 {
+            out.push(b',');
+        }
+        element(out)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
 /// Writes a value as a sink shows it: a JSON string as its raw text, any
 /// other value as its JSON.
 pub fn write_as_text(out: &mut Vec<u8>, value: &[u8]) {

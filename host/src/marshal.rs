@@ -19,7 +19,7 @@ use std::io::Write;
 use thiserror::Error;
 
 use crate::framing::{self, FramingError};
-use crate::json::{next_escape, write_str};
+use crate::json::{next_escape, read_escape, write_array, write_str, Escape};
 use crate::keys::KeyMap;
 use crate::msgpack::{self, MsgpackError};
 
@@ -53,6 +53,10 @@ const MAX_NESTING: usize = 500;
 const MAX_INT_DIGITS: usize = 4300;
 /// 15-bit digits of a `long` of [`MAX_INT_DIGITS`] decimal digits, and a little more.
 const MAX_LONG_DIGITS: usize = 1000;
+/// Most bytes of framed JSON one call's output may become. A component's output is at most
+/// 128 MiB (more traps), but its JSON can be nine times its marshal (`None` is one byte,
+/// a record of `null` nine): bounded, so that no guest makes the host allocate gigabytes.
+pub const MAX_OUTPUT_BYTES: usize = 256 << 20;
 /// Distinct object keys of one batch given a reference; later ones are written in full.
 const MAX_KEY_REFS: usize = 4096;
 
@@ -132,6 +136,9 @@ pub enum FromMarshalError {
     /// Containers nested deeper than [`MAX_NESTING`].
     #[error("output nests deeper than {MAX_NESTING}")]
     TooDeep,
+    /// More JSON than [`MAX_OUTPUT_BYTES`].
+    #[error("output is more than {} MiB as JSON", MAX_OUTPUT_BYTES >> 20)]
+    TooLarge,
     /// Bytes after the tuple.
     #[error("output has trailing bytes at byte {0}")]
     Trailing(usize),
@@ -465,45 +472,15 @@ impl<'a> JsonParser<'a> {
     /// escape of a lone surrogate becomes its three bytes, as CPython keeps it in a str
     /// (marshal writes strs with `surrogatepass`).
     fn escape(&self, at: usize, text: &mut Vec<u8>) -> Result<usize, usize> {
-        let byte = match self.bytes.get(at + 1) {
-            Some(b'"') => b'"',
-            Some(b'\\') => b'\\',
-            Some(b'/') => b'/',
-            Some(b'b') => 0x08,
-            Some(b'f') => 0x0c,
-            Some(b'n') => b'\n',
-            Some(b'r') => b'\r',
-            Some(b't') => b'\t',
-            Some(b'u') => {
-                let high = self.hex4(at + 2)?;
-                let mut end = at + 6;
-                let mut code = u32::from(high);
-                if (0xd800..0xdc00).contains(&high) && self.bytes[end..].starts_with(b"\\u") {
-                    let low = self.hex4(end + 2)?;
-                    if (0xdc00..0xe000).contains(&low) {
-                        code = 0x10000 + ((code - 0xd800) << 10) + (u32::from(low) - 0xdc00);
-                        end += 6;
-                    }
-                }
-                match char::from_u32(code) {
-                    Some(c) => text.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
-                    // A lone surrogate, encoded as UTF-8 would if it could.
-                    None => text.extend_from_slice(&[0xe0 | (code >> 12) as u8, 0x80 | (code >> 6 & 0x3f) as u8, 0x80 | (code & 0x3f) as u8]),
-                }
-                return Ok(end);
+        match read_escape(self.bytes, at).ok_or(at)? {
+            Escape::Char(c, end) => {
+                text.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                Ok(end)
             }
-            _ => return Err(at),
-        };
-        text.push(byte);
-        Ok(at + 2)
-    }
-
-    fn hex4(&self, at: usize) -> Result<u16, usize> {
-        let digits = self.bytes.get(at..at + 4).ok_or(at)?;
-        let text = std::str::from_utf8(digits).map_err(|_| at)?;
-        match text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            true => u16::from_str_radix(text, 16).map_err(|_| at),
-            false => Err(at),
+            Escape::LoneSurrogate(code, end) => {
+                text.extend_from_slice(&[0xe0 | (code >> 12) as u8, 0x80 | (code >> 6 & 0x3f) as u8, 0x80 | (code & 0x3f) as u8]);
+                Ok(end)
+            }
         }
     }
 
@@ -613,6 +590,9 @@ pub fn batch_from_marshal(bytes: &[u8]) -> Result<Vec<u8>, FromMarshalError> {
         let key = keys.as_ref().and_then(|k| k[i]);
         let time = times.as_ref().and_then(|t| t[i]);
         framing::try_push_with(&mut out, key, time, |buf| r.value(buf, 0))?;
+        if out.len() > MAX_OUTPUT_BYTES {
+            return Err(FromMarshalError::TooLarge);
+        }
     }
     if r.pos != bytes.len() {
         return Err(FromMarshalError::Trailing(r.pos));
@@ -737,6 +717,11 @@ impl<'a> Reader<'a> {
 
     /// One value, written as its JSON.
     fn value(&mut self, out: &mut Vec<u8>, depth: usize) -> Read {
+        // Checked before every value, so that an array of many small ones stops at the
+        // bound too; a str may grow six times as it is escaped (`\u0000`).
+        if out.len() > MAX_OUTPUT_BYTES {
+            return Err(FromMarshalError::TooLarge);
+        }
         let at = self.pos;
         let code = self.byte()?;
         match code {
@@ -754,14 +739,7 @@ impl<'a> Reader<'a> {
                 if depth >= MAX_NESTING {
                     return Err(FromMarshalError::TooDeep);
                 }
-                out.push(b'[');
-                for i in 0..n {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    self.value(out, depth + 1)?;
-                }
-                out.push(b']');
+                write_array(out, n as usize, |out| self.value(out, depth + 1))?;
             }
             DICT => {
                 if depth >= MAX_NESTING {
@@ -785,6 +763,7 @@ impl<'a> Reader<'a> {
                 out.push(b'}');
             }
             code => match self.string(code, at)? {
+                Some(text) if out.len() + 6 * text.len() > MAX_OUTPUT_BYTES => return Err(FromMarshalError::TooLarge),
                 Some(text) => write_str(out, std::str::from_utf8(text).expect("checked UTF-8")),
                 None => return Err(not_json(code, at)),
             },
@@ -1110,6 +1089,11 @@ print('ok', len(vals))
             batch_from_marshal(b"(\x03\x00\x00\x00N[\x01\x00\x00\x00l\x05\x00\x00\x00\xff\x7f\xff\x7f\xff\x7f\xff\x7f\xff\x7f[\x01\x00\x00\x00N").unwrap_err(),
             FromMarshalError::Timestamp(11)
         );
+        // Nine bytes of JSON for each byte of output, up to a bound.
+        let nones = 56 << 20;
+        let big: Vec<u8> = [b"(\x03\x00\x00\x00NN[".as_slice(), &(nones as u32).to_le_bytes()].into_iter().flatten().copied().chain(std::iter::repeat_n(NONE, nones)).collect();
+        assert!(matches!(batch_from_marshal(&big), Err(FromMarshalError::TooLarge)));
+        assert!(matches!(to_json(&big[7..]), Err(FromMarshalError::TooLarge)), "in one value");
         let deep: Vec<u8> = std::iter::repeat_n(*b"[\x01\x00\x00\x00", 600).flatten().chain([NONE]).collect();
         assert_eq!(to_json(&deep).unwrap_err(), FromMarshalError::TooDeep);
         let long: Vec<u8> = [LONG].into_iter().chain(5000i32.to_le_bytes()).chain([0x01; 10_000]).collect();

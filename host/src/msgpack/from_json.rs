@@ -12,7 +12,7 @@
 use thiserror::Error;
 
 use super::write;
-use crate::json::next_escape;
+use crate::json::{next_escape, read_escape, Escape};
 
 /// Containers nested deeper than this are refused, as serde_json refuses them (it takes
 /// 127 and no more): the parser recurses.
@@ -305,49 +305,14 @@ impl Parser<'_> {
 
     /// The escape at `at` (its backslash), unescaped onto `text`; returns where it ends.
     fn escape(&self, at: usize, text: &mut Vec<u8>) -> Result<usize> {
-        let byte = match self.bytes.get(at + 1) {
-            Some(b'"') => b'"',
-            Some(b'\\') => b'\\',
-            Some(b'/') => b'/',
-            Some(b'b') => 0x08,
-            Some(b'f') => 0x0c,
-            Some(b'n') => b'\n',
-            Some(b'r') => b'\r',
-            Some(b't') => b'\t',
-            Some(b'u') => {
-                let (c, end) = self.unicode(at)?;
+        match read_escape(self.bytes, at) {
+            Some(Escape::Char(c, end)) => {
                 text.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-                return Ok(end);
+                Ok(end)
             }
-            _ => return Err(FromJsonError::Escape(at)),
-        };
-        text.push(byte);
-        Ok(at + 2)
-    }
-
-    /// The character of the `\u` escape at `at`, and where it ends: a surrogate pair is two
-    /// escapes.
-    fn unicode(&self, at: usize) -> Result<(char, usize)> {
-        let first = self.hex4(at)?;
-        let code = match first {
-            0xd800..=0xdbff => match self.bytes.get(at + 6..at + 8) {
-                Some(b"\\u") => match self.hex4(at + 6)? {
-                    low @ 0xdc00..=0xdfff => 0x1_0000 + ((first - 0xd800) << 10) + (low - 0xdc00),
-                    _ => return Err(FromJsonError::LoneSurrogate(at)),
-                },
-                _ => return Err(FromJsonError::LoneSurrogate(at)),
-            },
-            0xdc00..=0xdfff => return Err(FromJsonError::LoneSurrogate(at)),
-            code => code,
-        };
-        let end = if code > 0xffff { at + 12 } else { at + 6 };
-        Ok((char::from_u32(code).expect("not a surrogate"), end))
-    }
-
-    /// The four hex digits of the `\u` escape at `at`.
-    fn hex4(&self, at: usize) -> Result<u32> {
-        let digits = self.bytes.get(at + 2..at + 6).ok_or(FromJsonError::Escape(at))?;
-        digits.iter().try_fold(0u32, |n, &d| Ok(n << 4 | (d as char).to_digit(16).ok_or(FromJsonError::Escape(at))?))
+            Some(Escape::LoneSurrogate(..)) => Err(FromJsonError::LoneSurrogate(at)),
+            None => Err(FromJsonError::Escape(at)),
+        }
     }
 
     fn number(&mut self, out: &mut Vec<u8>) -> Result {

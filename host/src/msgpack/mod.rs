@@ -181,15 +181,7 @@ impl<'a> Reader<'a> {
     }
 
     fn seq(&mut self, out: &mut Vec<u8>, len: usize, depth: usize) -> Result<(), MsgpackError> {
-        out.push(b'[');
-        for i in 0..len {
-            if i > 0 {
-                out.push(b',');
-            }
-            self.object(out, depth + 1)?;
-        }
-        out.push(b']');
-        Ok(())
+        crate::json::write_array(out, len, |out| self.object(out, depth + 1))
     }
 
     fn map(&mut self, out: &mut Vec<u8>, len: usize, depth: usize) -> Result<(), MsgpackError> {
