@@ -57,6 +57,10 @@ const MAX_LONG_DIGITS: usize = 1000;
 /// 128 MiB (more traps), but its JSON can be nine times its marshal (`None` is one byte,
 /// a record of `null` nine): bounded, so that no guest makes the host allocate gigabytes.
 pub const MAX_OUTPUT_BYTES: usize = 256 << 20;
+/// Work on ints too large for 128 bits one batch may take, in steps over their 15-bit
+/// digits: converting one between decimal and binary costs the square of its length
+/// (about a million steps at 4300 digits), and it happens outside the call's deadline.
+const MAX_BIG_INT_WORK: u64 = 1 << 27;
 /// Distinct object keys of one batch given a reference; later ones are written in full.
 const MAX_KEY_REFS: usize = 4096;
 
@@ -75,14 +79,33 @@ pub enum ToMarshalError {
         /// What is wrong with it.
         source: MsgpackError,
     },
-    /// A value that is not JSON.
-    #[error("record {record}: value is not JSON at byte {at}")]
+    /// A value Python's `json.loads` would not read.
+    #[error("record {record}: value {why} at byte {at}")]
     NotJson {
         /// Its place in the batch, from 0.
         record: usize,
+        /// What is wrong with it.
+        why: JsonError,
         /// Where it went wrong.
         at: usize,
     },
+}
+
+/// Why a value's text is refused, before the byte where it went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum JsonError {
+    /// Not JSON.
+    #[error("is not JSON")]
+    Syntax,
+    /// Containers nested deeper than [`MAX_NESTING`].
+    #[error("nests deeper than {MAX_NESTING}")]
+    TooDeep,
+    /// An int of more than [`MAX_INT_DIGITS`] digits, which Python does not read either.
+    #[error("holds an int of more than {MAX_INT_DIGITS} digits")]
+    TooLong,
+    /// The batch's large ints took more than [`MAX_BIG_INT_WORK`].
+    #[error("is one large int too many for a batch")]
+    TooMuchWork,
 }
 
 /// Why what a component returned is not a batch of JSON values.
@@ -136,6 +159,9 @@ pub enum FromMarshalError {
     /// Containers nested deeper than [`MAX_NESTING`].
     #[error("output nests deeper than {MAX_NESTING}")]
     TooDeep,
+    /// The output's large ints took more than [`MAX_BIG_INT_WORK`].
+    #[error("output holds more large ints than one call may convert")]
+    TooMuchWork,
     /// More JSON than [`MAX_OUTPUT_BYTES`].
     #[error("output is more than {} MiB as JSON", MAX_OUTPUT_BYTES >> 20)]
     TooLarge,
@@ -195,7 +221,7 @@ pub fn batch_to_marshal(framed: &[u8], out: &mut Vec<u8>) -> Result<(), ToMarsha
             value = &json;
         }
         let mut parser = JsonParser { bytes: value, pos: 0, writer: &mut writer };
-        parser.document(out).map_err(|at| ToMarshalError::NotJson { record, at })?;
+        parser.document(out).map_err(|(why, at)| ToMarshalError::NotJson { record, why, at })?;
     }
     if second {
         list_header(out, n);
@@ -243,13 +269,16 @@ fn int(out: &mut Vec<u8>, n: i128) {
         out.extend_from_slice(&small.to_le_bytes());
         return;
     }
-    let mut magnitude = n.unsigned_abs();
-    let mut digits = Vec::with_capacity(9);
+    // A `long` of 15-bit digits, least significant first, its size written once counted.
+    let at = out.len();
+    out.extend_from_slice(&[LONG, 0, 0, 0, 0]);
+    let (mut magnitude, mut len) = (n.unsigned_abs(), 0i32);
     while magnitude > 0 {
-        digits.push((magnitude & 0x7fff) as u16);
+        out.extend_from_slice(&((magnitude & 0x7fff) as u16).to_le_bytes());
         magnitude >>= 15;
+        len += 1;
     }
-    long(out, n < 0, &digits);
+    out[at + 1..at + 5].copy_from_slice(&if n < 0 { -len } else { len }.to_le_bytes());
 }
 
 /// A `long` of 15-bit digits, least significant first.
@@ -272,6 +301,8 @@ struct Writer {
     refs: KeyMap<Vec<u8>, u32>,
     /// A string with escapes, unescaped; kept to reuse its allocation.
     unescaped: Vec<u8>,
+    /// Steps of large-int conversion taken ([`MAX_BIG_INT_WORK`]).
+    work: u64,
 }
 
 /// A cursor over one JSON value, writing its marshal as it reads. Errors are the byte
@@ -282,7 +313,12 @@ struct JsonParser<'a> {
     writer: &'a mut Writer,
 }
 
-type Parsed = Result<(), usize>;
+type Parsed = Result<(), (JsonError, usize)>;
+
+/// A syntax error at `at`.
+fn syntax<T>(at: usize) -> Result<T, (JsonError, usize)> {
+    Err((JsonError::Syntax, at))
+}
 
 impl<'a> JsonParser<'a> {
     fn document(&mut self, out: &mut Vec<u8>) -> Parsed {
@@ -290,7 +326,7 @@ impl<'a> JsonParser<'a> {
         self.value(out, 0)?;
         self.skip_whitespace();
         if self.pos != self.bytes.len() {
-            return Err(self.pos);
+            return syntax(self.pos);
         }
         Ok(())
     }
@@ -309,23 +345,24 @@ impl<'a> JsonParser<'a> {
         match self.peek() {
             Some(b'"') => {
                 self.pos += 1;
-                let text = self.string()?;
+                let text = self.string().or_else(syntax)?;
                 str(out, self.text(text));
                 Ok(())
             }
             Some(b'-' | b'0'..=b'9') => self.number(out),
-            Some(b'{') if depth < MAX_NESTING => self.object(out, depth),
-            Some(b'[') if depth < MAX_NESTING => self.array(out, depth),
+            Some(b'{' | b'[') if depth >= MAX_NESTING => Err((JsonError::TooDeep, self.pos)),
+            Some(b'{') => self.object(out, depth),
+            Some(b'[') => self.array(out, depth),
             Some(b'n') => self.literal("null", NONE, out),
             Some(b't') => self.literal("true", TRUE, out),
             Some(b'f') => self.literal("false", FALSE, out),
-            _ => Err(self.pos),
+            _ => syntax(self.pos),
         }
     }
 
     fn literal(&mut self, word: &str, code: u8, out: &mut Vec<u8>) -> Parsed {
         if !self.bytes[self.pos..].starts_with(word.as_bytes()) {
-            return Err(self.pos);
+            return syntax(self.pos);
         }
         self.pos += word.len();
         out.push(code);
@@ -333,7 +370,7 @@ impl<'a> JsonParser<'a> {
     }
 
     /// After whitespace, `close` ends the container (true), or `,` goes on (false).
-    fn next_or_close(&mut self, close: u8) -> Result<bool, usize> {
+    fn next_or_close(&mut self, close: u8) -> Result<bool, (JsonError, usize)> {
         self.skip_whitespace();
         match self.peek() {
             Some(b',') => {
@@ -345,7 +382,7 @@ impl<'a> JsonParser<'a> {
                 self.pos += 1;
                 Ok(true)
             }
-            _ => Err(self.pos),
+            _ => syntax(self.pos),
         }
     }
 
@@ -379,13 +416,13 @@ impl<'a> JsonParser<'a> {
         } else {
             loop {
                 if self.peek() != Some(b'"') {
-                    return Err(self.pos);
+                    return syntax(self.pos);
                 }
                 self.pos += 1;
                 self.key(out)?;
                 self.skip_whitespace();
                 if self.peek() != Some(b':') {
-                    return Err(self.pos);
+                    return syntax(self.pos);
                 }
                 self.pos += 1;
                 self.skip_whitespace();
@@ -402,7 +439,7 @@ impl<'a> JsonParser<'a> {
     /// An object key (its opening quote read): a reference to its first occurrence in
     /// the batch, or the key itself.
     fn key(&mut self, out: &mut Vec<u8>) -> Parsed {
-        let text = match self.string()? {
+        let text = match self.string().or_else(syntax)? {
             Some(plain) if plain.len() <= 255 && plain.is_ascii() => plain,
             other => {
                 str(out, self.text(other));
@@ -493,14 +530,14 @@ impl<'a> JsonParser<'a> {
         let int_end = digits(pos);
         // JSON allows one leading zero only, and one digit at least.
         if int_end == pos || (bytes[pos] == b'0' && int_end > pos + 1) {
-            return Err(pos);
+            return syntax(pos);
         }
         pos = int_end;
         let mut float = false;
         if self.bytes.get(pos) == Some(&b'.') {
             let end = digits(pos + 1);
             if end == pos + 1 {
-                return Err(end);
+                return syntax(end);
             }
             (pos, float) = (end, true);
         }
@@ -508,7 +545,7 @@ impl<'a> JsonParser<'a> {
             let sign = usize::from(matches!(self.bytes.get(pos + 1), Some(b'+' | b'-')));
             let end = digits(pos + 1 + sign);
             if end == pos + 1 + sign {
-                return Err(end);
+                return syntax(end);
             }
             (pos, float) = (end, true);
         }
@@ -516,7 +553,7 @@ impl<'a> JsonParser<'a> {
         let text = std::str::from_utf8(&bytes[start..pos]).expect("ASCII");
         if float {
             // As Python's float(): correctly rounded, and past the range an infinity.
-            let f: f64 = text.parse().map_err(|_| start)?;
+            let f: f64 = text.parse().or_else(|_| syntax(start))?;
             out.push(BINARY_FLOAT);
             out.extend_from_slice(&f.to_le_bytes());
             return Ok(());
@@ -528,7 +565,12 @@ impl<'a> JsonParser<'a> {
         let negative = text.starts_with('-');
         let decimal = text.trim_start_matches('-').as_bytes();
         if decimal.len() > MAX_INT_DIGITS {
-            return Err(start);
+            return Err((JsonError::TooLong, start));
+        }
+        // About a step per 15-bit digit for every four decimal ones.
+        self.writer.work += (decimal.len() as u64 / 4 + 1) * (decimal.len() as u64 / 4 + 1);
+        if self.writer.work > MAX_BIG_INT_WORK {
+            return Err((JsonError::TooMuchWork, start));
         }
         long(out, negative, &decimal_to_long(decimal));
         Ok(())
@@ -560,11 +602,11 @@ fn decimal_to_long(decimal: &[u8]) -> Vec<u16> {
 /// list of each record's key (its JSON as str or bytes, or None) and `timestamps` None or
 /// a list of ints or Nones, as long as `values`.
 pub fn batch_from_marshal(bytes: &[u8]) -> Result<Vec<u8>, FromMarshalError> {
-    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 2);
+    let mut out = Vec::with_capacity((bytes.len() + bytes.len() / 2).min(MAX_OUTPUT_BYTES));
     if bytes.is_empty() {
         return Ok(out);
     }
-    let mut r = Reader { bytes, pos: 0 };
+    let mut r = Reader { bytes, pos: 0, work: 0 };
     let at = r.pos;
     let len = match r.byte()? {
         TUPLE => r.u32()?,
@@ -574,21 +616,26 @@ pub fn batch_from_marshal(bytes: &[u8]) -> Result<Vec<u8>, FromMarshalError> {
     if len != 3 {
         return Err(FromMarshalError::Shape("3 items", at));
     }
-    let keys = r.optional_list(|r| r.key_bytes())?;
-    let times = r.optional_list(|r| r.timestamp())?;
+    // The keys and timestamps are checked and passed over here, then read in step with the
+    // values by cursors of their own: gathered first, they would take more memory than the
+    // output (a key of one byte, `None`, as a slice of sixteen).
+    let keys = r.skip_optional_list(|r| r.key_bytes().map(drop))?;
+    let times = r.skip_optional_list(|r| r.timestamp().map(drop))?;
     let at = r.pos;
     if r.byte()? != LIST {
         return Err(FromMarshalError::Shape("a list of values", at));
     }
     let n = r.u32()?;
-    for (what, got) in [("keys", keys.as_ref().map(Vec::len)), ("timestamps", times.as_ref().map(Vec::len))] {
-        if let Some(got) = got.filter(|&got| got != n as usize) {
-            return Err(FromMarshalError::Lengths { what, got: got as u32, values: n });
+    for (what, list) in [("keys", keys), ("timestamps", times)] {
+        if let Some((got, _)) = list.filter(|&(got, _)| got != n) {
+            return Err(FromMarshalError::Lengths { what, got, values: n });
         }
     }
-    for i in 0..n as usize {
-        let key = keys.as_ref().and_then(|k| k[i]);
-        let time = times.as_ref().and_then(|t| t[i]);
+    let mut keys = keys.map(|(_, pos)| Reader { bytes, pos, work: 0 });
+    let mut times = times.map(|(_, pos)| Reader { bytes, pos, work: 0 });
+    for _ in 0..n {
+        let key = keys.as_mut().map(Reader::key_bytes).transpose()?.flatten();
+        let time = times.as_mut().map(Reader::timestamp).transpose()?.flatten();
         framing::try_push_with(&mut out, key, time, |buf| r.value(buf, 0))?;
         if out.len() > MAX_OUTPUT_BYTES {
             return Err(FromMarshalError::TooLarge);
@@ -604,6 +651,8 @@ pub fn batch_from_marshal(bytes: &[u8]) -> Result<Vec<u8>, FromMarshalError> {
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Steps of large-int conversion taken ([`MAX_BIG_INT_WORK`]).
+    work: u64,
 }
 
 type Read<T = ()> = Result<T, FromMarshalError>;
@@ -624,19 +673,19 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("four bytes")))
     }
 
-    /// None, or a list of `item`s: each with the place of the record it belongs to.
-    fn optional_list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Read<T>) -> Read<Option<Vec<T>>> {
+    /// None, or a list of `item`s, each checked and passed over: None, or the list's length
+    /// and where its items start.
+    fn skip_optional_list(&mut self, mut item: impl FnMut(&mut Self) -> Read) -> Read<Option<(u32, usize)>> {
         let at = self.pos;
         match self.byte()? {
             NONE => Ok(None),
             LIST => {
-                let n = self.u32()? as usize;
-                // Every item takes a byte at least: a count past the bytes is a lie.
-                let mut items = Vec::with_capacity(n.min(self.bytes.len() - self.pos));
+                let n = self.u32()?;
+                let start = self.pos;
                 for _ in 0..n {
-                    items.push(item(self)?);
+                    item(self)?;
                 }
-                Ok(Some(items))
+                Ok(Some((n, start)))
             }
             _ => Err(FromMarshalError::Shape("None or a list", at)),
         }
@@ -731,6 +780,13 @@ impl<'a> Reader<'a> {
             INT => out.extend_from_slice(itoa::Buffer::new().format(self.i32()?).as_bytes()),
             LONG => {
                 let (negative, digits) = self.long_digits()?;
+                if digits.len() > 8 {
+                    // Written by division, a step per digit for every four decimal ones.
+                    self.work += (digits.len() * digits.len()) as u64;
+                    if self.work > MAX_BIG_INT_WORK {
+                        return Err(FromMarshalError::TooMuchWork);
+                    }
+                }
                 write_long(out, negative, &digits)?;
             }
             BINARY_FLOAT => write_float(out, self.f64()?)?,
@@ -763,8 +819,7 @@ impl<'a> Reader<'a> {
                 out.push(b'}');
             }
             code => match self.string(code, at)? {
-                Some(text) if out.len() + 6 * text.len() > MAX_OUTPUT_BYTES => return Err(FromMarshalError::TooLarge),
-                Some(text) => write_str(out, std::str::from_utf8(text).expect("checked UTF-8")),
+                Some(text) => write_bounded_str(out, text)?,
                 None => return Err(not_json(code, at)),
             },
         }
@@ -779,8 +834,7 @@ impl<'a> Reader<'a> {
     /// int, float, bool or None as its JSON text in a string.
     fn dict_key(&mut self, out: &mut Vec<u8>, code: u8, at: usize) -> Read {
         if let Some(text) = self.string(code, at)? {
-            write_str(out, std::str::from_utf8(text).expect("checked UTF-8"));
-            return Ok(());
+            return write_bounded_str(out, text);
         }
         let text = match code {
             INT | LONG | BINARY_FLOAT | TRUE | FALSE | NONE => {
@@ -801,6 +855,18 @@ impl<'a> Reader<'a> {
         out.push(b'"');
         Ok(())
     }
+}
+
+/// Writes the checked UTF-8 `text` as a JSON string unless the output would pass
+/// [`MAX_OUTPUT_BYTES`]: its length is bounded before it is written, escapes counted.
+fn write_bounded_str(out: &mut Vec<u8>, text: &[u8]) -> Read {
+    // An escape takes at most six bytes for one (`\u001f`).
+    let escapes = text.iter().filter(|&&b| b < 0x20 || b == b'"' || b == b'\\').count();
+    if out.len() + text.len() + 5 * escapes + 2 > MAX_OUTPUT_BYTES {
+        return Err(FromMarshalError::TooLarge);
+    }
+    write_str(out, std::str::from_utf8(text).expect("checked UTF-8"));
+    Ok(())
 }
 
 /// The error of a type code that is no JSON value's.
@@ -1094,6 +1160,15 @@ print('ok', len(vals))
         let big: Vec<u8> = [b"(\x03\x00\x00\x00NN[".as_slice(), &(nones as u32).to_le_bytes()].into_iter().flatten().copied().chain(std::iter::repeat_n(NONE, nones)).collect();
         assert!(matches!(batch_from_marshal(&big), Err(FromMarshalError::TooLarge)));
         assert!(matches!(to_json(&big[7..]), Err(FromMarshalError::TooLarge)), "in one value");
+        // Ints of 4300 digits cost the host the square of their length: a call may write
+        // a few hundred of them, not tens of thousands.
+        let big_int: Vec<u8> = [LONG].into_iter().chain(950i32.to_le_bytes()).chain(std::iter::repeat_n([0xff, 0x7f], 950).flatten()).collect();
+        let ints: Vec<u8> = [LIST].into_iter().chain(1000u32.to_le_bytes()).chain(std::iter::repeat_n(big_int.iter().copied(), 1000).flatten()).collect();
+        assert_eq!(to_json(&ints).unwrap_err(), FromMarshalError::TooMuchWork);
+        assert!(to_json(&big_int).unwrap().len() > 4000);
+        // A dict key is bounded as a value is.
+        let key: Vec<u8> = [DICT, UNICODE].into_iter().chain(((50 << 20) as u32).to_le_bytes()).chain(std::iter::repeat_n(0, 50 << 20)).chain([NONE, NULL]).collect();
+        assert!(matches!(to_json(&key), Err(FromMarshalError::TooLarge)));
         let deep: Vec<u8> = std::iter::repeat_n(*b"[\x01\x00\x00\x00", 600).flatten().chain([NONE]).collect();
         assert_eq!(to_json(&deep).unwrap_err(), FromMarshalError::TooDeep);
         let long: Vec<u8> = [LONG].into_iter().chain(5000i32.to_le_bytes()).chain([0x01; 10_000]).collect();
@@ -1126,5 +1201,19 @@ print('ok', len(vals))
         framing::push(&mut bad, None, b"{\"a\" 1}", None);
         let err = batch_to_marshal(&bad, &mut Vec::new()).unwrap_err();
         assert_eq!(err.to_string(), "record 0: value is not JSON at byte 5");
+        for (text, message) in [
+            ("[".repeat(501), "record 0: value nests deeper than 500 at byte 500"),
+            ("9".repeat(4301), "record 0: value holds an int of more than 4300 digits at byte 0"),
+        ] {
+            let mut framed = Vec::new();
+            framing::push(&mut framed, None, text.as_bytes(), None);
+            assert_eq!(batch_to_marshal(&framed, &mut Vec::new()).unwrap_err().to_string(), message);
+        }
+        let mut ints = Vec::new();
+        for _ in 0..1000 {
+            framing::push(&mut ints, None, "9".repeat(4300).as_bytes(), None);
+        }
+        let err = batch_to_marshal(&ints, &mut Vec::new()).unwrap_err().to_string();
+        assert!(err.ends_with("value is one large int too many for a batch at byte 0"), "{err}");
     }
 }

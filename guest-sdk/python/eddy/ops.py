@@ -366,11 +366,25 @@ def run_batch(ops, data):
 
 def run_timer(ops, key, timer):
     """Hands a fired timer to each operator, first to last; what one emits runs through the
-    operators after it (as the Rust SDK does)."""
+    operators after it (as the Rust SDK does). The call returns one batch of all of it."""
     out = []
     for i, op in enumerate(ops):
         if op.on_timer is not None:
             b = op.on_timer(key, timer)
             if len(b):
-                out.append(encode_batch(run_chain(ops[i + 1:], b)))
-    return b"".join(out)
+                out.append(run_chain(ops[i + 1:], b))
+    return encode_batch(_concat(out))
+
+
+def _concat(batches):
+    """One batch of the records of ``batches``, in order."""
+    if len(batches) == 1:
+        return batches[0]
+
+    def column(name):
+        cols = [getattr(b, name) for b in batches]
+        if all(c is None for c in cols):
+            return None
+        return list(chain.from_iterable(c if c is not None else repeat(None, len(b))
+                                        for c, b in zip(cols, batches)))
+    return Batch(column("keys"), column("ts"), list(chain.from_iterable(b.vals for b in batches)))

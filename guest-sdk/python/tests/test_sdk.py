@@ -130,6 +130,20 @@ class BatchTest(unittest.TestCase):
         self.assertEqual(seen, times)
         self.assertEqual(emitted(ops.encode_batch(out)), (None, times, [1] * 4))
 
+    def test_timers_of_two_operators_return_one_batch(self):
+        class Timed(ops.Operator):
+            def __init__(self, emit):
+                self.emit = emit
+
+            def on_timer(self, key, timer):
+                return ops.Batch([key] * len(self.emit), None, list(self.emit))
+
+            def process(self, b):
+                return b
+        out = ops.run_timer([Timed([1, 2]), ops.Map(lambda v: v * 10), Timed([3])], b'"k"', None)
+        self.assertEqual(emitted(out), ([b'"k"'] * 3, None, [10, 20, 3]))
+        self.assertEqual(ops.run_timer([ops.Map(abs)], b'"k"', None), b"")
+
     def test_keys_are_json(self):
         out = ops.run_chain([ops.KeyBy(lambda v: v)], ops.decode_batch(host_batch(
             [(None, None, v) for v in (1, "é", [1, "x"], None)])))
