@@ -16,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
+
 use crate::marshal;
 
 pub use component_file::{read_component, ReadError, MAX_COMPONENT_FILE};
