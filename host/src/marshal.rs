@@ -18,7 +18,7 @@ use std::io::Write;
 
 use thiserror::Error;
 
-use crate::framing::{self, FramingError};
+use crate::framing::{self, FramingError, Record};
 use crate::json::{next_escape, read_escape, write_array, write_str, Escape};
 use crate::keys::KeyMap;
 use crate::msgpack::{self, MsgpackError};
@@ -187,29 +187,24 @@ pub fn batch_to_marshal(framed: &[u8], out: &mut Vec<u8>) -> Result<(), ToMarsha
         second |= record.second_input();
     }
     let records = || framing::records(framed).map(|r| r.expect("checked above"));
+    // None, or the list of each record's `item`: the form of keys, timestamps and inputs.
+    let optional_list = |out: &mut Vec<u8>, present: bool, item: fn(&mut Vec<u8>, &Record)| {
+        if !present {
+            out.push(NONE);
+            return;
+        }
+        list_header(out, n);
+        records().for_each(|r| item(out, &r));
+    };
     tuple_header(out, 4);
-    if keys {
-        list_header(out, n);
-        for r in records() {
-            match r.key {
-                Some(k) => sized(out, BYTES, k),
-                None => out.push(NONE),
-            }
-        }
-    } else {
-        out.push(NONE);
-    }
-    if times {
-        list_header(out, n);
-        for r in records() {
-            match r.timestamp {
-                Some(t) => int(out, t.into()),
-                None => out.push(NONE),
-            }
-        }
-    } else {
-        out.push(NONE);
-    }
+    optional_list(out, keys, |out, r| match r.key {
+        Some(k) => sized(out, BYTES, k),
+        None => out.push(NONE),
+    });
+    optional_list(out, times, |out, r| match r.timestamp {
+        Some(t) => int(out, t.into()),
+        None => out.push(NONE),
+    });
     list_header(out, n);
     let mut writer = Writer::default();
     let mut json = Vec::new();
@@ -223,14 +218,7 @@ pub fn batch_to_marshal(framed: &[u8], out: &mut Vec<u8>) -> Result<(), ToMarsha
         let mut parser = JsonParser { bytes: value, pos: 0, writer: &mut writer };
         parser.document(out).map_err(|(why, at)| ToMarshalError::NotJson { record, why, at })?;
     }
-    if second {
-        list_header(out, n);
-        for r in records() {
-            int(out, r.second_input().into());
-        }
-    } else {
-        out.push(NONE);
-    }
+    optional_list(out, second, |out, r| int(out, r.second_input().into()));
     Ok(())
 }
 
@@ -269,16 +257,14 @@ fn int(out: &mut Vec<u8>, n: i128) {
         out.extend_from_slice(&small.to_le_bytes());
         return;
     }
-    // A `long` of 15-bit digits, least significant first, its size written once counted.
-    let at = out.len();
-    out.extend_from_slice(&[LONG, 0, 0, 0, 0]);
-    let (mut magnitude, mut len) = (n.unsigned_abs(), 0i32);
+    // 128 bits are at most nine 15-bit digits, gathered on the stack.
+    let (mut digits, mut len, mut magnitude) = ([0u16; 9], 0, n.unsigned_abs());
     while magnitude > 0 {
-        out.extend_from_slice(&((magnitude & 0x7fff) as u16).to_le_bytes());
+        digits[len] = (magnitude & 0x7fff) as u16;
         magnitude >>= 15;
         len += 1;
     }
-    out[at + 1..at + 5].copy_from_slice(&if n < 0 { -len } else { len }.to_le_bytes());
+    long(out, n < 0, &digits[..len]);
 }
 
 /// A `long` of 15-bit digits, least significant first.
@@ -860,10 +846,13 @@ impl<'a> Reader<'a> {
 /// Writes the checked UTF-8 `text` as a JSON string unless the output would pass
 /// [`MAX_OUTPUT_BYTES`]: its length is bounded before it is written, escapes counted.
 fn write_bounded_str(out: &mut Vec<u8>, text: &[u8]) -> Read {
-    // An escape takes at most six bytes for one (`\u001f`).
-    let escapes = text.iter().filter(|&&b| b < 0x20 || b == b'"' || b == b'\\').count();
-    if out.len() + text.len() + 5 * escapes + 2 > MAX_OUTPUT_BYTES {
-        return Err(FromMarshalError::TooLarge);
+    // An escape takes at most six bytes for one (`\u001f`); the escapes are counted only
+    // when that worst case would not fit, not for every string.
+    if out.len() + 6 * text.len() + 2 > MAX_OUTPUT_BYTES {
+        let escapes = text.iter().filter(|&&b| b < 0x20 || b == b'"' || b == b'\\').count();
+        if out.len() + text.len() + 5 * escapes + 2 > MAX_OUTPUT_BYTES {
+            return Err(FromMarshalError::TooLarge);
+        }
     }
     write_str(out, std::str::from_utf8(text).expect("checked UTF-8"));
     Ok(())
